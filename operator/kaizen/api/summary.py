@@ -1,0 +1,246 @@
+"""The step contract: the summary a step writes for the operator, its exit codes and artifact layout.
+
+A step (evaluator or trainer program) writes one `StepSummary` as JSON to
+`$KAIZEN_SUMMARY_PATH` (default `/dev/termination-log`). Kubernetes truncates a
+termination message at 4096 bytes, so `write_summary` refuses anything larger:
+headline numbers only, everything else stays in the artifact directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from kaizen.api._base import ApiModel
+
+#: Hard bound on a serialised summary, in bytes (the termination-message limit).
+SUMMARY_MAX_BYTES = 4096
+#: Environment variable that tells a step where to write its summary.
+SUMMARY_PATH_ENV = "KAIZEN_SUMMARY_PATH"
+DEFAULT_SUMMARY_PATH = "/dev/termination-log"
+
+#: Exit code of a successful step.
+EXIT_OK = 0
+#: Exit code of a step that failed and may succeed when retried.
+EXIT_FAILURE = 1
+#: Exit code of a configuration error (bad argument, missing data): never retried.
+EXIT_CONFIG_ERROR = 3
+
+
+class ScoreDigest(ApiModel):
+    """Headline scores of one evaluation, rounded to keep status small."""
+
+    overall: float
+    """Micro-averaged score over all items (0–1)."""
+
+    domains: dict[str, float] = Field(default_factory=dict)
+    """Score per domain (0–1)."""
+
+    capabilities: dict[str, float] = Field(default_factory=dict)
+    """Score per capability (0–1)."""
+
+    items: int = 0
+    """Number of items evaluated."""
+
+    tokens_per_second: float | None = None
+    """Generated tokens per second over the whole evaluation."""
+
+    peak_memory_mb: float | None = None
+    """Peak memory (CUDA when on GPU, process RSS otherwise), MiB."""
+
+    results_path: str | None = None
+    """The full results file in the artifact directory."""
+
+
+class PlanDigest(ApiModel):
+    """The improvement plan chosen by the analyze step."""
+
+    priority_domains: list[str] = Field(default_factory=list)
+    """Domains that get one adapter each, weakest first."""
+
+    targeted_capabilities: list[str] = Field(default_factory=list)
+    """Capabilities weakest across the suite."""
+
+    failure_kinds: dict[str, int] = Field(default_factory=dict)
+    """Counts of failures by kind (wrong answer, empty, truncated, …)."""
+
+    plan_path: str | None = None
+    """The full plan file in the artifact directory."""
+
+
+class AdapterDigest(ApiModel):
+    """One trained LoRA adapter."""
+
+    domain: str
+    """Domain the adapter was trained on."""
+
+    path: str
+    """Adapter directory (peft format)."""
+
+    examples: int = 0
+    """Training examples used."""
+
+    steps: int = 0
+    """Optimiser steps taken."""
+
+    final_loss: float | None = None
+    """Mean training loss over the last steps."""
+
+
+class MergeDigest(ApiModel):
+    """The merged candidate adapter."""
+
+    path: str
+    """Merged adapter directory (peft format)."""
+
+    combination: str
+    """peft combination type used."""
+
+    sources: list[str] = Field(default_factory=list)
+    """Domains of the merged adapters."""
+
+
+class ValidationDigest(ApiModel):
+    """The A/B comparison of candidate and baseline on identical items."""
+
+    verdict: Literal["Promote", "Reject"]
+    """Whether the candidate passes every gate."""
+
+    overall_delta: float
+    """Candidate overall score minus baseline overall score."""
+
+    p_value: float
+    """Two-sided exact McNemar p-value on per-item correctness."""
+
+    domain_deltas: dict[str, float] = Field(default_factory=dict)
+    """Score change per domain."""
+
+    regressions: list[str] = Field(default_factory=list)
+    """Domains that dropped by more than `maxRegression`."""
+
+    improved_items: int = 0
+    """Items wrong in the baseline and right in the candidate."""
+
+    regressed_items: int = 0
+    """Items right in the baseline and wrong in the candidate."""
+
+    reasons: list[str] = Field(default_factory=list)
+    """Why the verdict is what it is, one short sentence per gate."""
+
+    report_path: str | None = None
+    """The full comparison in the artifact directory."""
+
+
+class StepSummary(ApiModel):
+    """What a step reports back: success or a reason, and a digest of its results."""
+
+    step: str
+    """Step name, e.g. `evaluate-baseline` or `train-geography`."""
+
+    ok: bool
+    """True when the step finished its work."""
+
+    reason: str = "Completed"
+    """CamelCase reason: `Completed`, `ConfigurationError`, `StepError`, …"""
+
+    message: str = ""
+    """One line for humans."""
+
+    artifacts_dir: str | None = None
+    """The step's artifact directory."""
+
+    digest: str | None = None
+    """sha256 of the step's main result file."""
+
+    duration_seconds: float | None = None
+    """Wall time of the step."""
+
+    evaluation: ScoreDigest | None = None
+    """Set by evaluate steps."""
+
+    plan: PlanDigest | None = None
+    """Set by the analyze step."""
+
+    adapter: AdapterDigest | None = None
+    """Set by train steps."""
+
+    merge: MergeDigest | None = None
+    """Set by the merge step."""
+
+    validation: ValidationDigest | None = None
+    """Set by the validate step."""
+
+
+class SummaryTooLarge(ValueError):
+    """A summary would not fit in a termination message."""
+
+
+def encode_summary(summary: StepSummary) -> bytes:
+    """Serialise a summary compactly, refusing anything over `SUMMARY_MAX_BYTES`."""
+    data = json.dumps(summary.to_wire(), separators=(",", ":"), sort_keys=True).encode()
+    if len(data) > SUMMARY_MAX_BYTES:
+        raise SummaryTooLarge(
+            f"summary of step {summary.step!r} is {len(data)} bytes; the limit is {SUMMARY_MAX_BYTES}"
+        )
+    return data
+
+
+def write_summary(summary: StepSummary, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write a summary to `path`, `$KAIZEN_SUMMARY_PATH` or the termination log."""
+    target = Path(path or os.environ.get(SUMMARY_PATH_ENV) or DEFAULT_SUMMARY_PATH)
+    data = encode_summary(summary)
+    if target.parent.is_dir() and str(target).startswith("/dev/"):
+        # Device files cannot be replaced by rename: write in place.
+        target.write_bytes(data)
+    else:
+        atomic_write_bytes(target, data)
+    return target
+
+
+def parse_summary(text: str | bytes) -> StepSummary:
+    """Parse a summary read from a termination message or a file (raises ValueError)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return StepSummary.model_validate_json(text.strip())
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: object) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """`sha256:<hex>` of a file's bytes."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return f"sha256:{sha.hexdigest()}"
+
+
+def step_artifacts_dir(root: str | os.PathLike[str], namespace: str, cycle: str, step: str) -> Path:
+    """`<root>/<namespace>/<cycle>/<step>`: where a step writes everything it produces."""
+    return Path(root) / namespace / cycle / step
