@@ -83,9 +83,13 @@ def run_step(
     return EXIT_OK
 
 
-def _fail(step: str, reason: str, message: str, code: int, summary_path: str | None, out: Path) -> int:
+def _fail(
+    step: str, reason: str, message: str, code: int, summary_path: str | None, out: Path
+) -> int:
     print(f"[{step}] {reason}: {message}", file=sys.stderr)
-    summary = StepSummary(step=step, ok=False, reason=reason, message=_one_line(message), artifacts_dir=str(out))
+    summary = StepSummary(
+        step=step, ok=False, reason=reason, message=_one_line(message), artifacts_dir=str(out)
+    )
     try:
         write_summary(summary, summary_path)
     except OSError as error:  # the summary is best effort when the step already failed

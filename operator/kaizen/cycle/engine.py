@@ -1,0 +1,515 @@
+"""The cycle engine: pure, idempotent decisions about what a cycle does next.
+
+`reconcile` takes the cycle (spec and status) and what an executor observed of the
+steps the status lists as launched, and returns a `Decision`: the complete new status,
+the steps to launch, whether to stop the cycle's other steps, and the events to emit.
+It decides from `status` alone, never from "a Job is absent", so finished steps are
+never started again, and the same inputs always give the same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kaizen.api.cycle import ImprovementCycle
+from kaizen.api.status import Condition, ImprovementCycleStatus, Phase, StepRecord, StepState
+from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary
+from kaizen.cycle import conditions as cond
+from kaizen.cycle.steps import (
+    ANALYZE,
+    EVALUATE_BASELINE,
+    EVALUATE_CANDIDATE,
+    MERGE,
+    TRAIN_PREFIX,
+    VALIDATE,
+    StepPlanner,
+    train_step_name,
+)
+from kaizen.cycle.types import CycleEvent, Decision, StepInvocation, StepObservation
+
+#: A step whose Job disappeared before its outcome was recorded is relaunched this often.
+MAX_ATTEMPTS = 3
+TERMINAL_STEP_STATES = (StepState.SUCCEEDED, StepState.FAILED)
+TERMINAL_PHASES = (Phase.SUCCEEDED, Phase.FAILED)
+
+CONFIGURATION_ERROR = "ConfigurationError"
+STEP_FAILED = "StepFailed"
+INVALID_SPEC = "InvalidSpec"
+
+
+def reconcile(
+    cycle: ImprovementCycle,
+    observations: Mapping[str, StepObservation],
+    *,
+    artifact_root: str,
+    now: str,
+) -> Decision:
+    """Decide the next status and actions of `cycle` from its status and the observations."""
+    meta = cycle.metadata
+    status = (cycle.status or ImprovementCycleStatus()).model_copy(deep=True)
+    status.observed_generation = meta.generation
+    if status.phase in TERMINAL_PHASES:
+        return Decision(status=status)
+    planner = StepPlanner(
+        cycle.spec, namespace=meta.namespace, cycle=meta.name, artifact_root=artifact_root
+    )
+    if status.start_time is None:
+        status.start_time = now
+    status.artifacts_path = planner.cycle_dir
+    run = _Run(status, planner, now, meta.generation)
+
+    for record in status.steps:
+        if record.state not in TERMINAL_STEP_STATES:
+            run.observe(record, observations.get(record.name))
+
+    failed = [r for r in status.steps if r.state == StepState.FAILED]
+    if failed:
+        run.fail_cycle(failed[0])
+    else:
+        run.advance(cycle)
+    run.refresh_conditions()
+    return Decision(
+        status=status,
+        start=tuple(run.starts),
+        stop_running_steps=run.stop_running,
+        events=tuple(run.events),
+    )
+
+
+def invalid_spec(
+    status: ImprovementCycleStatus | None, *, generation: int | None, message: str, now: str
+) -> Decision:
+    """The decision for a spec that does not validate: Failed at once, never retried."""
+    status = (status or ImprovementCycleStatus()).model_copy(deep=True)
+    status.observed_generation = generation
+    already = (
+        status.phase == Phase.FAILED
+        and status.failure_reason == INVALID_SPEC
+        and status.message == message
+    )
+    status.phase = Phase.FAILED
+    status.failure_reason = INVALID_SPEC
+    status.message = message
+    status.completion_time = status.completion_time if already else now
+    status.conditions = _summary_conditions(status, now, generation)
+    events = () if already else (CycleEvent("Warning", INVALID_SPEC, message),)
+    return Decision(status=status, stop_running_steps=True, events=events)
+
+
+class _Run:
+    """The mutable working state of one `reconcile` call."""
+
+    def __init__(
+        self, status: ImprovementCycleStatus, planner: StepPlanner, now: str, generation: int | None
+    ):
+        self.status = status
+        self.planner = planner
+        self.now = now
+        self.generation = generation
+        self.starts: list[StepInvocation] = []
+        self.events: list[CycleEvent] = []
+        self.stop_running = False
+
+    # -- observations ------------------------------------------------------------------
+
+    def observe(self, record: StepRecord, seen: StepObservation | None) -> None:
+        state = seen.state if seen else StepState.PENDING
+        if state == StepState.PENDING:
+            self._not_seen(record)
+        elif state in (StepState.QUEUED, StepState.RUNNING):
+            if record.state != state:
+                record.state = state
+                record.reason = "Queued" if state == StepState.QUEUED else "Running"
+                record.message = (seen.message if seen else None) or (
+                    "waiting for quota or capacity" if state == StepState.QUEUED else "running"
+                )
+        elif state == StepState.SUCCEEDED:
+            assert seen is not None
+            self._succeeded(record, seen)
+        else:
+            assert seen is not None
+            self._failed(record, seen)
+
+    def _not_seen(self, record: StepRecord) -> None:
+        if record.state == StepState.PENDING:
+            # Launched but never seen: launching again is harmless (creation is idempotent).
+            self.starts.append(self._invocation(record.name, record.attempt))
+            return
+        if record.attempt >= MAX_ATTEMPTS:
+            self._record_failure(
+                record,
+                "JobLost",
+                f"the Job of step {record.name} disappeared {record.attempt} times",
+            )
+            return
+        # The Job vanished before its outcome was recorded (deleted by hand, node lost):
+        # relaunch under a new name; a step that already finished reuses its artifacts.
+        invocation = self._invocation(record.name, record.attempt + 1)
+        self.events.append(
+            CycleEvent(
+                "Warning",
+                "JobLost",
+                f"Job {record.job_name} disappeared; relaunching as {invocation.job_name}",
+            )
+        )
+        record.attempt = invocation.attempt
+        record.job_name = invocation.job_name
+        record.state = StepState.PENDING
+        record.reason, record.message = "Relaunched", "the previous Job disappeared"
+        record.start_time = self.now
+        self.starts.append(invocation)
+
+    def _succeeded(self, record: StepRecord, seen: StepObservation) -> None:
+        summary = seen.summary
+        if summary is None:
+            detail = f": {seen.message}" if seen.message else ""
+            self._record_failure(
+                record,
+                "SummaryMissing",
+                f"step {record.name} succeeded but left no readable summary{detail}",
+            )
+            return
+        if not summary.ok:
+            self._record_failure(
+                record, summary.reason, summary.message or "the step reported a failure"
+            )
+            return
+        problem = self._fold(record.name, summary)
+        if problem:
+            self._record_failure(record, "SummaryIncomplete", problem)
+            return
+        record.state = StepState.SUCCEEDED
+        record.reason = "StepSucceeded"
+        record.message = summary.message or _headline(record.name, summary)
+        record.digest = summary.digest
+        record.artifacts_dir = summary.artifacts_dir or record.artifacts_dir
+        record.completion_time = self.now
+        self.events.append(
+            CycleEvent("Normal", "StepSucceeded", f"{record.name}: {record.message}")
+        )
+
+    def _failed(self, record: StepRecord, seen: StepObservation) -> None:
+        summary = seen.summary
+        if summary is not None and not summary.ok:
+            reason, message = summary.reason, summary.message
+        else:
+            reason = CONFIGURATION_ERROR if seen.exit_code == EXIT_CONFIG_ERROR else STEP_FAILED
+            message = seen.message or f"exit code {seen.exit_code}"
+        if seen.exit_code == EXIT_CONFIG_ERROR:
+            reason = CONFIGURATION_ERROR
+        self._record_failure(record, reason, message or "the step failed")
+
+    def _record_failure(self, record: StepRecord, reason: str, message: str) -> None:
+        record.state = StepState.FAILED
+        record.reason = reason
+        record.message = message
+        record.completion_time = self.now
+        self.events.append(CycleEvent("Warning", reason, f"step {record.name} failed: {message}"))
+
+    def _fold(self, step: str, summary: StepSummary) -> str | None:
+        """Copy a step's digest into status; returns a problem when the summary lacks it."""
+        status = self.status
+        if step in (EVALUATE_BASELINE, EVALUATE_CANDIDATE):
+            if summary.evaluation is None:
+                return f"step {step} reported no evaluation scores"
+            if step == EVALUATE_BASELINE:
+                status.baseline = summary.evaluation
+            else:
+                status.candidate = summary.evaluation
+        elif step == ANALYZE:
+            if summary.plan is None:
+                return "the analyze step reported no plan"
+            status.plan = summary.plan
+        elif step.startswith(TRAIN_PREFIX):
+            if summary.adapter is None:
+                return f"step {step} reported no adapter"
+            adapter = summary.adapter
+            status.adapters = [a for a in status.adapters if a.domain != adapter.domain] + [adapter]
+        elif step == MERGE:
+            if summary.merge is None:
+                return "the merge step reported no merged adapter"
+            status.merged = summary.merge
+        elif step == VALIDATE:
+            if summary.validation is None:
+                return "the validate step reported no verdict"
+            status.validation = summary.validation
+        return None
+
+    # -- progress ----------------------------------------------------------------------
+
+    def _record(self, name: str) -> StepRecord | None:
+        return next((r for r in self.status.steps if r.name == name), None)
+
+    def _done(self, name: str) -> bool:
+        record = self._record(name)
+        return record is not None and record.state == StepState.SUCCEEDED
+
+    def _launch(self, name: str) -> None:
+        if self._record(name) is not None:
+            return
+        invocation = self._invocation(name, 1)
+        self.status.steps.append(
+            StepRecord(
+                name=name,
+                job_name=invocation.job_name,
+                state=StepState.PENDING,
+                attempt=1,
+                start_time=self.now,
+                reason="Launched",
+                message="launched",
+                artifacts_dir=invocation.artifacts_dir,
+            )
+        )
+        self.starts.append(invocation)
+        self.events.append(
+            CycleEvent("Normal", "StepStarted", f"started step {name} (Job {invocation.job_name})")
+        )
+
+    def _priority_domains(self) -> list[str]:
+        return list(self.status.plan.priority_domains) if self.status.plan else []
+
+    def _invocation(self, name: str, attempt: int) -> StepInvocation:
+        planner, status = self.planner, self.status
+        if name == EVALUATE_BASELINE:
+            return planner.evaluate_baseline(attempt)
+        if name == ANALYZE:
+            baseline = (status.baseline and status.baseline.results_path) or planner.results_path(
+                EVALUATE_BASELINE
+            )
+            return planner.analyze(baseline, attempt)
+        if name.startswith(TRAIN_PREFIX):
+            domain = next(d for d in self._priority_domains() if train_step_name(d) == name)
+            plan = (status.plan and status.plan.plan_path) or planner.plan_path()
+            return planner.train(domain, plan, attempt)
+        if name == MERGE:
+            by_domain = {a.domain: a.path for a in status.adapters}
+            sources = [
+                (d, by_domain.get(d) or planner.adapter_path(train_step_name(d)))
+                for d in self._priority_domains()
+            ]
+            return planner.merge(sources, attempt)
+        if name == EVALUATE_CANDIDATE:
+            merged = (status.merged and status.merged.path) or planner.adapter_path(MERGE)
+            return planner.evaluate_candidate(merged, attempt)
+        if name == VALIDATE:
+            baseline = (status.baseline and status.baseline.results_path) or planner.results_path(
+                EVALUATE_BASELINE
+            )
+            candidate = (
+                status.candidate and status.candidate.results_path
+            ) or planner.results_path(EVALUATE_CANDIDATE)
+            return planner.validate(baseline, candidate, attempt)
+        raise ValueError(f"unknown step {name!r}")
+
+    def advance(self, cycle: ImprovementCycle) -> None:
+        """Launch whatever the finished steps allow, or finish the cycle."""
+        if not self._done(EVALUATE_BASELINE):
+            self._launch(EVALUATE_BASELINE)
+        elif not self._done(ANALYZE):
+            self._launch(ANALYZE)
+        else:
+            domains = self._priority_domains()
+            if not domains:
+                self._succeed(
+                    cycle,
+                    "NothingToImprove",
+                    "no domain scored below the threshold; nothing to train",
+                )
+                return
+            train_steps = [train_step_name(d) for d in domains]
+            if len(set(train_steps)) != len(train_steps):
+                self._fail(
+                    "DomainNameClash", f"priority domains {domains} map to the same step names"
+                )
+                return
+            for step in train_steps:
+                self._launch(step)
+            if not all(self._done(step) for step in train_steps):
+                pass
+            elif not self._done(MERGE):
+                self._launch(MERGE)
+            elif not self._done(EVALUATE_CANDIDATE):
+                self._launch(EVALUATE_CANDIDATE)
+            elif not self._done(VALIDATE):
+                self._launch(VALIDATE)
+            else:
+                self._finish_validated(cycle)
+                return
+        self.status.phase = _phase(self.status)
+        self.status.message = self._progress_message()
+
+    def _progress_message(self) -> str:
+        active = [r.name for r in self.status.steps if r.state not in TERMINAL_STEP_STATES]
+        queued = [r.name for r in self.status.steps if r.state == StepState.QUEUED]
+        if queued:
+            return f"waiting for quota: {', '.join(queued)}"
+        return f"running: {', '.join(active)}" if active else "waiting"
+
+    def _finish_validated(self, cycle: ImprovementCycle) -> None:
+        validation = self.status.validation
+        assert validation is not None
+        if validation.verdict == "Promote" and self.status.merged is not None:
+            self.status.promoted_adapters = [*cycle.spec.model.adapters, self.status.merged.path]
+            reason = "Promoted"
+            message = f"candidate promoted: overall {validation.overall_delta:+.3f}, p={validation.p_value:.3g}"
+        else:
+            self.status.promoted_adapters = list(cycle.spec.model.adapters)
+            reason = "Rejected"
+            why = "; ".join(validation.reasons) or "a gate failed"
+            message = f"candidate rejected: {why}"
+        self._succeed(cycle, reason, message)
+
+    def _succeed(self, cycle: ImprovementCycle, reason: str, message: str) -> None:
+        if reason == "NothingToImprove":
+            self.status.promoted_adapters = list(cycle.spec.model.adapters)
+        self.status.phase = Phase.SUCCEEDED
+        self.status.completion_time = self.now
+        self.status.message = message
+        self.events.append(CycleEvent("Normal", reason, message))
+
+    def fail_cycle(self, failed: StepRecord) -> None:
+        reason = failed.reason if failed.reason == CONFIGURATION_ERROR else STEP_FAILED
+        self._fail(reason, f"step {failed.name} failed ({failed.reason}): {failed.message}")
+
+    def _fail(self, reason: str, message: str) -> None:
+        status = self.status
+        for record in status.steps:
+            if record.state not in TERMINAL_STEP_STATES:
+                record.state = StepState.FAILED
+                record.reason = "Cancelled"
+                record.message = "stopped because the cycle failed"
+                record.completion_time = self.now
+                self.stop_running = True
+        status.phase = Phase.FAILED
+        status.failure_reason = reason
+        status.message = message
+        status.completion_time = self.now
+        self.events.append(CycleEvent("Warning", "CycleFailed", message))
+
+    # -- conditions --------------------------------------------------------------------
+
+    def refresh_conditions(self) -> None:
+        status, now, gen = self.status, self.now, self.generation
+        conditions = status.conditions
+        nothing_to_do = status.phase == Phase.SUCCEEDED and not self._priority_domains()
+        for type_, names in self._stages():
+            state, reason, message = _stage_state(
+                self.status,
+                names,
+                nothing_to_do and type_ not in (cond.BASELINE_EVALUATED, cond.WEAKNESS_ANALYZED),
+            )
+            conditions = cond.set_condition(
+                conditions, type_, state, reason, message, now=now, generation=gen
+            )
+        status.conditions = conditions
+        status.conditions = _summary_conditions(status, now, gen)
+
+    def _stages(self) -> list[tuple[str, list[str]]]:
+        train = [train_step_name(d) for d in self._priority_domains()] or [
+            r.name for r in self.status.steps if r.name.startswith(TRAIN_PREFIX)
+        ]
+        return [
+            (cond.BASELINE_EVALUATED, [EVALUATE_BASELINE]),
+            (cond.WEAKNESS_ANALYZED, [ANALYZE]),
+            (cond.ADAPTERS_TRAINED, train),
+            (cond.ADAPTERS_MERGED, [MERGE]),
+            (cond.CANDIDATE_EVALUATED, [EVALUATE_CANDIDATE]),
+            (cond.VALIDATED, [VALIDATE]),
+        ]
+
+
+def _stage_state(
+    status: ImprovementCycleStatus, names: list[str], not_required: bool
+) -> tuple[cond.ConditionStatus, str, str]:
+    if not_required:
+        return "False", "NotRequired", "no domain needed training"
+    records = [r for r in status.steps if r.name in names]
+    if not names or not records:
+        return "Unknown", "Pending", "waiting for earlier steps"
+    failed = [r for r in records if r.state == StepState.FAILED]
+    if failed:
+        return "False", failed[0].reason or STEP_FAILED, failed[0].message or "failed"
+    if len(records) == len(names) and all(r.state == StepState.SUCCEEDED for r in records):
+        return "True", "StepSucceeded", "; ".join(r.message or r.name for r in records)[:1000]
+    if any(r.state == StepState.QUEUED for r in records):
+        return "Unknown", "Queued", "waiting for quota or capacity"
+    return (
+        "Unknown",
+        "Running",
+        ", ".join(r.name for r in records if r.state not in TERMINAL_STEP_STATES),
+    )
+
+
+def _summary_conditions(
+    status: ImprovementCycleStatus, now: str, gen: int | None
+) -> list[Condition]:
+    conditions = status.conditions
+    message = status.message or ""
+    values: dict[str, tuple[cond.ConditionStatus, str]]
+    if status.phase == Phase.SUCCEEDED:
+        verdict = status.validation.verdict if status.validation else None
+        reason = {"Promote": "Promoted", "Reject": "Rejected"}.get(
+            verdict or "", "NothingToImprove"
+        )
+        values = {
+            cond.SUCCEEDED: ("True", reason),
+            cond.READY: ("True", reason),
+            cond.RECONCILING: ("False", reason),
+            cond.STALLED: ("False", reason),
+        }
+    elif status.phase == Phase.FAILED:
+        reason = status.failure_reason or STEP_FAILED
+        values = {
+            cond.SUCCEEDED: ("False", reason),
+            cond.READY: ("False", reason),
+            cond.RECONCILING: ("False", reason),
+            cond.STALLED: ("True", reason),
+        }
+    else:
+        reason = "Queued" if any(r.state == StepState.QUEUED for r in status.steps) else "Running"
+        values = {
+            cond.SUCCEEDED: ("Unknown", reason),
+            cond.READY: ("False", reason),
+            cond.RECONCILING: ("True", reason),
+            cond.STALLED: ("False", reason),
+        }
+    for type_, (state, why) in values.items():
+        conditions = cond.set_condition(
+            conditions, type_, state, why, message, now=now, generation=gen
+        )
+    return conditions
+
+
+def _phase(status: ImprovementCycleStatus) -> Phase:
+    names = {r.name for r in status.steps}
+    if VALIDATE in names:
+        return Phase.VALIDATING
+    if EVALUATE_CANDIDATE in names:
+        return Phase.EVALUATING
+    if MERGE in names:
+        return Phase.MERGING
+    if any(n.startswith(TRAIN_PREFIX) for n in names):
+        return Phase.TRAINING
+    if ANALYZE in names:
+        return Phase.ANALYZING
+    if EVALUATE_BASELINE in names:
+        return Phase.EVALUATING
+    return Phase.PENDING
+
+
+def _headline(step: str, summary: StepSummary) -> str:
+    if summary.evaluation is not None:
+        return f"overall score {summary.evaluation.overall:.3f} on {summary.evaluation.items} items"
+    if summary.plan is not None:
+        return f"priority domains: {', '.join(summary.plan.priority_domains) or 'none'}"
+    if summary.adapter is not None:
+        loss = summary.adapter.final_loss
+        return f"adapter for {summary.adapter.domain} trained" + (
+            f", final loss {loss:.3f}" if loss is not None else ""
+        )
+    if summary.merge is not None:
+        return f"merged {len(summary.merge.sources)} adapter(s) with {summary.merge.combination}"
+    if summary.validation is not None:
+        v = summary.validation
+        return f"verdict {v.verdict}: overall {v.overall_delta:+.3f}, p={v.p_value:.3g}"
+    return f"{step} completed"
