@@ -1,0 +1,425 @@
+"""Evaluation suites: the items a model is scored on and the training pool per domain.
+
+A suite is a directory, shipped under `kaizen/evaluator/suites/<name>/` or mounted from a
+PVC or ConfigMap, holding
+
+- `suite.yaml`: name, version, description, `domains`, `capabilities`, `defaults: {scorer}`;
+- `eval.jsonl`: one item per line (`id`, `domain`, `capability`, `question`, `answer`,
+  optional `aliases`, `scorer`, `context`);
+- `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`.
+
+Loading is strict, because a typo in a suite silently skews every score after it: each
+problem raises `SuiteError` ("file:line: field: problem"), a `ConfigurationError` that the
+step contract turns into exit code 3. A training question that repeats an evaluation
+question is refused too: a pool must never teach the test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kaizen.api.step import ConfigurationError
+from kaizen.evaluator.scoring import SCORERS, answer_problem, normalize
+
+#: The capability taxonomy: what kind of thinking an item needs.
+CAPABILITIES = ("factual_recall", "cross_referencing", "counterfactual", "multi_step")
+#: Where suites shipped with Kaizen live (package data).
+SHIPPED_SUITES = Path(__file__).parent / "suites"
+
+SUITE_FILE = "suite.yaml"
+EVAL_FILE = "eval.jsonl"
+TRAIN_FILE = "train.jsonl"
+
+_EVAL_FIELDS = {"id", "domain", "capability", "question", "answer", "aliases", "scorer", "context"}
+_TRAIN_FIELDS = {"domain", "question", "answer", "capability"}
+_SUITE_FIELDS = {"name", "version", "description", "domains", "capabilities", "defaults"}
+
+
+class SuiteError(ConfigurationError):
+    """A suite that cannot be used; the message names file, line and field."""
+
+    def __init__(
+        self, path: Path | str, line: int | None, field_name: str | None, problem: str
+    ) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        what = f"{field_name}: {problem}" if field_name else problem
+        super().__init__(f"{where}: {what}")
+        self.path = str(path)
+        self.line = line
+        self.field = field_name
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One evaluation question; `answers[0]` is the reference, the rest accepted aliases."""
+
+    id: str
+    domain: str
+    capability: str
+    question: str
+    answers: tuple[str, ...]
+    scorer: str
+    context: str | None = None
+
+    @property
+    def reference(self) -> str:
+        return self.answers[0]
+
+    def user_message(self) -> str:
+        """What the user turn says: the context (a premise or passage), then the question."""
+        return f"{self.context}\n\n{self.question}" if self.context else self.question
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One supervised example of a domain's training pool (a short one-sentence answer)."""
+
+    domain: str
+    question: str
+    answer: str
+    capability: str = "factual_recall"
+
+
+@dataclass
+class Suite:
+    """A loaded suite: its items in file order and its training pool."""
+
+    name: str
+    version: str
+    path: Path
+    description: str
+    domains: list[str]
+    capabilities: list[str]
+    items: list[EvalItem]
+    training: list[TrainExample] = field(default_factory=list)
+
+    def training_pool(self, domain: str) -> list[TrainExample]:
+        """The training examples of `domain`, in file order.
+
+        Raises SuiteError when the domain is not in the suite or has no examples, so a
+        train step asked for it fails as a configuration error instead of training on nothing.
+        """
+        if domain not in self.domains:
+            raise SuiteError(
+                self.path / SUITE_FILE,
+                None,
+                "domains",
+                f"unknown domain {domain!r}; known: {', '.join(self.domains)}",
+            )
+        pool = [example for example in self.training if example.domain == domain]
+        if not pool:
+            raise SuiteError(
+                self.path / TRAIN_FILE,
+                None,
+                "domain",
+                f"no training examples for domain {domain!r}",
+            )
+        return pool
+
+    def select(self, domains: Sequence[str] = (), limit: int | None = None) -> Suite:
+        """The same suite restricted to `domains` (all when empty) and the first `limit` items of each.
+
+        Deterministic (file order), so the baseline and the candidate select identical items.
+        """
+        unknown = [d for d in domains if d not in self.domains]
+        if unknown:
+            raise SuiteError(
+                self.path / SUITE_FILE,
+                None,
+                "domains",
+                f"unknown domain(s) {', '.join(unknown)}; known: {', '.join(self.domains)}",
+            )
+        if limit is not None and limit < 1:
+            raise ConfigurationError(f"limit must be at least 1, got {limit}")
+        chosen = [d for d in self.domains if not domains or d in domains]
+        taken: dict[str, int] = {}
+        items = []
+        for item in self.items:
+            if item.domain not in chosen:
+                continue
+            if limit is not None and taken.get(item.domain, 0) >= limit:
+                continue
+            taken[item.domain] = taken.get(item.domain, 0) + 1
+            items.append(item)
+        return replace(
+            self,
+            domains=chosen,
+            items=items,
+            training=[t for t in self.training if t.domain in chosen],
+        )
+
+    @property
+    def digest(self) -> str:
+        """`sha256:<hex>` over every item's scored content, in order.
+
+        Two evaluations with the same digest scored the same questions against the same
+        answers, so their results can be paired item by item.
+        """
+        sha = hashlib.sha256()
+        for item in self.items:
+            record = [
+                item.id,
+                item.domain,
+                item.capability,
+                item.question,
+                list(item.answers),
+                item.scorer,
+                item.context,
+            ]
+            sha.update(json.dumps(record, ensure_ascii=False).encode())
+            sha.update(b"\n")
+        return f"sha256:{sha.hexdigest()}"
+
+
+def shipped_suites() -> list[str]:
+    """Names of the suites shipped with Kaizen."""
+    if not SHIPPED_SUITES.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_SUITES.iterdir() if (p / SUITE_FILE).is_file())
+
+
+def load_suite(ref: str) -> Suite:
+    """Load a shipped suite by name, or a suite directory by path."""
+    path = Path(ref)
+    if not (path / SUITE_FILE).is_file():
+        shipped = SHIPPED_SUITES / ref
+        if "/" not in ref and (shipped / SUITE_FILE).is_file():
+            path = shipped
+        elif path.is_dir():
+            raise SuiteError(
+                path / SUITE_FILE, None, None, "missing: a suite directory needs suite.yaml"
+            )
+        else:
+            raise SuiteError(
+                ref,
+                None,
+                None,
+                f"no such suite: neither a directory nor a shipped suite ({', '.join(shipped_suites()) or 'none'})",
+            )
+    return _load_dir(path.resolve())
+
+
+def _load_dir(path: Path) -> Suite:
+    header = _read_header(path / SUITE_FILE)
+    domains, capabilities, default_scorer = (
+        header["domains"],
+        header["capabilities"],
+        header["scorer"],
+    )
+    items: list[EvalItem] = []
+    seen: dict[str, int] = {}
+    eval_path = path / EVAL_FILE
+    if not eval_path.is_file():
+        raise SuiteError(eval_path, None, None, "missing: a suite needs evaluation items")
+    for line, record in _read_jsonl(eval_path):
+        check = _Fields(eval_path, line, record, _EVAL_FIELDS)
+        item_id = check.text("id")
+        if item_id in seen:
+            raise SuiteError(
+                eval_path, line, "id", f"duplicate id {item_id!r} (first on line {seen[item_id]})"
+            )
+        seen[item_id] = line
+        domain = check.choice("domain", domains)
+        capability = check.choice("capability", capabilities)
+        question = check.text("question")
+        answer = check.text("answer")
+        aliases = check.text_list("aliases")
+        scorer = check.text("scorer", default=default_scorer)
+        if scorer not in SCORERS:
+            raise SuiteError(
+                eval_path,
+                line,
+                "scorer",
+                f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}",
+            )
+        for name, value in [("answer", answer)] + [("aliases", alias) for alias in aliases]:
+            problem = answer_problem(scorer, value)
+            if problem:
+                raise SuiteError(eval_path, line, name, problem)
+        context = check.text("context", default=None)
+        items.append(
+            EvalItem(item_id, domain, capability, question, (answer, *aliases), scorer, context)
+        )
+    if not items:
+        raise SuiteError(eval_path, None, None, "no evaluation items")
+
+    training: list[TrainExample] = []
+    train_path = path / TRAIN_FILE
+    asked = {normalize(item.question): item.id for item in items}
+    if train_path.is_file():
+        for line, record in _read_jsonl(train_path):
+            check = _Fields(train_path, line, record, _TRAIN_FIELDS)
+            domain = check.choice("domain", domains)
+            question = check.text("question")
+            if normalize(question) in asked:
+                raise SuiteError(
+                    train_path,
+                    line,
+                    "question",
+                    f"repeats evaluation item {asked[normalize(question)]!r}: a training pool must not contain the test",
+                )
+            answer = check.text("answer")
+            capability = check.choice("capability", capabilities, default="factual_recall")
+            training.append(TrainExample(domain, question, answer, capability))
+    return Suite(
+        name=header["name"],
+        version=header["version"],
+        path=path,
+        description=header["description"],
+        domains=domains,
+        capabilities=capabilities,
+        items=items,
+        training=training,
+    )
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SuiteError(path, None, None, "missing")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise SuiteError(
+            path,
+            mark.line + 1 if mark else None,
+            None,
+            f"bad YAML: {getattr(error, 'problem', error)}",
+        ) from None
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise SuiteError(
+            path,
+            1,
+            None,
+            "must be a mapping of name, version, description, domains, capabilities, defaults",
+        )
+    # Line of each top-level key, so a bad value is reported where it is written.
+    lines = {
+        key.value: key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+    check = _Fields(path, 1, data, _SUITE_FIELDS, lines=lines)
+    name = check.text("name")
+    version = (
+        str(data["version"])
+        if isinstance(data.get("version"), int | float)
+        else check.text("version")
+    )
+    description = check.text("description", default="")
+    domains = check.text_list("domains", required=True, unique=True)
+    capabilities = check.text_list("capabilities", required=True, unique=True)
+    for capability in capabilities:
+        if capability not in CAPABILITIES:
+            raise SuiteError(
+                path,
+                lines.get("capabilities", 1),
+                "capabilities",
+                f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}",
+            )
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict) or set(defaults) - {"scorer"}:
+        raise SuiteError(
+            path, lines.get("defaults", 1), "defaults", "must be a mapping with only `scorer`"
+        )
+    scorer = defaults.get("scorer", "contains")
+    if scorer not in SCORERS:
+        raise SuiteError(
+            path,
+            lines.get("defaults", 1),
+            "defaults.scorer",
+            f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}",
+        )
+    return {
+        "name": name,
+        "version": version,
+        "description": description,
+        "domains": domains,
+        "capabilities": capabilities,
+        "scorer": scorer,
+    }
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise SuiteError(
+                    path, number, None, f"bad JSON: {error.msg} (column {error.colno})"
+                ) from None
+            if not isinstance(record, dict):
+                raise SuiteError(
+                    path, number, None, f"must be a JSON object, got {type(record).__name__}"
+                )
+            yield number, record
+
+
+class _Fields:
+    """Typed field access on one record that reports problems as file:line: field."""
+
+    _REQUIRED = object()
+
+    def __init__(
+        self,
+        path: Path,
+        line: int,
+        record: dict[str, Any],
+        allowed: set[str],
+        lines: dict[str, int] | None = None,
+    ) -> None:
+        self.path, self.line, self.record, self.lines = path, line, record, lines or {}
+        for key in record:
+            if key not in allowed:
+                self.fail(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+    def fail(self, name: str, problem: str) -> SuiteError:
+        raise SuiteError(self.path, self.lines.get(name, self.line), name, problem)
+
+    def text(self, name: str, default: Any = _REQUIRED) -> Any:
+        if name not in self.record or self.record[name] is None:
+            if default is self._REQUIRED:
+                self.fail(name, "missing")
+            return default
+        value = self.record[name]
+        if not isinstance(value, str):
+            self.fail(name, f"must be a string, got {type(value).__name__}")
+        if not value.strip():
+            self.fail(name, "empty")
+        return value.strip()
+
+    def choice(self, name: str, allowed: Sequence[str], default: Any = _REQUIRED) -> str:
+        value = self.text(name, default)
+        if value not in allowed:
+            self.fail(
+                name, f"unknown {name} {value!r}; declared in suite.yaml: {', '.join(allowed)}"
+            )
+        return str(value)
+
+    def text_list(self, name: str, *, required: bool = False, unique: bool = False) -> list[str]:
+        value = self.record.get(name)
+        if value is None:
+            if required:
+                self.fail(name, "missing")
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.fail(name, "must be a list of non-empty strings")
+        if required and not value:
+            self.fail(name, "empty")
+        values = [v.strip() for v in value]
+        if unique and len(set(values)) != len(values):
+            self.fail(name, "duplicate entries")
+        return values
