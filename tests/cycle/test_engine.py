@@ -1,0 +1,416 @@
+"""Behaviour of the pure cycle engine: every phase, failures, idempotence, never re-running work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kaizen.api import (
+    AdapterDigest,
+    ImprovementCycle,
+    ImprovementCycleStatus,
+    MergeDigest,
+    Phase,
+    PlanDigest,
+    ScoreDigest,
+    StepState,
+    StepSummary,
+    ValidationDigest,
+    parse_cycle,
+)
+from kaizen.cycle import MAX_ATTEMPTS, Decision, StepObservation, invalid_spec, reconcile
+
+ROOT = "/artifacts"
+NOW = "2026-11-25T10:00:00Z"
+LATER = "2026-11-25T10:05:00Z"
+
+
+def make_cycle(
+    spec: dict[str, Any] | None = None, status: ImprovementCycleStatus | None = None
+) -> ImprovementCycle:
+    cycle = parse_cycle(
+        {
+            "apiVersion": "kaizen.dev/v1alpha1",
+            "kind": "ImprovementCycle",
+            "metadata": {"name": "demo", "namespace": "ml", "generation": 1, "uid": "u-1"},
+            "spec": spec or {},
+        }
+    )
+    return cycle.model_copy(update={"status": status})
+
+
+def summary_for(step: str, **payload: Any) -> StepSummary:
+    return StepSummary(step=step, ok=True, artifacts_dir=f"{ROOT}/ml/demo/{step}", **payload)
+
+
+def ok_summary(
+    step: str, domains: tuple[str, ...] = ("zephyria", "geography"), verdict: str = "Promote"
+) -> StepSummary:
+    if step == "evaluate-baseline":
+        return summary_for(
+            step,
+            evaluation=ScoreDigest(
+                overall=0.4,
+                domains={"zephyria": 0.0},
+                items=10,
+                results_path=f"{ROOT}/ml/demo/{step}/results.json",
+            ),
+        )
+    if step == "evaluate-candidate":
+        return summary_for(
+            step,
+            evaluation=ScoreDigest(
+                overall=0.7, items=10, results_path=f"{ROOT}/ml/demo/{step}/results.json"
+            ),
+        )
+    if step == "analyze":
+        return summary_for(
+            step,
+            plan=PlanDigest(
+                priority_domains=list(domains), plan_path=f"{ROOT}/ml/demo/analyze/plan.json"
+            ),
+        )
+    if step.startswith("train-"):
+        domain = step.removeprefix("train-")
+        return summary_for(
+            step, adapter=AdapterDigest(domain=domain, path=f"{ROOT}/ml/demo/{step}/adapter")
+        )
+    if step == "merge":
+        return summary_for(
+            step,
+            merge=MergeDigest(
+                path=f"{ROOT}/ml/demo/merge/adapter", combination="ties", sources=list(domains)
+            ),
+        )
+    if step == "validate":
+        return summary_for(
+            step,
+            validation=ValidationDigest(
+                verdict=verdict, overall_delta=0.3, p_value=0.01, reasons=["gate"]
+            ),
+        )
+    raise AssertionError(step)
+
+
+def done(step: str, **kw: Any) -> StepObservation:
+    return StepObservation(
+        name=step, state=StepState.SUCCEEDED, exit_code=0, summary=ok_summary(step, **kw)
+    )
+
+
+def step_of(decision: Decision, name: str) -> Any:
+    return next(r for r in decision.status.steps if r.name == name)
+
+
+def cond(decision: Decision, type_: str) -> tuple[str, str]:
+    c = next(c for c in decision.status.conditions if c.type == type_)
+    return c.status, c.reason
+
+
+def drive(
+    cycle: ImprovementCycle, finish: dict[str, StepObservation | None] | None = None, now: str = NOW
+) -> list[Decision]:
+    """Run the cycle to a terminal phase, completing each launched step as `finish` says."""
+    finish = finish or {}
+    observations: dict[str, StepObservation] = {}
+    decisions = []
+    for _ in range(20):
+        decision = reconcile(cycle, observations, artifact_root=ROOT, now=now)
+        decisions.append(decision)
+        cycle = cycle.model_copy(update={"status": decision.status})
+        if decision.finished:
+            return decisions
+        for invocation in decision.start:
+            outcome = finish.get(invocation.name, done(invocation.name))
+            if outcome is not None:
+                observations[invocation.name] = outcome
+    raise AssertionError("cycle did not finish")
+
+
+def test_a_new_cycle_starts_the_baseline_evaluation() -> None:
+    decision = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    assert [s.name for s in decision.start] == ["evaluate-baseline"]
+    invocation = decision.start[0]
+    assert invocation.kind == "evaluator"
+    assert invocation.job_name == "demo-evaluate-baseline"
+    assert invocation.argv[:4] == ("python", "-m", "kaizen.evaluator", "evaluate")
+    assert "--output" in invocation.argv and f"{ROOT}/ml/demo/evaluate-baseline" in invocation.argv
+    assert decision.status.phase == Phase.EVALUATING
+    assert decision.status.observed_generation == 1
+    assert cond(decision, "Reconciling") == ("True", "Running")
+    assert cond(decision, "Ready") == ("False", "Running")
+    assert cond(decision, "BaselineEvaluated")[0] == "Unknown"
+
+
+def test_a_whole_cycle_passes_through_every_phase_in_order() -> None:
+    decisions = drive(make_cycle())
+    phases = [d.status.phase for d in decisions]
+    assert phases == [
+        Phase.EVALUATING,
+        Phase.ANALYZING,
+        Phase.TRAINING,
+        Phase.MERGING,
+        Phase.EVALUATING,
+        Phase.VALIDATING,
+        Phase.SUCCEEDED,
+    ]
+    started = [[s.name for s in d.start] for d in decisions]
+    assert started[2] == ["train-zephyria", "train-geography"]  # parallel, in plan order
+    final = decisions[-1].status
+    assert final.validation is not None and final.validation.verdict == "Promote"
+    assert final.promoted_adapters == [f"{ROOT}/ml/demo/merge/adapter"]
+    assert final.baseline is not None and final.candidate is not None
+    assert [a.domain for a in final.adapters] == ["zephyria", "geography"]
+    assert all(s.state == StepState.SUCCEEDED for s in final.steps)
+    for type_ in (
+        "BaselineEvaluated",
+        "WeaknessAnalyzed",
+        "AdaptersTrained",
+        "AdaptersMerged",
+        "CandidateEvaluated",
+        "Validated",
+        "Succeeded",
+        "Ready",
+    ):
+        assert cond(decisions[-1], type_)[0] == "True", type_
+    assert cond(decisions[-1], "Reconciling")[0] == "False"
+    assert cond(decisions[-1], "Stalled")[0] == "False"
+
+
+def test_later_steps_consume_the_paths_earlier_steps_reported() -> None:
+    decisions = drive(make_cycle())
+    by_name = {s.name: s for d in decisions for s in d.start}
+    assert f"{ROOT}/ml/demo/evaluate-baseline/results.json" in by_name["analyze"].argv
+    merge_argv = by_name["merge"].argv
+    assert f"zephyria={ROOT}/ml/demo/train-zephyria/adapter" in merge_argv
+    assert f"geography={ROOT}/ml/demo/train-geography/adapter" in merge_argv
+    candidate = by_name["evaluate-candidate"].argv
+    assert candidate[candidate.index("--adapter") + 1] == f"{ROOT}/ml/demo/merge/adapter"
+
+
+def test_a_starting_adapter_is_applied_everywhere_and_kept_on_promotion() -> None:
+    decisions = drive(make_cycle({"model": {"adapters": ["/artifacts/ml/prev/merge/adapter"]}}))
+    by_name = {s.name: s for d in decisions for s in d.start}
+    for name in ("evaluate-baseline", "train-zephyria", "merge", "evaluate-candidate"):
+        assert "/artifacts/ml/prev/merge/adapter" in by_name[name].argv, name
+    assert decisions[-1].status.promoted_adapters == [
+        "/artifacts/ml/prev/merge/adapter",
+        f"{ROOT}/ml/demo/merge/adapter",
+    ]
+
+
+def test_a_rejected_candidate_succeeds_without_promotion() -> None:
+    decisions = drive(make_cycle(), {"validate": done("validate", verdict="Reject")})
+    final = decisions[-1]
+    assert final.status.phase == Phase.SUCCEEDED
+    assert final.status.promoted_adapters == []
+    assert cond(final, "Succeeded") == ("True", "Rejected")
+
+
+def test_nothing_below_threshold_finishes_without_training() -> None:
+    decisions = drive(make_cycle(), {"analyze": done("analyze", domains=())})
+    final = decisions[-1]
+    assert final.status.phase == Phase.SUCCEEDED
+    assert not any(s.name.startswith("train-") for s in final.status.steps)
+    assert cond(final, "Succeeded") == ("True", "NothingToImprove")
+    assert cond(final, "AdaptersTrained") == ("False", "NotRequired")
+
+
+@pytest.mark.parametrize(
+    ("observation", "reason", "cycle_reason"),
+    [
+        (
+            StepObservation(
+                "train-zephyria",
+                StepState.FAILED,
+                exit_code=1,
+                summary=StepSummary(
+                    step="train-zephyria", ok=False, reason="StepError", message="CUDA OOM"
+                ),
+            ),
+            "StepError",
+            "StepFailed",
+        ),
+        (
+            StepObservation(
+                "train-zephyria",
+                StepState.FAILED,
+                exit_code=3,
+                summary=StepSummary(
+                    step="train-zephyria",
+                    ok=False,
+                    reason="ConfigurationError",
+                    message="no training pool for zephyria",
+                ),
+            ),
+            "ConfigurationError",
+            "ConfigurationError",
+        ),
+        (
+            StepObservation("train-zephyria", StepState.FAILED, exit_code=137, message="OOMKilled"),
+            "StepFailed",
+            "StepFailed",
+        ),
+        (
+            StepObservation(
+                "train-zephyria",
+                StepState.SUCCEEDED,
+                exit_code=0,
+                message="termination message empty",
+            ),
+            "SummaryMissing",
+            "StepFailed",
+        ),
+        (
+            StepObservation(
+                "train-zephyria",
+                StepState.SUCCEEDED,
+                exit_code=0,
+                summary=StepSummary(step="train-zephyria", ok=True),
+            ),
+            "SummaryIncomplete",
+            "StepFailed",
+        ),
+    ],
+)
+def test_a_failed_step_fails_the_cycle_with_its_reason(
+    observation: StepObservation, reason: str, cycle_reason: str
+) -> None:
+    decisions = drive(make_cycle(), {"train-zephyria": observation, "train-geography": None})
+    final = decisions[-1]
+    assert final.status.phase == Phase.FAILED
+    assert final.status.failure_reason == cycle_reason
+    assert step_of(final, "train-zephyria").reason == reason
+    # The sibling still running is cancelled and its Job stopped (free the GPU).
+    assert step_of(final, "train-geography").reason == "Cancelled"
+    assert final.stop_running_steps
+    assert cond(final, "Stalled") == ("True", cycle_reason)
+    assert cond(final, "Ready")[0] == "False"
+    assert cond(final, "AdaptersTrained")[0] == "False"
+    assert any(e.type == "Warning" and "train-zephyria" in e.message for e in final.events)
+    assert not any(s.name == "merge" for s in final.status.steps)
+
+
+def test_the_same_observations_twice_change_nothing() -> None:
+    cycle = make_cycle()
+    observations: dict[str, StepObservation] = {}
+    for _ in range(7):
+        first = reconcile(cycle, observations, artifact_root=ROOT, now=NOW)
+        cycle = cycle.model_copy(update={"status": first.status})
+        again = reconcile(cycle, observations, artifact_root=ROOT, now=LATER)
+        assert again.status == first.status
+        assert again.events == ()
+        # Only steps launched but not yet seen may be launched again (creation is idempotent).
+        assert {s.job_name for s in again.start} <= {s.job_name for s in first.start}
+        for invocation in first.start:
+            observations[invocation.name] = done(invocation.name)
+        if first.finished:
+            break
+    assert cycle.status is not None and cycle.status.phase == Phase.SUCCEEDED
+
+
+def test_a_finished_step_is_never_started_again_even_when_its_job_is_gone() -> None:
+    decisions = drive(make_cycle())
+    cycle = make_cycle(status=decisions[2].status)  # baseline + analyze done, training launched
+    # Jobs of finished steps are gone (TTL); only training is observed.
+    observations = {
+        n: StepObservation(n, StepState.RUNNING) for n in ("train-zephyria", "train-geography")
+    }
+    decision = reconcile(cycle, observations, artifact_root=ROOT, now=LATER)
+    assert decision.start == ()
+    assert step_of(decision, "evaluate-baseline").state == StepState.SUCCEEDED
+    finished = make_cycle(status=decisions[-1].status)
+    assert reconcile(finished, {}, artifact_root=ROOT, now=LATER).start == ()
+
+
+def test_a_launched_step_not_yet_seen_is_launched_again_under_the_same_name() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    again = reconcile(make_cycle(status=first.status), {}, artifact_root=ROOT, now=LATER)
+    assert [s.job_name for s in again.start] == ["demo-evaluate-baseline"]
+    assert again.status == first.status
+
+
+def test_a_job_that_vanishes_while_running_is_relaunched_then_given_up() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    status = reconcile(
+        make_cycle(status=first.status),
+        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
+        artifact_root=ROOT,
+        now=NOW,
+    ).status
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        lost = reconcile(make_cycle(status=status), {}, artifact_root=ROOT, now=LATER)
+        assert [s.job_name for s in lost.start] == [f"demo-evaluate-baseline-a{attempt}"]
+        assert any(e.reason == "JobLost" for e in lost.events)
+        status = reconcile(
+            make_cycle(status=lost.status),
+            {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
+            artifact_root=ROOT,
+            now=LATER,
+        ).status
+    final = reconcile(make_cycle(status=status), {}, artifact_root=ROOT, now=LATER)
+    assert final.status.phase == Phase.FAILED
+    assert step_of(final, "evaluate-baseline").reason == "JobLost"
+
+
+def test_a_queued_step_is_reported_as_queued_not_failed() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    queued = reconcile(
+        make_cycle(status=first.status),
+        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.QUEUED)},
+        artifact_root=ROOT,
+        now=NOW,
+    )
+    assert step_of(queued, "evaluate-baseline").state == StepState.QUEUED
+    assert queued.status.phase == Phase.EVALUATING
+    assert cond(queued, "Reconciling") == ("True", "Queued")
+    assert "quota" in (queued.status.message or "")
+
+
+def test_condition_transition_times_move_only_when_the_status_changes() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    running = reconcile(
+        make_cycle(status=first.status),
+        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    ready = next(c for c in running.status.conditions if c.type == "Ready")
+    assert ready.last_transition_time == NOW
+    evaluated = reconcile(
+        make_cycle(status=running.status),
+        {"evaluate-baseline": done("evaluate-baseline")},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    baseline = next(c for c in evaluated.status.conditions if c.type == "BaselineEvaluated")
+    assert (baseline.status, baseline.last_transition_time) == ("True", LATER)
+
+
+def test_an_invalid_spec_fails_at_once_and_only_once() -> None:
+    decision = invalid_spec(
+        None, generation=2, message="spec.training.lerningRate: unknown field", now=NOW
+    )
+    assert decision.status.phase == Phase.FAILED
+    assert decision.status.failure_reason == "InvalidSpec"
+    assert "lerningRate" in (decision.status.message or "")
+    assert [e.reason for e in decision.events] == ["InvalidSpec"]
+    again = invalid_spec(
+        decision.status, generation=2, message="spec.training.lerningRate: unknown field", now=LATER
+    )
+    assert again.status == decision.status and again.events == ()
+
+
+def test_long_names_give_valid_job_names() -> None:
+    cycle = parse_cycle(
+        {
+            "apiVersion": "kaizen.dev/v1alpha1",
+            "kind": "ImprovementCycle",
+            "metadata": {"name": "a" * 60, "namespace": "ml"},
+            "spec": {},
+        }
+    )
+    decision = reconcile(cycle, {}, artifact_root=ROOT, now=NOW)
+    name = decision.start[0].job_name
+    assert len(name) <= 63 and name[-1].isalnum()
