@@ -1,0 +1,5 @@
+"""`python -m kaizen.local` is the `kaizen` command."""
+
+from kaizen.local.cli import main
+
+raise SystemExit(main())

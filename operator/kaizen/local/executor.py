@@ -1,0 +1,204 @@
+"""Run a cycle locally: each step as a subprocess with the exact argv its Job would get.
+
+The executor is a loop around the pure engine: decide, persist the status, run the
+steps the decision starts, turn each exit code and summary file into an observation,
+and decide again. The status is persisted in the cycle's artifact directory after every
+decision, so an interrupted `kaizen run` resumes where it stopped (finished steps are
+never run again; a step that completed its output returns it at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kaizen.api import (
+    ImprovementCycle,
+    ImprovementCycleStatus,
+    Phase,
+    SpecError,
+    StepState,
+    atomic_write_json,
+    parse_cycle,
+    parse_summary,
+)
+from kaizen.api.summary import SUMMARY_PATH_ENV
+from kaizen.cycle import Decision, StepInvocation, StepObservation, reconcile
+
+STATUS_FILE = "status.json"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_cycle_file(path: str | Path) -> ImprovementCycle:
+    """Read and validate one `ImprovementCycle` from a YAML file (errors name file and field)."""
+    path = Path(path)
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except FileNotFoundError:
+        raise SpecError([f"{path}: no such file"]) from None
+    except yaml.YAMLError as error:
+        raise SpecError([f"{path}: not valid YAML: {error}"]) from None
+    cycles = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ImprovementCycle"]
+    if len(cycles) != 1:
+        raise SpecError(
+            [f"{path}: expected exactly one ImprovementCycle document, found {len(cycles)}"]
+        )
+    try:
+        return parse_cycle(cycles[0])
+    except SpecError as error:
+        raise SpecError([f"{path}: {p}" for p in error.problems]) from None
+
+
+@dataclass
+class CycleResult:
+    """The outcome of a local run."""
+
+    cycle: ImprovementCycle
+    status: ImprovementCycleStatus
+    directory: Path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status.phase == Phase.SUCCEEDED
+
+
+def _spec_digest(cycle: ImprovementCycle) -> str:
+    return hashlib.sha256(json.dumps(cycle.spec.to_wire(), sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
+
+
+class LocalExecutor:
+    """Runs one cycle to completion on this machine."""
+
+    def __init__(
+        self,
+        artifact_root: str | Path = "artifacts",
+        *,
+        python: str = sys.executable,
+        quiet: bool = False,
+        echo: Callable[[str], None] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = Path(artifact_root).resolve()
+        self.python = python
+        self.quiet = quiet
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.env = env
+
+    def cycle_dir(self, cycle: ImprovementCycle) -> Path:
+        return self.root / cycle.metadata.namespace / cycle.metadata.name
+
+    def run(self, cycle: ImprovementCycle, *, restart: bool = False) -> CycleResult:
+        """Run (or resume) `cycle` until it succeeds or fails."""
+        directory = self.cycle_dir(cycle)
+        cycle = cycle.model_copy(
+            update={"status": None if restart else self._load_status(cycle, directory)}
+        )
+        observations: dict[str, StepObservation] = {}
+        phase = None
+        while True:
+            decision = reconcile(
+                cycle, observations, artifact_root=str(self.root), now=now_rfc3339()
+            )
+            self._save_status(cycle, decision.status, directory)
+            cycle = cycle.model_copy(update={"status": decision.status})
+            if decision.status.phase != phase:
+                phase = decision.status.phase
+                self.echo(f"\n=== {phase.value}: {decision.status.message or ''}")
+            self._report_events(decision)
+            if decision.finished:
+                return CycleResult(cycle, decision.status, directory)
+            if not decision.start:
+                raise RuntimeError(
+                    "the engine started nothing and the cycle is unfinished"
+                )  # pragma: no cover
+            for invocation in decision.start:
+                observations[invocation.name] = self._run_step(invocation, directory)
+
+    def _report_events(self, decision: Decision) -> None:
+        for event in decision.events:
+            if event.reason == "StepStarted":
+                continue
+            mark = "!!" if event.type == "Warning" else "--"
+            self.echo(f"{mark} {event.reason}: {event.message}")
+
+    def _argv(self, invocation: StepInvocation) -> list[str]:
+        argv = list(invocation.argv)
+        if argv and argv[0] == "python":
+            argv[0] = self.python
+        if self.quiet:
+            argv.append("--quiet")
+        return argv
+
+    def _run_step(self, invocation: StepInvocation, directory: Path) -> StepObservation:
+        summary_path = directory / ".summaries" / f"{invocation.job_name}.json"
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.unlink(missing_ok=True)
+        env = dict(self.env if self.env is not None else os.environ)
+        env[SUMMARY_PATH_ENV] = str(summary_path)
+        argv = self._argv(invocation)
+        self.echo(f"\n>>> {invocation.name} (attempt {invocation.attempt})")
+        self.echo("    " + " ".join(argv[1:]))
+        started = time.monotonic()
+        # Output goes straight to the terminal so progress bars show as they move.
+        code = subprocess.run(argv, env=env, check=False).returncode
+        elapsed = time.monotonic() - started
+        summary = None
+        message = None
+        if summary_path.exists():
+            try:
+                summary = parse_summary(summary_path.read_bytes())
+            except ValueError as error:
+                message = f"unreadable summary: {error}"
+        else:
+            message = f"no summary written (exit code {code})"
+        state = StepState.SUCCEEDED if code == 0 else StepState.FAILED
+        self.echo(
+            f"<<< {invocation.name}: {'done' if code == 0 else f'failed (exit {code})'} in {elapsed:.0f}s"
+        )
+        return StepObservation(
+            invocation.name, state, exit_code=code, summary=summary, message=message
+        )
+
+    def _load_status(
+        self, cycle: ImprovementCycle, directory: Path
+    ) -> ImprovementCycleStatus | None:
+        path = directory / STATUS_FILE
+        if not path.exists():
+            return None
+        saved = json.loads(path.read_text())
+        if saved.get("specDigest") != _spec_digest(cycle):
+            raise SpecError(
+                [
+                    f"{path}: the cycle's spec changed since this directory was used; "
+                    "rerun with --restart or use another --artifacts folder"
+                ]
+            )
+        self.echo(f"resuming from {path}")
+        return ImprovementCycleStatus.model_validate(saved["status"])
+
+    def _save_status(
+        self, cycle: ImprovementCycle, status: ImprovementCycleStatus, directory: Path
+    ) -> None:
+        document: dict[str, Any] = {
+            "specDigest": _spec_digest(cycle),
+            "cycle": {"name": cycle.metadata.name, "namespace": cycle.metadata.namespace},
+            "spec": cycle.spec.to_wire(),
+            "status": status.to_wire(),
+        }
+        atomic_write_json(directory / STATUS_FILE, document)

@@ -1,0 +1,58 @@
+"""The end-of-cycle report printed by `kaizen run`: scores before and after, verdict, artifacts."""
+
+from __future__ import annotations
+
+from kaizen.api import ImprovementCycleStatus, Phase
+
+
+def _pct(value: float | None) -> str:
+    return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def render_report(status: ImprovementCycleStatus) -> str:
+    """A short plain-text table for the terminal."""
+    lines: list[str] = []
+    baseline, candidate = status.baseline, status.candidate
+    if baseline is not None:
+        domains = sorted(set(baseline.domains) | set(candidate.domains if candidate else {}))
+        priority = set(status.plan.priority_domains) if status.plan else set()
+        width = max([len(d) for d in domains] + [len("overall")]) + 2
+        lines.append(f"{'domain':<{width}} {'before':>7} {'after':>7} {'change':>8}")
+        lines.append("-" * (width + 25))
+        rows = [
+            (d, baseline.domains.get(d), candidate.domains.get(d) if candidate else None)
+            for d in domains
+        ]
+        rows.append(("overall", baseline.overall, candidate.overall if candidate else None))
+        for name, before, after in rows:
+            change = "" if before is None or after is None else f"{100 * (after - before):+7.1f}"
+            mark = " *" if name in priority else ""
+            lines.append(f"{name:<{width}} {_pct(before):>7} {_pct(after):>7} {change:>8}{mark}")
+        if priority:
+            lines.append("(* trained this cycle)")
+        if baseline.tokens_per_second:
+            lines.append(
+                f"generation: {baseline.tokens_per_second:.1f} tokens/s, peak memory "
+                f"{baseline.peak_memory_mb or 0:.0f} MiB"
+            )
+    validation = status.validation
+    lines.append("")
+    if status.phase == Phase.FAILED:
+        lines.append(f"FAILED ({status.failure_reason}): {status.message}")
+    elif validation is not None:
+        lines.append(
+            f"verdict: {validation.verdict.upper()}  (overall {100 * validation.overall_delta:+.1f} points, "
+            f"McNemar p={validation.p_value:.3g}, {validation.improved_items} items fixed, "
+            f"{validation.regressed_items} broken)"
+        )
+        for reason in validation.reasons:
+            lines.append(f"  - {reason}")
+        if validation.regressions:
+            lines.append(f"  regressions: {', '.join(validation.regressions)}")
+    else:
+        lines.append(f"result: {status.message}")
+    if status.promoted_adapters:
+        lines.append("next cycle starts from adapters: " + ", ".join(status.promoted_adapters))
+    if status.artifacts_path:
+        lines.append(f"artifacts: {status.artifacts_path}")
+    return "\n".join(lines)
