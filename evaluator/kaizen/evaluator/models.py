@@ -162,11 +162,15 @@ def format_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> str:
         {"role": "user", "content": question},
     ]
     if getattr(tokenizer, "chat_template", None):
-        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return str(
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
     return f"{SYSTEM_PROMPT}\nQuestion: {question}\nAnswer:"
 
 
-def format_training_text(tokenizer: PreTrainedTokenizerBase, question: str, answer: str) -> tuple[str, str]:
+def format_training_text(
+    tokenizer: PreTrainedTokenizerBase, question: str, answer: str
+) -> tuple[str, str]:
     """(prompt, prompt + answer + end of turn) for supervised training on the answer only."""
     prompt = format_prompt(tokenizer, question)
     eos = tokenizer.eos_token or ""
