@@ -1,0 +1,248 @@
+"""Training data for one domain: the suite's pool, the plan's emphasis, extra examples, tokens.
+
+The training set of a train-`<domain>` step is the suite's training pool for that domain
+plus any examples from an `--extra-data` JSONL file, with the examples of the
+capabilities the plan targets repeated so they weigh more, shuffled with the seed.
+Examples are tokenised exactly as the evaluator prompts the model
+(`format_training_text`), and the loss is taken on the answer tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kaizen.api.step import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+#: Label value that `torch.nn.CrossEntropyLoss` (and so every HF causal LM) ignores.
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question and its reference answer."""
+
+    question: str
+    answer: str
+    capability: str | None = None
+    source: str = "pool"
+    """`pool` for the suite's training pool, `FILE:LINE` for an extra example."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The parts of the analyze step's `plan.json` that training uses."""
+
+    priority_domains: tuple[str, ...]
+    targeted_capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    """Token ids of prompt + answer, with labels masked to the answer."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+    truncated: bool = False
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+def _plan_list(
+    raw: dict[str, Any], path: Path, snake: str, camel: str, required: bool
+) -> tuple[str, ...]:
+    # The plan is written by the analyze step as JSON; accept both spellings of a key
+    # so a plan written from the camelCase wire form of `PlanDigest` reads the same.
+    key = snake if snake in raw else camel
+    if key not in raw:
+        if required:
+            raise ConfigurationError(f"{path}: field {snake!r} is missing")
+        return ()
+    value = raw[key]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigurationError(f"{path}: field {key!r} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Read `plan.json`: `priority_domains` is required, `targeted_capabilities` optional."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"plan file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"plan file {path} cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{path}: a plan must be a JSON object, got {type(raw).__name__}")
+    return Plan(
+        priority_domains=_plan_list(raw, path, "priority_domains", "priorityDomains", True),
+        targeted_capabilities=_plan_list(
+            raw, path, "targeted_capabilities", "targetedCapabilities", False
+        ),
+    )
+
+
+def _text_field(record: dict[str, Any], field: str, where: str, required: bool) -> str | None:
+    value = record.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        what = "is missing" if value is None else f"must be a non-empty string, got {value!r}"
+        raise ConfigurationError(f"{where}: field {field!r} {what}")
+    return value
+
+
+def read_extra_examples(path: str | Path, domain: str) -> list[Example]:
+    """Examples for `domain` from a JSONL file of `{question, answer[, domain, capability]}` lines.
+
+    Lines that name another domain are skipped, so one file can feed every train step.
+    Blank lines are ignored; anything else malformed is an error naming file and line.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigurationError(f"extra data file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"extra data file {path} cannot be read: {error}") from None
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(f"{where}: invalid JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise ConfigurationError(
+                f"{where}: expected a JSON object, got {type(record).__name__}"
+            )
+        question = _text_field(record, "question", where, required=True)
+        answer = _text_field(record, "answer", where, required=True)
+        line_domain = _text_field(record, "domain", where, required=False)
+        capability = _text_field(record, "capability", where, required=False)
+        if line_domain is not None and line_domain != domain:
+            continue
+        assert question is not None and answer is not None  # required fields
+        examples.append(Example(question, answer, capability, source=where))
+    return examples
+
+
+def examples_from_pool(pool: Iterable[Any]) -> list[Example]:
+    """Convert a suite's training pool (`TrainExample`s) to `Example`s."""
+    return [Example(item.question, item.answer, getattr(item, "capability", None)) for item in pool]
+
+
+def assemble_examples(
+    pool: Sequence[Example],
+    *,
+    domain: str,
+    suite: str,
+    extra: Sequence[Example] = (),
+    targeted_capabilities: Sequence[str] = (),
+    capability_weight: int = 2,
+    seed: int = 0,
+) -> list[Example]:
+    """The shuffled training set: pool + extra, targeted capabilities repeated `capability_weight` times."""
+    if capability_weight < 1:
+        raise ConfigurationError(f"capability weight must be at least 1, got {capability_weight}")
+    if not pool and not extra:
+        raise ConfigurationError(
+            f"suite {suite!r} has no training examples for domain {domain!r} (and no --extra-data was given)"
+        )
+    targeted = set(targeted_capabilities)
+    examples: list[Example] = []
+    for example in [*pool, *extra]:
+        # Repetition rather than loss weights: it keeps the loop a plain mean over
+        # answer tokens and makes a targeted example appear in more batches.
+        copies = capability_weight if example.capability in targeted else 1
+        examples.extend([example] * copies)
+    random.Random(seed).shuffle(examples)
+    return examples
+
+
+def tokenize_example(
+    tokenizer: PreTrainedTokenizerBase, example: Example, max_seq_length: int
+) -> TokenizedExample:
+    """Prompt and answer tokens with labels on the answer (and end of turn) only."""
+    from kaizen.evaluator.models import format_training_text
+
+    prompt, full_text = format_training_text(tokenizer, example.question, example.answer)
+    # Tokenise the prompt on its own, exactly as the evaluator does (the template already
+    # holds the special tokens), so the prompt/answer boundary is exact and the prompt
+    # tokens are the ones the model sees at evaluation time.
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(full_text[len(prompt) :], add_special_tokens=False)["input_ids"]
+    input_ids = list(prompt_ids) + list(answer_ids)
+    labels = [IGNORE_INDEX] * len(prompt_ids) + list(answer_ids)
+    truncated = len(input_ids) > max_seq_length
+    return TokenizedExample(
+        tuple(input_ids[:max_seq_length]), tuple(labels[:max_seq_length]), truncated
+    )
+
+
+@dataclass(frozen=True)
+class TokenizedSet:
+    """Tokenised training examples and what truncation did to them."""
+
+    examples: tuple[TokenizedExample, ...]
+    truncated: int
+    """Examples cut at `max_seq_length` that kept some answer tokens."""
+    dropped: int
+    """Examples whose prompt alone filled `max_seq_length`: nothing left to learn from."""
+
+
+def tokenize_examples(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_seq_length: int
+) -> TokenizedSet:
+    """Tokenise every example; drop those with no answer token left after truncation."""
+    if max_seq_length < 2:
+        raise ConfigurationError(f"max sequence length must be at least 2, got {max_seq_length}")
+    kept, truncated, dropped = [], 0, 0
+    for example in examples:
+        tokens = tokenize_example(tokenizer, example, max_seq_length)
+        if tokens.answer_tokens == 0:
+            dropped += 1
+            continue
+        truncated += tokens.truncated
+        kept.append(tokens)
+    if not kept:
+        raise ConfigurationError(
+            f"max sequence length {max_seq_length} leaves no answer token in any of the "
+            f"{len(examples)} examples: the prompts alone are that long"
+        )
+    return TokenizedSet(tuple(kept), truncated, dropped)
+
+
+def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch into `input_ids`, `attention_mask` and `labels` tensors.
+
+    Right padding keeps every row's positions starting at 0, as in generation after the
+    (left-padded) prompt; padded positions are masked out of attention and loss.
+    """
+    import torch
+
+    width = max(len(item.input_ids) for item in batch)
+    input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, item in enumerate(batch):
+        length = len(item.input_ids)
+        input_ids[row, :length] = torch.tensor(item.input_ids)
+        labels[row, :length] = torch.tensor(item.labels)
+        attention_mask[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

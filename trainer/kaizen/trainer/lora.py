@@ -1,0 +1,360 @@
+"""Training one LoRA adapter with peft: a plain, seeded AdamW loop that checkpoints and resumes.
+
+The loop is deliberately small (no `transformers.Trainer`): a fixed number of optimiser
+steps over a deterministic batch schedule, loss on the answer tokens only (the labels
+from `data.tokenize_examples`), a constant learning rate, and a checkpoint every K steps
+so that a preempted Job resumes where it stopped and ends with the same adapter an
+uninterrupted run would have produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kaizen.api.step import ConfigurationError
+from kaizen.api.summary import atomic_write_json
+from kaizen.trainer.data import TokenizedExample, collate
+from kaizen.trainer.files import atomic_directory
+
+if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import PreTrainedModel
+
+#: `target_modules` value meaning every linear layer except the output head (peft's spelling).
+ALL_LINEAR = "all-linear"
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+#: The final loss reported is the mean over this many last steps (one step's loss is noisy).
+FINAL_LOSS_WINDOW = 5
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Everything that decides the adapter a training run produces."""
+
+    rank: int = 8
+    """LoRA rank `r`."""
+    alpha: int = 16
+    """LoRA scaling `lora_alpha` (the update is scaled by alpha / rank)."""
+    dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    target_modules: tuple[str, ...] = (ALL_LINEAR,)
+    """Module names that get LoRA weights, or `all-linear`."""
+    learning_rate: float = 1e-3
+    """Constant AdamW learning rate."""
+    steps: int = 30
+    """Optimiser steps."""
+    batch_size: int = 8
+    """Examples per optimiser step."""
+    seed: int = 0
+    """Seed for the LoRA initialisation, dropout and the batch schedule."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this norm (0 turns clipping off)."""
+    checkpoint_every: int = 10
+    """Save a resumable checkpoint every this many steps (and after the last)."""
+
+    def validate(self) -> None:
+        """Raise `ConfigurationError` on values no run can use."""
+        problems = []
+        if self.rank < 1:
+            problems.append(f"rank must be at least 1, got {self.rank}")
+        if self.alpha < 1:
+            problems.append(f"alpha must be at least 1, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules or any(not name.strip() for name in self.target_modules):
+            problems.append(
+                f"target modules must be non-empty names, got {list(self.target_modules)}"
+            )
+        if ALL_LINEAR in self.target_modules and len(self.target_modules) > 1:
+            problems.append(f"{ALL_LINEAR!r} cannot be combined with other target modules")
+        if not self.learning_rate > 0:
+            problems.append(f"learning rate must be positive, got {self.learning_rate}")
+        if self.steps < 1:
+            problems.append(f"steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1, got {self.batch_size}")
+        if self.seed < 0:
+            problems.append(f"seed must be non-negative, got {self.seed}")
+        if self.max_grad_norm < 0:
+            problems.append(f"max grad norm must be non-negative, got {self.max_grad_norm}")
+        if self.checkpoint_every < 1:
+            problems.append(
+                f"checkpoint interval must be at least 1 step, got {self.checkpoint_every}"
+            )
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+    def lora_config(self) -> LoraConfig:
+        from peft import LoraConfig
+
+        targets: str | list[str] = (
+            ALL_LINEAR if self.target_modules == (ALL_LINEAR,) else list(self.target_modules)
+        )
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class TrainingResult:
+    """What a training run did; `training.json` is written from this."""
+
+    adapter_dir: Path
+    loss_curve: list[float]
+    """Training loss of every step, from step 1 (including steps done before a resume)."""
+    resumed_from: int
+    """Step of the checkpoint this run started from (0 for a fresh run)."""
+    train_seconds: float
+    """Wall time of the optimiser steps, summed over this run and the ones it resumed."""
+    tokens: int
+    """Non-padding tokens processed, summed like `train_seconds`."""
+    trainable_parameters: int
+    total_parameters: int
+    peak_memory_mb: float
+    device: str
+    autocast: str | None
+
+    @property
+    def steps(self) -> int:
+        return len(self.loss_curve)
+
+    @property
+    def final_loss(self) -> float:
+        tail = self.loss_curve[-FINAL_LOSS_WINDOW:]
+        return sum(tail) / len(tail)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.tokens / self.train_seconds if self.train_seconds > 0 else None
+
+
+def batch_indices(count: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Example indices of batch `step` (0-based): a pure function, so a resumed run sees the same batches.
+
+    Batches walk an endless stream of epochs, each a fresh seeded permutation of all
+    examples; a batch larger than the set (or one straddling two epochs) wraps around.
+    """
+    start = step * batch_size
+    indices = []
+    for position in range(start, start + batch_size):
+        epoch, offset = divmod(position, count)
+        order = list(range(count))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        indices.append(order[offset])
+    return indices
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory allocated on GPU, else the process's peak resident set size, in MiB."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], base: str) -> str:
+    # Steps and the checkpoint interval may change between attempts (a longer run can
+    # continue a shorter one: the learning rate is constant); everything else must match.
+    fields = asdict(settings)
+    fields.pop("steps")
+    fields.pop("checkpoint_every")
+    sha = hashlib.sha256(json.dumps({"settings": fields, "base": base}, sort_keys=True).encode())
+    for example in examples:
+        sha.update(json.dumps([example.input_ids, example.labels]).encode())
+    return sha.hexdigest()
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    folder = output_dir / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    # Only complete checkpoints have a state file: they are published by one rename.
+    found = [path for path in folder.glob("step-*") if (path / STATE_FILE).exists()]
+    return sorted(found, key=lambda path: int(path.name.split("-")[1]))
+
+
+def _save_checkpoint(
+    model: PeftModel, optimizer: torch.optim.Optimizer, output_dir: Path, state: dict[str, Any]
+) -> None:
+    import torch
+
+    target = output_dir / CHECKPOINTS / f"step-{state['step']:06d}"
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp)
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / OPTIMIZER_FILE)
+        atomic_write_json(tmp / STATE_FILE, state)
+    # Keep only the newest checkpoint: one is enough to resume, and adapters of large
+    # models with their optimiser state are not small.
+    for old in _checkpoints(output_dir)[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(
+    model: PeftModel, optimizer: torch.optim.Optimizer, output_dir: Path, fingerprint: str
+) -> dict[str, Any] | None:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    found = _checkpoints(output_dir)
+    if not found:
+        return None
+    latest = found[-1]
+    state = json.loads((latest / STATE_FILE).read_text())
+    if state.get("fingerprint") != fingerprint:
+        print(
+            f"[train] checkpoint {latest} was made with other settings or data; starting afresh",
+            file=sys.stderr,
+        )
+        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        return None
+    set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
+    saved = torch.load(latest / OPTIMIZER_FILE, map_location="cpu")
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"]["cpu"])
+    if "cuda" in saved["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    return state
+
+
+def train_lora(
+    model: PreTrainedModel,
+    examples: Sequence[TokenizedExample],
+    settings: LoraSettings,
+    output_dir: str | Path,
+    *,
+    pad_token_id: int,
+    base: str = "",
+    on_step: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train a LoRA adapter on `model` and save it to `output_dir/adapter` (peft format).
+
+    `base` names the weights under the adapter (model and promoted adapters): a
+    checkpoint made on other weights is not resumed. `on_step(step, loss)` is called
+    after every optimiser step (and its checkpoint), e.g. to log metrics.
+    """
+    import torch
+    from peft import get_peft_model
+    from tqdm import tqdm
+
+    settings.validate()
+    if not examples:
+        raise ConfigurationError("no training examples")
+    output_dir = Path(output_dir)
+    device = next(model.parameters()).device
+    # Seed before the adapter exists: LoRA's A matrices are randomly initialised.
+    torch.manual_seed(settings.seed)
+    try:
+        peft_model = get_peft_model(model, settings.lora_config())
+    except ValueError as error:
+        # peft raises ValueError for target modules the model does not have.
+        raise ConfigurationError(f"cannot attach LoRA to the model: {error}") from None
+    trainable = [param for param in peft_model.parameters() if param.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    fingerprint = _fingerprint(settings, examples, base)
+
+    state = _load_checkpoint(peft_model, optimizer, output_dir, fingerprint)
+    loss_curve: list[float] = list(state["loss_curve"]) if state else []
+    start = len(loss_curve)
+    if start > settings.steps:
+        # A checkpoint beyond the requested steps belongs to a longer run: not this one.
+        raise ConfigurationError(
+            f"{output_dir / CHECKPOINTS} holds a checkpoint at step {start}, past the {settings.steps} steps asked for"
+        )
+    if start:
+        print(f"[train] resuming from the checkpoint at step {start}", file=sys.stderr)
+
+    # bf16 autocast on GPUs that have it: the frozen base may be bf16 while peft keeps
+    # the LoRA weights in float32, so matmuls run in bf16 and the update stays exact.
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    # Throughput counts the steps of earlier attempts too, so a resumed run reports
+    # the same tokens/s as one that was never interrupted.
+    tokens = int(state["tokens"]) if state else 0
+    earlier_seconds = float(state["train_seconds"]) if state else 0.0
+    peft_model.train()
+    bar = tqdm(
+        total=settings.steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    started = time.perf_counter()
+    for step in range(start, settings.steps):
+        rows = [
+            examples[i]
+            for i in batch_indices(len(examples), settings.batch_size, step, settings.seed)
+        ]
+        batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = peft_model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at step {step + 1}; lower the learning rate"
+            )
+        loss.backward()
+        if settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_curve.append(round(loss.item(), 6))
+        tokens += int(batch["attention_mask"].sum())
+        done = step + 1
+        if done % settings.checkpoint_every == 0 or done == settings.steps:
+            state = {
+                "step": done,
+                "loss_curve": loss_curve,
+                "fingerprint": fingerprint,
+                "tokens": tokens,
+                "train_seconds": earlier_seconds + time.perf_counter() - started,
+            }
+            _save_checkpoint(peft_model, optimizer, output_dir, state)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
+        if on_step is not None:
+            on_step(done, loss_curve[-1])
+    train_seconds = earlier_seconds + time.perf_counter() - started
+    bar.close()
+
+    adapter_dir = output_dir / "adapter"
+    with atomic_directory(adapter_dir) as tmp:
+        peft_model.save_pretrained(tmp)
+    return TrainingResult(
+        adapter_dir=adapter_dir,
+        loss_curve=loss_curve,
+        resumed_from=start,
+        train_seconds=train_seconds,
+        tokens=tokens,
+        trainable_parameters=sum(param.numel() for param in trainable),
+        total_parameters=sum(param.numel() for param in peft_model.parameters()),
+        peak_memory_mb=peak_memory_mb(device),
+        device=str(device),
+        autocast="bfloat16" if use_bf16 else None,
+    )

@@ -1,0 +1,188 @@
+"""Merging per-domain LoRA adapters into one candidate adapter with peft's `add_weighted_adapter`.
+
+Each source adapter is loaded onto the same base model under its own name, then peft
+combines them (`linear`, `cat`, `ties`, `dare_linear`, `dare_ties`) into the model's
+`default` adapter, which is saved in peft format. One source is copied unchanged: there
+is nothing to combine. Incompatible sources (different ranks for the combinations that
+need equal ranks, mixed target-module kinds) are refused before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kaizen.api.step import ConfigurationError
+from kaizen.trainer.files import atomic_directory, copy_directory
+
+if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
+    from transformers import PreTrainedModel
+
+#: The combinations the ImprovementCycle spec allows (`spec.merge.combination`).
+COMBINATIONS = ("linear", "cat", "ties", "dare_linear", "dare_ties")
+#: Combinations that prune weights to `density`.
+USES_DENSITY = ("ties", "dare_linear", "dare_ties")
+#: peft combines these element-wise, so every source must have the same rank.
+SAME_RANK = ("linear", "ties", "dare_linear", "dare_ties")
+#: What `MergeResult.combination` says when a single adapter was copied.
+COPY = "copy"
+ADAPTER_CONFIG = "adapter_config.json"
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class SourceAdapter:
+    """One domain adapter to merge, with the parts of its config that decide compatibility."""
+
+    domain: str
+    path: Path
+    rank: int
+    alpha: float
+    target_modules: Any
+
+    def describe(self) -> dict[str, Any]:
+        targets = self.target_modules
+        if isinstance(targets, list | set | tuple):
+            # peft records resolved full module paths (hundreds on a real model): keep
+            # the distinct layer names, which say what the adapter touches.
+            targets = sorted({str(name).rsplit(".", 1)[-1] for name in targets})
+        return {
+            "domain": self.domain,
+            "path": str(self.path),
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "target_modules": targets,
+        }
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did; `merge.json` is written from this."""
+
+    adapter_dir: Path
+    combination: str
+    """The combination applied, or `copy` for a single source."""
+    sources: tuple[SourceAdapter, ...]
+    rank: int
+    """Rank of the merged adapter (the sum of the ranks for `cat`)."""
+    seconds: float
+
+
+def read_source(domain: str, path: str | Path) -> SourceAdapter:
+    """Check that `path` is a peft LoRA adapter and read its rank, alpha and targets."""
+    path = Path(path)
+    config_path = path / ADAPTER_CONFIG
+    if not path.is_dir():
+        raise ConfigurationError(f"adapter for domain {domain!r}: {path} is not a directory")
+    if not config_path.exists():
+        raise ConfigurationError(f"adapter for domain {domain!r}: {path} has no {ADAPTER_CONFIG}")
+    if not any((path / name).exists() for name in WEIGHT_FILES):
+        raise ConfigurationError(
+            f"adapter for domain {domain!r}: {path} has no adapter weights ({' or '.join(WEIGHT_FILES)})"
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigurationError(f"{config_path}: cannot be read as JSON: {error}") from None
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        kind = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
+        raise ConfigurationError(
+            f"{config_path}: field 'peft_type' is {kind!r}; only LORA adapters can be merged"
+        )
+    if not isinstance(config.get("r"), int) or config["r"] < 1:
+        raise ConfigurationError(
+            f"{config_path}: field 'r' must be a positive integer, got {config.get('r')!r}"
+        )
+    # peft sizes the merged tensors by the largest rank an adapter uses anywhere.
+    rank = max([config["r"], *(config.get("rank_pattern") or {}).values()])
+    return SourceAdapter(
+        domain, path, rank, config.get("lora_alpha", config["r"]), config.get("target_modules")
+    )
+
+
+def check_compatible(sources: Sequence[SourceAdapter], combination: str, density: float) -> None:
+    """Raise `ConfigurationError` when peft cannot combine `sources` with `combination`."""
+    if combination not in COMBINATIONS:
+        raise ConfigurationError(
+            f"unknown combination {combination!r}; choose one of {', '.join(COMBINATIONS)}"
+        )
+    if not 0.0 < density <= 1.0:
+        raise ConfigurationError(f"density must be in (0, 1], got {density}")
+    if not sources:
+        raise ConfigurationError("no source adapters to merge")
+    domains = [source.domain for source in sources]
+    duplicates = sorted({domain for domain in domains if domains.count(domain) > 1})
+    if duplicates:
+        raise ConfigurationError(
+            f"domain(s) {', '.join(duplicates)} given more than one source adapter"
+        )
+    ranks = {source.domain: source.rank for source in sources}
+    if combination in SAME_RANK and len(set(ranks.values())) > 1:
+        raise ConfigurationError(
+            f"combination {combination!r} needs adapters of equal rank, got {ranks}; use 'cat' "
+            "(which concatenates adapters of any rank) or train the adapters with one rank"
+        )
+    # peft joins string targets (regexes) and unions list targets, but cannot mix the two.
+    kinds = {
+        source.domain: "regex" if isinstance(source.target_modules, str) else "list"
+        for source in sources
+    }
+    if len(set(kinds.values())) > 1:
+        raise ConfigurationError(
+            f"adapters mix regex and list target_modules, which peft cannot merge: {kinds}"
+        )
+
+
+def merge_adapters(
+    sources: Sequence[SourceAdapter],
+    output_dir: str | Path,
+    *,
+    load_base: Callable[[], PreTrainedModel],
+    combination: str = "ties",
+    density: float = 0.5,
+    seed: int = 0,
+) -> MergeResult:
+    """Combine `sources` into `output_dir/adapter`; `load_base()` is called only when there is work to do."""
+    check_compatible(sources, combination, density)
+    started = time.perf_counter()
+    adapter_dir = Path(output_dir) / "adapter"
+    if len(sources) == 1:
+        copy_directory(sources[0].path, adapter_dir)
+        return MergeResult(
+            adapter_dir, COPY, tuple(sources), sources[0].rank, time.perf_counter() - started
+        )
+
+    import torch
+    from peft import PeftModel
+
+    # Sources get neutral names: domains are free text, and peft uses adapter names as
+    # module keys (no dots allowed). The result is the model's `default` adapter, which
+    # peft saves at the top of the folder like any single adapter.
+    names = [f"source{index}" for index in range(len(sources))]
+    model = PeftModel.from_pretrained(load_base(), str(sources[0].path), adapter_name=names[0])
+    for name, source in zip(names[1:], sources[1:], strict=True):
+        model.load_adapter(str(source.path), adapter_name=name)
+    # DARE drops weights at random (torch.bernoulli): the seed makes the merge repeatable.
+    torch.manual_seed(seed)
+    try:
+        model.add_weighted_adapter(
+            adapters=names,
+            weights=[1.0] * len(names),
+            adapter_name="default",
+            combination_type=combination,
+            density=density if combination in USES_DENSITY else None,
+        )
+    except ValueError as error:
+        raise ConfigurationError(
+            f"peft cannot merge these adapters with {combination!r}: {error}"
+        ) from None
+    with atomic_directory(adapter_dir) as tmp:
+        model.save_pretrained(tmp, selected_adapters=["default"])
+    rank = int(model.peft_config["default"].r)
+    return MergeResult(
+        adapter_dir, combination, tuple(sources), rank, time.perf_counter() - started
+    )
