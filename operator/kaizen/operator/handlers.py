@@ -1,0 +1,166 @@
+"""kopf handlers: thin triggers that all funnel into one `CycleReconciler.reconcile(namespace, name)`.
+
+Triggers: a cycle is created, resumed (operator restart) or its spec changes; one of its
+Jobs changes (`on.event` on Jobs labelled `kaizen.dev/cycle`); and a safety-net timer on
+unfinished cycles. Handlers return None, so kopf writes nothing into `status`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kaizen.api.cycle import GROUP, PLURAL, VERSION
+from kaizen.operator import metrics
+from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
+from kaizen.operator.kube import ApiException, JobOwnedByAnother, Kube
+from kaizen.operator.reconciler import CycleReconciler
+from kaizen.operator.settings import OperatorSettings
+
+#: Prefix of kopf's annotations (progress, diff-base) and its finalizer on cycles.
+ANNOTATION_PREFIX = "kaizen.dev"
+FINALIZER = "kaizen.dev/finalizer"
+#: Seconds before kopf retries a cycle handler after an API error.
+RETRY_DELAY = 15.0
+#: The timer's interval is fixed when this module is imported (kopf registers it then).
+_IMPORT_SETTINGS = OperatorSettings.from_env()
+
+
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about the cycle through kopf's poster (not limited by posting.level)."""
+    kopf.event(dict(body), type=type_, reason=reason, message=message)
+
+
+def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) -> None:
+    """kopf settings the operator relies on (pure: also used by tests)."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    # Only warnings from handler logs become Events; the cycle's own Events are posted explicitly.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "kaizen-operator"
+    # Short watches: a silently dropped connection is noticed within a minute.
+    settings.watching.server_timeout = 30
+    settings.watching.client_timeout = 60
+    # Server-side filtering: the operator never sees Jobs that are not its own.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    settings.scanning.disabled = not operator.scanning
+
+
+def _reconciler(memo: Any) -> CycleReconciler:
+    reconciler = getattr(memo, "kaizen", None)
+    if reconciler is None:
+        raise kopf.TemporaryError("the operator has not finished starting", delay=5)
+    return reconciler
+
+
+@kopf.on.startup()
+async def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """Read `KAIZEN_*` settings, configure kopf, connect the API client, start metrics."""
+    operator = OperatorSettings.from_env()
+    configure_kopf(settings, operator)
+    memo.kaizen = CycleReconciler(Kube.from_environment(), operator, post_event=post_event)
+    if operator.metrics_port is not None:
+        metrics.serve(operator.metrics_port)
+    logger.info("Kaizen operator settings: %s", operator)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler = getattr(memo, "kaizen", None)
+    if reconciler is not None and hasattr(reconciler.kube, "close"):
+        reconciler.kube.close()
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster credentials, else `$KUBECONFIG` read now (not when a library was imported)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.probe(id="reconciling")
+async def probe(memo: kopf.Memo, **_: Any) -> int:
+    """Liveness: the operator started and its reconciler exists; reports cycles in progress."""
+    return _reconciler(memo).busy
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def cycle_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A cycle appeared, the operator restarted, or the spec changed (a new generation is recorded)."""
+    try:
+        await _reconciler(memo).reconcile(namespace, name)
+    except (ApiException, JobOwnedByAnother) as error:
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=RETRY_DELAY) from error
+
+
+@kopf.on.event(
+    "batch", "v1", "jobs", labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY}
+)
+async def job_event(
+    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """A step Job changed (created, progressed, finished, deleted): reconcile its cycle."""
+    try:
+        await _reconciler(memo).reconcile(namespace, labels[LABEL_CYCLE])
+    except Exception as error:  # noqa: BLE001 - event handlers are not retried; the timer is the net
+        logger.warning(
+            "Reconciling cycle %s/%s after a Job event failed: %s",
+            namespace,
+            labels[LABEL_CYCLE],
+            error,
+        )
+
+
+def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
+    return (status or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=_IMPORT_SETTINGS.reconcile_interval,
+    idle=_IMPORT_SETTINGS.reconcile_interval,
+    when=_unfinished,
+)
+async def safety_net(
+    namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """Reconcile an unfinished cycle that has been quiet for a while (a missed watch event)."""
+    try:
+        await _reconciler(memo).reconcile(namespace, name)
+    except Exception as error:  # noqa: BLE001 - the next tick tries again
+        logger.warning("Safety-net reconciliation of %s/%s failed: %s", namespace, name, error)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def cycle_deleted(
+    namespace: str, name: str, uid: str, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """Free the GPUs now: delete the cycle's Jobs (garbage collection would, later). Never blocks."""
+    reconciler = getattr(memo, "kaizen", None)
+    if reconciler is None:
+        return
+    try:
+        jobs = await reconciler.kube.list_jobs(namespace, job_selector(name))
+        names = [
+            job["metadata"]["name"]
+            for job in jobs
+            if any(o.get("uid") == uid for o in job["metadata"].get("ownerReferences") or [])
+        ]
+        if names:
+            deleted = await reconciler.kube.delete_jobs(namespace, names)
+            logger.info("Deleted Jobs of cycle %s/%s: %s", namespace, name, ", ".join(deleted))
+    except Exception as error:  # noqa: BLE001 - garbage collection removes the Jobs anyway
+        logger.warning("Deleting the Jobs of cycle %s/%s failed: %s", namespace, name, error)

@@ -1,0 +1,329 @@
+"""Pure builders between the engine and `batch/v1` Jobs: a step's Job manifest, and what a Job shows.
+
+Nothing here talks to the API: `build_step_job` returns a dict, `observe_job` reads dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from kaizen.api.cycle import API_VERSION, KIND
+from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef
+from kaizen.api.status import StepState
+from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV, StepSummary, parse_summary
+from kaizen.cycle.types import StepInvocation, StepObservation
+from kaizen.operator.settings import OperatorSettings
+
+#: The container that runs the step in every Job (named in the podFailurePolicy too).
+CONTAINER = "step"
+TERMINATION_LOG = "/dev/termination-log"
+#: Labels the operator selects its Jobs by.
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_CYCLE = "kaizen.dev/cycle"
+LABEL_STEP = "kaizen.dev/step"
+LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+ANNOTATION_ATTEMPT = "kaizen.dev/attempt"
+ANNOTATION_ARTIFACTS = "kaizen.dev/artifacts-dir"
+MANAGED_BY = "kaizen-operator"
+GPU_RESOURCE = "nvidia.com/gpu"
+#: The UID and GID the images create for the non-root user.
+RUN_AS = 1000
+
+
+@dataclass(frozen=True)
+class CycleRef:
+    """The owner of a Job: the cycle's name, namespace and uid."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def owner_reference(cycle: CycleRef) -> dict[str, Any]:
+    """A controller ownerReference to the cycle: garbage collection deletes its Jobs with it."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": cycle.name,
+        "uid": cycle.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def job_selector(cycle_name: str) -> str:
+    """Label selector of one cycle's Jobs (equality-based only)."""
+    return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_CYCLE}={cycle_name}"
+
+
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _env(
+    invocation: StepInvocation, spec: ImprovementCycleSpec, settings: OperatorSettings
+) -> list[dict[str, Any]]:
+    cache = PurePosixPath(settings.artifact_root) / ".cache"
+    tracking = spec.tracking
+    env: list[dict[str, Any]] = [
+        {"name": SUMMARY_PATH_ENV, "value": TERMINATION_LOG},
+        {"name": "KAIZEN_CACHE", "value": str(cache / "kaizen")},
+        {"name": "HF_HOME", "value": str(cache / "huggingface")},
+        # The root filesystem is read-only: everything that wants $HOME gets the /tmp emptyDir.
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        {"name": "WANDB_MODE", "value": tracking.mode},
+        {"name": "WANDB_PROJECT", "value": tracking.project},
+    ]
+    if tracking.entity:
+        env.append({"name": "WANDB_ENTITY", "value": tracking.entity})
+    # Offline W&B runs land beside the step's other artifacts, on the volume.
+    env.append({"name": "WANDB_DIR", "value": invocation.artifacts_dir})
+    if tracking.api_key_secret is not None:
+        env.append(_secret_env("WANDB_API_KEY", tracking.api_key_secret))
+    if spec.hub_token_secret is not None:
+        env.append(_secret_env("HF_TOKEN", spec.hub_token_secret))
+    return env
+
+
+def _command(argv: Sequence[str], settings: OperatorSettings) -> list[str]:
+    command = list(argv)
+    if command and command[0] == "python":
+        command[0] = settings.python
+    return command
+
+
+def build_step_job(
+    cycle: CycleRef,
+    invocation: StepInvocation,
+    spec: ImprovementCycleSpec,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The `batch/v1` Job that runs one step of `cycle`; the same inputs give the same manifest."""
+    resources = (
+        spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
+    )
+    default_image = (
+        settings.evaluator_image if invocation.kind == "evaluator" else settings.trainer_image
+    )
+    labels = {
+        LABEL_NAME: "kaizen",
+        LABEL_COMPONENT: invocation.kind,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_CYCLE: cycle.name,
+        LABEL_STEP: invocation.name,
+    }
+    job_labels = dict(labels)
+    if spec.queue_name:
+        # Kueue admits (unsuspends) the Job; the operator never touches `suspend` itself.
+        job_labels[LABEL_QUEUE] = spec.queue_name
+
+    memory = resources.memory or settings.default_memory
+    requests: dict[str, Any] = {"cpu": resources.cpu or settings.default_cpu, "memory": memory}
+    limits: dict[str, Any] = {"memory": memory}
+    if resources.gpus > 0:
+        requests[GPU_RESOURCE] = str(resources.gpus)
+        limits[GPU_RESOURCE] = str(resources.gpus)
+
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if settings.artifact_pvc:
+        mounts.insert(0, {"name": "artifacts", "mountPath": settings.artifact_root})
+        volumes.insert(
+            0, {"name": "artifacts", "persistentVolumeClaim": {"claimName": settings.artifact_pvc}}
+        )
+    if resources.gpus > 0:
+        # NCCL and DataLoader workers need more shared memory than the runtime's 64 MiB default.
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": resources.image or default_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": _command(invocation.argv, settings),
+        "workingDir": "/tmp",
+        "env": _env(invocation, spec, settings),
+        "resources": {"requests": requests, "limits": limits},
+        "volumeMounts": mounts,
+        # The summary is the termination message; a step that dies before writing one leaves
+        # its last log lines there instead, which the operator reports as unreadable.
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.job_service_account:
+        pod_spec["serviceAccountName"] = settings.job_service_account
+    if resources.node_selector:
+        pod_spec["nodeSelector"] = dict(sorted(resources.node_selector.items()))
+    if resources.gpus > 0:
+        pod_spec["tolerations"] = [
+            {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": invocation.job_name,
+            "namespace": cycle.namespace,
+            "labels": job_labels,
+            "annotations": {
+                ANNOTATION_ATTEMPT: str(invocation.attempt),
+                ANNOTATION_ARTIFACTS: invocation.artifacts_dir,
+            },
+            "ownerReferences": [owner_reference(cycle)],
+        },
+        "spec": {
+            "backoffLimit": spec.max_step_retries,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    # A configuration error fails the same way on every retry: stop at once.
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [EXIT_CONFIG_ERROR],
+                        },
+                    },
+                    # Node drains and preemption are not the step's fault: retry without counting.
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+# --- observing -------------------------------------------------------------------------------
+
+
+def _condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_ and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The step container's `terminated` state (current, else the last one)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
+        if status.get("name", CONTAINER) != CONTAINER and len(statuses) > 1:
+            continue
+        for key in ("state", "lastState"):
+            terminated = (status.get(key) or {}).get("terminated")
+            if terminated:
+                return terminated
+    return None
+
+
+def _newest_first(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def key(pod: Mapping[str, Any]) -> tuple[str, str]:
+        meta = pod.get("metadata") or {}
+        return (meta.get("creationTimestamp") or "", meta.get("name") or "")
+
+    return sorted(pods, key=key, reverse=True)
+
+
+def _read_summary(terminated: Mapping[str, Any] | None) -> tuple[StepSummary | None, str | None]:
+    """The summary in a termination message, or None and why not."""
+    if terminated is None:
+        return None, "no terminated container found for the Job"
+    text = terminated.get("message")
+    if not text or not str(text).strip():
+        return None, "the step left no summary (empty termination message)"
+    try:
+        return parse_summary(text), None
+    except ValueError:
+        excerpt = " ".join(str(text).split())[-200:]
+        return None, f"the step's summary is unreadable: {excerpt}"
+
+
+def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> StepObservation:
+    """What a Job and its pods say about a step: Queued, Running, Succeeded or Failed."""
+    name = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_STEP) or (
+        job.get("metadata") or {}
+    ).get("name", "")
+    status = job.get("status") or {}
+    newest = _newest_first(pods)
+
+    if _condition(job, "Complete") is not None:
+        # Prefer the pod that succeeded; earlier attempts may have failed before it.
+        terminated = next(
+            (t for t in map(_terminated, newest) if t is not None and t.get("exitCode") == 0),
+            next((t for t in map(_terminated, newest) if t is not None), None),
+        )
+        summary, problem = _read_summary(terminated)
+        exit_code = terminated.get("exitCode") if terminated else None
+        return StepObservation(
+            name=name,
+            state=StepState.SUCCEEDED,
+            exit_code=exit_code,
+            summary=summary,
+            message=problem,
+        )
+
+    failed = _condition(job, "Failed")
+    if failed is not None:
+        terminated = next((t for t in map(_terminated, newest) if t is not None), None)
+        summary, problem = _read_summary(terminated)
+        exit_code = terminated.get("exitCode") if terminated else None
+        reason = failed.get("reason") or "Failed"
+        detail = failed.get("message") or ""
+        parts = [f"Job failed ({reason})" + (f": {detail}" if detail else "")]
+        if exit_code is not None:
+            parts.append(f"exit code {exit_code}")
+        if summary is None and problem:
+            parts.append(problem)
+        return StepObservation(
+            name=name,
+            state=StepState.FAILED,
+            exit_code=exit_code,
+            summary=summary,
+            message="; ".join(parts),
+        )
+
+    if (job.get("spec") or {}).get("suspend"):
+        return StepObservation(
+            name=name, state=StepState.QUEUED, message="Job is suspended (waiting for quota)"
+        )
+    if status.get("active"):
+        return StepObservation(name=name, state=StepState.RUNNING)
+    if not pods:
+        return StepObservation(name=name, state=StepState.QUEUED, message="Job has no pods yet")
+    return StepObservation(name=name, state=StepState.RUNNING)

@@ -1,0 +1,167 @@
+"""The one module that calls the Kubernetes API: async wrappers over the official client.
+
+Every call runs the synchronous client in a worker thread (`asyncio.to_thread`) and returns
+plain dicts with the server's own camelCase keys. Jobs go through the generic custom-objects
+endpoints (`/apis/batch/v1/...`) so manifests travel untouched by the typed models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kaizen.api.cycle import GROUP, PLURAL, VERSION
+
+logger = logging.getLogger(__name__)
+
+_SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+_MERGE_PATCH = "application/merge-patch+json"
+#: Seconds before a single API call gives up (connect, read).
+REQUEST_TIMEOUT = (10, 60)
+
+__all__ = ["ApiException", "JobOwnedByAnother", "Kube", "load_api_client"]
+
+
+class JobOwnedByAnother(RuntimeError):
+    """A Job with the step's name exists but belongs to something else (e.g. a deleted cycle)."""
+
+
+def load_api_client() -> client.ApiClient:
+    """An API client configured in-cluster, or from `$KUBECONFIG` read now (not at import time)."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(_SERVICE_ACCOUNT_TOKEN):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        config.load_kube_config(
+            config_file=path, client_configuration=configuration, persist_config=False
+        )
+    return client.ApiClient(configuration)
+
+
+def is_status(error: BaseException, *codes: int) -> bool:
+    """Whether `error` is an API error with one of these HTTP status codes."""
+    return isinstance(error, ApiException) and error.status in codes
+
+
+def _raw(response: Any) -> Any:
+    return json.loads(response.data or b"null")
+
+
+class Kube:
+    """The operator's API calls; one instance per operator run."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        return cls(load_api_client())
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # --- ImprovementCycles ---------------------------------------------------------------
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cycle as stored, or None when it does not exist."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object,
+                GROUP, VERSION, namespace, PLURAL, name,
+                _request_timeout=REQUEST_TIMEOUT,
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def patch_cycle_status(
+        self, namespace: str, name: str, status_patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the `/status` subresource; lists in the patch replace the stored lists."""
+        return await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status_patch},
+            _content_type=_MERGE_PATCH,
+            _request_timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
+
+    # --- Jobs ----------------------------------------------------------------------------
+
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Jobs in `namespace` matching an (equality-based) label selector."""
+        result = await asyncio.to_thread(
+            self.custom.list_namespaced_custom_object,
+            "batch", "v1", namespace, "jobs",
+            label_selector=label_selector,
+            _request_timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
+        return list(result.get("items") or [])
+
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """Pods the Job controller created for one Job (label `job-name`)."""
+        response = await asyncio.to_thread(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"job-name={job_name}",
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return list((_raw(response) or {}).get("items") or [])
+
+    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+        """Create a Job; if one with its name exists, accept it only when `owner_uid` owns it."""
+        namespace = manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        try:
+            return await asyncio.to_thread(
+                self.custom.create_namespaced_custom_object,
+                "batch", "v1", namespace, "jobs", manifest,
+                _request_timeout=REQUEST_TIMEOUT,
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        existing = await asyncio.to_thread(
+            self.custom.get_namespaced_custom_object,
+            "batch", "v1", namespace, "jobs", name,
+            _request_timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
+        owners = (existing.get("metadata") or {}).get("ownerReferences") or []
+        if any(owner.get("uid") == owner_uid for owner in owners):
+            logger.info(
+                "Job %s/%s already exists and belongs to this cycle; accepted", namespace, name
+            )
+            return existing
+        raise JobOwnedByAnother(
+            f"Job {namespace}/{name} exists but is not owned by cycle uid {owner_uid} "
+            f"(owners: {[owner.get('uid') for owner in owners]})"
+        )
+
+    async def delete_jobs(self, namespace: str, names: Iterable[str]) -> list[str]:
+        """Delete Jobs (and, in the background, their pods); returns those actually deleted."""
+        deleted = []
+        for name in names:
+            try:
+                await asyncio.to_thread(
+                    self.custom.delete_namespaced_custom_object,
+                    "batch", "v1", namespace, "jobs", name,
+                    propagation_policy="Background",
+                    _request_timeout=REQUEST_TIMEOUT,
+                )  # fmt: skip
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            else:
+                deleted.append(name)
+        return deleted

@@ -1,0 +1,269 @@
+"""One reconciliation of one cycle: read, observe its Jobs, ask the engine, apply the decision.
+
+The order of effects matters: the new status is written first, so every recorded outcome
+survives anything that later deletes a Job; then Jobs are created, unfinished Jobs are
+deleted when the cycle failed, and finally Events are posted. Reconciliations of the same
+cycle never overlap (one `asyncio.Lock` per cycle), and a request that arrives while one is
+already waiting is folded into it: the waiting one reads the newer state anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kaizen.api.cycle import SpecError, parse_cycle
+from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
+from kaizen.cycle.engine import INVALID_SPEC, invalid_spec, reconcile
+from kaizen.cycle.types import CycleEvent, Decision, StepObservation
+from kaizen.operator import metrics
+from kaizen.operator.jobs import CycleRef, build_step_job, job_selector, observe_job
+from kaizen.operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+#: Posts one Event about the cycle: (cycle body, type, reason, message).
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+class KubeCalls(Protocol):
+    """The API calls a reconciliation needs (`kaizen.operator.kube.Kube`, or a fake in tests)."""
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_cycle_status(
+        self, namespace: str, name: str, status_patch: dict[str, Any]
+    ) -> Any: ...
+
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]: ...
+
+    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> Any: ...
+
+    async def delete_jobs(self, namespace: str, names: Any) -> list[str]: ...
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with seconds precision (as Kubernetes writes it)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`.
+
+    Keys gone from `new` become `null` (so stale fields are removed), nested objects are
+    patched key by key, and lists are sent whole: merge patches replace lists wholesale.
+    """
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before or key not in old:
+            patch[key] = value
+    return patch
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """Whether a Job has reached Complete or Failed."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+
+
+def owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
+    """Whether `obj` has an ownerReference to `uid`."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return uid is not None and any(owner.get("uid") == uid for owner in owners)
+
+
+def _loose_status(raw: Any) -> ImprovementCycleStatus | None:
+    """The stored status when it parses; a spec error must not hide behind a status error."""
+    if not raw:
+        return None
+    try:
+        return ImprovementCycleStatus.model_validate(raw)
+    except ValueError:
+        return None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one reconciliation did (for logs and tests)."""
+
+    decision: Decision
+    status_patched: bool = False
+    created: list[str] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+
+
+class CycleReconciler:
+    """Reconciles cycles one at a time per cycle; shared by every trigger (handlers, Job events, timer)."""
+
+    def __init__(
+        self,
+        kube: KubeCalls,
+        settings: OperatorSettings,
+        *,
+        post_event: EventPoster,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.post_event = post_event
+        self.clock = clock
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
+
+    @property
+    def busy(self) -> int:
+        """How many cycles are being reconciled right now."""
+        return sum(1 for lock in self._locks.values() if lock.locked())
+
+    async def reconcile(self, namespace: str, name: str) -> Outcome | None:
+        """Reconcile one cycle; None when it is gone, being deleted, or folded into a waiting run."""
+        key = (namespace, name)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        if lock.locked() and self._waiting.get(key, 0) > 0:
+            return None
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                self._waiting[key] -= 1
+                return await self._reconcile(namespace, name)
+        except Exception:
+            metrics.record_error()
+            raise
+        finally:
+            if not lock.locked() and not self._waiting.get(key):
+                self._locks.pop(key, None)
+                self._waiting.pop(key, None)
+
+    async def _reconcile(self, namespace: str, name: str) -> Outcome | None:
+        body = await self.kube.get_cycle(namespace, name)
+        if body is None:
+            return None
+        meta = body.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            # Garbage collection (and the delete handler) take the Jobs away; start nothing.
+            return None
+        uid = meta.get("uid")
+        now = self.clock()
+        old_status: dict[str, Any] = dict(body.get("status") or {})
+
+        try:
+            cycle = parse_cycle(body)
+        except SpecError as error:
+            spec = None
+            decision = invalid_spec(
+                _loose_status(old_status),
+                generation=meta.get("generation"),
+                message=str(error),
+                now=now,
+            )
+        else:
+            spec = cycle.spec
+            if _restartable(cycle.status, cycle.metadata.generation):
+                # The spec was invalid before any step ran and has been fixed since: start afresh.
+                cycle = cycle.model_copy(update={"status": None})
+            jobs = await self.kube.list_jobs(namespace, job_selector(name))
+            observations = await self._observe(namespace, cycle.status, jobs, uid)
+            decision = reconcile(
+                cycle, observations, artifact_root=self.settings.artifact_root, now=now
+            )
+
+        outcome = Outcome(decision=decision)
+        new_status = decision.status.to_wire()
+        if new_status != old_status:
+            await self.kube.patch_cycle_status(namespace, name, merge_patch(old_status, new_status))
+            outcome.status_patched = True
+
+        started_kinds: list[str] = []
+        errors: list[BaseException] = []
+        if decision.start and spec is not None and uid:
+            owner = CycleRef(name=name, namespace=namespace, uid=uid)
+            for invocation in decision.start:
+                manifest = build_step_job(owner, invocation, spec, self.settings)
+                try:
+                    await self.kube.create_job(manifest, uid)
+                except Exception as error:  # noqa: BLE001 - the other steps still get their Jobs
+                    logger.error(
+                        "Creating Job %s/%s failed: %s", namespace, invocation.job_name, error
+                    )
+                    errors.append(error)
+                else:
+                    outcome.created.append(invocation.job_name)
+                    started_kinds.append(invocation.kind)
+
+        if decision.stop_running_steps:
+            jobs = await self.kube.list_jobs(namespace, job_selector(name))
+            running = [
+                job["metadata"]["name"]
+                for job in jobs
+                if owned_by(job, uid) and not job_finished(job)
+            ]
+            if running:
+                outcome.deleted = await self.kube.delete_jobs(namespace, running)
+
+        for event in decision.events:
+            self._post(body, event)
+        metrics.record_transition(old_status, new_status, started_kinds)
+        if errors:
+            raise errors[0]
+        return outcome
+
+    async def _observe(
+        self,
+        namespace: str,
+        status: ImprovementCycleStatus | None,
+        jobs: list[dict[str, Any]],
+        uid: str | None,
+    ) -> dict[str, StepObservation]:
+        """Observations of the unfinished steps the status lists, from their current Jobs."""
+        if status is None:
+            return {}
+        by_name = {job["metadata"]["name"]: job for job in jobs if owned_by(job, uid)}
+        observations: dict[str, StepObservation] = {}
+        for record in status.steps:
+            if record.state in (StepState.SUCCEEDED, StepState.FAILED):
+                continue
+            job = by_name.get(record.job_name)
+            if job is None:
+                continue
+            # Only a finished Job's pods carry what the engine needs (the termination message).
+            pods = (
+                await self.kube.list_job_pods(namespace, record.job_name)
+                if job_finished(job)
+                else []
+            )
+            observations[record.name] = dataclasses.replace(
+                observe_job(job, pods), name=record.name
+            )
+        return observations
+
+    def _post(self, body: Mapping[str, Any], event: CycleEvent) -> None:
+        try:
+            self.post_event(body, event.type, event.reason, event.message[:1024])
+        except Exception as error:  # noqa: BLE001 - an Event is news, not state
+            logger.warning("Posting event %s failed: %s", event.reason, error)
+
+
+def _restartable(status: ImprovementCycleStatus | None, generation: int | None) -> bool:
+    return (
+        status is not None
+        and status.phase == Phase.FAILED
+        and status.failure_reason == INVALID_SPEC
+        and not status.steps
+        and generation is not None
+        and status.observed_generation != generation
+    )

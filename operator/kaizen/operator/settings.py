@@ -1,0 +1,100 @@
+"""Operator settings: one dataclass, every field read from a `KAIZEN_*` environment variable.
+
+Defaults live here and nowhere else; `tests/operator/test_settings.py` pins each of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+_ENV_PREFIX = "KAIZEN_"
+#: Fields an empty (but set) variable empties; for the others an empty variable keeps the default.
+_EMPTY_ALLOWED = ("artifact_pvc", "job_service_account")
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    """How the operator builds step Jobs and how it runs. Field `x` comes from `$KAIZEN_X`."""
+
+    evaluator_image: str = "ghcr.io/kaizen-dev/kaizen-evaluator:0.1.0"
+    """Image of evaluate, analyze and validate Jobs unless `spec.resources.evaluator.image` is set."""
+
+    trainer_image: str = "ghcr.io/kaizen-dev/kaizen-trainer:0.1.0"
+    """Image of train and merge Jobs unless `spec.resources.trainer.image` is set."""
+
+    artifact_root: str = "/artifacts"
+    """Where the artifact volume is mounted in every Job; steps write below `<root>/<ns>/<cycle>/<step>`."""
+
+    artifact_pvc: str = "kaizen-artifacts"
+    """PersistentVolumeClaim (in the cycle's namespace) mounted at `artifact_root`; set empty: no volume."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (`KAIZEN_NAMESPACES`, comma-separated); empty means all namespaces."""
+
+    image_pull_policy: str = "IfNotPresent"
+    """`imagePullPolicy` of step containers."""
+
+    job_service_account: str = ""
+    """ServiceAccount of step pods; empty: the namespace's default. Steps never call the API."""
+
+    job_ttl_seconds: int = 86400
+    """`ttlSecondsAfterFinished` of step Jobs; outcomes are recorded in status before that."""
+
+    default_cpu: str = "1"
+    """CPU request of a step container when `spec.resources.<kind>.cpu` is empty."""
+
+    default_memory: str = "4Gi"
+    """Memory request and limit of a step container when `spec.resources.<kind>.memory` is empty."""
+
+    python: str = "python"
+    """Python executable that replaces a leading `python` in each step's argv."""
+
+    reconcile_interval: float = 60.0
+    """Seconds between safety-net reconciliations of an unfinished, otherwise quiet cycle."""
+
+    metrics_port: int | None = None
+    """Port of the Prometheus metrics server; none is started when unset."""
+
+    scanning: bool = True
+    """Let kopf watch CRDs and namespaces for changes (off for emulators that do not serve them)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Settings from `environ` (default `os.environ`); unset variables keep defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            variable = _ENV_PREFIX + field.name.upper()
+            raw = env.get(variable, "").strip()
+            if not raw:
+                if variable in env and field.name in _EMPTY_ALLOWED:
+                    values[field.name] = ""
+                continue
+            try:
+                values[field.name] = _convert(field.name, raw)
+            except ValueError as error:
+                raise ValueError(f"{_ENV_PREFIX}{field.name.upper()}={raw!r}: {error}") from None
+        return cls(**values)
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name == "namespaces":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if name in ("job_ttl_seconds", "metrics_port"):
+        return int(raw)
+    if name == "reconcile_interval":
+        value = float(raw)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+    if name == "scanning":
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    return raw

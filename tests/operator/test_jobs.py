@@ -1,0 +1,358 @@
+"""The Job builder (golden YAML) and `observe_job` (a table of Job and pod states).
+
+Regenerate the golden files after an intended change with
+`KAIZEN_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/operator/test_jobs.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaizen.api import EXIT_CONFIG_ERROR, StepState, StepSummary, parse_spec
+from kaizen.cycle.steps import StepPlanner
+from kaizen.operator.jobs import CycleRef, build_step_job, observe_job
+from kaizen.operator.settings import OperatorSettings
+
+GOLDEN = Path(__file__).parent / "golden"
+CYCLE = CycleRef(name="demo", namespace="team-a", uid="3f6c1d2e-0000-4000-8000-000000000001")
+SETTINGS = OperatorSettings.from_env({})
+
+GPU_SPEC = {
+    "model": {
+        "name": "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+        "adapters": ["/artifacts/team-a/prev/merge/adapter"],
+    },
+    "evaluation": {"suite": "demo", "limit": 10},
+    "training": {"steps": 100},
+    "resources": {
+        "trainer": {
+            "image": "registry.example.com/kaizen-trainer:dev",
+            "gpus": 2,
+            "cpu": "8",
+            "memory": "64Gi",
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "pool": "gpu"},
+        }
+    },
+    "tracking": {
+        "mode": "online",
+        "project": "kaizen-prod",
+        "entity": "ml-team",
+        "apiKeySecret": {"name": "wandb", "key": "api-key"},
+    },
+    "hubTokenSecret": {"name": "hf", "key": "token"},
+    "queueName": "gpu-queue",
+    "maxStepRetries": 2,
+}
+
+
+def _cpu_evaluator_job() -> dict[str, Any]:
+    spec = parse_spec({"evaluation": {"suite": "demo", "limit": 2}})
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    return build_step_job(CYCLE, planner.evaluate_baseline(), spec, SETTINGS)
+
+
+def _gpu_trainer_job() -> dict[str, Any]:
+    spec = parse_spec(GPU_SPEC)
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    invocation = planner.train("geography", planner.plan_path())
+    return build_step_job(CYCLE, invocation, spec, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("golden", "build"),
+    [("evaluator-cpu.yaml", _cpu_evaluator_job), ("trainer-gpu.yaml", _gpu_trainer_job)],
+)
+def test_job_matches_golden(golden: str, build: Any) -> None:
+    job = build()
+    path = GOLDEN / golden
+    rendered = yaml.safe_dump(job, sort_keys=False, width=100)
+    if os.environ.get("KAIZEN_UPDATE_GOLDEN"):
+        path.write_text(rendered)
+    assert yaml.safe_load(path.read_text()) == job, f"{path} is stale (see the module docstring)"
+
+
+def test_builder_is_deterministic() -> None:
+    assert json.dumps(_gpu_trainer_job()) == json.dumps(_gpu_trainer_job())
+
+
+def test_cpu_job_essentials() -> None:
+    job = _cpu_evaluator_job()
+    meta, spec = job["metadata"], job["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert meta["name"] == "demo-evaluate-baseline"
+    assert meta["labels"]["kaizen.dev/step"] == "evaluate-baseline"
+    assert "kueue.x-k8s.io/queue-name" not in meta["labels"]
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "kaizen.dev/v1alpha1",
+            "kind": "ImprovementCycle",
+            "name": "demo",
+            "uid": CYCLE.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert spec["backoffLimit"] == 1
+    assert pod["restartPolicy"] == "Never"
+    assert container["command"][:3] == ["python", "-m", "kaizen.evaluator"]
+    assert "args" not in container
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KAIZEN_SUMMARY_PATH"] == "/dev/termination-log"
+    assert env["WANDB_DIR"] == "/artifacts/team-a/demo/evaluate-baseline"
+    assert "WANDB_API_KEY" not in env and "HF_TOKEN" not in env
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "4Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    assert "tolerations" not in pod
+    assert {v["name"] for v in pod["volumes"]} == {"artifacts", "tmp"}
+
+
+def test_gpu_job_essentials() -> None:
+    job = _gpu_trainer_job()
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    assert spec["backoffLimit"] == 2
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["values"] == [EXIT_CONFIG_ERROR]
+    assert rules[1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    assert container["image"] == "registry.example.com/kaizen-trainer:dev"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "2"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["nodeSelector"]["pool"] == "gpu"
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    assert secrets == {
+        "WANDB_API_KEY": {"name": "wandb", "key": "api-key"},
+        "HF_TOKEN": {"name": "hf", "key": "token"},
+    }
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_settings_change_images_python_and_volume() -> None:
+    settings = OperatorSettings.from_env(
+        {
+            "KAIZEN_EVALUATOR_IMAGE": "local/ev:1",
+            "KAIZEN_PYTHON": "/venv/bin/python",
+            "KAIZEN_ARTIFACT_PVC": "",
+            "KAIZEN_ARTIFACT_ROOT": "/data",
+            "KAIZEN_JOB_SERVICE_ACCOUNT": "kaizen-step",
+        }
+    )
+    spec = parse_spec({})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/data")
+    job = build_step_job(CycleRef("c", "ns", "u"), planner.evaluate_baseline(), spec, settings)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "local/ev:1"
+    assert container["command"][0] == "/venv/bin/python"
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert pod["serviceAccountName"] == "kaizen-step"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KAIZEN_CACHE"] == "/data/.cache/kaizen"
+    assert env["HF_HOME"] == "/data/.cache/huggingface"
+
+
+# --- observe_job ------------------------------------------------------------------------------
+
+SUMMARY_OK = StepSummary(step="evaluate-baseline", ok=True, message="fine")
+SUMMARY_CONFIG = StepSummary(
+    step="evaluate-baseline", ok=False, reason="ConfigurationError", message="no suite 'x'"
+)
+
+
+def _job(
+    *, conditions: list[tuple[str, str, str]] = (), active: int = 0, suspend: bool = False
+) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if active:
+        status["active"] = active
+    if conditions:
+        status["conditions"] = [
+            {"type": t, "status": "True", "reason": r, "message": m} for t, r, m in conditions
+        ]
+    return {
+        "metadata": {
+            "name": "demo-evaluate-baseline",
+            "labels": {"kaizen.dev/step": "evaluate-baseline"},
+        },
+        "spec": {"suspend": suspend},
+        "status": status,
+    }
+
+
+def _pod(
+    name: str, created: str, exit_code: int | None, message: str | None = None
+) -> dict[str, Any]:
+    state: dict[str, Any] = {"running": {}}
+    if exit_code is not None:
+        state = {
+            "terminated": {"exitCode": exit_code, "reason": "Error" if exit_code else "Completed"}
+        }
+        if message is not None:
+            state["terminated"]["message"] = message
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"containerStatuses": [{"name": "step", "state": state}]},
+    }
+
+
+COMPLETE = ("Complete", "", "")
+OK_JSON = SUMMARY_OK.model_dump_json(by_alias=True)
+CONFIG_JSON = SUMMARY_CONFIG.model_dump_json(by_alias=True)
+
+CASES = [
+    # (id, job, pods, state, exit code, summary, message contains)
+    ("suspended by Kueue", _job(suspend=True), [], StepState.QUEUED, None, None, "suspended"),
+    ("created, no pods yet", _job(), [], StepState.QUEUED, None, None, "no pods"),
+    ("active", _job(active=1), [], StepState.RUNNING, None, None, None),
+    (
+        "complete with summary",
+        _job(conditions=[COMPLETE]),
+        [_pod("p1", "2025-01-01T00:00:00Z", 0, OK_JSON)],
+        StepState.SUCCEEDED,
+        0,
+        SUMMARY_OK,
+        None,
+    ),
+    (
+        "complete after a failed retry: the succeeded pod counts",
+        _job(conditions=[COMPLETE]),
+        [
+            _pod("p2", "2025-01-01T00:05:00Z", 0, OK_JSON),
+            _pod("p1", "2025-01-01T00:00:00Z", 1, "Traceback ..."),
+        ],
+        StepState.SUCCEEDED,
+        0,
+        SUMMARY_OK,
+        None,
+    ),
+    (
+        "complete but the message is logs, not a summary",
+        _job(conditions=[COMPLETE]),
+        [_pod("p1", "2025-01-01T00:00:00Z", 0, "done, no json here")],
+        StepState.SUCCEEDED,
+        0,
+        None,
+        "unreadable",
+    ),
+    (
+        "complete with an empty message",
+        _job(conditions=[COMPLETE]),
+        [_pod("p1", "2025-01-01T00:00:00Z", 0, "")],
+        StepState.SUCCEEDED,
+        0,
+        None,
+        "no summary",
+    ),
+    (
+        "complete but the pods are gone",
+        _job(conditions=[COMPLETE]),
+        [],
+        StepState.SUCCEEDED,
+        None,
+        None,
+        "no terminated container",
+    ),
+    (
+        "configuration error stops the Job at once",
+        _job(
+            conditions=[
+                (
+                    "Failed",
+                    "PodFailurePolicy",
+                    "Container step ... matching FailJob rule at index 0",
+                )
+            ]
+        ),
+        [_pod("p1", "2025-01-01T00:00:00Z", EXIT_CONFIG_ERROR, CONFIG_JSON)],
+        StepState.FAILED,
+        EXIT_CONFIG_ERROR,
+        SUMMARY_CONFIG,
+        "PodFailurePolicy",
+    ),
+    (
+        "retries used up: the newest pod speaks",
+        _job(
+            conditions=[
+                ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            ]
+        ),
+        [
+            _pod("p1", "2025-01-01T00:00:00Z", 1, "first"),
+            _pod("p2", "2025-01-01T00:01:00Z", 137, "OOMKilled tail of logs"),
+        ],
+        StepState.FAILED,
+        137,
+        None,
+        "BackoffLimitExceeded",
+    ),
+    (
+        "deadline exceeded while running",
+        _job(
+            conditions=[
+                ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+            ]
+        ),
+        [_pod("p1", "2025-01-01T00:00:00Z", None)],
+        StepState.FAILED,
+        None,
+        None,
+        "DeadlineExceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("job", "pods", "state", "exit_code", "summary", "message"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_observe_job(
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    state: StepState,
+    exit_code: int | None,
+    summary: StepSummary | None,
+    message: str | None,
+) -> None:
+    seen = observe_job(job, pods)
+    assert seen.name == "evaluate-baseline"
+    assert seen.state == state
+    assert seen.exit_code == exit_code
+    assert seen.summary == summary
+    if message is None:
+        assert seen.message is None or state != StepState.SUCCEEDED
+    else:
+        assert seen.message is not None and message in seen.message
+
+
+def test_failed_message_keeps_the_summary_and_exit_code() -> None:
+    job = _job(conditions=[("Failed", "BackoffLimitExceeded", "backoff")])
+    seen = observe_job(job, [_pod("p1", "2025-01-01T00:00:00Z", 1, "Traceback: boom")])
+    assert seen.message is not None
+    assert "exit code 1" in seen.message and "unreadable" in seen.message and "boom" in seen.message
