@@ -51,7 +51,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
     settings.watching.client_timeout = 60
     # Server-side filtering: the operator never sees Jobs that are not its own.
     settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-    settings.scanning.disabled = not operator.scanning
+    if not operator.scanning:
+        # Only ever switched off here: a harness that disabled scanning keeps it disabled.
+        settings.scanning.disabled = True
 
 
 def _reconciler(memo: Any) -> CycleReconciler:

@@ -1,0 +1,362 @@
+"""The reconciler against a fake API: order of effects, idempotence, failures, invalid specs.
+
+The fake keeps cycles, Jobs and pods in dicts and records every call, so the tests can check
+what the operator would send to Kubernetes without a cluster (the emulator-backed tests in
+`test_operator_integration.py` run the real kopf operator over HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from kaizen.api import EXIT_CONFIG_ERROR, ScoreDigest, StepSummary
+from kaizen.operator.kube import JobOwnedByAnother
+from kaizen.operator.reconciler import CycleReconciler, merge_patch
+from kaizen.operator.settings import OperatorSettings
+
+NS, NAME, UID = "ml", "demo", "uid-1"
+NOW = "2026-11-25T10:00:00Z"
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.cycles: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pods: dict[str, list[dict[str, Any]]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.status_patches: list[dict[str, Any]] = []
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_cycle", name))
+        await asyncio.sleep(0)  # a real call suspends: let concurrent triggers interleave
+        found = self.cycles.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    async def patch_cycle_status(self, namespace: str, name: str, patch: dict[str, Any]) -> Any:
+        self.calls.append(("patch_status", name))
+        self.status_patches.append(copy.deepcopy(patch))
+        obj = self.cycles[(namespace, name)]
+        obj["status"] = _apply_merge_patch(obj.get("status") or {}, patch)
+        return obj
+
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        self.calls.append(("list_jobs", label_selector))
+        wanted = dict(part.split("=") for part in label_selector.split(","))
+        return [
+            copy.deepcopy(job)
+            for (ns, _), job in self.jobs.items()
+            if ns == namespace
+            and all(job["metadata"]["labels"].get(k) == v for k, v in wanted.items())
+        ]
+
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        self.calls.append(("list_pods", job_name))
+        return copy.deepcopy(self.pods.get(job_name, []))
+
+    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> Any:
+        name = manifest["metadata"]["name"]
+        self.calls.append(("create_job", name))
+        existing = self.jobs.get((manifest["metadata"]["namespace"], name))
+        if existing is not None:
+            if existing["metadata"]["ownerReferences"][0]["uid"] != owner_uid:
+                raise JobOwnedByAnother(name)
+            return existing
+        self.jobs[(manifest["metadata"]["namespace"], name)] = copy.deepcopy(manifest)
+        return manifest
+
+    async def delete_jobs(self, namespace: str, names: Any) -> list[str]:
+        names = list(names)
+        self.calls.append(("delete_jobs", ",".join(names)))
+        for name in names:
+            self.jobs.pop((namespace, name), None)
+        return names
+
+    # --- test helpers
+
+    def finish(
+        self, job_name: str, *, exit_code: int, message: str, failed_reason: str = ""
+    ) -> None:
+        job = self.jobs[(NS, job_name)]
+        condition = (
+            {"type": "Failed", "status": "True", "reason": failed_reason}
+            if failed_reason
+            else {"type": "Complete", "status": "True"}
+        )
+        job["status"] = {"conditions": [condition]}
+        terminated = {"exitCode": exit_code, "message": message}
+        self.pods[job_name] = [
+            {
+                "metadata": {"name": f"{job_name}-x", "creationTimestamp": NOW},
+                "status": {
+                    "containerStatuses": [{"name": "step", "state": {"terminated": terminated}}]
+                },
+            }
+        ]
+
+    def start(self, job_name: str) -> None:
+        self.jobs[(NS, job_name)]["status"] = {"active": 1}
+
+
+def _apply_merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _apply_merge_patch(result.get(key), value)
+    return result
+
+
+def cycle_body(spec: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "kaizen.dev/v1alpha1",
+        "kind": "ImprovementCycle",
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID, "generation": generation},
+        "spec": spec if spec is not None else {"evaluation": {"limit": 2}},
+    }
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    fake = FakeKube()
+    fake.cycles[(NS, NAME)] = cycle_body()
+    return fake
+
+
+@pytest.fixture
+def events() -> list[tuple[str, str, str]]:
+    return []
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, events: list[tuple[str, str, str]]) -> CycleReconciler:
+    settings = OperatorSettings.from_env({"KAIZEN_ARTIFACT_ROOT": "/artifacts"})
+    return CycleReconciler(
+        kube,
+        settings,
+        post_event=lambda body, type_, reason, message: events.append((type_, reason, message)),
+        clock=lambda: NOW,
+    )
+
+
+def status(kube: FakeKube) -> dict[str, Any]:
+    return kube.cycles[(NS, NAME)].get("status") or {}
+
+
+def baseline_summary() -> str:
+    summary = StepSummary(
+        step="evaluate-baseline",
+        ok=True,
+        artifacts_dir="/artifacts/ml/demo/evaluate-baseline",
+        evaluation=ScoreDigest(
+            overall=0.25,
+            domains={"geography": 0.25},
+            items=4,
+            results_path="/artifacts/ml/demo/evaluate-baseline/results.json",
+        ),
+    )
+    return summary.model_dump_json(by_alias=True, exclude_none=True)
+
+
+async def test_first_reconcile_records_the_step_before_creating_its_job(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+    order = [call for call, _ in kube.calls]
+    assert order.index("patch_status") < order.index("create_job")
+    st = status(kube)
+    assert st["phase"] == "Evaluating"
+    assert st["observedGeneration"] == 1
+    assert [s["name"] for s in st["steps"]] == ["evaluate-baseline"]
+    job = kube.jobs[(NS, "demo-evaluate-baseline")]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert ("Normal", "StepStarted") in [(t, r) for t, r, _ in events]
+
+
+async def test_reconciling_again_changes_nothing(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    kube.start("demo-evaluate-baseline")
+    await reconciler.reconcile(NS, NAME)  # records Running
+    assert status(kube)["steps"][0]["state"] == "Running"
+    kube.calls.clear()
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and not outcome.status_patched and not outcome.created
+    assert [c for c, _ in kube.calls if c in ("patch_status", "create_job", "delete_jobs")] == []
+
+
+async def test_a_finished_step_is_folded_in_and_the_next_one_starts(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    kube.finish("demo-evaluate-baseline", exit_code=0, message=baseline_summary())
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and outcome.created == ["demo-analyze"]
+    st = status(kube)
+    assert st["baseline"]["overall"] == 0.25
+    assert [(s["name"], s["state"]) for s in st["steps"]] == [
+        ("evaluate-baseline", "Succeeded"),
+        ("analyze", "Pending"),
+    ]
+    # The finished Job is TTL-collected: nothing is recreated, nothing is forgotten.
+    del kube.jobs[(NS, "demo-evaluate-baseline")]
+    kube.calls.clear()
+    await reconciler.reconcile(NS, NAME)
+    assert ("create_job", "demo-evaluate-baseline") not in kube.calls
+    assert status(kube)["steps"][0]["state"] == "Succeeded"
+
+
+async def test_success_without_a_readable_summary_fails_the_cycle_clearly(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    kube.finish("demo-evaluate-baseline", exit_code=0, message="Loading model...\nDone")
+    await reconciler.reconcile(NS, NAME)
+    st = status(kube)
+    assert st["phase"] == "Failed"
+    assert "no readable summary" in st["message"]
+    stalled = next(c for c in st["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert any(t == "Warning" for t, _, _ in events)
+
+
+async def test_configuration_error_fails_the_cycle_and_stops_siblings(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    bad = StepSummary(
+        step="evaluate-baseline",
+        ok=False,
+        reason="ConfigurationError",
+        message="unknown suite 'nope'",
+    )
+    # A sibling Job of this cycle that is still running gets deleted when the cycle fails.
+    kube.jobs[(NS, "demo-train-x")] = {
+        "metadata": {
+            "name": "demo-train-x",
+            "labels": copy.deepcopy(
+                kube.jobs[(NS, "demo-evaluate-baseline")]["metadata"]["labels"]
+            ),
+            "ownerReferences": [{"uid": UID}],
+        },
+        "status": {"active": 1},
+    }
+    kube.status_patches.clear()
+    status(kube)["steps"].append(
+        {"name": "train-x", "jobName": "demo-train-x", "state": "Running", "attempt": 1}
+    )
+    kube.finish(
+        "demo-evaluate-baseline",
+        exit_code=EXIT_CONFIG_ERROR,
+        message=bad.model_dump_json(by_alias=True),
+        failed_reason="PodFailurePolicy",
+    )
+    outcome = await reconciler.reconcile(NS, NAME)
+    st = status(kube)
+    assert st["phase"] == "Failed"
+    assert st["failureReason"] == "ConfigurationError"
+    assert "unknown suite 'nope'" in st["message"]
+    assert outcome is not None and outcome.deleted == ["demo-train-x"]
+    assert (NS, "demo-evaluate-baseline") in kube.jobs  # finished Jobs stay for their logs
+
+
+async def test_invalid_spec_fails_once_naming_the_field(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    kube.cycles[(NS, NAME)] = cycle_body({"evaluation": {"maxNewTokens": 0}})
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and not outcome.created
+    st = status(kube)
+    assert st["phase"] == "Failed"
+    assert st["failureReason"] == "InvalidSpec"
+    assert "spec.evaluation.maxNewTokens" in st["message"]
+    conditions = {c["type"]: c for c in st["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert conditions["Ready"]["status"] == "False"
+    assert [(t, r) for t, r, _ in events] == [("Warning", "InvalidSpec")]
+    assert not kube.jobs
+    # Not retried: the same spec gives no new status and no new Event.
+    events.clear()
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and not outcome.status_patched and events == []
+
+
+async def test_fixed_spec_after_invalid_spec_starts_afresh(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    kube.cycles[(NS, NAME)] = cycle_body({"evaluation": {"maxNewTokens": 0}})
+    await reconciler.reconcile(NS, NAME)
+    kube.cycles[(NS, NAME)].update(
+        {
+            "spec": {"evaluation": {"limit": 2}},
+            "metadata": {**cycle_body()["metadata"], "generation": 2},
+        }
+    )
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+    st = status(kube)
+    assert st["phase"] == "Evaluating" and st["observedGeneration"] == 2
+    assert "failureReason" not in st and "completionTime" not in st
+
+
+async def test_a_foreign_job_with_the_same_name_is_not_adopted(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    kube.jobs[(NS, "demo-evaluate-baseline")] = {
+        "metadata": {
+            "name": "demo-evaluate-baseline",
+            "labels": {},
+            "ownerReferences": [{"uid": "old"}],
+        }
+    }
+    with pytest.raises(JobOwnedByAnother):
+        await reconciler.reconcile(NS, NAME)
+    # The status was written first anyway; the next try (after GC) creates the Job.
+    assert status(kube)["steps"][0]["name"] == "evaluate-baseline"
+    del kube.jobs[(NS, "demo-evaluate-baseline")]
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+
+
+async def test_deleted_or_deleting_cycles_are_left_alone(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    kube.cycles[(NS, NAME)]["metadata"]["deletionTimestamp"] = NOW
+    assert await reconciler.reconcile(NS, NAME) is None
+    assert await reconciler.reconcile(NS, "absent") is None
+    assert not kube.jobs and not kube.status_patches
+
+
+async def test_concurrent_triggers_do_not_overlap(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    results = await asyncio.gather(*(reconciler.reconcile(NS, NAME) for _ in range(5)))
+    assert sum(1 for r in results if r is not None) == 2  # one runs, one waits, the rest fold in
+    assert [c for c in kube.calls if c[0] == "create_job"] == [
+        ("create_job", "demo-evaluate-baseline")
+    ]
+    assert reconciler.busy == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        ({}, {"a": 1}, {"a": 1}),
+        ({"a": 1, "b": 2}, {"a": 1}, {"b": None}),
+        ({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}, {"a": {"y": None}}),
+        ({"l": [1, 2]}, {"l": [1]}, {"l": [1]}),
+        ({"a": 1}, {"a": 1}, {}),
+        ({"a": {"x": 1}}, {"a": 5}, {"a": 5}),
+    ],
+)
+def test_merge_patch(old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]) -> None:
+    assert merge_patch(old, new) == patch
+    assert _apply_merge_patch(old, patch) == new
