@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,11 @@ class Tracker:
             elif path.exists():
                 artifact.add_file(str(path))
         self.run.log_artifact(artifact)
+
+
+def artifact_name(*parts: str | None) -> str:
+    """A W&B artifact name from parts (e.g. cycle, step, kind): only letters, digits, `-`, `_`, `.`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))
 
 
 @contextlib.contextmanager

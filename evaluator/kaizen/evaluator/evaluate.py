@@ -1,0 +1,320 @@
+"""The evaluate step: generate an answer to every suite item, score it, and write the results.
+
+Writes `results.json` (suite identity and digest, model, per-item records, per-domain and
+per-capability scores, throughput, peak memory) and `responses.jsonl` (the exact prompt sent
+and the raw response per item), and returns a `StepSummary` whose `ScoreDigest` is small
+enough for a termination message. The baseline and the candidate run this same code on the
+same selection of items, so `compare.py` can pair them item by item.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kaizen.api.step import ConfigurationError
+from kaizen.api.summary import (
+    ScoreDigest,
+    StepSummary,
+    SummaryTooLarge,
+    atomic_write_bytes,
+    atomic_write_json,
+    encode_summary,
+    file_digest,
+)
+from kaizen.evaluator import models
+from kaizen.evaluator.generation import generate
+from kaizen.evaluator.scoring import score
+from kaizen.evaluator.suites import load_suite
+from kaizen.evaluator.tracking import artifact_name, track
+
+RESULTS_FILE = "results.json"
+RESPONSES_FILE = "responses.jsonl"
+#: Version of the results.json layout; readers refuse versions they do not know.
+RESULTS_SCHEMA = 1
+#: An item counts as correct (for pass counts and the paired test) at this score or above.
+CORRECT_AT = 0.5
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """Where a step's W&B run goes."""
+
+    mode: str = "offline"
+    project: str = "kaizen"
+    entity: str | None = None
+    cycle: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """Everything the evaluate step needs, as parsed from its command line."""
+
+    model: str
+    suite: str
+    step: str
+    max_new_tokens: int = 32
+    batch_size: int = 16
+    adapters: Sequence[str] = ()
+    revision: str | None = None
+    domains: Sequence[str] = ()
+    limit: int | None = None
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    quiet: bool = False
+
+
+def aggregate(records: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    """Mean score, item count and correct count grouped by `key` (e.g. domain), sorted by name."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[record[key]].append(record)
+    return {
+        name: {
+            "score": sum(r["score"] for r in rows) / len(rows),
+            "n": len(rows),
+            "correct": sum(1 for r in rows if r["correct"]),
+        }
+        for name, rows in sorted(groups.items())
+    }
+
+
+def peak_memory_mib() -> float:
+    """CUDA peak allocated memory when a GPU is in use, else this process's peak RSS, in MiB."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return torch.cuda.max_memory_allocated() / 2**20
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _load(options: EvaluateOptions) -> tuple[Any, Any]:
+    if options.quiet:
+        # --quiet means no progress bars at all, including transformers' weight loading bar.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    try:
+        tokenizer = models.load_tokenizer(options.model, revision=options.revision)
+        model = models.load_model(options.model, options.adapters, revision=options.revision)
+    except models.ModelNotFound as error:
+        raise ConfigurationError(str(error)) from error
+    return model, tokenizer
+
+
+def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
+    """Evaluate and write results.json and responses.jsonl into `out`; returns the results."""
+    if options.max_new_tokens < 1 or options.batch_size < 1:
+        raise ConfigurationError("--max-new-tokens and --batch-size must be at least 1")
+    suite = load_suite(options.suite).select(options.domains, options.limit)
+    model, tokenizer = _load(options)
+    prompts = [models.format_prompt(tokenizer, item.user_message()) for item in suite.items]
+    report = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=options.max_new_tokens,
+        batch_size=options.batch_size,
+        progress=not options.quiet,
+    )
+    records = []
+    responses = []
+    for item, prompt, output in zip(suite.items, prompts, report.outputs, strict=True):
+        value, extracted = score(item.scorer, output.text, item.answers)
+        records.append(
+            {
+                "id": item.id,
+                "domain": item.domain,
+                "capability": item.capability,
+                "question": item.question,
+                "reference": item.reference,
+                "scorer": item.scorer,
+                "response": output.text,
+                "extracted": extracted,
+                "score": value,
+                "correct": value >= CORRECT_AT,
+                "new_tokens": output.new_tokens,
+                "truncated": output.truncated,
+                "seconds": round(output.seconds, 4),
+            }
+        )
+        responses.append(
+            {
+                "id": item.id,
+                "prompt": prompt,
+                "response": output.text,
+                "extracted": extracted,
+                "score": value,
+                "new_tokens": output.new_tokens,
+                "prompt_tokens": output.prompt_tokens,
+                "seconds": round(output.seconds, 4),
+            }
+        )
+    domains = aggregate(records, "domain")
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "suite": {
+            "name": suite.name,
+            "version": suite.version,
+            "digest": suite.digest,
+            "path": str(suite.path),
+        },
+        "selection": {"domains": list(options.domains), "limit": options.limit},
+        "model": {
+            "name": options.model,
+            "revision": options.revision,
+            "adapters": list(options.adapters),
+        },
+        "generation": {
+            "max_new_tokens": options.max_new_tokens,
+            "batch_size": options.batch_size,
+            "batch_size_used": report.batch_size,
+            "device": str(model.device),
+            "dtype": str(model.dtype).removeprefix("torch."),
+        },
+        "overall": {
+            "micro": sum(r["score"] for r in records) / len(records),
+            "macro": sum(d["score"] for d in domains.values()) / len(domains),
+            "n": len(records),
+            "correct": sum(1 for r in records if r["correct"]),
+        },
+        "domains": domains,
+        "capabilities": aggregate(records, "capability"),
+        "performance": {
+            "tokens_per_second": report.tokens_per_second,
+            "new_tokens": report.new_tokens,
+            "wall_seconds": report.wall_seconds,
+            "latency_per_item_seconds": report.wall_seconds / len(records),
+            "peak_memory_mib": peak_memory_mib(),
+        },
+        "items": records,
+    }
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)
+    atomic_write_bytes(out / RESPONSES_FILE, lines.encode())
+    atomic_write_json(out / RESULTS_FILE, results)
+    return results
+
+
+def score_digest(results: dict[str, Any], results_path: Path, step: str) -> ScoreDigest:
+    """The headline numbers, rounded; domains are trimmed (weakest kept) if they would not fit 4 KiB."""
+    performance = results["performance"]
+    domains = {name: round(d["score"], 4) for name, d in results["domains"].items()}
+    digest = ScoreDigest(
+        overall=round(results["overall"]["micro"], 4),
+        domains=domains,
+        capabilities={name: round(c["score"], 4) for name, c in results["capabilities"].items()},
+        items=results["overall"]["n"],
+        tokens_per_second=round(performance["tokens_per_second"], 2),
+        peak_memory_mb=round(performance["peak_memory_mib"], 1),
+        results_path=str(results_path),
+    )
+    # A suite with hundreds of domains would overflow the termination message: keep the
+    # weakest domains (the ones the cycle acts on); results.json always has all of them.
+    weakest_first = sorted(domains, key=lambda name: (domains[name], name))
+    while weakest_first:
+        try:
+            encode_summary(
+                StepSummary(step=step, ok=True, evaluation=digest, digest="sha256:" + "0" * 64)
+            )
+            break
+        except SummaryTooLarge:
+            weakest_first = weakest_first[: len(weakest_first) * 3 // 4]
+            digest = digest.model_copy(
+                update={"domains": {name: domains[name] for name in sorted(weakest_first)}}
+            )
+    return digest
+
+
+def evaluate_step(options: EvaluateOptions, out: Path) -> StepSummary:
+    """The whole evaluate step for `run_step`: evaluate, track, summarise."""
+    tracking = options.tracking
+    config = {
+        "model": options.model,
+        "adapters": list(options.adapters),
+        "revision": options.revision,
+        "suite": options.suite,
+        "domains": list(options.domains),
+        "limit": options.limit,
+        "max_new_tokens": options.max_new_tokens,
+        "batch_size": options.batch_size,
+    }
+    results = run_evaluation(options, out)
+    results_path = out / RESULTS_FILE
+    with track(
+        mode=tracking.mode,
+        project=tracking.project,
+        entity=tracking.entity,
+        cycle=tracking.cycle,
+        job_type="evaluate",
+        name=options.step,
+        config=config,
+        directory=out,
+    ) as tracker:
+        metrics: dict[str, Any] = {
+            "overall/micro": results["overall"]["micro"],
+            "overall/macro": results["overall"]["macro"],
+            "performance/tokens_per_second": results["performance"]["tokens_per_second"],
+            "performance/peak_memory_mib": results["performance"]["peak_memory_mib"],
+            "performance/latency_per_item_seconds": results["performance"][
+                "latency_per_item_seconds"
+            ],
+        }
+        metrics.update({f"domain/{name}": d["score"] for name, d in results["domains"].items()})
+        metrics.update(
+            {f"capability/{name}": c["score"] for name, c in results["capabilities"].items()}
+        )
+        tracker.log(metrics)
+        tracker.summary(metrics | {"suite/digest": results["suite"]["digest"]})
+        columns = [
+            "id",
+            "domain",
+            "capability",
+            "question",
+            "reference",
+            "response",
+            "extracted",
+            "score",
+        ]
+        tracker.table("responses", columns, [[r[c] for c in columns] for r in results["items"]])
+        tracker.artifact(
+            artifact_name(tracking.cycle, options.step, "results"),
+            "evaluation",
+            [results_path, out / RESPONSES_FILE],
+        )
+    overall = results["overall"]
+    return StepSummary(
+        step=options.step,
+        ok=True,
+        message=(
+            f"{overall['correct']}/{overall['n']} correct on suite {results['suite']['name']} "
+            f"(micro {overall['micro']:.3f}, macro {overall['macro']:.3f})"
+        ),
+        evaluation=score_digest(results, results_path, options.step),
+        digest=file_digest(results_path),
+    )
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Load a results.json written by this module; ConfigurationError when unusable."""
+    target = Path(path)
+    if not target.is_file():
+        raise ConfigurationError(f"{target}: results file not found")
+    try:
+        results = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigurationError(f"{target}: not a readable results file ({error})") from error
+    if not isinstance(results, dict) or results.get("schema") != RESULTS_SCHEMA:
+        raise ConfigurationError(
+            f"{target}: schema: expected results schema {RESULTS_SCHEMA}, got {results.get('schema') if isinstance(results, dict) else type(results).__name__!r}"
+        )
+    for key in ("suite", "items", "domains", "overall"):
+        if key not in results:
+            raise ConfigurationError(f"{target}: {key}: missing")
+    return results
