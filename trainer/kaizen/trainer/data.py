@@ -66,11 +66,11 @@ def _plan_list(
     key = snake if snake in raw else camel
     if key not in raw:
         if required:
-            raise ConfigurationError(f"{path}: field {snake!r} is missing")
+            raise ConfigurationError(f"{path}: {snake}: missing")
         return ()
     value = raw[key]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigurationError(f"{path}: field {key!r} must be a list of strings, got {value!r}")
+        raise ConfigurationError(f"{path}: {key}: must be a list of strings, got {value!r}")
     return tuple(value)
 
 
@@ -100,8 +100,8 @@ def _text_field(record: dict[str, Any], field: str, where: str, required: bool) 
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        what = "is missing" if value is None else f"must be a non-empty string, got {value!r}"
-        raise ConfigurationError(f"{where}: field {field!r} {what}")
+        what = "missing" if value is None else f"must be a non-empty string, got {value!r}"
+        raise ConfigurationError(f"{where}: {field}: {what}")
     return value
 
 
