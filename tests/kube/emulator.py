@@ -80,6 +80,12 @@ def now_iso() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def is_custom(res: kmock.resource) -> bool:
+    """Custom resources (CRDs) have a dotted group outside ``*.k8s.io``."""
+    group = res.group or ""
+    return "." in group and not group.endswith(".k8s.io")
+
+
 def random_suffix(n: int = 5) -> str:
     return "".join(random.choice(_NAME_CHARS) for _ in range(n))
 
@@ -837,6 +843,14 @@ class RealisticEmulator(kmock.KubernetesEmulator):
             elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
                 new = merge_patch(old, body)
             elif ctype == "application/strategic-merge-patch+json":
+                if is_custom(res):
+                    raise _error(
+                        415,
+                        "UnsupportedMediaType",
+                        "strategic merge patch is not supported for custom resources; accepted media types"
+                        " include: application/json-patch+json, application/merge-patch+json,"
+                        " application/apply-patch+yaml",
+                    )
                 new = merge_patch(old, body, strategic=True)
             else:
                 raise _error(
