@@ -237,10 +237,19 @@ def test_watch_sees_live_changes_and_too_old_rv(cluster, co, namespace):
 
     seen: list[tuple[str, str]] = []
 
+    rv = co.list_namespaced_custom_object(G, V, namespace, P)["metadata"]["resourceVersion"]
+
     def consume():
-        for e in kubernetes.watch.Watch().stream(
-            co.list_namespaced_custom_object, G, V, namespace, P, timeout_seconds=2
-        ):
+        stream = kubernetes.watch.Watch().stream(
+            co.list_namespaced_custom_object,
+            G,
+            V,
+            namespace,
+            P,
+            resource_version=rv,
+            timeout_seconds=5,
+        )
+        for e in stream:
             seen.append((e["type"], e["object"]["metadata"]["name"]))
 
     thread = threading.Thread(target=consume)
