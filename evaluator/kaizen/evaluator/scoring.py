@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections.abc import Callable, Sequence
 
 Scorer = Callable[[str, Sequence[str]], tuple[float, str]]
 
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
-# Every ASCII punctuation character becomes a space, so "Jean-Luc" and "jean luc" agree and a
-# word never fuses with its neighbour ("Paris.It" -> "paris it").
-_PUNCTUATION = str.maketrans({ch: " " for ch in string.punctuation + "“”‘’–—…"})
+# Every punctuation character becomes a space, so "Jean-Luc" and "jean luc" agree and a word
+# never fuses with its neighbour ("Paris.It" -> "paris it") -- except `.`, `/` and `:` between
+# digits, which keep a number whole: "1.44" and "144/12" must not contain the number "12".
+_PUNCTUATION = re.compile(r"(?!(?<=\d)[.:/](?=\d))[^\w\s]|_")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # Lead-ins a model puts before the answer itself; exact match compares what follows them.
 _ANSWER_PREFIX = re.compile(
     r"^\s*(?:(?:so|thus|therefore|hence)\s*,?\s*)?"
@@ -29,7 +30,7 @@ _ANSWER_PREFIX = re.compile(
 
 def normalize(text: str) -> str:
     """Lower case, no punctuation, no articles, single spaces (SQuAD-style normalisation)."""
-    text = text.lower().translate(_PUNCTUATION)
+    text = _PUNCTUATION.sub(" ", _THOUSANDS.sub("", text.lower()))
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -109,11 +110,11 @@ def _numbers_in(text: str) -> list[float]:
     for match in _WORD_NUMBER.finditer(text):
         tens, unit, single, hundred = (g.lower() if g else None for g in match.groups())
         if tens:
-            words.append(_TENS[tens] + (_UNITS[unit] if unit else 0))
+            words.append(float(_TENS[tens] + (_UNITS[unit] if unit else 0)))
         elif single:
-            words.append(_UNITS[single])
+            words.append(float(_UNITS[single]))
         elif hundred:
-            words.append(100)
+            words.append(100.0)
     return words
 
 
