@@ -224,7 +224,16 @@ def test_usage_errors_follow_the_step_contract(tmp_path, monkeypatch) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["merge", "--model", "m", "--output", str(tmp_path), "--combination", "svd"])
     assert exit_info.value.code == EXIT_CONFIG_ERROR
-    assert "invalid choice: 'svd'" in _summary(tmp_path / "summary").message
+    summary = _summary(tmp_path / "summary")
+    assert summary.step == "merge"
+    assert "invalid choice: 'svd'" in summary.message
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model", "m", "--step", "train-lumora", "--output", str(tmp_path)])
+    assert exit_info.value.code == EXIT_CONFIG_ERROR
+    summary = _summary(tmp_path / "summary")
+    assert summary.step == "train-lumora"
+    assert "required: --suite, --domain" in summary.message
 
 
 @pytest.mark.parametrize("command", ["train", "merge"])

@@ -10,23 +10,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary, write_summary
 from kaizen.trainer.merge import COMBINATIONS
 
 
+def _step_name(argv: Sequence[str]) -> str:
+    # The arguments did not parse, so find --step by hand: the operator matches the
+    # summary to the step it started by this name.
+    for index, arg in enumerate(argv):
+        if arg == "--step" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--step="):
+            return arg.split("=", 1)[1]
+    return "merge" if "merge" in argv[:1] else "trainer"
+
+
 class StepArgumentParser(argparse.ArgumentParser):
     """An argument parser whose usage errors follow the step contract (exit 3 + summary)."""
+
+    def __init__(self, *args: Any, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.argv = list(argv)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         summary = StepSummary(
-            step="trainer", ok=False, reason="ConfigurationError", message=f"usage: {message}"
+            step=_step_name(self.argv),
+            ok=False,
+            reason="ConfigurationError",
+            message=f"usage: {message}",
         )
         # Outside a pod there is usually no termination log: stderr has the message.
         with contextlib.suppress(OSError):
@@ -84,13 +103,18 @@ def _add_step_options(parser: argparse.ArgumentParser, default_step: str | None)
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; `argv` is what it will parse, to name the step in a usage-error summary."""
     parser = StepArgumentParser(
+        argv=argv,
         prog="python -m kaizen.trainer",
         description="Train one LoRA adapter per domain, or merge domain adapters into one.",
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{train,merge}", parser_class=StepArgumentParser
+        dest="command",
+        required=True,
+        metavar="{train,merge}",
+        parser_class=functools.partial(StepArgumentParser, argv=argv),
     )
 
     train = commands.add_parser(
@@ -213,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     # peft calls a transformers method deprecated in v5 on every LoRA attach: noise in Job logs.
     warnings.filterwarnings(
         "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
