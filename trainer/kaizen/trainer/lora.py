@@ -288,8 +288,9 @@ def train_lora(
     if start:
         print(f"[train] resuming from the checkpoint at step {start}", file=sys.stderr)
 
-    # bf16 autocast on GPUs that have it: the frozen base may be bf16 while peft keeps
-    # the LoRA weights in float32, so matmuls run in bf16 and the update stays exact.
+    # bf16 autocast on GPUs that have it: the frozen base is bf16 there (load_model)
+    # while peft keeps the LoRA weights in float32, so matmuls run in bf16 and the
+    # optimiser still updates float32 weights.
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
