@@ -36,12 +36,18 @@ _REFUSAL = re.compile(
 
 
 def is_repetitive(text: str) -> bool:
-    """True when the response loops: a word three times in a row, or a 3-word phrase three times."""
+    """True when the response loops: a word three times in a row, or a phrase three times.
+
+    A phrase is a word pair with at least one word of four letters or more, so ordinary
+    glue ("of the", "in a") repeated in a long sentence is not mistaken for a loop.
+    """
     words = re.findall(r"\w+", text.lower())
     if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
         return True
-    trigrams = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
-    return bool(trigrams) and max(trigrams.values()) >= 3
+    pairs = Counter(
+        (a, b) for a, b in zip(words, words[1:], strict=False) if max(len(a), len(b)) >= 4
+    )
+    return bool(pairs) and max(pairs.values()) >= 3
 
 
 def classify_failure(record: dict[str, Any]) -> str | None:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.step import ConfigurationError
-from kaizen.api.summary import StepSummary, ValidationDigest, atomic_write_json, file_digest
+from kaizen.api.summary import (
+    StepSummary,
+    SummaryTooLarge,
+    ValidationDigest,
+    atomic_write_json,
+    encode_summary,
+    file_digest,
+)
 from kaizen.evaluator.evaluate import TrackingOptions, read_results
 from kaizen.evaluator.tracking import artifact_name, track
 
@@ -216,20 +223,45 @@ def validate_step(
         ]
         tracker.table("domains", columns, rows)
         tracker.artifact(artifact_name(tracking.cycle, step, "report"), "validation", [report_path])
-    return StepSummary(
-        step=step,
-        ok=True,
-        message=f"{report['verdict']}: overall {report['overall_delta']:+.4f}, p={report['mcnemar']['p_value']:.4g}",
-        validation=ValidationDigest(
-            verdict=report["verdict"],
-            overall_delta=round(report["overall_delta"], 4),
-            p_value=round(report["mcnemar"]["p_value"], 6),
-            domain_deltas={name: round(d["delta"], 4) for name, d in report["domains"].items()},
-            regressions=report["regressions"],
-            improved_items=len(report["improved_items"]),
-            regressed_items=len(report["regressed_items"]),
-            reasons=report["reasons"],
-            report_path=str(report_path),
-        ),
-        digest=file_digest(report_path),
+    return _fit(
+        StepSummary(
+            step=step,
+            ok=True,
+            message=f"{report['verdict']}: overall {report['overall_delta']:+.4f}, p={report['mcnemar']['p_value']:.4g}",
+            validation=ValidationDigest(
+                verdict=report["verdict"],
+                overall_delta=round(report["overall_delta"], 4),
+                p_value=round(report["mcnemar"]["p_value"], 6),
+                domain_deltas={name: round(d["delta"], 4) for name, d in report["domains"].items()},
+                regressions=report["regressions"],
+                improved_items=len(report["improved_items"]),
+                regressed_items=len(report["regressed_items"]),
+                reasons=report["reasons"],
+                report_path=str(report_path),
+            ),
+            digest=file_digest(report_path),
+        )
     )
+
+
+def _fit(summary: StepSummary) -> StepSummary:
+    """The summary, with domain deltas trimmed to the worst ones if it would overflow 4 KiB.
+
+    report.json always holds every domain; the status only needs the ones that matter most.
+    """
+    validation = summary.validation
+    assert validation is not None
+    deltas = validation.domain_deltas
+    worst_first = sorted(deltas, key=lambda name: (deltas[name], name))
+    while True:
+        try:
+            encode_summary(summary)
+            return summary
+        except SummaryTooLarge:
+            if not worst_first:
+                raise
+            worst_first = worst_first[: len(worst_first) * 3 // 4]
+            kept = {name: deltas[name] for name in sorted(worst_first)}
+            summary = summary.model_copy(
+                update={"validation": validation.model_copy(update={"domain_deltas": kept})}
+            )

@@ -1,0 +1,165 @@
+"""The improvement plan built from hand-made baseline results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kaizen.api.step import ConfigurationError
+from kaizen.evaluator.analysis import (
+    analyze_step,
+    build_plan,
+    classify_failure,
+    is_repetitive,
+    knowledge_or_reasoning,
+)
+from kaizen.evaluator.evaluate import TrackingOptions
+from tests.evaluator.results_factory import domain_records, record, results
+
+FR, XR = "factual_recall", "cross_referencing"
+
+
+def test_priority_domains_are_the_weakest_below_threshold_ties_by_name() -> None:
+    data = results(
+        domain_records("geo", [1, 1, 1, 0])  # 0.75, above 0.7
+        + domain_records("zeta", [0, 0, 0, 1])  # 0.25
+        + domain_records("alpha", [0, 0, 0, 1])  # 0.25, ties with zeta: name decides
+        + domain_records("math", [1, 0, 1, 0])  # 0.5
+    )
+    plan = build_plan(data, threshold=0.7, max_domains=2)
+    assert plan["priority_domains"] == ["alpha", "zeta"]
+    assert [d["name"] for d in plan["domains"]] == ["alpha", "zeta", "math", "geo"]
+    assert [r["domain"] for r in plan["recommendations"]] == ["alpha", "zeta"]
+    assert build_plan(data, threshold=0.7, max_domains=5)["priority_domains"] == [
+        "alpha",
+        "zeta",
+        "math",
+    ]
+
+
+def test_nothing_below_threshold_is_an_empty_but_valid_plan() -> None:
+    plan = build_plan(results(domain_records("geo", [1, 1, 0.0, 1])), threshold=0.7, max_domains=2)
+    assert plan["priority_domains"] == [] and plan["recommendations"] == []
+    assert plan["failure_kinds"] == {"wrong_answer": 1}
+
+
+def test_a_domain_exactly_at_threshold_is_not_a_priority() -> None:
+    plan = build_plan(results(domain_records("geo", [1, 0])), threshold=0.5, max_domains=2)
+    assert plan["priority_domains"] == []
+
+
+def test_weakest_capabilities_are_targeted_weakest_first() -> None:
+    data = results(domain_records("geo", [1, 1, 0, 1, 0, 0], [FR, FR, FR, XR, XR, "multi_step"]))
+    plan = build_plan(data, threshold=0.7, max_domains=2)
+    assert plan["targeted_capabilities"] == ["multi_step", "cross_referencing", "factual_recall"]
+    assert plan["capabilities"] == {
+        "cross_referencing": 0.5,
+        "factual_recall": 0.6667,
+        "multi_step": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("scores", "capabilities", "hint"),
+    [
+        ([1, 1, 0, 0], [FR, FR, XR, XR], "reasoning"),  # facts right, combining them wrong
+        ([0, 0, 1, 0], [FR, FR, XR, XR], "knowledge"),  # facts missing
+        ([0, 0], [FR, FR], "knowledge"),
+        ([0, 1], [XR, "counterfactual"], "reasoning"),
+        ([1, 1, 1], [FR, FR, XR], "none"),
+    ],
+)
+def test_knowledge_or_reasoning(scores: list[float], capabilities: list[str], hint: str) -> None:
+    assert knowledge_or_reasoning(domain_records("d", scores, capabilities), 0.7) == hint
+
+
+def test_recommendations_follow_the_hint() -> None:
+    data = results(
+        domain_records("geo", [1, 1, 0, 0], [FR, FR, XR, XR]) + domain_records("zep", [0, 0, 0, 0])
+    )
+    plan = build_plan(data, threshold=0.7, max_domains=2)
+    geo = next(r for r in plan["recommendations"] if r["domain"] == "geo")
+    zep = next(r for r in plan["recommendations"] if r["domain"] == "zep")
+    assert (geo["hint"], geo["focus_capabilities"]) == ("reasoning", ["cross_referencing"])
+    assert (zep["hint"], zep["focus_capabilities"][0], zep["failed_items"]) == (
+        "knowledge",
+        "factual_recall",
+        4,
+    )
+    assert zep["gap"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("response", "truncated", "kind"),
+    [
+        ("", False, "empty"),
+        ("   ", True, "empty"),
+        ("I'm sorry, I cannot answer that.", False, "refusal"),
+        ("The founder of Zephyria is unknown.", False, "refusal"),
+        ("I don't know.", False, "refusal"),
+        ("Africa, East Africa and East Africa and East Africa", False, "repetition"),
+        ("ha ha ha", False, "repetition"),
+        ("To solve this problem, we need to consider the scenario where", True, "truncated"),
+        ("The capital is Lyon.", False, "wrong_answer"),
+    ],
+)
+def test_failure_classification(response: str, truncated: bool, kind: str) -> None:
+    assert classify_failure(record("x", "d", 0.0, response=response, truncated=truncated)) == kind
+
+
+def test_correct_items_are_not_failures() -> None:
+    assert classify_failure(record("x", "d", 1.0, response="", truncated=True)) is None
+
+
+def test_repetition_needs_a_real_loop() -> None:
+    assert not is_repetitive("The capital of France is Paris, and Paris is lovely.")
+    assert not is_repetitive("One of the rivers of the north flows out of the hills of the east.")
+    assert is_repetitive("the ship the ship the ship sails")
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    data = results(domain_records("geo", [1]))
+    with pytest.raises(ConfigurationError, match="threshold"):
+        build_plan(data, threshold=1.5, max_domains=2)
+    with pytest.raises(ConfigurationError, match="max domains"):
+        build_plan(data, threshold=0.5, max_domains=0)
+
+
+def test_analyze_step_writes_the_plan_and_a_small_summary(tmp_path: Path) -> None:
+    baseline = tmp_path / "results.json"
+    baseline.write_text(
+        json.dumps(results(domain_records("geo", [1, 1]) + domain_records("zep", [0, 0])))
+    )
+    summary = analyze_step(
+        baseline,
+        tmp_path / "out",
+        step="analyze",
+        threshold=0.7,
+        max_domains=2,
+        tracking=TrackingOptions(mode="disabled"),
+    )
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert (
+        summary.plan is not None
+        and summary.plan.priority_domains == ["zep"] == plan["priority_domains"]
+    )
+    assert summary.plan.failure_kinds == {"wrong_answer": 2}
+    assert plan["baseline"] == str(baseline)
+    assert summary.digest and summary.digest.startswith("sha256:")
+
+
+def test_unreadable_baseline_is_a_configuration_error(tmp_path: Path) -> None:
+    broken = tmp_path / "results.json"
+    broken.write_text("{not json")
+    for path in (broken, tmp_path / "missing.json"):
+        with pytest.raises(ConfigurationError, match=str(path)):
+            analyze_step(
+                path,
+                tmp_path / "out",
+                step="analyze",
+                threshold=0.7,
+                max_domains=2,
+                tracking=TrackingOptions(mode="disabled"),
+            )

@@ -1,0 +1,138 @@
+"""Validation: the exact McNemar test, the verdict table and the pairing of identical items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kaizen.api.step import ConfigurationError
+from kaizen.api.summary import encode_summary
+from kaizen.evaluator.compare import Gates, compare, decide, mcnemar_exact, validate_step
+from kaizen.evaluator.evaluate import TrackingOptions
+from tests.evaluator.results_factory import domain_records, results
+
+PATHS = (Path("b/results.json"), Path("c/results.json"))
+
+
+@pytest.mark.parametrize(
+    ("improved", "regressed", "p"),
+    [
+        (9, 1, 0.021484375),  # 2 * (1 + 10) / 1024
+        (1, 9, 0.021484375),  # symmetric
+        (0, 0, 1.0),  # no discordant pairs: no evidence either way
+        (5, 5, 1.0),  # the doubled tail exceeds 1 and is capped
+        (6, 0, 0.03125),  # 2 / 64
+        (5, 0, 0.0625),
+        (10, 2, 0.0385742188),  # 2 * (1 + 12 + 66) / 4096
+        (20, 0, 2 / 2**20),
+    ],
+)
+def test_mcnemar_exact_against_known_values(improved: int, regressed: int, p: float) -> None:
+    assert mcnemar_exact(improved, regressed) == pytest.approx(p, rel=1e-8)
+
+
+def test_mcnemar_refuses_negative_counts() -> None:
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+STRICT = Gates(
+    min_improvement=0.0, max_regression=0.1, significance=0.05, require_significance=True
+)
+LOOSE = Gates(
+    min_improvement=0.0, max_regression=0.1, significance=0.05, require_significance=False
+)
+
+
+@pytest.mark.parametrize(
+    ("delta", "p", "regressions", "gates", "verdict"),
+    [
+        (0.2, 0.01, [], STRICT, "Promote"),
+        (0.2, 0.2, [], STRICT, "Reject"),  # not significant
+        (0.2, 0.2, [], LOOSE, "Promote"),  # significance not required
+        (0.2, 0.01, ["geo"], STRICT, "Reject"),  # a regression blocks promotion
+        (0.0, 0.01, [], STRICT, "Reject"),  # must exceed the minimum, not equal it
+        (-0.1, 0.01, [], LOOSE, "Reject"),
+        (0.04, 0.01, [], Gates(min_improvement=0.05), "Reject"),
+        (0.06, 0.01, [], Gates(min_improvement=0.05), "Promote"),
+        (0.2, 0.05, [], STRICT, "Reject"),  # p must be strictly below the level
+    ],
+)
+def test_verdict_table(
+    delta: float, p: float, regressions: list[str], gates: Gates, verdict: str
+) -> None:
+    decided, reasons = decide(delta, p, regressions, gates)
+    assert decided == verdict
+    assert len(reasons) == 3
+
+
+def test_reasons_explain_each_gate() -> None:
+    _, reasons = decide(0.2, 0.2, ["geo"], STRICT)
+    assert "exceeds the minimum improvement" in reasons[0]
+    assert "regressions beyond 0.1000 in: geo" in reasons[1]
+    assert "not significant at 0.05 (required)" in reasons[2]
+
+
+def test_compare_pairs_items_and_lists_flips() -> None:
+    baseline = results(domain_records("geo", [1, 1, 1, 1]) + domain_records("zep", [0] * 10))
+    candidate = results(domain_records("geo", [1, 1, 1, 0]) + domain_records("zep", [1] * 9 + [0]))
+    report = compare(baseline, candidate, STRICT, PATHS)
+    assert report["improved_items"] == [f"zep-{i}" for i in range(9)]
+    assert report["regressed_items"] == ["geo-3"]
+    assert report["mcnemar"] == {
+        "improved": 9,
+        "regressed": 1,
+        "p_value": pytest.approx(0.021484375),
+    }
+    assert report["overall_delta"] == pytest.approx(8 / 14)
+    assert report["domains"]["geo"]["delta"] == -0.25
+    assert report["domains"]["zep"]["delta"] == pytest.approx(0.9)
+    # geo dropped by 0.25 > 0.1: a regression, so no promotion despite the significant gain.
+    assert (report["regressions"], report["verdict"]) == (["geo"], "Reject")
+    tolerant = compare(baseline, candidate, Gates(max_regression=0.3), PATHS)
+    assert (tolerant["regressions"], tolerant["verdict"]) == ([], "Promote")
+
+
+def test_different_suites_cannot_be_compared() -> None:
+    baseline = results(domain_records("geo", [1, 0]), digest="sha256:one")
+    candidate = results(domain_records("geo", [1, 1]), digest="sha256:two")
+    with pytest.raises(ConfigurationError, match="did not use identical items"):
+        compare(baseline, candidate, STRICT, PATHS)
+
+
+def test_different_items_cannot_be_compared() -> None:
+    baseline = results(domain_records("geo", [1, 0, 1]))
+    candidate = results(domain_records("geo", [1, 1]))
+    with pytest.raises(ConfigurationError, match=r"missing \['geo-2'\]"):
+        compare(baseline, candidate, STRICT, PATHS)
+
+
+def test_bad_gates_are_configuration_errors() -> None:
+    data = results(domain_records("geo", [1]))
+    with pytest.raises(ConfigurationError, match="significance"):
+        compare(data, data, Gates(significance=0.0), PATHS)
+
+
+def test_validate_step_writes_report_and_a_summary_under_4k(tmp_path: Path) -> None:
+    many = [f"a_rather_long_domain_name_{i:03d}" for i in range(200)]
+    base = results([r for d in many for r in domain_records(d, [0, 1])])
+    cand = results([r for d in many for r in domain_records(d, [1, 1])])
+    (tmp_path / "b.json").write_text(json.dumps(base))
+    (tmp_path / "c.json").write_text(json.dumps(cand))
+    summary = validate_step(
+        tmp_path / "b.json",
+        tmp_path / "c.json",
+        tmp_path / "out",
+        step="validate",
+        gates=STRICT,
+        tracking=TrackingOptions(mode="disabled"),
+    )
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert summary.validation is not None
+    assert summary.validation.verdict == "Promote" == report["verdict"]
+    assert summary.validation.improved_items == 200 and summary.validation.p_value < 1e-6
+    assert len(encode_summary(summary)) < 4096
+    # 200 domains do not fit a termination message; report.json keeps them all.
+    assert 0 < len(summary.validation.domain_deltas) < 200 == len(report["domains"])
