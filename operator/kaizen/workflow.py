@@ -1,0 +1,246 @@
+"""The Python API: run improvement cycles from code, in the shape of the original design note.
+
+    from kaizen.workflow import ContinuousImprovementWorkflow
+    workflow = ContinuousImprovementWorkflow("manifests/samples/kaizen.dev_v1alpha1_improvementcycle.yaml")
+    summary = workflow.run_improvement_cycle()     # one whole cycle, locally
+    summaries = workflow.run(cycles=3)             # keep improving: each cycle starts from the promoted model
+
+`FeedbackCollector` turns evaluation results into an improvement plan and
+`AdaptationManager` trains and merges adapters; both run the same code as the
+cycle's steps (the evaluator's analysis, the trainer's programs), so results made
+from Python and from a cluster are interchangeable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kaizen.api import ImprovementCycle, ImprovementCycleStatus, parse_cycle, parse_summary
+from kaizen.api.summary import EXIT_OK, SUMMARY_PATH_ENV
+from kaizen.local.executor import CycleResult, LocalExecutor, load_cycle_file
+
+
+@dataclass
+class ImprovementSummary:
+    """What one cycle did: scores before and after, the verdict, the adapters to continue from."""
+
+    cycle: str
+    phase: str
+    verdict: str | None
+    baseline: dict[str, float]
+    candidate: dict[str, float]
+    overall_before: float | None
+    overall_after: float | None
+    p_value: float | None
+    promoted_adapters: list[str]
+    artifacts: str
+    status: ImprovementCycleStatus = field(repr=False)
+
+    @classmethod
+    def from_result(cls, result: CycleResult) -> ImprovementSummary:
+        status = result.status
+        validation = status.validation
+        return cls(
+            cycle=result.cycle.metadata.name,
+            phase=status.phase.value,
+            verdict=validation.verdict if validation else None,
+            baseline=dict(status.baseline.domains) if status.baseline else {},
+            candidate=dict(status.candidate.domains) if status.candidate else {},
+            overall_before=status.baseline.overall if status.baseline else None,
+            overall_after=status.candidate.overall if status.candidate else None,
+            p_value=validation.p_value if validation else None,
+            promoted_adapters=list(status.promoted_adapters),
+            artifacts=str(result.directory),
+            status=status,
+        )
+
+
+class ContinuousImprovementWorkflow:
+    """Runs improvement cycles locally, chaining each from the previous cycle's promoted adapters."""
+
+    def __init__(
+        self,
+        cycle: ImprovementCycle | dict[str, Any] | str | Path,
+        *,
+        artifacts: str | Path = "artifacts",
+        quiet: bool = False,
+    ) -> None:
+        if isinstance(cycle, ImprovementCycle):
+            self.cycle = cycle
+        elif isinstance(cycle, dict):
+            self.cycle = parse_cycle(cycle)
+        else:
+            self.cycle = load_cycle_file(cycle)
+        self.executor = LocalExecutor(artifacts, quiet=quiet)
+        self.history: list[ImprovementSummary] = []
+
+    def run_improvement_cycle(self) -> ImprovementSummary:
+        """Evaluate → analyze → train → merge → validate, once; returns the summary."""
+        result = self.executor.run(self.cycle)
+        summary = ImprovementSummary.from_result(result)
+        self.history.append(summary)
+        return summary
+
+    def next_cycle(self, summary: ImprovementSummary) -> ImprovementCycle:
+        """The following cycle: same spec, starting from the promoted adapters."""
+        spec = self.cycle.spec.model_copy(deep=True)
+        spec.model.adapters = list(summary.promoted_adapters)
+        name = _next_name(self.cycle.metadata.name)
+        metadata = self.cycle.metadata.model_copy(update={"name": name})
+        return self.cycle.model_copy(update={"spec": spec, "metadata": metadata, "status": None})
+
+    def run(self, cycles: int = 1, *, stop_when_rejected: bool = True) -> list[ImprovementSummary]:
+        """Run up to `cycles` cycles in a row (the feedback loop)."""
+        summaries = []
+        for index in range(cycles):
+            summary = self.run_improvement_cycle()
+            summaries.append(summary)
+            if summary.phase != "Succeeded" or (
+                stop_when_rejected and summary.verdict != "Promote"
+            ):
+                break
+            if index + 1 < cycles:
+                self.cycle = self.next_cycle(summary)
+        return summaries
+
+
+def _next_name(name: str) -> str:
+    head, _, tail = name.rpartition("-")
+    if head and tail.isdigit():
+        return f"{head}-{int(tail) + 1}"
+    return f"{name}-2"
+
+
+class FeedbackCollector:
+    """Collects evaluation results and turns them into an improvement plan (the analyze step's logic)."""
+
+    def __init__(self, *, threshold: float = 0.7, max_domains: int = 2) -> None:
+        self.threshold = threshold
+        self.max_domains = max_domains
+        self.feedback_db: dict[str, dict[str, Any]] = {}
+        self._results: dict[str, Any] | None = None
+
+    def collect_evaluation_feedback(
+        self, results: dict[str, Any] | str | Path
+    ) -> dict[str, dict[str, Any]]:
+        """Record per-domain scores and weaknesses from a results file (or its parsed dict)."""
+        if not isinstance(results, dict):
+            results = json.loads(Path(results).read_text())
+        self._results = results
+        plan = self.generate_improvement_plan()
+        stamp = datetime.now(UTC).isoformat()
+        for domain, entry in results.get("domains", {}).items():
+            self.feedback_db[domain] = {
+                "score": entry.get("score"),
+                "n": entry.get("n"),
+                "priority": domain in plan.get("priority_domains", []),
+                "timestamp": stamp,
+            }
+        return self.feedback_db
+
+    def generate_improvement_plan(self) -> dict[str, Any]:
+        """Priority domains, targeted capabilities, failure kinds and training recommendations."""
+        if self._results is None:
+            raise ValueError("collect_evaluation_feedback() first")
+        from kaizen.evaluator.analysis import build_plan
+
+        return build_plan(self._results, threshold=self.threshold, max_domains=self.max_domains)
+
+
+class AdaptationManager:
+    """Trains domain adapters and merges them, through the trainer's own programs."""
+
+    def __init__(
+        self,
+        base_model: str,
+        adapters: Sequence[str] = (),
+        *,
+        output_root: str | Path = "artifacts/adapters",
+    ):
+        self.base_model = base_model
+        self.adapters = list(adapters)
+        self.output_root = Path(output_root)
+        self.adaptation_history: list[dict[str, Any]] = []
+
+    def _model_args(self) -> list[str]:
+        argv = ["--model", self.base_model]
+        for adapter in self.adapters:
+            argv += ["--adapter", adapter]
+        return argv
+
+    def _run(self, argv: list[str]) -> Any:
+        from kaizen.trainer.cli import main
+
+        with tempfile.TemporaryDirectory() as scratch:
+            summary_path = Path(scratch) / "summary.json"
+            previous = os.environ.get(SUMMARY_PATH_ENV)
+            os.environ[SUMMARY_PATH_ENV] = str(summary_path)
+            try:
+                code = main(argv)
+            finally:
+                if previous is None:
+                    os.environ.pop(SUMMARY_PATH_ENV, None)
+                else:
+                    os.environ[SUMMARY_PATH_ENV] = previous
+            summary = parse_summary(summary_path.read_bytes())
+        if code != EXIT_OK or not summary.ok:
+            raise RuntimeError(f"{argv[0]} failed ({summary.reason}): {summary.message}")
+        return summary
+
+    def create_targeted_adapter(
+        self, domain: str, *, suite: str = "demo", steps: int = 30, **options: Any
+    ) -> str:
+        """Train one LoRA adapter for `domain` on the suite's training pool; returns its path."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        output = self.output_root / f"{domain}_{stamp}"
+        argv = [
+            "train",
+            *self._model_args(),
+            "--suite",
+            suite,
+            "--domain",
+            domain,
+            "--steps",
+            str(steps),
+        ]
+        argv += [
+            "--output",
+            str(output),
+            "--step",
+            f"train-{domain}",
+            "--tracking-mode",
+            "disabled",
+            "--quiet",
+        ]
+        for key, value in options.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        summary = self._run(argv)
+        self.adaptation_history.append(
+            {
+                "domain": domain,
+                "adapter_path": summary.adapter.path,
+                "training_examples": summary.adapter.examples,
+                "final_loss": summary.adapter.final_loss,
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
+        )
+        return str(summary.adapter.path)
+
+    def merge_adapters(
+        self, adapter_paths: dict[str, str], *, combination: str = "ties", density: float = 0.5
+    ) -> str:
+        """Merge `{domain: adapter path}` into one adapter; returns its path."""
+        output = self.output_root / f"merged_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+        argv = ["merge", *self._model_args()]
+        for domain, path in adapter_paths.items():
+            argv += ["--source", f"{domain}={path}"]
+        argv += ["--combination", combination, "--density", str(density), "--output", str(output)]
+        argv += ["--step", "merge", "--tracking-mode", "disabled", "--quiet"]
+        return str(self._run(argv).merge.path)

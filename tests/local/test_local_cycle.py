@@ -1,0 +1,152 @@
+"""A whole cycle through the local executor: real steps, real subprocesses, a tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaizen.api import Phase, parse_cycle
+from kaizen.workflow import ContinuousImprovementWorkflow, FeedbackCollector
+
+
+def tiny_cycle(model: Path, name: str = "tiny", **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "model": {"name": str(model)},
+        "evaluation": {"suite": "demo", "limit": 2, "maxNewTokens": 8, "batchSize": 8},
+        # A random model scores ~0 everywhere: a threshold of 1.0 always yields a plan.
+        "analysis": {"maxPriorityDomains": 2, "scoreThreshold": 1.0},
+        "training": {"steps": 2, "batchSize": 4, "maxSeqLength": 64},
+        "tracking": {"mode": "disabled"},
+    }
+    for key, value in spec.items():
+        base[key] = {**base.get(key, {}), **value}
+    return {
+        "apiVersion": "kaizen.dev/v1alpha1",
+        "kind": "ImprovementCycle",
+        "metadata": {"name": name},
+        "spec": base,
+    }
+
+
+def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kaizen.local", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_kaizen_run_goes_through_every_phase_and_resumes(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    cycle_file = tmp_path / "cycle.yaml"
+    cycle_file.write_text(yaml.safe_dump(tiny_cycle(tiny_model_dir)))
+    run = kaizen(
+        "run", str(cycle_file), "--artifacts", str(tmp_path / "art"), "--quiet", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for phase in ("Evaluating", "Analyzing", "Training", "Merging", "Validating", "Succeeded"):
+        assert f"=== {phase}" in run.stdout
+    assert "verdict:" in run.stdout and "artifacts:" in run.stdout
+    cycle_dir = tmp_path / "art" / "default" / "tiny"
+    saved = json.loads((cycle_dir / "status.json").read_text())["status"]
+    assert saved["phase"] == "Succeeded"
+    steps = [s["name"] for s in saved["steps"]]
+    assert steps[:2] == ["evaluate-baseline", "analyze"]
+    assert steps[-3:] == ["merge", "evaluate-candidate", "validate"]
+    assert len([s for s in steps if s.startswith("train-")]) == 2
+    for step in steps:
+        assert (cycle_dir / step / "summary.json").exists(), step
+    baseline = json.loads((cycle_dir / "evaluate-baseline" / "results.json").read_text())
+    candidate = json.loads((cycle_dir / "evaluate-candidate" / "results.json").read_text())
+    assert [i["id"] for i in baseline["items"]] == [i["id"] for i in candidate["items"]]
+    assert saved["validation"]["verdict"] in ("Promote", "Reject")
+
+    # Running the same file again resumes: nothing is re-run, the same result is reported.
+    again = kaizen(
+        "run", str(cycle_file), "--artifacts", str(tmp_path / "art"), "--quiet", cwd=tmp_path
+    )
+    assert again.returncode == 0
+    assert "resuming" in again.stdout and ">>>" not in again.stdout
+
+
+def test_a_failing_step_fails_the_cycle_and_keeps_earlier_results(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    cycle_file = tmp_path / "cycle.yaml"
+    # The baseline evaluation succeeds; training asks for 0-length sequences the trainer refuses.
+    doc = tiny_cycle(tiny_model_dir, name="broken")
+    doc["spec"]["training"]["targetModules"] = ["no_such_module"]
+    cycle_file.write_text(yaml.safe_dump(doc))
+    run = kaizen(
+        "run", str(cycle_file), "--artifacts", str(tmp_path / "art"), "--quiet", cwd=tmp_path
+    )
+    assert run.returncode == 1
+    status = json.loads((tmp_path / "art" / "default" / "broken" / "status.json").read_text())[
+        "status"
+    ]
+    assert status["phase"] == "Failed"
+    assert status["failureReason"] == "ConfigurationError"
+    assert "train-" in status["message"]
+    assert status["baseline"]["items"] > 0  # earlier results stay in status and on disk
+    assert (tmp_path / "art" / "default" / "broken" / "evaluate-baseline" / "results.json").exists()
+    assert "FAILED (ConfigurationError)" in run.stdout
+
+
+def test_a_wrong_field_is_rejected_before_anything_runs(tmp_path: Path) -> None:
+    cycle_file = tmp_path / "cycle.yaml"
+    doc = tiny_cycle(Path("/nonexistent"))
+    doc["spec"]["training"]["lerningRate"] = 0.1
+    cycle_file.write_text(yaml.safe_dump(doc))
+    run = kaizen("run", str(cycle_file), "--artifacts", str(tmp_path / "art"), cwd=tmp_path)
+    assert run.returncode == 2
+    assert "spec.training.lerningRate: unknown field" in run.stderr
+    assert not (tmp_path / "art").exists()
+
+
+def test_the_workflow_api_chains_cycles_from_promoted_adapters(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # Gates wide open so the random model's candidate is promoted and a second cycle follows.
+    doc = tiny_cycle(
+        tiny_model_dir,
+        name="chain-1",
+        analysis={"maxPriorityDomains": 1},
+        validation={"minImprovement": -1.0, "maxRegression": 1.0, "requireSignificance": False},
+    )
+    workflow = ContinuousImprovementWorkflow(
+        parse_cycle(doc), artifacts=tmp_path / "art", quiet=True
+    )
+    summaries = workflow.run(cycles=2)
+    assert [s.cycle for s in summaries] == ["chain-1", "chain-2"]
+    assert all(s.phase == Phase.SUCCEEDED.value and s.verdict == "Promote" for s in summaries)
+    first_adapter = summaries[0].promoted_adapters[-1]
+    second_baseline = json.loads(
+        (Path(summaries[1].artifacts) / "evaluate-baseline" / "results.json").read_text()
+    )
+    assert first_adapter in json.dumps(
+        second_baseline
+    )  # the second cycle starts from the promoted model
+    assert (
+        summaries[1].promoted_adapters[0] == first_adapter
+        and len(summaries[1].promoted_adapters) == 2
+    )
+
+    feedback = FeedbackCollector(threshold=1.0, max_domains=2)
+    feedback.collect_evaluation_feedback(
+        Path(summaries[0].artifacts) / "evaluate-baseline" / "results.json"
+    )
+    plan = feedback.generate_improvement_plan()
+    assert plan["priority_domains"] and set(feedback.feedback_db) >= set(plan["priority_domains"])
+
+
+@pytest.mark.parametrize(
+    "sample", sorted(Path(__file__).resolve().parents[2].glob("manifests/samples/*.yaml"))
+)
+def test_samples_pass_kaizen_check(sample: Path) -> None:
+    run = kaizen("check", str(sample), cwd=sample.parent)
+    assert run.returncode == 0, run.stderr
