@@ -184,10 +184,16 @@ def test_a_cycle_runs_every_real_step_to_succeeded(env: Env, tiny_model_dir: Pat
     for step in steps:
         assert (cycle_dir / step / "summary.json").is_file(), step
 
-    reasons = [e["reason"] for e in env.events("tiny")]
+    # kopf posts Events in the background: the last ones may land after the final status.
+    events = wait_for(
+        lambda: env.events("tiny"),
+        until=lambda evs: {"Promoted", "Rejected"} & {e["reason"] for e in evs},
+        what="the verdict Event",
+    )
+    reasons = [e["reason"] for e in events]
     assert reasons.count("StepStarted") == len(steps)
-    assert "Promoted" in reasons or "Rejected" in reasons
-    assert not [e for e in env.events("tiny") if e["type"] == "Warning"]
+    assert reasons.count("StepSucceeded") == len(steps)
+    assert not [e for e in events if e["type"] == "Warning"]
 
 
 def test_a_failing_step_fails_the_cycle_with_its_reason(env: Env, tiny_model_dir: Path) -> None:

@@ -360,3 +360,23 @@ async def test_concurrent_triggers_do_not_overlap(
 def test_merge_patch(old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]) -> None:
     assert merge_patch(old, new) == patch
     assert _apply_merge_patch(old, patch) == new
+
+
+class _Refused(Exception):
+    status = 403
+    reason = "Forbidden"
+    body = "exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=2"
+
+
+async def test_a_refused_job_is_retried_and_reported(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    async def refuse(manifest: dict[str, Any], owner_uid: str) -> Any:
+        raise _Refused()
+
+    kube.create_job = refuse  # type: ignore[method-assign]
+    with pytest.raises(_Refused):
+        await reconciler.reconcile(NS, NAME)
+    assert status(kube)["steps"][0]["state"] == "Pending"  # recorded; relaunched on the next try
+    (rejected,) = [e for e in events if e[1] == "JobRejected"]
+    assert rejected[0] == "Warning" and "exceeded quota" in rejected[2]

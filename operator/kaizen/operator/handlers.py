@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -31,7 +31,7 @@ _IMPORT_SETTINGS = OperatorSettings.from_env()
 
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post a Kubernetes Event about the cycle through kopf's poster (not limited by posting.level)."""
-    kopf.event(dict(body), type=type_, reason=reason, message=message)
+    kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message)
 
 
 def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) -> None:
@@ -60,12 +60,19 @@ def _reconciler(memo: Any) -> CycleReconciler:
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is None:
         raise kopf.TemporaryError("the operator has not finished starting", delay=5)
-    return reconciler
+    return cast(CycleReconciler, reconciler)
+
+
+def _namespace(namespace: str | None) -> str:
+    # Cycles and Jobs are namespaced: kopf always passes one.
+    if not namespace:
+        raise kopf.PermanentError("a namespaced object came without a namespace")
+    return namespace
 
 
 @kopf.on.startup()
 async def startup(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """Read `KAIZEN_*` settings, configure kopf, connect the API client, start metrics."""
     operator = OperatorSettings.from_env()
@@ -77,7 +84,7 @@ async def startup(
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def cleanup(memo: Any, **_: Any) -> None:
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is not None and hasattr(reconciler.kube, "close"):
         reconciler.kube.close()
@@ -90,7 +97,7 @@ async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.probe(id="reconciling")
-async def probe(memo: kopf.Memo, **_: Any) -> int:
+async def probe(memo: Any, **_: Any) -> int:
     """Liveness: the operator started and its reconciler exists; reports cycles in progress."""
     return _reconciler(memo).busy
 
@@ -98,10 +105,10 @@ async def probe(memo: kopf.Memo, **_: Any) -> int:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def cycle_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def cycle_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """A cycle appeared, the operator restarted, or the spec changed (a new generation is recorded)."""
     try:
-        await _reconciler(memo).reconcile(namespace, name)
+        await _reconciler(memo).reconcile(_namespace(namespace), name)
     except (ApiException, JobOwnedByAnother) as error:
         raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=RETRY_DELAY) from error
 
@@ -110,11 +117,11 @@ async def cycle_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) ->
     "batch", "v1", "jobs", labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY}
 )
 async def job_event(
-    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, logger: logging.Logger, **_: Any
+    namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """A step Job changed (created, progressed, finished, deleted): reconcile its cycle."""
     try:
-        await _reconciler(memo).reconcile(namespace, labels[LABEL_CYCLE])
+        await _reconciler(memo).reconcile(_namespace(namespace), labels[LABEL_CYCLE])
     except Exception as error:  # noqa: BLE001 - event handlers are not retried; the timer is the net
         logger.warning(
             "Reconciling cycle %s/%s after a Job event failed: %s",
@@ -137,32 +144,32 @@ def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     when=_unfinished,
 )
 async def safety_net(
-    namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """Reconcile an unfinished cycle that has been quiet for a while (a missed watch event)."""
     try:
-        await _reconciler(memo).reconcile(namespace, name)
+        await _reconciler(memo).reconcile(_namespace(namespace), name)
     except Exception as error:  # noqa: BLE001 - the next tick tries again
         logger.warning("Safety-net reconciliation of %s/%s failed: %s", namespace, name, error)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 async def cycle_deleted(
-    namespace: str, name: str, uid: str, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    namespace: str | None, name: str, uid: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """Free the GPUs now: delete the cycle's Jobs (garbage collection would, later). Never blocks."""
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is None:
         return
     try:
-        jobs = await reconciler.kube.list_jobs(namespace, job_selector(name))
+        jobs = await reconciler.kube.list_jobs(_namespace(namespace), job_selector(name))
         names = [
             job["metadata"]["name"]
             for job in jobs
             if any(o.get("uid") == uid for o in job["metadata"].get("ownerReferences") or [])
         ]
         if names:
-            deleted = await reconciler.kube.delete_jobs(namespace, names)
+            deleted = await reconciler.kube.delete_jobs(_namespace(namespace), names)
             logger.info("Deleted Jobs of cycle %s/%s: %s", namespace, name, ", ".join(deleted))
     except Exception as error:  # noqa: BLE001 - garbage collection removes the Jobs anyway
         logger.warning("Deleting the Jobs of cycle %s/%s failed: %s", namespace, name, error)

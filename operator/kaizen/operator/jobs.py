@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from kaizen.api.cycle import API_VERSION, KIND
 from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef
@@ -235,7 +235,7 @@ def build_step_job(
 def _condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("type") == type_ and condition.get("status") == "True":
-            return condition
+            return cast(Mapping[str, Any], condition)
     return None
 
 
@@ -248,7 +248,7 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
         for key in ("state", "lastState"):
             terminated = (status.get(key) or {}).get("terminated")
             if terminated:
-                return terminated
+                return cast(Mapping[str, Any], terminated)
     return None
 
 

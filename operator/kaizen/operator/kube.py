@@ -11,8 +11,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -37,10 +37,10 @@ def load_api_client() -> client.ApiClient:
     """An API client configured in-cluster, or from `$KUBECONFIG` read now (not at import time)."""
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(_SERVICE_ACCOUNT_TOKEN):
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        config.load_kube_config(
+        config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, client_configuration=configuration, persist_config=False
         )
     return client.ApiClient(configuration)
@@ -53,6 +53,15 @@ def is_status(error: BaseException, *codes: int) -> bool:
 
 def _raw(response: Any) -> Any:
     return json.loads(response.data or b"null")
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one blocking client call in a worker thread, with the request timeout."""
+    return await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return cast(dict[str, Any], value or {})
 
 
 class Kube:
@@ -68,54 +77,51 @@ class Kube:
         return cls(load_api_client())
 
     def close(self) -> None:
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     # --- ImprovementCycles ---------------------------------------------------------------
 
     async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The cycle as stored, or None when it does not exist."""
         try:
-            return await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object,
-                GROUP, VERSION, namespace, PLURAL, name,
-                _request_timeout=REQUEST_TIMEOUT,
-            )  # fmt: skip
+            found = await _call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
+        return _dict(found)
 
     async def patch_cycle_status(
         self, namespace: str, name: str, status_patch: dict[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch the `/status` subresource; lists in the patch replace the stored lists."""
-        return await asyncio.to_thread(
+        patched = await _call(
             self.custom.patch_namespaced_custom_object_status,
             GROUP, VERSION, namespace, PLURAL, name, {"status": status_patch},
             _content_type=_MERGE_PATCH,
-            _request_timeout=REQUEST_TIMEOUT,
         )  # fmt: skip
+        return _dict(patched)
 
     # --- Jobs ----------------------------------------------------------------------------
 
     async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Jobs in `namespace` matching an (equality-based) label selector."""
-        result = await asyncio.to_thread(
+        result = await _call(
             self.custom.list_namespaced_custom_object,
             "batch", "v1", namespace, "jobs",
             label_selector=label_selector,
-            _request_timeout=REQUEST_TIMEOUT,
         )  # fmt: skip
-        return list(result.get("items") or [])
+        return list(_dict(result).get("items") or [])
 
     async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         """Pods the Job controller created for one Job (label `job-name`)."""
-        response = await asyncio.to_thread(
+        response = await _call(
             self.core.list_namespaced_pod,
             namespace,
             label_selector=f"job-name={job_name}",
             _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
         )
         return list((_raw(response) or {}).get("items") or [])
 
@@ -124,19 +130,23 @@ class Kube:
         namespace = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         try:
-            return await asyncio.to_thread(
+            created = await _call(
                 self.custom.create_namespaced_custom_object,
-                "batch", "v1", namespace, "jobs", manifest,
-                _request_timeout=REQUEST_TIMEOUT,
-            )  # fmt: skip
+                "batch",
+                "v1",
+                namespace,
+                "jobs",
+                manifest,
+            )
+            return _dict(created)
         except ApiException as error:
             if error.status != 409:
                 raise
-        existing = await asyncio.to_thread(
-            self.custom.get_namespaced_custom_object,
-            "batch", "v1", namespace, "jobs", name,
-            _request_timeout=REQUEST_TIMEOUT,
-        )  # fmt: skip
+        existing = _dict(
+            await _call(
+                self.custom.get_namespaced_custom_object, "batch", "v1", namespace, "jobs", name
+            )
+        )
         owners = (existing.get("metadata") or {}).get("ownerReferences") or []
         if any(owner.get("uid") == owner_uid for owner in owners):
             logger.info(
@@ -153,11 +163,10 @@ class Kube:
         deleted = []
         for name in names:
             try:
-                await asyncio.to_thread(
+                await _call(
                     self.custom.delete_namespaced_custom_object,
                     "batch", "v1", namespace, "jobs", name,
                     propagation_policy="Background",
-                    _request_timeout=REQUEST_TIMEOUT,
                 )  # fmt: skip
             except ApiException as error:
                 if error.status != 404:

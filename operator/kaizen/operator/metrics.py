@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 try:
     import prometheus_client
 except ImportError:  # pragma: no cover - the operator extra installs it
-    prometheus_client = None
+    prometheus_client = None  # type: ignore[assignment]
 
 _server_port: int | None = None
 

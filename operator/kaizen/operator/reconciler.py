@@ -197,10 +197,18 @@ class CycleReconciler:
                 try:
                     await self.kube.create_job(manifest, uid)
                 except Exception as error:  # noqa: BLE001 - the other steps still get their Jobs
-                    logger.error(
+                    logger.warning(
                         "Creating Job %s/%s failed: %s", namespace, invocation.job_name, error
                     )
                     errors.append(error)
+                    if _rejected(error):
+                        # Retried, but a human probably has to act (quota, admission, bad value).
+                        self._post(
+                            body,
+                            CycleEvent(
+                                "Warning", "JobRejected", _rejection(invocation.job_name, error)
+                            ),
+                        )
                 else:
                     outcome.created.append(invocation.job_name)
                     started_kinds.append(invocation.kind)
@@ -256,6 +264,18 @@ class CycleReconciler:
             self.post_event(body, event.type, event.reason, event.message[:1024])
         except Exception as error:  # noqa: BLE001 - an Event is news, not state
             logger.warning("Posting event %s failed: %s", event.reason, error)
+
+
+def _rejected(error: BaseException) -> bool:
+    """An API refusal that retrying will not fix by itself (not a conflict, throttle or outage)."""
+    status = getattr(error, "status", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (409, 429)
+
+
+def _rejection(job_name: str, error: BaseException) -> str:
+    reason = getattr(error, "reason", "") or type(error).__name__
+    body = " ".join(str(getattr(error, "body", "") or "").split())[:500]
+    return f"the API refused Job {job_name} ({getattr(error, 'status', '?')} {reason}): {body}"
 
 
 def _restartable(status: ImprovementCycleStatus | None, generation: int | None) -> bool:

@@ -1,0 +1,177 @@
+"""The kopf wiring: which handlers exist, the kopf settings, errors per trigger, the CLI entry point."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import kopf
+import pytest
+from kopf._core.intents import causes
+
+from kaizen.operator import handlers
+from kaizen.operator.__main__ import kopf_args
+from kaizen.operator.kube import ApiException
+from kaizen.operator.settings import OperatorSettings
+
+
+@pytest.fixture(scope="module")
+def registry() -> kopf.OperatorRegistry:
+    fresh = kopf.OperatorRegistry()
+    previous = kopf.get_default_registry()
+    kopf.set_default_registry(fresh)
+    try:
+        importlib.reload(handlers)
+    finally:
+        kopf.set_default_registry(previous)
+    return fresh
+
+
+def test_cycles_are_reconciled_on_create_resume_and_spec_update(
+    registry: kopf.OperatorRegistry,
+) -> None:
+    found = {
+        (h.reason, h.field): h
+        for h in registry._changing.get_all_handlers()
+        if h.selector is not None and h.selector.group == "kaizen.dev"
+    }
+    assert set(found) == {
+        (causes.Reason.CREATE, None),
+        (None, None),  # on.resume
+        (causes.Reason.UPDATE, ("spec",)),
+        (causes.Reason.DELETE, None),
+    }
+    # The delete handler frees Jobs early but never blocks deletion.
+    assert found[(causes.Reason.DELETE, None)].requires_finalizer is False
+
+
+def test_job_events_and_the_safety_net_timer(registry: kopf.OperatorRegistry) -> None:
+    (watcher,) = registry._watching.get_all_handlers()
+    assert (watcher.selector.group, watcher.selector.version) == ("batch", "v1")
+    assert watcher.labels == {
+        "kaizen.dev/cycle": kopf.PRESENT,
+        "app.kubernetes.io/managed-by": "kaizen-operator",
+    }
+    (timer,) = registry._spawning.get_all_handlers()
+    assert timer.selector.group == "kaizen.dev"
+    assert timer.interval == timer.idle == OperatorSettings.from_env().reconcile_interval
+    assert timer.when is not None
+    assert timer.when(status={"phase": "Training"}) is True
+    assert timer.when(status={"phase": "Succeeded"}) is False
+    assert timer.when(status={}) is True
+
+
+def test_activities(registry: kopf.OperatorRegistry) -> None:
+    activities = {h.activity for h in registry._activities.get_all_handlers()}
+    assert {
+        causes.Activity.STARTUP,
+        causes.Activity.CLEANUP,
+        causes.Activity.AUTHENTICATION,
+        causes.Activity.PROBE,
+    } <= activities
+
+
+def test_kopf_settings() -> None:
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = True  # as a test harness sets it
+    handlers.configure_kopf(settings, OperatorSettings.from_env({}))
+    progress = settings.persistence.progress_storage
+    diffbase = settings.persistence.diffbase_storage
+    assert isinstance(progress, kopf.AnnotationsProgressStorage)
+    assert isinstance(diffbase, kopf.AnnotationsDiffBaseStorage)
+    assert progress.prefix == diffbase.prefix == "kaizen.dev"
+    assert settings.persistence.finalizer == "kaizen.dev/finalizer"
+    assert settings.posting.level == logging.WARNING
+    assert (settings.watching.server_timeout, settings.watching.client_timeout) == (30, 60)
+    selectors = list(settings.watching.label_selectors.items())
+    assert [value for _, value in selectors] == ["app.kubernetes.io/managed-by=kaizen-operator"]
+    assert settings.scanning.disabled is True  # never switched back on
+
+    production = kopf.OperatorSettings()
+    handlers.configure_kopf(production, OperatorSettings.from_env({}))
+    assert production.scanning.disabled is False
+    handlers.configure_kopf(production, OperatorSettings.from_env({"KAIZEN_SCANNING": "false"}))
+    assert production.scanning.disabled is True
+
+
+class _Failing:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.calls: list[tuple[str, str]] = []
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        self.calls.append((namespace, name))
+        raise self.error
+
+
+async def test_api_errors_in_cycle_handlers_are_retried_soon() -> None:
+    memo = SimpleNamespace(kaizen=_Failing(ApiException(status=500, reason="boom")))
+    with pytest.raises(kopf.TemporaryError) as caught:
+        await handlers.cycle_changed(namespace="ns", name="c", memo=memo)
+    assert caught.value.delay == handlers.RETRY_DELAY
+
+
+async def test_job_events_never_raise() -> None:
+    failing = _Failing(RuntimeError("boom"))
+    logger = logging.getLogger("test")
+    await handlers.job_event(
+        namespace="ns",
+        labels={"kaizen.dev/cycle": "c"},
+        memo=SimpleNamespace(kaizen=failing),
+        logger=logger,
+    )
+    assert failing.calls == [("ns", "c")]
+    await handlers.safety_net(
+        namespace="ns", name="c", memo=SimpleNamespace(kaizen=failing), logger=logger
+    )
+
+
+async def test_handlers_wait_for_startup() -> None:
+    with pytest.raises(kopf.TemporaryError):
+        await handlers.cycle_changed(namespace="ns", name="c", memo=SimpleNamespace())
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, ["--all-namespaces"]),
+        ([], {"KAIZEN_NAMESPACES": "a,b"}, ["--namespace", "a", "--namespace", "b"]),
+        (["-n", "x", "--standalone"], {"KAIZEN_NAMESPACES": "a"}, ["-n", "x", "--standalone"]),
+        (["-A"], {}, ["-A"]),
+    ],
+)
+def test_python_dash_m_kaizen_operator_arguments(
+    argv: list[str], env: dict[str, str], expected: list[str]
+) -> None:
+    args = kopf_args(argv, OperatorSettings.from_env(env))
+    assert args[:3] == ["run", "-m", "kaizen.operator"]
+    assert sorted(args[3:]) == sorted(expected)
+
+
+def test_operator_imports_no_ml_stack() -> None:
+    # The operator image installs only the `operator` extra: nothing here may need torch.
+    code = (
+        "import sys, kaizen.operator\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'peft')]\n"
+        "steps = [m for m in sys.modules if m.startswith(('kaizen.evaluator', 'kaizen.trainer'))]\n"
+        "assert not heavy and not steps, (heavy, steps)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_kube_imports_the_kubernetes_client() -> None:
+    from pathlib import Path
+
+    package = Path(handlers.__file__).parent
+    importers = sorted(
+        path.name
+        for path in package.glob("*.py")
+        if any(
+            line.startswith(("import kubernetes", "from kubernetes"))
+            for line in path.read_text().splitlines()
+        )
+    )
+    assert importers == ["kube.py"]
