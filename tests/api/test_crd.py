@@ -99,3 +99,9 @@ def _strip_openapi(node):  # type: ignore[no-untyped-def]
     if out.pop("nullable", False) and "type" in out:
         out["type"] = [out["type"], "null"]
     return out
+
+
+def test_the_crd_validates_against_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(build_crd(), "1.32", strict=True)

@@ -77,6 +77,11 @@ def _openapi(node: Any, defs: dict[str, Any], *, keep_defaults: bool) -> Any:
             # Structural schemas forbid it beside `properties`; the API server prunes unknown
             # fields and `kubectl apply` (strict field validation) names them in its error.
             continue
+        if key in ("exclusiveMaximum", "exclusiveMinimum") and not isinstance(value, bool):
+            # JSON Schema 2020 puts the bound in the keyword; OpenAPI v3.0 wants a flag.
+            out["maximum" if key == "exclusiveMaximum" else "minimum"] = value
+            out[key] = True
+            continue
         if key == "const":
             out["enum"] = [value]
             continue
