@@ -90,12 +90,15 @@ def test_samples_validate_against_the_crd_schema() -> None:
 
 
 def _strip_openapi(node):  # type: ignore[no-untyped-def]
-    """OpenAPI's `nullable` is not JSON Schema: turn it into a type union for jsonschema."""
+    """OpenAPI v3.0 to JSON Schema for jsonschema: `nullable` as a type union, exclusive bounds as numbers."""
     if isinstance(node, list):
         return [_strip_openapi(n) for n in node]
     if not isinstance(node, dict):
         return node
     out = {k: _strip_openapi(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+    for flag, bound in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+        if out.get(flag) is True:
+            out[flag] = out.pop(bound)
     if out.pop("nullable", False) and "type" in out:
         out["type"] = [out["type"], "null"]
     return out
