@@ -123,6 +123,7 @@ def test_responses_jsonl_holds_the_prompt_as_sent(
 
 
 def test_offline_wandb_run_files_appear(tiny_evaluation: dict[str, Any]) -> None:
+    pytest.importorskip("wandb")
     runs = list((tiny_evaluation["tmp"] / "wandb-dir" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
