@@ -66,7 +66,7 @@ def mcnemar_exact(improved: int, regressed: int) -> float:
     if n == 0:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(improved, regressed) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, float(2 * tail / 2**n))
 
 
 def decide(

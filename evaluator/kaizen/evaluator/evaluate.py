@@ -124,8 +124,8 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         batch_size=options.batch_size,
         progress=not options.quiet,
     )
-    records = []
-    responses = []
+    records: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
     for item, prompt, output in zip(suite.items, prompts, report.outputs, strict=True):
         value, extracted = score(item.scorer, output.text, item.answers)
         records.append(

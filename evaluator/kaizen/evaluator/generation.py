@@ -99,7 +99,7 @@ class _StopOnStrings:
         new = input_ids[:, self.prompt_length :].tolist()
         for row, ids in enumerate(new):
             _, stopped = cut_at_stop(
-                self.tokenizer.decode(ids, skip_special_tokens=True), self.stop_strings
+                str(self.tokenizer.decode(ids, skip_special_tokens=True)), self.stop_strings
             )
             done[row] = stopped
         return done
@@ -155,7 +155,7 @@ def _generate_batch(
     for row, ids in enumerate(output[:, prompt_length:].tolist()):
         length, ended = _row_length(ids, end_ids)
         text, stopped = cut_at_stop(
-            tokenizer.decode(ids[:length], skip_special_tokens=True), stop_strings
+            str(tokenizer.decode(ids[:length], skip_special_tokens=True)), stop_strings
         )
         results.append(
             Generation(

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -386,7 +386,7 @@ class _Fields:
             if key not in allowed:
                 self.fail(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
-    def fail(self, name: str, problem: str) -> SuiteError:
+    def fail(self, name: str, problem: str) -> NoReturn:
         raise SuiteError(self.path, self.lines.get(name, self.line), name, problem)
 
     def text(self, name: str, default: Any = _REQUIRED) -> Any:
