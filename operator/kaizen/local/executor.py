@@ -117,10 +117,10 @@ class LocalExecutor:
             )
             self._save_status(cycle, decision.status, directory)
             cycle = cycle.model_copy(update={"status": decision.status})
+            self._report_events(decision)
             if decision.status.phase != phase:
                 phase = decision.status.phase
                 self.echo(f"\n=== {phase.value}: {decision.status.message or ''}")
-            self._report_events(decision)
             if decision.finished:
                 return CycleResult(cycle, decision.status, directory)
             if not decision.start:
