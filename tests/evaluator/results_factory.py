@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaizen.evaluator.evaluate import CORRECT_AT, RESULTS_SCHEMA, aggregate
+from kaizen.evaluator.evaluate import CORRECT_AT, RESULTS_SCHEMA, aggregate, overall_scores
 
 
 def record(
@@ -43,12 +43,7 @@ def results(records: list[dict[str, Any]], digest: str = "sha256:abc") -> dict[s
         "schema": RESULTS_SCHEMA,
         "suite": {"name": "hand", "version": "1", "digest": digest},
         "model": {"name": "m", "adapters": []},
-        "overall": {
-            "micro": sum(r["score"] for r in records) / len(records),
-            "macro": sum(d["score"] for d in domains.values()) / len(domains),
-            "n": len(records),
-            "correct": sum(r["correct"] for r in records),
-        },
+        "overall": overall_scores(records),
         "domains": domains,
         "capabilities": aggregate(records, "capability"),
         "items": records,

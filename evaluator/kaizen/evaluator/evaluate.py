@@ -28,7 +28,7 @@ from kaizen.api.summary import (
     encode_summary,
     file_digest,
 )
-from kaizen.evaluator import models
+from kaizen.evaluator import models, stats
 from kaizen.evaluator.generation import generate
 from kaizen.evaluator.scoring import score
 from kaizen.evaluator.suites import load_suite
@@ -69,18 +69,49 @@ class EvaluateOptions:
     quiet: bool = False
 
 
-def aggregate(records: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
-    """Mean score, item count and correct count grouped by `key` (e.g. domain), sorted by name."""
+def aggregate(records: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """Per group of `key` (e.g. domain), sorted by name: mean score, n, correct count and a 95% CI.
+
+    `ci95` is `[low, high]`, Wilson for binary scores and a seeded bootstrap otherwise
+    (`ci_method` says which), so a user sees how far a score on 40 items can be trusted.
+    """
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[record[key]].append(record)
-    return {
-        name: {
-            "score": sum(r["score"] for r in rows) / len(rows),
+    table: dict[str, dict[str, Any]] = {}
+    for name, rows in sorted(groups.items()):
+        scores = [float(r["score"]) for r in rows]
+        interval, method = stats.mean_interval(scores)
+        table[name] = {
+            "score": sum(scores) / len(scores),
             "n": len(rows),
             "correct": sum(1 for r in rows if r["correct"]),
+            "ci95": [round(interval[0], 6), round(interval[1], 6)],
+            "ci_method": method,
         }
-        for name, rows in sorted(groups.items())
+    return table
+
+
+def overall_scores(records: Sequence[dict[str, Any]], by: str = "domain") -> dict[str, Any]:
+    """Micro (every item weighs the same) and macro (every `by` group weighs the same) scores.
+
+    Both come with a 95% interval: micro as in `aggregate`, macro by a bootstrap that
+    resamples within each group.
+    """
+    scores = [float(r["score"]) for r in records]
+    groups: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        groups[record[by]].append(float(record["score"]))
+    micro_ci, method = stats.mean_interval(scores)
+    macro_ci = stats.macro_interval(groups)
+    return {
+        "micro": sum(scores) / len(scores),
+        "macro": sum(sum(v) / len(v) for v in groups.values()) / len(groups),
+        "n": len(records),
+        "correct": sum(1 for r in records if r["correct"]),
+        "micro_ci95": [round(micro_ci[0], 6), round(micro_ci[1], 6)],
+        "macro_ci95": [round(macro_ci[0], 6), round(macro_ci[1], 6)],
+        "ci_method": method,
     }
 
 
@@ -179,12 +210,7 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
         },
-        "overall": {
-            "micro": sum(r["score"] for r in records) / len(records),
-            "macro": sum(d["score"] for d in domains.values()) / len(domains),
-            "n": len(records),
-            "correct": sum(1 for r in records if r["correct"]),
-        },
+        "overall": overall_scores(records),
         "domains": domains,
         "capabilities": aggregate(records, "capability"),
         "performance": {
@@ -294,11 +320,16 @@ def evaluate_step(options: EvaluateOptions, out: Path) -> StepSummary:
         ok=True,
         message=(
             f"{overall['correct']}/{overall['n']} correct on suite {results['suite']['name']} "
-            f"(micro {overall['micro']:.3f}, macro {overall['macro']:.3f})"
+            f"(micro {overall['micro']:.3f} {_ci(overall.get('micro_ci95'))}, "
+            f"macro {overall['macro']:.3f} {_ci(overall.get('macro_ci95'))}; 95% CI)"
         ),
         evaluation=score_digest(results, results_path, options.step),
         digest=file_digest(results_path),
     )
+
+
+def _ci(interval: Sequence[float] | None) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[?]"
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
