@@ -136,3 +136,36 @@ def test_validate_step_writes_report_and_a_summary_under_4k(tmp_path: Path) -> N
     assert len(encode_summary(summary)) < 4096
     # 200 domains do not fit a termination message; report.json keeps them all.
     assert 0 < len(summary.validation.domain_deltas) < 200 == len(report["domains"])
+
+
+def test_report_has_per_domain_intervals_tests_holm_and_flips() -> None:
+    baseline = results(domain_records("geo", [1, 1, 1, 1]) + domain_records("zep", [0] * 10))
+    candidate = results(domain_records("geo", [1, 1, 1, 0]) + domain_records("zep", [1] * 9 + [0]))
+    report = compare(baseline, candidate, STRICT, PATHS)
+    zep, geo = report["domains"]["zep"], report["domains"]["geo"]
+    assert zep["test"] == geo["test"] == "mcnemar_exact"
+    assert zep["p_value"] == pytest.approx(mcnemar_exact(9, 0))
+    assert geo["p_value"] == 1.0
+    # Holm over two domains: the smaller p doubles, the larger stays (capped at 1).
+    assert zep["p_holm"] == pytest.approx(2 * zep["p_value"]) and geo["p_holm"] == 1.0
+    assert zep["delta_ci95"][0] > 0.6 and zep["delta_ci95"][1] <= 1.0
+    assert geo["delta_ci95"][0] < 0 <= geo["delta_ci95"][1] + 1e-12
+    assert zep["improved_items"] == [f"zep-{i}" for i in range(9)] and zep["regressed_items"] == []
+    assert geo["regressed_items"] == ["geo-3"]
+    assert report["overall"]["test"] == "mcnemar_exact"
+    assert report["capabilities"]["factual_recall"]["n"] == 14
+    # Seeded: the same inputs give the same report.
+    assert compare(baseline, candidate, STRICT, PATHS) == report
+
+
+def test_non_binary_scores_use_the_paired_permutation_test() -> None:
+    baseline = results(domain_records("qa", [0.2, 0.4, 0.5, 0.0, 0.6, 0.3]))
+    candidate = results(domain_records("qa", [0.6, 0.9, 0.5, 0.5, 0.7, 0.8]))
+    report = compare(baseline, candidate, LOOSE, PATHS)
+    qa = report["domains"]["qa"]
+    assert qa["test"] == "paired_permutation" == report["overall"]["test"]
+    # Five positive non-zero differences: only the all-plus and all-minus patterns reach the
+    # observed sum, 2 of 32.
+    assert qa["p_value"] == pytest.approx(2 / 32)
+    assert qa["delta"] == pytest.approx(2.0 / 6)
+    assert 0 < qa["delta_ci95"][0] < qa["delta"] < qa["delta_ci95"][1]

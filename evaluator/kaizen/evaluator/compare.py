@@ -5,11 +5,15 @@ item is a pair: right/wrong before, right/wrong after. The overall change is tes
 exact two-sided McNemar test on the discordant pairs, which is the right test for paired
 binary outcomes and needs no large-sample approximation at demo sizes (~50 items).
 The candidate is promoted only if every gate passes; `reasons` says how each gate went.
+
+report.json also holds, per domain and per capability, the delta with a paired bootstrap
+95% interval, a paired test (exact McNemar for binary scores, a sign-flip permutation test
+otherwise), its Holm-adjusted p-value across the domains, and the items that flipped each
+way. The `ValidationDigest` in the summary stays the small fixed contract of `kaizen.api`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,13 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.evaluator.evaluate import TrackingOptions, read_results
+from kaizen.evaluator.stats import (
+    holm,
+    is_binary,
+    mcnemar_exact,
+    paired_bootstrap_interval,
+    paired_permutation_test,
+)
 from kaizen.evaluator.tracking import artifact_name, track
 
 REPORT_FILE = "report.json"
@@ -52,21 +63,6 @@ class Gates:
             raise ConfigurationError(
                 f"significance must be strictly between 0 and 1, got {self.significance}"
             )
-
-
-def mcnemar_exact(improved: int, regressed: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant pair counts (1.0 when there are none).
-
-    Under the null hypothesis each discordant pair is equally likely to go either way, so the
-    smaller count is Binomial(n, 1/2); the two-sided p-value doubles its lower tail.
-    """
-    if improved < 0 or regressed < 0:
-        raise ValueError("discordant counts cannot be negative")
-    n = improved + regressed
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(improved, regressed) + 1))
-    return min(1.0, float(2 * tail / 2**n))
 
 
 def decide(
@@ -121,22 +117,48 @@ def _check_same_items(
         )
 
 
+def paired_comparison(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Baseline, candidate, delta, paired 95% interval, a paired test and the flipped items.
+
+    Binary scores use the exact McNemar test on right/wrong flips; any other score uses
+    the paired sign-flip permutation test on score differences. The interval is a paired
+    bootstrap of the mean difference (seeded, so reports are reproducible).
+    """
+    before = [float(b["score"]) for b, _ in pairs]
+    after = [float(c["score"]) for _, c in pairs]
+    improved = [b["id"] for b, c in pairs if not b["correct"] and c["correct"]]
+    regressed = [b["id"] for b, c in pairs if b["correct"] and not c["correct"]]
+    if is_binary(before) and is_binary(after):
+        test, p_value = "mcnemar_exact", mcnemar_exact(len(improved), len(regressed))
+    else:
+        test, p_value = "paired_permutation", paired_permutation_test(before, after)
+    low, high = paired_bootstrap_interval(before, after)
+    mean_before, mean_after = sum(before) / len(before), sum(after) / len(after)
+    return {
+        "baseline": mean_before,
+        "candidate": mean_after,
+        # Rounded so that float noise (0.1 + 0.2 - 0.3) never decides a gate.
+        "delta": round(mean_after - mean_before, 12),
+        "delta_ci95": [round(low, 6), round(high, 6)],
+        "n": len(pairs),
+        "test": test,
+        "p_value": p_value,
+        "improved_items": improved,
+        "regressed_items": regressed,
+    }
+
+
 def _group_deltas(
     pairs: list[tuple[dict[str, Any], dict[str, Any]]], key: str
-) -> dict[str, dict[str, float]]:
-    groups: dict[str, list[tuple[float, float]]] = {}
+) -> dict[str, dict[str, Any]]:
+    """`paired_comparison` per group of `key`, with Holm-adjusted p-values across the groups."""
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for base, cand in pairs:
-        groups.setdefault(base[key], []).append((base["score"], cand["score"]))
-    table = {}
-    for name, scores in sorted(groups.items()):
-        before = sum(b for b, _ in scores) / len(scores)
-        after = sum(c for _, c in scores) / len(scores)
-        table[name] = {
-            "baseline": before,
-            "candidate": after,
-            "delta": round(after - before, 12),
-            "n": len(scores),
-        }
+        groups.setdefault(base[key], []).append((base, cand))
+    table = {name: paired_comparison(rows) for name, rows in sorted(groups.items())}
+    adjusted = holm({name: row["p_value"] for name, row in table.items()})
+    for name, row in table.items():
+        row["p_holm"] = adjusted[name]
     return table
 
 
@@ -147,13 +169,13 @@ def compare(
     gates.check()
     _check_same_items(baseline, candidate, paths)
     pairs = list(zip(baseline["items"], candidate["items"], strict=True))
-    improved = [b["id"] for b, c in pairs if not b["correct"] and c["correct"]]
-    regressed = [b["id"] for b, c in pairs if b["correct"] and not c["correct"]]
+    overall = paired_comparison(pairs)
+    improved, regressed = overall["improved_items"], overall["regressed_items"]
+    # The gate's test stays McNemar on per-item correctness (what ValidationDigest reports);
+    # for non-binary scores `overall.test` adds the permutation test on the scores themselves.
     p_value = mcnemar_exact(len(improved), len(regressed))
-    before = sum(b["score"] for b, _ in pairs) / len(pairs)
-    after = sum(c["score"] for _, c in pairs) / len(pairs)
-    # Rounded so that float noise (0.1 + 0.2 - 0.3) never decides a gate.
-    overall_delta = round(after - before, 12)
+    before, after = overall["baseline"], overall["candidate"]
+    overall_delta = overall["delta"]
     domains = _group_deltas(pairs, "domain")
     regressions = [name for name, d in domains.items() if d["delta"] < -gates.max_regression]
     verdict, reasons = decide(overall_delta, p_value, regressions, gates)
@@ -164,6 +186,7 @@ def compare(
         "suite": baseline["suite"],
         "items": len(pairs),
         "overall_delta": overall_delta,
+        "overall": {k: v for k, v in overall.items() if not k.endswith("_items")},
         "domains": domains,
         "capabilities": _group_deltas(pairs, "capability"),
         "mcnemar": {"improved": len(improved), "regressed": len(regressed), "p_value": p_value},
