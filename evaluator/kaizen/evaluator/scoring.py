@@ -1,8 +1,13 @@
 """Scorers: turn a model's free-text response into a score in [0, 1] and the answer it extracted.
 
-A scorer is `function(response, answers) -> (score, extracted)`, where `answers[0]` is the
-reference and the rest are accepted aliases. Suites name their scorer (`exact`, `contains`,
-`numeric`); `SCORERS` is the registry. Everything here is pure and cheap, so scoring is
+A scorer is `function(response, answers, **options) -> (score, extracted)`, where
+`answers[0]` is the reference and the rest are accepted aliases, and `options` come from the
+suite (`"scorer": {"name": "numeric", "rel_tol": 0.01}`). Shipped scorers: `exact`,
+`contains`, `numeric`, `regex`, `f1` (token F1), and `choice` (multiple choice: the
+response is the choice the model ranked first by log-likelihood, see `loglik.py`).
+
+`SCORERS` is the registry; add a scorer with `register_scorer` (name, function, the options
+it accepts, whether its scores are binary). Everything here is pure and cheap, so scoring is
 identical for the baseline and the candidate and can be re-run from `responses.jsonl`.
 """
 
@@ -10,9 +15,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-Scorer = Callable[[str, Sequence[str]], tuple[float, str]]
+Scorer = Callable[..., tuple[float, str]]
 
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 # Every punctuation character becomes a space, so "Jean-Luc" and "jean luc" agree and a word
@@ -69,8 +77,14 @@ def score_contains(response: str, answers: Sequence[str]) -> tuple[float, str]:
     return 0.0, normalize(first_sentence(response))
 
 
+# A number ends at a non-word character or at a unit written straight after it ("5kg",
+# "20km"), but not at an ordinal suffix: "12th" is not the number 12.
+_NUMBER_END = r"(?:(?!\w)|(?=[^\W\d_]+\b)(?!(?:st|nd|rd|th)\b))"
 _NUMBER = re.compile(
-    r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])|(?<![\w.])[-−]?\.\d+(?![\w])"
+    r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    + _NUMBER_END
+    + r"|(?<![\w.])[-−]?\.\d+"
+    + _NUMBER_END
 )
 _MARKED = re.compile(r"answer\s*(?:is|:|=)\s*", re.IGNORECASE)
 _UNITS = {
@@ -153,24 +167,197 @@ def score_numeric(
     return 0.0, _format_number(value)
 
 
-SCORERS: dict[str, Scorer] = {
-    "exact": score_exact,
-    "contains": score_contains,
-    "numeric": score_numeric,
-}
+def _compare_extracted(extracted: str, answers: Sequence[str]) -> bool:
+    """Normalised text equality, or numeric equality when both sides are numbers."""
+    value = parse_number(extracted)
+    for answer in answers:
+        if normalize(extracted) == normalize(answer) and normalize(answer):
+            return True
+        target = parse_number(answer)
+        if value is not None and target is not None and math.isclose(value, target, rel_tol=1e-9):
+            return True
+    return False
+
+
+def score_regex(
+    response: str,
+    answers: Sequence[str],
+    *,
+    pattern: str,
+    ignore_case: bool = True,
+    select: str = "first",
+) -> tuple[float, str]:
+    """1 when the pattern's capture group (`answer` if named, else group 1) matches the reference.
+
+    The extracted text is compared after normalisation, or as numbers when both are
+    numbers (`"1,000"` equals `"1000"`). `select` picks the `first` or `last` match, e.g.
+    `"pattern": "answer is (.+?)\\."` reads the value after the model's own lead-in.
+    No match extracts nothing (`""`), which the analysis calls a wrong format.
+    """
+    compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    matches = list(compiled.finditer(response))
+    if not matches:
+        return 0.0, ""
+    match = matches[0] if select == "first" else matches[-1]
+    group = "answer" if "answer" in compiled.groupindex else 1
+    extracted = (match.group(group) or "").strip()
+    return (1.0 if _compare_extracted(extracted, answers) else 0.0), extracted
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token F1 of two texts after `normalize` (1.0 when both are empty)."""
+    predicted, expected = normalize(prediction).split(), normalize(reference).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_f1(response: str, answers: Sequence[str]) -> tuple[float, str]:
+    """Best SQuAD token F1 of the first line (answer lead-in removed) against any answer."""
+    line = response.strip().split("\n", 1)[0]
+    extracted = strip_answer_prefix(line).strip()
+    best = max((token_f1(extracted, answer) for answer in answers), default=0.0)
+    return best, normalize(extracted)
+
+
+def score_choice(response: str, answers: Sequence[str]) -> tuple[float, str]:
+    """Multiple choice: 1 when the chosen choice (the response) is the correct one, verbatim."""
+    return (1.0 if response.strip() == answers[0].strip() else 0.0), response.strip()
+
+
+def _number_option(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return "must be a non-negative number"
+    return None
+
+
+def _pattern_option(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty regular expression"
+    try:
+        compiled = re.compile(value)
+    except re.error as error:
+        return f"not a valid regular expression: {error}"
+    if compiled.groups < 1:
+        return "needs a capture group: the group is the extracted answer"
+    return None
+
+
+def _bool_option(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _select_option(value: Any) -> str | None:
+    return None if value in ("first", "last") else "must be `first` or `last`"
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """A registered scorer: its function, the options it accepts and what its scores are."""
+
+    function: Scorer
+    """`function(response, answers, **options) -> (score, extracted)`."""
+
+    options: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
+    """Accepted option names, each with a check that returns a problem or None."""
+
+    required: tuple[str, ...] = ()
+    """Options a suite must give."""
+
+    binary: bool = True
+    """True when every score is 0 or 1 (picks the Wilson interval and McNemar test)."""
+
+    numeric_answers: bool = False
+    """True when references must be numbers."""
+
+
+#: Scorer name -> function (kept for callers that only score).
+SCORERS: dict[str, Scorer] = {}
+#: Scorer name -> everything known about it.
+SCORER_INFO: dict[str, ScorerInfo] = {}
+
+
+def register_scorer(
+    name: str,
+    function: Scorer,
+    *,
+    options: Mapping[str, Callable[[Any], str | None]] | None = None,
+    required: Sequence[str] = (),
+    binary: bool = True,
+    numeric_answers: bool = False,
+    replace: bool = False,
+) -> None:
+    """Add a scorer to the registry, so suites can name it (`"scorer": name`).
+
+    Register before loading suites that use it (e.g. in a plugin module imported by a
+    wrapper script). Refuses to overwrite a scorer unless `replace` is true.
+    """
+    if not replace and name in SCORERS:
+        raise ValueError(f"scorer {name!r} is already registered")
+    SCORERS[name] = function
+    SCORER_INFO[name] = ScorerInfo(
+        function, dict(options or {}), tuple(required), binary, numeric_answers
+    )
+
+
+register_scorer("exact", score_exact)
+register_scorer("contains", score_contains)
+register_scorer(
+    "numeric",
+    score_numeric,
+    options={"rel_tol": _number_option, "abs_tol": _number_option},
+    numeric_answers=True,
+)
+register_scorer(
+    "regex",
+    score_regex,
+    options={"pattern": _pattern_option, "ignore_case": _bool_option, "select": _select_option},
+    required=("pattern",),
+)
+register_scorer("f1", score_f1, binary=False)
+register_scorer("choice", score_choice)
+
+
+def options_problem(scorer: str, options: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(option name, problem) for the first unusable scorer option, or None."""
+    info = SCORER_INFO.get(scorer)
+    if info is None:
+        return ("name", f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}")
+    for name in info.required:
+        if name not in options:
+            return (name, f"required by the {scorer} scorer")
+    for name, value in options.items():
+        check = info.options.get(name)
+        if check is None:
+            allowed = ", ".join(sorted(info.options)) or "none"
+            return (name, f"unknown option of the {scorer} scorer; allowed: {allowed}")
+        problem = check(value)
+        if problem:
+            return (name, problem)
+    return None
 
 
 def answer_problem(scorer: str, answer: str) -> str | None:
     """Why `answer` can never be matched by `scorer` (used when loading a suite), or None."""
-    if scorer not in SCORERS:
+    info = SCORER_INFO.get(scorer)
+    if info is None:
         return f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}"
     if not normalize(answer):
         return f"{answer!r} is empty after normalisation (only punctuation or articles)"
-    if scorer == "numeric" and parse_number(answer) is None:
-        return f"the numeric scorer needs a number, got {answer!r}"
+    if info.numeric_answers and parse_number(answer) is None:
+        return f"the {scorer} scorer needs a number, got {answer!r}"
     return None
 
 
-def score(scorer: str, response: str, answers: Sequence[str]) -> tuple[float, str]:
-    """Score `response` with the named scorer (KeyError for an unknown name)."""
-    return SCORERS[scorer](response, answers)
+def score(
+    scorer: str,
+    response: str,
+    answers: Sequence[str],
+    options: Mapping[str, Any] | None = None,
+) -> tuple[float, str]:
+    """Score `response` with the named scorer and its options (KeyError for an unknown name)."""
+    return SCORERS[scorer](response, answers, **(options or {}))
