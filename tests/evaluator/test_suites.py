@@ -93,6 +93,71 @@ def test_a_suite_directory_loads_with_defaults_and_aliases(tmp_path: Path) -> No
     assert suite.training_pool("alpha")[0].capability == "factual_recall"
 
 
+def test_scorer_options_choices_messages_and_default_scorer_options(tmp_path: Path) -> None:
+    header = HEADER.replace("scorer: contains", "scorer: {name: numeric, rel_tol: 0.01}")
+    items = [
+        dict(GOOD_ITEMS[0], answer="100", id="n1"),
+        dict(GOOD_ITEMS[0], id="r1", scorer={"name": "regex", "pattern": "is (\\w+)"}),
+        dict(GOOD_ITEMS[0], id="m1", choices=["x", "y", "z"]),
+        {
+            "id": "c1",
+            "domain": "beta",
+            "capability": "factual_recall",
+            "messages": [
+                {"role": "system", "content": "Answer in one word."},
+                {"role": "user", "content": "Say x."},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "Again?"},
+            ],
+            "answer": "x",
+            "scorer": "exact",
+        },
+    ]
+    suite = load_suite(str(write_suite(tmp_path / "mini", header=header, items=items)))
+    numeric, regex, choice, chat = suite.items
+    assert (numeric.scorer, numeric.scorer_options) == ("numeric", {"rel_tol": 0.01})
+    assert (regex.scorer, regex.scorer_options) == ("regex", {"pattern": "is (\\w+)"})
+    assert (choice.scorer, choice.choices, choice.reference) == ("choice", ("x", "y", "z"), "x")
+    assert chat.question == "Again?" and chat.user_message() == "Again?"
+    assert [t["role"] for t in chat.conversation()] == ["system", "user", "assistant", "user"]
+    assert numeric.conversation() == [{"role": "user", "content": "Q a1?"}]
+    # Options, choices and messages are part of what the digest pairs on.
+    other = [dict(items[0], scorer={"name": "numeric", "rel_tol": 0.5}), *items[1:]]
+    assert load_suite(str(write_suite(tmp_path / "o", header=header, items=other))).digest != (
+        suite.digest
+    )
+
+
+def _configmap_mount(source: Path, target: Path) -> Path:
+    """Lay `source`'s files out as the kubelet mounts a ConfigMap: symlinks into `..data`."""
+    target.mkdir(parents=True)
+    version = target / "..2026_01_01_00_00_00.000000001"
+    version.mkdir()
+    for file in source.iterdir():
+        (version / file.name).write_bytes(file.read_bytes())
+    (target / "..data").symlink_to(version.name)
+    for file in source.iterdir():
+        (target / file.name).symlink_to(Path("..data") / file.name)
+    return target
+
+
+def test_a_configmap_mounted_suite_loads(tmp_path: Path) -> None:
+    source = write_suite(tmp_path / "source")
+    mount = _configmap_mount(source, tmp_path / "mnt" / "suite")
+    assert (mount / "eval.jsonl").is_symlink()
+    suite = load_suite(str(mount))
+    assert [i.id for i in suite.items] == ["a1", "a2", "a3", "b1"]
+    assert suite.digest == load_suite(str(source)).digest
+    assert len(suite.training) == 2
+
+
+def test_a_configmap_mounted_suite_reports_errors_at_the_mounted_path(tmp_path: Path) -> None:
+    source = write_suite(tmp_path / "source", items=[GOOD_ITEMS[0], _item(domain="gamma")])
+    mount = _configmap_mount(source, tmp_path / "mnt" / "suite")
+    with pytest.raises(SuiteError, match="eval.jsonl:2: domain"):
+        load_suite(str(mount))
+
+
 def test_select_is_per_domain_and_deterministic(tmp_path: Path) -> None:
     suite = load_suite(str(write_suite(tmp_path / "mini")))
     assert [i.id for i in suite.select(limit=1).items] == ["a1", "b1"]
@@ -148,6 +213,50 @@ def _item(**changes: object) -> dict:
             "eval.jsonl:2: answer: the numeric scorer needs a number",
         ),
         (_item(colour="red"), "eval.jsonl:2: colour: unknown field"),
+        (
+            _item(scorer={"name": "numeric", "tolerance": 1}, answer="3"),
+            "eval.jsonl:2: scorer.tolerance: unknown option of the numeric scorer",
+        ),
+        (_item(scorer={"rel_tol": 1}), "eval.jsonl:2: scorer.name: missing"),
+        (_item(scorer={"name": "regex"}), "eval.jsonl:2: scorer.pattern: required"),
+        (
+            _item(scorer={"name": "regex", "pattern": "no group"}),
+            "eval.jsonl:2: scorer.pattern: needs a capture group",
+        ),
+        (_item(scorer=3), "eval.jsonl:2: scorer: must be a scorer name or a mapping"),
+        (_item(choices=["x"]), "eval.jsonl:2: choices: needs at least two distinct choices"),
+        (_item(choices=["x", "x"]), "eval.jsonl:2: choices: needs at least two distinct"),
+        (_item(choices=["p", "q"]), "eval.jsonl:2: answer: 'x' is not one of the choices"),
+        (
+            _item(choices=["x", "q"], aliases=["y"]),
+            "eval.jsonl:2: aliases: a multiple-choice item has exactly one right choice",
+        ),
+        (
+            _item(choices=["x", "q"], scorer="exact"),
+            "eval.jsonl:2: scorer: items with `choices` are scored by 'choice'",
+        ),
+        (_item(scorer="choice"), "eval.jsonl:2: scorer: the 'choice' scorer needs `choices`"),
+        (
+            _item(question=None, messages=[{"role": "user"}]),
+            "eval.jsonl:2: messages[0]: must be an object with exactly `role` and `content`",
+        ),
+        (
+            _item(question=None, messages=[{"role": "robot", "content": "hi"}]),
+            "eval.jsonl:2: messages[0].role: must be one of system, user, assistant",
+        ),
+        (
+            _item(question=None, messages=[{"role": "user", "content": " "}]),
+            "eval.jsonl:2: messages[0].content: must be a non-empty string",
+        ),
+        (
+            _item(question=None, messages=[{"role": "assistant", "content": "Hi"}]),
+            "eval.jsonl:2: messages: the last turn must be the user's",
+        ),
+        (
+            _item(messages=[{"role": "user", "content": "Hi"}]),
+            "eval.jsonl:2: question: give either `question` or `messages`",
+        ),
+        (_item(question=None, messages=[]), "eval.jsonl:2: messages: must be a non-empty list"),
     ],
 )
 def test_malformed_items_name_file_line_and_field(tmp_path: Path, bad: dict, expected: str) -> None:
@@ -220,6 +329,14 @@ def test_malformed_training_examples_name_file_line_and_field(
             "suite.yaml:6: defaults.scorer: unknown scorer 'fuzzy'",
         ),
         (HEADER + "owner: me\n", "suite.yaml:8: owner: unknown field"),
+        (
+            HEADER.replace("scorer: contains", "scorer: {name: numeric, rel: 1}"),
+            "suite.yaml:6: defaults.scorer.rel: unknown option of the numeric scorer",
+        ),
+        (
+            HEADER.replace("scorer: contains", "scorer: choice"),
+            "suite.yaml:6: defaults.scorer: multiple choice is chosen per item",
+        ),
         (
             HEADER.replace("domains: [alpha, beta]", "domains: [alpha, beta"),
             "suite.yaml:5: bad YAML",

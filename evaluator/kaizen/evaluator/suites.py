@@ -3,15 +3,17 @@
 A suite is a directory, shipped under `kaizen/evaluator/suites/<name>/` or mounted from a
 PVC or ConfigMap, holding
 
-- `suite.yaml`: name, version, description, `domains`, `capabilities`, `defaults: {scorer}`;
-- `eval.jsonl`: one item per line (`id`, `domain`, `capability`, `question`, `answer`,
-  optional `aliases`, `scorer`, `context`);
+- `suite.yaml`: name, version, description, `domains`, `capabilities`,
+  `defaults: {scorer}` (a scorer name, or `{name: ..., <option>: ...}`);
+- `eval.jsonl`: one item per line: `id`, `domain`, `capability`, `question` (or `messages`,
+  a chat), `answer`, optional `aliases`, `scorer` (name or mapping with options), `context`,
+  and `choices` for multiple choice scored by log-likelihood (`answer` is the right choice);
 - `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`.
 
-Loading is strict, because a typo in a suite silently skews every score after it: each
-problem raises `SuiteError` ("file:line: field: problem"), a `ConfigurationError` that the
-step contract turns into exit code 3. A training question that repeats an evaluation
-question is refused too: a pool must never teach the test.
+docs/evaluation.md is the full reference. Loading is strict, because a typo in a suite
+silently skews every score after it: each problem raises `SuiteError` ("file:line: field:
+problem"), a `ConfigurationError` that the step contract turns into exit code 3. A training
+question that repeats an evaluation question is refused too: a pool must never teach the test.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, NoReturn
 import yaml
 
 from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.scoring import SCORERS, answer_problem, normalize
+from kaizen.evaluator.scoring import SCORERS, answer_problem, normalize, options_problem
 
 #: The capability taxonomy: what kind of thinking an item needs.
 CAPABILITIES = ("factual_recall", "cross_referencing", "counterfactual", "multi_step")
@@ -37,7 +39,22 @@ SUITE_FILE = "suite.yaml"
 EVAL_FILE = "eval.jsonl"
 TRAIN_FILE = "train.jsonl"
 
-_EVAL_FIELDS = {"id", "domain", "capability", "question", "answer", "aliases", "scorer", "context"}
+_EVAL_FIELDS = {
+    "id",
+    "domain",
+    "capability",
+    "question",
+    "messages",
+    "answer",
+    "aliases",
+    "choices",
+    "scorer",
+    "context",
+}
+#: Roles a `messages` item may use; the last turn must be the user's.
+_ROLES = ("system", "user", "assistant")
+#: The scorer of multiple-choice items (log-likelihood ranking, no generation).
+CHOICE_SCORER = "choice"
 _TRAIN_FIELDS = {"domain", "question", "answer", "capability"}
 _SUITE_FIELDS = {"name", "version", "description", "domains", "capabilities", "defaults"}
 
@@ -65,17 +82,30 @@ class EvalItem:
     domain: str
     capability: str
     question: str
+    """The question, or the last user turn of `messages`."""
     answers: tuple[str, ...]
     scorer: str
     context: str | None = None
+    scorer_options: dict[str, Any] = field(default_factory=dict)
+    """Options passed to the scorer (e.g. `rel_tol`, `pattern`)."""
+    choices: tuple[str, ...] | None = None
+    """Multiple choice: the continuations ranked by log-likelihood; `answers[0]` is among them."""
+    messages: tuple[tuple[str, str], ...] | None = None
+    """A chat as (role, content) turns, ending with the user's, instead of a single question."""
 
     @property
     def reference(self) -> str:
         return self.answers[0]
 
     def user_message(self) -> str:
-        """What the user turn says: the context (a premise or passage), then the question."""
+        """What the (last) user turn says: the context (a premise or passage), then the question."""
         return f"{self.context}\n\n{self.question}" if self.context else self.question
+
+    def conversation(self) -> list[dict[str, str]]:
+        """The chat turns sent to the model (without the default system prompt)."""
+        if self.messages is not None:
+            return [{"role": role, "content": content} for role, content in self.messages]
+        return [{"role": "user", "content": self.user_message()}]
 
 
 @dataclass(frozen=True)
@@ -174,7 +204,14 @@ class Suite:
                 item.scorer,
                 item.context,
             ]
-            sha.update(json.dumps(record, ensure_ascii=False).encode())
+            # Newer fields are appended only when used, so older suites keep their digest.
+            if item.scorer_options:
+                record.append({"scorer_options": item.scorer_options})
+            if item.choices is not None:
+                record.append({"choices": list(item.choices)})
+            if item.messages is not None:
+                record.append({"messages": [list(turn) for turn in item.messages]})
+            sha.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
             sha.update(b"\n")
         return f"sha256:{sha.hexdigest()}"
 
@@ -209,45 +246,14 @@ def load_suite(ref: str) -> Suite:
 
 def _load_dir(path: Path) -> Suite:
     header = _read_header(path / SUITE_FILE)
-    domains, capabilities, default_scorer = (
-        header["domains"],
-        header["capabilities"],
-        header["scorer"],
-    )
+    domains, capabilities = header["domains"], header["capabilities"]
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
     eval_path = path / EVAL_FILE
     if not eval_path.is_file():
         raise SuiteError(eval_path, None, None, "missing: a suite needs evaluation items")
     for line, record in _read_jsonl(eval_path):
-        check = _Fields(eval_path, line, record, _EVAL_FIELDS)
-        item_id = check.text("id")
-        if item_id in seen:
-            raise SuiteError(
-                eval_path, line, "id", f"duplicate id {item_id!r} (first on line {seen[item_id]})"
-            )
-        seen[item_id] = line
-        domain = check.choice("domain", domains)
-        capability = check.choice("capability", capabilities)
-        question = check.text("question")
-        answer = check.text("answer")
-        aliases = check.text_list("aliases")
-        scorer = check.text("scorer", default=default_scorer)
-        if scorer not in SCORERS:
-            raise SuiteError(
-                eval_path,
-                line,
-                "scorer",
-                f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}",
-            )
-        for name, value in [("answer", answer)] + [("aliases", alias) for alias in aliases]:
-            problem = answer_problem(scorer, value)
-            if problem:
-                raise SuiteError(eval_path, line, name, problem)
-        context = check.text("context", default=None)
-        items.append(
-            EvalItem(item_id, domain, capability, question, (answer, *aliases), scorer, context)
-        )
+        items.append(_read_item(_Fields(eval_path, line, record, _EVAL_FIELDS), header, seen))
     if not items:
         raise SuiteError(eval_path, None, None, "no evaluation items")
 
@@ -279,6 +285,105 @@ def _load_dir(path: Path) -> Suite:
         items=items,
         training=training,
     )
+
+
+def _read_item(check: _Fields, header: dict[str, Any], seen: dict[str, int]) -> EvalItem:
+    """One evaluation item, checked field by field."""
+    item_id = check.text("id")
+    if item_id in seen:
+        check.fail("id", f"duplicate id {item_id!r} (first on line {seen[item_id]})")
+    seen[item_id] = check.line
+    domain = check.choice("domain", header["domains"])
+    capability = check.choice("capability", header["capabilities"])
+    messages = _read_messages(check)
+    if messages is not None:
+        if "question" in check.record:
+            check.fail("question", "give either `question` or `messages`, not both")
+        if "context" in check.record:
+            check.fail("context", "put the context in `messages` when an item is a chat")
+        question = messages[-1][1]
+    else:
+        question = check.text("question")
+    answer = check.text("answer")
+    aliases = check.text_list("aliases")
+    choices = check.text_list("choices") if "choices" in check.record else None
+    if choices is not None:
+        if len(choices) < 2 or len(set(choices)) != len(choices):
+            check.fail("choices", "needs at least two distinct choices")
+        if answer not in choices:
+            check.fail("answer", f"{answer!r} is not one of the choices")
+        if aliases:
+            check.fail("aliases", "a multiple-choice item has exactly one right choice")
+        scorer, options = _read_scorer(check, "scorer", (CHOICE_SCORER, {}))
+        if scorer != CHOICE_SCORER:
+            check.fail("scorer", f"items with `choices` are scored by {CHOICE_SCORER!r}")
+    else:
+        scorer, options = _read_scorer(check, "scorer", header["scorer"])
+        if scorer == CHOICE_SCORER:
+            check.fail("scorer", f"the {CHOICE_SCORER!r} scorer needs `choices`")
+        for name, value in [("answer", answer)] + [("aliases", alias) for alias in aliases]:
+            problem = answer_problem(scorer, value)
+            if problem:
+                check.fail(name, problem)
+    context = check.text("context", default=None)
+    return EvalItem(
+        item_id,
+        domain,
+        capability,
+        question,
+        (answer, *aliases),
+        scorer,
+        context,
+        scorer_options=options,
+        choices=tuple(choices) if choices is not None else None,
+        messages=messages,
+    )
+
+
+def _read_messages(check: _Fields) -> tuple[tuple[str, str], ...] | None:
+    value = check.record.get("messages")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        check.fail("messages", "must be a non-empty list of {role, content} turns")
+    turns = []
+    for index, turn in enumerate(value):
+        where = f"messages[{index}]"
+        if not isinstance(turn, dict) or set(turn) != {"role", "content"}:
+            check.fail(where, "must be an object with exactly `role` and `content`")
+        role, content = turn["role"], turn["content"]
+        if role not in _ROLES:
+            check.fail(f"{where}.role", f"must be one of {', '.join(_ROLES)}, got {role!r}")
+        if not isinstance(content, str) or not content.strip():
+            check.fail(f"{where}.content", "must be a non-empty string")
+        turns.append((role, content.strip()))
+    if turns[-1][0] != "user":
+        check.fail("messages", "the last turn must be the user's (the model answers it)")
+    return tuple(turns)
+
+
+def _read_scorer(
+    check: _Fields, name: str, default: tuple[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """(scorer name, options) from `"numeric"` or `{"name": "numeric", "rel_tol": 0.01}`."""
+    value = check.record.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        scorer, options = value.strip(), {}
+    elif isinstance(value, dict):
+        if not isinstance(value.get("name"), str):
+            check.fail(f"{name}.name", "missing: a scorer mapping needs `name`")
+        scorer = value["name"].strip()
+        options = {k: v for k, v in value.items() if k != "name"}
+    else:
+        check.fail(name, "must be a scorer name or a mapping with `name` and options")
+    if scorer not in SCORERS:
+        check.fail(name, f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}")
+    problem = options_problem(scorer, options)
+    if problem:
+        check.fail(f"{name}.{problem[0]}", problem[1])
+    return scorer, options
 
 
 def _read_header(path: Path) -> dict[str, Any]:
@@ -332,14 +437,12 @@ def _read_header(path: Path) -> dict[str, Any]:
         raise SuiteError(
             path, lines.get("defaults", 1), "defaults", "must be a mapping with only `scorer`"
         )
-    scorer = defaults.get("scorer", "contains")
-    if scorer not in SCORERS:
-        raise SuiteError(
-            path,
-            lines.get("defaults", 1),
-            "defaults.scorer",
-            f"unknown scorer {scorer!r}; known: {', '.join(sorted(SCORERS))}",
-        )
+    defaults_check = _Fields(
+        path, lines.get("defaults", 1), defaults, {"scorer"}, prefix="defaults."
+    )
+    scorer = _read_scorer(defaults_check, "scorer", ("contains", {}))
+    if scorer[0] == CHOICE_SCORER:
+        defaults_check.fail("scorer", "multiple choice is chosen per item by giving `choices`")
     return {
         "name": name,
         "version": version,
@@ -380,14 +483,16 @@ class _Fields:
         record: dict[str, Any],
         allowed: set[str],
         lines: dict[str, int] | None = None,
+        prefix: str = "",
     ) -> None:
         self.path, self.line, self.record, self.lines = path, line, record, lines or {}
+        self.prefix = prefix
         for key in record:
             if key not in allowed:
                 self.fail(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
     def fail(self, name: str, problem: str) -> NoReturn:
-        raise SuiteError(self.path, self.lines.get(name, self.line), name, problem)
+        raise SuiteError(self.path, self.lines.get(name, self.line), self.prefix + name, problem)
 
     def text(self, name: str, default: Any = _REQUIRED) -> Any:
         if name not in self.record or self.record[name] is None:
