@@ -84,6 +84,10 @@ class TrainingSpec(ApiModel):
     seed: int = Field(default=0, ge=0)
     """Seed for data order and initialisation."""
 
+    replay_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
+    """Share of each adapter's training set drawn from the suite's other domains (rehearsal),
+    so the adapter learns its domain without forgetting what the model already knew."""
+
 
 class MergeSpec(ApiModel):
     """How the per-domain adapters are combined into one candidate adapter."""

@@ -141,6 +141,7 @@ class StepPlanner:
         argv += ["--learning-rate", str(training.learning_rate), "--steps", str(training.steps)]
         argv += ["--batch-size", str(training.batch_size)]
         argv += ["--max-seq-length", str(training.max_seq_length), "--seed", str(training.seed)]
+        argv += ["--replay-fraction", str(training.replay_fraction)]
         return self._invocation(step, "trainer", argv + self._common(step), attempt)
 
     def merge(self, sources: list[tuple[str, str]], attempt: int = 1) -> StepInvocation:

@@ -143,6 +143,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="copies of each example whose capability the plan targets (default: 2)",
     )
     data.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of the training set drawn from the suite's other domains' pools (rehearsal "
+        "against forgetting), in [0, 1) (default: 0)",
+    )
+    data.add_argument(
         "--extra-data",
         metavar="PATH",
         help="JSONL file of extra examples {question, answer[, domain, capability]}; lines for "

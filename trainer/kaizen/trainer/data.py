@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,17 +147,51 @@ def examples_from_pool(pool: Iterable[Any]) -> list[Example]:
     return [Example(item.question, item.answer, getattr(item, "capability", None)) for item in pool]
 
 
+def replay_examples(
+    pools: dict[str, Sequence[Example]], *, domain: str, count: int, seed: int = 0
+) -> list[Example]:
+    """`count` examples from the other domains' pools, spread evenly across them (rehearsal).
+
+    Training an adapter only on new facts teaches the model to answer everything in their
+    image: after a fictional-world adapter, it invented names for real capitals too. Mixing
+    in what the model already knew keeps its other domains intact.
+    """
+    others = {name: list(pool) for name, pool in sorted(pools.items()) if name != domain and pool}
+    if count <= 0 or not others:
+        return []
+    rng = random.Random(seed + 1)
+    for pool in others.values():
+        rng.shuffle(pool)
+    chosen: list[Example] = []
+    # Round-robin across domains so a large pool does not crowd out the others.
+    index = 0
+    while len(chosen) < count and any(index < len(p) for p in others.values()):
+        for pool in others.values():
+            if index < len(pool) and len(chosen) < count:
+                chosen.append(replace(pool[index], source="replay"))
+        index += 1
+    return chosen
+
+
+def replay_count(own: int, fraction: float) -> int:
+    """How many replay examples make `fraction` of a set that has `own` examples of its own."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigurationError(f"replay fraction must be in [0, 1), got {fraction}")
+    return round(own * fraction / (1.0 - fraction))
+
+
 def assemble_examples(
     pool: Sequence[Example],
     *,
     domain: str,
     suite: str,
     extra: Sequence[Example] = (),
+    replay: Sequence[Example] = (),
     targeted_capabilities: Sequence[str] = (),
     capability_weight: int = 2,
     seed: int = 0,
 ) -> list[Example]:
-    """The shuffled training set: pool + extra, targeted capabilities repeated `capability_weight` times."""
+    """The shuffled training set: pool + extra (targeted capabilities repeated `capability_weight` times) + replay."""
     if capability_weight < 1:
         raise ConfigurationError(f"capability weight must be at least 1, got {capability_weight}")
     if not pool and not extra:
@@ -171,6 +205,7 @@ def assemble_examples(
         # answer tokens and makes a targeted example appear in more batches.
         copies = capability_weight if example.capability in targeted else 1
         examples.extend([example] * copies)
+    examples.extend(replay)
     random.Random(seed).shuffle(examples)
     return examples
 

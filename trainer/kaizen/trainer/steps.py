@@ -85,6 +85,8 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
         examples_from_pool,
         read_extra_examples,
         read_plan,
+        replay_count,
+        replay_examples,
         tokenize_examples,
     )
     from kaizen.trainer.lora import LoraSettings, train_lora
@@ -122,6 +124,29 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
         capability_weight=args.capability_weight,
         seed=args.seed,
     )
+    # Rehearsal: other domains' pools make up --replay-fraction of the final set.
+    pools = {
+        d: examples_from_pool([t for t in suite.training if t.domain == d])
+        for d in suite.domains
+        if d != args.domain
+    }
+    replay = replay_examples(
+        pools,
+        domain=args.domain,
+        count=replay_count(len(examples), args.replay_fraction),
+        seed=args.seed,
+    )
+    if replay:
+        examples = assemble_examples(
+            pool,
+            domain=args.domain,
+            suite=suite.name,
+            extra=extra,
+            replay=replay,
+            targeted_capabilities=targeted,
+            capability_weight=args.capability_weight,
+            seed=args.seed,
+        )
     _check_adapters(args.adapter)
     try:
         tokenizer = load_tokenizer(args.model, revision=args.revision)
@@ -134,6 +159,8 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
         **asdict(settings),
         "max_seq_length": args.max_seq_length,
         "capability_weight": args.capability_weight,
+        "replay_fraction": args.replay_fraction,
+        "replay_examples": len(replay),
     }
     tracking_config = {
         **config,
