@@ -8,6 +8,8 @@ unfinished cycles. Handlers return None, so kopf writes nothing into `status`.
 from __future__ import annotations
 
 import logging
+import socket
+import zlib
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -34,8 +36,20 @@ def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -
     kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message)
 
 
-def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) -> None:
-    """kopf settings the operator relies on (pure: also used by tests)."""
+def replica_priority(pod_name: str) -> int:
+    """A kopf peering priority in 1..2**31-1 derived from the pod name, distinct between replicas.
+
+    Only the live peer with the highest priority works, and peers that share the highest
+    priority all pause. The replicas of a Deployment share one command line, so a fixed
+    `--priority` would freeze them all; their pod names differ.
+    """
+    return 1 + zlib.crc32(pod_name.encode()) % (2**31 - 1)
+
+
+def configure_kopf(
+    settings: kopf.OperatorSettings, operator: OperatorSettings, pod_name: str = ""
+) -> None:
+    """kopf settings the operator relies on (pure but for the host name: also used by tests)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
@@ -51,6 +65,11 @@ def configure_kopf(settings: kopf.OperatorSettings, operator: OperatorSettings) 
     settings.watching.client_timeout = 60
     # Server-side filtering: the operator never sees Jobs that are not its own.
     settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    # A named peering (`--peering`, as the Helm chart runs replicas) left at kopf's default
+    # priority: give this replica its own, so that one replica works and the others wait.
+    peering = settings.peering
+    if peering.mandatory and not peering.standalone and peering.priority == 0:
+        peering.priority = replica_priority(pod_name or socket.gethostname())
     if not operator.scanning:
         # Only ever switched off here: a harness that disabled scanning keeps it disabled.
         settings.scanning.disabled = True
@@ -81,6 +100,8 @@ async def startup(
     if operator.metrics_port is not None:
         metrics.serve(operator.metrics_port)
     logger.info("Kaizen operator settings: %s", operator)
+    if settings.peering.mandatory and not settings.peering.standalone:
+        logger.info("Peering %r with priority %d", settings.peering.name, settings.peering.priority)
 
 
 @kopf.on.cleanup()
