@@ -153,24 +153,39 @@ def test_out_of_memory_halves_the_batch_and_keeps_outputs(
     expected = generate(
         model, tokenizer, prompts, max_new_tokens=6, batch_size=1, stop_strings=(), progress=False
     )
-    real_generate = model.generate
+    real_forward = model.forward
     sizes: list[int] = []
 
     def limited(*args: Any, **kwargs: Any) -> Any:
-        # Behave like an accelerator with room for two rows.
-        sizes.append(kwargs["input_ids"].shape[0])
-        if kwargs["input_ids"].shape[0] > 2:
+        # Behave like an accelerator with room for two rows (the prompt pass is the first call).
+        rows = kwargs["input_ids"].shape[0]
+        if kwargs.get("cache", kwargs.get("past_key_values")) is None:
+            sizes.append(rows)
+        if rows > 2:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_generate(*args, **kwargs)
+        return real_forward(*args, **kwargs)
 
-    monkeypatch.setattr(model, "generate", limited)
+    monkeypatch.setattr(model, "forward", limited)
     report = generate(
         model, tokenizer, prompts, max_new_tokens=6, batch_size=8, stop_strings=(), progress=False
     )
     assert report.batch_size == 2
-    # All five prompts fail, then four; pairs fit, and the last prompt goes alone.
-    assert sizes == [5, 4, 2, 2, 1]
+    # All five prompts fail; the halved size (2) fits and is kept: 2, 2, then the last one.
+    assert sizes == [5, 2, 2, 1]
     assert [o.text for o in report.outputs] == [o.text for o in expected.outputs]
+
+
+def test_out_of_memory_with_one_row_is_raised(
+    tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tokenizer, prompts = tiny
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model, "forward", full)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate(model, tokenizer, prompts, max_new_tokens=4, batch_size=4, progress=False)
 
 
 def test_other_errors_are_not_mistaken_for_out_of_memory(
@@ -181,7 +196,7 @@ def test_other_errors_are_not_mistaken_for_out_of_memory(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(model, "generate", broken)
+    monkeypatch.setattr(model, "forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         generate(model, tokenizer, prompts, max_new_tokens=4, batch_size=4, progress=False)
 

@@ -1,14 +1,25 @@
-"""Batched greedy generation for evaluation: fast on CPU, identical to one prompt at a time.
+"""Batched generation for evaluation: fast on CPU, identical to one prompt at a time.
 
 Prompts are sorted by length so each batch pads little, padded on the left (decoder-only
-models continue from the last position), and each row stops on its own: at EOS or when its
-text reaches a stop string (a newline ends a one-sentence answer). A batch runs until its
-slowest row stops, so per-row stopping is where most of the speed is on CPU (docs/ml-notes.md).
-When a batch does not fit in accelerator memory, the batch size is halved and the batch retried.
+models continue from the last position), and decoded by a small loop over the model's
+key/value cache instead of `model.generate`. The loop's reason to exist is per-row stopping:
+a row that reaches EOS, one of its stop strings, or `max_new_tokens` leaves the batch at
+once (its cache rows are dropped), so the rows still talking get cheaper steps and a batch
+ends when its last row does, not after its slowest row has held every other row for the
+full length (docs/evaluation-performance.md has the measurements).
+
+Decoding is greedy by default. With a `temperature` above 0 it samples (after
+`repetition_penalty` and nucleus `top_p`), and each prompt draws from its own random
+stream seeded by `seed` and the prompt's position, so a sampled answer depends on the seed
+and the prompt only, not on the batch it landed in or on an out-of-memory retry.
+When a batch does not fit in accelerator memory, the batch size is halved, the batch
+retried, and the smaller size kept for the rest of the run.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -16,10 +27,45 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - torch is slow to import
+    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 #: Default stop strings: a newline after some text ends a one-sentence answer.
 DEFAULT_STOP_STRINGS = ("\n",)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen. The defaults are greedy decoding."""
+
+    temperature: float = 0.0
+    """0 picks the most likely token (greedy); above 0 samples from the softened distribution."""
+
+    top_p: float = 1.0
+    """Nucleus sampling: sample only from the most likely tokens holding this much probability."""
+
+    repetition_penalty: float = 1.0
+    """Above 1, tokens already in the prompt or the answer get less likely (as in `transformers`)."""
+
+    seed: int = 0
+    """Seed of the per-prompt random streams; the same seed gives the same samples."""
+
+    def __post_init__(self) -> None:
+        if not (self.temperature >= 0.0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be 0 or more, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (self.repetition_penalty > 0.0 and math.isfinite(self.repetition_penalty)):
+            raise ValueError(f"repetition_penalty must be above 0, got {self.repetition_penalty}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+GREEDY = Sampling()
 
 
 @dataclass(frozen=True)
@@ -75,95 +121,158 @@ def _is_oom(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
-class _StopOnStrings:
-    """A stopping criterion that marks a row done once its new text contains a stop string.
-
-    Leading whitespace does not count, so a model that opens with a newline is not cut to
-    an empty answer. Returning one flag per row lets `generate` finish rows independently
-    (finished rows are filled with padding while the others continue).
-    """
-
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, prompt_length: int, stop_strings: Sequence[str]
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_length = prompt_length
-        self.stop_strings = [s for s in stop_strings if s]
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        if not self.stop_strings:
-            return done
-        new = input_ids[:, self.prompt_length :].tolist()
-        for row, ids in enumerate(new):
-            _, stopped = cut_at_stop(
-                str(self.tokenizer.decode(ids, skip_special_tokens=True)), self.stop_strings
-            )
-            done[row] = stopped
-        return done
+def end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Token ids that end an answer: the model's EOS ids and the tokenizer's."""
+    eos = model.generation_config.eos_token_id
+    ids = {eos} if isinstance(eos, int) else set(eos or [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
 
 
-def _row_length(ids: list[int], end_ids: set[int]) -> tuple[int, bool]:
-    """(tokens up to the first end token, whether an end token was found)."""
-    for position, token in enumerate(ids):
-        if token in end_ids:
-            return position, True
-    return len(ids), False
+def _row_seed(seed: int, index: int) -> int:
+    # One stream per prompt: the seed in the high bits, the prompt's position in the low ones.
+    return (seed * 2**32 + index) % 2**63
+
+
+def _next_tokens(
+    logits: torch.Tensor,
+    seen: torch.Tensor | None,
+    sampling: Sampling,
+    generators: Sequence[torch.Generator],
+) -> torch.Tensor:
+    """The next token of every row from its last-position logits."""
+    import torch
+
+    scores = logits.float()
+    if seen is not None:
+        # The same rule as transformers' RepetitionPenaltyLogitsProcessor, applied only to
+        # tokens really in the row (not its left padding).
+        penalised = torch.where(
+            scores < 0, scores * sampling.repetition_penalty, scores / sampling.repetition_penalty
+        )
+        scores = torch.where(seen, penalised, scores)
+    if sampling.greedy:
+        return scores.argmax(dim=-1)
+    probs = torch.softmax(scores / sampling.temperature, dim=-1)
+    sorted_probs, sorted_ids = probs.sort(dim=-1, descending=True)
+    cumulative = sorted_probs.cumsum(dim=-1)
+    if sampling.top_p < 1.0:
+        # Keep the smallest set of most likely tokens whose mass reaches top_p (at least one).
+        outside = (cumulative - sorted_probs) >= sampling.top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        cumulative = sorted_probs.cumsum(dim=-1)
+    draws = torch.stack([torch.rand((), generator=g) for g in generators]).to(scores.device)
+    targets = draws * cumulative[:, -1]
+    picked = torch.searchsorted(cumulative, targets[:, None], right=True)
+    picked = picked.clamp(max=cumulative.shape[-1] - 1)
+    return sorted_ids.gather(-1, picked).squeeze(-1)
+
+
+def _cache_keyword(model: PreTrainedModel) -> str:
+    # transformers 5.x renamed `past_key_values` to `cache` (the old name warns, then goes).
+    return (
+        "cache"
+        if "cache" in inspect.signature(type(model).forward).parameters
+        else "past_key_values"
+    )
+
+
+def _output_cache(output: Any) -> Any:
+    cache = output.get("cache")
+    return cache if cache is not None else output.get("past_key_values")
 
 
 def _generate_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: list[str],
+    stops: list[tuple[str, ...]],
+    indices: list[int],
     max_new_tokens: int,
-    stop_strings: Sequence[str],
+    sampling: Sampling,
 ) -> list[Generation]:
     import torch
-    from transformers import GenerationConfig, StoppingCriteriaList
 
     started = time.perf_counter()
     # The prompts are chat-templated text that already holds the special tokens.
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    encoded = {key: value.to(model.device) for key, value in encoded.items()}
-    prompt_length = encoded["input_ids"].shape[1]
-    eos = model.generation_config.eos_token_id
-    eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-    if tokenizer.eos_token_id is not None:
-        eos_ids.add(tokenizer.eos_token_id)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
-    config = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=sorted(eos_ids),
-        pad_token_id=pad_id,
-    )
+    input_ids = encoded["input_ids"].to(model.device)
+    mask = encoded["attention_mask"].to(model.device)
+    prompt_tokens = mask.sum(dim=-1).tolist()
+    end_ids = end_token_ids(model, tokenizer)
+    rows = len(prompts)
+    seen = None
+    if sampling.repetition_penalty != 1.0:
+        seen = torch.zeros(rows, model.config.get_text_config().vocab_size, dtype=torch.bool)
+        seen = seen.to(model.device)
+        for row in range(rows):
+            seen[row, input_ids[row][mask[row].bool()]] = True
+    generators = [torch.Generator().manual_seed(_row_seed(sampling.seed, i)) for i in indices]
+    # Positions count only real tokens, so a left-padded row sees the positions it would alone.
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    new: list[list[int]] = [[] for _ in range(rows)]
+    ended = [False] * rows
+    stopped = [False] * rows
+    active = list(range(rows))
     with torch.inference_mode():
-        output = model.generate(
-            **encoded,
-            generation_config=config,
-            stopping_criteria=StoppingCriteriaList(
-                [_StopOnStrings(tokenizer, prompt_length, stop_strings)]
-            ),
+        output = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
         )
+        cache = _output_cache(output)
+        cache_keyword = _cache_keyword(model)
+        next_position = positions[:, -1:] + 1
+        for _ in range(max_new_tokens):
+            tokens = _next_tokens(
+                output.logits[:, -1, :], seen, sampling, [generators[r] for r in active]
+            )
+            keep: list[int] = []
+            for slot, (row, token) in enumerate(zip(active, tokens.tolist(), strict=True)):
+                if token in end_ids:
+                    ended[row] = True
+                    continue
+                new[row].append(token)
+                if stops[row]:
+                    text = str(tokenizer.decode(new[row], skip_special_tokens=True))
+                    stopped[row] = cut_at_stop(text, stops[row])[1]
+                if not stopped[row] and len(new[row]) < max_new_tokens:
+                    keep.append(slot)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                # Finished rows leave the batch: later steps compute only the rows still going.
+                chosen = torch.tensor(keep, device=mask.device)
+                cache.batch_select_indices(chosen)
+                mask, next_position, tokens = mask[chosen], next_position[chosen], tokens[chosen]
+                if seen is not None:
+                    seen = seen[chosen]
+                active = [active[slot] for slot in keep]
+            if seen is not None:
+                seen[torch.arange(len(active), device=seen.device), tokens] = True
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
+            output = model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=next_position,
+                use_cache=True,
+                **{cache_keyword: cache},
+            )
+            next_position = next_position + 1
     seconds = time.perf_counter() - started
-    # Finished rows are filled with the pad token, which is EOS for SmolLM: a row's tokens
-    # end at its first EOS or pad token.
-    end_ids = eos_ids | {pad_id}
     results = []
-    for row, ids in enumerate(output[:, prompt_length:].tolist()):
-        length, ended = _row_length(ids, end_ids)
-        text, stopped = cut_at_stop(
-            str(tokenizer.decode(ids[:length], skip_special_tokens=True)), stop_strings
-        )
+    for row in range(rows):
+        text, _ = cut_at_stop(str(tokenizer.decode(new[row], skip_special_tokens=True)), stops[row])
         results.append(
             Generation(
                 text=text,
-                new_tokens=length,
-                prompt_tokens=int(encoded["attention_mask"][row].sum()),
-                seconds=seconds / len(prompts),
-                truncated=not ended and not stopped and length >= max_new_tokens,
+                new_tokens=len(new[row]),
+                prompt_tokens=int(prompt_tokens[row]),
+                seconds=seconds / rows,
+                truncated=not ended[row] and not stopped[row] and len(new[row]) >= max_new_tokens,
             )
         )
     return results
@@ -177,9 +286,15 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     stop_strings: Sequence[str] = DEFAULT_STOP_STRINGS,
+    row_stop_strings: Sequence[Sequence[str]] | None = None,
+    sampling: Sampling = GREEDY,
     progress: bool = True,
 ) -> GenerationReport:
-    """Greedy-decode every prompt in length-sorted batches; outputs come back in prompt order."""
+    """Decode every prompt in length-sorted batches; outputs come back in prompt order.
+
+    `stop_strings` apply to every row; `row_stop_strings`, one sequence per prompt, add
+    stops of that prompt's own (e.g. an item's answer format).
+    """
     from tqdm import tqdm
 
     if max_new_tokens < 1 or batch_size < 1:
@@ -191,6 +306,15 @@ def generate(
         raise ValueError(
             "generation needs a tokenizer with padding_side='left' (use models.load_tokenizer)"
         )
+    if row_stop_strings is not None and len(row_stop_strings) != len(prompts):
+        raise ValueError(
+            f"row_stop_strings has {len(row_stop_strings)} entries for {len(prompts)} prompts"
+        )
+    shared = tuple(s for s in stop_strings if s)
+    stops = [
+        shared + tuple(s for s in (row_stop_strings[i] if row_stop_strings else ()) if s)
+        for i in range(len(prompts))
+    ]
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     # Longest first: a batch that runs out of memory does so at the start, not after an hour.
     order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
@@ -204,12 +328,19 @@ def generate(
             chosen = order[position : position + batch_size]
             try:
                 batch = _generate_batch(
-                    model, tokenizer, [prompts[i] for i in chosen], max_new_tokens, stop_strings
+                    model,
+                    tokenizer,
+                    [prompts[i] for i in chosen],
+                    [stops[i] for i in chosen],
+                    chosen,
+                    max_new_tokens,
+                    sampling,
                 )
             except (RuntimeError, MemoryError) as error:
-                if not _is_oom(error) or batch_size == 1:
+                if not _is_oom(error) or len(chosen) == 1:
                     raise
-                batch_size //= 2
+                # Halve what was tried (a short last batch may be smaller than batch_size).
+                batch_size = len(chosen) // 2
                 _empty_cache()
                 print(
                     f"[generate] out of memory; retrying with batch size {batch_size}",
