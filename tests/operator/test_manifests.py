@@ -7,6 +7,7 @@ skipped where absent). RBAC is checked against what the operator actually calls.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -131,3 +132,48 @@ def test_deployment_runs_the_operator_safely(rendered: list[dict[str, Any]]) -> 
     settings = OperatorSettings.from_env(env)
     pvc = _one(rendered, "PersistentVolumeClaim")
     assert settings.artifact_pvc == pvc["metadata"]["name"]
+
+
+def _samples() -> dict[str, dict[str, Any]]:
+    samples = {}
+    for path in sorted((MANIFESTS / "samples").glob("*.yaml")):
+        (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        samples[path.name] = doc
+    return samples
+
+
+def test_samples_are_named_by_convention_and_cover_the_deployments() -> None:
+    samples = _samples()
+    for name, doc in samples.items():
+        # kubebuilder: <group>_<version>_<kind>[_<variant>].yaml
+        assert re.fullmatch(r"kaizen\.dev_v1alpha1_improvementcycle(_[a-z0-9-]+)?\.yaml", name)
+        assert doc["apiVersion"] == "kaizen.dev/v1alpha1" and doc["kind"] == "ImprovementCycle"
+        assert "namespace" not in doc["metadata"]  # applied into the user's namespace
+    specs = [doc["spec"] for doc in samples.values()]
+    cpu = samples["kaizen.dev_v1alpha1_improvementcycle.yaml"]["spec"]  # the demo
+    assert cpu["model"]["name"].startswith("bundled:")
+    assert not any(r.get("gpus") for r in cpu["resources"].values())
+    assert any(
+        "7B" in s["model"]["name"] and all(r.get("gpus") == 1 for r in s["resources"].values())
+        for s in specs
+    )
+    assert any(
+        s.get("queueName")
+        and s["tracking"].get("apiKeySecret")
+        and s["analysis"]["maxPriorityDomains"] > 2
+        for s in specs
+    )
+
+
+def test_samples_validate_against_the_committed_crd() -> None:
+    import jsonschema
+
+    from tests.api.test_crd import _strip_openapi
+
+    crd = yaml.safe_load((MANIFESTS / "crd" / "kaizen.dev_improvementcycles.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for name, doc in _samples().items():
+        try:
+            jsonschema.validate(_strip_openapi(doc["spec"]), _strip_openapi(schema))
+        except jsonschema.ValidationError as error:
+            raise AssertionError(f"{name}: {error.message}") from None
