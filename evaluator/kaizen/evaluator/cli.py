@@ -37,6 +37,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _stop_string(text: str) -> str:
+    # A shell passes `\n` as backslash + n: read the usual escapes, as a user means them.
+    value = text.replace("\\n", "\n").replace("\\t", "\t")
+    if not value:
+        raise argparse.ArgumentTypeError("a stop string cannot be empty (use --no-stop)")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -111,6 +147,56 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=16,
         help="prompts generated together; halved on out-of-memory (default: 16)",
+    )
+    decoding = evaluate.add_argument_group("decoding (the defaults are greedy decoding)")
+    decoding.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=0.0,
+        help="0 decodes greedily; above 0 samples at this temperature (default: 0)",
+    )
+    decoding.add_argument(
+        "--top-p",
+        type=_probability,
+        default=1.0,
+        help="when sampling, draw only from the most likely tokens holding this much "
+        "probability (default: 1, all tokens)",
+    )
+    decoding.add_argument(
+        "--repetition-penalty",
+        type=_positive_float,
+        default=1.0,
+        help="above 1, tokens already in the prompt or answer become less likely (default: 1, off)",
+    )
+    decoding.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="seed of the sampling (each item has its own stream from it) and of lm-eval (default: 0)",
+    )
+    stops = decoding.add_mutually_exclusive_group()
+    stops.add_argument(
+        "--stop",
+        action="append",
+        type=_stop_string,
+        default=None,
+        metavar="STRING",
+        help="end an answer at this string (\\n and \\t are read as newline and tab); "
+        "repeat for several; replaces the default, a newline after some text",
+    )
+    stops.add_argument(
+        "--no-stop",
+        action="store_true",
+        help="no stop strings: answers end only at EOS or --max-new-tokens",
+    )
+    evaluate.add_argument(
+        "--lm-eval-task",
+        action="append",
+        default=[],
+        metavar="NAME_OR_YAML",
+        help="also run this lm-evaluation-harness task (a registry name or a local task YAML) "
+        "on the same model and report it as domain lmeval:<task>; repeat for several; "
+        "needs the lmeval extra",
     )
     _add_common(evaluate, "evaluate")
 
@@ -209,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "evaluate":
         from kaizen.evaluator.evaluate import EvaluateOptions, evaluate_step
+        from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS
 
         options = EvaluateOptions(
             model=args.model,
@@ -222,6 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             tracking=tracking,
             quiet=args.quiet,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+            stop_strings=() if args.no_stop else tuple(args.stop or DEFAULT_STOP_STRINGS),
+            lm_eval_tasks=tuple(args.lm_eval_task),
         )
         return run_step(args.step, args.output, lambda out: evaluate_step(options, out))
     if args.command == "analyze":

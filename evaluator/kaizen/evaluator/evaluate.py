@@ -29,7 +29,7 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.evaluator import models, stats
-from kaizen.evaluator.generation import generate
+from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, Sampling, generate
 from kaizen.evaluator.scoring import score
 from kaizen.evaluator.suites import load_suite
 from kaizen.evaluator.tracking import artifact_name, track
@@ -67,6 +67,24 @@ class EvaluateOptions:
     limit: int | None = None
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     quiet: bool = False
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    stop_strings: Sequence[str] = DEFAULT_STOP_STRINGS
+    lm_eval_tasks: Sequence[str] = ()
+    """lm-evaluation-harness task names or local task YAML, folded in as `lmeval:<task>` domains."""
+
+    def sampling(self) -> Sampling:
+        try:
+            return Sampling(
+                temperature=self.temperature,
+                top_p=self.top_p,
+                repetition_penalty=self.repetition_penalty,
+                seed=self.seed,
+            )
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
 
 
 def aggregate(records: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -144,6 +162,7 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
     """Evaluate and write results.json and responses.jsonl into `out`; returns the results."""
     if options.max_new_tokens < 1 or options.batch_size < 1:
         raise ConfigurationError("--max-new-tokens and --batch-size must be at least 1")
+    sampling = options.sampling()
     suite = load_suite(options.suite).select(options.domains, options.limit)
     model, tokenizer = _load(options)
     prompts = [models.format_prompt(tokenizer, item.user_message()) for item in suite.items]
@@ -153,6 +172,8 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         prompts,
         max_new_tokens=options.max_new_tokens,
         batch_size=options.batch_size,
+        stop_strings=tuple(options.stop_strings),
+        sampling=sampling,
         progress=not options.quiet,
     )
     records: list[dict[str, Any]] = []
@@ -207,6 +228,11 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             "max_new_tokens": options.max_new_tokens,
             "batch_size": options.batch_size,
             "batch_size_used": report.batch_size,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "repetition_penalty": sampling.repetition_penalty,
+            "seed": sampling.seed,
+            "stop_strings": list(options.stop_strings),
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
         },
@@ -222,6 +248,18 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         },
         "items": records,
     }
+    if options.lm_eval_tasks:
+        from kaizen.evaluator import lmeval
+
+        tasks, _ = lmeval.run_lm_eval(
+            model,
+            tokenizer,
+            options.lm_eval_tasks,
+            batch_size=report.batch_size,
+            limit=options.limit,
+            seed=options.seed,
+        )
+        lmeval.fold_results(results, tasks)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)
     atomic_write_bytes(out / RESPONSES_FILE, lines.encode())
     atomic_write_json(out / RESULTS_FILE, results)
@@ -270,6 +308,12 @@ def evaluate_step(options: EvaluateOptions, out: Path) -> StepSummary:
         "limit": options.limit,
         "max_new_tokens": options.max_new_tokens,
         "batch_size": options.batch_size,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "repetition_penalty": options.repetition_penalty,
+        "seed": options.seed,
+        "stop_strings": list(options.stop_strings),
+        "lm_eval_tasks": list(options.lm_eval_tasks),
     }
     results = run_evaluation(options, out)
     results_path = out / RESULTS_FILE

@@ -18,6 +18,7 @@ retried, and the smaller size kept for the rest of the run.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import sys
@@ -131,8 +132,10 @@ def end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) ->
 
 
 def _row_seed(seed: int, index: int) -> int:
-    # One stream per prompt: the seed in the high bits, the prompt's position in the low ones.
-    return (seed * 2**32 + index) % 2**63
+    # One stream per prompt, from a hash of both: torch's CPU generator keeps only the low
+    # 32 bits of a seed, so packing the two side by side would lose the run's seed.
+    digest = hashlib.blake2b(f"{seed}/{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _next_tokens(

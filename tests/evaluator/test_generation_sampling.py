@@ -1,0 +1,212 @@
+"""Decoding options on the tiny model: agreement with `transformers`, seeded sampling, per-row stops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaizen.evaluator.generation import Sampling, cut_at_stop, end_token_ids, generate
+from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "What is 12 times 12?",
+    "Which river flows through Lumora, the old city by the sea?",
+    "Hi?",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(lively_model_dir: Path) -> Iterator[tuple[Any, Any, list[str]]]:
+    import torch
+
+    tokenizer = load_tokenizer(str(lively_model_dir))
+    model = load_model(str(lively_model_dir), device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield model, tokenizer, [format_prompt(tokenizer, q) for q in QUESTIONS]
+    torch.set_num_threads(threads)
+
+
+def hf_one_at_a_time(model: Any, tokenizer: Any, prompts: list[str], **kwargs: Any) -> list[str]:
+    """The reference: `model.generate` on each prompt alone, no padding anywhere."""
+    import torch
+
+    texts = []
+    for prompt in prompts:
+        encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                max_new_tokens=10,
+                eos_token_id=sorted(end_token_ids(model, tokenizer)),
+                pad_token_id=tokenizer.pad_token_id,
+                **kwargs,
+            )
+        new = output[0, encoded["input_ids"].shape[1] :]
+        texts.append(cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), ())[0])
+    return texts
+
+
+def texts(report: Any) -> list[str]:
+    return [o.text for o in report.outputs]
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [Sampling(), Sampling(repetition_penalty=1.5)],
+    ids=["greedy", "repetition-penalty"],
+)
+def test_batched_decoding_equals_transformers_one_prompt_at_a_time(
+    tiny: tuple[Any, Any, list[str]], sampling: Sampling
+) -> None:
+    model, tokenizer, prompts = tiny
+    hf_kwargs = {"do_sample": False, "repetition_penalty": sampling.repetition_penalty}
+    expected = hf_one_at_a_time(model, tokenizer, prompts, **hf_kwargs)
+    batched = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=10,
+        batch_size=4,
+        stop_strings=(),
+        sampling=sampling,
+        progress=False,
+    )
+    assert len(set(expected)) == len(prompts)
+    assert texts(batched) == expected
+
+
+def test_repetition_penalty_changes_the_output(tiny: tuple[Any, Any, list[str]]) -> None:
+    model, tokenizer, prompts = tiny
+    plain = generate(
+        model, tokenizer, prompts, max_new_tokens=16, batch_size=8, stop_strings=(), progress=False
+    )
+    penalised = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=16,
+        batch_size=8,
+        stop_strings=(),
+        sampling=Sampling(repetition_penalty=2.0),
+        progress=False,
+    )
+    assert texts(plain) != texts(penalised)
+
+
+def test_sampling_with_a_seed_is_reproducible_and_independent_of_batching(
+    tiny: tuple[Any, Any, list[str]],
+) -> None:
+    model, tokenizer, prompts = tiny
+
+    def sample(seed: int, batch_size: int) -> list[str]:
+        report = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=12,
+            batch_size=batch_size,
+            stop_strings=(),
+            sampling=Sampling(temperature=1.0, top_p=0.95, seed=seed),
+            progress=False,
+        )
+        return texts(report)
+
+    first = sample(seed=7, batch_size=4)
+    assert sample(seed=7, batch_size=4) == first
+    # Each prompt has its own random stream, so batching does not change a sample.
+    assert sample(seed=7, batch_size=1) == first
+    assert sample(seed=8, batch_size=4) != first
+    greedy = texts(
+        generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=12,
+            batch_size=4,
+            stop_strings=(),
+            progress=False,
+        )
+    )
+    assert first != greedy
+
+
+def test_a_tiny_nucleus_is_greedy(tiny: tuple[Any, Any, list[str]]) -> None:
+    model, tokenizer, prompts = tiny
+    greedy = generate(
+        model, tokenizer, prompts, max_new_tokens=10, batch_size=4, stop_strings=(), progress=False
+    )
+    nucleus = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=10,
+        batch_size=4,
+        stop_strings=(),
+        sampling=Sampling(temperature=1.0, top_p=1e-6, seed=3),
+        progress=False,
+    )
+    assert texts(nucleus) == texts(greedy)
+
+
+def test_row_stop_strings_cut_only_their_row(tiny: tuple[Any, Any, list[str]]) -> None:
+    model, tokenizer, prompts = tiny
+    free = generate(
+        model, tokenizer, prompts, max_new_tokens=16, batch_size=8, stop_strings=(), progress=False
+    )
+    # Stop the first row on a character it produces after its first one; other rows keep theirs.
+    stop = free.outputs[0].text.strip()[1]
+    rows = [(stop,)] + [()] * (len(prompts) - 1)
+    cut = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=16,
+        batch_size=8,
+        stop_strings=(),
+        row_stop_strings=rows,
+        progress=False,
+    )
+    assert cut.outputs[0].text == free.outputs[0].text.strip().split(stop)[0].rstrip()
+    assert cut.outputs[0].new_tokens < free.outputs[0].new_tokens
+    assert texts(cut)[1:] == texts(free)[1:]
+
+
+def test_row_stop_strings_must_match_the_prompts(tiny: tuple[Any, Any, list[str]]) -> None:
+    model, tokenizer, prompts = tiny
+    with pytest.raises(ValueError, match="row_stop_strings"):
+        generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=4,
+            batch_size=4,
+            row_stop_strings=[()],
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"temperature": -0.1},
+        {"temperature": float("nan")},
+        {"top_p": 0.0},
+        {"top_p": 1.5},
+        {"repetition_penalty": 0.0},
+        {"seed": -1},
+    ],
+)
+def test_bad_sampling_options_are_refused(arguments: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Sampling(**arguments)  # type: ignore[arg-type]
+
+
+def test_defaults_are_greedy() -> None:
+    assert Sampling() == Sampling(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=0)
+    assert Sampling().greedy and not Sampling(temperature=0.7).greedy
