@@ -29,7 +29,8 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.evaluator import models, stats
-from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, Sampling, generate
+from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, GenerationReport, Sampling, generate
+from kaizen.evaluator.loglik import rank_choices
 from kaizen.evaluator.scoring import score
 from kaizen.evaluator.suites import load_suite
 from kaizen.evaluator.tracking import artifact_name, track
@@ -165,50 +166,85 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
     sampling = options.sampling()
     suite = load_suite(options.suite).select(options.domains, options.limit)
     model, tokenizer = _load(options)
-    prompts = [models.format_prompt(tokenizer, item.user_message()) for item in suite.items]
-    report = generate(
+    prompts = [models.format_chat(tokenizer, item.conversation()) for item in suite.items]
+    # Multiple-choice items are ranked by log-likelihood; every other item is generated.
+    generated = [i for i, item in enumerate(suite.items) if item.choices is None]
+    ranked = [i for i, item in enumerate(suite.items) if item.choices is not None]
+    report = (
+        generate(
+            model,
+            tokenizer,
+            [prompts[i] for i in generated],
+            max_new_tokens=options.max_new_tokens,
+            batch_size=options.batch_size,
+            stop_strings=tuple(options.stop_strings),
+            sampling=sampling,
+            progress=not options.quiet,
+        )
+        if generated
+        else GenerationReport(outputs=[], wall_seconds=0.0, batch_size=options.batch_size)
+    )
+    outputs: dict[int, Any] = dict(zip(generated, report.outputs, strict=True))
+    choices, loglik_report = rank_choices(
         model,
         tokenizer,
-        prompts,
-        max_new_tokens=options.max_new_tokens,
+        [(prompts[i], suite.items[i].choices or ()) for i in ranked],
         batch_size=options.batch_size,
-        stop_strings=tuple(options.stop_strings),
-        sampling=sampling,
-        progress=not options.quiet,
     )
+    ranking = dict(zip(ranked, choices, strict=True))
+    loglik_share = loglik_report.wall_seconds / len(ranked) if ranked else 0.0
     records: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
-    for item, prompt, output in zip(suite.items, prompts, report.outputs, strict=True):
-        value, extracted = score(item.scorer, output.text, item.answers)
-        records.append(
-            {
-                "id": item.id,
-                "domain": item.domain,
-                "capability": item.capability,
-                "question": item.question,
-                "reference": item.reference,
-                "scorer": item.scorer,
-                "response": output.text,
-                "extracted": extracted,
-                "score": value,
-                "correct": value >= CORRECT_AT,
-                "new_tokens": output.new_tokens,
-                "truncated": output.truncated,
-                "seconds": round(output.seconds, 4),
-            }
-        )
-        responses.append(
-            {
-                "id": item.id,
-                "prompt": prompt,
-                "response": output.text,
-                "extracted": extracted,
-                "score": value,
-                "new_tokens": output.new_tokens,
-                "prompt_tokens": output.prompt_tokens,
-                "seconds": round(output.seconds, 4),
-            }
-        )
+    for index, (item, prompt) in enumerate(zip(suite.items, prompts, strict=True)):
+        if index in ranking:
+            text, new_tokens, prompt_tokens, truncated, seconds = (
+                ranking[index]["chosen"],
+                0,
+                None,
+                False,
+                loglik_share,
+            )
+        else:
+            output = outputs[index]
+            text, new_tokens, prompt_tokens, truncated, seconds = (
+                output.text,
+                output.new_tokens,
+                output.prompt_tokens,
+                output.truncated,
+                output.seconds,
+            )
+        value, extracted = score(item.scorer, text, item.answers, item.scorer_options)
+        record = {
+            "id": item.id,
+            "domain": item.domain,
+            "capability": item.capability,
+            "question": item.question,
+            "reference": item.reference,
+            "scorer": item.scorer,
+            "response": text,
+            "extracted": extracted,
+            "score": value,
+            "correct": value >= CORRECT_AT,
+            "new_tokens": new_tokens,
+            "truncated": truncated,
+            "seconds": round(seconds, 4),
+        }
+        response = {
+            "id": item.id,
+            "prompt": prompt,
+            "response": text,
+            "extracted": extracted,
+            "score": value,
+            "new_tokens": new_tokens,
+            "prompt_tokens": prompt_tokens,
+            "seconds": round(seconds, 4),
+        }
+        if index in ranking:
+            extra = {"choices": list(item.choices or ()), "logprobs": ranking[index]["logprobs"]}
+            record.update(extra)
+            response.update(extra)
+        records.append(record)
+        responses.append(response)
     domains = aggregate(records, "domain")
     results = {
         "schema": RESULTS_SCHEMA,
@@ -242,8 +278,11 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         "performance": {
             "tokens_per_second": report.tokens_per_second,
             "new_tokens": report.new_tokens,
-            "wall_seconds": report.wall_seconds,
-            "latency_per_item_seconds": report.wall_seconds / len(records),
+            "wall_seconds": report.wall_seconds + loglik_report.wall_seconds,
+            "generation_seconds": report.wall_seconds,
+            "loglik_seconds": loglik_report.wall_seconds,
+            "latency_per_item_seconds": (report.wall_seconds + loglik_report.wall_seconds)
+            / len(records),
             "peak_memory_mib": peak_memory_mib(),
         },
         "items": records,

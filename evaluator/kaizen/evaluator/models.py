@@ -157,15 +157,27 @@ def load_model(
 
 def format_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> str:
     """The exact text sent to the model for `question` (chat template, generation prompt)."""
-    messages = [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": question},
-    ]
+    return format_chat(tokenizer, [{"role": "user", "content": question}])
+
+
+def format_chat(tokenizer: PreTrainedTokenizerBase, turns: list[dict[str, str]]) -> str:
+    """The exact text sent to the model for a chat ending with a user turn.
+
+    The default system prompt is put first unless the chat brings its own. Without a chat
+    template, turns are written as `Question:` / `Answer:` lines.
+    """
+    messages = list(turns)
+    if not messages or messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": SYSTEM_PROMPT})
     if getattr(tokenizer, "chat_template", None):
         return str(
             tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
-    return f"{SYSTEM_PROMPT}\nQuestion: {question}\nAnswer:"
+    lines = [messages[0]["content"]]
+    for turn in messages[1:]:
+        label = {"user": "Question", "assistant": "Answer"}.get(turn["role"], "System")
+        lines.append(f"{label}: {turn['content']}")
+    return "\n".join(lines) + "\nAnswer:"
 
 
 def format_training_text(
