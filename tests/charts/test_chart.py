@@ -46,6 +46,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "jobs": {
             "trainer": {"image": {"repository": "registry.local/kaizen-trainer", "tag": "cu124"}},
             "defaultResources": {"cpu": "4", "memory": "32Gi"},
+            "queueName": "gpu-queue",
+            "wandbApiKeySecret": {"name": "wandb", "key": "api-key"},
+            "hubTokenSecret": {"name": "hf", "key": "token"},
         },
         "artifacts": {
             "storageClassName": "nfs",
@@ -360,6 +363,16 @@ def test_images_tags_and_digests(chart: Any) -> None:
     assert env["KAIZEN_TRAINER_IMAGE"] == "registry.local/kaizen-trainer:cu124"
     assert env["KAIZEN_EVALUATOR_IMAGE"] == "ghcr.io/kaizen-dev/kaizen-evaluator:0.1.0"
     assert (env["KAIZEN_DEFAULT_CPU"], env["KAIZEN_DEFAULT_MEMORY"]) == ("4", "32Gi")
+    assert env["KAIZEN_DEFAULT_QUEUE_NAME"] == "gpu-queue"
+    assert env["KAIZEN_WANDB_API_KEY_SECRET"] == "wandb/api-key"
+    assert env["KAIZEN_HUB_TOKEN_SECRET"] == "hf/token"
+    # The operator parses what the chart renders.
+    from kaizen.operator.settings import OperatorSettings
+
+    settings = OperatorSettings.from_env({k: v for k, v in env.items() if k.startswith("KAIZEN_")})
+    assert (settings.default_queue_name, settings.hub_token_secret) == ("gpu-queue", "hf/token")
+    default_env = _env(_deployment(render(chart))[1])
+    assert not {"KAIZEN_DEFAULT_QUEUE_NAME", "KAIZEN_WANDB_API_KEY_SECRET"} & set(default_env)
 
 
 def test_scheduling_values_reach_the_pod(chart: Any) -> None:

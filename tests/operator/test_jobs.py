@@ -356,3 +356,50 @@ def test_failed_message_keeps_the_summary_and_exit_code() -> None:
     seen = observe_job(job, [_pod("p1", "2025-01-01T00:00:00Z", 1, "Traceback: boom")])
     assert seen.message is not None
     assert "exit code 1" in seen.message and "unreadable" in seen.message and "boom" in seen.message
+
+
+def _env(job: dict[str, Any]) -> dict[str, Any]:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_operator_defaults_fill_queue_and_secrets_a_cycle_leaves_unset() -> None:
+    settings = OperatorSettings.from_env(
+        {
+            "KAIZEN_DEFAULT_QUEUE_NAME": "team-queue",
+            "KAIZEN_WANDB_API_KEY_SECRET": "wandb-default/key",
+            "KAIZEN_HUB_TOKEN_SECRET": "hf-default/token",
+        }
+    )
+    spec = parse_spec({})
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    job = build_step_job(CYCLE, planner.evaluate_baseline(), spec, settings)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-queue"
+    env = _env(job)
+    assert env["WANDB_API_KEY"] == {"secretKeyRef": {"name": "wandb-default", "key": "key"}}
+    assert env["HF_TOKEN"] == {"secretKeyRef": {"name": "hf-default", "key": "token"}}
+    # The cycle's own choices win.
+    own = parse_spec(GPU_SPEC)
+    job = build_step_job(
+        CYCLE,
+        StepPlanner(
+            own, namespace="team-a", cycle="demo", artifact_root="/artifacts"
+        ).evaluate_baseline(),
+        own,
+        settings,
+    )
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    assert _env(job)["WANDB_API_KEY"] == {"secretKeyRef": {"name": "wandb", "key": "api-key"}}
+
+
+def test_no_wandb_key_when_tracking_is_disabled() -> None:
+    settings = OperatorSettings.from_env({"KAIZEN_WANDB_API_KEY_SECRET": "wandb-default/key"})
+    spec = parse_spec({"tracking": {"mode": "disabled"}})
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    assert "WANDB_API_KEY" not in _env(
+        build_step_job(CYCLE, planner.evaluate_baseline(), spec, settings)
+    )

@@ -23,6 +23,9 @@ DEFAULTS = {
     "reconcile_interval": 60.0,
     "metrics_port": None,
     "scanning": True,
+    "default_queue_name": "",
+    "wandb_api_key_secret": "",
+    "hub_token_secret": "",
 }
 
 
@@ -89,3 +92,12 @@ def test_values_come_from_the_environment() -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         OperatorSettings.from_env({name: value})
+
+
+def test_secret_references_must_name_secret_and_key() -> None:
+    assert (
+        OperatorSettings.from_env({"KAIZEN_HUB_TOKEN_SECRET": "hf/token"}).hub_token_secret
+        == "hf/token"
+    )
+    with pytest.raises(ValueError, match="KAIZEN_WANDB_API_KEY_SECRET"):
+        OperatorSettings.from_env({"KAIZEN_WANDB_API_KEY_SECRET": "wandb"})

@@ -86,11 +86,22 @@ def _env(
         env.append({"name": "WANDB_ENTITY", "value": tracking.entity})
     # Offline W&B runs land beside the step's other artifacts, on the volume.
     env.append({"name": "WANDB_DIR", "value": invocation.artifacts_dir})
-    if tracking.api_key_secret is not None:
-        env.append(_secret_env("WANDB_API_KEY", tracking.api_key_secret))
-    if spec.hub_token_secret is not None:
-        env.append(_secret_env("HF_TOKEN", spec.hub_token_secret))
+    # A cycle's own Secret references win over the operator-wide defaults.
+    wandb_key = tracking.api_key_secret or _secret_ref(settings.wandb_api_key_secret)
+    if wandb_key is not None and tracking.mode != "disabled":
+        env.append(_secret_env("WANDB_API_KEY", wandb_key))
+    hub_token = spec.hub_token_secret or _secret_ref(settings.hub_token_secret)
+    if hub_token is not None:
+        env.append(_secret_env("HF_TOKEN", hub_token))
     return env
+
+
+def _secret_ref(value: str) -> SecretKeyRef | None:
+    """`<secret>/<key>` (an operator setting) as a reference; None when unset."""
+    if not value:
+        return None
+    name, _, key = value.partition("/")
+    return SecretKeyRef(name=name, key=key)
 
 
 def _command(argv: Sequence[str], settings: OperatorSettings) -> list[str]:
@@ -121,9 +132,10 @@ def build_step_job(
         LABEL_STEP: invocation.name,
     }
     job_labels = dict(labels)
-    if spec.queue_name:
+    queue = spec.queue_name or settings.default_queue_name
+    if queue:
         # Kueue admits (unsuspends) the Job; the operator never touches `suspend` itself.
-        job_labels[LABEL_QUEUE] = spec.queue_name
+        job_labels[LABEL_QUEUE] = queue
 
     memory = resources.memory or settings.default_memory
     requests: dict[str, Any] = {"cpu": resources.cpu or settings.default_cpu, "memory": memory}

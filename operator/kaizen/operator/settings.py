@@ -61,6 +61,15 @@ class OperatorSettings:
     scanning: bool = True
     """Let kopf watch CRDs and namespaces for changes (off for emulators that do not serve them)."""
 
+    default_queue_name: str = ""
+    """Kueue LocalQueue for cycles that set no `spec.queueName`; none when empty."""
+
+    wandb_api_key_secret: str = ""
+    """`<secret>/<key>` holding `WANDB_API_KEY` for cycles that set no `tracking.apiKeySecret`."""
+
+    hub_token_secret: str = ""
+    """`<secret>/<key>` holding `HF_TOKEN` for cycles that set no `hubTokenSecret`."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
         """Settings from `environ` (default `os.environ`); unset variables keep defaults."""
@@ -90,6 +99,11 @@ def _convert(name: str, raw: str) -> Any:
         if value <= 0:
             raise ValueError("must be positive")
         return value
+    if name in ("wandb_api_key_secret", "hub_token_secret"):
+        secret, _, key = raw.partition("/")
+        if not secret or not key or "/" in key:
+            raise ValueError("expected <secret name>/<key>")
+        return raw
     if name == "scanning":
         lowered = raw.lower()
         if lowered in ("1", "true", "yes", "on"):
