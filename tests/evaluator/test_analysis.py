@@ -109,6 +109,63 @@ def test_failure_classification(response: str, truncated: bool, kind: str) -> No
     assert classify_failure(record("x", "d", 0.0, response=response, truncated=truncated)) == kind
 
 
+@pytest.mark.parametrize(
+    ("scorer", "response", "extracted", "truncated", "kind"),
+    [
+        # A numeric item answered without any number: the form is wrong, not just the value.
+        ("numeric", "It is a large amount.", "", False, "wrong_format"),
+        ("regex", "Paris", "", False, "wrong_format"),
+        ("numeric", "It is 12.", "12", False, "wrong_answer"),
+        # Cut off before reaching a number: the token limit is the cause.
+        ("numeric", "Let us first work out how many", "", True, "truncated"),
+        # Contains has nothing to extract by design: a miss is a wrong answer.
+        ("contains", "Lyon", "", False, "wrong_answer"),
+        ("numeric", "", "", False, "empty"),
+    ],
+)
+def test_wrong_format_is_a_scorer_that_found_nothing_to_read(
+    scorer: str, response: str, extracted: str, truncated: bool, kind: str
+) -> None:
+    row = record("x", "d", 0.0, response=response, truncated=truncated)
+    row.update(scorer=scorer, extracted=extracted)
+    assert classify_failure(row) == kind
+
+
+def test_failures_are_typed_and_weakest_groups_and_knowledge_vs_reasoning_reported() -> None:
+    data = results(
+        domain_records("geo", [1, 1, 0, 0], [FR, FR, XR, XR])  # facts known, combining fails
+        + domain_records("zep", [0, 0, 1, 0], [FR, FR, XR, "multi_step"])  # facts missing
+        + domain_records("sci", [1, 1, 1, 1], [FR, FR, XR, XR])
+    )
+    plan = build_plan(data, threshold=0.7, max_domains=2)
+    types = {f["id"]: f["type"] for f in plan["failures"]}
+    assert types == {
+        "geo-2": "reasoning",
+        "geo-3": "reasoning",
+        "zep-0": "knowledge",
+        "zep-1": "knowledge",
+        "zep-3": "reasoning",
+    }
+    assert [w["name"] for w in plan["weakest_domains"]] == ["zep", "geo", "sci"]
+    assert plan["weakest_domains"][0]["ci95"] == data["domains"]["zep"]["ci95"]
+    assert plan["weakest_domains"][0]["n"] == 4
+    assert [w["name"] for w in plan["weakest_capabilities"]] == [
+        "multi_step",
+        "cross_referencing",
+        "factual_recall",
+    ]
+    split = plan["knowledge_vs_reasoning"]
+    assert (split["knowledge_failures"], split["reasoning_failures"]) == (2, 3)
+    # Only geo's two failures are reasoning failures where the domain's facts are known.
+    assert split["reasoning_failures_with_facts_known"] == 2
+    assert split["factual_score"] == pytest.approx(4 / 6, abs=1e-4)
+    assert split["reasoning_score"] == pytest.approx(3 / 6, abs=1e-4)
+    assert split["domains"] == {"knowledge": ["zep"], "reasoning": ["geo"], "none": ["sci"]}
+    geo = next(d for d in plan["domains"] if d["name"] == "geo")
+    assert (geo["factual_score"], geo["reasoning_score"]) == (1.0, 0.0)
+    assert geo["failure_types"] == {"reasoning": 2}
+
+
 def test_correct_items_are_not_failures() -> None:
     assert classify_failure(record("x", "d", 1.0, response="", truncated=True)) is None
 

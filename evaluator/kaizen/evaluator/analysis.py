@@ -1,10 +1,12 @@
 """The analyze step: turn baseline results into an improvement plan.
 
 The plan names the weakest domains below a threshold (weakest first, at most K; one
-adapter is trained per domain), the weakest capabilities, why each wrong answer failed
-(wrong answer, empty, truncated, repetition, refusal), whether a domain lacks knowledge or
-reasoning, and a training recommendation per priority domain. It is pure: `build_plan`
-takes the results dict and returns the plan dict, so it is tested on hand-made results.
+adapter is trained per domain), the weakest domains and capabilities with their confidence
+intervals, why each wrong answer failed (empty, refusal, repetition, truncated at
+`max_new_tokens`, wrong format, wrong answer), whether each failure and each domain is a
+matter of knowledge (a single fact is missing) or reasoning (facts known, combining them
+fails), and a training recommendation per priority domain. It is pure: `build_plan` takes
+the results dict and returns the plan dict, so it is tested on hand-made results.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ PLAN_FILE = "plan.json"
 PLAN_SCHEMA = 1
 
 #: Failure kinds, in the order they are tested: the first that applies names the failure.
-FAILURE_KINDS = ("empty", "refusal", "repetition", "truncated", "wrong_answer")
+FAILURE_KINDS = ("empty", "refusal", "repetition", "truncated", "wrong_format", "wrong_answer")
 #: Capabilities that need more than recalling one fact.
 REASONING_CAPABILITIES = ("cross_referencing", "counterfactual", "multi_step")
+#: Scorers that read an answer of a particular form (a number, a pattern): a response they
+#: cannot extract anything from is in the wrong format rather than simply wrong.
+FORMAT_SCORERS = ("numeric", "regex")
+#: How many weakest domains and capabilities the plan lists.
+WEAKEST = 3
 
 _REFUSAL = re.compile(
     r"\b(?:i(?:'m| am) sorry|i (?:cannot|can't|can not|could not|couldn't)|i do(?:n't| not) (?:know|have)"
@@ -63,7 +70,14 @@ def classify_failure(record: dict[str, Any]) -> str | None:
         return "repetition"
     if record.get("truncated"):
         return "truncated"
+    if record.get("scorer") in FORMAT_SCORERS and not str(record.get("extracted") or "").strip():
+        return "wrong_format"
     return "wrong_answer"
+
+
+def failure_type(record: dict[str, Any]) -> str:
+    """`knowledge` for a failed single-fact item, `reasoning` for a failed item that combines facts."""
+    return "knowledge" if record["capability"] not in REASONING_CAPABILITIES else "reasoning"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -101,6 +115,8 @@ def _recommendation(domain: dict[str, Any], threshold: float) -> dict[str, Any]:
     kinds = domain["failure_kinds"]
     if kinds.get("truncated", 0) + kinds.get("repetition", 0) > kinds.get("wrong_answer", 0):
         advice += " Many answers ramble past the token limit: train on short one-sentence answers."
+    if kinds.get("wrong_format", 0) > kinds.get("wrong_answer", 0):
+        advice += " Many answers are not in the expected form: train on answers that state the value plainly."
     return {
         "domain": domain["name"],
         "score": domain["score"],
@@ -125,6 +141,7 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
             "domain": r["domain"],
             "capability": r["capability"],
             "kind": classify_failure(r),
+            "type": failure_type(r),
         }
         for r in items
     ]
@@ -149,6 +166,17 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
                     sorted(Counter(f["kind"] for f in failures if f["domain"] == name).items())
                 ),
                 "failed_items": [f["id"] for f in failures if f["domain"] == name],
+                "factual_score": _rounded(
+                    _mean([r["score"] for r in records if r["capability"] == "factual_recall"])
+                ),
+                "reasoning_score": _rounded(
+                    _mean(
+                        [r["score"] for r in records if r["capability"] in REASONING_CAPABILITIES]
+                    )
+                ),
+                "failure_types": dict(
+                    sorted(Counter(f["type"] for f in failures if f["domain"] == name).items())
+                ),
             }
         )
     # Weakest first; ties by name, so the same results always give the same plan.
@@ -174,7 +202,51 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         "capabilities": capability_scores,
         "domains": domains,
         "recommendations": [_recommendation(d, threshold) for d in priority],
+        "weakest_domains": _weakest(results.get("domains", {})),
+        "weakest_capabilities": _weakest(results.get("capabilities", {})),
+        "knowledge_vs_reasoning": _knowledge_vs_reasoning(items, failures, domains),
         "failures": failures,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _weakest(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `WEAKEST` lowest-scoring groups (ties by name) with n and the 95% interval if known."""
+    ranked = sorted(table.items(), key=lambda kv: (kv[1]["score"], kv[0]))[:WEAKEST]
+    return [
+        {"name": name, "score": round(row["score"], 4), "n": row["n"], "ci95": row.get("ci95")}
+        for name, row in ranked
+    ]
+
+
+def _knowledge_vs_reasoning(
+    items: list[dict[str, Any]], failures: list[dict[str, Any]], domains: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Suite-wide: single-fact vs fact-combining scores and failures, and the domains of each hint.
+
+    `reasoning_failures_with_facts_known` counts failed reasoning items in domains whose own
+    fact items were mostly right: the "facts known, combining them fails" pattern.
+    """
+    factual = [r["score"] for r in items if r["capability"] == "factual_recall"]
+    reasoning = [r["score"] for r in items if r["capability"] in REASONING_CAPABILITIES]
+    facts_known = {
+        d["name"] for d in domains if d["factual_score"] is not None and d["factual_score"] >= 0.5
+    }
+    return {
+        "factual_score": _rounded(_mean(factual)),
+        "reasoning_score": _rounded(_mean(reasoning)),
+        "knowledge_failures": sum(1 for f in failures if f["type"] == "knowledge"),
+        "reasoning_failures": sum(1 for f in failures if f["type"] == "reasoning"),
+        "reasoning_failures_with_facts_known": sum(
+            1 for f in failures if f["type"] == "reasoning" and f["domain"] in facts_known
+        ),
+        "domains": {
+            hint: sorted(d["name"] for d in domains if d["hint"] == hint)
+            for hint in ("knowledge", "reasoning", "none")
+        },
     }
 
 
