@@ -101,7 +101,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         monkeypatch.setenv(key, value)
     with (
         running_cluster(tmp_path / "cluster") as cluster,
-        JobSimulator(cluster, namespace, max_parallel=4) as sim,
+        # Steps run concurrently on a small CI machine: one torch thread each avoids the
+        # oversubscription that made parallel train steps ten times slower.
+        JobSimulator(cluster, namespace, max_parallel=4, extra_env={"OMP_NUM_THREADS": "1"}) as sim,
         running_operator(
             cluster, OPERATOR_MODULE, namespace, env=settings_env, check_errors=True, timeout=60
         ),
