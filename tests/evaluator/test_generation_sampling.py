@@ -210,3 +210,51 @@ def test_bad_sampling_options_are_refused(arguments: dict[str, float]) -> None:
 def test_defaults_are_greedy() -> None:
     assert Sampling() == Sampling(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=0)
     assert Sampling().greedy and not Sampling(temperature=0.7).greedy
+
+
+def test_the_shared_prompt_prefix_is_computed_once_and_changes_nothing(
+    tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaizen.evaluator import generation
+
+    model, tokenizer, prompts = tiny
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = generation._shared_prefix(ids)
+    assert shared >= generation.MIN_SHARED_PREFIX  # the chat template's system turn
+    assert len({len(i) for i in ids}) > 1  # rows of different lengths: padding in the middle
+    real_forward = model.forward
+    prefix_passes: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("attention_mask") is None:
+            prefix_passes.append(kwargs["input_ids"].shape[1])
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    with_prefix = generate(
+        model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
+    )
+    assert prefix_passes == [shared]
+    monkeypatch.setattr(generation, "MIN_SHARED_PREFIX", 10**9)
+    without = generate(
+        model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
+    )
+    assert prefix_passes == [shared]
+    assert texts(with_prefix) == texts(without)
+    assert [o.prompt_tokens for o in with_prefix.outputs] == [len(i) for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("lists", "expected"),
+    [
+        ([[1, 2, 3], [1, 2, 4]], 2),
+        ([[1, 2, 3], [1, 2, 3]], 2),  # every row keeps one token of its own
+        ([[1, 2], [1, 2, 3, 4]], 1),
+        ([[5, 2], [1, 2]], 0),
+        ([[1, 2, 3]], 0),
+    ],
+)
+def test_shared_prefix_length(lists: list[list[int]], expected: int) -> None:
+    from kaizen.evaluator.generation import _shared_prefix
+
+    assert _shared_prefix(lists) == expected

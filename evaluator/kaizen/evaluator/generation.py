@@ -6,7 +6,9 @@ key/value cache instead of `model.generate`. The loop's reason to exist is per-r
 a row that reaches EOS, one of its stop strings, or `max_new_tokens` leaves the batch at
 once (its cache rows are dropped), so the rows still talking get cheaper steps and a batch
 ends when its last row does, not after its slowest row has held every other row for the
-full length (docs/evaluation-performance.md has the measurements).
+full length. Evaluation prompts share a long chat-template prefix (the system turn), so a
+batch computes that prefix once and copies its cache to every row
+(docs/evaluation-performance.md has the measurements).
 
 Decoding is greedy by default. With a `temperature` above 0 it samples (after
 `repetition_penalty` and nucleus `top_p`), and each prompt draws from its own random
@@ -186,6 +188,69 @@ def _output_cache(output: Any) -> Any:
     return cache if cache is not None else output.get("past_key_values")
 
 
+#: A prompt prefix shared by every row of a batch is computed once when it is at least this long.
+MIN_SHARED_PREFIX = 4
+
+
+def _shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
+    """Tokens at the start of every list that all lists share, leaving each at least one token."""
+    if len(token_lists) < 2:
+        return 0
+    first, shortest = token_lists[0], min(len(ids) for ids in token_lists)
+    length = 0
+    while length < shortest - 1 and all(ids[length] == first[length] for ids in token_lists):
+        length += 1
+    return length
+
+
+def _prefill(
+    model: PreTrainedModel,
+    token_lists: list[list[int]],
+    pad_id: int,
+    cache_keyword: str,
+) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """Run the prompts through the model: (output, cache, attention mask, next positions).
+
+    Evaluation prompts share a long chat-template prefix (system message and all), so the
+    prefix is computed once and its cache copied to every row; only the rest of each prompt
+    is computed per row, left-padded. Pad tokens sit between the prefix and a short row's
+    text, masked out, and positions count real tokens only, so every row sees exactly the
+    positions and context it would see alone.
+    """
+    import torch
+
+    device = model.device
+    rows = len(token_lists)
+    shared = _shared_prefix(token_lists)
+    cache_arguments: dict[str, Any] = {}
+    if shared >= MIN_SHARED_PREFIX:
+        prefix = torch.tensor([token_lists[0][:shared]], device=device)
+        cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+        cache.batch_repeat_interleave(rows)
+        cache_arguments[cache_keyword] = cache
+    else:
+        shared = 0
+    suffixes = [ids[shared:] for ids in token_lists]
+    width = max(len(ids) for ids in suffixes)
+    input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((rows, width), dtype=torch.long)
+    for row, ids in enumerate(suffixes):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        suffix_mask[row, width - len(ids) :] = 1
+    mask = torch.cat([torch.ones((rows, shared), dtype=torch.long), suffix_mask], dim=-1)
+    positions = shared + (suffix_mask.cumsum(dim=-1) - 1).clamp(min=0)
+    input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
+    output = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+        **cache_arguments,
+    )
+    return output, _output_cache(output), mask, positions[:, -1:] + 1
+
+
 def _generate_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -199,36 +264,24 @@ def _generate_batch(
 
     started = time.perf_counter()
     # The prompts are chat-templated text that already holds the special tokens.
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    input_ids = encoded["input_ids"].to(model.device)
-    mask = encoded["attention_mask"].to(model.device)
-    prompt_tokens = mask.sum(dim=-1).tolist()
+    token_lists = [list(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     end_ids = end_token_ids(model, tokenizer)
     rows = len(prompts)
     seen = None
     if sampling.repetition_penalty != 1.0:
         seen = torch.zeros(rows, model.config.get_text_config().vocab_size, dtype=torch.bool)
+        for row, ids in enumerate(token_lists):
+            seen[row, ids] = True
         seen = seen.to(model.device)
-        for row in range(rows):
-            seen[row, input_ids[row][mask[row].bool()]] = True
     generators = [torch.Generator().manual_seed(_row_seed(sampling.seed, i)) for i in indices]
-    # Positions count only real tokens, so a left-padded row sees the positions it would alone.
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
     new: list[list[int]] = [[] for _ in range(rows)]
     ended = [False] * rows
     stopped = [False] * rows
     active = list(range(rows))
+    cache_keyword = _cache_keyword(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(end_ids)
     with torch.inference_mode():
-        output = model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = _output_cache(output)
-        cache_keyword = _cache_keyword(model)
-        next_position = positions[:, -1:] + 1
+        output, cache, mask, next_position = _prefill(model, token_lists, pad_id, cache_keyword)
         for _ in range(max_new_tokens):
             tokens = _next_tokens(
                 output.logits[:, -1, :], seen, sampling, [generators[r] for r in active]
@@ -273,7 +326,7 @@ def _generate_batch(
             Generation(
                 text=text,
                 new_tokens=len(new[row]),
-                prompt_tokens=int(prompt_tokens[row]),
+                prompt_tokens=len(token_lists[row]),
                 seconds=seconds / rows,
                 truncated=not ended[row] and not stopped[row] and len(new[row]) >= max_new_tokens,
             )
