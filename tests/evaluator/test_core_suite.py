@@ -105,3 +105,22 @@ def test_generated_multi_step_answers_are_recomputed(generator: ModuleType) -> N
         if item.question.startswith("What is") and " times " in item.question:
             assert int(item.reference) == numbers[0] * numbers[1]
     assert Path(generator.__file__).name == "generate.py"
+
+
+def test_core_evaluates_end_to_end_on_a_tiny_model(lively_model_dir: Path, tmp_path: Path) -> None:
+    from kaizen.evaluator.evaluate import EvaluateOptions, run_evaluation
+
+    options = EvaluateOptions(
+        model=str(lively_model_dir),
+        suite="core",
+        step="evaluate",
+        limit=1,
+        max_new_tokens=3,
+        batch_size=9,
+        quiet=True,
+    )
+    results = run_evaluation(options, tmp_path)
+    assert results["overall"]["n"] == 9 and set(results["domains"]) == set(
+        load_suite("core").domains
+    )
+    assert all(len(d["ci95"]) == 2 for d in results["domains"].values())
