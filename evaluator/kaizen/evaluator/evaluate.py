@@ -165,6 +165,12 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         raise ConfigurationError("--max-new-tokens and --batch-size must be at least 1")
     sampling = options.sampling()
     suite = load_suite(options.suite).select(options.domains, options.limit)
+    if options.lm_eval_tasks:
+        from kaizen.evaluator import lmeval
+
+        # A missing extra or task file fails now, not after the whole suite has run.
+        lmeval.check_available()
+        lmeval.resolve_task_refs(options.lm_eval_tasks)
     model, tokenizer = _load(options)
     prompts = [models.format_chat(tokenizer, item.conversation()) for item in suite.items]
     # Multiple-choice items are ranked by log-likelihood; every other item is generated.
@@ -288,8 +294,6 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         "items": records,
     }
     if options.lm_eval_tasks:
-        from kaizen.evaluator import lmeval
-
         tasks, _ = lmeval.run_lm_eval(
             model,
             tokenizer,

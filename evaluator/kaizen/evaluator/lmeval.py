@@ -98,14 +98,21 @@ def _local_count(refs: Sequence[str]) -> int:
     return sum(1 for ref in refs if ref.endswith((".yaml", ".yml")))
 
 
-def hf_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> Any:
-    """lm-eval's HF backend wrapped around an already loaded model and tokenizer."""
+def check_available() -> None:
+    """LmEvalUnavailable unless lm-eval and its HF backend import."""
     try:
-        from lm_eval.models.huggingface import HFLM
+        import lm_eval.models.huggingface  # noqa: F401
     except ImportError as error:
         raise LmEvalUnavailable(
             f"lm-eval tasks need lm-evaluation-harness ({INSTALL_HINT}): {error}"
         ) from error
+
+
+def hf_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> Any:
+    """lm-eval's HF backend wrapped around an already loaded model and tokenizer."""
+    check_available()
+    from lm_eval.models.huggingface import HFLM
+
     # HFLM warns that a pre-built model ignores some arguments: that is the point here.
     logging.getLogger("lm_eval.models.huggingface").setLevel(logging.ERROR)
     return HFLM(pretrained=model, tokenizer=tokenizer, backend="causal", batch_size=batch_size)
