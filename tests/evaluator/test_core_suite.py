@@ -124,3 +124,9 @@ def test_core_evaluates_end_to_end_on_a_tiny_model(lively_model_dir: Path, tmp_p
         load_suite("core").domains
     )
     assert all(len(d["ci95"]) == 2 for d in results["domains"].values())
+
+
+def test_a_limited_core_run_still_covers_every_capability() -> None:
+    limited = load_suite("core").select(limit=4)
+    for domain in limited.domains:
+        assert {i.capability for i in limited.items if i.domain == domain} == set(CAPABILITIES)

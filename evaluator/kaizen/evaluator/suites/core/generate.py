@@ -1110,7 +1110,9 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
         domain = make(rng)
         names.append(domain.name)
         taken: set[str] = set()
+        by_capability: dict[str, list[dict[str, Any]]] = {}
         for capability in CAPABILITIES:
+            by_capability[capability] = []
             for n, candidate in enumerate(
                 _pick(rng, domain.candidates[capability], taken), start=1
             ):
@@ -1127,7 +1129,11 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
                     item["aliases"] = list(candidate.aliases)
                 if candidate.numeric:
                     item["scorer"] = "numeric"
-                items.append(item)
+                by_capability[capability].append(item)
+        # Capabilities take turns in file order, so `--limit N` (the first N items of each
+        # domain) still covers every capability.
+        for row in zip(*by_capability.values(), strict=True):
+            items.extend(row)
         asked = {normalize(i["question"]) for i in items if i["domain"] == domain.name}
         seen: set[str] = set()
         for example in domain.train:
