@@ -195,7 +195,7 @@ class Suite:
         """
         sha = hashlib.sha256()
         for item in self.items:
-            record = [
+            record: list[Any] = [
                 item.id,
                 item.domain,
                 item.capability,
