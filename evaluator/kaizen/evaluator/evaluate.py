@@ -301,6 +301,7 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             batch_size=report.batch_size,
             limit=options.limit,
             seed=options.seed,
+            quiet=options.quiet,
         )
         lmeval.fold_results(results, tasks)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)

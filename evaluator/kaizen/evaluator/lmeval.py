@@ -14,8 +14,10 @@ Hugging Face datasets cache when the machine is offline.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,6 +120,17 @@ def hf_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size
     return HFLM(pretrained=model, tokenizer=tokenizer, backend="causal", batch_size=batch_size)
 
 
+@contextlib.contextmanager
+def _log_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def run_lm_eval(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -126,11 +139,13 @@ def run_lm_eval(
     batch_size: int = 16,
     limit: int | None = None,
     seed: int = 0,
+    quiet: bool = False,
     lm: Any = None,
 ) -> tuple[list[TaskResult], dict[str, Any]]:
     """Run the lm-eval tasks in `refs` on `model`; (one result per task, lm-eval's raw output).
 
-    `lm` reuses an HFLM built by `hf_lm` (the benchmark times its generation phase).
+    `quiet` hides lm-eval's progress bars and its log below errors. `lm` reuses an HFLM
+    built by `hf_lm` (the benchmark times its generation phase).
     """
     resolved = resolve_task_refs(refs)
     lm = lm if lm is not None else hf_lm(model, tokenizer, batch_size)
@@ -145,18 +160,23 @@ def run_lm_eval(
     unknown = [name for name in resolved.names if name not in manager.all_tasks]
     if unknown:
         raise ConfigurationError(f"unknown lm-eval task(s): {', '.join(unknown)}")
-    output = simple_evaluate(
-        model=lm,
-        tasks=resolved.names,
-        task_manager=manager,
-        limit=limit,
-        log_samples=True,
-        bootstrap_iters=0,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-    )
+    with contextlib.ExitStack() as stack:
+        if quiet:
+            # lm-eval's bars cannot be switched off one by one: they write to stderr.
+            stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            stack.enter_context(_log_level("lm_eval", logging.ERROR))
+        output = simple_evaluate(
+            model=lm,
+            tasks=resolved.names,
+            task_manager=manager,
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=0,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     if output is None:  # only on non-zero ranks of a distributed run
         raise RuntimeError("lm-eval returned no results")
     return task_results(output), output
