@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     evaluate.add_argument(
-        "--suite", required=True, help="a shipped suite name (e.g. demo) or a suite directory"
+        "--suite",
+        required=True,
+        help="a shipped suite name (demo, core) or a suite directory (PVC path, mounted "
+        "ConfigMap); format: docs/evaluation.md",
     )
     evaluate.add_argument(
         "--domains",
