@@ -217,7 +217,7 @@ def _weakest(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The `WEAKEST` lowest-scoring groups (ties by name) with n and the 95% interval if known."""
     ranked = sorted(table.items(), key=lambda kv: (kv[1]["score"], kv[0]))[:WEAKEST]
     return [
-        {"name": name, "score": round(row["score"], 4), "n": row["n"], "ci95": row.get("ci95")}
+        {"name": name, "score": round(row["score"], 4), "n": row.get("n"), "ci95": row.get("ci95")}
         for name, row in ranked
     ]
 
