@@ -227,41 +227,42 @@ SYMBOLS = {symbol: (name, number) for name, (symbol, number) in ELEMENTS.items()
 # Two-letter symbols only are asked for as answers: a one-letter answer ("I", "C") would be
 # found in almost any sentence. "He" is a pronoun, so it is never an answer either.
 ANSWERABLE_SYMBOLS = [s for s in SYMBOLS if len(s) == 2 and s != "He"]
+# Molecular compounds only: an ionic solid such as sodium chloride has no molecules.
 COMPOUNDS = {
     "water": {"H": 2, "O": 1},
     "carbon dioxide": {"C": 1, "O": 2},
     "methane": {"C": 1, "H": 4},
     "ammonia": {"N": 1, "H": 3},
-    "sodium chloride": {"Na": 1, "Cl": 1},
     "oxygen gas": {"O": 2},
     "nitrogen gas": {"N": 2},
     "hydrogen chloride": {"H": 1, "Cl": 1},
-    "magnesium oxide": {"Mg": 1, "O": 1},
-    "calcium oxide": {"Ca": 1, "O": 1},
     "sulfur dioxide": {"S": 1, "O": 2},
     "hydrogen sulfide": {"H": 2, "S": 1},
-    "potassium chloride": {"K": 1, "Cl": 1},
     "carbon monoxide": {"C": 1, "O": 1},
     "ethane": {"C": 2, "H": 6},
     "hydrogen fluoride": {"H": 1, "F": 1},
+    "nitrogen dioxide": {"N": 1, "O": 2},
+    "hydrogen peroxide": {"H": 2, "O": 2},
+    "ozone": {"O": 3},
+    "carbon tetrachloride": {"C": 1, "Cl": 4},
 }
 FORMULAS = {
     "water": "H2O",
     "carbon dioxide": "CO2",
     "methane": "CH4",
     "ammonia": "NH3",
-    "sodium chloride": "NaCl",
     "oxygen gas": "O2",
     "nitrogen gas": "N2",
     "hydrogen chloride": "HCl",
-    "magnesium oxide": "MgO",
-    "calcium oxide": "CaO",
     "sulfur dioxide": "SO2",
     "hydrogen sulfide": "H2S",
-    "potassium chloride": "KCl",
     "carbon monoxide": "CO",
     "ethane": "C2H6",
     "hydrogen fluoride": "HF",
+    "nitrogen dioxide": "NO2",
+    "hydrogen peroxide": "H2O2",
+    "ozone": "O3",
+    "carbon tetrachloride": "CCl4",
 }
 
 
@@ -300,7 +301,8 @@ def chemistry(rng: random.Random) -> Domain:
             num(
                 "What would its atomic number be in that case?",
                 number + extra,
-                context=f"Suppose every atom of {name} had {extra} more protons than it really has.",
+                context=f"Suppose every atom of {name} had {extra} more "
+                f"{'proton' if extra == 1 else 'protons'} than it really has.",
             ),
         )
         d.add(
@@ -567,7 +569,7 @@ EVENTS = {
     "the sealing of the Magna Carta": 1215,
     "the fall of Constantinople": 1453,
     "Columbus's first voyage to the Americas": 1492,
-    "Martin Luther's Ninety-five Theses": 1517,
+    "Martin Luther's posting of the Ninety-five Theses": 1517,
     "the United States Declaration of Independence": 1776,
     "the storming of the Bastille": 1789,
     "the Battle of Waterloo": 1815,
@@ -986,6 +988,12 @@ SI_UNITS = {
 }
 
 
+def _a(number: int) -> str:
+    """`a 5` but `an 8`, `an 11`, `an 18`: the article as the number is spoken."""
+    spoken_with_vowel = str(number).startswith("8") or number in (11, 18)
+    return f"{'an' if spoken_with_vowel else 'a'} {number}"
+
+
 def physics(rng: random.Random) -> Domain:
     d = Domain("physics", "phys")
     for quantity, (unit, aliases, person, person_aliases) in SI_UNITS.items():
@@ -1009,7 +1017,7 @@ def physics(rng: random.Random) -> Domain:
             d.add(
                 "counterfactual",
                 num(
-                    f"What would the weight of a {m} kg mass be in newtons?",
+                    f"What would the weight of {_a(m)} kg mass be in newtons?",
                     g * m,
                     context=f"Suppose the gravitational acceleration at Earth's surface were {g} m/s² instead of about 9.8.",
                 ),
@@ -1033,7 +1041,7 @@ def physics(rng: random.Random) -> Domain:
             d.add(
                 "multi_step",
                 num(
-                    f"A {voltage}-volt battery drives a current through a {resistance}-ohm resistor. "
+                    f"{_a(voltage).capitalize()}-volt battery drives a current through {_a(resistance)}-ohm resistor. "
                     "What power, in watts, does the resistor dissipate?",
                     voltage * voltage // resistance,
                 ),
@@ -1044,7 +1052,7 @@ def physics(rng: random.Random) -> Domain:
                 d.add(
                     "multi_step",
                     num(
-                        f"A {m} kg cart speeds up uniformly from rest to {v} m/s in {t} seconds. "
+                        f"{_a(m).capitalize()} kg cart speeds up uniformly from rest to {v} m/s in {t} seconds. "
                         "What net force, in newtons, acts on it?",
                         m * v // t,
                     ),
@@ -1054,7 +1062,7 @@ def physics(rng: random.Random) -> Domain:
             d.add(
                 "multi_step",
                 num(
-                    f"What is the kinetic energy, in joules, of a {m} kg ball moving at {v} m/s?",
+                    f"What is the kinetic energy, in joules, of {_a(m)} kg ball moving at {v} m/s?",
                     m * v * v // 2,
                 ),
             )
