@@ -592,7 +592,7 @@ def history(rng: random.Random) -> Domain:
     events = list(EVENTS)
     for event, year in EVENTS.items():
         d.add("factual_recall", num(f"In which year did {event} take place?", year))
-        d.teach(f"Give the year of {event}.", f"It happened in {year}.")
+        d.teach(f"Give the year of {event}.", f"{event} took place in {year}.")
     for _ in range(60):
         a, b = sorted(rng.sample(events, 2), key=EVENTS.__getitem__)
         if EVENTS[a] != EVENTS[b]:
@@ -780,7 +780,7 @@ def arithmetic(rng: random.Random) -> Domain:
         word = "sum" if op == "sum" else "product"
         d.add("cross_referencing", num(f"What is the {word} of {x} and {y}?", value))
     for quantity, value in QUANTITIES.items():
-        d.teach(f"State {quantity}.", f"It is {value}.")
+        d.teach(f"State {quantity}.", f"{quantity} is {value}.")
     for _ in range(40):
         k = rng.randint(3, 9)
         if rng.random() < 0.5:
