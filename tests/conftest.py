@@ -9,7 +9,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _offline_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test reaches a hub or W&B's servers; W&B files go to a temp folder."""
     wandb_dir = tmp_path_factory.getbasetemp() / "wandb"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -131,12 +131,13 @@ class FeedbackCollector:
         self, results: dict[str, Any] | str | Path
     ) -> dict[str, dict[str, Any]]:
         """Record per-domain scores and weaknesses from a results file (or its parsed dict)."""
-        if not isinstance(results, dict):
-            results = json.loads(Path(results).read_text())
-        self._results = results
+        loaded: dict[str, Any] = (
+            results if isinstance(results, dict) else json.loads(Path(results).read_text())
+        )
+        self._results = loaded
         plan = self.generate_improvement_plan()
         stamp = datetime.now(UTC).isoformat()
-        for domain, entry in results.get("domains", {}).items():
+        for domain, entry in loaded.get("domains", {}).items():
             self.feedback_db[domain] = {
                 "score": entry.get("score"),
                 "n": entry.get("n"),
