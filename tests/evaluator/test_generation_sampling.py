@@ -258,3 +258,40 @@ def test_shared_prefix_length(lists: list[list[int]], expected: int) -> None:
     from kaizen.evaluator.generation import _shared_prefix
 
     assert _shared_prefix(lists) == expected
+
+
+def test_waiting_prompts_join_running_rows_without_changing_outputs(
+    tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaizen.evaluator import generation
+
+    model, tokenizer, _ = tiny
+    prompts = [format_prompt(tokenizer, f"{q} {'Why? ' * n}") for n in range(3) for q in QUESTIONS]
+    free = generate(
+        model, tokenizer, prompts, max_new_tokens=12, batch_size=1, stop_strings=(), progress=False
+    )
+    # A stop string some rows reach early and others never: rows finish at different steps.
+    stop = free.outputs[0].text.strip()[2]
+    joins: list[int] = []
+    real_join = generation._InFlight.join
+
+    def counting(self: Any, other: Any) -> None:
+        joins.append(len(other.rows))
+        real_join(self, other)
+
+    monkeypatch.setattr(generation._InFlight, "join", counting)
+    single = generate(
+        model, tokenizer, prompts, max_new_tokens=12, batch_size=1, stop_strings=(stop,),
+        progress=False,
+    )  # fmt: skip
+    assert joins == []  # one row at a time: nothing to join
+    batched = generate(
+        model, tokenizer, prompts, max_new_tokens=12, batch_size=4, stop_strings=(stop,),
+        progress=False,
+    )  # fmt: skip
+    assert joins, "rows finished early and waiting prompts joined the running ones"
+    assert len({o.new_tokens for o in batched.outputs}) > 1
+    assert texts(batched) == texts(single)
+    assert [o.new_tokens for o in batched.outputs] == [o.new_tokens for o in single.outputs]
+    assert [o.truncated for o in batched.outputs] == [o.truncated for o in single.outputs]
+    assert batched.wall_seconds > 0 and all(o.seconds > 0 for o in batched.outputs)

@@ -1,13 +1,13 @@
 """Batched generation for evaluation: fast on CPU, identical to one prompt at a time.
 
-Prompts are sorted by length so each batch pads little, padded on the left (decoder-only
-models continue from the last position), and decoded by a small loop over the model's
-key/value cache instead of `model.generate`. The loop's reason to exist is per-row stopping:
-a row that reaches EOS, one of its stop strings, or `max_new_tokens` leaves the batch at
-once (its cache rows are dropped), so the rows still talking get cheaper steps and a batch
-ends when its last row does, not after its slowest row has held every other row for the
-full length. Evaluation prompts share a long chat-template prefix (the system turn), so a
-batch computes that prefix once and copies its cache to every row
+Prompts are sorted by length (longest first), padded on the left (decoder-only models
+continue from the last position), and decoded by a small loop over the model's key/value
+cache instead of `model.generate`. The loop's reason to exist is per-row stopping: a row
+that reaches EOS, one of its stop strings, or `max_new_tokens` leaves the batch at once (its
+cache rows are dropped), and waiting prompts join the running rows as soon as a quarter of
+the batch is free, so the batch stays full instead of draining to its slowest row.
+Evaluation prompts share a long chat-template prefix (the system turn), so each group of
+joining prompts computes that prefix once and copies its cache to every row
 (docs/evaluation-performance.md has the measurements).
 
 Decoding is greedy by default. With a `temperature` above 0 it samples (after
@@ -25,6 +25,7 @@ import inspect
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -203,13 +204,98 @@ def _shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
     return length
 
 
+@dataclass
+class _InFlight:
+    """The rows being decoded together: one entry per row in every tensor, in `rows` order."""
+
+    rows: list[int]
+    """Prompt indices."""
+
+    cache: Any
+    mask: torch.Tensor
+    """[rows, cache length]: 1 for real tokens, 0 for padding."""
+
+    next_position: torch.Tensor
+    """[rows, 1]: the position id of each row's next token."""
+
+    logits: torch.Tensor
+    """[rows, vocabulary]: each row's next-token logits."""
+
+    seen: torch.Tensor | None
+    """[rows, vocabulary]: tokens in each row so far (only with a repetition penalty)."""
+
+    def keep(self, slots: list[int], tokens: torch.Tensor) -> torch.Tensor:
+        """Drop every row not in `slots`; returns those rows' `tokens`."""
+        import torch
+
+        if len(slots) < len(self.rows):
+            chosen = torch.tensor(slots, device=self.mask.device)
+            self.cache.batch_select_indices(chosen)
+            self.mask, self.next_position = self.mask[chosen], self.next_position[chosen]
+            tokens = tokens[chosen]
+            if self.seen is not None:
+                self.seen = self.seen[chosen]
+            self.rows = [self.rows[slot] for slot in slots]
+            if _mergeable(self.cache):
+                self._crop()
+        return tokens
+
+    def _crop(self) -> None:
+        # Columns that only finished rows used (all padding now) are cut from the left.
+        empty = int((self.mask.sum(dim=0) == 0).int().cumprod(dim=0).sum())
+        if empty:
+            self.mask = self.mask[:, empty:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, empty:], layer.values[:, :, empty:]
+
+    def join(self, other: _InFlight) -> None:
+        """Add `other`'s rows, left-padding the shorter cache so the columns line up."""
+        import torch
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(other.mask, width)])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
+            mine.values = torch.cat(
+                [_pad_left(mine.values, width), _pad_left(theirs.values, width)]
+            )
+        self.next_position = torch.cat([self.next_position, other.next_position])
+        self.logits = torch.cat([self.logits, other.logits])
+        if self.seen is not None and other.seen is not None:
+            self.seen = torch.cat([self.seen, other.seen])
+        self.rows += other.rows
+
+
+def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """`tensor` padded with zeros at the start of its sequence axis (the last for a mask,
+    the third of four for keys and values) to `width`."""
+    import torch
+
+    axis = 1 if tensor.dim() == 2 else 2
+    missing = width - tensor.shape[axis]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[axis] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=axis)
+
+
+def _mergeable(cache: Any) -> bool:
+    # Rows can join a running batch only when every layer is a plain growing key/value cache
+    # (not a sliding window or a recurrent state): then padding the columns is all it takes.
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
 def _prefill(
     model: PreTrainedModel,
     token_lists: list[list[int]],
+    rows: list[int],
     pad_id: int,
     cache_keyword: str,
-) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
-    """Run the prompts through the model: (output, cache, attention mask, next positions).
+    track_seen: bool,
+) -> _InFlight:
+    """Run new prompts through the model; they come back ready for their first token.
 
     Evaluation prompts share a long chat-template prefix (system message and all), so the
     prefix is computed once and its cache copied to every row; only the rest of each prompt
@@ -220,24 +306,24 @@ def _prefill(
     import torch
 
     device = model.device
-    rows = len(token_lists)
+    count = len(token_lists)
     shared = _shared_prefix(token_lists)
     cache_arguments: dict[str, Any] = {}
     if shared >= MIN_SHARED_PREFIX:
         prefix = torch.tensor([token_lists[0][:shared]], device=device)
         cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
-        cache.batch_repeat_interleave(rows)
+        cache.batch_repeat_interleave(count)
         cache_arguments[cache_keyword] = cache
     else:
         shared = 0
     suffixes = [ids[shared:] for ids in token_lists]
     width = max(len(ids) for ids in suffixes)
-    input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
-    suffix_mask = torch.zeros((rows, width), dtype=torch.long)
+    input_ids = torch.full((count, width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((count, width), dtype=torch.long)
     for row, ids in enumerate(suffixes):
         input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
         suffix_mask[row, width - len(ids) :] = 1
-    mask = torch.cat([torch.ones((rows, shared), dtype=torch.long), suffix_mask], dim=-1)
+    mask = torch.cat([torch.ones((count, shared), dtype=torch.long), suffix_mask], dim=-1)
     positions = shared + (suffix_mask.cumsum(dim=-1) - 1).clamp(min=0)
     input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
     output = model(
@@ -248,90 +334,143 @@ def _prefill(
         logits_to_keep=1,
         **cache_arguments,
     )
-    return output, _output_cache(output), mask, positions[:, -1:] + 1
-
-
-def _generate_batch(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
-    stops: list[tuple[str, ...]],
-    indices: list[int],
-    max_new_tokens: int,
-    sampling: Sampling,
-) -> list[Generation]:
-    import torch
-
-    started = time.perf_counter()
-    # The prompts are chat-templated text that already holds the special tokens.
-    token_lists = [list(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    end_ids = end_token_ids(model, tokenizer)
-    rows = len(prompts)
     seen = None
-    if sampling.repetition_penalty != 1.0:
-        seen = torch.zeros(rows, model.config.get_text_config().vocab_size, dtype=torch.bool)
+    if track_seen:
+        logits = output.logits
+        seen = torch.zeros((count, logits.shape[-1]), dtype=torch.bool)
         for row, ids in enumerate(token_lists):
             seen[row, ids] = True
-        seen = seen.to(model.device)
-    generators = [torch.Generator().manual_seed(_row_seed(sampling.seed, i)) for i in indices]
-    new: list[list[int]] = [[] for _ in range(rows)]
-    ended = [False] * rows
-    stopped = [False] * rows
-    active = list(range(rows))
-    cache_keyword = _cache_keyword(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(end_ids)
-    with torch.inference_mode():
-        output, cache, mask, next_position = _prefill(model, token_lists, pad_id, cache_keyword)
-        for _ in range(max_new_tokens):
-            tokens = _next_tokens(
-                output.logits[:, -1, :], seen, sampling, [generators[r] for r in active]
-            )
-            keep: list[int] = []
-            for slot, (row, token) in enumerate(zip(active, tokens.tolist(), strict=True)):
-                if token in end_ids:
-                    ended[row] = True
-                    continue
-                new[row].append(token)
-                if stops[row]:
-                    text = str(tokenizer.decode(new[row], skip_special_tokens=True))
-                    stopped[row] = cut_at_stop(text, stops[row])[1]
-                if not stopped[row] and len(new[row]) < max_new_tokens:
-                    keep.append(slot)
-            if not keep:
-                break
-            if len(keep) < len(active):
-                # Finished rows leave the batch: later steps compute only the rows still going.
-                chosen = torch.tensor(keep, device=mask.device)
-                cache.batch_select_indices(chosen)
-                mask, next_position, tokens = mask[chosen], next_position[chosen], tokens[chosen]
-                if seen is not None:
-                    seen = seen[chosen]
-                active = [active[slot] for slot in keep]
-            if seen is not None:
-                seen[torch.arange(len(active), device=seen.device), tokens] = True
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
-            output = model(
-                input_ids=tokens[:, None],
-                attention_mask=mask,
-                position_ids=next_position,
-                use_cache=True,
-                **{cache_keyword: cache},
-            )
-            next_position = next_position + 1
-    seconds = time.perf_counter() - started
-    results = []
-    for row in range(rows):
-        text, _ = cut_at_stop(str(tokenizer.decode(new[row], skip_special_tokens=True)), stops[row])
-        results.append(
-            Generation(
-                text=text,
-                new_tokens=len(new[row]),
-                prompt_tokens=len(token_lists[row]),
-                seconds=seconds / rows,
-                truncated=not ended[row] and not stopped[row] and len(new[row]) >= max_new_tokens,
-            )
+        seen = seen.to(device)
+    return _InFlight(
+        rows=list(rows),
+        cache=_output_cache(output),
+        mask=mask,
+        next_position=positions[:, -1:] + 1,
+        logits=output.logits[:, -1, :],
+        seen=seen,
+    )
+
+
+class _Decoder:
+    """Decodes prompts with up to `batch_size` rows in flight, refilling as rows finish.
+
+    A finished row leaves the batch at once; when a quarter of the batch is free, waiting
+    prompts are prefilled and join the running rows (their caches left-padded to the same
+    width), so the batch stays full instead of draining to its slowest row.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        token_lists: list[list[int]],
+        stops: list[tuple[str, ...]],
+        max_new_tokens: int,
+        sampling: Sampling,
+    ) -> None:
+        import torch
+
+        self.model, self.tokenizer, self.token_lists = model, tokenizer, token_lists
+        self.stops, self.max_new_tokens, self.sampling = stops, max_new_tokens, sampling
+        self.end_ids = end_token_ids(model, tokenizer)
+        self.pad_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.end_ids)
         )
-    return results
+        self.cache_keyword = _cache_keyword(model)
+        self.results: dict[int, Generation] = {}
+        self.largest = 0
+        """The most rows that were in flight (or about to be) at once."""
+        self._torch = torch
+
+    def run(self, order: Sequence[int], batch_size: int, bar: Any) -> None:
+        """Decode the prompts of `order` that have no result yet, recording each in `results`."""
+        torch = self._torch
+        queue = deque(i for i in order if i not in self.results)
+        flight: _InFlight | None = None
+        new: dict[int, list[int]] = {}
+        seconds: dict[int, float] = {}
+        generators: dict[int, torch.Generator] = {}
+        with torch.inference_mode():
+            while queue or flight is not None:
+                free = batch_size - (len(flight.rows) if flight is not None else 0)
+                can_join = flight is None or (
+                    _mergeable(flight.cache) and free >= max(1, batch_size // 4)
+                )
+                if queue and can_join:
+                    admitted = [queue.popleft() for _ in range(min(free, len(queue)))]
+                    self.largest = max(self.largest, batch_size - free + len(admitted))
+                    started = time.perf_counter()
+                    joining = _prefill(
+                        self.model,
+                        [self.token_lists[i] for i in admitted],
+                        admitted,
+                        self.pad_id,
+                        self.cache_keyword,
+                        self.sampling.repetition_penalty != 1.0,
+                    )
+                    share = (time.perf_counter() - started) / len(admitted)
+                    for index in admitted:
+                        new[index], seconds[index] = [], share
+                        seed = _row_seed(self.sampling.seed, index)
+                        generators[index] = torch.Generator().manual_seed(seed)
+                    if flight is None:
+                        flight = joining
+                    else:
+                        flight.join(joining)
+                assert flight is not None
+                started = time.perf_counter()
+                tokens = _next_tokens(
+                    flight.logits,
+                    flight.seen,
+                    self.sampling,
+                    [generators[r] for r in flight.rows],
+                )
+                slots = []
+                for slot, (row, token) in enumerate(zip(flight.rows, tokens.tolist(), strict=True)):
+                    if self._step_row(row, token, new[row], seconds[row]):
+                        bar.update(1)
+                    else:
+                        slots.append(slot)
+                if not slots:
+                    flight = None
+                    continue
+                tokens = flight.keep(slots, tokens)
+                if flight.seen is not None:
+                    flight.seen[torch.arange(len(slots), device=tokens.device), tokens] = True
+                flight.mask = torch.cat([flight.mask, flight.mask.new_ones((len(slots), 1))], -1)
+                output = self.model(
+                    input_ids=tokens[:, None],
+                    attention_mask=flight.mask,
+                    position_ids=flight.next_position,
+                    use_cache=True,
+                    **{self.cache_keyword: flight.cache},
+                )
+                flight.logits = output.logits[:, -1, :]
+                flight.next_position = flight.next_position + 1
+                share = (time.perf_counter() - started) / len(slots)
+                for row in flight.rows:
+                    seconds[row] += share
+
+    def _step_row(self, row: int, token: int, new: list[int], seconds: float) -> bool:
+        """Add `token` to `row`; True (and the row's result recorded) when the row is done."""
+        ended = token in self.end_ids
+        stopped = False
+        if not ended:
+            new.append(token)
+            if self.stops[row]:
+                text = str(self.tokenizer.decode(new, skip_special_tokens=True))
+                stopped = cut_at_stop(text, self.stops[row])[1]
+        if not ended and not stopped and len(new) < self.max_new_tokens:
+            return False
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
+        self.results[row] = Generation(
+            text=cut_at_stop(text, self.stops[row])[0],
+            new_tokens=len(new),
+            prompt_tokens=len(self.token_lists[row]),
+            seconds=seconds,
+            truncated=not ended and not stopped,
+        )
+        return True
 
 
 def generate(
@@ -346,7 +485,7 @@ def generate(
     sampling: Sampling = GREEDY,
     progress: bool = True,
 ) -> GenerationReport:
-    """Decode every prompt in length-sorted batches; outputs come back in prompt order.
+    """Decode every prompt, longest first, up to `batch_size` at once; outputs in prompt order.
 
     `stop_strings` apply to every row; `row_stop_strings`, one sequence per prompt, add
     stops of that prompt's own (e.g. an item's answer format).
@@ -371,45 +510,36 @@ def generate(
         shared + tuple(s for s in (row_stop_strings[i] if row_stop_strings else ()) if s)
         for i in range(len(prompts))
     ]
-    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    # Longest first: a batch that runs out of memory does so at the start, not after an hour.
-    order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], i))
-    outputs: list[Generation | None] = [None] * len(prompts)
+    # The prompts are chat-templated text that already holds the special tokens.
+    token_lists = [
+        list(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    ]
+    # Longest first: running out of memory happens at the start, not after an hour.
+    order = sorted(range(len(prompts)), key=lambda i: (-len(token_lists[i]), i))
+    decoder = _Decoder(model, tokenizer, token_lists, stops, max_new_tokens, sampling)
     started = time.perf_counter()
-    position = 0
     with tqdm(
         total=len(prompts), disable=not progress, file=sys.stderr, unit="item", desc="generate"
     ) as bar:
-        while position < len(order):
-            chosen = order[position : position + batch_size]
+        while len(decoder.results) < len(prompts):
+            decoder.largest = 0
             try:
-                batch = _generate_batch(
-                    model,
-                    tokenizer,
-                    [prompts[i] for i in chosen],
-                    [stops[i] for i in chosen],
-                    chosen,
-                    max_new_tokens,
-                    sampling,
-                )
+                decoder.run(order, batch_size, bar)
             except (RuntimeError, MemoryError) as error:
-                if not _is_oom(error) or len(chosen) == 1:
+                if not _is_oom(error) or decoder.largest <= 1:
                     raise
-                # Halve what was tried (a short last batch may be smaller than batch_size).
-                batch_size = len(chosen) // 2
+                # Halve what was tried (a short last batch may be smaller than batch_size);
+                # rows in flight start again, finished rows are kept.
+                batch_size = decoder.largest // 2
                 _empty_cache()
                 print(
                     f"[generate] out of memory; retrying with batch size {batch_size}",
                     file=sys.stderr,
                 )
-                continue
-            for index, result in zip(chosen, batch, strict=True):
-                outputs[index] = result
-            position += len(chosen)
-            bar.update(len(chosen))
-    done = [o for o in outputs if o is not None]
     return GenerationReport(
-        outputs=done, wall_seconds=time.perf_counter() - started, batch_size=batch_size
+        outputs=[decoder.results[i] for i in range(len(prompts))],
+        wall_seconds=time.perf_counter() - started,
+        batch_size=batch_size,
     )
 
 
