@@ -285,11 +285,21 @@ def test_waiting_prompts_join_running_rows_without_changing_outputs(
         progress=False,
     )  # fmt: skip
     assert joins == []  # one row at a time: nothing to join
+    real_forward = model.forward
+    prefix_passes: list[int] = []
+
+    def counting_forward(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("attention_mask") is None:
+            prefix_passes.append(kwargs["input_ids"].shape[1])
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting_forward)
     batched = generate(
         model, tokenizer, prompts, max_new_tokens=12, batch_size=4, stop_strings=(stop,),
         progress=False,
     )  # fmt: skip
     assert joins, "rows finished early and waiting prompts joined the running ones"
+    assert len(prefix_passes) == 1  # the system turn's cache, computed once for every join
     assert len({o.new_tokens for o in batched.outputs}) > 1
     assert texts(batched) == texts(single)
     assert [o.new_tokens for o in batched.outputs] == [o.new_tokens for o in single.outputs]

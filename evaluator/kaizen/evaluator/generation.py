@@ -20,6 +20,7 @@ retried, and the smaller size kept for the rest of the run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import math
@@ -294,6 +295,8 @@ def _prefill(
     pad_id: int,
     cache_keyword: str,
     track_seen: bool,
+    prefixes: dict[tuple[int, ...], Any],
+    prefix_length: int | None = None,
 ) -> _InFlight:
     """Run new prompts through the model; they come back ready for their first token.
 
@@ -301,17 +304,21 @@ def _prefill(
     prefix is computed once and its cache copied to every row; only the rest of each prompt
     is computed per row, left-padded. Pad tokens sit between the prefix and a short row's
     text, masked out, and positions count real tokens only, so every row sees exactly the
-    positions and context it would see alone.
+    positions and context it would see alone. `prefix_length`, when given, is a prefix all
+    these prompts share; its cache is kept in `prefixes` and reused by later calls.
     """
     import torch
 
     device = model.device
     count = len(token_lists)
-    shared = _shared_prefix(token_lists)
+    shared = prefix_length if prefix_length is not None else _shared_prefix(token_lists)
     cache_arguments: dict[str, Any] = {}
     if shared >= MIN_SHARED_PREFIX:
-        prefix = torch.tensor([token_lists[0][:shared]], device=device)
-        cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+        key = tuple(token_lists[0][:shared])
+        if key not in prefixes:
+            prefix = torch.tensor([key], device=device)
+            prefixes[key] = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+        cache = copy.deepcopy(prefixes[key])
         cache.batch_repeat_interleave(count)
         cache_arguments[cache_keyword] = cache
     else:
@@ -378,6 +385,10 @@ class _Decoder:
         )
         self.cache_keyword = _cache_keyword(model)
         self.results: dict[int, Generation] = {}
+        # A prefix every prompt shares (the system turn) is computed once for the whole run.
+        common = _shared_prefix(token_lists)
+        self.prefix_length = common if common >= MIN_SHARED_PREFIX else None
+        self.prefixes: dict[tuple[int, ...], Any] = {}
         self.largest = 0
         """The most rows that were in flight (or about to be) at once."""
         self._torch = torch
@@ -407,6 +418,8 @@ class _Decoder:
                         self.pad_id,
                         self.cache_keyword,
                         self.sampling.repetition_penalty != 1.0,
+                        self.prefixes,
+                        self.prefix_length,
                     )
                     share = (time.perf_counter() - started) / len(admitted)
                     for index in admitted:
