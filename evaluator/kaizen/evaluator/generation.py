@@ -284,7 +284,7 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
 def _mergeable(cache: Any) -> bool:
     # Rows can join a running batch only when every layer is a plain growing key/value cache
     # (not a sliding window or a recurrent state): then padding the columns is all it takes.
-    layers = getattr(cache, "layers", None)
+    layers = getattr(cache, "layers", None) or []
     return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
@@ -375,8 +375,6 @@ class _Decoder:
         max_new_tokens: int,
         sampling: Sampling,
     ) -> None:
-        import torch
-
         self.model, self.tokenizer, self.token_lists = model, tokenizer, token_lists
         self.stops, self.max_new_tokens, self.sampling = stops, max_new_tokens, sampling
         self.end_ids = end_token_ids(model, tokenizer)
@@ -391,11 +389,11 @@ class _Decoder:
         self.prefixes: dict[tuple[int, ...], Any] = {}
         self.largest = 0
         """The most rows that were in flight (or about to be) at once."""
-        self._torch = torch
 
     def run(self, order: Sequence[int], batch_size: int, bar: Any) -> None:
         """Decode the prompts of `order` that have no result yet, recording each in `results`."""
-        torch = self._torch
+        import torch
+
         queue = deque(i for i in order if i not in self.results)
         flight: _InFlight | None = None
         new: dict[int, list[int]] = {}
