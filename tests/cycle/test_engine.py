@@ -414,3 +414,14 @@ def test_long_names_give_valid_job_names() -> None:
     decision = reconcile(cycle, {}, artifact_root=ROOT, now=NOW)
     name = decision.start[0].job_name
     assert len(name) <= 63 and name[-1].isalnum()
+
+
+def test_lm_eval_tasks_reach_both_evaluations() -> None:
+    decisions = drive(
+        make_cycle({"evaluation": {"lmEvalTasks": ["arc_easy", "/suites/my_task.yaml"]}})
+    )
+    by_name = {s.name: s for d in decisions for s in d.start}
+    for name in ("evaluate-baseline", "evaluate-candidate"):
+        argv = by_name[name].argv
+        assert argv.count("--lm-eval-task") == 2 and "/suites/my_task.yaml" in argv, name
+    assert "--lm-eval-task" not in by_name["train-zephyria"].argv

@@ -43,6 +43,10 @@ class EvaluationSpec(ApiModel):
     domains: list[str] = Field(default_factory=list)
     """Evaluate only these domains of the suite (all when empty)."""
 
+    lm_eval_tasks: list[str] = Field(default_factory=list)
+    """lm-evaluation-harness task names or task YAML paths run on the same model; each becomes a
+    domain `lmeval:<task>` in the results (needs the evaluator image with `kaizen[lmeval]`)."""
+
 
 class AnalysisSpec(ApiModel):
     """How the weakest domains are chosen for training."""

@@ -106,6 +106,8 @@ class StepPlanner:
             argv += ["--domains", ",".join(evaluation.domains)]
         if evaluation.limit is not None:
             argv += ["--limit", str(evaluation.limit)]
+        for task in evaluation.lm_eval_tasks:
+            argv += ["--lm-eval-task", task]
         return self._invocation(step, "evaluator", argv + self._common(step), attempt)
 
     def evaluate_baseline(self, attempt: int = 1) -> StepInvocation:
