@@ -1,0 +1,33 @@
+"""`AdaptationManager`: domain adapters trained and merged through the trainer's own programs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kaizen.workflow import AdaptationManager
+
+
+def test_adapters_are_trained_per_domain_and_merged(tiny_model_dir: Path, tmp_path: Path) -> None:
+    manager = AdaptationManager(str(tiny_model_dir), output_root=tmp_path / "adapters")
+    paths = {
+        domain: manager.create_targeted_adapter(domain, suite="demo", steps=2, batch_size=4)
+        for domain in ("zephyria", "meridian_lark")
+    }
+    for path in paths.values():
+        assert (Path(path) / "adapter_config.json").exists()
+    assert [h["domain"] for h in manager.adaptation_history] == ["zephyria", "meridian_lark"]
+    assert all(h["training_examples"] > 0 for h in manager.adaptation_history)
+    merged = manager.merge_adapters(paths, combination="ties", density=0.5)
+    config = json.loads((Path(merged) / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+
+
+def test_a_failed_training_raises_with_the_steps_reason(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    manager = AdaptationManager(str(tiny_model_dir), output_root=tmp_path / "adapters")
+    with pytest.raises(RuntimeError, match="ConfigurationError"):
+        manager.create_targeted_adapter("atlantis", suite="demo", steps=1)
