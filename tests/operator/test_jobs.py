@@ -403,3 +403,17 @@ def test_no_wandb_key_when_tracking_is_disabled() -> None:
     assert "WANDB_API_KEY" not in _env(
         build_step_job(CYCLE, planner.evaluate_baseline(), spec, settings)
     )
+
+
+@pytest.mark.parametrize(
+    ("quantity", "threads"), [("2", 2), ("1.5", 1), ("500m", 1), ("4000m", 4), ("8", 8), ("x", 1)]
+)
+def test_torch_threads_follow_the_cpu_request(quantity: str, threads: int) -> None:
+    from kaizen.operator.jobs import cpu_threads
+
+    assert cpu_threads(quantity) == threads
+
+
+def test_jobs_limit_torch_threads_to_their_cpu_request() -> None:
+    assert _env(_gpu_trainer_job())["OMP_NUM_THREADS"] == "8"
+    assert _env(_cpu_evaluator_job())["OMP_NUM_THREADS"] == "1"  # the operator's default cpu

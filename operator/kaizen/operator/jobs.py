@@ -61,6 +61,16 @@ def job_selector(cycle_name: str) -> str:
     return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_CYCLE}={cycle_name}"
 
 
+def cpu_threads(quantity: str) -> int:
+    """Whole CPUs in a Kubernetes CPU quantity (`2`, `1.5`, `500m`), at least 1."""
+    text = quantity.strip()
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return 1
+    return max(1, int(cores))
+
+
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
@@ -82,6 +92,13 @@ def _env(
         {"name": "WANDB_MODE", "value": tracking.mode},
         {"name": "WANDB_PROJECT", "value": tracking.project},
     ]
+    resources = (
+        spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
+    )
+    threads = cpu_threads(resources.cpu or settings.default_cpu)
+    # torch sizes its thread pool by the node's cores, not the pod's CPU: on a shared node that
+    # oversubscribes the cores (parallel CPU steps ran ten times slower that way).
+    env.append({"name": "OMP_NUM_THREADS", "value": str(threads)})
     if tracking.entity:
         env.append({"name": "WANDB_ENTITY", "value": tracking.entity})
     # Offline W&B runs land beside the step's other artifacts, on the volume.
