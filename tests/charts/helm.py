@@ -47,3 +47,16 @@ def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     (found,) = of_kind(objects, kind)
     return found
+
+
+def operator_deployment(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rendered operator Deployment and its (only) container."""
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return deployment, container
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    """A container's plain ``env`` values, by name."""
+    return {e["name"]: e["value"] for e in container["env"]}

@@ -4,11 +4,14 @@ Every rendered object validates against the Kubernetes 1.32 schemas (`kubernetes
 strict); the operator Deployment meets the Pod Security "restricted" profile field by field;
 RBAC has no wildcards and is cluster-wide only when it must be; bad values fail with a message
 that names the value.
+
+The Pod Security checks are in ``test_chart_restricted.py``, the operator Deployment's in
+``test_chart_deployment.py``; the value sets are in ``chart_values.py``, the fixtures in
+``conftest.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -17,88 +20,23 @@ import pytest
 import yaml
 
 from kaizen.api.crd import CRD_FILENAME
-from kaizen.operator.settings import OperatorSettings
+from tests.charts.chart_values import VALUE_SETS
 from tests.charts.helm import (
     CHART,
     K8S_VERSION,
     NAMESPACE,
     REPO,
+    container_env,
     helm,
-    load_chart,
     notes,
     of_kind,
     one,
+    operator_deployment,
     render,
 )
 
-VALUE_SETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
-    "replicas-3": {"replicaCount": 3},
-    "replicas-3-namespaced": {"replicaCount": 3, "watchNamespaces": ["team-a"]},
-    "existing-pvc": {"artifacts": {"existingClaim": "shared-nfs"}},
-    "servicemonitor": {
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}
-    },
-    "gpu-cluster": {
-        "image": {"digest": "sha256:" + "a" * 64},
-        "imagePullSecrets": [{"name": "regcred"}],
-        "jobs": {
-            "trainer": {"image": {"repository": "registry.local/kaizen-trainer", "tag": "cu124"}},
-            "defaultResources": {"cpu": "4", "memory": "32Gi"},
-            "queueName": "gpu-queue",
-            "wandbApiKeySecret": {"name": "wandb", "key": "api-key"},
-            "hubTokenSecret": {"name": "hf", "key": "token"},
-        },
-        "artifacts": {
-            "storageClassName": "nfs",
-            "accessModes": ["ReadWriteMany"],
-            "size": "500Gi",
-            "namespaces": ["ml-a", "ml-b"],
-        },
-        "priorityClassName": "system-cluster-critical",
-        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-        "tolerations": [
-            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
-        ],
-        "affinity": {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": 100,
-                        "podAffinityTerm": {
-                            "topologyKey": "kubernetes.io/hostname",
-                            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "kaizen"}},
-                        },
-                    }
-                ]
-            }
-        },
-    },
-}
 #: Kinds from CRDs that kubernetes-validate has no schema for; checked by other tests below.
 CUSTOM_KINDS = {"ClusterKopfPeering", "KopfPeering", "ServiceMonitor"}
-
-
-@pytest.fixture(scope="module")
-def chart() -> Any:
-    return load_chart()
-
-
-@pytest.fixture(scope="module", params=sorted(VALUE_SETS))
-def rendered(request: pytest.FixtureRequest, chart: Any) -> tuple[str, list[dict[str, Any]]]:
-    return request.param, render(chart, VALUE_SETS[request.param])
-
-
-def _deployment(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    deployment = one(objects, "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    return deployment, container
-
-
-def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
 
 
 # --- Helm's own checks ------------------------------------------------------------------------
@@ -165,224 +103,6 @@ def test_peering_objects_match_their_crds(chart: Any) -> None:
                 assert ("namespace" in obj["metadata"]) == (crd["spec"]["scope"] == "Namespaced")
                 schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
                 jsonschema.validate({k: v for k, v in obj.items() if k == "status"}, schema)
-
-
-# --- the Pod Security "restricted" profile, field by field --------------------------------------
-
-_RESTRICTED_VOLUMES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
-_SAFE_SYSCTLS = {
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-}
-
-
-def restricted_violations(template: dict[str, Any]) -> list[str]:
-    """What in a pod template breaks the Pod Security Standard "restricted" (v1.32), check by check."""
-    pod = template["spec"]
-    annotations = template.get("metadata", {}).get("annotations") or {}
-    pod_sc = pod.get("securityContext") or {}
-    problems: list[str] = []
-    # Baseline: host namespaces, host ports, hostPath, privileged, procMount, sysctls, AppArmor, SELinux.
-    for field in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(field):
-            problems.append(f"spec.{field}")
-    for sysctl in pod_sc.get("sysctls") or []:
-        if sysctl["name"] not in _SAFE_SYSCTLS:
-            problems.append(f"sysctl {sysctl['name']}")
-    for volume in pod.get("volumes") or []:
-        kinds = set(volume) - {"name"}
-        if not kinds <= _RESTRICTED_VOLUMES:
-            problems.append(f"volume {volume['name']}: {sorted(kinds)}")
-    if any(v == "unconfined" for v in annotations.values()):
-        problems.append("AppArmor unconfined annotation")
-    containers = (
-        pod.get("initContainers", []) + pod["containers"] + pod.get("ephemeralContainers", [])
-    )
-    for c in containers:
-        sc = c.get("securityContext") or {}
-        where = f"container {c['name']}"
-        if sc.get("privileged"):
-            problems.append(f"{where}: privileged")
-        if any(p.get("hostPort") for p in c.get("ports") or []):
-            problems.append(f"{where}: hostPort")
-        if sc.get("procMount", "Default") != "Default":
-            problems.append(f"{where}: procMount")
-        for ctx in (pod_sc, sc):
-            if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
-                problems.append(f"{where}: AppArmor Unconfined")
-            selinux = ctx.get("seLinuxOptions") or {}
-            if selinux.get("type", "") not in (
-                "",
-                "container_t",
-                "container_init_t",
-                "container_kvm_t",
-            ):
-                problems.append(f"{where}: SELinux type")
-            if selinux.get("user") or selinux.get("role"):
-                problems.append(f"{where}: SELinux user/role")
-            if (ctx.get("windowsOptions") or {}).get("hostProcess"):
-                problems.append(f"{where}: hostProcess")
-        # Restricted: no escalation, non-root, a seccomp profile, only NET_BIND_SERVICE added.
-        if sc.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}: allowPrivilegeEscalation must be false")
-        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
-            problems.append(f"{where}: runAsNonRoot must be true")
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
-            problems.append(f"{where}: runAsUser 0")
-        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            problems.append(f"{where}: seccompProfile {seccomp}")
-        capabilities = sc.get("capabilities") or {}
-        if "ALL" not in (capabilities.get("drop") or []):
-            problems.append(f"{where}: capabilities must drop ALL")
-        if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
-            problems.append(f"{where}: capabilities added")
-    if pod_sc.get("runAsUser") == 0:
-        problems.append("pod runAsUser 0")
-    return problems
-
-
-def test_operator_pod_meets_the_restricted_profile(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    name, objects = rendered
-    deployment, container = _deployment(objects)
-    assert restricted_violations(deployment["spec"]["template"]) == [], name
-    # And beyond the profile: nothing writable but /tmp.
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-
-
-def test_the_restricted_check_catches_violations(chart: Any) -> None:
-    deployment, _ = _deployment(render(chart))
-    template = deployment["spec"]["template"]
-    pod = template["spec"]
-    pod["hostNetwork"] = True
-    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
-    pod["securityContext"] = {}
-    sc = pod["containers"][0]["securityContext"]
-    sc.update(privileged=True, allowPrivilegeEscalation=True, capabilities={"add": ["SYS_ADMIN"]})
-    del sc["runAsNonRoot"], sc["seccompProfile"]
-    problems = " | ".join(restricted_violations(template))
-    for expected in (
-        "hostNetwork",
-        "volume host",
-        "privileged",
-        "allowPrivilegeEscalation",
-        "runAsNonRoot",
-        "seccompProfile",
-        "drop ALL",
-        "capabilities added",
-    ):
-        assert expected in problems
-
-
-# --- the operator Deployment ------------------------------------------------------------------
-
-
-def test_operator_runs_kopf_with_probes_on_its_health_endpoint(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    _, objects = rendered
-    deployment, container = _deployment(objects)
-    command = container["command"]
-    assert command[:4] == ["kopf", "run", "-m", "kaizen.operator"]
-    liveness = next(a for a in command if a.startswith("--liveness="))
-    port = next(p for p in container["ports"] if p["name"] == "health")["containerPort"]
-    assert liveness == f"--liveness=http://0.0.0.0:{port}/healthz"
-    for probe in ("startupProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    account = one(objects, "ServiceAccount")
-    assert (
-        deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
-    )
-    selector = deployment["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-
-
-def test_operator_env_names_settings_that_parse(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    name, objects = rendered
-    _, container = _deployment(objects)
-    env = _env(container)
-    fields = {f"KAIZEN_{f.name.upper()}" for f in dataclasses.fields(OperatorSettings)}
-    assert set(env) <= fields, set(env) - fields
-    settings = OperatorSettings.from_env(env)
-    values = VALUE_SETS[name]
-    claim = values.get("artifacts", {}).get("existingClaim", "kaizen-artifacts")
-    assert settings.artifact_pvc == claim
-    metrics_port = next(p for p in container["ports"] if p["name"] == "metrics")["containerPort"]
-    assert settings.metrics_port == metrics_port == 9090
-    namespaces = tuple(values.get("watchNamespaces", ()))
-    assert settings.namespaces == namespaces
-    assert settings.scanning is not bool(namespaces)
-
-
-def test_default_job_images_and_resources_are_the_operators_defaults(chart: Any) -> None:
-    # One source of truth: the chart's defaults say what the operator would do without it.
-    _, container = _deployment(render(chart))
-    defaults = OperatorSettings()
-    settings = OperatorSettings.from_env(_env(container))
-    for field in (
-        "evaluator_image",
-        "trainer_image",
-        "artifact_root",
-        "artifact_pvc",
-        "image_pull_policy",
-        "job_service_account",
-        "job_ttl_seconds",
-        "default_cpu",
-        "default_memory",
-        "reconcile_interval",
-    ):
-        assert getattr(settings, field) == getattr(defaults, field), field
-
-
-def test_images_tags_and_digests(chart: Any) -> None:
-    _, container = _deployment(render(chart, VALUE_SETS["gpu-cluster"]))
-    assert container["image"] == "ghcr.io/kaizen-dev/kaizen-operator:0.1.0@sha256:" + "a" * 64
-    env = _env(container)
-    assert env["KAIZEN_TRAINER_IMAGE"] == "registry.local/kaizen-trainer:cu124"
-    assert env["KAIZEN_EVALUATOR_IMAGE"] == "ghcr.io/kaizen-dev/kaizen-evaluator:0.1.0"
-    assert (env["KAIZEN_DEFAULT_CPU"], env["KAIZEN_DEFAULT_MEMORY"]) == ("4", "32Gi")
-    assert env["KAIZEN_DEFAULT_QUEUE_NAME"] == "gpu-queue"
-    assert env["KAIZEN_WANDB_API_KEY_SECRET"] == "wandb/api-key"
-    assert env["KAIZEN_HUB_TOKEN_SECRET"] == "hf/token"
-    # The operator parses what the chart renders.
-    from kaizen.operator.settings import OperatorSettings
-
-    settings = OperatorSettings.from_env({k: v for k, v in env.items() if k.startswith("KAIZEN_")})
-    assert (settings.default_queue_name, settings.hub_token_secret) == ("gpu-queue", "hf/token")
-    default_env = _env(_deployment(render(chart))[1])
-    assert not {"KAIZEN_DEFAULT_QUEUE_NAME", "KAIZEN_WANDB_API_KEY_SECRET"} & set(default_env)
-
-
-def test_scheduling_values_reach_the_pod(chart: Any) -> None:
-    values = VALUE_SETS["gpu-cluster"]
-    deployment, _ = _deployment(render(chart, values))
-    pod = deployment["spec"]["template"]["spec"]
-    for key in ("priorityClassName", "nodeSelector", "tolerations", "affinity", "imagePullSecrets"):
-        assert pod[key] == values[key], key
-    default_pod = _deployment(render(chart))[0]["spec"]["template"]["spec"]
-    assert not {"priorityClassName", "nodeSelector", "tolerations", "affinity"} & set(default_pod)
 
 
 # --- RBAC ---------------------------------------------------------------------------------------
@@ -457,7 +177,7 @@ def test_chart_rules_are_the_install_manifests_rules(chart: Any) -> None:
 
 def test_one_replica_runs_standalone_with_recreate(chart: Any) -> None:
     objects = render(chart)
-    deployment, container = _deployment(objects)
+    deployment, container = operator_deployment(objects)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert "--standalone" in container["command"]
@@ -469,7 +189,7 @@ def test_one_replica_runs_standalone_with_recreate(chart: Any) -> None:
 def test_replicas_elect_a_leader_with_kopf_peering(chart: Any, name: str) -> None:
     values = VALUE_SETS[name]
     objects = render(chart, values)
-    deployment, container = _deployment(objects)
+    deployment, container = operator_deployment(objects)
     assert deployment["spec"]["replicas"] == 3
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert "--standalone" not in container["command"]
@@ -520,7 +240,7 @@ def test_artifact_claims(chart: Any) -> None:
 def test_existing_claim_is_used_and_none_created(chart: Any) -> None:
     objects = render(chart, VALUE_SETS["existing-pvc"])
     assert not of_kind(objects, "PersistentVolumeClaim")
-    assert _env(_deployment(objects)[1])["KAIZEN_ARTIFACT_PVC"] == "shared-nfs"
+    assert container_env(operator_deployment(objects)[1])["KAIZEN_ARTIFACT_PVC"] == "shared-nfs"
     assert "existing claim" in notes(chart, VALUE_SETS["existing-pvc"])
 
 
@@ -532,7 +252,7 @@ def test_service_monitor_scrapes_the_metrics_port(chart: Any) -> None:
     objects = render(chart, VALUE_SETS["servicemonitor"])
     service = one(objects, "Service")
     monitor = one(objects, "ServiceMonitor")
-    deployment, container = _deployment(objects)
+    deployment, container = operator_deployment(objects)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (port,) = service["spec"]["ports"]

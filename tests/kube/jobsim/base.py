@@ -1,0 +1,117 @@
+"""The job simulator's base: its state, API calls with retries, thread guards, cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from tests.kube.jobsim.common import REPO_ROOT, Run, _Gone, _JobRun
+
+T = TypeVar("T")
+
+
+class SimulatorBase:
+    """State and shared helpers of :class:`~tests.kube.jobsim.JobSimulator`."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        *,
+        max_parallel: int = 4,
+        workdir: Path | str = REPO_ROOT,
+        extra_env: dict[str, str] | None = None,
+        retry_delay: float = 0.0,
+        kill_orphans: bool = False,
+        api_client_factory: Callable[[], kubernetes.client.ApiClient] | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.workdir = Path(workdir)
+        self.extra_env = dict(extra_env or {})
+        self.retry_delay = retry_delay
+        self.kill_orphans = kill_orphans
+        factory = api_client_factory or cluster.api_client
+        self._factory = factory
+        self._client = factory()
+        self.batch = kubernetes.client.BatchV1Api(self._client)
+        self.core = kubernetes.client.CoreV1Api(self._client)
+        self.runs: list[Run] = []
+        self.errors: list[str] = []
+        self._slots = threading.BoundedSemaphore(max_parallel)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._active: dict[str, _JobRun] = {}  # by Job uid
+        self._done: set[str] = set()
+        self._suspended_marked: set[str] = set()
+        self._watch_resps: dict[str, Any] = {}
+        self._threads: list[threading.Thread] = []
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="jobsim-")
+
+    def _guard(self, fn: Callable[..., None], *args: Any) -> Callable[[], None]:
+        def target() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                if not self._stop.is_set():
+                    self.errors.append(traceback.format_exc())
+
+        return target
+
+    @staticmethod
+    def _abort_response(resp: Any) -> None:
+        """Unblock a thread that reads a watch stream."""
+        with contextlib.suppress(Exception):
+            sock = resp.connection.sock
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            resp.close()
+
+    # ------------------------------------------------------------ API helpers
+
+    def _api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call the API, retrying transient errors (409/429/5xx); 404 raises _Gone."""
+        for attempt in range(20):
+            try:
+                return fn(*args, **kwargs)
+            except ApiException as e:
+                if e.status == 404:
+                    raise _Gone(str(e.reason)) from e
+                if e.status in (409, 429, 500, 502, 503, 504) and attempt < 19:
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _put_log(self, pod: str, text: str) -> None:
+        config = self._client.configuration
+        url = f"{config.host}/api/v1/namespaces/{self.namespace}/pods/{pod}/log"
+        resp = self._client.rest_client.pool_manager.request(
+            "PUT", url, body=text.encode(), headers={"Content-Type": "text/plain"}
+        )
+        if resp.status == 404:
+            raise _Gone(f"pod {pod} is gone")
+        if resp.status >= 400:
+            raise RuntimeError(f"PUT {url} answered {resp.status}: {resp.data[:500]!r}")
+
+    def _cancel(self, run: _JobRun, reason: str) -> None:
+        run.reason = run.reason or reason
+        if reason in ("suspended", "simulator stopped"):
+            run.reason = reason
+        run.cancel.set()
+        proc = run.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
