@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+#: Prompts of the generation tests: different lengths, so batches need padding.
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "What is 12 times 12?",
+    "Which river flows through Lumora, the old city by the sea?",
+    "Hi?",
+]
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +40,20 @@ def lively_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     model.save_pretrained(target)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="module")
+def tiny(lively_model_dir: Path) -> Iterator[tuple[Any, Any, list[str]]]:
+    """(model, tokenizer, templated QUESTIONS) of the lively model, on one torch thread."""
+    import torch
+
+    from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(str(lively_model_dir))
+    model = load_model(str(lively_model_dir), device="cpu")
+    # A 3M-parameter model gains nothing from threads, and on a shared 2-core machine
+    # thread synchronisation makes each step ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield model, tokenizer, [format_prompt(tokenizer, q) for q in QUESTIONS]
+    torch.set_num_threads(threads)

@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kaizen.evaluator.generation import cut_at_stop, generate
-from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
-
-QUESTIONS = [
-    "What is the capital of France?",
-    "How many legs does a spider have?",
-    "What is 12 times 12?",
-    "Which river flows through Lumora, the old city by the sea?",
-    "Hi?",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny(lively_model_dir: Path) -> Iterator[tuple[Any, Any, list[str]]]:
-    import torch
-
-    tokenizer = load_tokenizer(str(lively_model_dir))
-    model = load_model(str(lively_model_dir), device="cpu")
-    # A 3M-parameter model gains nothing from threads, and on a shared 2-core machine
-    # thread synchronisation makes each step ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield model, tokenizer, [format_prompt(tokenizer, q) for q in QUESTIONS]
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("stop_strings", [(), ("\n",), ("e",)])

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kaizen.evaluator.generation import Sampling, cut_at_stop, end_token_ids, generate
-from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
-
-QUESTIONS = [
-    "What is the capital of France?",
-    "How many legs does a spider have?",
-    "What is 12 times 12?",
-    "Which river flows through Lumora, the old city by the sea?",
-    "Hi?",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny(lively_model_dir: Path) -> Iterator[tuple[Any, Any, list[str]]]:
-    import torch
-
-    tokenizer = load_tokenizer(str(lively_model_dir))
-    model = load_model(str(lively_model_dir), device="cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield model, tokenizer, [format_prompt(tokenizer, q) for q in QUESTIONS]
-    torch.set_num_threads(threads)
+from kaizen.evaluator.models import format_prompt
+from tests.evaluator.conftest import QUESTIONS
 
 
 def hf_one_at_a_time(model: Any, tokenizer: Any, prompts: list[str], **kwargs: Any) -> list[str]:
