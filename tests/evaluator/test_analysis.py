@@ -15,7 +15,7 @@ from kaizen.evaluator.analysis import (
     is_repetitive,
     knowledge_or_reasoning,
 )
-from kaizen.evaluator.evaluate import TrackingOptions
+from kaizen.evaluator.tracking import TrackingOptions
 from tests.evaluator.results_factory import domain_records, record, results
 
 FR, XR = "factual_recall", "cross_referencing"

@@ -10,7 +10,7 @@ import pytest
 from kaizen.api.step import ConfigurationError
 from kaizen.api.summary import encode_summary
 from kaizen.evaluator.compare import Gates, compare, decide, mcnemar_exact, validate_step
-from kaizen.evaluator.evaluate import TrackingOptions
+from kaizen.evaluator.tracking import TrackingOptions
 from tests.evaluator.results_factory import domain_records, results
 
 PATHS = (Path("b/results.json"), Path("c/results.json"))

@@ -18,8 +18,8 @@ from typing import Any
 
 from kaizen.api.step import ConfigurationError
 from kaizen.api.summary import PlanDigest, StepSummary, atomic_write_json, file_digest
-from kaizen.evaluator.evaluate import TrackingOptions, read_results
-from kaizen.evaluator.tracking import artifact_name, track
+from kaizen.evaluator.evaluate import read_results
+from kaizen.evaluator.tracking import TrackingOptions, artifact_name
 
 PLAN_FILE = "plan.json"
 PLAN_SCHEMA = 1
@@ -265,11 +265,7 @@ def analyze_step(
     plan["baseline"] = str(baseline)
     plan_path = out / PLAN_FILE
     atomic_write_json(plan_path, plan)
-    with track(
-        mode=tracking.mode,
-        project=tracking.project,
-        entity=tracking.entity,
-        cycle=tracking.cycle,
+    with tracking.run(
         job_type="analyze",
         name=step,
         config={"baseline": str(baseline), "threshold": threshold, "max_domains": max_domains},

@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
 
     # Imported here so `--help` and usage errors stay fast (the steps import torch).
-    from kaizen.evaluator.evaluate import TrackingOptions
+    from kaizen.evaluator.tracking import TrackingOptions
 
     tracking = TrackingOptions(
         mode=args.tracking_mode,

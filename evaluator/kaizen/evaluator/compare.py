@@ -27,7 +27,7 @@ from kaizen.api.summary import (
     encode_summary,
     file_digest,
 )
-from kaizen.evaluator.evaluate import TrackingOptions, read_results
+from kaizen.evaluator.evaluate import read_results
 from kaizen.evaluator.stats import (
     holm,
     is_binary,
@@ -35,7 +35,7 @@ from kaizen.evaluator.stats import (
     paired_bootstrap_interval,
     paired_permutation_test,
 )
-from kaizen.evaluator.tracking import artifact_name, track
+from kaizen.evaluator.tracking import TrackingOptions, artifact_name
 
 REPORT_FILE = "report.json"
 REPORT_SCHEMA = 1
@@ -218,11 +218,7 @@ def validate_step(
     report = compare(read_results(paths[0]), read_results(paths[1]), gates, paths)
     report_path = out / REPORT_FILE
     atomic_write_json(report_path, report)
-    with track(
-        mode=tracking.mode,
-        project=tracking.project,
-        entity=tracking.entity,
-        cycle=tracking.cycle,
+    with tracking.run(
         job_type="validate",
         name=step,
         config={"baseline": str(baseline), "candidate": str(candidate), **report["gates"]},

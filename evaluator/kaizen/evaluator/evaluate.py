@@ -33,7 +33,7 @@ from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, GenerationReport, 
 from kaizen.evaluator.loglik import rank_choices
 from kaizen.evaluator.scoring import score
 from kaizen.evaluator.suites import load_suite
-from kaizen.evaluator.tracking import artifact_name, track
+from kaizen.evaluator.tracking import TrackingOptions, artifact_name
 
 RESULTS_FILE = "results.json"
 RESPONSES_FILE = "responses.jsonl"
@@ -41,16 +41,6 @@ RESPONSES_FILE = "responses.jsonl"
 RESULTS_SCHEMA = 1
 #: An item counts as correct (for pass counts and the paired test) at this score or above.
 CORRECT_AT = 0.5
-
-
-@dataclass(frozen=True)
-class TrackingOptions:
-    """Where a step's W&B run goes."""
-
-    mode: str = "offline"
-    project: str = "kaizen"
-    entity: str | None = None
-    cycle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -361,11 +351,7 @@ def evaluate_step(options: EvaluateOptions, out: Path) -> StepSummary:
     }
     results = run_evaluation(options, out)
     results_path = out / RESULTS_FILE
-    with track(
-        mode=tracking.mode,
-        project=tracking.project,
-        entity=tracking.entity,
-        cycle=tracking.cycle,
+    with tracking.run(
         job_type="evaluate",
         name=options.step,
         config=config,

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,28 @@ def track(
     finally:
         with contextlib.suppress(Exception):
             run.finish()
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """Where a step's W&B run goes (the `--tracking-*` and `--cycle` options)."""
+
+    mode: str = "offline"
+    project: str = "kaizen"
+    entity: str | None = None
+    cycle: str | None = None
+
+    def run(
+        self, *, job_type: str, name: str, config: dict[str, Any], directory: Path
+    ) -> contextlib.AbstractContextManager[Tracker]:
+        """The W&B run of one step: `group` = cycle, `job_type` = the step's kind."""
+        return track(
+            mode=self.mode,
+            project=self.project,
+            entity=self.entity,
+            cycle=self.cycle,
+            job_type=job_type,
+            name=name,
+            config=config,
+            directory=directory,
+        )

@@ -48,14 +48,16 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
 
 
-def _tracking_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "mode": args.tracking_mode,
-        "project": args.tracking_project,
-        "entity": args.tracking_entity,
-        "cycle": args.cycle,
-        "name": args.step,
-    }
+def _tracking(args: argparse.Namespace) -> Any:
+    """The step's `TrackingOptions` (W&B run destination) from its command line."""
+    from kaizen.evaluator.tracking import TrackingOptions
+
+    return TrackingOptions(
+        mode=args.tracking_mode,
+        project=args.tracking_project,
+        entity=args.tracking_entity,
+        cycle=args.cycle,
+    )
 
 
 def _artifact_name(text: str) -> str:
@@ -79,7 +81,6 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
     """Train one domain's adapter into `out/adapter`; write `out/training.json`."""
     from kaizen.evaluator.models import ModelNotFound, load_tokenizer
     from kaizen.evaluator.suites import load_suite
-    from kaizen.evaluator.tracking import track
     from kaizen.trainer.data import (
         assemble_examples,
         examples_from_pool,
@@ -169,8 +170,8 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
         "model": args.model,
         "adapters": args.adapter,
     }
-    with track(
-        job_type="train", config=tracking_config, directory=out, **_tracking_options(args)
+    with _tracking(args).run(
+        job_type="train", name=args.step, config=tracking_config, directory=out
     ) as tracker:
         result = train_lora(
             model,
@@ -260,7 +261,6 @@ def parse_sources(values: list[str]) -> list[tuple[str, str]]:
 
 def merge(args: argparse.Namespace, out: Path) -> StepSummary:
     """Merge the `--source` adapters into `out/adapter`; write `out/merge.json`."""
-    from kaizen.evaluator.tracking import track
     from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
 
     sources = [read_source(domain, path) for domain, path in parse_sources(args.source)]
@@ -272,8 +272,8 @@ def merge(args: argparse.Namespace, out: Path) -> StepSummary:
         "sources": {s.domain: str(s.path) for s in sources},
         "model": args.model,
     }
-    with track(
-        job_type="merge", config=tracking_config, directory=out, **_tracking_options(args)
+    with _tracking(args).run(
+        job_type="merge", name=args.step, config=tracking_config, directory=out
     ) as tracker:
         result = merge_adapters(
             sources,
