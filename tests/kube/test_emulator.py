@@ -236,27 +236,44 @@ def test_watch_sees_live_changes_and_too_old_rv(cluster, co, namespace):
     import threading
 
     seen: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
 
     rv = co.list_namespaced_custom_object(G, V, namespace, P)["metadata"]["resourceVersion"]
 
     def consume():
-        stream = kubernetes.watch.Watch().stream(
-            co.list_namespaced_custom_object,
-            G,
-            V,
-            namespace,
-            P,
-            resource_version=rv,
-            timeout_seconds=5,
-        )
-        for e in stream:
-            seen.append((e["type"], e["object"]["metadata"]["name"]))
+        # Like any watcher (kopf included), reconnect from the last resourceVersion seen when the
+        # connection itself fails; every failure is kept for the assertion message.
+        last = rv
+        for _ in range(3):
+            try:
+                stream = kubernetes.watch.Watch().stream(
+                    co.list_namespaced_custom_object,
+                    G,
+                    V,
+                    namespace,
+                    P,
+                    resource_version=last,
+                    timeout_seconds=5,
+                )
+                for e in stream:
+                    seen.append((e["type"], e["object"]["metadata"]["name"]))
+                    last = e["object"]["metadata"]["resourceVersion"]
+                return
+            except kubernetes.client.ApiException as e:
+                errors.append(e)
+                return
+            except Exception as e:  # noqa: BLE001 - a dropped connection: watch again
+                errors.append(e)
 
     thread = threading.Thread(target=consume)
     thread.start()
     co.create_namespaced_custom_object(G, V, namespace, P, cycle("live"))
     co.delete_namespaced_custom_object(G, V, namespace, P, "live")
-    wait_for(lambda: list(seen), lambda s: s == [("ADDED", "live"), ("DELETED", "live")])
+    wait_for(
+        lambda: (list(seen), list(errors)),
+        lambda s: s[0] == [("ADDED", "live"), ("DELETED", "live")],
+        what="ADDED then DELETED (second item: the watcher's errors)",
+    )
     cluster.drop_watches()
     thread.join(timeout=5)
     assert not thread.is_alive()
