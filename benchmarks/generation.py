@@ -54,8 +54,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=16,
-        help="Kaizen's and lm-eval's batch size (default: 16, the evaluator's)",
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="Kaizen's and lm-eval's batch size (default: the evaluator's, 64); several sizes "
+        "compare (b) and (c) at each, the first giving the headline figures",
     )
     parser.add_argument(
         "--threads",
@@ -231,9 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from kaizen.evaluator import models
-    from kaizen.evaluator.generation import generate
+    from kaizen.evaluator.generation import DEFAULT_BATCH_SIZE, generate
     from kaizen.evaluator.suites import load_suite
 
+    batch_sizes = args.batch_size or [DEFAULT_BATCH_SIZE]
+    if min(batch_sizes) < 1:
+        raise SystemExit(f"--batch-size must be at least 1, got {min(batch_sizes)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -245,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{len(items)} items of suite {suite.name}, model {args.model} on {model.device} "
         f"({str(model.dtype).removeprefix('torch.')}), greedy, max_new_tokens "
-        f"{args.max_new_tokens}, batch size {args.batch_size}, {threads} torch threads",
+        f"{args.max_new_tokens}, batch size {', '.join(map(str, batch_sizes))}, "
+        f"{threads} torch threads",
         flush=True,
     )
     # Warm up kernels and allocators once, untimed, so no contender pays for going first.
@@ -256,21 +263,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": args.model,
         "suite": suite.name,
         "max_new_tokens": args.max_new_tokens,
-        "batch_size": args.batch_size,
+        "batch_size": batch_sizes[0],
         "threads": threads,
         "device": str(model.device),
     }
     torch.set_num_threads(threads)
     naive_texts, naive_seconds = run_naive(model, tokenizer, prompts, args.max_new_tokens)
-    torch.set_num_threads(threads)
-    report = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        progress=False,
-    )
+    why_not = "skipped (--no-lm-eval)" if args.no_lm_eval else lm_eval_available()
+
+    sweep: list[dict[str, Any]] = []
+    for batch_size in batch_sizes:
+        torch.set_num_threads(threads)
+        report = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=batch_size,
+            progress=False,
+        )
+        point: dict[str, Any] = {"batch_size": batch_size, "report": report}
+        if why_not is None:
+            torch.set_num_threads(threads)
+            point["lm_eval"] = run_lm_eval(
+                model, tokenizer, items, prompts, args.max_new_tokens, batch_size
+            )
+        sweep.append(point)
+
+    report, lm_eval = sweep[0]["report"], sweep[0].get("lm_eval")
     kaizen_texts = [o.text for o in report.outputs]
     kaizen_scores = score_all(items, kaizen_texts)
     tokens = report.new_tokens
@@ -293,13 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add("(a) naive, one prompt at a time", naive_seconds, naive_texts)
     add("(b) Kaizen evaluator", report.wall_seconds, kaizen_texts)
-    lm_eval = None
-    why_not = "skipped (--no-lm-eval)" if args.no_lm_eval else lm_eval_available()
-    if why_not is None:
-        torch.set_num_threads(threads)
-        lm_eval = run_lm_eval(
-            model, tokenizer, items, prompts, args.max_new_tokens, args.batch_size
-        )
+    if lm_eval is not None:
         add(
             "(c) lm-eval HF backend",
             lm_eval["generate_seconds"],
@@ -310,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: torch threads changed to {torch.get_num_threads()}", file=sys.stderr)
 
     print()
+    print(f"Batch size {batch_sizes[0]}:")
     print("| contender | wall s | tokens/s | outputs = Kaizen's | scores = Kaizen's | mean score |")
     print("|---|---|---|---|---|---|")
     for row in rows:
@@ -342,9 +357,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["lm_eval"] = why_not
     figures["contenders"] = rows
     figures["answer_tokens"] = tokens
+    figures["by_batch_size"] = [_sweep_point(point, naive_seconds) for point in sweep]
+    if len(sweep) > 1:
+        print_sweep(figures["by_batch_size"], len(items))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _sweep_point(point: dict[str, Any], naive_seconds: float) -> dict[str, Any]:
+    """One batch size's figures: Kaizen's time and, when lm-eval ran, its time and the ratios."""
+    report = point["report"]
+    texts = [o.text for o in report.outputs]
+    row: dict[str, Any] = {
+        "batch_size": point["batch_size"],
+        "kaizen_seconds": report.wall_seconds,
+        "speedup_vs_naive": naive_seconds / report.wall_seconds,
+    }
+    lm_eval = point.get("lm_eval")
+    if lm_eval is not None:
+        row.update(
+            {
+                "lm_eval_seconds": lm_eval["generate_seconds"],
+                "lm_eval_whole_run_seconds": lm_eval["total_seconds"],
+                "speedup_vs_lm_eval": lm_eval["generate_seconds"] / report.wall_seconds,
+                "speedup_vs_lm_eval_whole_run": lm_eval["total_seconds"] / report.wall_seconds,
+                "identical_outputs": sum(
+                    a == b for a, b in zip(texts, lm_eval["texts"], strict=True)
+                ),
+            }
+        )
+    return row
+
+
+def print_sweep(points: Sequence[dict[str, Any]], count: int) -> None:
+    """The batch-size sweep as a table: Kaizen and lm-eval at each size, and their ratio."""
+    print("\nBy batch size (Kaizen and lm-eval at the same size; lm-eval's generation phase):")
+    print("| batch | Kaizen s | lm-eval s | Kaizen vs lm-eval | vs naive | outputs equal |")
+    print("|---|---|---|---|---|---|")
+    for p in points:
+        if "lm_eval_seconds" in p:
+            lm = f"{p['lm_eval_seconds']:.1f} | {p['speedup_vs_lm_eval']:.2f}x"
+            same = f"{p['identical_outputs']}/{count}"
+        else:
+            lm, same = "- | -", "-"
+        print(
+            f"| {p['batch_size']} | {p['kaizen_seconds']:.1f} | {lm} "
+            f"| {p['speedup_vs_naive']:.2f}x | {same} |"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_defaults_are_pinned() -> None:
     spec = ImprovementCycleSpec()
     assert spec.model.name == BUNDLED_MODEL
     assert spec.evaluation.suite == "demo"
-    assert (spec.evaluation.max_new_tokens, spec.evaluation.batch_size) == (32, 16)
+    assert (spec.evaluation.max_new_tokens, spec.evaluation.batch_size) == (32, 64)
     assert (spec.analysis.max_priority_domains, spec.analysis.score_threshold) == (2, 0.7)
     t = spec.training
     assert (

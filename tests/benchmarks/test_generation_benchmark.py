@@ -26,7 +26,7 @@ def run_benchmark(model: Path, tmp_path: Path, *extra: str) -> subprocess.Comple
 
 
 def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: Path) -> None:
-    process = run_benchmark(tiny_model_dir, tmp_path)
+    process = run_benchmark(tiny_model_dir, tmp_path, "--batch-size", "2", "3")
     assert process.returncode == 0, process.stderr
     assert "Kaizen vs naive:" in process.stdout
     figures = json.loads((tmp_path / "figures.json").read_text())
@@ -42,6 +42,12 @@ def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: P
     assert names[2] == "(c) lm-eval HF backend"
     assert figures["lm_eval_same_prompts"] == 3
     assert figures["speedup_vs_lm_eval"] > 0
+    # The sweep: both contenders at each batch size, the first one the headline.
+    assert [p["batch_size"] for p in figures["by_batch_size"]] == [2, 3]
+    assert figures["batch_size"] == 2
+    assert all(p["identical_outputs"] == 3 for p in figures["by_batch_size"])
+    assert figures["by_batch_size"][0]["speedup_vs_lm_eval"] == figures["speedup_vs_lm_eval"]
+    assert "By batch size" in process.stdout
 
 
 def test_without_lm_eval_it_compares_naive_and_kaizen(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -51,6 +57,25 @@ def test_without_lm_eval_it_compares_naive_and_kaizen(tiny_model_dir: Path, tmp_
     assert "lm-eval not compared: skipped (--no-lm-eval)" in process.stdout
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert len(figures["contenders"]) == 2 and figures["speedup_vs_naive"] > 0
+    assert [p["batch_size"] for p in figures["by_batch_size"]] == [2]
+    assert "speedup_vs_lm_eval" not in figures["by_batch_size"][0]
+
+
+def test_a_sweep_without_lm_eval_times_kaizen_at_each_size(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval", "--batch-size", "1", "3")
+    assert process.returncode == 0, process.stderr
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert [p["batch_size"] for p in figures["by_batch_size"]] == [1, 3]
+    assert all(p["kaizen_seconds"] > 0 for p in figures["by_batch_size"])
+    assert "| 3 |" in process.stdout and "- | -" in process.stdout
+
+
+def test_a_bad_batch_size_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval", "--batch-size", "0")
+    assert process.returncode != 0
+    assert "--batch-size must be at least 1" in process.stderr
 
 
 @pytest.mark.parametrize("count", [1, 4, 7, 50, None])

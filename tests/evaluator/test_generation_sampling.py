@@ -284,3 +284,60 @@ def test_waiting_prompts_join_running_rows_without_changing_outputs(
     assert [o.new_tokens for o in batched.outputs] == [o.new_tokens for o in single.outputs]
     assert [o.truncated for o in batched.outputs] == [o.truncated for o in single.outputs]
     assert batched.wall_seconds > 0 and all(o.seconds > 0 for o in batched.outputs)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "pass_tokens", "expected"),
+    [
+        ([], 32, []),
+        ([7], 32, [(0, 1)]),
+        ([10, 10, 10], 0, [(0, 3)]),  # equal lengths: one pass, whatever a pass costs
+        ([40, 12, 12, 12], 0, [(0, 1), (1, 4)]),  # free passes: no padding at all
+        ([40, 12, 12, 12], 100, [(0, 4)]),  # padding (84 tokens) is cheaper than a pass
+        ([40, 12, 12, 12], 32, [(0, 1), (1, 4)]),  # 84 padded tokens cost more than a pass
+        ([40, 32, 31, 20, 20, 19], 32, [(0, 3), (3, 6)]),
+        ([9, 8, 7, 6, 5, 4, 3, 2], 1000, [(0, 8)]),
+    ],
+)
+def test_prefill_groups_minimise_padding_plus_passes(
+    lengths: list[int], pass_tokens: int, expected: list[tuple[int, int]]
+) -> None:
+    from kaizen.evaluator.generation import prefill_groups
+
+    assert prefill_groups(lengths, pass_tokens) == expected
+
+
+def test_prefill_groups_need_longest_first() -> None:
+    from kaizen.evaluator.generation import prefill_groups
+
+    with pytest.raises(ValueError, match="longest first"):
+        prefill_groups([3, 5], 32)
+
+
+@pytest.mark.parametrize("pass_tokens", [0, 10**9])
+def test_prefill_groups_change_no_output(
+    tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch, pass_tokens: int
+) -> None:
+    from kaizen.evaluator import generation
+
+    model, tokenizer, prompts = tiny
+    expected = generate(
+        model, tokenizer, prompts, max_new_tokens=10, batch_size=1, stop_strings=(), progress=False
+    )
+    passes: list[int] = []
+    real_forward = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["input_ids"].shape[1] > 1 and kwargs.get("attention_mask") is not None:
+            passes.append(kwargs["input_ids"].shape[0])
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    monkeypatch.setitem(generation.PREFILL_PASS_TOKENS, "cpu", pass_tokens)
+    grouped = generate(
+        model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
+    )
+    # Free passes: one per distinct prompt length; costly passes: every prompt in one.
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert len(passes) == (len({len(i) for i in ids}) if pass_tokens == 0 else 1)
+    assert texts(grouped) == texts(expected)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kaizen.api.step import run_step
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary, write_summary
+from kaizen.evaluator.generation import DEFAULT_BATCH_SIZE
 
 
 class UsageError(Exception):
@@ -148,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=16,
-        help="prompts generated together; halved on out-of-memory (default: 16)",
+        default=DEFAULT_BATCH_SIZE,
+        help="prompts generated together; halved on out-of-memory and kept halved, so start "
+        f"high (default: {DEFAULT_BATCH_SIZE})",
     )
     decoding = evaluate.add_argument_group("decoding (the defaults are greedy decoding)")
     decoding.add_argument(

@@ -29,7 +29,13 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.evaluator import models, stats
-from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, GenerationReport, Sampling, generate
+from kaizen.evaluator.generation import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_STOP_STRINGS,
+    GenerationReport,
+    Sampling,
+    generate,
+)
 from kaizen.evaluator.loglik import rank_choices
 from kaizen.evaluator.scoring import score
 from kaizen.evaluator.suites import load_suite
@@ -51,7 +57,7 @@ class EvaluateOptions:
     suite: str
     step: str
     max_new_tokens: int = 32
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     adapters: Sequence[str] = ()
     revision: str | None = None
     domains: Sequence[str] = ()

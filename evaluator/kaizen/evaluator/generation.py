@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover - torch is slow to import
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+#: Default batch size: start high; a batch that does not fit is halved and the size kept.
+DEFAULT_BATCH_SIZE = 64
+
 #: Default stop strings: a newline after some text ends a one-sentence answer.
 DEFAULT_STOP_STRINGS = ("\n",)
 
@@ -123,7 +126,13 @@ def cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
 def _is_oom(error: BaseException) -> bool:
     import torch
 
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+    message = str(error).lower()
+    # CUDA says "out of memory"; torch's CPU allocator "can't allocate memory".
+    return (
+        isinstance(error, torch.cuda.OutOfMemoryError)
+        or "out of memory" in message
+        or "can't allocate memory" in message
+    )
 
 
 def end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
@@ -192,6 +201,38 @@ def _output_cache(output: Any) -> Any:
 
 #: A prompt prefix shared by every row of a batch is computed once when it is at least this long.
 MIN_SHARED_PREFIX = 4
+
+
+#: What one more forward pass costs, in prompt tokens computed: on CPU a pass reads every weight
+#: once (about as long as computing ~30 tokens of a small model); on a GPU the fixed cost is
+#: kernel launches and weight reads, worth far more tokens.
+PREFILL_PASS_TOKENS = {"cpu": 32, "cuda": 256}
+
+
+def prefill_groups(lengths: Sequence[int], pass_tokens: int) -> list[tuple[int, int]]:
+    """Split prompts (longest first) into consecutive groups to prefill, each padded to its
+    longest prompt, minimising padded tokens + `pass_tokens` per group: `[(start, end), ...]`.
+
+    One group pads every prompt to the longest; a few long prompts among many short ones
+    would double the work, so they get a pass of their own when that costs less.
+    """
+    if any(a < b for a, b in zip(lengths, lengths[1:], strict=False)):
+        raise ValueError("prefill_groups needs lengths sorted longest first")
+    count = len(lengths)
+    # best[i]: the cheapest cost of prefilling prompts i.. (groups start where the longest is).
+    best = [0.0] * (count + 1)
+    cut = [count] * (count + 1)
+    for start in range(count - 1, -1, -1):
+        best[start] = math.inf
+        for end in range(count, start, -1):  # on a tie, the longer group (fewer passes)
+            cost = pass_tokens + lengths[start] * (end - start) + best[end]
+            if cost < best[start]:
+                best[start], cut[start] = cost, end
+    groups, start = [], 0
+    while start < count:
+        groups.append((start, cut[start]))
+        start = cut[start]
+    return groups
 
 
 def _shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
@@ -387,6 +428,9 @@ class _Decoder:
         common = _shared_prefix(token_lists)
         self.prefix_length = common if common >= MIN_SHARED_PREFIX else None
         self.prefixes: dict[tuple[int, ...], Any] = {}
+        self.pass_tokens = PREFILL_PASS_TOKENS.get(model.device.type, PREFILL_PASS_TOKENS["cuda"])
+        self.seconds: dict[int, float] = {}
+        """Each row's share of the wall time of the passes it was in."""
         self.largest = 0
         """The most rows that were in flight (or about to be) at once."""
 
@@ -397,7 +441,6 @@ class _Decoder:
         queue = deque(i for i in order if i not in self.results)
         flight: _InFlight | None = None
         new: dict[int, list[int]] = {}
-        seconds: dict[int, float] = {}
         generators: dict[int, torch.Generator] = {}
         with torch.inference_mode():
             while queue or flight is not None:
@@ -408,26 +451,16 @@ class _Decoder:
                 if queue and can_join:
                     admitted = [queue.popleft() for _ in range(min(free, len(queue)))]
                     self.largest = max(self.largest, batch_size - free + len(admitted))
-                    started = time.perf_counter()
-                    joining = _prefill(
-                        self.model,
-                        [self.token_lists[i] for i in admitted],
-                        admitted,
-                        self.pad_id,
-                        self.cache_keyword,
-                        self.sampling.repetition_penalty != 1.0,
-                        self.prefixes,
-                        self.prefix_length,
-                    )
-                    share = (time.perf_counter() - started) / len(admitted)
+                    for joining in self._prefill(admitted, queue):
+                        if flight is None:
+                            flight = joining
+                        else:
+                            flight.join(joining)
                     for index in admitted:
-                        new[index], seconds[index] = [], share
-                        seed = _row_seed(self.sampling.seed, index)
-                        generators[index] = torch.Generator().manual_seed(seed)
-                    if flight is None:
-                        flight = joining
-                    else:
-                        flight.join(joining)
+                        new[index] = []
+                        generators[index] = torch.Generator().manual_seed(
+                            _row_seed(self.sampling.seed, index)
+                        )
                 assert flight is not None
                 started = time.perf_counter()
                 tokens = _next_tokens(
@@ -438,7 +471,7 @@ class _Decoder:
                 )
                 slots = []
                 for slot, (row, token) in enumerate(zip(flight.rows, tokens.tolist(), strict=True)):
-                    if self._step_row(row, token, new[row], seconds[row]):
+                    if self._step_row(row, token, new[row]):
                         bar.update(1)
                     else:
                         slots.append(slot)
@@ -460,9 +493,41 @@ class _Decoder:
                 flight.next_position = flight.next_position + 1
                 share = (time.perf_counter() - started) / len(slots)
                 for row in flight.rows:
-                    seconds[row] += share
+                    self.seconds[row] += share
 
-    def _step_row(self, row: int, token: int, new: list[int], seconds: float) -> bool:
+    def _prefill(self, admitted: list[int], queue: deque[int]) -> list[_InFlight]:
+        """Prefill the admitted prompts (longest first) in length groups, each ready to join.
+
+        Where the model's cache cannot take joining rows (a sliding window, a recurrent
+        state), only the first group is prefilled and the others go back to the queue.
+        """
+        offset = self.prefix_length or 0
+        lengths = [len(self.token_lists[i]) - offset for i in admitted]
+        flights: list[_InFlight] = []
+        for start, end in prefill_groups(lengths, self.pass_tokens):
+            rows = admitted[start:end]
+            if flights and not _mergeable(flights[0].cache):
+                queue.extendleft(reversed(admitted[start:]))
+                break
+            started = time.perf_counter()
+            flights.append(
+                _prefill(
+                    self.model,
+                    [self.token_lists[i] for i in rows],
+                    rows,
+                    self.pad_id,
+                    self.cache_keyword,
+                    self.sampling.repetition_penalty != 1.0,
+                    self.prefixes,
+                    self.prefix_length,
+                )
+            )
+            share = (time.perf_counter() - started) / len(rows)
+            for index in rows:
+                self.seconds[index] = share
+        return flights
+
+    def _step_row(self, row: int, token: int, new: list[int]) -> bool:
         """Add `token` to `row`; True (and the row's result recorded) when the row is done."""
         ended = token in self.end_ids
         stopped = False
@@ -478,7 +543,7 @@ class _Decoder:
             text=cut_at_stop(text, self.stops[row])[0],
             new_tokens=len(new),
             prompt_tokens=len(self.token_lists[row]),
-            seconds=seconds,
+            seconds=self.seconds[row],
             truncated=not ended and not stopped,
         )
         return True

@@ -34,8 +34,9 @@ class EvaluationSpec(ApiModel):
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
     """Most tokens generated per item."""
 
-    batch_size: int = Field(default=16, ge=1, le=1024)
-    """Prompts generated together; larger is faster until memory runs out."""
+    batch_size: int = Field(default=64, ge=1, le=1024)
+    """Prompts generated together. Larger is faster until memory runs out; when a batch does
+    not fit, it is halved and the smaller size kept, so start high."""
 
     limit: int | None = Field(default=None, ge=1)
     """Evaluate only the first `limit` items of each domain (for smoke tests)."""
