@@ -72,6 +72,17 @@ def test_a_sweep_without_lm_eval_times_kaizen_at_each_size(
     assert "| 3 |" in process.stdout and "- | -" in process.stdout
 
 
+def test_without_naive_only_kaizen_and_lm_eval_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    process = run_benchmark(tiny_model_dir, tmp_path, "--no-naive", "--no-lm-eval")
+    assert process.returncode == 0, process.stderr
+    assert "naive not compared: skipped (--no-naive)" in process.stdout
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert [row["contender"] for row in figures["contenders"]] == ["(b) Kaizen evaluator"]
+    assert (
+        "speedup_vs_naive" not in figures and "speedup_vs_naive" not in figures["by_batch_size"][0]
+    )
+
+
 def test_a_bad_batch_size_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval", "--batch-size", "0")
     assert process.returncode != 0
