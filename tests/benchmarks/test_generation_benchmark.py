@@ -26,7 +26,7 @@ def run_benchmark(model: Path, tmp_path: Path, *extra: str) -> subprocess.Comple
 
 
 def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: Path) -> None:
-    process = run_benchmark(tiny_model_dir, tmp_path, "--batch-size", "2", "3")
+    process = run_benchmark(tiny_model_dir, tmp_path, "--batch-size", "2", "3", "--repeat", "2")
     assert process.returncode == 0, process.stderr
     assert "Kaizen vs naive:" in process.stdout
     figures = json.loads((tmp_path / "figures.json").read_text())
@@ -44,7 +44,7 @@ def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: P
     assert figures["speedup_vs_lm_eval"] > 0
     # The sweep: both contenders at each batch size, the first one the headline.
     assert [p["batch_size"] for p in figures["by_batch_size"]] == [2, 3]
-    assert figures["batch_size"] == 2
+    assert figures["batch_size"] == 2 and figures["repeat"] == 2
     assert all(p["identical_outputs"] == 3 for p in figures["by_batch_size"])
     assert figures["by_batch_size"][0]["speedup_vs_lm_eval"] == figures["speedup_vs_lm_eval"]
     assert "By batch size" in process.stdout
@@ -83,10 +83,19 @@ def test_without_naive_only_kaizen_and_lm_eval_run(tiny_model_dir: Path, tmp_pat
     )
 
 
-def test_a_bad_batch_size_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
-    process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval", "--batch-size", "0")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--batch-size", "0"), "--batch-size must be at least 1"),
+        (("--repeat", "0"), "--repeat must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused(
+    tiny_model_dir: Path, tmp_path: Path, option: tuple[str, str], message: str
+) -> None:
+    process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval", *option)
     assert process.returncode != 0
-    assert "--batch-size must be at least 1" in process.stderr
+    assert message in process.stderr
 
 
 @pytest.mark.parametrize("count", [1, 4, 7, 50, None])
