@@ -354,6 +354,58 @@ def test_a_job_that_vanishes_while_running_is_relaunched_then_given_up() -> None
     assert step_of(final, "evaluate-baseline").reason == "JobLost"
 
 
+def test_a_refused_job_keeps_its_step_pending_and_says_why() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    refused = StepObservation(
+        "evaluate-baseline",
+        StepState.PENDING,
+        reason="JobRejected",
+        message="the API refused Job demo-evaluate-baseline (403 Forbidden): exceeded quota",
+    )
+    decision = reconcile(
+        make_cycle(status=first.status),
+        {"evaluate-baseline": refused},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    record = step_of(decision, "evaluate-baseline")
+    assert (record.state, record.reason) == (StepState.PENDING, "JobRejected")
+    assert "exceeded quota" in (record.message or "")
+    assert [s.job_name for s in decision.start] == ["demo-evaluate-baseline"]  # retried
+    assert cond(decision, "Reconciling") == ("True", "JobRejected")
+    assert decision.status.phase == Phase.EVALUATING
+    # Once the Job exists, the step runs and the reason goes with it.
+    running = reconcile(
+        make_cycle(status=decision.status),
+        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    assert step_of(running, "evaluate-baseline").reason == "Running"
+    assert cond(running, "Reconciling") == ("True", "Running")
+
+
+def test_a_job_refused_for_good_fails_the_cycle_with_the_refusal() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    invalid = StepObservation(
+        "evaluate-baseline",
+        StepState.FAILED,
+        reason="JobRejected",
+        message="the API refused Job demo-evaluate-baseline (422 Invalid): spec.template...",
+    )
+    decision = reconcile(
+        make_cycle(status=first.status),
+        {"evaluate-baseline": invalid},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    assert decision.status.phase == Phase.FAILED
+    assert decision.status.failure_reason == "JobRejected"
+    assert "422 Invalid" in (decision.status.message or "")
+    assert decision.start == ()
+    assert cond(decision, "Stalled") == ("True", "JobRejected")
+
+
 def test_a_queued_step_is_reported_as_queued_not_failed() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
     queued = reconcile(

@@ -380,3 +380,63 @@ async def test_a_refused_job_is_retried_and_reported(
     assert status(kube)["steps"][0]["state"] == "Pending"  # recorded; relaunched on the next try
     (rejected,) = [e for e in events if e[1] == "JobRejected"]
     assert rejected[0] == "Warning" and "exceeded quota" in rejected[2]
+
+
+async def test_a_refused_job_is_explained_in_the_step_status_and_retried_until_it_fits(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    real_create = kube.create_job
+    refusing = True
+
+    async def maybe_refuse(manifest: dict[str, Any], owner_uid: str) -> Any:
+        if refusing:
+            kube.calls.append(("create_job", manifest["metadata"]["name"]))
+            raise _Refused()
+        return await real_create(manifest, owner_uid)
+
+    kube.create_job = maybe_refuse  # type: ignore[method-assign]
+    with pytest.raises(_Refused):
+        await reconciler.reconcile(NS, NAME)
+    with pytest.raises(_Refused):
+        await reconciler.reconcile(NS, NAME)  # retried: quota may free up
+    step = status(kube)["steps"][0]
+    assert (step["state"], step["reason"]) == ("Pending", "JobRejected")
+    assert "exceeded quota" in step["message"]
+    reconciling = next(c for c in status(kube)["conditions"] if c["type"] == "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "JobRejected")
+    assert status(kube)["phase"] != "Failed"
+
+    refusing = False  # the quota frees up: the Job is created and the step runs
+    await reconciler.reconcile(NS, NAME)
+    assert (NS, "demo-evaluate-baseline") in kube.jobs
+    kube.start("demo-evaluate-baseline")
+    await reconciler.reconcile(NS, NAME)
+    assert status(kube)["steps"][0]["reason"] == "Running"
+
+
+class _Invalid(Exception):
+    status = 422
+    reason = "Unprocessable Entity"
+    body = 'Job.batch "demo-evaluate-baseline" is invalid: spec.template.spec.containers[0]'
+
+
+async def test_a_job_the_api_calls_invalid_fails_the_cycle_once(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    async def invalid(manifest: dict[str, Any], owner_uid: str) -> Any:
+        kube.calls.append(("create_job", manifest["metadata"]["name"]))
+        raise _Invalid()
+
+    kube.create_job = invalid  # type: ignore[method-assign]
+    with pytest.raises(_Invalid):
+        await reconciler.reconcile(NS, NAME)
+    await reconciler.reconcile(NS, NAME)  # the refusal is final: no new attempt, no error
+    final = status(kube)
+    assert final["phase"] == "Failed" and final["failureReason"] == "JobRejected"
+    assert "422" in final["message"] and "is invalid" in final["message"]
+    assert [c for c in kube.calls if c[0] == "create_job"] == [
+        ("create_job", "demo-evaluate-baseline")
+    ]
+    await reconciler.reconcile(NS, NAME)
+    assert len([c for c in kube.calls if c[0] == "create_job"]) == 1
+    assert any(e[1] == "CycleFailed" for e in events)

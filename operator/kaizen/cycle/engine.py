@@ -35,6 +35,9 @@ TERMINAL_PHASES = (Phase.SUCCEEDED, Phase.FAILED)
 CONFIGURATION_ERROR = "ConfigurationError"
 STEP_FAILED = "StepFailed"
 INVALID_SPEC = "InvalidSpec"
+#: The API refused to create a step's Job: retried (quota, admission), or the cycle fails
+#: when the refusal cannot change (422 Invalid).
+JOB_REJECTED = "JobRejected"
 
 
 def reconcile(
@@ -116,6 +119,9 @@ class _Run:
         state = seen.state if seen else StepState.PENDING
         if state == StepState.PENDING:
             self._not_seen(record)
+            if seen is not None and seen.reason and record.state == StepState.PENDING:
+                # Not created yet, and the executor knows why (the API refused the Job).
+                record.reason, record.message = seen.reason, seen.message
         elif state in (StepState.QUEUED, StepState.RUNNING):
             if record.state != state:
                 record.state = state
@@ -194,6 +200,7 @@ class _Run:
             reason, message = summary.reason, summary.message
         else:
             reason = CONFIGURATION_ERROR if seen.exit_code == EXIT_CONFIG_ERROR else STEP_FAILED
+            reason = seen.reason or reason
             message = seen.message or f"exit code {seen.exit_code}"
         if seen.exit_code == EXIT_CONFIG_ERROR:
             reason = CONFIGURATION_ERROR
@@ -368,7 +375,10 @@ class _Run:
         self.events.append(CycleEvent("Normal", reason, message))
 
     def fail_cycle(self, failed: StepRecord) -> None:
-        reason = failed.reason if failed.reason == CONFIGURATION_ERROR else STEP_FAILED
+        # A configuration error or a refused Job needs a person; anything else is a failed step.
+        reason = (
+            failed.reason if failed.reason in (CONFIGURATION_ERROR, JOB_REJECTED) else STEP_FAILED
+        )
         self._fail(reason, f"step {failed.name} failed ({failed.reason}): {failed.message}")
 
     def _fail(self, reason: str, message: str) -> None:
@@ -466,7 +476,13 @@ def _summary_conditions(
             cond.STALLED: ("True", reason),
         }
     else:
-        reason = "Queued" if any(r.state == StepState.QUEUED for r in status.steps) else "Running"
+        rejected = [r for r in status.steps if r.reason == JOB_REJECTED]
+        if rejected:
+            reason, message = JOB_REJECTED, rejected[0].message or message
+        elif any(r.state == StepState.QUEUED for r in status.steps):
+            reason = "Queued"
+        else:
+            reason = "Running"
         values = {
             cond.SUCCEEDED: ("Unknown", reason),
             cond.READY: ("False", reason),

@@ -49,6 +49,10 @@ class StepObservation:
     message: str | None = None
     """What the executor can say when there is no summary (e.g. the Job's failure reason)."""
 
+    reason: str | None = None
+    """Why, in one CamelCase word, when the executor knows better than the engine (e.g.
+    `JobRejected`: the API refused to create the step's Job)."""
+
 
 @dataclass(frozen=True)
 class CycleEvent:

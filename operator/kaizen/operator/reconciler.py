@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from kaizen.api.cycle import SpecError, parse_cycle
 from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
-from kaizen.cycle.engine import INVALID_SPEC, invalid_spec, reconcile
+from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconcile
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
 from kaizen.operator.jobs import CycleRef, build_step_job, job_selector, observe_job
@@ -124,6 +124,9 @@ class CycleReconciler:
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
+        # The last refusal of each Job the API would not create, by (namespace, Job name):
+        # (owner uid, HTTP status, message). The next reconcile tells the engine.
+        self._refusals: dict[tuple[str, str], tuple[str, int, str]] = {}
 
     @property
     def busy(self) -> int:
@@ -202,14 +205,17 @@ class CycleReconciler:
                     )
                     errors.append(error)
                     if _rejected(error):
-                        # Retried, but a human probably has to act (quota, admission, bad value).
-                        self._post(
-                            body,
-                            CycleEvent(
-                                "Warning", "JobRejected", _rejection(invocation.job_name, error)
-                            ),
+                        # Retried, but a human probably has to act (quota, admission, bad value);
+                        # the step's status says why from the next reconcile on.
+                        message = _rejection(invocation.job_name, error)
+                        self._refusals[(namespace, invocation.job_name)] = (
+                            uid,
+                            int(getattr(error, "status", 0)),
+                            message,
                         )
+                        self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                 else:
+                    self._refusals.pop((namespace, invocation.job_name), None)
                     outcome.created.append(invocation.job_name)
                     started_kinds.append(invocation.kind)
 
@@ -247,6 +253,9 @@ class CycleReconciler:
                 continue
             job = by_name.get(record.job_name)
             if job is None:
+                refusal = self._refusal(namespace, record.job_name, uid)
+                if refusal is not None:
+                    observations[record.name] = dataclasses.replace(refusal, name=record.name)
                 continue
             # Only a finished Job's pods carry what the engine needs (the termination message).
             pods = (
@@ -264,6 +273,26 @@ class CycleReconciler:
             self.post_event(body, event.type, event.reason, event.message[:1024])
         except Exception as error:  # noqa: BLE001 - an Event is news, not state
             logger.warning("Posting event %s failed: %s", event.reason, error)
+
+    def _refusal(self, namespace: str, job_name: str, uid: str | None) -> StepObservation | None:
+        """What the engine should know of a Job the API refused to create, if it did.
+
+        422 Invalid cannot change by retrying the same manifest: the step fails (and so the
+        cycle, with reason JobRejected). Anything else (quota, an admission webhook, a missing
+        namespace) may clear: the step stays pending, is retried, and its status says why.
+        """
+        refused = self._refusals.get((namespace, job_name))
+        if refused is None or refused[0] != uid:
+            return None
+        _, status, message = refused
+        if status == 422:
+            del self._refusals[(namespace, job_name)]
+            return StepObservation(
+                name="", state=StepState.FAILED, reason=JOB_REJECTED, message=message
+            )
+        return StepObservation(
+            name="", state=StepState.PENDING, reason=JOB_REJECTED, message=message
+        )
 
 
 def _rejected(error: BaseException) -> bool:
