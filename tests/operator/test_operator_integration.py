@@ -9,6 +9,7 @@ of `tests/conftest.py`, the suite the shipped `demo` suite with two items per do
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,8 +86,10 @@ class Env:
         ]
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+@contextlib.contextmanager
+def operator_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, check_errors: bool
+) -> Iterator[Env]:
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     (tmp_path / "cluster").mkdir()
@@ -105,10 +108,29 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         # oversubscription that made parallel train steps ten times slower.
         JobSimulator(cluster, namespace, max_parallel=4, extra_env={"OMP_NUM_THREADS": "1"}) as sim,
         running_operator(
-            cluster, OPERATOR_MODULE, namespace, env=settings_env, check_errors=True, timeout=60
+            cluster,
+            OPERATOR_MODULE,
+            namespace,
+            env=settings_env,
+            check_errors=check_errors,
+            timeout=60,
         ),
     ):
         yield Env(cluster, namespace, artifacts, sim)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The operator must log no error at all."""
+    with operator_env(tmp_path, monkeypatch, check_errors=True) as handle:
+        yield handle
+
+
+@pytest.fixture
+def retrying_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """For tests where kopf retries a handler (it logs each retry as an error)."""
+    with operator_env(tmp_path, monkeypatch, check_errors=False) as handle:
+        yield handle
 
 
 def tiny_spec(model: Path, **overrides: Any) -> dict[str, Any]:
@@ -239,6 +261,39 @@ def test_an_invalid_spec_fails_at_once_naming_the_field(env: Env, tiny_model_dir
         what="an InvalidSpec Event",
     )
     assert warnings[0]["type"] == "Warning"
+    assert env.jobs() == [] and env.sim.runs == []
+
+
+def test_a_job_the_api_refuses_as_invalid_fails_the_cycle(
+    retrying_env: Env, tiny_model_dir: Path
+) -> None:
+    env = retrying_env
+    # An admission chain that calls the Job invalid, whatever is retried.
+    env.cluster.add_fault(
+        method="POST",
+        resource="batch/v1/jobs",
+        status=422,
+        reason="Invalid",
+        message='Job.batch "refused-evaluate-baseline" is invalid: spec.template: forbidden',
+        times=1000,
+    )
+    env.apply("refused", tiny_spec(tiny_model_dir))
+    cycle = env.wait_phase("refused", "Failed", timeout=60)
+    status = cycle["status"]
+    assert status["failureReason"] == "JobRejected"
+    assert "422" in status["message"] and "is invalid" in status["message"]
+    (step,) = status["steps"]
+    assert (step["state"], step["reason"]) == ("Failed", "JobRejected")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Stalled"]["status"], conditions["Stalled"]["reason"]) == (
+        "True",
+        "JobRejected",
+    )
+    rejected = wait_for(
+        lambda: [e for e in env.events("refused") if e["reason"] == "JobRejected"],
+        what="a JobRejected Event",
+    )
+    assert rejected[0]["type"] == "Warning" and "is invalid" in rejected[0]["message"]
     assert env.jobs() == [] and env.sim.runs == []
 
 
