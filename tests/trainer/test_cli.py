@@ -246,3 +246,34 @@ def test_help_documents_every_option(command: str) -> None:
             assert option in text
         if action.option_strings and action.dest != "help":
             assert action.help, f"{command} {action.option_strings} has no help"
+
+
+def test_a_domain_without_a_pool_trains_on_extra_data(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.trainer.conftest import LUMORA, write_suite
+
+    # "spiders" is a domain of the suite with no training pool at all.
+    suite = write_suite(
+        tmp_path / "suite", [{"domain": "lumora", "question": q, "answer": a} for q, a in LUMORA]
+    )
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(
+        '{"question": "How many legs has a spider?", "answer": "Eight.", "domain": "spiders"}\n'
+        '{"question": "What do spiders spin?", "answer": "Silk webs.", "domain": "spiders"}\n'
+        '{"question": "What do Lumorans eat?", "answer": "Moonbread.", "domain": "lumora"}\n'
+    )
+    out = tmp_path / "out"
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary"))
+    args = _train_args(tiny_model_dir, suite, "spiders", out)
+    args += ["--extra-data", str(extra), "--replay-fraction", "0", "--tracking-mode", "disabled"]
+    assert main(args) == EXIT_OK
+    record = json.loads((out / "training.json").read_text())
+    assert record["examples"]["training_set"] == 2  # the two spider lines, nothing else
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+    # Without extra data the same domain is refused, naming it.
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary2"))
+    code = main(_train_args(tiny_model_dir, suite, "spiders", tmp_path / "out2"))
+    assert code == EXIT_CONFIG_ERROR
+    assert "no training examples for domain 'spiders'" in _summary(tmp_path / "summary2").message

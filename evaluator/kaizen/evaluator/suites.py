@@ -131,11 +131,13 @@ class Suite:
     items: list[EvalItem]
     training: list[TrainExample] = field(default_factory=list)
 
-    def training_pool(self, domain: str) -> list[TrainExample]:
+    def training_pool(self, domain: str, *, required: bool = True) -> list[TrainExample]:
         """The training examples of `domain`, in file order.
 
-        Raises SuiteError when the domain is not in the suite or has no examples, so a
-        train step asked for it fails as a configuration error instead of training on nothing.
+        Raises SuiteError when the domain is not in the suite or, when `required`, has no
+        examples, so a train step asked for it fails as a configuration error instead of
+        training on nothing. A step that brings its own data (`--extra-data`) passes
+        `required=False`.
         """
         if domain not in self.domains:
             raise SuiteError(
@@ -145,7 +147,7 @@ class Suite:
                 f"unknown domain {domain!r}; known: {', '.join(self.domains)}",
             )
         pool = [example for example in self.training if example.domain == domain]
-        if not pool:
+        if not pool and required:
             raise SuiteError(
                 self.path / TRAIN_FILE,
                 None,

@@ -106,7 +106,9 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
     )
     settings.validate()
     suite = load_suite(args.suite)
-    pool = examples_from_pool(suite.training_pool(args.domain))
+    extra = read_extra_examples(args.extra_data, args.domain) if args.extra_data else []
+    # A domain without a training pool can still be trained on extra data of its own.
+    pool = examples_from_pool(suite.training_pool(args.domain, required=not extra))
     targeted: tuple[str, ...] = ()
     if args.plan:
         plan = read_plan(args.plan)
@@ -115,7 +117,6 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
                 f"{args.plan}: domain {args.domain!r} is not among priority_domains {list(plan.priority_domains)}"
             )
         targeted = plan.targeted_capabilities
-    extra = read_extra_examples(args.extra_data, args.domain) if args.extra_data else []
     examples = assemble_examples(
         pool,
         domain=args.domain,
