@@ -68,6 +68,7 @@ def test_wire_format_is_camel_case() -> None:
         ({"model": {"name": "a b"}}, "spec.model"),
         ({"tracking": {"apiKeySecret": {"name": "wandb"}}}, "spec.tracking.apiKeySecret.key"),
         ({"colour": "blue"}, "spec.colour: unknown field"),
+        ({"training": {"extraData": ""}}, "spec.training.extraData"),
     ],
 )
 def test_a_wrong_field_is_rejected_with_its_path(spec: dict[str, object], field: str) -> None:

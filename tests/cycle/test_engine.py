@@ -189,6 +189,23 @@ def test_later_steps_consume_the_paths_earlier_steps_reported() -> None:
     assert candidate[candidate.index("--adapter") + 1] == f"{ROOT}/ml/demo/merge/adapter"
 
 
+@pytest.mark.parametrize("extra", [None, "/artifacts/data/feedback.jsonl"])
+def test_extra_training_data_reaches_every_train_step_and_nothing_else(extra: str | None) -> None:
+    spec = {"training": {"extraData": extra}} if extra else None
+    decisions = drive(make_cycle(spec))
+    by_name = {s.name: s for d in decisions for s in d.start}
+    trains = [s for name, s in by_name.items() if name.startswith("train-")]
+    assert len(trains) == 2
+    for train in trains:
+        argv = list(train.argv)
+        if extra is None:
+            assert "--extra-data" not in argv
+        else:
+            assert argv[argv.index("--extra-data") + 1] == extra
+    others = [s for name, s in by_name.items() if not name.startswith("train-")]
+    assert all("--extra-data" not in s.argv for s in others)
+
+
 def test_a_starting_adapter_is_applied_everywhere_and_kept_on_promotion() -> None:
     decisions = drive(make_cycle({"model": {"adapters": ["/artifacts/ml/prev/merge/adapter"]}}))
     by_name = {s.name: s for d in decisions for s in d.start}

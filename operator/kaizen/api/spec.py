@@ -93,6 +93,13 @@ class TrainingSpec(ApiModel):
     """Share of each adapter's training set drawn from the suite's other domains (rehearsal),
     so the adapter learns its domain without forgetting what the model already knew."""
 
+    extra_data: str | None = Field(default=None, min_length=1)
+    """Your own training data: a JSONL file of `{"question", "answer", "domain",
+    "capability"}` lines (`domain` and `capability` optional) on a volume the Jobs mount (the
+    artifact PVC). Each adapter adds the lines of its domain (lines without a domain go to
+    every adapter) to the suite's training pool; a domain with no pool trains on them alone.
+    A malformed line fails the train step naming the file and line."""
+
 
 class MergeSpec(ApiModel):
     """How the per-domain adapters are combined into one candidate adapter."""

@@ -144,6 +144,8 @@ class StepPlanner:
         argv += ["--batch-size", str(training.batch_size)]
         argv += ["--max-seq-length", str(training.max_seq_length), "--seed", str(training.seed)]
         argv += ["--replay-fraction", str(training.replay_fraction)]
+        if training.extra_data:
+            argv += ["--extra-data", training.extra_data]
         return self._invocation(step, "trainer", argv + self._common(step), attempt)
 
     def merge(self, sources: list[tuple[str, str]], attempt: int = 1) -> StepInvocation:
