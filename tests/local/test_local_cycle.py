@@ -43,8 +43,16 @@ def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_kaizen_run_goes_through_every_phase_and_resumes(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    # The cycle brings training data of its own: a line for every domain, one for none.
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(
+        '{"question": "Say hello.", "answer": "Hello."}\n'
+        '{"question": "Unused?", "answer": "Yes.", "domain": "no-such-domain"}\n'
+    )
     cycle_file = tmp_path / "cycle.yaml"
-    cycle_file.write_text(yaml.safe_dump(tiny_cycle(tiny_model_dir)))
+    cycle_file.write_text(
+        yaml.safe_dump(tiny_cycle(tiny_model_dir, training={"extraData": str(extra)}))
+    )
     run = kaizen(
         "run", str(cycle_file), "--artifacts", str(tmp_path / "art"), "--quiet", cwd=tmp_path
     )
@@ -58,7 +66,11 @@ def test_kaizen_run_goes_through_every_phase_and_resumes(
     steps = [s["name"] for s in saved["steps"]]
     assert steps[:2] == ["evaluate-baseline", "analyze"]
     assert steps[-3:] == ["merge", "evaluate-candidate", "validate"]
-    assert len([s for s in steps if s.startswith("train-")]) == 2
+    trained = [s for s in steps if s.startswith("train-")]
+    assert len(trained) == 2
+    for step in trained:
+        record = json.loads((cycle_dir / step / "training.json").read_text())
+        assert record["examples"]["extra"] == 1  # the line without a domain, in every adapter
     for step in steps:
         assert (cycle_dir / step / "summary.json").exists(), step
     baseline = json.loads((cycle_dir / "evaluate-baseline" / "results.json").read_text())
