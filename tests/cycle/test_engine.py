@@ -402,6 +402,38 @@ def test_a_refused_job_keeps_its_step_pending_and_says_why() -> None:
     assert cond(running, "Reconciling") == ("True", "Running")
 
 
+def test_a_stuck_pod_is_named_in_the_step_and_the_reconciling_condition() -> None:
+    first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
+    pulling = StepObservation(
+        "evaluate-baseline",
+        StepState.RUNNING,
+        reason="ImagePullBackOff",
+        message='container step: ImagePullBackOff: Back-off pulling image "kaizen:nope"',
+    )
+    stuck = reconcile(
+        make_cycle(status=first.status), {"evaluate-baseline": pulling}, artifact_root=ROOT, now=NOW
+    )
+    record = step_of(stuck, "evaluate-baseline")
+    assert (record.state, record.reason) == (StepState.RUNNING, "ImagePullBackOff")
+    assert cond(stuck, "Reconciling") == ("True", "ImagePullBackOff")
+    assert stuck.status.phase == Phase.EVALUATING  # not failed: fixing the image is enough
+    again = reconcile(
+        make_cycle(status=stuck.status),
+        {"evaluate-baseline": pulling},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    assert again.status == stuck.status and again.events == ()
+    moving = reconcile(
+        make_cycle(status=stuck.status),
+        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
+        artifact_root=ROOT,
+        now=LATER,
+    )
+    assert step_of(moving, "evaluate-baseline").reason == "Running"
+    assert cond(moving, "Reconciling") == ("True", "Running")
+
+
 def test_a_job_refused_for_good_fails_the_cycle_with_the_refusal() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
     invalid = StepObservation(

@@ -221,6 +221,30 @@ def _pod(
     }
 
 
+def _pending_pod(
+    *, unschedulable: str | None = None, waiting: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Pending"}
+    if unschedulable is not None:
+        status["conditions"] = [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": unschedulable,
+            }
+        ]
+    if waiting is not None:
+        reason, message = waiting
+        status["containerStatuses"] = [
+            {"name": "step", "state": {"waiting": {"reason": reason, "message": message}}}
+        ]
+    return {
+        "metadata": {"name": "p1", "creationTimestamp": "2025-01-01T00:00:00Z"},
+        "status": status,
+    }
+
+
 COMPLETE = ("Complete", "", "")
 OK_JSON = SUMMARY_OK.model_dump_json(by_alias=True)
 CONFIG_JSON = SUMMARY_CONFIG.model_dump_json(by_alias=True)
@@ -230,6 +254,42 @@ CASES = [
     ("suspended by Kueue", _job(suspend=True), [], StepState.QUEUED, None, None, "suspended"),
     ("created, no pods yet", _job(), [], StepState.QUEUED, None, None, "no pods"),
     ("active", _job(active=1), [], StepState.RUNNING, None, None, None),
+    (
+        "no node has a free GPU",
+        _job(active=1),
+        [_pending_pod(unschedulable="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")],
+        StepState.QUEUED,
+        None,
+        None,
+        "waiting for a node: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    ),
+    (
+        "the artifact claim is missing in this namespace",
+        _job(active=1),
+        [_pending_pod(unschedulable='persistentvolumeclaim "kaizen-artifacts" not found')],
+        StepState.QUEUED,
+        None,
+        None,
+        'persistentvolumeclaim "kaizen-artifacts" not found',
+    ),
+    (
+        "the image cannot be pulled",
+        _job(active=1),
+        [_pending_pod(waiting=("ImagePullBackOff", 'Back-off pulling image "kaizen:nope"'))],
+        StepState.RUNNING,
+        None,
+        None,
+        'container step: ImagePullBackOff: Back-off pulling image "kaizen:nope"',
+    ),
+    (
+        "a pod still creating its container is just running",
+        _job(active=1),
+        [_pending_pod(waiting=("ContainerCreating", ""))],
+        StepState.RUNNING,
+        None,
+        None,
+        None,
+    ),
     (
         "complete with summary",
         _job(conditions=[COMPLETE]),
@@ -417,3 +477,17 @@ def test_torch_threads_follow_the_cpu_request(quantity: str, threads: int) -> No
 def test_jobs_limit_torch_threads_to_their_cpu_request() -> None:
     assert _env(_gpu_trainer_job())["OMP_NUM_THREADS"] == "8"
     assert _env(_cpu_evaluator_job())["OMP_NUM_THREADS"] == "1"  # the operator's default cpu
+
+
+@pytest.mark.parametrize(
+    ("pod", "reason"),
+    [
+        (_pending_pod(unschedulable="0/1 nodes are available"), "Unschedulable"),
+        (_pending_pod(waiting=("ErrImagePull", "not found")), "ErrImagePull"),
+        (_pending_pod(waiting=("CreateContainerConfigError", 'secret "wandb" not found')),
+         "CreateContainerConfigError"),
+        (_pending_pod(waiting=("ContainerCreating", "")), None),
+    ],
+)  # fmt: skip
+def test_a_stuck_pod_names_its_reason(pod: dict[str, Any], reason: str | None) -> None:
+    assert observe_job(_job(active=1), [pod]).reason == reason

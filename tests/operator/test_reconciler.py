@@ -440,3 +440,26 @@ async def test_a_job_the_api_calls_invalid_fails_the_cycle_once(
     await reconciler.reconcile(NS, NAME)
     assert len([c for c in kube.calls if c[0] == "create_job"]) == 1
     assert any(e[1] == "CycleFailed" for e in events)
+
+
+async def test_a_pod_that_cannot_pull_its_image_is_named_in_the_status(
+    kube: FakeKube, reconciler: CycleReconciler
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    kube.start("demo-evaluate-baseline")
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "kaizen:nope"'}
+    kube.pods["demo-evaluate-baseline"] = [
+        {
+            "metadata": {"name": "demo-evaluate-baseline-x", "creationTimestamp": NOW},
+            "status": {
+                "phase": "Pending",
+                "containerStatuses": [{"name": "step", "state": {"waiting": waiting}}],
+            },
+        }
+    ]
+    await reconciler.reconcile(NS, NAME)
+    step = status(kube)["steps"][0]
+    assert (step["state"], step["reason"]) == ("Running", "ImagePullBackOff")
+    assert "kaizen:nope" in step["message"]
+    reconciling = next(c for c in status(kube)["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["reason"] == "ImagePullBackOff"

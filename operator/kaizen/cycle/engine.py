@@ -38,6 +38,8 @@ INVALID_SPEC = "InvalidSpec"
 #: The API refused to create a step's Job: retried (quota, admission), or the cycle fails
 #: when the refusal cannot change (422 Invalid).
 JOB_REJECTED = "JobRejected"
+#: Reasons of a step that is moving normally (anything else names a problem).
+PROGRESS_REASONS = frozenset({None, "Launched", "Relaunched", "Queued", "Running"})
 
 
 def reconcile(
@@ -123,12 +125,15 @@ class _Run:
                 # Not created yet, and the executor knows why (the API refused the Job).
                 record.reason, record.message = seen.reason, seen.message
         elif state in (StepState.QUEUED, StepState.RUNNING):
-            if record.state != state:
-                record.state = state
-                record.reason = "Queued" if state == StepState.QUEUED else "Running"
-                record.message = (seen.message if seen else None) or (
-                    "waiting for quota or capacity" if state == StepState.QUEUED else "running"
-                )
+            queued = state == StepState.QUEUED
+            reason = (seen.reason if seen else None) or ("Queued" if queued else "Running")
+            message = (seen.message if seen else None) or (
+                "waiting for quota or capacity" if queued else "running"
+            )
+            # A pod stuck on its image or waiting for a node says so here, and again when it
+            # moves on; the same observation twice changes nothing.
+            if (record.state, record.reason, record.message) != (state, reason, message):
+                record.state, record.reason, record.message = state, reason, message
         elif state == StepState.SUCCEEDED:
             assert seen is not None
             self._succeeded(record, seen)
@@ -476,9 +481,15 @@ def _summary_conditions(
             cond.STALLED: ("True", reason),
         }
     else:
-        rejected = [r for r in status.steps if r.reason == JOB_REJECTED]
-        if rejected:
-            reason, message = JOB_REJECTED, rejected[0].message or message
+        # A step held up by something a person must fix (a refused Job, an image that cannot
+        # be pulled, no node for its pod) names the problem in Reconciling.
+        held = [
+            r
+            for r in status.steps
+            if r.state not in TERMINAL_STEP_STATES and r.reason not in PROGRESS_REASONS
+        ]
+        if held:
+            reason, message = held[0].reason or "Running", held[0].message or message
         elif any(r.state == StepState.QUEUED for r in status.steps):
             reason = "Queued"
         else:

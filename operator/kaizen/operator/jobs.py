@@ -351,8 +351,53 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         return StepObservation(
             name=name, state=StepState.QUEUED, message="Job is suspended (waiting for quota)"
         )
+    stuck = _stuck(newest[0]) if newest else None
+    if stuck is not None:
+        state, reason, message = stuck
+        return StepObservation(name=name, state=state, reason=reason, message=message)
     if status.get("active"):
         return StepObservation(name=name, state=StepState.RUNNING)
     if not pods:
         return StepObservation(name=name, state=StepState.QUEUED, message="Job has no pods yet")
     return StepObservation(name=name, state=StepState.RUNNING)
+
+
+#: Container waiting reasons that do not clear by themselves: someone has to act.
+STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def _stuck(pod: Mapping[str, Any]) -> tuple[StepState, str, str] | None:
+    """Why the step's newest pod is not running, when it says: (state, reason, message).
+
+    A pod the scheduler cannot place (no GPU node free, a missing volume claim, a taint) is
+    Queued with the scheduler's reason; a container that cannot start (an image that cannot
+    be pulled, a missing Secret) is reported with the kubelet's reason. The Job itself only
+    shows such a pod as active, so without this a cycle would look Running for ever.
+    """
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            detail = " ".join(str(condition.get("message") or "").split())[:500]
+            return StepState.QUEUED, reason, f"waiting for a node: {detail or reason}"
+    containers = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK_WAITING_REASONS:
+            detail = " ".join(str(waiting.get("message") or "").split())[:500]
+            message = f"container {container.get('name', CONTAINER)}: {waiting['reason']}"
+            return StepState.RUNNING, waiting["reason"], message + (f": {detail}" if detail else "")
+    return None

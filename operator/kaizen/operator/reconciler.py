@@ -257,12 +257,9 @@ class CycleReconciler:
                 if refusal is not None:
                     observations[record.name] = dataclasses.replace(refusal, name=record.name)
                 continue
-            # Only a finished Job's pods carry what the engine needs (the termination message).
-            pods = (
-                await self.kube.list_job_pods(namespace, record.job_name)
-                if job_finished(job)
-                else []
-            )
+            # A finished Job's pods carry the termination message; an unfinished one's say
+            # why they are not running (no node for them, an image that cannot be pulled).
+            pods = await self.kube.list_job_pods(namespace, record.job_name)
             observations[record.name] = dataclasses.replace(
                 observe_job(job, pods), name=record.name
             )
