@@ -77,7 +77,7 @@ def wait_for(
     probe: Callable[[], T],
     until: Callable[[T], Any] = bool,
     *,
-    timeout: float = 20.0,
+    timeout: float = 60.0,
     interval: float = 0.02,
     what: str | None = None,
 ) -> T:

@@ -275,7 +275,7 @@ def test_watch_sees_live_changes_and_too_old_rv(cluster, co, namespace):
         what="ADDED then DELETED (second item: the watcher's errors)",
     )
     cluster.drop_watches()
-    thread.join(timeout=5)
+    thread.join(timeout=30)
     assert not thread.is_alive()
 
     cluster.call(lambda: setattr(cluster.emulator, "_events_floor", 10**6))

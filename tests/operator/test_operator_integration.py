@@ -249,7 +249,7 @@ def test_an_invalid_spec_fails_at_once_naming_the_field(env: Env, tiny_model_dir
     spec = tiny_spec(tiny_model_dir)
     spec["evaluation"]["maxNewTokens"] = 0
     env.apply("invalid", spec)
-    cycle = env.wait_phase("invalid", "Failed", timeout=30)
+    cycle = env.wait_phase("invalid", "Failed", timeout=60)
     status = cycle["status"]
     assert status["failureReason"] == "InvalidSpec"
     assert "spec.evaluation.maxNewTokens" in status["message"]
@@ -299,7 +299,7 @@ def test_a_job_the_api_refuses_as_invalid_fails_the_cycle(
 
 def test_deleting_a_cycle_removes_its_jobs(env: Env, tiny_model_dir: Path) -> None:
     env.apply("doomed", tiny_spec(tiny_model_dir))
-    wait_for(env.jobs, until=lambda jobs: len(jobs) == 1, what="the first Job", timeout=30)
+    wait_for(env.jobs, until=lambda jobs: len(jobs) == 1, what="the first Job", timeout=60)
     env.api.delete_namespaced_custom_object(G, V, env.namespace, P, "doomed")
     wait_for(lambda: env.cycle("doomed"), until=lambda c: c is None, what="the cycle to go")
     wait_for(env.jobs, until=lambda jobs: jobs == [], what="its Jobs to go")
