@@ -322,6 +322,18 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([tensor.new_zeros(shape), tensor], dim=axis)
 
 
+def _sliding_window(model: PreTrainedModel) -> int | None:
+    """The attention window of a model with sliding-window layers, else None."""
+    config = getattr(model, "config", None)
+    window = getattr(config, "sliding_window", None)
+    if not isinstance(window, int) or window <= 0:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and not any("sliding" in str(kind) for kind in layer_types):
+        return None
+    return window
+
+
 def _mergeable(cache: Any) -> bool:
     # Rows can join a running batch only when every layer is a plain growing key/value cache
     # (not a sliding window or a recurrent state): then padding the columns is all it takes.
@@ -431,6 +443,13 @@ class _Decoder:
         self.pass_tokens = PREFILL_PASS_TOKENS.get(model.device.type, PREFILL_PASS_TOKENS["cuda"])
         self.seconds: dict[int, float] = {}
         """Each row's share of the wall time of the passes it was in."""
+        self.mergeable: bool | None = None
+        """Whether waiting rows can join running ones (known after the first prompt pass)."""
+        window = _sliding_window(model)
+        longest = max((len(ids) for ids in token_lists), default=0)
+        self.unpadded = window is not None and longest + max_new_tokens > window
+        """Rows are batched only with rows of the same length: in a sliding window, padding
+        would take the place of real tokens once a row outgrows the window."""
         self.largest = 0
         """The most rows that were in flight (or about to be) at once."""
 
@@ -498,15 +517,23 @@ class _Decoder:
     def _prefill(self, admitted: list[int], queue: deque[int]) -> list[_InFlight]:
         """Prefill the admitted prompts (longest first) in length groups, each ready to join.
 
-        Where the model's cache cannot take joining rows (a sliding window, a recurrent
-        state), only the first group is prefilled and the others go back to the queue.
+        Rows can join only a plain growing cache (not a sliding window or a recurrent
+        state), which the first pass shows: until then only the first group is prefilled
+        (the others go back to the queue), and for a model whose cache cannot take joining
+        rows every later admission is one group, the batch it always was.
         """
         offset = self.prefix_length or 0
         lengths = [len(self.token_lists[i]) - offset for i in admitted]
+        if self.unpadded:
+            groups = prefill_groups(lengths, 0)  # one group per length: no padding at all
+        elif self.mergeable is False:
+            groups = [(0, len(admitted))]
+        else:
+            groups = prefill_groups(lengths, self.pass_tokens)
         flights: list[_InFlight] = []
-        for start, end in prefill_groups(lengths, self.pass_tokens):
+        for start, end in groups:
             rows = admitted[start:end]
-            if flights and not _mergeable(flights[0].cache):
+            if flights and (not self.mergeable or self.unpadded):
                 queue.extendleft(reversed(admitted[start:]))
                 break
             started = time.perf_counter()
@@ -522,6 +549,8 @@ class _Decoder:
                     self.prefix_length,
                 )
             )
+            if self.mergeable is None:
+                self.mergeable = _mergeable(flights[0].cache)
             share = (time.perf_counter() - started) / len(rows)
             for index in rows:
                 self.seconds[index] = share
