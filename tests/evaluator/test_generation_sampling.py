@@ -194,12 +194,12 @@ def test_defaults_are_greedy() -> None:
 def test_the_shared_prompt_prefix_is_computed_once_and_changes_nothing(
     tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kaizen.evaluator import generation
+    from kaizen.evaluator import batching
 
     model, tokenizer, prompts = tiny
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    shared = generation._shared_prefix(ids)
-    assert shared >= generation.MIN_SHARED_PREFIX  # the chat template's system turn
+    shared = batching.shared_prefix(ids)
+    assert shared >= batching.MIN_SHARED_PREFIX  # the chat template's system turn
     assert len({len(i) for i in ids}) > 1  # rows of different lengths: padding in the middle
     real_forward = model.forward
     prefix_passes: list[int] = []
@@ -214,7 +214,7 @@ def test_the_shared_prompt_prefix_is_computed_once_and_changes_nothing(
         model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
     )
     assert prefix_passes == [shared]
-    monkeypatch.setattr(generation, "MIN_SHARED_PREFIX", 10**9)
+    monkeypatch.setattr(batching, "MIN_SHARED_PREFIX", 10**9)
     without = generate(
         model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
     )
@@ -234,15 +234,15 @@ def test_the_shared_prompt_prefix_is_computed_once_and_changes_nothing(
     ],
 )
 def test_shared_prefix_length(lists: list[list[int]], expected: int) -> None:
-    from kaizen.evaluator.generation import _shared_prefix
+    from kaizen.evaluator.batching import shared_prefix
 
-    assert _shared_prefix(lists) == expected
+    assert shared_prefix(lists) == expected
 
 
 def test_waiting_prompts_join_running_rows_without_changing_outputs(
     tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kaizen.evaluator import generation
+    from kaizen.evaluator import batching
 
     model, tokenizer, _ = tiny
     prompts = [format_prompt(tokenizer, f"{q} {'Why? ' * n}") for n in range(3) for q in QUESTIONS]
@@ -252,13 +252,13 @@ def test_waiting_prompts_join_running_rows_without_changing_outputs(
     # A stop string some rows reach early and others never: rows finish at different steps.
     stop = free.outputs[0].text.strip()[2]
     joins: list[int] = []
-    real_join = generation._InFlight.join
+    real_join = batching.InFlight.join
 
     def counting(self: Any, other: Any) -> None:
         joins.append(len(other.rows))
         real_join(self, other)
 
-    monkeypatch.setattr(generation._InFlight, "join", counting)
+    monkeypatch.setattr(batching.InFlight, "join", counting)
     single = generate(
         model, tokenizer, prompts, max_new_tokens=12, batch_size=1, stop_strings=(stop,),
         progress=False,
@@ -302,13 +302,13 @@ def test_waiting_prompts_join_running_rows_without_changing_outputs(
 def test_prefill_groups_minimise_padding_plus_passes(
     lengths: list[int], pass_tokens: int, expected: list[tuple[int, int]]
 ) -> None:
-    from kaizen.evaluator.generation import prefill_groups
+    from kaizen.evaluator.batching import prefill_groups
 
     assert prefill_groups(lengths, pass_tokens) == expected
 
 
 def test_prefill_groups_need_longest_first() -> None:
-    from kaizen.evaluator.generation import prefill_groups
+    from kaizen.evaluator.batching import prefill_groups
 
     with pytest.raises(ValueError, match="longest first"):
         prefill_groups([3, 5], 32)
@@ -318,7 +318,7 @@ def test_prefill_groups_need_longest_first() -> None:
 def test_prefill_groups_change_no_output(
     tiny: tuple[Any, Any, list[str]], monkeypatch: pytest.MonkeyPatch, pass_tokens: int
 ) -> None:
-    from kaizen.evaluator import generation
+    from kaizen.evaluator import batching
 
     model, tokenizer, prompts = tiny
     expected = generate(
@@ -333,7 +333,7 @@ def test_prefill_groups_change_no_output(
         return real_forward(*args, **kwargs)
 
     monkeypatch.setattr(model, "forward", counting)
-    monkeypatch.setitem(generation.PREFILL_PASS_TOKENS, "cpu", pass_tokens)
+    monkeypatch.setitem(batching.PREFILL_PASS_TOKENS, "cpu", pass_tokens)
     grouped = generate(
         model, tokenizer, prompts, max_new_tokens=10, batch_size=8, stop_strings=(), progress=False
     )
