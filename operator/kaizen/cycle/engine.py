@@ -204,8 +204,7 @@ class _Run:
         if summary is not None and not summary.ok:
             reason, message = summary.reason, summary.message
         else:
-            reason = CONFIGURATION_ERROR if seen.exit_code == EXIT_CONFIG_ERROR else STEP_FAILED
-            reason = seen.reason or reason
+            reason = seen.reason or STEP_FAILED
             message = seen.message or f"exit code {seen.exit_code}"
         if seen.exit_code == EXIT_CONFIG_ERROR:
             reason = CONFIGURATION_ERROR

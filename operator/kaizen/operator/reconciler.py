@@ -253,9 +253,9 @@ class CycleReconciler:
                 continue
             job = by_name.get(record.job_name)
             if job is None:
-                refusal = self._refusal(namespace, record.job_name, uid)
+                refusal = self._refusal(namespace, record.name, record.job_name, uid)
                 if refusal is not None:
-                    observations[record.name] = dataclasses.replace(refusal, name=record.name)
+                    observations[record.name] = refusal
                 continue
             # A finished Job's pods carry the termination message; an unfinished one's say
             # why they are not running (no node for them, an image that cannot be pulled).
@@ -271,7 +271,9 @@ class CycleReconciler:
         except Exception as error:  # noqa: BLE001 - an Event is news, not state
             logger.warning("Posting event %s failed: %s", event.reason, error)
 
-    def _refusal(self, namespace: str, job_name: str, uid: str | None) -> StepObservation | None:
+    def _refusal(
+        self, namespace: str, step: str, job_name: str, uid: str | None
+    ) -> StepObservation | None:
         """What the engine should know of a Job the API refused to create, if it did.
 
         422 Invalid cannot change by retrying the same manifest: the step fails (and so the
@@ -284,12 +286,8 @@ class CycleReconciler:
         _, status, message = refused
         if status == 422:
             del self._refusals[(namespace, job_name)]
-            return StepObservation(
-                name="", state=StepState.FAILED, reason=JOB_REJECTED, message=message
-            )
-        return StepObservation(
-            name="", state=StepState.PENDING, reason=JOB_REJECTED, message=message
-        )
+        state = StepState.FAILED if status == 422 else StepState.PENDING
+        return StepObservation(name=step, state=state, reason=JOB_REJECTED, message=message)
 
 
 def _rejected(error: BaseException) -> bool:
