@@ -351,10 +351,9 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         return StepObservation(
             name=name, state=StepState.QUEUED, message="Job is suspended (waiting for quota)"
         )
-    stuck = _stuck(newest[0]) if newest else None
+    stuck = _stuck(name, newest[0]) if newest else None
     if stuck is not None:
-        state, reason, message = stuck
-        return StepObservation(name=name, state=state, reason=reason, message=message)
+        return stuck
     if status.get("active"):
         return StepObservation(name=name, state=StepState.RUNNING)
     if not pods:
@@ -374,8 +373,12 @@ STUCK_WAITING_REASONS = frozenset(
 )
 
 
-def _stuck(pod: Mapping[str, Any]) -> tuple[StepState, str, str] | None:
-    """Why the step's newest pod is not running, when it says: (state, reason, message).
+def _one_line(text: Any, limit: int = 500) -> str:
+    return " ".join(str(text or "").split())[:limit]
+
+
+def _stuck(name: str, pod: Mapping[str, Any]) -> StepObservation | None:
+    """Why the step's newest pod is not running, when it says.
 
     A pod the scheduler cannot place (no GPU node free, a missing volume claim, a taint) is
     Queued with the scheduler's reason; a container that cannot start (an image that cannot
@@ -388,16 +391,24 @@ def _stuck(pod: Mapping[str, Any]) -> tuple[StepState, str, str] | None:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             reason = condition.get("reason") or "Unschedulable"
-            detail = " ".join(str(condition.get("message") or "").split())[:500]
-            return StepState.QUEUED, reason, f"waiting for a node: {detail or reason}"
+            detail = _one_line(condition.get("message")) or reason
+            return StepObservation(
+                name, StepState.QUEUED, reason=reason, message=f"waiting for a node: {detail}"
+            )
     containers = [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
     for container in containers:
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in STUCK_WAITING_REASONS:
-            detail = " ".join(str(waiting.get("message") or "").split())[:500]
-            message = f"container {container.get('name', CONTAINER)}: {waiting['reason']}"
-            return StepState.RUNNING, waiting["reason"], message + (f": {detail}" if detail else "")
+        reason = waiting.get("reason")
+        if reason in STUCK_WAITING_REASONS:
+            detail = _one_line(waiting.get("message"))
+            message = f"container {container.get('name', CONTAINER)}: {reason}"
+            return StepObservation(
+                name,
+                StepState.RUNNING,
+                reason=reason,
+                message=message + (f": {detail}" if detail else ""),
+            )
     return None
