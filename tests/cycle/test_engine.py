@@ -371,19 +371,23 @@ def test_a_job_that_vanishes_while_running_is_relaunched_then_given_up() -> None
     assert step_of(final, "evaluate-baseline").reason == "JobLost"
 
 
+def baseline_seen(
+    status: ImprovementCycleStatus, state: StepState, now: str = LATER, **seen: Any
+) -> Decision:
+    """Reconcile after observing the baseline evaluation's Job in `state`."""
+    observation = StepObservation("evaluate-baseline", state, **seen)
+    return reconcile(
+        make_cycle(status=status), {"evaluate-baseline": observation}, artifact_root=ROOT, now=now
+    )
+
+
 def test_a_refused_job_keeps_its_step_pending_and_says_why() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
-    refused = StepObservation(
-        "evaluate-baseline",
+    decision = baseline_seen(
+        first.status,
         StepState.PENDING,
         reason="JobRejected",
         message="the API refused Job demo-evaluate-baseline (403 Forbidden): exceeded quota",
-    )
-    decision = reconcile(
-        make_cycle(status=first.status),
-        {"evaluate-baseline": refused},
-        artifact_root=ROOT,
-        now=LATER,
     )
     record = step_of(decision, "evaluate-baseline")
     assert (record.state, record.reason) == (StepState.PENDING, "JobRejected")
@@ -392,61 +396,36 @@ def test_a_refused_job_keeps_its_step_pending_and_says_why() -> None:
     assert cond(decision, "Reconciling") == ("True", "JobRejected")
     assert decision.status.phase == Phase.EVALUATING
     # Once the Job exists, the step runs and the reason goes with it.
-    running = reconcile(
-        make_cycle(status=decision.status),
-        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
-        artifact_root=ROOT,
-        now=LATER,
-    )
+    running = baseline_seen(decision.status, StepState.RUNNING)
     assert step_of(running, "evaluate-baseline").reason == "Running"
     assert cond(running, "Reconciling") == ("True", "Running")
 
 
 def test_a_stuck_pod_is_named_in_the_step_and_the_reconciling_condition() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
-    pulling = StepObservation(
-        "evaluate-baseline",
-        StepState.RUNNING,
-        reason="ImagePullBackOff",
-        message='container step: ImagePullBackOff: Back-off pulling image "kaizen:nope"',
-    )
-    stuck = reconcile(
-        make_cycle(status=first.status), {"evaluate-baseline": pulling}, artifact_root=ROOT, now=NOW
-    )
+    pulling = {
+        "reason": "ImagePullBackOff",
+        "message": 'container step: ImagePullBackOff: Back-off pulling image "kaizen:nope"',
+    }
+    stuck = baseline_seen(first.status, StepState.RUNNING, now=NOW, **pulling)
     record = step_of(stuck, "evaluate-baseline")
     assert (record.state, record.reason) == (StepState.RUNNING, "ImagePullBackOff")
     assert cond(stuck, "Reconciling") == ("True", "ImagePullBackOff")
     assert stuck.status.phase == Phase.EVALUATING  # not failed: fixing the image is enough
-    again = reconcile(
-        make_cycle(status=stuck.status),
-        {"evaluate-baseline": pulling},
-        artifact_root=ROOT,
-        now=LATER,
-    )
+    again = baseline_seen(stuck.status, StepState.RUNNING, **pulling)
     assert again.status == stuck.status and again.events == ()
-    moving = reconcile(
-        make_cycle(status=stuck.status),
-        {"evaluate-baseline": StepObservation("evaluate-baseline", StepState.RUNNING)},
-        artifact_root=ROOT,
-        now=LATER,
-    )
+    moving = baseline_seen(stuck.status, StepState.RUNNING)
     assert step_of(moving, "evaluate-baseline").reason == "Running"
     assert cond(moving, "Reconciling") == ("True", "Running")
 
 
 def test_a_job_refused_for_good_fails_the_cycle_with_the_refusal() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
-    invalid = StepObservation(
-        "evaluate-baseline",
+    decision = baseline_seen(
+        first.status,
         StepState.FAILED,
         reason="JobRejected",
         message="the API refused Job demo-evaluate-baseline (422 Invalid): spec.template...",
-    )
-    decision = reconcile(
-        make_cycle(status=first.status),
-        {"evaluate-baseline": invalid},
-        artifact_root=ROOT,
-        now=LATER,
     )
     assert decision.status.phase == Phase.FAILED
     assert decision.status.failure_reason == "JobRejected"
