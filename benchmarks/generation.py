@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,11 +304,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=batch_size,
                 progress=False,
             )
-            point["report"] = _fastest(point.get("report"), report)
+            point["report"] = _fastest(
+                point.get("report"),
+                report,
+                "Kaizen",
+                lambda r: [o.text for o in r.outputs],
+                lambda r: r.wall_seconds,
+            )
             if why_not is None:
                 torch.set_num_threads(threads)
                 run = run_lm_eval(model, tokenizer, items, prompts, args.max_new_tokens, batch_size)
-                point["lm_eval"] = _fastest_lm_eval(point.get("lm_eval"), run)
+                point["lm_eval"] = _fastest(
+                    point.get("lm_eval"),
+                    run,
+                    "lm-eval",
+                    lambda r: r["texts"],
+                    lambda r: r["generate_seconds"],
+                )
         sweep.append(point)
 
     report, lm_eval = sweep[0]["report"], sweep[0].get("lm_eval")
@@ -391,22 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _fastest(best: Any, report: Any) -> Any:
-    """The faster of two Kaizen runs, which must have produced the same outputs."""
-    if best is None:
-        return report
-    if [o.text for o in best.outputs] != [o.text for o in report.outputs]:
-        raise SystemExit("Kaizen's outputs changed between repeats: greedy decoding must not")
-    return report if report.wall_seconds < best.wall_seconds else best
-
-
-def _fastest_lm_eval(best: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:
-    """The lm-eval run with the fastest generation phase; outputs must match across runs."""
+def _fastest(
+    best: Any,
+    run: Any,
+    who: str,
+    texts: Callable[[Any], list[str]],
+    seconds: Callable[[Any], float],
+) -> Any:
+    """The faster of two runs of one contender (`best` None on the first), which must have
+    produced the same outputs: greedy decoding does not change between repeats."""
     if best is None:
         return run
-    if best["texts"] != run["texts"]:
-        raise SystemExit("lm-eval's outputs changed between repeats")
-    return run if run["generate_seconds"] < best["generate_seconds"] else best
+    if texts(best) != texts(run):
+        raise SystemExit(f"{who}'s outputs changed between repeats: greedy decoding must not")
+    return run if seconds(run) < seconds(best) else best
 
 
 def _sweep_point(point: dict[str, Any], naive_seconds: float | None) -> dict[str, Any]:
