@@ -31,11 +31,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --gid 1000 kaizen \
  && useradd --uid 1000 --gid 1000 --home-dir /home/kaizen --create-home --shell /usr/sbin/nologin kaizen
 
-# --- wheel: build the single `kaizen` distribution once (api, cycle, operator, evaluator, trainer)
+# --- wheel: build the single `kaizen` distribution once (api, cycle, operator, runtime, evaluator, trainer)
 FROM base AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
+COPY runtime/ runtime/
 COPY evaluator/ evaluator/
 COPY trainer/ trainer/
 RUN pip wheel --no-deps --wheel-dir /wheels .

@@ -105,7 +105,7 @@ def pick_items(suite: Any, count: int | None) -> list[Any]:
 
 
 def score_all(items: Sequence[Any], texts: Sequence[str]) -> list[float]:
-    from kaizen.evaluator.scoring import score
+    from kaizen.runtime.scoring import score
 
     return [
         score(item.scorer, text, item.answers, getattr(item, "scorer_options", None))[0]
@@ -246,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from kaizen.evaluator import models
+    from kaizen.runtime import models
     from kaizen.evaluator.generation import DEFAULT_BATCH_SIZE, generate
-    from kaizen.evaluator.suites import load_suite
+    from kaizen.runtime.suites import load_suite
 
     batch_sizes = args.batch_size or [DEFAULT_BATCH_SIZE]
     if min(batch_sizes) < 1:

@@ -20,16 +20,17 @@ def test_no_init_files_break_the_namespace() -> None:
     for forbidden in (
         "operator/__init__.py",
         "operator/kaizen/__init__.py",
+        "runtime/kaizen/__init__.py",
         "evaluator/kaizen/__init__.py",
         "trainer/kaizen/__init__.py",
     ):
         assert not (REPO / forbidden).exists(), forbidden
 
 
-def test_kaizen_spans_the_three_component_folders() -> None:
+def test_kaizen_spans_the_four_component_folders() -> None:
     kaizen = importlib.import_module("kaizen")
     paths = {Path(p).parent.name for p in kaizen.__path__}
-    assert {"operator", "evaluator", "trainer"} <= paths
+    assert {"operator", "runtime", "evaluator", "trainer"} <= paths
 
 
 def test_stdlib_operator_is_intact_from_the_repo_root() -> None:

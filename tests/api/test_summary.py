@@ -20,7 +20,7 @@ from kaizen.api import (
     parse_summary,
     write_summary,
 )
-from kaizen.api.step import COMPLETION_MARKER, ConfigurationError, run_step
+from kaizen.api.runner import COMPLETION_MARKER, ConfigurationError, run_step
 
 
 def test_a_summary_round_trips() -> None:

@@ -100,7 +100,7 @@ def test_bad_options_are_refused(
 
 @pytest.mark.parametrize("count", [1, 4, 7, 50, None])
 def test_items_are_spread_over_domains(count: int | None) -> None:
-    from kaizen.evaluator.suites import load_suite
+    from kaizen.runtime.suites import load_suite
 
     spec = importlib.util.spec_from_file_location("kaizen_generation_benchmark", SCRIPT)
     assert spec is not None and spec.loader is not None

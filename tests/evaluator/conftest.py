@@ -47,7 +47,7 @@ def tiny(lively_model_dir: Path) -> Iterator[tuple[Any, Any, list[str]]]:
     """(model, tokenizer, templated QUESTIONS) of the lively model, on one torch thread."""
     import torch
 
-    from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
+    from kaizen.runtime.models import format_prompt, load_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(lively_model_dir))
     model = load_model(str(lively_model_dir), device="cpu")

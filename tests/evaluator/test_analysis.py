@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.evaluator.analysis import (
     analyze_step,
     build_plan,
@@ -15,7 +15,7 @@ from kaizen.evaluator.analysis import (
     is_repetitive,
     knowledge_or_reasoning,
 )
-from kaizen.evaluator.tracking import TrackingOptions
+from kaizen.runtime.tracking import TrackingOptions
 from tests.evaluator.results_factory import domain_records, record, results
 
 FR, XR = "factual_recall", "cross_referencing"

@@ -13,7 +13,7 @@ import pytest
 
 from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_MAX_BYTES, file_digest, parse_summary
 from kaizen.evaluator.cli import build_parser, main
-from kaizen.evaluator.suites import load_suite
+from kaizen.runtime.suites import load_suite
 
 DEMO_DOMAINS = ["arithmetic", "geography", "meridian_lark", "science", "zephyria"]
 
@@ -110,7 +110,7 @@ def test_results_json_describes_every_item(
 def test_responses_jsonl_holds_the_prompt_as_sent(
     tiny_evaluation: dict[str, Any], lively_model_dir: Path
 ) -> None:
-    from kaizen.evaluator.models import format_prompt, load_tokenizer
+    from kaizen.runtime.models import format_prompt, load_tokenizer
 
     lines = (tiny_evaluation["out"] / "responses.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]

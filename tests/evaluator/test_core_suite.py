@@ -8,8 +8,8 @@ from types import ModuleType
 
 import pytest
 
-from kaizen.evaluator.scoring import normalize, parse_number, score
-from kaizen.evaluator.suites import CAPABILITIES, SHIPPED_SUITES, load_suite
+from kaizen.runtime.scoring import normalize, parse_number, score
+from kaizen.runtime.suites import CAPABILITIES, SHIPPED_SUITES, load_suite
 
 CORE = SHIPPED_SUITES / "core"
 

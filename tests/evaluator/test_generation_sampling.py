@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kaizen.evaluator.generation import Sampling, cut_at_stop, end_token_ids, generate
-from kaizen.evaluator.models import format_prompt
+from kaizen.runtime.models import format_prompt
 from tests.evaluator.conftest import QUESTIONS
 
 

@@ -16,7 +16,7 @@ def _windowed(tiny_model_dir: Path, window: int) -> tuple[Any, Any, list[str]]:
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
-    from kaizen.evaluator.models import format_prompt, load_tokenizer
+    from kaizen.runtime.models import format_prompt, load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_model_dir))
     config = MistralConfig(

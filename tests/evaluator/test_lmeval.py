@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.evaluator import lmeval
 from kaizen.evaluator.evaluate import EvaluateOptions, run_evaluation
 
@@ -63,8 +63,8 @@ def write_tasks(folder: Path, tokenizer: Any) -> tuple[Path, Path]:
     The context is exactly Kaizen's prompt (the chat template with the question), and each
     choice continues it directly (no target delimiter), as in Kaizen's log-likelihood scoring.
     """
-    from kaizen.evaluator.models import format_chat
-    from kaizen.evaluator.suites import load_suite
+    from kaizen.runtime.models import format_chat
+    from kaizen.runtime.suites import load_suite
 
     folder.mkdir(parents=True)
     suite = load_suite(str(folder.parent / "suite"))
@@ -104,7 +104,7 @@ def write_tasks(folder: Path, tokenizer: Any) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def local_tasks(lively_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("lm_eval")
-    from kaizen.evaluator.models import load_tokenizer
+    from kaizen.runtime.models import load_tokenizer
 
     root = tmp_path_factory.mktemp("lmeval")
     suite = write_suite(root / "suite")
@@ -162,8 +162,8 @@ def test_multiple_choice_log_likelihoods_agree_item_by_item(
     local_tasks: dict[str, Any], lively_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kaizen.evaluator.loglik import rank_choices
-    from kaizen.evaluator.models import format_chat, load_model, load_tokenizer
-    from kaizen.evaluator.suites import load_suite
+    from kaizen.runtime.models import format_chat, load_model, load_tokenizer
+    from kaizen.runtime.suites import load_suite
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(local_tasks["root"] / "datasets"))

@@ -11,7 +11,7 @@ import pytest
 
 from kaizen.evaluator.evaluate import EvaluateOptions, run_evaluation
 from kaizen.evaluator.loglik import encode_pair, loglikelihoods, rank_choices
-from kaizen.evaluator.models import format_prompt, load_model, load_tokenizer
+from kaizen.runtime.models import format_prompt, load_model, load_tokenizer
 
 REQUESTS = [
     ("What is the capital of France?", " Paris"),

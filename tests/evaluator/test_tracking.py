@@ -24,7 +24,7 @@ from kaizen.evaluator.evaluate import (
     evaluate_step,
     run_evaluation,
 )
-from kaizen.evaluator.tracking import track
+from kaizen.runtime.tracking import track
 
 wandb = pytest.importorskip("wandb")
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kaizen.api import EXIT_CONFIG_ERROR, StepState, StepSummary, parse_spec
-from kaizen.cycle.steps import StepPlanner
+from kaizen.cycle.planner import StepPlanner
 from kaizen.operator.jobs import CycleRef, build_step_job, observe_job
 from kaizen.operator.settings import OperatorSettings
 

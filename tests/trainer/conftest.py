@@ -23,7 +23,7 @@ SPIDERS = [
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir: Path) -> Any:
-    from kaizen.evaluator.models import load_tokenizer
+    from kaizen.runtime.models import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.models import format_prompt
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.models import format_prompt
 from kaizen.trainer.data import (
     IGNORE_INDEX,
     Example,

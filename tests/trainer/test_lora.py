@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.models import format_prompt, load_model
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.models import format_prompt, load_model
 from kaizen.trainer.data import Example, tokenize_examples
 from kaizen.trainer.lora import LoraSettings, batch_indices, train_lora
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.models import load_model
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.models import load_model
 from kaizen.trainer.data import Example, tokenize_examples
 from kaizen.trainer.lora import LoraSettings, train_lora
 from kaizen.trainer.merge import COMBINATIONS, check_compatible, merge_adapters, read_source

@@ -16,10 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import PlanDigest, StepSummary, atomic_write_json, file_digest
 from kaizen.evaluator.evaluate import read_results
-from kaizen.evaluator.tracking import TrackingOptions, artifact_name
+from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
 PLAN_FILE = "plan.json"
 PLAN_SCHEMA = 1

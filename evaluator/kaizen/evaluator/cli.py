@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kaizen.api.step import run_step
+from kaizen.api.runner import run_step
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary, write_summary
 from kaizen.evaluator.generation import DEFAULT_BATCH_SIZE
 
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
 
     # Imported here so `--help` and usage errors stay fast (the steps import torch).
-    from kaizen.evaluator.tracking import TrackingOptions
+    from kaizen.runtime.tracking import TrackingOptions
 
     tracking = TrackingOptions(
         mode=args.tracking_mode,
@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tracking=tracking,
             ),
         )
-    from kaizen.evaluator.compare import Gates, validate_step
+    from kaizen.evaluator.validate import Gates, validate_step
 
     gates = Gates(
         min_improvement=args.min_improvement,

@@ -4,7 +4,7 @@ Writes `results.json` (suite identity and digest, model, per-item records, per-d
 per-capability scores, throughput, peak memory) and `responses.jsonl` (the exact prompt sent
 and the raw response per item), and returns a `StepSummary` whose `ScoreDigest` is small
 enough for a termination message. The baseline and the candidate run this same code on the
-same selection of items, so `compare.py` can pair them item by item.
+same selection of items, so `validate.py` can pair them item by item.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     ScoreDigest,
     StepSummary,
@@ -28,7 +28,8 @@ from kaizen.api.summary import (
     encode_summary,
     file_digest,
 )
-from kaizen.evaluator import models, stats
+from kaizen.evaluator import stats
+from kaizen.runtime import models
 from kaizen.evaluator.generation import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_STOP_STRINGS,
@@ -37,9 +38,9 @@ from kaizen.evaluator.generation import (
     generate,
 )
 from kaizen.evaluator.loglik import rank_choices
-from kaizen.evaluator.scoring import score
-from kaizen.evaluator.suites import load_suite
-from kaizen.evaluator.tracking import TrackingOptions, artifact_name
+from kaizen.runtime.scoring import score
+from kaizen.runtime.suites import load_suite
+from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
 RESULTS_FILE = "results.json"
 RESPONSES_FILE = "responses.jsonl"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover - torch and lm-eval are slow to import
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

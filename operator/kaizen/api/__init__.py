@@ -3,7 +3,7 @@
 This package imports nothing else of `kaizen`; evaluator, trainer and operator depend on it.
 """
 
-from kaizen.api.cycle import (
+from kaizen.api.resource import (
     API_VERSION,
     GROUP,
     KIND,

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from kaizen.api.cycle import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kaizen.api.resource import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.api.status import ImprovementCycleStatus
 

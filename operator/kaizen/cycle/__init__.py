@@ -1,7 +1,7 @@
 """The cycle engine: pure decisions about an `ImprovementCycle` (no I/O, no Kubernetes)."""
 
 from kaizen.cycle.engine import MAX_ATTEMPTS, invalid_spec, reconcile
-from kaizen.cycle.steps import StepPlanner, job_name, train_step_name
+from kaizen.cycle.planner import StepPlanner, job_name, train_step_name
 from kaizen.cycle.types import CycleEvent, Decision, StepInvocation, StepObservation
 
 __all__ = [

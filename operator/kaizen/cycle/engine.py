@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kaizen.api.cycle import ImprovementCycle
+from kaizen.api.resource import ImprovementCycle
 from kaizen.api.status import Condition, ImprovementCycleStatus, Phase, StepRecord, StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary
 from kaizen.cycle import conditions as cond
-from kaizen.cycle.steps import (
+from kaizen.cycle.planner import (
     ANALYZE,
     EVALUATE_BASELINE,
     EVALUATE_CANDIDATE,

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import kopf
 
-from kaizen.api.cycle import GROUP, PLURAL, VERSION
+from kaizen.api.resource import GROUP, PLURAL, VERSION
 from kaizen.operator import metrics
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, JobOwnedByAnother, Kube

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, cast
 
-from kaizen.api.cycle import API_VERSION, KIND
+from kaizen.api.resource import API_VERSION, KIND
 from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef
 from kaizen.api.status import StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV, StepSummary, parse_summary

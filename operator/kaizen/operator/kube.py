@@ -17,7 +17,7 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kaizen.api.cycle import GROUP, PLURAL, VERSION
+from kaizen.api.resource import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kaizen.api.cycle import SpecError, parse_cycle
+from kaizen.api.resource import SpecError, parse_cycle
 from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
 from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconcile
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation

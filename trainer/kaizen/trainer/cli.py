@@ -1,6 +1,6 @@
 """Command line of the trainer step: `python -m kaizen.trainer train|merge …`.
 
-The operator builds these argument lists (see `kaizen.cycle.steps`) and the local
+The operator builds these argument lists (see `kaizen.cycle.planner`) and the local
 executor runs the very same ones. This module only parses; the work is in `steps`.
 A usage error is a configuration error too: it exits with code 3 and writes a summary,
 so the operator fails the cycle at once instead of retrying a command that cannot work.
@@ -255,6 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    from kaizen.trainer import steps
+    from kaizen.trainer import programs
 
-    return steps.run_train(args) if args.command == "train" else steps.run_merge(args)
+    return programs.run_train(args) if args.command == "train" else programs.run_merge(args)

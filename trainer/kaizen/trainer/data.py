@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
     import torch
@@ -214,7 +214,7 @@ def tokenize_example(
     tokenizer: PreTrainedTokenizerBase, example: Example, max_seq_length: int
 ) -> TokenizedExample:
     """Prompt and answer tokens with labels on the answer (and end of turn) only."""
-    from kaizen.evaluator.models import format_training_text
+    from kaizen.runtime.models import format_training_text
 
     prompt, full_text = format_training_text(tokenizer, example.question, example.answer)
     # Tokenise the prompt on its own, exactly as the evaluator does (the template already

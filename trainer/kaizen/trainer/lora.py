@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
 from kaizen.trainer.data import TokenizedExample, collate
 from kaizen.trainer.files import atomic_directory

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.files import atomic_directory, copy_directory
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import

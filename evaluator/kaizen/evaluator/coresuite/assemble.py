@@ -13,10 +13,11 @@ from kaizen.evaluator.coresuite.common import CAPABILITIES, PER_CAPABILITY, Cand
 from kaizen.evaluator.coresuite.numbers import arithmetic, units
 from kaizen.evaluator.coresuite.science import astronomy, biology, chemistry, physics
 from kaizen.evaluator.coresuite.world import geography, history, languages
-from kaizen.evaluator.scoring import normalize, score
+from kaizen.runtime import suites
+from kaizen.runtime.scoring import normalize, score
 
 #: Where the suite lives (its JSONL files are committed there).
-HERE = Path(__file__).resolve().parents[1] / "suites" / "core"
+HERE = Path(suites.__file__).resolve().parent / "core"
 SEED = 7
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.scoring import normalize, score
-from kaizen.evaluator.suites import CAPABILITIES, SuiteError, load_suite, shipped_suites
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.scoring import normalize, score
+from kaizen.runtime.suites import CAPABILITIES, SuiteError, load_suite, shipped_suites
 
 HEADER = """\
 name: mini

@@ -1,6 +1,6 @@
 """Evaluation suites: the items a model is scored on and the training pool per domain.
 
-A suite is a directory, shipped under `kaizen/evaluator/suites/<name>/` or mounted from a
+A suite is a directory, shipped under `kaizen/runtime/suites/<name>/` or mounted from a
 PVC or ConfigMap, holding
 
 - `suite.yaml`: name, version, description, `domains`, `capabilities`,
@@ -27,13 +27,13 @@ from typing import Any, NoReturn
 
 import yaml
 
-from kaizen.api.step import ConfigurationError
-from kaizen.evaluator.scoring import SCORERS, answer_problem, normalize, options_problem
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.scoring import SCORERS, answer_problem, normalize, options_problem
 
 #: The capability taxonomy: what kind of thinking an item needs.
 CAPABILITIES = ("factual_recall", "cross_referencing", "counterfactual", "multi_step")
 #: Where suites shipped with Kaizen live (package data).
-SHIPPED_SUITES = Path(__file__).parent / "suites"
+SHIPPED_SUITES = Path(__file__).parent
 
 SUITE_FILE = "suite.yaml"
 EVAL_FILE = "eval.jsonl"

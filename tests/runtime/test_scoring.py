@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kaizen.evaluator.scoring import (
+from kaizen.runtime.scoring import (
     SCORER_INFO,
     SCORERS,
     answer_problem,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     StepSummary,
     SummaryTooLarge,
@@ -35,7 +35,7 @@ from kaizen.evaluator.stats import (
     paired_bootstrap_interval,
     paired_permutation_test,
 )
-from kaizen.evaluator.tracking import TrackingOptions, artifact_name
+from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
 REPORT_FILE = "report.json"
 REPORT_SCHEMA = 1

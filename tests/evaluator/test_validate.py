@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.api.step import ConfigurationError
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import encode_summary
-from kaizen.evaluator.compare import Gates, compare, decide, mcnemar_exact, validate_step
-from kaizen.evaluator.tracking import TrackingOptions
+from kaizen.evaluator.validate import Gates, compare, decide, mcnemar_exact, validate_step
+from kaizen.runtime.tracking import TrackingOptions
 from tests.evaluator.results_factory import domain_records, results
 
 PATHS = (Path("b/results.json"), Path("c/results.json"))

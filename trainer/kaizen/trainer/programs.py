@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.step import ConfigurationError, run_step
+from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import (
     AdapterDigest,
     MergeDigest,
@@ -40,7 +40,7 @@ def _check_adapters(paths: list[str]) -> None:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    from kaizen.evaluator.models import ModelNotFound, load_model
+    from kaizen.runtime.models import ModelNotFound, load_model
 
     try:
         return load_model(args.model, args.adapter, revision=args.revision)
@@ -50,7 +50,7 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def _tracking(args: argparse.Namespace) -> Any:
     """The step's `TrackingOptions` (W&B run destination) from its command line."""
-    from kaizen.evaluator.tracking import TrackingOptions
+    from kaizen.runtime.tracking import TrackingOptions
 
     return TrackingOptions(
         mode=args.tracking_mode,
@@ -79,8 +79,8 @@ def _versions() -> dict[str, str]:
 
 def train(args: argparse.Namespace, out: Path) -> StepSummary:
     """Train one domain's adapter into `out/adapter`; write `out/training.json`."""
-    from kaizen.evaluator.models import ModelNotFound, load_tokenizer
-    from kaizen.evaluator.suites import load_suite
+    from kaizen.runtime.models import ModelNotFound, load_tokenizer
+    from kaizen.runtime.suites import load_suite
     from kaizen.trainer.data import (
         assemble_examples,
         examples_from_pool,
