@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kaizen.api import fields
+from kaizen.api.args import EvaluateArgs
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     ScoreDigest,
@@ -31,7 +33,6 @@ from kaizen.api.summary import (
 from kaizen.evaluator import stats
 from kaizen.runtime import models
 from kaizen.evaluator.generation import (
-    DEFAULT_BATCH_SIZE,
     DEFAULT_STOP_STRINGS,
     GenerationReport,
     Sampling,
@@ -57,8 +58,8 @@ class EvaluateOptions:
     model: str
     suite: str
     step: str
-    max_new_tokens: int = 32
-    batch_size: int = DEFAULT_BATCH_SIZE
+    max_new_tokens: int = fields.DEFAULT_MAX_NEW_TOKENS
+    batch_size: int = fields.DEFAULT_EVAL_BATCH_SIZE
     adapters: Sequence[str] = ()
     revision: str | None = None
     domains: Sequence[str] = ()
@@ -72,6 +73,29 @@ class EvaluateOptions:
     stop_strings: Sequence[str] = DEFAULT_STOP_STRINGS
     lm_eval_tasks: Sequence[str] = ()
     """lm-evaluation-harness task names or local task YAML, folded in as `lmeval:<task>` domains."""
+
+    @classmethod
+    def from_args(cls, args: EvaluateArgs, *, tracking: TrackingOptions) -> EvaluateOptions:
+        """The options of an evaluate step's parsed command line."""
+        return cls(
+            model=args.model,
+            suite=args.suite,
+            step=args.step,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            adapters=tuple(args.adapters),
+            revision=args.revision,
+            domains=tuple(args.domains),
+            limit=args.limit,
+            tracking=tracking,
+            quiet=args.quiet,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+            stop_strings=DEFAULT_STOP_STRINGS if args.stop is None else tuple(args.stop),
+            lm_eval_tasks=tuple(args.lm_eval_tasks),
+        )
 
     def sampling(self) -> Sampling:
         try:

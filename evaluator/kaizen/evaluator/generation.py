@@ -29,14 +29,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api.fields import DEFAULT_EVAL_BATCH_SIZE
 from kaizen.evaluator import batching
 
 if TYPE_CHECKING:  # pragma: no cover - torch is slow to import
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-#: Default batch size: start high; a batch that does not fit is halved and the size kept.
-DEFAULT_BATCH_SIZE = 64
+#: Default batch size (owned by `kaizen.api.fields`): start high; a batch that does not fit is
+#: halved and the size kept.
+DEFAULT_BATCH_SIZE = DEFAULT_EVAL_BATCH_SIZE
 
 #: Default stop strings: a newline after some text ends a one-sentence answer.
 DEFAULT_STOP_STRINGS = ("\n",)

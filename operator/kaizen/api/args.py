@@ -175,6 +175,8 @@ class StepArgs(BaseModel):
                 continue
             if info.is_required():
                 options["required"] = True
+            if get_origin(info.annotation) is Literal:
+                options["choices"] = get_args(info.annotation)
             if _is_list(info) and meta.get("negation"):
                 group = parser.add_mutually_exclusive_group()
                 group.add_argument(flag, action="append", **options)
@@ -443,13 +445,13 @@ class TrainArgs(ModelArgs):
     batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
 
-    max_grad_norm: float = Field(default=1.0, ge=0.0)
+    max_grad_norm: f.MaxGradNorm = f.DEFAULT_MAX_GRAD_NORM
     """Gradient clipping norm, 0 for none."""
 
     seed: f.Seed = 0
     """Seed for initialisation, dropout and data order."""
 
-    checkpoint_every: int = Field(default=10, ge=1)
+    checkpoint_every: f.CheckpointEvery = f.DEFAULT_CHECKPOINT_EVERY
     """Checkpoint every K steps into OUTPUT/checkpoints; a restarted step resumes from the
     latest."""
 

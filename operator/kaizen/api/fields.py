@@ -57,6 +57,13 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 
 Seed = Annotated[int, Field(ge=0)]
 
+MaxGradNorm = Annotated[float, Field(ge=0.0)]
+#: Gradients are clipped to this norm (0 turns clipping off).
+DEFAULT_MAX_GRAD_NORM = 1.0
+
+CheckpointEvery = Annotated[int, Field(ge=1)]
+DEFAULT_CHECKPOINT_EVERY = 10
+
 ReplayFraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 #: Rehearsal keeps what the model knew (docs/design.md: without it geography fell 90% → 30%).
 DEFAULT_REPLAY_FRACTION = 0.5

@@ -1,6 +1,8 @@
 """Running a step program under the step contract (shared by the evaluator and the trainer).
 
-`run_step` wraps a step's work: it turns the outcome into a `StepSummary`, writes the
+`run_program` parses a step program's command line with the typed arguments of
+`kaizen.api.args` (a usage error is a configuration error: exit 3 and a summary naming the
+step) and hands the parsed model to the program. `run_step` wraps a step's work: it turns the outcome into a `StepSummary`, writes the
 summary where the operator reads it, and returns the exit code. A step that finds its own
 complete output already in its artifact directory (a `summary.json` written last) returns
 that instead of redoing the work, so a re-run Job after a node loss costs nothing.
@@ -11,8 +13,10 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from kaizen.api.args import StepArgs, StepUsageError, parse_step_argv
 
 from kaizen.api.summary import (
     EXIT_CONFIG_ERROR,
@@ -36,6 +40,37 @@ class ConfigurationError(Exception):
 def _one_line(text: str, limit: int = 400) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run_program(
+    argv: Sequence[str],
+    kinds: Sequence[type[StepArgs]],
+    dispatch: Callable[[StepArgs], int],
+    *,
+    prog: str,
+) -> int:
+    """Parse `argv` into one of `kinds` and return `dispatch(args)`; a usage error exits 3.
+
+    Both step programs go through here, so a bad argument behaves the same in each: the
+    message on stderr, a `ConfigurationError` summary naming the step (`--step` when it can
+    be read, else the subcommand), and exit code 3, which the operator never retries.
+    """
+    try:
+        args = parse_step_argv(argv, kinds, prog=prog)
+    except StepUsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        summary = StepSummary(
+            step=error.step,
+            ok=False,
+            reason="ConfigurationError",
+            message=_one_line(f"usage: {error}"),
+        )
+        try:
+            write_summary(summary)
+        except OSError as write_error:  # outside a pod there may be no termination log
+            print(f"could not write summary: {write_error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return dispatch(args)
 
 
 def run_step(

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaizen.api import fields
+from kaizen.api.args import StepArgs
+
 
 class Tracker:
     """A thin handle over a W&B run (or nothing when tracking is disabled)."""
@@ -111,10 +114,20 @@ def track(
 class TrackingOptions:
     """Where a step's W&B run goes (the `--tracking-*` and `--cycle` options)."""
 
-    mode: str = "offline"
-    project: str = "kaizen"
+    mode: fields.TrackingMode = fields.DEFAULT_TRACKING_MODE
+    project: str = fields.DEFAULT_TRACKING_PROJECT
     entity: str | None = None
     cycle: str | None = None
+
+    @classmethod
+    def from_args(cls, args: StepArgs) -> TrackingOptions:
+        """The destination a step's command line names (`--tracking-*`, `--cycle`)."""
+        return cls(
+            mode=args.tracking_mode,
+            project=args.tracking_project,
+            entity=args.tracking_entity,
+            cycle=args.cycle,
+        )
 
     def run(
         self, *, job_type: str, name: str, config: dict[str, Any], directory: Path

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api import fields
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
 from kaizen.trainer.data import TokenizedExample, collate
@@ -44,25 +45,25 @@ FINAL_LOSS_WINDOW = 5
 class LoraSettings:
     """Everything that decides the adapter a training run produces."""
 
-    rank: int = 8
+    rank: int = fields.DEFAULT_LORA_RANK
     """LoRA rank `r`."""
-    alpha: int = 16
+    alpha: int = fields.DEFAULT_LORA_ALPHA
     """LoRA scaling `lora_alpha` (the update is scaled by alpha / rank)."""
-    dropout: float = 0.0
+    dropout: float = fields.DEFAULT_LORA_DROPOUT
     """Dropout on the LoRA input."""
-    target_modules: tuple[str, ...] = (ALL_LINEAR,)
+    target_modules: tuple[str, ...] = fields.DEFAULT_TARGET_MODULES
     """Module names that get LoRA weights, or `all-linear`."""
-    learning_rate: float = 1e-3
+    learning_rate: float = fields.DEFAULT_LEARNING_RATE
     """Constant AdamW learning rate."""
-    steps: int = 30
+    steps: int = fields.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""
-    batch_size: int = 8
+    batch_size: int = fields.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
     seed: int = 0
     """Seed for the LoRA initialisation, dropout and the batch schedule."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = fields.DEFAULT_MAX_GRAD_NORM
     """Gradients are clipped to this norm (0 turns clipping off)."""
-    checkpoint_every: int = 10
+    checkpoint_every: int = fields.DEFAULT_CHECKPOINT_EVERY
     """Save a resumable checkpoint every this many steps (and after the last)."""
 
     def validate(self) -> None:

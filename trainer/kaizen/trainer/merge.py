@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api.fields import COMBINATIONS
 from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.files import atomic_directory, copy_directory
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
     from transformers import PreTrainedModel
 
-#: The combinations the ImprovementCycle spec allows (`spec.merge.combination`).
-COMBINATIONS = ("linear", "cat", "ties", "dare_linear", "dare_ties")
 #: Combinations that prune weights to `density`.
 USES_DENSITY = ("ties", "dare_linear", "dare_ties")
 #: peft combines these element-wise, so every source must have the same rank.

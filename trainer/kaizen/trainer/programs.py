@@ -8,13 +8,13 @@ artifact directory; the summary carries only the digest the operator puts in sta
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import (
     AdapterDigest,
@@ -39,25 +39,20 @@ def _check_adapters(paths: list[str]) -> None:
             )
 
 
-def _load_model(args: argparse.Namespace) -> Any:
+def _load_model(args: ModelArgs) -> Any:
     from kaizen.runtime.models import ModelNotFound, load_model
 
     try:
-        return load_model(args.model, args.adapter, revision=args.revision)
+        return load_model(args.model, args.adapters, revision=args.revision)
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
 
 
-def _tracking(args: argparse.Namespace) -> Any:
+def _tracking(args: StepArgs) -> Any:
     """The step's `TrackingOptions` (W&B run destination) from its command line."""
     from kaizen.runtime.tracking import TrackingOptions
 
-    return TrackingOptions(
-        mode=args.tracking_mode,
-        project=args.tracking_project,
-        entity=args.tracking_entity,
-        cycle=args.cycle,
-    )
+    return TrackingOptions.from_args(args)
 
 
 def _artifact_name(text: str) -> str:
@@ -77,7 +72,7 @@ def _versions() -> dict[str, str]:
     }
 
 
-def train(args: argparse.Namespace, out: Path) -> StepSummary:
+def train(args: TrainArgs, out: Path) -> StepSummary:
     """Train one domain's adapter into `out/adapter`; write `out/training.json`."""
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
     from kaizen.runtime.suites import load_suite
@@ -149,7 +144,7 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
             capability_weight=args.capability_weight,
             seed=args.seed,
         )
-    _check_adapters(args.adapter)
+    _check_adapters(args.adapters)
     try:
         tokenizer = load_tokenizer(args.model, revision=args.revision)
     except ModelNotFound as error:
@@ -169,7 +164,7 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
         "domain": args.domain,
         "suite": suite.name,
         "model": args.model,
-        "adapters": args.adapter,
+        "adapters": args.adapters,
     }
     with _tracking(args).run(
         job_type="train", name=args.step, config=tracking_config, directory=out
@@ -180,7 +175,7 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
             settings,
             out,
             pad_token_id=tokenizer.pad_token_id,
-            base=json.dumps([args.model, args.revision, args.adapter]),
+            base=json.dumps([args.model, args.revision, args.adapters]),
             on_step=lambda step, loss: tracker.log({"train/loss": loss}, step=step),
             progress=not args.quiet,
         )
@@ -194,7 +189,7 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
                 "path": str(suite.path),
                 "digest": suite.digest,
             },
-            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapter},
+            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
             "config": config,
             "plan": {"path": args.plan, "targeted_capabilities": list(targeted)},
             "examples": {
@@ -247,26 +242,13 @@ def train(args: argparse.Namespace, out: Path) -> StepSummary:
     )
 
 
-def parse_sources(values: list[str]) -> list[tuple[str, str]]:
-    """`DOMAIN=DIR` strings → (domain, dir); bad syntax is a configuration error."""
-    if not values:
-        raise ConfigurationError("merge needs at least one --source DOMAIN=DIR")
-    sources = []
-    for value in values:
-        domain, sep, path = value.partition("=")
-        if not sep or not domain.strip() or not path.strip():
-            raise ConfigurationError(f"--source {value!r}: expected DOMAIN=DIR")
-        sources.append((domain.strip(), path.strip()))
-    return sources
-
-
-def merge(args: argparse.Namespace, out: Path) -> StepSummary:
+def merge(args: MergeArgs, out: Path) -> StepSummary:
     """Merge the `--source` adapters into `out/adapter`; write `out/merge.json`."""
     from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
 
-    sources = [read_source(domain, path) for domain, path in parse_sources(args.source)]
+    sources = [read_source(domain, path) for domain, path in args.source_pairs()]
     check_compatible(sources, args.combination, args.density)
-    _check_adapters(args.adapter)
+    _check_adapters(args.adapters)
     config = {"combination": args.combination, "density": args.density, "seed": args.seed}
     tracking_config = {
         **config,
@@ -287,7 +269,7 @@ def merge(args: argparse.Namespace, out: Path) -> StepSummary:
         record = {
             "step": args.step,
             "cycle": args.cycle,
-            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapter},
+            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
             "config": config,
             "combination": result.combination,
             "rank": result.rank,
@@ -310,9 +292,9 @@ def merge(args: argparse.Namespace, out: Path) -> StepSummary:
     )
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run_train(args: TrainArgs) -> int:
     return run_step(args.step, args.output, lambda out: train(args, out))
 
 
-def run_merge(args: argparse.Namespace) -> int:
+def run_merge(args: MergeArgs) -> int:
     return run_step(args.step, args.output, lambda out: merge(args, out))
