@@ -12,7 +12,7 @@ from kaizen.api.status import Condition
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
-# One condition per stage of the cycle, in order, with the step names that make it up.
+# One condition per stage of the cycle (the step table in `catalog` says which steps).
 BASELINE_EVALUATED = "BaselineEvaluated"
 WEAKNESS_ANALYZED = "WeaknessAnalyzed"
 ADAPTERS_TRAINED = "AdaptersTrained"
@@ -24,15 +24,6 @@ SUCCEEDED = "Succeeded"
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
-
-STAGE_CONDITIONS = (
-    BASELINE_EVALUATED,
-    WEAKNESS_ANALYZED,
-    ADAPTERS_TRAINED,
-    ADAPTERS_MERGED,
-    CANDIDATE_EVALUATED,
-    VALIDATED,
-)
 
 
 def set_condition(
@@ -60,7 +51,3 @@ def set_condition(
         return [*conditions, updated]
     return [updated if c.type == type_ else c for c in conditions]
 
-
-def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
-    """The condition of that type, if present."""
-    return next((c for c in conditions if c.type == type_), None)

@@ -4,7 +4,8 @@
 steps the status lists as launched, and returns a `Decision`: the complete new status,
 the steps to launch, whether to stop the cycle's other steps, and the events to emit.
 It decides from `status` alone, never from "a Job is absent", so finished steps are
-never started again, and the same inputs always give the same decision.
+never started again, and the same inputs always give the same decision. It knows no step by
+name: it walks the table of step kinds in `catalog`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from kaizen.api.resource import ImprovementCycle
 from kaizen.api.status import Condition, ImprovementCycleStatus, Phase, StepRecord, StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary
 from kaizen.cycle import conditions as cond
-from kaizen.cycle.planner import (
-    ANALYZE,
-    EVALUATE_BASELINE,
-    EVALUATE_CANDIDATE,
-    MERGE,
-    TRAIN_PREFIX,
-    VALIDATE,
-    StepPlanner,
-    train_step_name,
+from kaizen.cycle.catalog import (
+    STEP_KINDS,
+    StepKind,
+    headline,
+    kind_named,
+    kind_of,
+    needs_domains,
+    priority_domains,
 )
+from kaizen.cycle.planner import StepPlanner
 from kaizen.cycle.types import CycleEvent, Decision, StepInvocation, StepObservation
 
 #: A step whose Job disappeared before its outcome was recorded is relaunched this often.
@@ -191,7 +192,7 @@ class _Run:
             return
         record.state = StepState.SUCCEEDED
         record.reason = "StepSucceeded"
-        record.message = summary.message or _headline(record.name, summary)
+        record.message = summary.message or headline(record.name, summary)
         record.digest = summary.digest
         record.artifacts_dir = summary.artifacts_dir or record.artifacts_dir
         record.completion_time = self.now
@@ -219,31 +220,11 @@ class _Run:
 
     def _fold(self, step: str, summary: StepSummary) -> str | None:
         """Copy a step's digest into status; returns a problem when the summary lacks it."""
-        status = self.status
-        if step in (EVALUATE_BASELINE, EVALUATE_CANDIDATE):
-            if summary.evaluation is None:
-                return f"step {step} reported no evaluation scores"
-            if step == EVALUATE_BASELINE:
-                status.baseline = summary.evaluation
-            else:
-                status.candidate = summary.evaluation
-        elif step == ANALYZE:
-            if summary.plan is None:
-                return "the analyze step reported no plan"
-            status.plan = summary.plan
-        elif step.startswith(TRAIN_PREFIX):
-            if summary.adapter is None:
-                return f"step {step} reported no adapter"
-            adapter = summary.adapter
-            status.adapters = [a for a in status.adapters if a.domain != adapter.domain] + [adapter]
-        elif step == MERGE:
-            if summary.merge is None:
-                return "the merge step reported no merged adapter"
-            status.merged = summary.merge
-        elif step == VALIDATE:
-            if summary.validation is None:
-                return "the validate step reported no verdict"
-            status.validation = summary.validation
+        kind = kind_of(step)
+        digest = getattr(summary, kind.summary_field)
+        if digest is None:
+            return f"step {step} reported no {kind.missing}"
+        kind.fold(self.status, digest)
         return None
 
     # -- progress ----------------------------------------------------------------------
@@ -277,75 +258,50 @@ class _Run:
         )
 
     def _priority_domains(self) -> list[str]:
-        return list(self.status.plan.priority_domains) if self.status.plan else []
+        return priority_domains(self.status)
+
+    def _step_names(self, kind: StepKind) -> list[str]:
+        """The steps of `kind` in this cycle (per-domain kinds: one per priority domain)."""
+        if kind.per_domain:
+            return [kind.step_name(d) for d in self._priority_domains()]
+        return [kind.name]
+
+    def _kind_done(self, name: str) -> bool:
+        steps = self._step_names(kind_named(name))
+        return bool(steps) and all(self._done(step) for step in steps)
 
     def _invocation(self, name: str, attempt: int) -> StepInvocation:
-        planner, status = self.planner, self.status
-        if name == EVALUATE_BASELINE:
-            return planner.evaluate_baseline(attempt)
-        if name == ANALYZE:
-            baseline = (status.baseline and status.baseline.results_path) or planner.results_path(
-                EVALUATE_BASELINE
-            )
-            return planner.analyze(baseline, attempt)
-        if name.startswith(TRAIN_PREFIX):
-            domain = next(d for d in self._priority_domains() if train_step_name(d) == name)
-            plan = (status.plan and status.plan.plan_path) or planner.plan_path()
-            return planner.train(domain, plan, attempt)
-        if name == MERGE:
-            by_domain = {a.domain: a.path for a in status.adapters}
-            sources = [
-                (d, by_domain.get(d) or planner.adapter_path(train_step_name(d)))
-                for d in self._priority_domains()
-            ]
-            return planner.merge(sources, attempt)
-        if name == EVALUATE_CANDIDATE:
-            merged = (status.merged and status.merged.path) or planner.adapter_path(MERGE)
-            return planner.evaluate_candidate(merged, attempt)
-        if name == VALIDATE:
-            baseline = (status.baseline and status.baseline.results_path) or planner.results_path(
-                EVALUATE_BASELINE
-            )
-            candidate = (
-                status.candidate and status.candidate.results_path
-            ) or planner.results_path(EVALUATE_CANDIDATE)
-            return planner.validate(baseline, candidate, attempt)
-        raise ValueError(f"unknown step {name!r}")
+        kind = kind_of(name)
+        domain = None
+        if kind.per_domain:
+            domain = next(d for d in self._priority_domains() if kind.step_name(d) == name)
+        args = kind.build(self.planner, self.status, domain)
+        return self.planner.invocation(args, attempt)
 
     def advance(self, cycle: ImprovementCycle) -> None:
-        """Launch whatever the finished steps allow, or finish the cycle."""
-        if not self._done(EVALUATE_BASELINE):
-            self._launch(EVALUATE_BASELINE)
-        elif not self._done(ANALYZE):
-            self._launch(ANALYZE)
-        else:
-            domains = self._priority_domains()
-            if not domains:
+        """Launch every step whose prerequisites succeeded, or finish the cycle."""
+        for kind in STEP_KINDS:
+            if not all(self._kind_done(after) for after in kind.after):
+                continue
+            steps = self._step_names(kind)
+            if kind.per_domain and not steps:
                 self._succeed(
                     cycle,
                     "NothingToImprove",
                     "no domain scored below the threshold; nothing to train",
                 )
                 return
-            train_steps = [train_step_name(d) for d in domains]
-            if len(set(train_steps)) != len(train_steps):
+            if len(set(steps)) != len(steps):
                 self._fail(
-                    "DomainNameClash", f"priority domains {domains} map to the same step names"
+                    "DomainNameClash",
+                    f"priority domains {self._priority_domains()} map to the same step names",
                 )
                 return
-            for step in train_steps:
+            for step in steps:
                 self._launch(step)
-            if not all(self._done(step) for step in train_steps):
-                pass
-            elif not self._done(MERGE):
-                self._launch(MERGE)
-            elif not self._done(EVALUATE_CANDIDATE):
-                self._launch(EVALUATE_CANDIDATE)
-            elif not self._done(VALIDATE):
-                self._launch(VALIDATE)
-            else:
-                self._finish_validated(cycle)
-                return
+        if all(self._kind_done(kind.name) for kind in STEP_KINDS):
+            self._finish_validated(cycle)
+            return
         self.status.phase = _phase(self.status)
         self.status.message = self._progress_message()
 
@@ -406,30 +362,24 @@ class _Run:
         status, now, gen = self.status, self.now, self.generation
         conditions = status.conditions
         nothing_to_do = status.phase == Phase.SUCCEEDED and not self._priority_domains()
-        for type_, names in self._stages():
-            state, reason, message = _stage_state(
-                self.status,
-                names,
-                nothing_to_do and type_ not in (cond.BASELINE_EVALUATED, cond.WEAKNESS_ANALYZED),
-            )
+        for type_, names, after_plan in self._stages():
+            state, reason, message = _stage_state(self.status, names, nothing_to_do and after_plan)
             conditions = cond.set_condition(
                 conditions, type_, state, reason, message, now=now, generation=gen
             )
         status.conditions = conditions
         status.conditions = _summary_conditions(status, now, gen)
 
-    def _stages(self) -> list[tuple[str, list[str]]]:
-        train = [train_step_name(d) for d in self._priority_domains()] or [
-            r.name for r in self.status.steps if r.name.startswith(TRAIN_PREFIX)
-        ]
-        return [
-            (cond.BASELINE_EVALUATED, [EVALUATE_BASELINE]),
-            (cond.WEAKNESS_ANALYZED, [ANALYZE]),
-            (cond.ADAPTERS_TRAINED, train),
-            (cond.ADAPTERS_MERGED, [MERGE]),
-            (cond.CANDIDATE_EVALUATED, [EVALUATE_CANDIDATE]),
-            (cond.VALIDATED, [VALIDATE]),
-        ]
+    def _stages(self) -> list[tuple[str, list[str], bool]]:
+        """(condition, its steps, whether it waits for priority domains) per step kind."""
+        stages = []
+        for kind in STEP_KINDS:
+            steps = self._step_names(kind)
+            if kind.per_domain and not steps:
+                # Before the plan names domains, show whatever was launched (if anything).
+                steps = [r.name for r in self.status.steps if kind.owns(r.name)]
+            stages.append((kind.condition, steps, needs_domains(kind)))
+        return stages
 
 
 def _stage_state(
@@ -507,35 +457,8 @@ def _summary_conditions(
 
 
 def _phase(status: ImprovementCycleStatus) -> Phase:
-    names = {r.name for r in status.steps}
-    if VALIDATE in names:
-        return Phase.VALIDATING
-    if EVALUATE_CANDIDATE in names:
-        return Phase.EVALUATING
-    if MERGE in names:
-        return Phase.MERGING
-    if any(n.startswith(TRAIN_PREFIX) for n in names):
-        return Phase.TRAINING
-    if ANALYZE in names:
-        return Phase.ANALYZING
-    if EVALUATE_BASELINE in names:
-        return Phase.EVALUATING
+    """The phase of the latest kind of step launched."""
+    for kind in reversed(STEP_KINDS):
+        if any(kind.owns(r.name) for r in status.steps):
+            return kind.phase
     return Phase.PENDING
-
-
-def _headline(step: str, summary: StepSummary) -> str:
-    if summary.evaluation is not None:
-        return f"overall score {summary.evaluation.overall:.3f} on {summary.evaluation.items} items"
-    if summary.plan is not None:
-        return f"priority domains: {', '.join(summary.plan.priority_domains) or 'none'}"
-    if summary.adapter is not None:
-        loss = summary.adapter.final_loss
-        return f"adapter for {summary.adapter.domain} trained" + (
-            f", final loss {loss:.3f}" if loss is not None else ""
-        )
-    if summary.merge is not None:
-        return f"merged {len(summary.merge.sources)} adapter(s) with {summary.merge.combination}"
-    if summary.validation is not None:
-        v = summary.validation
-        return f"verdict {v.verdict}: overall {v.overall_delta:+.3f}, p={v.p_value:.3g}"
-    return f"{step} completed"

@@ -1,17 +1,31 @@
-"""The steps of a cycle and their command lines: one argv per step, the same for Job and subprocess.
+"""Step names, paths and arguments of one cycle: the typed argv of every step, from the spec.
 
-Every path is derived from the artifact root, the cycle's namespace and name, and the
-step name, so any executor (and any re-run) computes the same invocation.
+The planner turns the cycle spec into the typed step arguments of `kaizen.api.args`; an
+invocation renders them with `to_argv()`, so the Job container and the local subprocess get
+the same command line and the step program parses it back into the same model. Every path
+is derived from the artifact root, the cycle's namespace and name, and the step name, so
+any executor (and any re-run) computes the same invocation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
+from kaizen.api.args import (
+    EVALUATOR,
+    AnalyzeArgs,
+    EvaluateArgs,
+    MergeArgs,
+    StepArgs,
+    TrainArgs,
+    ValidateArgs,
+)
 from kaizen.api.spec import ImprovementCycleSpec
-from kaizen.cycle.types import StepInvocation, StepKind
+from kaizen.cycle.types import StepInvocation
 
 EVALUATE_BASELINE = "evaluate-baseline"
 ANALYZE = "analyze"
@@ -22,6 +36,9 @@ VALIDATE = "validate"
 
 PYTHON = "python"
 _DNS_LABEL_MAX = 63
+RESULTS_FILE = "results.json"
+PLAN_FILE = "plan.json"
+ADAPTER_DIR = "adapter"
 
 
 def dns_label(text: str) -> str:
@@ -50,7 +67,7 @@ def artifacts_dir(root: str, namespace: str, cycle: str, step: str) -> str:
 
 
 class StepPlanner:
-    """Builds the invocation of each step of one cycle."""
+    """Builds the typed arguments, paths and invocations of the steps of one cycle."""
 
     def __init__(
         self, spec: ImprovementCycleSpec, *, namespace: str, cycle: str, artifact_root: str
@@ -60,6 +77,8 @@ class StepPlanner:
         self.cycle = cycle
         self.root = artifact_root
 
+    # -- paths -----------------------------------------------------------------------------
+
     def dir(self, step: str) -> str:
         return artifacts_dir(self.root, self.namespace, self.cycle, step)
 
@@ -67,104 +86,118 @@ class StepPlanner:
     def cycle_dir(self) -> str:
         return str(PurePosixPath(self.root) / self.namespace / self.cycle)
 
-    def _common(self, step: str) -> list[str]:
+    def results_path(self, step: str) -> str:
+        return str(PurePosixPath(self.dir(step)) / RESULTS_FILE)
+
+    def plan_path(self) -> str:
+        return str(PurePosixPath(self.dir(ANALYZE)) / PLAN_FILE)
+
+    def adapter_path(self, step: str) -> str:
+        return str(PurePosixPath(self.dir(step)) / ADAPTER_DIR)
+
+    # -- typed arguments -------------------------------------------------------------------
+
+    def _contract(self, step: str) -> dict[str, Any]:
         tracking = self.spec.tracking
-        argv = ["--output", self.dir(step), "--step", step, "--cycle", self.cycle]
-        argv += ["--tracking-mode", tracking.mode, "--tracking-project", tracking.project]
-        if tracking.entity:
-            argv += ["--tracking-entity", tracking.entity]
-        return argv
+        return {
+            "output": self.dir(step),
+            "step": step,
+            "cycle": self.cycle,
+            "tracking_mode": tracking.mode,
+            "tracking_project": tracking.project,
+            "tracking_entity": tracking.entity,
+        }
 
-    def _model(self, extra_adapters: tuple[str, ...] = ()) -> list[str]:
+    def _model(self, extra_adapters: Sequence[str] = ()) -> dict[str, Any]:
         model = self.spec.model
-        argv = ["--model", model.name]
-        if model.revision:
-            argv += ["--revision", model.revision]
-        for adapter in (*model.adapters, *extra_adapters):
-            argv += ["--adapter", adapter]
-        return argv
+        return {
+            "model": model.name,
+            "revision": model.revision,
+            "adapters": [*model.adapters, *extra_adapters],
+        }
 
-    def _invocation(
-        self, step: str, kind: StepKind, argv: list[str], attempt: int
-    ) -> StepInvocation:
+    def evaluate_args(self, step: str, adapters: Sequence[str] = ()) -> EvaluateArgs:
+        """An evaluation of the model plus the spec's adapters plus `adapters`."""
+        evaluation = self.spec.evaluation
+        return EvaluateArgs(
+            **self._contract(step),
+            **self._model(adapters),
+            suite=evaluation.suite,
+            max_new_tokens=evaluation.max_new_tokens,
+            batch_size=evaluation.batch_size,
+            domains=list(evaluation.domains),
+            limit=evaluation.limit,
+            lm_eval_tasks=list(evaluation.lm_eval_tasks),
+        )
+
+    def analyze_args(self, baseline_results: str) -> AnalyzeArgs:
+        analysis = self.spec.analysis
+        return AnalyzeArgs(
+            **self._contract(ANALYZE),
+            baseline=baseline_results,
+            max_domains=analysis.max_priority_domains,
+            threshold=analysis.score_threshold,
+        )
+
+    def train_args(self, domain: str, plan: str) -> TrainArgs:
+        training = self.spec.training
+        return TrainArgs(
+            **self._contract(train_step_name(domain)),
+            **self._model(),
+            suite=self.spec.evaluation.suite,
+            domain=domain,
+            plan=plan,
+            rank=training.rank,
+            alpha=training.alpha,
+            dropout=training.dropout,
+            target_modules=list(training.target_modules),
+            learning_rate=training.learning_rate,
+            steps=training.steps,
+            batch_size=training.batch_size,
+            max_seq_length=training.max_seq_length,
+            seed=training.seed,
+            replay_fraction=training.replay_fraction,
+            extra_data=training.extra_data,
+        )
+
+    def merge_args(self, sources: Sequence[tuple[str, str]]) -> MergeArgs:
+        merge = self.spec.merge
+        return MergeArgs(
+            **self._contract(MERGE),
+            **self._model(),
+            sources=[f"{domain}={path}" for domain, path in sources],
+            combination=merge.combination,
+            density=merge.density,
+            seed=merge.seed,
+        )
+
+    def validate_args(self, baseline: str, candidate: str) -> ValidateArgs:
+        gates = self.spec.validation
+        return ValidateArgs(
+            **self._contract(VALIDATE),
+            baseline=baseline,
+            candidate=candidate,
+            min_improvement=gates.min_improvement,
+            max_regression=gates.max_regression,
+            significance=gates.significance,
+            require_significance=gates.require_significance,
+        )
+
+    # -- invocations -----------------------------------------------------------------------
+
+    def invocation(self, args: StepArgs, attempt: int = 1) -> StepInvocation:
+        """The launch of a step: its Job name for `attempt` and its rendered command line."""
         return StepInvocation(
-            name=step,
-            kind=kind,
-            job_name=job_name(self.cycle, step, attempt),
-            argv=tuple(argv),
-            artifacts_dir=self.dir(step),
+            name=args.step,
+            kind="evaluator" if args.PROGRAM == EVALUATOR else "trainer",
+            job_name=job_name(self.cycle, args.step, attempt),
+            argv=tuple(args.command(PYTHON)),
+            artifacts_dir=self.dir(args.step),
             attempt=attempt,
         )
 
-    def _evaluate(self, step: str, adapters: tuple[str, ...], attempt: int) -> StepInvocation:
-        evaluation = self.spec.evaluation
-        argv = [PYTHON, "-m", "kaizen.evaluator", "evaluate", *self._model(adapters)]
-        argv += ["--suite", evaluation.suite]
-        argv += ["--max-new-tokens", str(evaluation.max_new_tokens)]
-        argv += ["--batch-size", str(evaluation.batch_size)]
-        if evaluation.domains:
-            argv += ["--domains", ",".join(evaluation.domains)]
-        if evaluation.limit is not None:
-            argv += ["--limit", str(evaluation.limit)]
-        for task in evaluation.lm_eval_tasks:
-            argv += ["--lm-eval-task", task]
-        return self._invocation(step, "evaluator", argv + self._common(step), attempt)
-
     def evaluate_baseline(self, attempt: int = 1) -> StepInvocation:
-        return self._evaluate(EVALUATE_BASELINE, (), attempt)
-
-    def evaluate_candidate(self, merged_adapter: str, attempt: int = 1) -> StepInvocation:
-        return self._evaluate(EVALUATE_CANDIDATE, (merged_adapter,), attempt)
-
-    def results_path(self, step: str) -> str:
-        return str(PurePosixPath(self.dir(step)) / "results.json")
-
-    def plan_path(self) -> str:
-        return str(PurePosixPath(self.dir(ANALYZE)) / "plan.json")
-
-    def adapter_path(self, step: str) -> str:
-        return str(PurePosixPath(self.dir(step)) / "adapter")
-
-    def analyze(self, baseline_results: str, attempt: int = 1) -> StepInvocation:
-        analysis = self.spec.analysis
-        argv = [PYTHON, "-m", "kaizen.evaluator", "analyze", "--baseline", baseline_results]
-        argv += ["--max-domains", str(analysis.max_priority_domains)]
-        argv += ["--threshold", str(analysis.score_threshold)]
-        return self._invocation(ANALYZE, "evaluator", argv + self._common(ANALYZE), attempt)
+        return self.invocation(self.evaluate_args(EVALUATE_BASELINE), attempt)
 
     def train(self, domain: str, plan: str, attempt: int = 1) -> StepInvocation:
-        step = train_step_name(domain)
-        training = self.spec.training
-        argv = [PYTHON, "-m", "kaizen.trainer", "train", *self._model()]
-        argv += ["--suite", self.spec.evaluation.suite, "--domain", domain, "--plan", plan]
-        argv += ["--rank", str(training.rank), "--alpha", str(training.alpha)]
-        argv += ["--dropout", str(training.dropout)]
-        argv += ["--target-modules", *training.target_modules]
-        argv += ["--learning-rate", str(training.learning_rate), "--steps", str(training.steps)]
-        argv += ["--batch-size", str(training.batch_size)]
-        argv += ["--max-seq-length", str(training.max_seq_length), "--seed", str(training.seed)]
-        argv += ["--replay-fraction", str(training.replay_fraction)]
-        if training.extra_data:
-            argv += ["--extra-data", training.extra_data]
-        return self._invocation(step, "trainer", argv + self._common(step), attempt)
-
-    def merge(self, sources: list[tuple[str, str]], attempt: int = 1) -> StepInvocation:
-        merge = self.spec.merge
-        argv = [PYTHON, "-m", "kaizen.trainer", "merge", *self._model()]
-        for domain, path in sources:
-            argv += ["--source", f"{domain}={path}"]
-        argv += ["--combination", merge.combination, "--density", str(merge.density)]
-        argv += ["--seed", str(merge.seed)]
-        return self._invocation(MERGE, "trainer", argv + self._common(MERGE), attempt)
-
-    def validate(self, baseline: str, candidate: str, attempt: int = 1) -> StepInvocation:
-        gates = self.spec.validation
-        argv = [PYTHON, "-m", "kaizen.evaluator", "validate"]
-        argv += ["--baseline", baseline, "--candidate", candidate]
-        argv += ["--min-improvement", str(gates.min_improvement)]
-        argv += ["--max-regression", str(gates.max_regression)]
-        argv += ["--significance", str(gates.significance)]
-        argv += [
-            "--require-significance" if gates.require_significance else "--no-require-significance"
-        ]
-        return self._invocation(VALIDATE, "evaluator", argv + self._common(VALIDATE), attempt)
+        return self.invocation(self.train_args(domain, plan), attempt)

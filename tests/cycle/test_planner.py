@@ -1,0 +1,196 @@
+"""Every step's command line, as the planner writes it, parses back to the same typed arguments.
+
+The engine is driven through whole cycles (each sample manifest, and specs that set every
+optional argument); each invocation's argv is parsed by the step program's own parser and
+must give exactly the model the step table built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaizen.api import fields
+from kaizen.api.args import (
+    EVALUATOR,
+    EVALUATOR_COMMANDS,
+    TRAINER,
+    TRAINER_COMMANDS,
+    AnalyzeArgs,
+    EvaluateArgs,
+    MergeArgs,
+    StepArgs,
+    TrainArgs,
+    ValidateArgs,
+    parse_step_argv,
+)
+from kaizen.api.spec import ImprovementCycleSpec
+from kaizen.cycle import StepObservation, reconcile
+from kaizen.cycle.catalog import STEP_KINDS, kind_of
+from kaizen.cycle.planner import StepPlanner
+from kaizen.cycle.types import StepInvocation
+from tests.cycle.test_engine import ROOT, make_cycle, ok_summary
+
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))
+
+FULL_SPEC: dict[str, Any] = {
+    "model": {"name": "org/model", "revision": "v2", "adapters": ["/pvc/a1", "/pvc/a2"]},
+    "evaluation": {
+        "suite": "/suites/mine",
+        "maxNewTokens": 48,
+        "batchSize": 7,
+        "limit": 3,
+        "domains": ["zephyria", "geography"],
+        "lmEvalTasks": ["arc_easy", "/tasks/my task.yaml"],
+    },
+    "analysis": {"maxPriorityDomains": 3, "scoreThreshold": 0.55},
+    "training": {
+        "rank": 4,
+        "alpha": 32,
+        "dropout": 0.1,
+        "targetModules": ["q_proj", "v_proj"],
+        "learningRate": 2e-4,
+        "steps": 12,
+        "batchSize": 2,
+        "maxSeqLength": 256,
+        "seed": 9,
+        "replayFraction": 0.25,
+        "extraData": "/pvc/extra.jsonl",
+    },
+    "merge": {"combination": "dare_ties", "density": 0.3, "seed": 4},
+    "validation": {
+        "minImprovement": 0.02,
+        "maxRegression": 0.2,
+        "significance": 0.01,
+        "requireSignificance": False,
+    },
+    "tracking": {"mode": "online", "project": "p", "entity": "team"},
+}
+
+
+def _program_parse(invocation: StepInvocation) -> StepArgs:
+    python, dash_m, program, *argv = invocation.argv
+    assert (python, dash_m) == ("python", "-m")
+    kinds = EVALUATOR_COMMANDS if program == EVALUATOR else TRAINER_COMMANDS
+    assert program in (EVALUATOR, TRAINER)
+    assert invocation.kind == ("evaluator" if program == EVALUATOR else "trainer")
+    return parse_step_argv(argv, kinds, prog=program)
+
+
+def _every_invocation(spec: dict[str, Any]) -> list[StepInvocation]:
+    """Drive the engine through a whole promoted cycle and collect every launch."""
+    cycle = make_cycle(spec)
+    seen: list[StepInvocation] = []
+    observations: dict[str, StepObservation] = {}
+    for _ in range(20):
+        decision = reconcile(cycle, observations, artifact_root=ROOT, now="2026-12-04T00:00:00Z")
+        cycle = cycle.model_copy(update={"status": decision.status})
+        if decision.finished:
+            return seen
+        seen += decision.start
+        observations = {
+            i.name: StepObservation(i.name, "Succeeded", exit_code=0, summary=ok_summary(i.name))
+            for i in decision.start
+        }
+    raise AssertionError("the cycle did not finish")
+
+
+SPECS = [pytest.param(FULL_SPEC, id="every-option"), pytest.param({}, id="defaults")] + [
+    pytest.param(
+        next(
+            d
+            for d in yaml.safe_load_all(p.read_text())
+            if d and d.get("kind") == "ImprovementCycle"
+        )["spec"],
+        id=p.stem,
+    )
+    for p in SAMPLES
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_step_argv_parses_back_to_the_model_the_table_built(spec: dict[str, Any]) -> None:
+    invocations = _every_invocation(spec)
+    names = [i.name for i in invocations]
+    assert names[:2] == ["evaluate-baseline", "analyze"]
+    assert names[-3:] == ["merge", "evaluate-candidate", "validate"]
+    assert {kind_of(n).name for n in names} == {k.name for k in STEP_KINDS}
+    for invocation in invocations:
+        parsed = _program_parse(invocation)
+        assert parsed.step == invocation.name
+        assert parsed.output == invocation.artifacts_dir
+        # Rendering the parsed model again gives the same command line: nothing is lost.
+        assert tuple(parsed.command()) == invocation.argv
+
+
+def test_the_spec_reaches_every_argument() -> None:
+    by_name = {i.name: _program_parse(i) for i in _every_invocation(FULL_SPEC)}
+    evaluate = by_name["evaluate-baseline"]
+    assert isinstance(evaluate, EvaluateArgs)
+    assert evaluate.model == "org/model" and evaluate.revision == "v2"
+    assert evaluate.adapters == ["/pvc/a1", "/pvc/a2"]
+    assert (evaluate.max_new_tokens, evaluate.batch_size, evaluate.limit) == (48, 7, 3)
+    assert evaluate.domains == ["zephyria", "geography"]
+    assert evaluate.lm_eval_tasks == ["arc_easy", "/tasks/my task.yaml"]
+    assert (evaluate.tracking_mode, evaluate.tracking_project) == ("online", "p")
+    assert evaluate.tracking_entity == "team" and evaluate.cycle == "demo"
+    candidate = by_name["evaluate-candidate"]
+    assert isinstance(candidate, EvaluateArgs)
+    assert candidate.adapters == ["/pvc/a1", "/pvc/a2", f"{ROOT}/ml/demo/merge/adapter"]
+    analyze = by_name["analyze"]
+    assert isinstance(analyze, AnalyzeArgs)
+    assert (analyze.max_domains, analyze.threshold) == (3, 0.55)
+    assert analyze.baseline == f"{ROOT}/ml/demo/evaluate-baseline/results.json"
+    train = by_name["train-zephyria"]
+    assert isinstance(train, TrainArgs)
+    assert train.model_dump(include={"rank", "alpha", "dropout", "target_modules"}) == {
+        "rank": 4, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"],
+    }  # fmt: skip
+    assert (train.learning_rate, train.steps, train.batch_size) == (2e-4, 12, 2)
+    assert (train.max_seq_length, train.seed, train.replay_fraction) == (256, 9, 0.25)
+    assert train.extra_data == "/pvc/extra.jsonl" and train.suite == "/suites/mine"
+    assert train.plan == f"{ROOT}/ml/demo/analyze/plan.json"
+    merge = by_name["merge"]
+    assert isinstance(merge, MergeArgs)
+    assert merge.source_pairs() == [
+        ("zephyria", f"{ROOT}/ml/demo/train-zephyria/adapter"),
+        ("geography", f"{ROOT}/ml/demo/train-geography/adapter"),
+    ]
+    assert (merge.combination, merge.density, merge.seed) == ("dare_ties", 0.3, 4)
+    validate = by_name["validate"]
+    assert isinstance(validate, ValidateArgs)
+    assert (validate.min_improvement, validate.max_regression) == (0.02, 0.2)
+    assert validate.significance == 0.01 and validate.require_significance is False
+
+
+def test_spec_defaults_and_step_program_defaults_are_one_value() -> None:
+    """A step run by hand, without the planner, behaves like one the spec's defaults built."""
+    spec = ImprovementCycleSpec()
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    built = planner.train_args("geography", "/r/plan.json")
+    minimal = TrainArgs(
+        output=built.output,
+        step=built.step,
+        cycle="c",
+        model=spec.model.name,
+        suite=spec.evaluation.suite,
+        domain="geography",
+        plan="/r/plan.json",
+    )
+    assert minimal == built
+    assert (
+        minimal.replay_fraction == spec.training.replay_fraction == fields.DEFAULT_REPLAY_FRACTION
+    )
+    evaluate = planner.evaluate_args("evaluate-baseline")
+    assert evaluate == EvaluateArgs(
+        output=evaluate.output, step=evaluate.step, cycle="c", model=spec.model.name, suite="demo"
+    )
+    assert planner.analyze_args("/b") == AnalyzeArgs(
+        output=planner.dir("analyze"), step="analyze", cycle="c", baseline="/b"
+    )
+    assert planner.validate_args("/b", "/c") == ValidateArgs(
+        output=planner.dir("validate"), step="validate", cycle="c", baseline="/b", candidate="/c"
+    )
