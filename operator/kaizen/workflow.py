@@ -14,17 +14,25 @@ from Python and from a cluster are interchangeable.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kaizen.api import ImprovementCycle, ImprovementCycleStatus, parse_cycle, parse_summary
-from kaizen.api.summary import EXIT_OK, SUMMARY_PATH_ENV
-from kaizen.local.executor import CycleResult, LocalExecutor, load_cycle_file
+from pydantic.alias_generators import to_camel
+
+from kaizen.api import (
+    ImprovementCycle,
+    ImprovementCycleStatus,
+    StepSummary,
+    parse_cycle,
+    parse_spec,
+)
+from kaizen.api.args import StepArgs
+from kaizen.api.summary import EXIT_OK
+from kaizen.cycle.planner import StepPlanner
+from kaizen.local.executor import CycleResult, LocalExecutor, load_cycle_file, run_step_process
 
 
 @dataclass
@@ -156,7 +164,13 @@ class FeedbackCollector:
 
 
 class AdaptationManager:
-    """Trains domain adapters and merges them, through the trainer's own programs."""
+    """Trains domain adapters and merges them, through the trainer's own programs.
+
+    Each call builds the step's typed arguments with the cycle planner, from a spec made of
+    the manager's model and the call's options (so a bad option is refused naming its spec
+    field, with the spec's defaults: rehearsal included), and runs the step program as a
+    subprocess exactly as `kaizen run` does. Nothing in this process's environment changes.
+    """
 
     def __init__(
         self,
@@ -164,84 +178,76 @@ class AdaptationManager:
         adapters: Sequence[str] = (),
         *,
         output_root: str | Path = "artifacts/adapters",
+        quiet: bool = True,
     ):
         self.base_model = base_model
         self.adapters = list(adapters)
         self.output_root = Path(output_root)
+        self.quiet = quiet
         self.adaptation_history: list[dict[str, Any]] = []
 
-    def _model_args(self) -> list[str]:
-        argv = ["--model", self.base_model]
-        for adapter in self.adapters:
-            argv += ["--adapter", adapter]
-        return argv
+    def _planner(self, suite: str, **sections: dict[str, Any]) -> StepPlanner:
+        spec = parse_spec(
+            {
+                "model": {"name": self.base_model, "adapters": self.adapters},
+                "evaluation": {"suite": suite},
+                "tracking": {"mode": "disabled"},
+                **sections,
+            }
+        )
+        return StepPlanner(
+            spec, namespace="adapters", cycle="manager", artifact_root=str(self.output_root)
+        )
 
-    def _run(self, argv: list[str]) -> Any:
-        from kaizen.trainer.cli import main
-
-        with tempfile.TemporaryDirectory() as scratch:
-            summary_path = Path(scratch) / "summary.json"
-            previous = os.environ.get(SUMMARY_PATH_ENV)
-            os.environ[SUMMARY_PATH_ENV] = str(summary_path)
-            try:
-                code = main(argv)
-            finally:
-                if previous is None:
-                    os.environ.pop(SUMMARY_PATH_ENV, None)
-                else:
-                    os.environ[SUMMARY_PATH_ENV] = previous
-            summary = parse_summary(summary_path.read_bytes())
-        if code != EXIT_OK or not summary.ok:
-            raise RuntimeError(f"{argv[0]} failed ({summary.reason}): {summary.message}")
+    def _run(self, args: StepArgs) -> StepSummary:
+        args = args.model_copy(update={"quiet": self.quiet})
+        summary_path = Path(args.output).parent / ".summaries" / f"{Path(args.output).name}.json"
+        outcome = run_step_process(args.command(), summary_path)
+        summary = outcome.summary
+        if outcome.exit_code != EXIT_OK or summary is None or not summary.ok:
+            reason = summary.reason if summary else "StepFailed"
+            message = summary.message if summary else outcome.message
+            raise RuntimeError(f"{args.COMMAND} failed ({reason}): {message}")
         return summary
 
     def create_targeted_adapter(
-        self, domain: str, *, suite: str = "demo", steps: int = 30, **options: Any
+        self, domain: str, *, suite: str = "demo", plan: str | None = None, **training: Any
     ) -> str:
-        """Train one LoRA adapter for `domain` on the suite's training pool; returns its path."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        output = self.output_root / f"{domain}_{stamp}"
-        argv = [
-            "train",
-            *self._model_args(),
-            "--suite",
-            suite,
-            "--domain",
-            domain,
-            "--steps",
-            str(steps),
-        ]
-        argv += [
-            "--output",
-            str(output),
-            "--step",
-            f"train-{domain}",
-            "--tracking-mode",
-            "disabled",
-            "--quiet",
-        ]
-        for key, value in options.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-        summary = self._run(argv)
+        """Train one LoRA adapter for `domain`; returns its path.
+
+        `training` takes the fields of `spec.training` in snake_case (`steps`, `rank`,
+        `learning_rate`, `replay_fraction`, …); `plan` is an analyze step's plan.json.
+        """
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        planner = self._planner(suite, training=_camel(training))
+        args = planner.train_args(domain, plan)
+        args = args.model_copy(update={"output": str(self.output_root / f"{domain}_{stamp}")})
+        summary = self._run(args)
+        adapter = summary.adapter
+        assert adapter is not None
         self.adaptation_history.append(
             {
                 "domain": domain,
-                "adapter_path": summary.adapter.path,
-                "training_examples": summary.adapter.examples,
-                "final_loss": summary.adapter.final_loss,
+                "adapter_path": adapter.path,
+                "training_examples": adapter.examples,
+                "final_loss": adapter.final_loss,
                 "timestamp": datetime.now(UTC).isoformat(),
             }
         )
-        return str(summary.adapter.path)
+        return adapter.path
 
     def merge_adapters(
         self, adapter_paths: dict[str, str], *, combination: str = "ties", density: float = 0.5
     ) -> str:
         """Merge `{domain: adapter path}` into one adapter; returns its path."""
-        output = self.output_root / f"merged_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-        argv = ["merge", *self._model_args()]
-        for domain, path in adapter_paths.items():
-            argv += ["--source", f"{domain}={path}"]
-        argv += ["--combination", combination, "--density", str(density), "--output", str(output)]
-        argv += ["--step", "merge", "--tracking-mode", "disabled", "--quiet"]
-        return str(self._run(argv).merge.path)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        planner = self._planner("demo", merge={"combination": combination, "density": density})
+        args = planner.merge_args(list(adapter_paths.items()))
+        args = args.model_copy(update={"output": str(self.output_root / f"merged_{stamp}")})
+        merged = self._run(args).merge
+        assert merged is not None
+        return merged.path
+
+
+def _camel(options: dict[str, Any]) -> dict[str, Any]:
+    return {to_camel(key): value for key, value in options.items()}

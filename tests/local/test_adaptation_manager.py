@@ -31,3 +31,14 @@ def test_a_failed_training_raises_with_the_steps_reason(
     manager = AdaptationManager(str(tiny_model_dir), output_root=tmp_path / "adapters")
     with pytest.raises(RuntimeError, match="ConfigurationError"):
         manager.create_targeted_adapter("atlantis", suite="demo", steps=1)
+
+
+def test_a_bad_option_is_refused_naming_its_spec_field(tmp_path: Path) -> None:
+    from kaizen.api import SpecError
+
+    manager = AdaptationManager("unused", output_root=tmp_path / "adapters")
+    with pytest.raises(SpecError, match=r"spec\.training\.rank"):
+        manager.create_targeted_adapter("zephyria", rank=0)
+    with pytest.raises(SpecError, match=r"spec\.training\.nonsense: unknown field"):
+        manager.create_targeted_adapter("zephyria", nonsense=1)
+    assert not (tmp_path / "adapters").exists()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
+from kaizen.api import fields as f
 from kaizen.api._base import ApiModel
 
 #: The model shipped with Kaizen for machines without GPUs or hub access (see docs/design.md §5).
@@ -31,14 +30,14 @@ class EvaluationSpec(ApiModel):
     suite: str = Field(default="demo", min_length=1)
     """A suite shipped with Kaizen (`demo`) or a path to a suite directory (PVC or ConfigMap)."""
 
-    max_new_tokens: int = Field(default=32, ge=1, le=4096)
+    max_new_tokens: f.MaxNewTokens = f.DEFAULT_MAX_NEW_TOKENS
     """Most tokens generated per item."""
 
-    batch_size: int = Field(default=64, ge=1, le=1024)
+    batch_size: f.EvalBatchSize = f.DEFAULT_EVAL_BATCH_SIZE
     """Prompts generated together. Larger is faster until memory runs out; when a batch does
     not fit, it is halved and the smaller size kept, so start high."""
 
-    limit: int | None = Field(default=None, ge=1)
+    limit: f.ItemLimit | None = None
     """Evaluate only the first `limit` items of each domain (for smoke tests)."""
 
     domains: list[str] = Field(default_factory=list)
@@ -52,44 +51,46 @@ class EvaluationSpec(ApiModel):
 class AnalysisSpec(ApiModel):
     """How the weakest domains are chosen for training."""
 
-    max_priority_domains: int = Field(default=2, ge=1, le=32)
+    max_priority_domains: f.MaxPriorityDomains = f.DEFAULT_MAX_PRIORITY_DOMAINS
     """At most this many domains get an adapter in one cycle."""
 
-    score_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    score_threshold: f.ScoreThreshold = f.DEFAULT_SCORE_THRESHOLD
     """Only domains scoring below this are candidates for training."""
 
 
 class TrainingSpec(ApiModel):
     """LoRA training of one adapter per priority domain."""
 
-    rank: int = Field(default=8, ge=1, le=512)
+    rank: f.LoraRank = f.DEFAULT_LORA_RANK
     """LoRA rank `r`."""
 
-    alpha: int = Field(default=16, ge=1, le=4096)
+    alpha: f.LoraAlpha = f.DEFAULT_LORA_ALPHA
     """LoRA scaling `lora_alpha`."""
 
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: f.LoraDropout = f.DEFAULT_LORA_DROPOUT
     """LoRA dropout."""
 
-    target_modules: list[str] = Field(default_factory=lambda: ["all-linear"], min_length=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(f.DEFAULT_TARGET_MODULES), min_length=1
+    )
     """Modules that get LoRA weights; `all-linear` means every linear layer but the output head."""
 
-    learning_rate: float = Field(default=1e-3, gt=0.0, le=1.0)
+    learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
     """AdamW learning rate."""
 
-    steps: int = Field(default=30, ge=1, le=1_000_000)
+    steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
     """Optimiser steps per adapter."""
 
-    batch_size: int = Field(default=8, ge=1, le=4096)
+    batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
 
-    max_seq_length: int = Field(default=128, ge=16, le=32768)
+    max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
     """Training examples are truncated to this many tokens."""
 
-    seed: int = Field(default=0, ge=0)
+    seed: f.Seed = 0
     """Seed for data order and initialisation."""
 
-    replay_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
+    replay_fraction: f.ReplayFraction = f.DEFAULT_REPLAY_FRACTION
     """Share of each adapter's training set drawn from the suite's other domains (rehearsal),
     so the adapter learns its domain without forgetting what the model already knew."""
 
@@ -104,26 +105,26 @@ class TrainingSpec(ApiModel):
 class MergeSpec(ApiModel):
     """How the per-domain adapters are combined into one candidate adapter."""
 
-    combination: Literal["linear", "cat", "ties", "dare_linear", "dare_ties"] = "ties"
+    combination: f.Combination = f.DEFAULT_COMBINATION
     """peft `add_weighted_adapter` combination type. TIES keeps most of each adapter (docs/ml-notes.md)."""
 
-    density: float = Field(default=0.5, gt=0.0, le=1.0)
+    density: f.Density = f.DEFAULT_DENSITY
     """Fraction of weights kept by `ties` and `dare_*`."""
 
-    seed: int = Field(default=0, ge=0)
+    seed: f.Seed = 0
     """Seed for the random pruning of `dare_*`."""
 
 
 class ValidationSpec(ApiModel):
     """The gates a candidate must pass to be promoted."""
 
-    min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
+    min_improvement: f.MinImprovement = f.DEFAULT_MIN_IMPROVEMENT
     """The candidate's overall score must beat the baseline's by more than this."""
 
-    max_regression: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_regression: f.MaxRegression = f.DEFAULT_MAX_REGRESSION
     """A domain whose score drops by more than this is a regression and blocks promotion."""
 
-    significance: float = Field(default=0.05, gt=0.0, lt=1.0)
+    significance: f.Significance = f.DEFAULT_SIGNIFICANCE
     """Significance level of the paired (exact McNemar) test."""
 
     require_significance: bool = Field(default=True)
@@ -172,13 +173,13 @@ class SecretKeyRef(ApiModel):
 class TrackingSpec(ApiModel):
     """Experiment tracking with Weights & Biases."""
 
-    project: str = "kaizen"
+    project: str = f.DEFAULT_TRACKING_PROJECT
     """W&B project."""
 
     entity: str | None = None
     """W&B entity (team or user)."""
 
-    mode: Literal["offline", "online", "disabled"] = "offline"
+    mode: f.TrackingMode = f.DEFAULT_TRACKING_MODE
     """`online` needs `apiKeySecret`; `offline` writes run files into the artifact directory."""
 
     api_key_secret: SecretKeyRef | None = Field(default=None)

@@ -139,7 +139,7 @@ class StepPlanner:
             threshold=analysis.score_threshold,
         )
 
-    def train_args(self, domain: str, plan: str) -> TrainArgs:
+    def train_args(self, domain: str, plan: str | None) -> TrainArgs:
         training = self.spec.training
         return TrainArgs(
             **self._contract(train_step_name(domain)),
@@ -199,5 +199,5 @@ class StepPlanner:
     def evaluate_baseline(self, attempt: int = 1) -> StepInvocation:
         return self.invocation(self.evaluate_args(EVALUATE_BASELINE), attempt)
 
-    def train(self, domain: str, plan: str, attempt: int = 1) -> StepInvocation:
+    def train(self, domain: str, plan: str | None, attempt: int = 1) -> StepInvocation:
         return self.invocation(self.train_args(domain, plan), attempt)

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from kaizen.api import (
     Phase,
     SpecError,
     StepState,
+    StepSummary,
     atomic_write_json,
     parse_cycle,
     parse_summary,
@@ -80,6 +81,47 @@ def _spec_digest(cycle: ImprovementCycle) -> str:
     return hashlib.sha256(json.dumps(cycle.spec.to_wire(), sort_keys=True).encode()).hexdigest()[
         :16
     ]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How a step process ended: its exit code, and its summary or why there is none."""
+
+    exit_code: int
+    summary: StepSummary | None
+    message: str | None
+
+
+def run_step_process(
+    argv: Sequence[str],
+    summary_path: Path,
+    *,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+) -> StepOutcome:
+    """Run one step program as a subprocess, as its Job container would, and read its summary.
+
+    `argv` starts with `python` (replaced by `python`, this interpreter by default); the
+    summary goes to `summary_path` through `$KAIZEN_SUMMARY_PATH`, in the child's environment
+    only. Output goes straight to the terminal so progress bars show as they move.
+    """
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.unlink(missing_ok=True)
+    command = list(argv)
+    if command and command[0] == "python":
+        command[0] = python
+    child_env = dict(env if env is not None else os.environ)
+    child_env[SUMMARY_PATH_ENV] = str(summary_path)
+    code = subprocess.run(command, env=child_env, check=False).returncode
+    summary, message = None, None
+    if summary_path.exists():
+        try:
+            summary = parse_summary(summary_path.read_bytes())
+        except ValueError as error:
+            message = f"unreadable summary: {error}"
+    else:
+        message = f"no summary written (exit code {code})"
+    return StepOutcome(code, summary, message)
 
 
 class LocalExecutor:
@@ -139,40 +181,28 @@ class LocalExecutor:
 
     def _argv(self, invocation: StepInvocation) -> list[str]:
         argv = list(invocation.argv)
-        if argv and argv[0] == "python":
-            argv[0] = self.python
         if self.quiet:
             argv.append("--quiet")
         return argv
 
     def _run_step(self, invocation: StepInvocation, directory: Path) -> StepObservation:
         summary_path = directory / ".summaries" / f"{invocation.job_name}.json"
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.unlink(missing_ok=True)
-        env = dict(self.env if self.env is not None else os.environ)
-        env[SUMMARY_PATH_ENV] = str(summary_path)
         argv = self._argv(invocation)
         self.echo(f"\n>>> {invocation.name} (attempt {invocation.attempt})")
         self.echo("    " + " ".join(argv[1:]))
         started = time.monotonic()
-        # Output goes straight to the terminal so progress bars show as they move.
-        code = subprocess.run(argv, env=env, check=False).returncode
+        outcome = run_step_process(argv, summary_path, python=self.python, env=self.env)
         elapsed = time.monotonic() - started
-        summary = None
-        message = None
-        if summary_path.exists():
-            try:
-                summary = parse_summary(summary_path.read_bytes())
-            except ValueError as error:
-                message = f"unreadable summary: {error}"
-        else:
-            message = f"no summary written (exit code {code})"
-        state = StepState.SUCCEEDED if code == 0 else StepState.FAILED
+        code = outcome.exit_code
         self.echo(
             f"<<< {invocation.name}: {'done' if code == 0 else f'failed (exit {code})'} in {elapsed:.0f}s"
         )
         return StepObservation(
-            invocation.name, state, exit_code=code, summary=summary, message=message
+            invocation.name,
+            StepState.SUCCEEDED if code == 0 else StepState.FAILED,
+            exit_code=code,
+            summary=outcome.summary,
+            message=outcome.message,
         )
 
     def _load_status(
