@@ -246,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from kaizen.runtime import models
     from kaizen.evaluator.generation import DEFAULT_BATCH_SIZE, generate
+    from kaizen.runtime import models
     from kaizen.runtime.suites import load_suite
 
     batch_sizes = args.batch_size or [DEFAULT_BATCH_SIZE]

@@ -22,11 +22,11 @@ from pydantic.fields import FieldInfo
 
 from kaizen.api import fields as f
 
-#: Module run by the evaluator image (`python -m kaizen.evaluator …`).
-EVALUATOR = "kaizen.evaluator"
-#: Module run by the trainer image (`python -m kaizen.trainer …`).
-TRAINER = "kaizen.trainer"
 Program = Literal["kaizen.evaluator", "kaizen.trainer"]
+#: Module run by the evaluator image (`python -m kaizen.evaluator …`).
+EVALUATOR: Program = "kaizen.evaluator"
+#: Module run by the trainer image (`python -m kaizen.trainer …`).
+TRAINER: Program = "kaizen.trainer"
 
 
 def cli(
@@ -190,7 +190,9 @@ class StepArgs(BaseModel):
                 )
             elif _is_list(info) and meta.get("separator"):
                 sep = meta["separator"]
-                options["type"] = lambda text, sep=sep: [p.strip() for p in text.split(sep) if p.strip()]
+                options["type"] = lambda text, sep=sep: [
+                    p.strip() for p in text.split(sep) if p.strip()
+                ]
                 parser.add_argument(flag, **options)
             elif _is_list(info) and meta.get("nargs"):
                 parser.add_argument(flag, nargs=meta["nargs"], **options)
@@ -252,9 +254,7 @@ def guess_step(argv: Sequence[str], kinds: Sequence[type[StepArgs]] = ()) -> str
     return next((a for a in args if a in commands), commands[0] if len(commands) == 1 else "step")
 
 
-def parse_step_argv(
-    argv: Sequence[str], kinds: Sequence[type[StepArgs]], *, prog: str
-) -> StepArgs:
+def parse_step_argv(argv: Sequence[str], kinds: Sequence[type[StepArgs]], *, prog: str) -> StepArgs:
     """Parse a step program's command line into the model of its subcommand.
 
     Raises `StepUsageError` (naming the step) on any problem; `--help` prints and exits 0.
@@ -265,7 +265,7 @@ def parse_step_argv(
     except StepUsageError as error:
         raise StepUsageError(guess_step(argv, kinds), str(error)) from None
     command = namespace.pop("command")
-    kind = next(k for k in kinds if k.COMMAND == command)
+    kind = next(k for k in kinds if command == k.COMMAND)
     return kind.from_namespace(namespace)
 
 
@@ -278,7 +278,9 @@ class ModelArgs(StepArgs):
     model: str = Field(min_length=1, json_schema_extra=cli(metavar="REF"))
     """Base model: hub id (org/name), local or PVC directory, or bundled:smollm2-135m-instruct."""
 
-    adapters: list[str] = Field(default_factory=list, json_schema_extra=cli(flag="--adapter", metavar="DIR"))
+    adapters: list[str] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--adapter", metavar="DIR")
+    )
     """An adapter already promoted for this model, merged into the base weights first (repeat
     for several, applied in order)."""
 
@@ -340,7 +342,10 @@ class EvaluateArgs(ModelArgs):
     def _read_escapes(cls, value: Any) -> Any:
         # A shell passes `\n` as backslash + n: read the usual escapes, as a user means them.
         if isinstance(value, list):
-            value = [v.replace("\\n", "\n").replace("\\t", "\t") if isinstance(v, str) else v for v in value]
+            value = [
+                v.replace("\\n", "\n").replace("\\t", "\t") if isinstance(v, str) else v
+                for v in value
+            ]
             if any(v == "" for v in value):
                 raise ValueError("a stop string cannot be empty (use --no-stop)")
         return value
@@ -413,7 +418,9 @@ class TrainArgs(ModelArgs):
     """Share of the training set drawn from the suite's other domains' pools (rehearsal
     against forgetting), in [0, 1)."""
 
-    extra_data: str | None = Field(default=None, min_length=1, json_schema_extra=cli(metavar="PATH"))
+    extra_data: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
+    )
     """JSONL file of extra examples {question, answer[, domain, capability]}; lines for other
     domains are skipped."""
 
@@ -507,4 +514,3 @@ class MergeArgs(ModelArgs):
 #: Every step kind's arguments, by program.
 EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (EvaluateArgs, AnalyzeArgs, ValidateArgs)
 TRAINER_COMMANDS: tuple[type[StepArgs], ...] = (TrainArgs, MergeArgs)
-

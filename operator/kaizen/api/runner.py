@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kaizen.api.args import StepArgs, StepUsageError, parse_step_argv
-
 from kaizen.api.summary import (
     EXIT_CONFIG_ERROR,
     EXIT_FAILURE,

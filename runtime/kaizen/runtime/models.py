@@ -76,8 +76,9 @@ def _convert_bundled(name: str, target: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are already dequantised; the GGUF marker only blocks saving and training.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer: Any = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     tokenizer.padding_side = "left"
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)
@@ -142,7 +143,9 @@ def load_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(ref), revision=revision, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        resolve_model(ref), revision=revision, dtype=dtype
+    )
     for adapter in adapters:
         if not (Path(adapter) / "adapter_config.json").exists():
             raise ModelNotFound(f"adapter directory {adapter} has no adapter_config.json")
@@ -152,7 +155,8 @@ def load_model(
         model = peft_model.merge_and_unload() if merge else peft_model
     model.to(device)
     model.eval()
-    return model
+    loaded: PreTrainedModel = model
+    return loaded
 
 
 def format_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> str:

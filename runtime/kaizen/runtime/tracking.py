@@ -43,7 +43,7 @@ class Tracker:
         if self.run is not None:
             import wandb
 
-            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+            self.run.log({key: wandb.Table(columns=list[str | int](columns), data=rows)})
 
     def artifact(self, name: str, kind: str, paths: list[Path]) -> None:
         if self.run is None:
@@ -93,7 +93,7 @@ def track(
             job_type=job_type,
             name=name,
             config=config,
-            mode=mode,
+            mode=mode,  # type: ignore[arg-type]  # checked above: offline, online or disabled
             dir=os.environ.get("WANDB_DIR") or str(directory),
             reinit="finish_previous",
             settings=wandb.Settings(silent=True, console="off"),

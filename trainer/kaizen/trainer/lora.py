@@ -201,8 +201,8 @@ def _save_checkpoint(
 
     target = output_dir / CHECKPOINTS / f"step-{state['step']:06d}"
     with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        rng = {"cpu": torch.get_rng_state()}
+        model.save_pretrained(str(tmp))
+        rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / OPTIMIZER_FILE)
@@ -238,7 +238,7 @@ def _load_checkpoint(
     torch.set_rng_state(saved["rng"]["cpu"])
     if "cuda" in saved["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-    return state
+    return dict(state)
 
 
 def train_lora(
@@ -347,7 +347,7 @@ def train_lora(
 
     adapter_dir = output_dir / "adapter"
     with atomic_directory(adapter_dir) as tmp:
-        peft_model.save_pretrained(tmp)
+        peft_model.save_pretrained(str(tmp))
     return TrainingResult(
         adapter_dir=adapter_dir,
         loss_curve=loss_curve,

@@ -98,9 +98,8 @@ def read_source(domain: str, path: str | Path) -> SourceAdapter:
         )
     # peft sizes the merged tensors by the largest rank an adapter uses anywhere.
     rank = max([config["r"], *(config.get("rank_pattern") or {}).values()])
-    return SourceAdapter(
-        domain, path, rank, config.get("lora_alpha", config["r"]), config.get("target_modules")
-    )
+    alpha = float(config.get("lora_alpha") or config["r"])
+    return SourceAdapter(domain, path, rank, alpha, config.get("target_modules"))
 
 
 def check_compatible(sources: Sequence[SourceAdapter], combination: str, density: float) -> None:
@@ -180,8 +179,9 @@ def merge_adapters(
             f"peft cannot merge these adapters with {combination!r}: {error}"
         ) from None
     with atomic_directory(adapter_dir) as tmp:
-        model.save_pretrained(tmp, selected_adapters=["default"])
-    rank = int(model.peft_config["default"].r)
+        model.save_pretrained(str(tmp), selected_adapters=["default"])
+    config: Any = model.peft_config["default"]
+    rank = int(config.r)
     return MergeResult(
         adapter_dir, combination, tuple(sources), rank, time.perf_counter() - started
     )
