@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -50,3 +52,15 @@ def test_api_imports_nothing_else_of_kaizen() -> None:
         "assert not bad and not heavy, (bad, heavy)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject's [tool.importlinter] contracts (the layering of docs/design.md §4)."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    if not lint_imports.exists():
+        pytest.skip("import-linter is not installed in this environment")
+    done = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
