@@ -54,7 +54,6 @@ from kaizen.api.summary import (
     encode_summary,
     file_digest,
     parse_summary,
-    step_artifacts_dir,
     write_summary,
 )
 
@@ -103,6 +102,5 @@ __all__ = [
     "parse_cycle",
     "parse_spec",
     "parse_summary",
-    "step_artifacts_dir",
     "write_summary",
 ]

@@ -240,7 +240,3 @@ def file_digest(path: str | os.PathLike[str]) -> str:
             sha.update(block)
     return f"sha256:{sha.hexdigest()}"
 
-
-def step_artifacts_dir(root: str | os.PathLike[str], namespace: str, cycle: str, step: str) -> Path:
-    """`<root>/<namespace>/<cycle>/<step>`: where a step writes everything it produces."""
-    return Path(root) / namespace / cycle / step

@@ -46,11 +46,6 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def is_status(error: BaseException, *codes: int) -> bool:
-    """Whether `error` is an API error with one of these HTTP status codes."""
-    return isinstance(error, ApiException) and error.status in codes
-
-
 def _raw(response: Any) -> Any:
     return json.loads(response.data or b"null")
 
