@@ -1,8 +1,19 @@
-"""Kaizen's API: the `ImprovementCycle` models, the step contract and CRD generation.
+"""Kaizen's API: the `ImprovementCycle` models, the step contract (typed arguments, artifacts,
+summary) and CRD generation.
 
 This package imports nothing else of `kaizen`; evaluator, trainer and operator depend on it.
 """
 
+from kaizen.api.args import (
+    AnalyzeArgs,
+    EvaluateArgs,
+    MergeArgs,
+    StepArgs,
+    StepUsageError,
+    TrainArgs,
+    ValidateArgs,
+    parse_step_argv,
+)
 from kaizen.api.resource import (
     API_VERSION,
     GROUP,
@@ -71,12 +82,15 @@ __all__ = [
     "SUMMARY_PATH_ENV",
     "VERSION",
     "AdapterDigest",
+    "AnalyzeArgs",
     "AnalysisSpec",
     "Condition",
+    "EvaluateArgs",
     "EvaluationSpec",
     "ImprovementCycle",
     "ImprovementCycleSpec",
     "ImprovementCycleStatus",
+    "MergeArgs",
     "MergeDigest",
     "MergeSpec",
     "ModelSpec",
@@ -86,13 +100,17 @@ __all__ = [
     "ScoreDigest",
     "SecretKeyRef",
     "SpecError",
+    "StepArgs",
     "StepRecord",
     "StepResources",
     "StepState",
     "StepSummary",
+    "StepUsageError",
     "SummaryTooLarge",
     "TrackingSpec",
+    "TrainArgs",
     "TrainingSpec",
+    "ValidateArgs",
     "ValidationDigest",
     "ValidationSpec",
     "atomic_write_bytes",
@@ -100,6 +118,7 @@ __all__ = [
     "encode_summary",
     "file_digest",
     "parse_cycle",
+    "parse_step_argv",
     "parse_spec",
     "parse_summary",
     "write_summary",
