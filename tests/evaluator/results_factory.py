@@ -1,10 +1,14 @@
-"""Hand-made results.json dicts for analysis and comparison tests (the same layout evaluate writes)."""
+"""Hand-made results.json dicts for analysis and comparison tests (the same layout evaluate writes).
+
+`results` returns a complete file: `EvaluationResults` reads it back unchanged.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kaizen.evaluator.evaluate import CORRECT_AT, RESULTS_SCHEMA, aggregate, overall_scores
+from kaizen.api.artifacts import EvaluationResults
+from kaizen.evaluator.evaluate import CORRECT_AT, aggregate, overall_scores
 
 
 def record(
@@ -40,12 +44,34 @@ def results(records: list[dict[str, Any]], digest: str = "sha256:abc") -> dict[s
     """A results dict around `records`, with the aggregates `evaluate` computes."""
     domains = aggregate(records, "domain")
     return {
-        "schema": RESULTS_SCHEMA,
-        "suite": {"name": "hand", "version": "1", "digest": digest},
-        "model": {"name": "m", "adapters": []},
+        "schema": EvaluationResults.SCHEMA_VERSION,
+        "suite": {"name": "hand", "version": "1", "digest": digest, "path": "suites/hand"},
+        "selection": {"domains": [], "limit": None},
+        "model": {"name": "m", "revision": None, "adapters": []},
+        "generation": {
+            "max_new_tokens": 32,
+            "batch_size": 8,
+            "batch_size_used": 8,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "repetition_penalty": 1.0,
+            "seed": 0,
+            "stop_strings": [],
+            "device": "cpu",
+            "dtype": "float32",
+        },
         "overall": overall_scores(records),
         "domains": domains,
         "capabilities": aggregate(records, "capability"),
+        "performance": {
+            "tokens_per_second": 50.0,
+            "new_tokens": 5 * len(records),
+            "wall_seconds": 0.1 * len(records),
+            "generation_seconds": 0.1 * len(records),
+            "loglik_seconds": 0.0,
+            "latency_per_item_seconds": 0.1,
+            "peak_memory_mib": 100.0,
+        },
         "items": records,
     }
 

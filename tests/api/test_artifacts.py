@@ -1,0 +1,296 @@
+"""Artifact files are written and read through versioned models; their JSON Schemas must not drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaizen.api.artifacts import (
+    ARTIFACTS,
+    VERSION_KEY,
+    Artifact,
+    ArtifactError,
+    EvaluationResults,
+    ImprovementPlan,
+    MergedSource,
+    MergeRecord,
+    TrainingConfig,
+    TrainingRecord,
+    ValidationReport,
+    main,
+    read_artifact,
+    render_schema,
+    schema_file_name,
+    write_artifact,
+)
+from tests.evaluator.results_factory import domain_records, results
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "docs" / "schemas"
+REGENERATE = "run `python -m kaizen.api.artifacts --schemas docs/schemas`"
+
+SUITE = {"name": "demo", "version": "1", "digest": "sha256:abc", "path": "suites/demo"}
+BASE = {"ref": "bundled:smollm2-135m-instruct", "revision": None, "adapters": []}
+VERSIONS = {"torch": "2.5.0", "transformers": "4.46.0", "peft": "0.13.0"}
+
+
+def _results() -> dict[str, Any]:
+    return results(
+        domain_records("geo", [1, 1, 0, 1], ["factual_recall", "multi_step"] * 2)
+        + domain_records("zep", [0, 0, 1, 0])
+    )
+
+
+def _plan() -> dict[str, Any]:
+    from kaizen.evaluator.analysis import build_plan
+
+    plan = build_plan(_results(), threshold=0.7, max_domains=2)
+    return plan | {"baseline": "/artifacts/ml/demo/evaluate-baseline/results.json"}
+
+
+def _report() -> dict[str, Any]:
+    from kaizen.evaluator.validate import Gates, compare
+
+    candidate = results(
+        domain_records("geo", [1, 1, 1, 1], ["factual_recall", "multi_step"] * 2)
+        + domain_records("zep", [1, 0, 1, 1])
+    )
+    return compare(_results(), candidate, Gates(), (Path("b.json"), Path("c.json")))
+
+
+def _training() -> dict[str, Any]:
+    """A training.json as `kaizen.trainer.programs.train` writes it."""
+    return {
+        "schema": 1,
+        "step": "train-zep",
+        "cycle": "demo",
+        "domain": "zep",
+        "suite": SUITE,
+        "model": BASE,
+        "config": {
+            "rank": 8,
+            "alpha": 16,
+            "dropout": 0.0,
+            "target_modules": ["all-linear"],
+            "learning_rate": 0.001,
+            "steps": 30,
+            "batch_size": 8,
+            "seed": 0,
+            "max_grad_norm": 1.0,
+            "checkpoint_every": 10,
+            "max_seq_length": 128,
+            "capability_weight": 2,
+            "replay_fraction": 0.5,
+            "replay_examples": 12,
+        },
+        "plan": {"path": "/artifacts/plan.json", "targeted_capabilities": ["multi_step"]},
+        "examples": {
+            "pool": 12,
+            "extra": 0,
+            "training_set": 24,
+            "used": 24,
+            "truncated": 1,
+            "dropped_no_answer_tokens": 0,
+            "answer_tokens": 300,
+        },
+        "steps": 30,
+        "resumed_from": 0,
+        "loss_curve": [2.5, 1.25, 0.5],
+        "final_loss": 0.75,
+        "train_seconds": 12.5,
+        "seconds_per_step": 0.4167,
+        "tokens_per_second": None,
+        "peak_memory_mb": 812.5,
+        "trainable_parameters": 1000,
+        "total_parameters": 135_000_000,
+        "device": "cpu",
+        "autocast": None,
+        "versions": VERSIONS,
+        "adapter": "/artifacts/train-zep/adapter",
+    }
+
+
+def _merge() -> dict[str, Any]:
+    """A merge.json as `kaizen.trainer.programs.merge` writes it."""
+    source = {"rank": 8, "alpha": 16.0, "target_modules": ["q_proj", "v_proj"]}
+    return {
+        "schema": 1,
+        "step": "merge",
+        "cycle": None,
+        "model": BASE,
+        "config": {"combination": "ties", "density": 0.5, "seed": 0},
+        "combination": "ties",
+        "rank": 8,
+        "sources": [
+            {"domain": "geo", "path": "/a/geo", **source},
+            {"domain": "zep", "path": "/a/zep", **source},
+        ],
+        "seconds": 1.5,
+        "versions": VERSIONS,
+        "adapter": "/artifacts/merge/adapter",
+    }
+
+
+SAMPLES = {
+    EvaluationResults: _results,
+    ImprovementPlan: _plan,
+    ValidationReport: _report,
+    TrainingRecord: _training,
+    MergeRecord: _merge,
+}
+
+
+@pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
+def test_each_file_round_trips_with_its_layout_unchanged(
+    model: type[Artifact], tmp_path: Path
+) -> None:
+    sample = SAMPLES[model]()
+    artifact = model.model_validate(sample)
+    path = write_artifact(tmp_path / model.FILE_NAME, artifact)
+    on_disk = json.loads(path.read_text())
+    # The keys the step code builds are exactly the keys in the file, version included.
+    assert on_disk == sample
+    assert on_disk[VERSION_KEY] == model.SCHEMA_VERSION == 1
+    assert read_artifact(path, model) == artifact
+    assert not list(tmp_path.glob(".*.tmp")), "written through a temporary file"
+
+
+def test_optional_keys_are_left_out_rather_than_null(tmp_path: Path) -> None:
+    data = _results()
+    data["items"][0] |= {"choices": ["ref", "other"], "logprobs": [-0.5, -2.0]}
+    data["domains"]["lmeval:arc"] = {
+        "score": 0.5, "n": 4, "metric": "acc", "stderr": None, "source": "lm-eval",
+    }  # fmt: skip
+    data["lmeval"] = {"version": None, "tasks": {"arc": {"metric": "acc", "n": 4, "metrics": {}}}}
+    path = write_artifact(tmp_path / "results.json", EvaluationResults.model_validate(data))
+    on_disk = json.loads(path.read_text())
+    assert on_disk == data
+    assert "choices" not in on_disk["items"][1] and "logprobs" not in on_disk["items"][1]
+    # Without lm-eval tasks there is no `lmeval` key at all.
+    del data["lmeval"], data["domains"]["lmeval:arc"]
+    assert "lmeval" not in EvaluationResults.model_validate(data).to_dict()
+
+
+def test_lm_eval_tasks_folded_in_by_the_evaluator_validate() -> None:
+    from kaizen.evaluator import lmeval
+
+    data = _results()
+    task = lmeval.TaskResult(task="arc", metric="acc", score=0.75, n=4, stderr=None)
+    lmeval.fold_results(data, [task])
+    assert EvaluationResults.model_validate(data).to_dict() == data
+
+
+def _write(tmp_path: Path, content: object) -> Path:
+    path = tmp_path / "plan.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            {"schema": 2, "priority_domains": ["a"], "new_field": 1},
+            r"improvement plan schema version 2 is newer than this Kaizen reads \(1\); upgrade Kaizen",
+        ),
+        ({"schema": 0, "priority_domains": ["a"]}, r"unknown improvement plan schema version 0 \(this Kaizen reads 1\)"),
+        ({"schema": "1", "priority_domains": ["a"]}, r"schema version '1' is not an integer"),
+        ({"schema": True, "priority_domains": ["a"]}, r"schema version True is not an integer"),
+        ({"priority_domains": ["a"]}, r'without a schema version \(no "schema" key\).*"schema": 1'),
+        ([], r"improvement plan must be a JSON object, got list"),
+        ("{\n  nope", r":2: invalid JSON"),
+        ({"schema": 1, "priority_domains": ["a"], "surprise": 1}, r"not valid improvement plan \(schema version 1\): surprise: Extra inputs"),
+    ],
+)  # fmt: skip
+def test_unusable_files_are_refused_naming_the_file(
+    tmp_path: Path, content: object, message: str
+) -> None:
+    path = _write(tmp_path, content)
+    with pytest.raises(ArtifactError, match=message) as raised:
+        read_artifact(path, ImprovementPlan)
+    assert str(raised.value).startswith(str(path))
+    assert isinstance(raised.value, ValueError)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        ArtifactError, match=f"{tmp_path}/results.json: evaluation results file not found"
+    ):
+        read_artifact(tmp_path / "results.json", EvaluationResults)
+
+
+def test_many_problems_are_summarised(tmp_path: Path) -> None:
+    data = _results()
+    for item in data["items"]:
+        item["score"] = "high"
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(
+        ArtifactError, match=r"items\.0\.score: Input should be a valid number.*\(and 3 more\)"
+    ):
+        read_artifact(path, EvaluationResults)
+
+
+def test_the_trainers_records_have_the_fields_it_writes() -> None:
+    from dataclasses import asdict, fields
+
+    from kaizen.trainer.lora import LoraSettings
+    from kaizen.trainer.merge import SourceAdapter
+
+    # programs.train writes asdict(LoraSettings) plus four counts into `config`.
+    lora = {f.name for f in fields(LoraSettings)}
+    assert lora | {
+        "max_seq_length",
+        "capability_weight",
+        "replay_fraction",
+        "replay_examples",
+    } == set(TrainingConfig.model_fields)
+    assert TrainingConfig.model_validate(
+        asdict(LoraSettings())
+        | {
+            "max_seq_length": 128,
+            "capability_weight": 2,
+            "replay_fraction": 0.5,
+            "replay_examples": 0,
+        }
+    )
+    source = SourceAdapter("geo", Path("/a/geo"), 8, 16.0, ["q_proj"])
+    assert MergedSource.model_validate(source.describe()).model_dump() == source.describe()
+
+
+# -- published JSON Schemas -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
+def test_committed_schemas_match_the_models(model: type[Artifact]) -> None:
+    committed = SCHEMAS / schema_file_name(model)
+    assert committed.is_file(), f"{committed} is missing: {REGENERATE}"
+    assert committed.read_text() == render_schema(model), f"{committed} is stale: {REGENERATE}"
+
+
+def test_no_stale_schema_files_are_left() -> None:
+    expected = {schema_file_name(model) for model in ARTIFACTS}
+    assert {path.name for path in SCHEMAS.glob("*.schema.json")} == expected
+
+
+def test_generator_writes_every_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--schemas", str(tmp_path)]) == 0
+    for model in ARTIFACTS:
+        assert (tmp_path / schema_file_name(model)).read_text() == render_schema(model)
+    assert len(capsys.readouterr().out.splitlines()) == len(ARTIFACTS)
+
+
+@pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
+def test_every_field_is_described_and_the_version_is_required(model: type[Artifact]) -> None:
+    schema = json.loads(render_schema(model))
+    assert schema["required"][0] == VERSION_KEY
+    assert schema["properties"][VERSION_KEY]["const"] == model.SCHEMA_VERSION
+    assert schema["additionalProperties"] is False
+    # Every field of the file and of each of its parts says what it is.
+    for name, part in {model.__name__: schema, **schema.get("$defs", {})}.items():
+        assert part.get("description"), f"{name} has no description"
+        for field, node in part["properties"].items():
+            assert node.get("description"), f"{name}.{field} has no description"
