@@ -14,18 +14,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from kaizen.api.artifacts import FailureKind, ImprovementPlan, write_artifact
 from kaizen.api.runner import ConfigurationError
-from kaizen.api.summary import PlanDigest, StepSummary, atomic_write_json, file_digest
+from kaizen.api.summary import PlanDigest, StepSummary, file_digest
 from kaizen.evaluator.evaluate import read_results
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
-PLAN_FILE = "plan.json"
-PLAN_SCHEMA = 1
+PLAN_FILE = ImprovementPlan.FILE_NAME
 
 #: Failure kinds, in the order they are tested: the first that applies names the failure.
-FAILURE_KINDS = ("empty", "refusal", "repetition", "truncated", "wrong_format", "wrong_answer")
+FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 #: Capabilities that need more than recalling one fact.
 REASONING_CAPABILITIES = ("cross_referencing", "counterfactual", "multi_step")
 #: Scorers that read an answer of a particular form (a number, a pattern): a response they
@@ -129,7 +129,7 @@ def _recommendation(domain: dict[str, Any], threshold: float) -> dict[str, Any]:
 
 
 def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -> dict[str, Any]:
-    """The improvement plan for `results` (a results.json dict)."""
+    """The improvement plan for `results` (a results.json dict), in the layout of plan.json."""
     if not 0.0 <= threshold <= 1.0:
         raise ConfigurationError(f"threshold must be between 0 and 1, got {threshold}")
     if max_domains < 1:
@@ -191,7 +191,7 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         if s < threshold
     ]
     return {
-        "schema": PLAN_SCHEMA,
+        "schema": ImprovementPlan.SCHEMA_VERSION,
         "suite": results["suite"],
         "model": results.get("model"),
         "threshold": threshold,
@@ -260,29 +260,30 @@ def analyze_step(
     tracking: TrackingOptions,
 ) -> StepSummary:
     """The whole analyze step for `run_step`: read results, plan, write plan.json, track, summarise."""
-    results = read_results(baseline)
-    plan = build_plan(results, threshold=threshold, max_domains=max_domains)
-    plan["baseline"] = str(baseline)
+    results = read_results(baseline).to_dict()
+    plan = ImprovementPlan.model_validate(
+        build_plan(results, threshold=threshold, max_domains=max_domains)
+        | {"baseline": str(baseline)}
+    )
     plan_path = out / PLAN_FILE
-    atomic_write_json(plan_path, plan)
+    write_artifact(plan_path, plan)
     with tracking.run(
         job_type="analyze",
         name=step,
         config={"baseline": str(baseline), "threshold": threshold, "max_domains": max_domains},
         directory=out,
     ) as tracker:
-        metrics = {f"failures/{kind}": count for kind, count in plan["failure_kinds"].items()}
-        metrics["priority_domains"] = len(plan["priority_domains"])
+        metrics = {f"failures/{kind}": count for kind, count in plan.failure_kinds.items()}
+        metrics["priority_domains"] = len(plan.priority_domains)
         tracker.log(metrics)
-        tracker.summary({"priority_domains": ",".join(plan["priority_domains"]) or "-"})
+        tracker.summary({"priority_domains": ",".join(plan.priority_domains) or "-"})
         columns = ["domain", "score", "hint", "below_threshold", "failed"]
         rows = [
-            [d["name"], d["score"], d["hint"], d["below_threshold"], len(d["failed_items"])]
-            for d in plan["domains"]
+            [d.name, d.score, d.hint, d.below_threshold, len(d.failed_items)] for d in plan.domains
         ]
         tracker.table("domains", columns, rows)
         tracker.artifact(artifact_name(tracking.cycle, step, "plan"), "plan", [plan_path])
-    priority = plan["priority_domains"]
+    priority = plan.priority_domains
     message = (
         f"train {', '.join(priority)} (below {threshold})"
         if priority
@@ -294,8 +295,8 @@ def analyze_step(
         message=message,
         plan=PlanDigest(
             priority_domains=priority,
-            targeted_capabilities=plan["targeted_capabilities"],
-            failure_kinds=plan["failure_kinds"],
+            targeted_capabilities=plan.targeted_capabilities,
+            failure_kinds=plan.failure_kinds,
             plan_path=str(plan_path),
         ),
         digest=file_digest(plan_path),

@@ -20,18 +20,17 @@ from typing import Any
 
 from kaizen.api import fields
 from kaizen.api.args import EvaluateArgs
+from kaizen.api.artifacts import ArtifactError, EvaluationResults, read_artifact, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     ScoreDigest,
     StepSummary,
     SummaryTooLarge,
     atomic_write_bytes,
-    atomic_write_json,
     encode_summary,
     file_digest,
 )
 from kaizen.evaluator import stats
-from kaizen.runtime import models
 from kaizen.evaluator.generation import (
     DEFAULT_STOP_STRINGS,
     GenerationReport,
@@ -39,14 +38,13 @@ from kaizen.evaluator.generation import (
     generate,
 )
 from kaizen.evaluator.loglik import rank_choices
+from kaizen.runtime import models
 from kaizen.runtime.scoring import score
 from kaizen.runtime.suites import load_suite
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
-RESULTS_FILE = "results.json"
+RESULTS_FILE = EvaluationResults.FILE_NAME
 RESPONSES_FILE = "responses.jsonl"
-#: Version of the results.json layout; readers refuse versions they do not know.
-RESULTS_SCHEMA = 1
 #: An item counts as correct (for pass counts and the paired test) at this score or above.
 CORRECT_AT = 0.5
 
@@ -181,7 +179,7 @@ def _load(options: EvaluateOptions) -> tuple[Any, Any]:
 
 
 def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
-    """Evaluate and write results.json and responses.jsonl into `out`; returns the results."""
+    """Evaluate and write results.json and responses.jsonl into `out`; returns results.json's content."""
     if options.max_new_tokens < 1 or options.batch_size < 1:
         raise ConfigurationError("--max-new-tokens and --batch-size must be at least 1")
     sampling = options.sampling()
@@ -274,7 +272,6 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         responses.append(response)
     domains = aggregate(records, "domain")
     results = {
-        "schema": RESULTS_SCHEMA,
         "suite": {
             "name": suite.name,
             "version": suite.version,
@@ -325,10 +322,11 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             quiet=options.quiet,
         )
         lmeval.fold_results(results, tasks)
+    artifact = EvaluationResults.model_validate(results)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)
     atomic_write_bytes(out / RESPONSES_FILE, lines.encode())
-    atomic_write_json(out / RESULTS_FILE, results)
-    return results
+    write_artifact(out / RESULTS_FILE, artifact)
+    return artifact.to_dict()
 
 
 def score_digest(results: dict[str, Any], results_path: Path, step: str) -> ScoreDigest:
@@ -437,20 +435,9 @@ def _ci(interval: Sequence[float] | None) -> str:
     return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[?]"
 
 
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Load a results.json written by this module; ConfigurationError when unusable."""
-    target = Path(path)
-    if not target.is_file():
-        raise ConfigurationError(f"{target}: results file not found")
+def read_results(path: str | Path) -> EvaluationResults:
+    """Load a results.json through its model; ConfigurationError (exit 3) when unusable."""
     try:
-        results = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigurationError(f"{target}: not a readable results file ({error})") from error
-    if not isinstance(results, dict) or results.get("schema") != RESULTS_SCHEMA:
-        raise ConfigurationError(
-            f"{target}: schema: expected results schema {RESULTS_SCHEMA}, got {results.get('schema') if isinstance(results, dict) else type(results).__name__!r}"
-        )
-    for key in ("suite", "items", "domains", "overall"):
-        if key not in results:
-            raise ConfigurationError(f"{target}: {key}: missing")
-    return results
+        return read_artifact(path, EvaluationResults)
+    except ArtifactError as error:
+        raise ConfigurationError(str(error)) from error

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaizen.api.artifacts import ValidationReport, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     StepSummary,
     SummaryTooLarge,
     ValidationDigest,
-    atomic_write_json,
     encode_summary,
     file_digest,
 )
@@ -37,8 +37,7 @@ from kaizen.evaluator.stats import (
 )
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
-REPORT_FILE = "report.json"
-REPORT_SCHEMA = 1
+REPORT_FILE = ValidationReport.FILE_NAME
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def _group_deltas(
 def compare(
     baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates, paths: tuple[Path, Path]
 ) -> dict[str, Any]:
-    """The comparison report for two results dicts evaluated on identical items."""
+    """The comparison report for two results dicts evaluated on identical items (report.json's layout)."""
     gates.check()
     _check_same_items(baseline, candidate, paths)
     pairs = list(zip(baseline["items"], candidate["items"], strict=True))
@@ -180,7 +179,7 @@ def compare(
     regressions = [name for name, d in domains.items() if d["delta"] < -gates.max_regression]
     verdict, reasons = decide(overall_delta, p_value, regressions, gates)
     return {
-        "schema": REPORT_SCHEMA,
+        "schema": ValidationReport.SCHEMA_VERSION,
         "baseline": {"path": str(paths[0]), "model": baseline.get("model"), "overall": before},
         "candidate": {"path": str(paths[1]), "model": candidate.get("model"), "overall": after},
         "suite": baseline["suite"],
@@ -215,47 +214,51 @@ def validate_step(
 ) -> StepSummary:
     """The whole validate step for `run_step`: compare, write report.json, track, summarise."""
     paths = (Path(baseline), Path(candidate))
-    report = compare(read_results(paths[0]), read_results(paths[1]), gates, paths)
+    baseline_results, candidate_results = read_results(paths[0]), read_results(paths[1])
+    report = ValidationReport.model_validate(
+        compare(baseline_results.to_dict(), candidate_results.to_dict(), gates, paths)
+    )
     report_path = out / REPORT_FILE
-    atomic_write_json(report_path, report)
+    write_artifact(report_path, report)
     with tracking.run(
         job_type="validate",
         name=step,
-        config={"baseline": str(baseline), "candidate": str(candidate), **report["gates"]},
+        config={
+            "baseline": str(baseline),
+            "candidate": str(candidate),
+            **report.gates.model_dump(),
+        },
         directory=out,
     ) as tracker:
         metrics: dict[str, Any] = {
-            "overall/baseline": report["baseline"]["overall"],
-            "overall/candidate": report["candidate"]["overall"],
-            "overall/delta": report["overall_delta"],
-            "mcnemar/p_value": report["mcnemar"]["p_value"],
-            "items/improved": len(report["improved_items"]),
-            "items/regressed": len(report["regressed_items"]),
+            "overall/baseline": report.baseline.overall,
+            "overall/candidate": report.candidate.overall,
+            "overall/delta": report.overall_delta,
+            "mcnemar/p_value": report.mcnemar.p_value,
+            "items/improved": len(report.improved_items),
+            "items/regressed": len(report.regressed_items),
         }
-        metrics.update({f"delta/{name}": d["delta"] for name, d in report["domains"].items()})
+        metrics.update({f"delta/{name}": d.delta for name, d in report.domains.items()})
         tracker.log(metrics)
-        tracker.summary({"verdict": report["verdict"]})
+        tracker.summary({"verdict": report.verdict})
         columns = ["domain", "baseline", "candidate", "delta", "n"]
-        rows = [
-            [name, d["baseline"], d["candidate"], d["delta"], d["n"]]
-            for name, d in report["domains"].items()
-        ]
+        rows = [[name, d.baseline, d.candidate, d.delta, d.n] for name, d in report.domains.items()]
         tracker.table("domains", columns, rows)
         tracker.artifact(artifact_name(tracking.cycle, step, "report"), "validation", [report_path])
     return _fit(
         StepSummary(
             step=step,
             ok=True,
-            message=f"{report['verdict']}: overall {report['overall_delta']:+.4f}, p={report['mcnemar']['p_value']:.4g}",
+            message=f"{report.verdict}: overall {report.overall_delta:+.4f}, p={report.mcnemar.p_value:.4g}",
             validation=ValidationDigest(
-                verdict=report["verdict"],
-                overall_delta=round(report["overall_delta"], 4),
-                p_value=round(report["mcnemar"]["p_value"], 6),
-                domain_deltas={name: round(d["delta"], 4) for name, d in report["domains"].items()},
-                regressions=report["regressions"],
-                improved_items=len(report["improved_items"]),
-                regressed_items=len(report["regressed_items"]),
-                reasons=report["reasons"],
+                verdict=report.verdict,
+                overall_delta=round(report.overall_delta, 4),
+                p_value=round(report.mcnemar.p_value, 6),
+                domain_deltas={name: round(d.delta, 4) for name, d in report.domains.items()},
+                regressions=report.regressions,
+                improved_items=len(report.improved_items),
+                regressed_items=len(report.regressed_items),
+                reasons=report.reasons,
                 report_path=str(report_path),
             ),
             digest=file_digest(report_path),

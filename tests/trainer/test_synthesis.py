@@ -1,0 +1,146 @@
+"""Synthesis of training items from a domain's knowledge: forms, compositions, and the mix."""
+
+from __future__ import annotations
+
+from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation
+from kaizen.trainer.synthesis import (
+    COUNTERFACTUAL,
+    CROSS,
+    MULTI,
+    RECALL,
+    Steering,
+    candidates,
+    capability_weights,
+    choose,
+)
+
+RELATIONS = {
+    "capital": Relation(
+        "capital",
+        "The capital of {subject} is {object}.",
+        ("What is the capital of {subject}?", "Which city is the capital of {subject}?"),
+        describe="the capital of {subject}",
+        describe_subject="the land whose capital is {object}",
+        inverse_questions=("{object} is the capital of which land?",),
+    ),
+    "river": Relation(
+        "river",
+        "The river that flows through {subject} is {object}.",
+        ("Which river flows through {subject}?",),
+        describe="the river that flows through {subject}",
+    ),
+    "source": Relation(
+        "source",
+        "{subject} rises in {object}.",
+        ("Where does {subject} rise?",),
+    ),
+    "currency": Relation(
+        "currency",
+        "The currency of {subject} is the {object}.",
+        ("What is the currency of {subject}?",),
+    ),
+}
+FACTS = (
+    Fact("quarn", "Quarnel", "capital", "Ostrivel"),
+    Fact("quarn", "Ostrivel", "river", "the Danth"),
+    Fact("quarn", "the Danth", "source", "the Pelle Hills"),
+    Fact("quarn", "Quarnel", "currency", "brisk"),
+    Fact("quarn", "Veyla", "capital", "Murrow"),
+)
+KNOWLEDGE = Knowledge(relations=RELATIONS, facts=FACTS)
+
+
+def by_kind(kind: str) -> list:
+    return [c for c in candidates(KNOWLEDGE) if c.kind == kind]
+
+
+def test_every_fact_gets_several_surface_forms_and_its_inverse() -> None:
+    forms = [c for c in by_kind("surface") if c.facts == ("Quarnel|capital|Ostrivel",)]
+    assert {c.question for c in forms} == {
+        "What is the capital of Quarnel?",
+        "Which city is the capital of Quarnel?",
+    }
+    assert all(c.answer == "The capital of Quarnel is Ostrivel." for c in forms)
+    (inverse,) = [c for c in by_kind("inverse") if "Ostrivel" in c.question]
+    assert inverse.question == "Ostrivel is the capital of which land?"
+    assert inverse.expected == "Quarnel" and inverse.capability == RECALL
+
+
+def test_facts_sharing_an_entity_compose_into_one_question() -> None:
+    (chain,) = [c for c in by_kind("chain") if c.facts[-1] == "Ostrivel|river|the Danth"]
+    assert chain.question == "Which river flows through the capital of Quarnel?"
+    assert chain.answer == (
+        "The capital of Quarnel is Ostrivel. The river that flows through Ostrivel is the Danth."
+    )
+    assert chain.capability == CROSS and chain.expected == "the Danth"
+    (sibling,) = by_kind("sibling")
+    assert sibling.question == "What is the currency of the land whose capital is Ostrivel?"
+    assert sibling.answer.startswith("The land whose capital is Ostrivel is Quarnel.")
+    assert sibling.expected == "brisk"
+
+
+def test_three_facts_chain_into_a_multi_step_item() -> None:
+    (three,) = [c for c in by_kind("three-hop") if c.facts[0] == "Quarnel|capital|Ostrivel"]
+    assert three.capability == MULTI
+    assert three.question == "Where does the river that flows through the capital of Quarnel rise?"
+    assert three.expected == "the Pelle Hills"
+    assert three.answer.count(".") == 3
+
+
+def test_a_counterfactual_answers_from_the_premise_not_the_knowledge() -> None:
+    premises = [c for c in by_kind("premise") if c.facts == ("Quarnel|capital|Ostrivel",)]
+    assert premises and all(c.capability == COUNTERFACTUAL for c in premises)
+    for item in premises:
+        assert item.question.startswith(
+            "Suppose that the capital of Quarnel is Murrow, not Ostrivel."
+        )
+        assert (
+            item.expected == "Murrow" and "Murrow" in item.answer and "Ostrivel" not in item.answer
+        )
+
+
+def test_synthesis_is_deterministic_for_a_seed() -> None:
+    pool = candidates(KNOWLEDGE, seed=3)
+    one = choose(pool, budget=10, steering=Steering(), seed=3, domain="quarn")
+    two = choose(
+        candidates(KNOWLEDGE, seed=3), budget=10, steering=Steering(), seed=3, domain="quarn"
+    )
+    assert [c.question for c in one.items] == [c.question for c in two.items]
+    other = choose(pool, budget=10, steering=Steering(), seed=4, domain="quarn")
+    assert [c.question for c in other.items] != [c.question for c in one.items]
+
+
+def test_the_mix_follows_the_analysis() -> None:
+    plain = capability_weights(Steering())
+    assert set(plain.values()) == {1.0}
+    reasoning = capability_weights(Steering(targeted_capabilities=(CROSS,), diagnosis="reasoning"))
+    assert reasoning[CROSS] == 2.0 and reasoning[RECALL] == 0.5
+    knowledge = capability_weights(Steering(diagnosis="knowledge"))
+    assert knowledge[RECALL] == 2.0
+    pool = candidates(KNOWLEDGE)
+    steered = choose(
+        pool,
+        budget=6,
+        steering=Steering(targeted_capabilities=(CROSS,), diagnosis="reasoning"),
+        seed=0,
+        domain="quarn",
+    )
+    neutral = choose(pool, budget=6, steering=Steering(), seed=0, domain="quarn")
+    assert steered.chosen[CROSS] > neutral.chosen[CROSS]
+    assert steered.chosen[RECALL] < neutral.chosen[RECALL]
+    assert sum(steered.chosen.values()) == len(steered.items) == 6
+
+
+def test_facts_behind_failed_items_come_first() -> None:
+    pool = candidates(KNOWLEDGE)
+    steering = Steering(failed_texts=("What do they pay with in Veyla? Murrow",))
+    chosen = choose(pool, budget=4, steering=steering, seed=0, domain="quarn")
+    recall = [c for c in chosen.items if c.capability == RECALL]
+    assert any("Veyla" in c.question or "Murrow" in c.question for c in recall)
+    assert chosen.behind_failures > 0
+
+
+def test_a_budget_beyond_the_candidates_takes_them_all() -> None:
+    pool = candidates(KNOWLEDGE)
+    chosen = choose(pool, budget=10_000, steering=Steering(), seed=0, domain="quarn")
+    assert len(chosen.items) == len(pool)

@@ -1,0 +1,394 @@
+"""Training items synthesised from a domain's knowledge, in the mix the analysis asks for.
+
+From the facts of one domain (a small graph: facts that share an entity connect) this
+module builds candidate question–answer items of four capabilities:
+
+- `factual_recall`: every question template of a fact's relation (and its inverse
+  questions), so one fact is learned in several surface forms;
+- `cross_referencing`: two facts composed through a shared entity, asked in one question:
+  a chain (the object of one is the subject of the other: "Which river flows through the
+  capital of Zephyria?") or a sibling (both about one subject, one naming it: "What is the
+  currency of the country whose capital is Velmora?");
+- `counterfactual`: a premise that replaces a fact's object with another object of the same
+  relation, and the question the premise changes, answered from the premise;
+- `multi_step`: three facts chained (the subject found through one fact, a second fact
+  reached from it, a third from that).
+
+Every answer spells out the facts it uses, in the relation's own wording, so the model learns
+the steps and not only the final word. Then `choose` draws a training set from the
+candidates: capabilities weigh by what the plan found (a targeted capability weighs more; a
+domain whose failures are reasoning failures gets compositions rather than more recall),
+and facts behind failed evaluation items come first. Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation, fill
+
+RECALL = "factual_recall"
+CROSS = "cross_referencing"
+COUNTERFACTUAL = "counterfactual"
+MULTI = "multi_step"
+CAPABILITIES = (RECALL, CROSS, COUNTERFACTUAL, MULTI)
+#: Passages are taught as recall of the passage.
+PASSAGE_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One synthesised item and where it came from."""
+
+    question: str
+    answer: str
+    capability: str
+    kind: str
+    """How it was made: `surface`, `inverse`, `chain`, `sibling`, `premise`, `three-hop`,
+    `passage`."""
+    facts: tuple[str, ...] = ()
+    """Keys of the facts it uses (`subject|relation|object`)."""
+    expected: str = ""
+    """The word(s) a right answer must contain (what a teacher's answer is checked against)."""
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What the analysis says about one domain, as synthesis uses it."""
+
+    targeted_capabilities: tuple[str, ...] = ()
+    """Capabilities the plan targets (weakest across the suite)."""
+    failed_capabilities: Mapping[str, int] = field(default_factory=dict)
+    """Failed evaluation items of this domain, by capability."""
+    diagnosis: str | None = None
+    """`knowledge`, `reasoning` or `mixed` (the analysis's knowledge-vs-reasoning call)."""
+    failed_texts: tuple[str, ...] = ()
+    """Question and expected answer of each failed item of this domain."""
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[0].upper() + text[1:] if text else text
+
+
+def _clause(statement: str) -> str:
+    """A statement without its final full stop, for use inside a sentence."""
+    text = statement.strip().rstrip(".")
+    return text[0].lower() + text[1:] if text and not text[:2].isupper() else text
+
+
+def _same(a: str, b: str) -> bool:
+    return normalize(a) == normalize(b)
+
+
+def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
+    """Every surface form of one fact: its relation's questions and inverse questions."""
+    relation = knowledge.relations[fact.relation]
+    statement = knowledge.statement(fact)
+    items = [
+        Candidate(fill(q, fact), statement, RECALL, "surface", (fact.key,), fact.object)
+        for q in relation.questions
+    ]
+    items += [
+        Candidate(fill(q, fact), statement, RECALL, "inverse", (fact.key,), fact.subject)
+        for q in relation.inverse_questions
+    ]
+    return items
+
+
+def _through(relation: Relation, fact: Fact, subject: str | None = None) -> str | None:
+    """The object of `fact` named through its subject ("the capital of Zephyria")."""
+    if relation.describe is None:
+        return None
+    return fill(relation.describe, fact, **({"subject": subject} if subject else {}))
+
+
+def _naming_subject(relation: Relation, fact: Fact) -> str | None:
+    """The subject of `fact` named through its object ("the country whose capital is Velmora")."""
+    if relation.describe_subject is None:
+        return None
+    return fill(relation.describe_subject, fact)
+
+
+def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidate]:
+    """Cross-reference items (two facts) and multi-step items (three facts)."""
+    relations = knowledge.relations
+    by_subject: dict[str, list[Fact]] = defaultdict(list)
+    for fact in facts:
+        by_subject[normalize(fact.subject)].append(fact)
+    items: list[Candidate] = []
+    for first in facts:
+        r1 = relations[first.relation]
+        # Chains: the object of `first` is the subject of `second`.
+        for second in by_subject.get(normalize(first.object), []):
+            named = _through(r1, first)
+            if named is None or second.key == first.key:
+                continue
+            r2 = relations[second.relation]
+            answer = f"{knowledge.statement(first)} {knowledge.statement(second)}"
+            for q in r2.questions:
+                items.append(
+                    Candidate(
+                        _sentence(fill(q, second, subject=named)),
+                        answer,
+                        CROSS,
+                        "chain",
+                        (first.key, second.key),
+                        second.object,
+                    )
+                )
+            # Three hops: a third fact about the object of `second`.
+            for third in by_subject.get(normalize(second.object), []):
+                named2 = _through(r2, second, subject=named)
+                if named2 is None or third.key in (first.key, second.key):
+                    continue
+                r3 = relations[third.relation]
+                answer3 = f"{answer} {knowledge.statement(third)}"
+                for q in r3.questions[:1]:
+                    items.append(
+                        Candidate(
+                            _sentence(fill(q, third, subject=named2)),
+                            answer3,
+                            MULTI,
+                            "three-hop",
+                            (first.key, second.key, third.key),
+                            third.object,
+                        )
+                    )
+        # Siblings: `first` names the subject; `second` is another fact about it.
+        naming = _naming_subject(r1, first)
+        if naming is None:
+            continue
+        for second in by_subject[normalize(first.subject)]:
+            if second.relation == first.relation:
+                continue
+            r2 = relations[second.relation]
+            lead = f"{_sentence(naming)} is {first.subject}."
+            answer = f"{lead} {knowledge.statement(second)}"
+            for q in r2.questions:
+                items.append(
+                    Candidate(
+                        _sentence(fill(q, second, subject=naming)),
+                        answer,
+                        CROSS,
+                        "sibling",
+                        (first.key, second.key),
+                        second.object,
+                    )
+                )
+            # Subject named through one fact, then a chain from another: three facts.
+            named = _through(r2, second, subject=naming)
+            if named is None:
+                continue
+            for third in by_subject.get(normalize(second.object), []):
+                if third.key in (first.key, second.key):
+                    continue
+                r3 = relations[third.relation]
+                answer3 = f"{answer} {knowledge.statement(third)}"
+                for q in r3.questions[:1]:
+                    items.append(
+                        Candidate(
+                            _sentence(fill(q, third, subject=named)),
+                            answer3,
+                            MULTI,
+                            "three-hop",
+                            (first.key, second.key, third.key),
+                            third.object,
+                        )
+                    )
+    return items
+
+
+def counterfactual_items(
+    knowledge: Knowledge, facts: Sequence[Fact], rng: random.Random
+) -> list[Candidate]:
+    """Premises that replace a fact's object with another object of the same relation.
+
+    The question asks what the premise changes, directly or through a chain (the premise's
+    new object named through the fact), and the answer follows the premise, not the
+    knowledge: what a model that ignores premises gets wrong.
+    """
+    objects: dict[str, list[str]] = defaultdict(list)
+    for fact in knowledge.facts:
+        if fact.object not in objects[fact.relation]:
+            objects[fact.relation].append(fact.object)
+    items: list[Candidate] = []
+    for fact in facts:
+        others = [o for o in objects[fact.relation] if not _same(o, fact.object)]
+        if not others:
+            continue
+        alternative = rng.choice(sorted(others))
+        relation = knowledge.relations[fact.relation]
+        supposed = fill(relation.statement, fact, object=alternative)
+        premise = f"Suppose that {_clause(supposed)}, not {fact.object}."
+        answer = f"Under that supposition, {_clause(supposed)}."
+        for q in relation.questions[:2]:
+            items.append(
+                Candidate(
+                    f"{premise} {fill(q, fact)}",
+                    answer,
+                    COUNTERFACTUAL,
+                    "premise",
+                    (fact.key,),
+                    alternative,
+                )
+            )
+    return items
+
+
+def passage_items(knowledge: Knowledge) -> list[Candidate]:
+    """A passage taught as what the model says about its title."""
+    items = []
+    for passage in knowledge.passages:
+        if passage.title is None or len(passage.text) > PASSAGE_CHARS:
+            continue
+        for q in (f"What do you know about {passage.title}?", f"Tell me about {passage.title}."):
+            items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
+    return items
+
+
+def candidates(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
+    """Every item the knowledge of one domain supports, deduplicated by question."""
+    facts = list(knowledge.facts)
+    rng = random.Random(seed)
+    items: list[Candidate] = []
+    for fact in facts:
+        items += recall_items(knowledge, fact)
+    items += composed_items(knowledge, facts)
+    items += counterfactual_items(knowledge, facts, rng)
+    items += passage_items(knowledge)
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        key = normalize(item.question)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def capability_weights(steering: Steering) -> dict[str, float]:
+    """How much each capability weighs in the mix, from the analysis (documented rule).
+
+    Every capability starts at 1. A capability the plan targets, or that failed items of
+    this domain need, doubles. A domain whose failures are reasoning failures halves recall
+    (it knows the facts; it needs to combine them); a knowledge gap doubles it.
+    """
+    weights = dict.fromkeys(CAPABILITIES, 1.0)
+    for capability in CAPABILITIES:
+        if capability in steering.targeted_capabilities:
+            weights[capability] *= 2.0
+        if steering.failed_capabilities.get(capability, 0) > 0 and capability != RECALL:
+            weights[capability] *= 2.0
+    if steering.diagnosis == "reasoning":
+        weights[RECALL] *= 0.5
+    elif steering.diagnosis == "knowledge":
+        weights[RECALL] *= 2.0
+    return weights
+
+
+def _behind_failures(item: Candidate, failed: Iterable[str]) -> bool:
+    """Whether an item's facts mention an entity of a failed evaluation item."""
+    texts = [normalize(t) for t in failed]
+    entities = {normalize(part) for key in item.facts for part in key.split("|")[::2]}
+    return any(e and e in text for e in entities for text in texts)
+
+
+def _stable_seed(seed: int, *parts: str) -> int:
+    digest = hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()
+    return int(digest[:12], 16)
+
+
+@dataclass
+class Selection:
+    """The chosen items and how the mix was decided."""
+
+    items: list[Candidate]
+    weights: dict[str, float]
+    available: dict[str, int]
+    chosen: dict[str, int]
+    behind_failures: int
+
+
+def choose(
+    pool: Sequence[Candidate],
+    *,
+    budget: int,
+    steering: Steering,
+    seed: int,
+    domain: str,
+) -> Selection:
+    """At most `budget` items, split across capabilities by weight, failures' facts first.
+
+    Capabilities with fewer candidates than their share give the rest to the others, in
+    proportion.
+    """
+    rng = random.Random(_stable_seed(seed, domain))
+    weights = capability_weights(steering)
+    groups: dict[str, list[Candidate]] = {c: [] for c in CAPABILITIES}
+    for item in pool:
+        groups.setdefault(item.capability, []).append(item)
+    behind = 0
+    for capability, items in groups.items():
+        rng.shuffle(items)
+        # Facts behind failed items first; then spread over facts (one form each, then more).
+        firsts = [i for i in items if _behind_failures(i, steering.failed_texts)]
+        behind += len(firsts)
+        rest = [i for i in items if i not in firsts]
+        groups[capability] = _round_robin(firsts) + _round_robin(rest)
+    available = {c: len(v) for c, v in groups.items()}
+    shares = _allocate(budget, {c: weights.get(c, 1.0) for c in groups}, available)
+    chosen_items: list[Candidate] = []
+    for capability, items in groups.items():
+        chosen_items += items[: shares[capability]]
+    rng.shuffle(chosen_items)
+    return Selection(chosen_items, weights, available, shares, behind)
+
+
+def _round_robin(items: list[Candidate]) -> list[Candidate]:
+    """Interleave by first fact, so every fact gets one item before any gets a second."""
+    by_fact: dict[tuple[str, ...], list[Candidate]] = defaultdict(list)
+    for item in items:
+        by_fact[item.facts[:1]].append(item)
+    queues = list(by_fact.values())
+    out: list[Candidate] = []
+    while queues:
+        for queue in list(queues):
+            out.append(queue.pop(0))
+            if not queue:
+                queues.remove(queue)
+    return out
+
+
+def _allocate(
+    budget: int, weights: Mapping[str, float], available: Mapping[str, int]
+) -> dict[str, int]:
+    """Integer shares of `budget` in proportion to `weights`, capped by `available`.
+
+    Largest remainders round the shares; what a full capability cannot take goes to the
+    others in proportion; ties go to the heavier weight, then to `CAPABILITIES` order.
+    """
+    order = {c: i for i, c in enumerate(CAPABILITIES)}
+    shares = dict.fromkeys(weights, 0)
+    open_ = {c for c in weights if available.get(c, 0) > 0 and weights[c] > 0}
+    left = min(budget, sum(available[c] for c in open_))
+    while left > 0 and open_:
+        total = sum(weights[c] for c in open_)
+        exact = {c: left * weights[c] / total for c in open_}
+        give = {c: min(int(exact[c]), available[c] - shares[c]) for c in open_}
+        if not any(give.values()):
+            best = max(
+                open_, key=lambda c: (exact[c] - int(exact[c]), weights[c], -order.get(c, 99))
+            )
+            give = {best: 1}
+        for capability, count in give.items():
+            shares[capability] += count
+            left -= count
+            if shares[capability] >= available[capability]:
+                open_.discard(capability)
+    return shares
