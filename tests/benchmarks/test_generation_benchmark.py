@@ -25,6 +25,7 @@ def run_benchmark(model: Path, tmp_path: Path, *extra: str) -> subprocess.Comple
     return subprocess.run(args, env=env, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.e2e
 def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: Path) -> None:
     process = run_benchmark(tiny_model_dir, tmp_path, "--batch-size", "2", "3", "--repeat", "2")
     assert process.returncode == 0, process.stderr
@@ -50,6 +51,7 @@ def test_the_benchmark_compares_all_contenders(tiny_model_dir: Path, tmp_path: P
     assert "By batch size" in process.stdout
 
 
+@pytest.mark.e2e
 def test_without_lm_eval_it_compares_naive_and_kaizen(tiny_model_dir: Path, tmp_path: Path) -> None:
     process = run_benchmark(tiny_model_dir, tmp_path, "--no-lm-eval")
     assert process.returncode == 0, process.stderr
@@ -61,6 +63,7 @@ def test_without_lm_eval_it_compares_naive_and_kaizen(tiny_model_dir: Path, tmp_
     assert "speedup_vs_lm_eval" not in figures["by_batch_size"][0]
 
 
+@pytest.mark.e2e
 def test_a_sweep_without_lm_eval_times_kaizen_at_each_size(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -72,6 +75,7 @@ def test_a_sweep_without_lm_eval_times_kaizen_at_each_size(
     assert "| 3 |" in process.stdout and "- | -" in process.stdout
 
 
+@pytest.mark.e2e
 def test_without_naive_only_kaizen_and_lm_eval_run(tiny_model_dir: Path, tmp_path: Path) -> None:
     process = run_benchmark(tiny_model_dir, tmp_path, "--no-naive", "--no-lm-eval")
     assert process.returncode == 0, process.stderr
@@ -83,6 +87,7 @@ def test_without_naive_only_kaizen_and_lm_eval_run(tiny_model_dir: Path, tmp_pat
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("option", "message"),
     [

@@ -46,6 +46,7 @@ def step_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+# The tests that read this fixture are marked `e2e`: it runs the whole evaluate program.
 @pytest.fixture(scope="module")
 def tiny_evaluation(
     lively_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -69,6 +70,7 @@ def tiny_evaluation(
     }
 
 
+@pytest.mark.e2e
 def test_evaluate_exits_0_with_a_small_summary(tiny_evaluation: dict[str, Any]) -> None:
     process = tiny_evaluation["process"]
     assert process.returncode == 0, process.stderr
@@ -85,6 +87,7 @@ def test_evaluate_exits_0_with_a_small_summary(tiny_evaluation: dict[str, Any]) 
     assert parse_summary((tiny_evaluation["out"] / "summary.json").read_bytes()) == summary
 
 
+@pytest.mark.e2e
 def test_results_json_describes_every_item(
     tiny_evaluation: dict[str, Any], lively_model_dir: Path
 ) -> None:
@@ -107,6 +110,7 @@ def test_results_json_describes_every_item(
         assert record["correct"] == (record["score"] >= 0.5)
 
 
+@pytest.mark.e2e
 def test_responses_jsonl_holds_the_prompt_as_sent(
     tiny_evaluation: dict[str, Any], lively_model_dir: Path
 ) -> None:
@@ -122,6 +126,7 @@ def test_responses_jsonl_holds_the_prompt_as_sent(
         assert row["prompt_tokens"] > 0 and row["seconds"] >= 0
 
 
+@pytest.mark.e2e
 def test_offline_wandb_run_files_appear(tiny_evaluation: dict[str, Any]) -> None:
     pytest.importorskip("wandb")
     runs = list((tiny_evaluation["tmp"] / "wandb-dir" / "wandb").glob("offline-run-*"))
@@ -129,6 +134,7 @@ def test_offline_wandb_run_files_appear(tiny_evaluation: dict[str, Any]) -> None
     assert list(runs[0].glob("run-*.wandb"))
 
 
+@pytest.mark.e2e
 def test_a_rerun_reuses_complete_output(tiny_evaluation: dict[str, Any]) -> None:
     before = (tiny_evaluation["out"] / "results.json").stat().st_mtime_ns
     process = run_cli(tiny_evaluation["args"], tiny_evaluation["env"])
@@ -202,6 +208,7 @@ def test_bad_arguments_exit_3_with_a_summary(
     assert "--limit" in summary.message
 
 
+@pytest.mark.e2e
 def test_an_adapter_is_merged_and_validate_compares_the_two(
     tiny_evaluation: dict[str, Any],
     lively_model_dir: Path,
@@ -265,6 +272,7 @@ def test_an_adapter_is_merged_and_validate_compares_the_two(
     assert report["items"] == 10
 
 
+@pytest.mark.e2e
 def test_analyze_reads_the_evaluation(
     tiny_evaluation: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +301,7 @@ def test_analyze_reads_the_evaluation(
     assert len(plan["priority_domains"]) == 2
 
 
+@pytest.mark.e2e
 def test_validate_refuses_results_from_different_items(
     tiny_evaluation: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,8 @@ import pytest
 from kaizen.workflow import AdaptationManager
 
 
+# Two train programs and a merge program, each a subprocess: seconds on CPU.
+@pytest.mark.e2e
 def test_adapters_are_trained_per_domain_and_merged(tiny_model_dir: Path, tmp_path: Path) -> None:
     manager = AdaptationManager(str(tiny_model_dir), output_root=tmp_path / "adapters")
     paths = {

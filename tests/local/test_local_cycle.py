@@ -40,6 +40,7 @@ def kaizen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.cycle
 def test_kaizen_run_goes_through_every_phase_and_resumes(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -86,6 +87,7 @@ def test_kaizen_run_goes_through_every_phase_and_resumes(
     assert "resuming" in again.stdout and ">>>" not in again.stdout
 
 
+@pytest.mark.cycle
 def test_a_failing_step_fails_the_cycle_and_keeps_earlier_results(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -120,6 +122,7 @@ def test_a_wrong_field_is_rejected_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "art").exists()
 
 
+@pytest.mark.cycle
 def test_the_workflow_api_chains_cycles_from_promoted_adapters(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -31,6 +31,8 @@ from tests.kube.cluster import (
 from tests.kube.emulator import random_suffix
 from tests.kube.jobsim import JobSimulator
 
+pytestmark = pytest.mark.integration
+
 G, V, P = "kaizen.dev", "v1alpha1", "improvementcycles"
 OPERATOR_MODULE = "kaizen.operator.handlers"
 STEPS = [
@@ -145,6 +147,7 @@ def tiny_spec(model: Path, **overrides: Any) -> dict[str, Any]:
     return spec
 
 
+@pytest.mark.cycle
 def test_a_cycle_runs_every_real_step_to_succeeded(env: Env, tiny_model_dir: Path) -> None:
     env.apply("tiny", tiny_spec(tiny_model_dir))
     cycle = env.wait_phase("tiny", "Succeeded", timeout=420)
