@@ -149,7 +149,10 @@ def test_the_spec_reaches_every_argument() -> None:
     assert train.model_dump(include={"rank", "alpha", "dropout", "target_modules"}) == {
         "rank": 4, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"],
     }  # fmt: skip
-    assert (train.learning_rate, train.steps, train.batch_size) == (2e-4, 12, 2)
+    # The baseline scored zephyria 0 (threshold 0.55) and geography not at all: zephyria
+    # weighs 1.5, geography 1, and together they keep 12 steps on average.
+    assert (train.learning_rate, train.steps, train.batch_size) == (2e-4, 14, 2)
+    assert by_name["train-geography"].steps == 10  # type: ignore[union-attr]
     assert (train.max_seq_length, train.seed, train.replay_fraction) == (256, 9, 0.25)
     assert train.extra_data == "/pvc/extra.jsonl" and train.suite == "/suites/mine"
     assert train.plan == f"{ROOT}/ml/demo/analyze/plan.json"
@@ -194,3 +197,32 @@ def test_spec_defaults_and_step_program_defaults_are_one_value() -> None:
     assert planner.validate_args("/b", "/c") == ValidateArgs(
         output=planner.dir("validate"), step="validate", cycle="c", baseline="/b", candidate="/c"
     )
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ({}, {"a": 30, "b": 30}),
+        ({"a": 0.0, "b": 0.0}, {"a": 30, "b": 30}),
+        ({"a": 0.0, "b": 0.6}, {"a": 42, "b": 18}),  # weights 1.5 and 0.64
+        ({"a": 0.0, "b": 0.69}, {"a": 45, "b": 15}),  # 1.5 and 0.51
+        ({"a": 0.35}, {"a": 30, "b": 30}),
+    ],
+)
+def test_weaker_domains_train_longer_at_the_same_mean(scores, expected) -> None:
+    from kaizen.cycle.planner import domain_steps
+
+    got = {d: domain_steps(30, d, scores, ["a", "b"], 0.7) for d in ("a", "b")}
+    assert got == expected
+
+
+def test_a_domain_override_wins_over_the_rule() -> None:
+    spec = ImprovementCycleSpec.model_validate(
+        {"training": {"steps": 20, "domains": {"a": {"steps": 7, "learningRate": 0.01}}}}
+    )
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    scores = {"a": 0.0, "b": 0.5}
+    assert planner.domain_settings("a", scores, ["a", "b"]) == (7, 0.01)
+    assert planner.domain_settings("b", scores, ["a", "b"])[1] == spec.training.learning_rate
+    args = planner.train_args("a", None, scores, ["a", "b"])
+    assert (args.steps, args.learning_rate) == (7, 0.01)

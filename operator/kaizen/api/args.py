@@ -427,6 +427,21 @@ class TrainArgs(ModelArgs):
     max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
     """Truncate examples to this many tokens."""
 
+    synthesis_examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
+    """At most this many items synthesised from the domain's knowledge (0: none)."""
+
+    teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
+    """context: a teacher answers the synthesised questions with the facts in its prompt."""
+
+    teacher_model: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="REF")
+    )
+    """Teacher model for --teacher context (default: the model being trained, with its
+    adapters)."""
+
+    teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
+    """Share of the synthesised items the teacher answers."""
+
     rank: f.LoraRank = f.DEFAULT_LORA_RANK
     """LoRA rank r."""
 

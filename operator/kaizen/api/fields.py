@@ -68,6 +68,16 @@ ReplayFraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 #: Rehearsal keeps what the model knew (docs/design.md: without it geography fell 90% → 30%).
 DEFAULT_REPLAY_FRACTION = 0.5
 
+SynthesisExamples = Annotated[int, Field(ge=0, le=100_000)]
+#: Items synthesised from a domain's knowledge per adapter (0: none).
+DEFAULT_SYNTHESIS_EXAMPLES = 96
+
+TeacherMode = Literal["none", "context"]
+DEFAULT_TEACHER_MODE: TeacherMode = "none"
+
+TeacherShare = Annotated[float, Field(ge=0.0, le=1.0)]
+DEFAULT_TEACHER_SHARE = 1.0
+
 # -- merging ---------------------------------------------------------------------------------
 
 Combination = Literal["linear", "cat", "ties", "dare_linear", "dare_ties"]

@@ -58,6 +58,41 @@ class AnalysisSpec(ApiModel):
     """Only domains scoring below this are candidates for training."""
 
 
+class SynthesisSpec(ApiModel):
+    """Training items synthesised from a domain's knowledge (facts and passages of the suite)."""
+
+    examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
+    """At most this many synthesised items per adapter, in the mix the analysis asks for
+    (0 turns synthesis off). A domain without knowledge gets none."""
+
+
+class TeacherSpec(ApiModel):
+    """A teacher whose answers the student learns (distillation); see docs/training-data.md."""
+
+    mode: f.TeacherMode = f.DEFAULT_TEACHER_MODE
+    """`context`: the teacher answers each synthesised question with the relevant facts in
+    its prompt; answers that do not state the known fact are dropped; the student learns to
+    answer without the facts (context distillation). `none`: the synthesised wording is used."""
+
+    model: str | None = Field(default=None, min_length=1)
+    """The teacher model (hub id or path); the model being improved (with its adapters) when
+    empty. Its tokenizer must match the student's."""
+
+    share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
+    """Share of the synthesised items the teacher answers; raise it cycle by cycle for
+    progressive distillation."""
+
+
+class DomainTrainingSpec(ApiModel):
+    """Settings of one domain's adapter that override the derived ones."""
+
+    steps: f.TrainSteps | None = None
+    """Optimiser steps of this domain's adapter."""
+
+    learning_rate: f.LearningRate | None = None
+    """Learning rate of this domain's adapter."""
+
+
 class TrainingSpec(ApiModel):
     """LoRA training of one adapter per priority domain."""
 
@@ -100,6 +135,17 @@ class TrainingSpec(ApiModel):
     artifact PVC). Each adapter adds the lines of its domain (lines without a domain go to
     every adapter) to the suite's training pool; a domain with no pool trains on them alone.
     A malformed line fails the train step naming the file and line."""
+
+    synthesis: SynthesisSpec = Field(default_factory=SynthesisSpec)
+    """Training items synthesised from the suite's knowledge, steered by the analysis."""
+
+    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
+    """Distillation from a teacher (off by default)."""
+
+    domains: dict[str, DomainTrainingSpec] = Field(default_factory=dict)
+    """Per-domain overrides of `steps` and `learningRate`. Without one, a domain's steps are
+    derived from its baseline score (docs/training-data.md): weaker domains train longer, and
+    the adapters' mean stays `steps`."""
 
 
 class MergeSpec(ApiModel):

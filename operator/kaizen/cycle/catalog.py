@@ -140,7 +140,8 @@ def _build_train(
 ) -> StepArgs:
     assert domain is not None
     plan = (status.plan and status.plan.plan_path) or planner.plan_path()
-    return planner.train_args(domain, plan)
+    scores = dict(status.baseline.domains) if status.baseline else {}
+    return planner.train_args(domain, plan, scores, priority_domains(status))
 
 
 def _build_merge(

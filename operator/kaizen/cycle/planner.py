@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -64,6 +64,32 @@ def job_name(cycle: str, step: str, attempt: int = 1) -> str:
 def artifacts_dir(root: str, namespace: str, cycle: str, step: str) -> str:
     """`<root>/<namespace>/<cycle>/<step>` (POSIX: it is a path inside the Job's volume)."""
     return str(PurePosixPath(root) / namespace / cycle / step)
+
+
+def domain_steps(
+    steps: int,
+    domain: str,
+    scores: Mapping[str, float],
+    priority: Sequence[str],
+    threshold: float,
+) -> int:
+    """Optimiser steps of one domain's adapter, from how far its baseline is below threshold.
+
+    Each priority domain weighs `0.5 + gap`, where `gap = (threshold - score) / threshold`
+    clipped to [0, 1] (a domain scoring 0 weighs 1.5, one just under the threshold 0.5, one
+    without a score 1); a domain's steps are `steps × weight / mean weight`, so weaker
+    domains train longer while the adapters together take `steps` each on average.
+    """
+
+    def weight(name: str) -> float:
+        if name not in scores or threshold <= 0:
+            return 1.0
+        gap = min(1.0, max(0.0, (threshold - scores[name]) / threshold))
+        return 0.5 + gap
+
+    domains = list(priority) or [domain]
+    mean = sum(weight(d) for d in domains) / len(domains)
+    return max(1, min(1_000_000, round(steps * weight(domain) / mean)))
 
 
 class StepPlanner:
@@ -139,8 +165,31 @@ class StepPlanner:
             threshold=analysis.score_threshold,
         )
 
-    def train_args(self, domain: str, plan: str | None) -> TrainArgs:
+    def domain_settings(
+        self, domain: str, scores: Mapping[str, float], priority: Sequence[str]
+    ) -> tuple[int, float]:
+        """Steps and learning rate of `domain`'s adapter (see `domain_steps`)."""
         training = self.spec.training
+        override = training.domains.get(domain)
+        steps = domain_steps(
+            training.steps, domain, scores, priority, self.spec.analysis.score_threshold
+        )
+        if override is not None and override.steps is not None:
+            steps = override.steps
+        rate = training.learning_rate
+        if override is not None and override.learning_rate is not None:
+            rate = override.learning_rate
+        return steps, rate
+
+    def train_args(
+        self,
+        domain: str,
+        plan: str | None,
+        scores: Mapping[str, float] | None = None,
+        priority: Sequence[str] = (),
+    ) -> TrainArgs:
+        training = self.spec.training
+        steps, learning_rate = self.domain_settings(domain, scores or {}, priority or [domain])
         return TrainArgs(
             **self._contract(train_step_name(domain)),
             **self._model(),
@@ -151,13 +200,17 @@ class StepPlanner:
             alpha=training.alpha,
             dropout=training.dropout,
             target_modules=list(training.target_modules),
-            learning_rate=training.learning_rate,
-            steps=training.steps,
+            learning_rate=learning_rate,
+            steps=steps,
             batch_size=training.batch_size,
             max_seq_length=training.max_seq_length,
             seed=training.seed,
             replay_fraction=training.replay_fraction,
             extra_data=training.extra_data,
+            synthesis_examples=training.synthesis.examples,
+            teacher=training.teacher.mode,
+            teacher_model=training.teacher.model,
+            teacher_share=training.teacher.share,
         )
 
     def merge_args(self, sources: Sequence[tuple[str, str]]) -> MergeArgs:
