@@ -306,6 +306,27 @@ def test_a_real_results_file_reads_back_unchanged(evaluation: Path) -> None:
     assert "choices" not in on_disk["items"][1] and gen.choices is None
 
 
+def test_the_plan_analyze_writes_is_what_the_trainer_reads(
+    evaluation: Path, tmp_path: Path
+) -> None:
+    from kaizen.evaluator.analysis import analyze_step
+    from kaizen.runtime.tracking import TrackingOptions
+    from kaizen.trainer.data import read_plan
+
+    summary = analyze_step(
+        evaluation,
+        tmp_path / "analyze",
+        step="analyze",
+        threshold=1.0,
+        max_domains=2,
+        tracking=TrackingOptions(mode="disabled"),
+    )
+    plan = read_plan(tmp_path / "analyze" / ImprovementPlan.FILE_NAME)
+    assert summary.plan is not None and plan.priority_domains == summary.plan.priority_domains
+    assert plan.baseline == str(evaluation) and plan.suite is not None
+    assert plan == read_artifact(tmp_path / "analyze" / "plan.json", ImprovementPlan)
+
+
 def test_the_report_validate_writes_reads_back(evaluation: Path, tmp_path: Path) -> None:
     from kaizen.evaluator.validate import Gates, validate_step
     from kaizen.runtime.tracking import TrackingOptions

@@ -61,7 +61,11 @@ def test_train_then_merge(tiny_model_dir: Path, tiny_suite: Path, tmp_path: Path
     plan = tmp_path / "plan.json"
     plan.write_text(
         json.dumps(
-            {"priority_domains": ["lumora", "spiders"], "targeted_capabilities": ["counterfactual"]}
+            {
+                "schema": 1,
+                "priority_domains": ["lumora", "spiders"],
+                "targeted_capabilities": ["counterfactual"],
+            }
         )
     )
     extra = tmp_path / "extra.jsonl"
@@ -173,7 +177,10 @@ def test_unknown_domain_exits_with_the_configuration_error_code(
             ["--adapter", "/nonexistent/adapter"],
             "--adapter /nonexistent/adapter: not an adapter directory",
         ),
-        (["--plan", "/nonexistent/plan.json"], "plan file /nonexistent/plan.json does not exist"),
+        (
+            ["--plan", "/nonexistent/plan.json"],
+            "/nonexistent/plan.json: improvement plan file not found",
+        ),
         (["--rank", "0"], "--rank: Input should be greater than or equal to 1"),
     ],
 )
@@ -190,7 +197,7 @@ def test_domain_outside_the_plan_is_refused(
     tiny_model_dir, tiny_suite, tmp_path, monkeypatch
 ) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text('{"priority_domains": ["spiders"]}')
+    plan.write_text('{"schema": 1, "priority_domains": ["spiders"]}')
     monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary"))
     code = main(
         _train_args(tiny_model_dir, tiny_suite, "lumora", tmp_path / "out") + ["--plan", str(plan)]

@@ -154,38 +154,52 @@ def test_missing_extra_data_file(tmp_path: Path) -> None:
         read_extra_examples(tmp_path / "nope.jsonl", "lumora")
 
 
-def test_plan_reads_required_and_optional_keys(tmp_path: Path) -> None:
+def test_a_plan_written_by_hand_needs_only_its_version_and_priority_domains(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "plan.json"
-    path.write_text(json.dumps({"priority_domains": ["lumora"], "failure_kinds": {"wrong": 3}}))
-    assert read_plan(path).priority_domains == ("lumora",)
-    assert read_plan(path).targeted_capabilities == ()
+    path.write_text(json.dumps({"schema": 1, "priority_domains": ["lumora"]}))
+    assert read_plan(path).priority_domains == ["lumora"]
+    assert read_plan(path).targeted_capabilities == []
 
     path.write_text(
-        json.dumps({"priorityDomains": ["a", "b"], "targetedCapabilities": ["multi_step"]})
+        json.dumps(
+            {"schema": 1, "priority_domains": ["a", "b"], "targeted_capabilities": ["multi_step"]}
+        )
     )
     plan = read_plan(path)
-    assert plan.priority_domains == ("a", "b")
-    assert plan.targeted_capabilities == ("multi_step",)
+    assert plan.priority_domains == ["a", "b"]
+    assert plan.targeted_capabilities == ["multi_step"]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{}", "priority_domains: missing"),
-        ('{"priority_domains": "lumora"}', "priority_domains: must be a list of strings"),
+        ('{"schema": 1}', "priority_domains: Field required"),
+        ('{"schema": 1, "priority_domains": "lumora"}', "priority_domains: Input should be a valid list"),
         (
-            '{"priority_domains": [], "targeted_capabilities": [1]}',
-            "targeted_capabilities: must be a list",
+            '{"schema": 1, "priority_domains": [], "targeted_capabilities": [1]}',
+            r"targeted_capabilities\.0: Input should be a valid string",
         ),
+        # One spelling only: the camelCase keys of the status digest are not plan keys.
+        ('{"schema": 1, "priorityDomains": ["a"]}', "priorityDomains: Extra inputs are not permitted"),
+        ('{"priority_domains": ["a"]}', 'without a schema version \\(no "schema" key\\)'),
+        ('{"schema": 2, "priority_domains": ["a"]}', "schema version 2 is newer than this Kaizen reads \\(1\\); upgrade Kaizen"),
         ("[1]", "must be a JSON object"),
         ('{\n"priority_domains": [,]}', r":2: invalid JSON"),
     ],
-)
+)  # fmt: skip
 def test_bad_plan_is_a_configuration_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "plan.json"
     path.write_text(text)
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=message) as raised:
         read_plan(path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_missing_plan_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="improvement plan file not found"):
+        read_plan(tmp_path / "nope.json")
 
 
 def test_replay_count_makes_the_requested_share() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api.artifacts import ArtifactError, ImprovementPlan, read_artifact
 from kaizen.api.runner import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
@@ -38,14 +39,6 @@ class Example:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The parts of the analyze step's `plan.json` that training uses."""
-
-    priority_domains: tuple[str, ...]
-    targeted_capabilities: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class TokenizedExample:
     """Token ids of prompt + answer, with labels masked to the answer."""
 
@@ -58,41 +51,16 @@ class TokenizedExample:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
-def _plan_list(
-    raw: dict[str, Any], path: Path, snake: str, camel: str, required: bool
-) -> tuple[str, ...]:
-    # The plan is written by the analyze step as JSON; accept both spellings of a key
-    # so a plan written from the camelCase wire form of `PlanDigest` reads the same.
-    key = snake if snake in raw else camel
-    if key not in raw:
-        if required:
-            raise ConfigurationError(f"{path}: {snake}: missing")
-        return ()
-    value = raw[key]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigurationError(f"{path}: {key}: must be a list of strings, got {value!r}")
-    return tuple(value)
+def read_plan(path: str | Path) -> ImprovementPlan:
+    """Read the analyze step's `plan.json` through its model; ConfigurationError (exit 3) when unusable.
 
-
-def read_plan(path: str | Path) -> Plan:
-    """Read `plan.json`: `priority_domains` is required, `targeted_capabilities` optional."""
-    path = Path(path)
+    Training uses `priority_domains` and `targeted_capabilities`; a plan written by hand
+    needs only `schema` and `priority_domains` (docs/artifacts.md).
+    """
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"plan file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigurationError(f"plan file {path} cannot be read: {error}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"{path}: a plan must be a JSON object, got {type(raw).__name__}")
-    return Plan(
-        priority_domains=_plan_list(raw, path, "priority_domains", "priorityDomains", True),
-        targeted_capabilities=_plan_list(
-            raw, path, "targeted_capabilities", "targetedCapabilities", False
-        ),
-    )
+        return read_artifact(path, ImprovementPlan)
+    except ArtifactError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 def _text_field(record: dict[str, Any], field: str, where: str, required: bool) -> str | None:

@@ -15,17 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
+from kaizen.api.artifacts import MergeRecord, TrainingRecord, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
-from kaizen.api.summary import (
-    AdapterDigest,
-    MergeDigest,
-    StepSummary,
-    atomic_write_json,
-    file_digest,
-)
+from kaizen.api.summary import AdapterDigest, MergeDigest, StepSummary, file_digest
 
-TRAINING_FILE = "training.json"
-MERGE_FILE = "merge.json"
+TRAINING_FILE = TrainingRecord.FILE_NAME
+MERGE_FILE = MergeRecord.FILE_NAME
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
@@ -109,9 +104,9 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         plan = read_plan(args.plan)
         if args.domain not in plan.priority_domains:
             raise ConfigurationError(
-                f"{args.plan}: domain {args.domain!r} is not among priority_domains {list(plan.priority_domains)}"
+                f"{args.plan}: domain {args.domain!r} is not among priority_domains {plan.priority_domains}"
             )
-        targeted = plan.targeted_capabilities
+        targeted = tuple(plan.targeted_capabilities)
     examples = assemble_examples(
         pool,
         domain=args.domain,
@@ -179,48 +174,50 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
             on_step=lambda step, loss: tracker.log({"train/loss": loss}, step=step),
             progress=not args.quiet,
         )
-        record = {
-            "step": args.step,
-            "cycle": args.cycle,
-            "domain": args.domain,
-            "suite": {
-                "name": suite.name,
-                "version": suite.version,
-                "path": str(suite.path),
-                "digest": suite.digest,
-            },
-            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
-            "config": config,
-            "plan": {"path": args.plan, "targeted_capabilities": list(targeted)},
-            "examples": {
-                "pool": len(pool),
-                "extra": len(extra),
-                "training_set": len(examples),
-                "used": len(tokenized.examples),
-                "truncated": tokenized.truncated,
-                "dropped_no_answer_tokens": tokenized.dropped,
-                "answer_tokens": sum(example.answer_tokens for example in tokenized.examples),
-            },
-            "steps": result.steps,
-            "resumed_from": result.resumed_from,
-            "loss_curve": result.loss_curve,
-            "final_loss": result.final_loss,
-            "train_seconds": round(result.train_seconds, 3),
-            "seconds_per_step": round(result.train_seconds / result.steps, 4),
-            "tokens_per_second": round(result.tokens_per_second, 1)
-            if result.tokens_per_second
-            else None,
-            "peak_memory_mb": round(result.peak_memory_mb, 1),
-            "trainable_parameters": result.trainable_parameters,
-            "total_parameters": result.total_parameters,
-            "device": result.device,
-            "autocast": result.autocast,
-            "versions": _versions(),
-            "adapter": str(result.adapter_dir),
-        }
-        atomic_write_json(out / TRAINING_FILE, record)
+        record = TrainingRecord.model_validate(
+            {
+                "step": args.step,
+                "cycle": args.cycle,
+                "domain": args.domain,
+                "suite": {
+                    "name": suite.name,
+                    "version": suite.version,
+                    "path": str(suite.path),
+                    "digest": suite.digest,
+                },
+                "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
+                "config": config,
+                "plan": {"path": args.plan, "targeted_capabilities": list(targeted)},
+                "examples": {
+                    "pool": len(pool),
+                    "extra": len(extra),
+                    "training_set": len(examples),
+                    "used": len(tokenized.examples),
+                    "truncated": tokenized.truncated,
+                    "dropped_no_answer_tokens": tokenized.dropped,
+                    "answer_tokens": sum(example.answer_tokens for example in tokenized.examples),
+                },
+                "steps": result.steps,
+                "resumed_from": result.resumed_from,
+                "loss_curve": result.loss_curve,
+                "final_loss": result.final_loss,
+                "train_seconds": round(result.train_seconds, 3),
+                "seconds_per_step": round(result.train_seconds / result.steps, 4),
+                "tokens_per_second": round(result.tokens_per_second, 1)
+                if result.tokens_per_second
+                else None,
+                "peak_memory_mb": round(result.peak_memory_mb, 1),
+                "trainable_parameters": result.trainable_parameters,
+                "total_parameters": result.total_parameters,
+                "device": result.device,
+                "autocast": result.autocast,
+                "versions": _versions(),
+                "adapter": str(result.adapter_dir),
+            }
+        )
+        write_artifact(out / TRAINING_FILE, record)
         tracker.summary(
-            {"final_loss": result.final_loss, "tokens_per_second": record["tokens_per_second"]}
+            {"final_loss": result.final_loss, "tokens_per_second": record.tokens_per_second}
         )
         tracker.artifact(
             _artifact_name(f"adapter-{args.domain}"), "lora-adapter", [result.adapter_dir]
@@ -266,19 +263,21 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             density=args.density,
             seed=args.seed,
         )
-        record = {
-            "step": args.step,
-            "cycle": args.cycle,
-            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
-            "config": config,
-            "combination": result.combination,
-            "rank": result.rank,
-            "sources": [source.describe() for source in result.sources],
-            "seconds": round(result.seconds, 3),
-            "versions": _versions(),
-            "adapter": str(result.adapter_dir),
-        }
-        atomic_write_json(out / MERGE_FILE, record)
+        record = MergeRecord.model_validate(
+            {
+                "step": args.step,
+                "cycle": args.cycle,
+                "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
+                "config": config,
+                "combination": result.combination,
+                "rank": result.rank,
+                "sources": [source.describe() for source in result.sources],
+                "seconds": round(result.seconds, 3),
+                "versions": _versions(),
+                "adapter": str(result.adapter_dir),
+            }
+        )
+        write_artifact(out / MERGE_FILE, record)
         tracker.artifact("merged-adapter", "lora-adapter", [result.adapter_dir])
     domains = [source.domain for source in result.sources]
     return StepSummary(
