@@ -21,6 +21,7 @@ A relation words its facts with templates over `{subject}` and `{object}`:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -77,10 +78,15 @@ class Knowledge:
 
     def for_domain(self, domain: str) -> Knowledge:
         """The facts and passages of one domain (with every relation)."""
+        return self.for_domains((domain,))
+
+    def for_domains(self, domains: Iterable[str]) -> Knowledge:
+        """The facts and passages of `domains` (with every relation), in file order."""
+        chosen = set(domains)
         return Knowledge(
             relations=self.relations,
-            facts=tuple(f for f in self.facts if f.domain == domain),
-            passages=tuple(p for p in self.passages if p.domain == domain),
+            facts=tuple(f for f in self.facts if f.domain in chosen),
+            passages=tuple(p for p in self.passages if p.domain in chosen),
         )
 
     @property
@@ -94,6 +100,14 @@ class Knowledge:
     def statement(self, fact: Fact) -> str:
         """The fact as a sentence."""
         return fill(self.relations[fact.relation].statement, fact)
+
+    def wordings(self, fact: Fact) -> list[str]:
+        """Everything the relation says of `fact` on its own: the statement, every question
+        and inverse question, and the descriptions (what the contamination guard checks)."""
+        relation = self.relations[fact.relation]
+        templates = [relation.statement, *relation.questions, *relation.inverse_questions]
+        templates += [t for t in (relation.describe, relation.describe_subject) if t]
+        return [fill(template, fact) for template in templates]
 
 
 def fill(template: str, fact: Fact, **override: str) -> str:

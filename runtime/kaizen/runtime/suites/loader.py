@@ -8,27 +8,48 @@ PVC or ConfigMap, holding
 - `eval.jsonl`: one item per line: `id`, `domain`, `capability`, `question` (or `messages`,
   a chat), `answer`, optional `aliases`, `scorer` (name or mapping with options), `context`,
   and `choices` for multiple choice scored by log-likelihood (`answer` is the right choice);
-- `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`.
+- `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`;
+- `knowledge.jsonl` (optional): relations, facts and passages per domain (`knowledge_file.py`).
 
 docs/evaluation.md is the full reference. Loading is strict, because a typo in a suite
 silently skews every score after it: each problem raises `SuiteError` ("file:line: field:
 problem"), a `ConfigurationError` that the step contract turns into exit code 3. A training
-question that repeats an evaluation question is refused too: a pool must never teach the test.
+question that repeats an evaluation question is refused too: a pool must never teach the test;
+nor may knowledge word one (`kaizen.runtime.contamination`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
 from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import SCORERS, answer_problem, normalize, options_problem
+from kaizen.runtime.suites.knowledge import Knowledge
+from kaizen.runtime.suites.knowledge_file import KNOWLEDGE_FILE, read_knowledge
+from kaizen.runtime.suites.records import Fields, SuiteError, read_jsonl
+
+__all__ = [
+    "CAPABILITIES",
+    "EVAL_FILE",
+    "KNOWLEDGE_FILE",
+    "SHIPPED_SUITES",
+    "SUITE_FILE",
+    "TRAIN_FILE",
+    "EvalItem",
+    "Suite",
+    "SuiteError",
+    "TrainExample",
+    "load_suite",
+    "shipped_suites",
+]
 
 #: The capability taxonomy: what kind of thinking an item needs.
 CAPABILITIES = ("factual_recall", "cross_referencing", "counterfactual", "multi_step")
@@ -57,21 +78,6 @@ _ROLES = ("system", "user", "assistant")
 CHOICE_SCORER = "choice"
 _TRAIN_FIELDS = {"domain", "question", "answer", "capability"}
 _SUITE_FIELDS = {"name", "version", "description", "domains", "capabilities", "defaults"}
-
-
-class SuiteError(ConfigurationError):
-    """A suite that cannot be used; the message names file, line and field."""
-
-    def __init__(
-        self, path: Path | str, line: int | None, field_name: str | None, problem: str
-    ) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        what = f"{field_name}: {problem}" if field_name else problem
-        super().__init__(f"{where}: {what}")
-        self.path = str(path)
-        self.line = line
-        self.field = field_name
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class TrainExample:
 
 @dataclass
 class Suite:
-    """A loaded suite: its items in file order and its training pool."""
+    """A loaded suite: its items in file order, its training pool and its knowledge."""
 
     name: str
     version: str
@@ -130,15 +136,35 @@ class Suite:
     capabilities: list[str]
     items: list[EvalItem]
     training: list[TrainExample] = field(default_factory=list)
+    knowledge: Knowledge = field(default_factory=Knowledge)
+    """Relations, facts and passages of the suite's domains (empty without knowledge.jsonl)."""
+
+    def has_training_source(self, domain: str) -> bool:
+        """Whether `domain` has training examples or knowledge to synthesise them from."""
+        return any(t.domain == domain for t in self.training) or bool(
+            self.knowledge.for_domain(domain)
+        )
 
     def training_pool(self, domain: str, *, required: bool = True) -> list[TrainExample]:
-        """The training examples of `domain`, in file order.
+        """The training examples of `domain`, in file order (empty for a knowledge-only domain).
 
-        Raises SuiteError when the domain is not in the suite or, when `required`, has no
-        examples, so a train step asked for it fails as a configuration error instead of
-        training on nothing. A step that brings its own data (`--extra-data`) passes
-        `required=False`.
+        Raises SuiteError when the domain is not in the suite or, when `required`, has
+        neither examples nor knowledge, so a train step asked for it fails as a configuration
+        error instead of training on nothing. A step that brings its own data
+        (`--extra-data`) passes `required=False`.
         """
+        self._check_domain(domain)
+        pool = [example for example in self.training if example.domain == domain]
+        if required and not self.has_training_source(domain):
+            raise SuiteError(
+                self.path / TRAIN_FILE,
+                None,
+                "domain",
+                f"no training examples for domain {domain!r} (and no knowledge in {KNOWLEDGE_FILE})",
+            )
+        return pool
+
+    def _check_domain(self, domain: str) -> None:
         if domain not in self.domains:
             raise SuiteError(
                 self.path / SUITE_FILE,
@@ -146,15 +172,6 @@ class Suite:
                 "domains",
                 f"unknown domain {domain!r}; known: {', '.join(self.domains)}",
             )
-        pool = [example for example in self.training if example.domain == domain]
-        if not pool and required:
-            raise SuiteError(
-                self.path / TRAIN_FILE,
-                None,
-                "domain",
-                f"no training examples for domain {domain!r}",
-            )
-        return pool
 
     def select(self, domains: Sequence[str] = (), limit: int | None = None) -> Suite:
         """The same suite restricted to `domains` (all when empty) and the first `limit` items of each.
@@ -186,6 +203,7 @@ class Suite:
             domains=chosen,
             items=items,
             training=[t for t in self.training if t.domain in chosen],
+            knowledge=self.knowledge.for_domains(chosen),
         )
 
     @property
@@ -254,8 +272,8 @@ def _load_dir(path: Path) -> Suite:
     eval_path = path / EVAL_FILE
     if not eval_path.is_file():
         raise SuiteError(eval_path, None, None, "missing: a suite needs evaluation items")
-    for line, record in _read_jsonl(eval_path):
-        items.append(_read_item(_Fields(eval_path, line, record, _EVAL_FIELDS), header, seen))
+    for line, record in read_jsonl(eval_path):
+        items.append(_read_item(Fields(eval_path, line, record, _EVAL_FIELDS), header, seen))
     if not items:
         raise SuiteError(eval_path, None, None, "no evaluation items")
 
@@ -263,8 +281,8 @@ def _load_dir(path: Path) -> Suite:
     train_path = path / TRAIN_FILE
     asked = {normalize(item.question): item.id for item in items}
     if train_path.is_file():
-        for line, record in _read_jsonl(train_path):
-            check = _Fields(train_path, line, record, _TRAIN_FIELDS)
+        for line, record in read_jsonl(train_path):
+            check = Fields(train_path, line, record, _TRAIN_FIELDS)
             domain = check.choice("domain", domains)
             question = check.text("question")
             if normalize(question) in asked:
@@ -277,6 +295,11 @@ def _load_dir(path: Path) -> Suite:
             answer = check.text("answer")
             capability = check.choice("capability", capabilities, default="factual_recall")
             training.append(TrainExample(domain, question, answer, capability))
+    knowledge = Knowledge()
+    knowledge_path = path / KNOWLEDGE_FILE
+    if knowledge_path.is_file():
+        knowledge = read_knowledge(knowledge_path, domains)
+        _check_knowledge_disjoint(knowledge_path, knowledge, ContaminationGuard.from_items(items))
     return Suite(
         name=header["name"],
         version=header["version"],
@@ -286,10 +309,35 @@ def _load_dir(path: Path) -> Suite:
         capabilities=capabilities,
         items=items,
         training=training,
+        knowledge=knowledge,
     )
 
 
-def _read_item(check: _Fields, header: dict[str, Any], seen: dict[str, int]) -> EvalItem:
+def _check_knowledge_disjoint(path: Path, knowledge: Knowledge, guard: ContaminationGuard) -> None:
+    """Refuse knowledge whose wording carries an evaluation item: it would teach the test."""
+    for fact in knowledge.facts:
+        for text in knowledge.wordings(fact):
+            reason = guard.check_text(text)
+            if reason:
+                raise SuiteError(
+                    path,
+                    _line(fact.where),
+                    "relation",
+                    f"{text!r} (worded by relation {fact.relation!r}, {knowledge.relations[fact.relation].where}): {reason}",
+                )
+    for passage in knowledge.passages:
+        for name, value in (("title", passage.title), ("text", passage.text)):
+            reason = guard.check_text(value) if value else None
+            if reason:
+                raise SuiteError(path, _line(passage.where), name, reason)
+
+
+def _line(where: str) -> int:
+    """The line of a `file:line` location."""
+    return int(where.rsplit(":", 1)[1])
+
+
+def _read_item(check: Fields, header: dict[str, Any], seen: dict[str, int]) -> EvalItem:
     """One evaluation item, checked field by field."""
     item_id = check.text("id")
     if item_id in seen:
@@ -342,7 +390,7 @@ def _read_item(check: _Fields, header: dict[str, Any], seen: dict[str, int]) -> 
     )
 
 
-def _read_messages(check: _Fields) -> tuple[tuple[str, str], ...] | None:
+def _read_messages(check: Fields) -> tuple[tuple[str, str], ...] | None:
     value = check.record.get("messages")
     if value is None:
         return None
@@ -365,7 +413,7 @@ def _read_messages(check: _Fields) -> tuple[tuple[str, str], ...] | None:
 
 
 def _read_scorer(
-    check: _Fields, name: str, default: tuple[str, dict[str, Any]]
+    check: Fields, name: str, default: tuple[str, dict[str, Any]]
 ) -> tuple[str, dict[str, Any]]:
     """(scorer name, options) from `"numeric"` or `{"name": "numeric", "rel_tol": 0.01}`."""
     value = check.record.get(name)
@@ -416,7 +464,7 @@ def _read_header(path: Path) -> dict[str, Any]:
         for key, _ in node.value
         if isinstance(key, yaml.ScalarNode)
     }
-    check = _Fields(path, 1, data, _SUITE_FIELDS, lines=lines)
+    check = Fields(path, 1, data, _SUITE_FIELDS, lines=lines)
     name = check.text("name")
     version = (
         str(data["version"])
@@ -439,7 +487,7 @@ def _read_header(path: Path) -> dict[str, Any]:
         raise SuiteError(
             path, lines.get("defaults", 1), "defaults", "must be a mapping with only `scorer`"
         )
-    defaults_check = _Fields(
+    defaults_check = Fields(
         path, lines.get("defaults", 1), defaults, {"scorer"}, prefix="defaults."
     )
     scorer = _read_scorer(defaults_check, "scorer", ("contains", {}))
@@ -453,80 +501,3 @@ def _read_header(path: Path) -> dict[str, Any]:
         "capabilities": capabilities,
         "scorer": scorer,
     }
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise SuiteError(
-                    path, number, None, f"bad JSON: {error.msg} (column {error.colno})"
-                ) from None
-            if not isinstance(record, dict):
-                raise SuiteError(
-                    path, number, None, f"must be a JSON object, got {type(record).__name__}"
-                )
-            yield number, record
-
-
-class _Fields:
-    """Typed field access on one record that reports problems as file:line: field."""
-
-    _REQUIRED = object()
-
-    def __init__(
-        self,
-        path: Path,
-        line: int,
-        record: dict[str, Any],
-        allowed: set[str],
-        lines: dict[str, int] | None = None,
-        prefix: str = "",
-    ) -> None:
-        self.path, self.line, self.record, self.lines = path, line, record, lines or {}
-        self.prefix = prefix
-        for key in record:
-            if key not in allowed:
-                self.fail(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
-
-    def fail(self, name: str, problem: str) -> NoReturn:
-        raise SuiteError(self.path, self.lines.get(name, self.line), self.prefix + name, problem)
-
-    def text(self, name: str, default: Any = _REQUIRED) -> Any:
-        if name not in self.record or self.record[name] is None:
-            if default is self._REQUIRED:
-                self.fail(name, "missing")
-            return default
-        value = self.record[name]
-        if not isinstance(value, str):
-            self.fail(name, f"must be a string, got {type(value).__name__}")
-        if not value.strip():
-            self.fail(name, "empty")
-        return value.strip()
-
-    def choice(self, name: str, allowed: Sequence[str], default: Any = _REQUIRED) -> str:
-        value = self.text(name, default)
-        if value not in allowed:
-            self.fail(
-                name, f"unknown {name} {value!r}; declared in suite.yaml: {', '.join(allowed)}"
-            )
-        return str(value)
-
-    def text_list(self, name: str, *, required: bool = False, unique: bool = False) -> list[str]:
-        value = self.record.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "missing")
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.fail(name, "must be a list of non-empty strings")
-        if required and not value:
-            self.fail(name, "empty")
-        values = [v.strip() for v in value]
-        if unique and len(set(values)) != len(values):
-            self.fail(name, "duplicate entries")
-        return values
