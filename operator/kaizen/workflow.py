@@ -13,7 +13,6 @@ from Python and from a cluster are interchangeable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from kaizen.api import (
     parse_spec,
 )
 from kaizen.api.args import StepArgs
+from kaizen.api.artifacts import EvaluationResults, read_artifact
 from kaizen.api.summary import EXIT_OK
 from kaizen.cycle.planner import StepPlanner
 from kaizen.local.executor import CycleResult, LocalExecutor, load_cycle_file, run_step_process
@@ -136,12 +136,19 @@ class FeedbackCollector:
         self._results: dict[str, Any] | None = None
 
     def collect_evaluation_feedback(
-        self, results: dict[str, Any] | str | Path
+        self, results: EvaluationResults | dict[str, Any] | str | Path
     ) -> dict[str, dict[str, Any]]:
-        """Record per-domain scores and weaknesses from a results file (or its parsed dict)."""
-        loaded: dict[str, Any] = (
-            results if isinstance(results, dict) else json.loads(Path(results).read_text())
-        )
+        """Record per-domain scores and weaknesses from a results.json (its path, model or dict).
+
+        A file is read through `EvaluationResults`, so one of an unknown schema version is
+        refused with an `ArtifactError` naming it.
+        """
+        if isinstance(results, EvaluationResults):
+            loaded = results.to_dict()
+        elif isinstance(results, dict):
+            loaded = results
+        else:
+            loaded = read_artifact(results, EvaluationResults).to_dict()
         self._results = loaded
         plan = self.generate_improvement_plan()
         stamp = datetime.now(UTC).isoformat()

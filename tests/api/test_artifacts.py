@@ -344,6 +344,26 @@ def test_the_report_validate_writes_reads_back(evaluation: Path, tmp_path: Path)
     assert report.items == 2 and report.overall_delta == 0.0
 
 
+def test_the_python_apis_feedback_collector_reads_results_through_the_model(tmp_path: Path) -> None:
+    from kaizen.workflow import FeedbackCollector
+
+    path = write_artifact(tmp_path / "results.json", EvaluationResults.model_validate(_results()))
+    feedback = FeedbackCollector(threshold=0.7, max_domains=2)
+    db = feedback.collect_evaluation_feedback(path)
+    assert db["zep"]["priority"] and not db["geo"]["priority"]
+    # The model itself is accepted too, with the same outcome.
+    again = FeedbackCollector(threshold=0.7, max_domains=2).collect_evaluation_feedback(
+        read_artifact(path, EvaluationResults)
+    )
+    assert {d: e["priority"] for d, e in again.items()} == {d: e["priority"] for d, e in db.items()}
+
+    path.write_text(json.dumps(_results() | {"schema": 2}))
+    with pytest.raises(
+        ArtifactError, match=f"{path}: evaluation results schema version 2 is newer"
+    ):
+        FeedbackCollector().collect_evaluation_feedback(path)
+
+
 # -- published JSON Schemas -----------------------------------------------------------------------
 
 
