@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,7 +116,7 @@ def examples_from_pool(pool: Iterable[Any]) -> list[Example]:
 
 
 def replay_examples(
-    pools: dict[str, Sequence[Example]], *, domain: str, count: int, seed: int = 0
+    pools: Mapping[str, Sequence[Example]], *, domain: str, count: int, seed: int = 0
 ) -> list[Example]:
     """`count` examples from the other domains' pools, spread evenly across them (rehearsal).
 
