@@ -169,7 +169,7 @@ def _load(options: EvaluateOptions) -> tuple[Any, Any]:
         # --quiet means no progress bars at all, including transformers' weight loading bar.
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = models.load_tokenizer(options.model, revision=options.revision)
         model = models.load_model(options.model, options.adapters, revision=options.revision)

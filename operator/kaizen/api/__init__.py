@@ -14,6 +14,18 @@ from kaizen.api.args import (
     ValidateArgs,
     parse_step_argv,
 )
+from kaizen.api.artifacts import (
+    ARTIFACTS,
+    Artifact,
+    ArtifactError,
+    EvaluationResults,
+    ImprovementPlan,
+    MergeRecord,
+    TrainingRecord,
+    ValidationReport,
+    read_artifact,
+    write_artifact,
+)
 from kaizen.api.resource import (
     API_VERSION,
     GROUP,
@@ -69,6 +81,16 @@ from kaizen.api.summary import (
 )
 
 __all__ = [
+    "ARTIFACTS",
+    "Artifact",
+    "ArtifactError",
+    "EvaluationResults",
+    "ImprovementPlan",
+    "MergeRecord",
+    "TrainingRecord",
+    "ValidationReport",
+    "read_artifact",
+    "write_artifact",
     "API_VERSION",
     "BUNDLED_MODEL",
     "EXIT_CONFIG_ERROR",

@@ -239,4 +239,3 @@ def file_digest(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             sha.update(block)
     return f"sha256:{sha.hexdigest()}"
-
