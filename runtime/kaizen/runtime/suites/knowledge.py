@@ -98,16 +98,17 @@ class Knowledge:
         return bool(self.facts or self.passages)
 
     def statement(self, fact: Fact) -> str:
-        """The fact as a sentence."""
-        return fill(self.relations[fact.relation].statement, fact)
+        """The fact as a sentence, its first letter upper case ("the Lissel flows into ...")."""
+        text = fill(self.relations[fact.relation].statement, fact)
+        return text[:1].upper() + text[1:]
 
     def wordings(self, fact: Fact) -> list[str]:
         """Everything the relation says of `fact` on its own: the statement, every question
         and inverse question, and the descriptions (what the contamination guard checks)."""
         relation = self.relations[fact.relation]
-        templates = [relation.statement, *relation.questions, *relation.inverse_questions]
+        templates = [*relation.questions, *relation.inverse_questions]
         templates += [t for t in (relation.describe, relation.describe_subject) if t]
-        return [fill(template, fact) for template in templates]
+        return [self.statement(fact), *(fill(template, fact) for template in templates)]
 
 
 def fill(template: str, fact: Fact, **override: str) -> str:
