@@ -278,6 +278,10 @@ class Cluster:
         """End all open watch streams (clients must re-list/re-watch)."""
         self.call(self.emulator.drop_watches)
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock of watch timeouts on (``timeoutSeconds`` without waiting)."""
+        self.call(lambda: self.emulator.advance_clock(seconds))
+
     @property
     def unexpected_errors(self) -> list[BaseException]:
         return self.call(lambda: list(self.emulator.unexpected_errors))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import kubernetes
 import pytest
@@ -197,44 +197,75 @@ def test_strategic_merge_patch_is_refused_for_custom_resources(cluster, namespac
     assert err.value.status == 415
 
 
-def test_watch_from_resource_version_with_timeout(co, namespace):
+#: A watch's timeoutSeconds in the emulator's clock, which ``advance_clock`` moves on at once.
+WATCH_TIMEOUT = 1000
+
+
+class Watcher(threading.Thread):
+    """``Watch().stream(...)`` of the cycles in a namespace, in the background, until it ends."""
+
+    def __init__(self, co: kubernetes.client.CustomObjectsApi, namespace: str, **kwargs):
+        super().__init__(daemon=True)
+        self.co, self.namespace, self.kwargs = co, namespace, kwargs
+        self.events: list[tuple[str, str]] = []
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for e in kubernetes.watch.Watch().stream(
+                self.co.list_namespaced_custom_object, G, V, self.namespace, P, **self.kwargs
+            ):
+                self.events.append((e["type"], e["object"]["metadata"]["name"]))
+        except BaseException as e:  # noqa: BLE001 - shown by the test
+            self.error = e
+
+    def received(self, count: int, what: str) -> list[tuple[str, str]]:
+        """The events once ``count`` have arrived; fails at once if the watch ends before."""
+        events, error, alive = wait_for(
+            lambda: (list(self.events), self.error, self.is_alive()),
+            lambda seen: len(seen[0]) >= count or not seen[2],
+            what=f"{what} (then: the watch's error, whether it is still open)",
+        )
+        assert error is None, error
+        assert len(events) >= count, f"the watch ended before {what}: {events}"
+        return events
+
+    def ended(self) -> list[tuple[str, str]]:
+        wait_for(self.is_alive, lambda alive: not alive, what="the watch to end")
+        assert self.error is None, self.error
+        return self.events
+
+
+def test_watch_from_resource_version_with_timeout(cluster, co, namespace):
     a = co.create_namespaced_custom_object(G, V, namespace, P, cycle("a"))
     co.create_namespaced_custom_object(G, V, namespace, P, cycle("b"))
     co.patch_namespaced_custom_object_status(G, V, namespace, P, "b", {"status": {"phase": "X"}})
-    started = time.monotonic()
-    events = [
-        (e["type"], e["object"]["metadata"]["name"])
-        for e in kubernetes.watch.Watch().stream(
-            co.list_namespaced_custom_object,
-            G,
-            V,
-            namespace,
-            P,
-            resource_version=a["metadata"]["resourceVersion"],
-            timeout_seconds=1,
-        )
-    ]
-    assert events == [("ADDED", "b"), ("MODIFIED", "b")]  # nothing older than the given rv
-    assert 0.9 <= time.monotonic() - started < 5
+    watcher = Watcher(
+        co,
+        namespace,
+        resource_version=a["metadata"]["resourceVersion"],
+        timeout_seconds=WATCH_TIMEOUT,
+    )
+    received = watcher.received(2, "the replayed events")
+    assert received == [("ADDED", "b"), ("MODIFIED", "b")]  # nothing older than the given rv
 
-    events = [
-        (e["type"], e["object"]["metadata"]["name"])
-        for e in kubernetes.watch.Watch().stream(
-            co.list_namespaced_custom_object,
-            G,
-            V,
-            namespace,
-            P,
-            label_selector="team=a",
-            timeout_seconds=1,
-        )
-    ]
-    assert events == [("ADDED", "a"), ("ADDED", "b")]  # no rv: the current state first
+    # Halfway to its timeout the watch is still open: a live change arrives on it.
+    cluster.advance_clock(WATCH_TIMEOUT / 2)
+    co.patch_namespaced_custom_object_status(G, V, namespace, P, "a", {"status": {"phase": "Y"}})
+    watcher.received(3, "the live change")
+    assert watcher.is_alive()
+    # At its timeout the API server ends the stream, and the client's Watch returns.
+    cluster.advance_clock(WATCH_TIMEOUT / 2)
+    assert watcher.ended() == [("ADDED", "b"), ("MODIFIED", "b"), ("MODIFIED", "a")]
+
+    watcher = Watcher(co, namespace, label_selector="team=a", timeout_seconds=WATCH_TIMEOUT)
+    watcher.received(2, "the current objects")
+    cluster.advance_clock(WATCH_TIMEOUT)
+    assert watcher.ended() == [("ADDED", "a"), ("ADDED", "b")]  # no rv: the current state first
 
 
 def test_watch_sees_live_changes_and_too_old_rv(cluster, co, namespace):
-    import threading
-
     seen: list[tuple[str, str]] = []
     errors: list[BaseException] = []
 

@@ -195,10 +195,18 @@ def test_deleting_a_running_job_kills_its_process(cluster, jobsim, batch, namesp
     assert cluster.objects(PODS, namespace) == []
 
 
-def test_jobs_run_concurrently_with_a_limit(cluster, namespace, batch):
+def test_jobs_run_concurrently_with_a_limit(cluster, namespace, batch, tmp_path):
+    # Every job runs until the test opens the gate, so the two running ones overlap for as long
+    # as the test looks (no guess at how long a process takes to start).
+    gate = tmp_path / "gate"
+    code = f"""
+        import os, time
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.01)
+    """
     with JobSimulator(cluster, namespace, max_parallel=2) as sim:
         for i in range(3):
-            batch.create_namespaced_job(namespace, job(f"j{i}", "import time; time.sleep(0.3)"))
+            batch.create_namespaced_job(namespace, job(f"j{i}", code))
         running = wait_for(
             lambda: [
                 p for p in cluster.objects(PODS, namespace) if p["status"]["phase"] == "Running"
@@ -206,6 +214,9 @@ def test_jobs_run_concurrently_with_a_limit(cluster, namespace, batch):
             lambda ps: len(ps) == 2,
         )
         assert len(running) == 2
+        # The third job waits for a free slot: no pod of it yet.
+        assert len(cluster.objects(PODS, namespace)) == 2
+        gate.touch()
         for i in range(3):
             finished(cluster, namespace, f"j{i}")
         assert len(sim.runs) == 3

@@ -34,7 +34,9 @@ history of every object) and reaction DSL, but serves all object reads and write
 * ``GET .../pods/<name>/log`` returns the stored log text; ``PUT`` to the same URL stores it
   (an emulator-only verb used by the job simulator).
 * fault injection: :meth:`RealisticEmulator.add_fault` makes the Nth matching request answer an
-  error without touching state; :meth:`RealisticEmulator.drop_watches` ends all open watches.
+  error without touching state; :meth:`RealisticEmulator.drop_watches` ends all open watches;
+  :meth:`RealisticEmulator.advance_clock` moves the clock of watch timeouts on, so a test sees
+  ``timeoutSeconds`` end a watch without waiting for it.
 
 kmock's own reactions (``emulator['get /x'] << 404``) still take priority over this layer;
 a request answered by such a reaction changes no state.

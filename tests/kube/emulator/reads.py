@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -82,7 +81,7 @@ class EmulatorReads(EmulatorStore):
         ns = self._namespace(request, info)
         params = request.params
         timeout = float(params.get("timeoutSeconds") or self.default_watch_timeout)
-        deadline = time.monotonic() + timeout
+        deadline = self._now() + timeout
         bookmarks = params.get("allowWatchBookmarks") == "true"
         epoch = self._watch_epoch
         yield b""  # send the headers now, even if nothing happens for a while
@@ -115,7 +114,7 @@ class EmulatorReads(EmulatorStore):
                     yield event
             if self._watch_epoch != epoch:
                 return
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._now()
             if remaining <= 0:
                 break
             if self._wakeup is None:

@@ -76,6 +76,11 @@ class RealisticEmulator(EmulatorWrites):
         self._watch_epoch += 1
         self._notify()
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the clock of watch timeouts on by ``seconds``; due watches end now."""
+        self._clock_offset += seconds
+        self._notify()
+
 
 def make_emulator(**kwargs: Any) -> RealisticEmulator:
     emulator = RealisticEmulator(**kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ class EmulatorStore(kmock.KubernetesEmulator):
     _events_floor: int = attrs.field(default=0, init=False)  # events with rv <= floor are gone
     _wakeup: asyncio.Event | None = attrs.field(default=None, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
+    _clock_offset: float = attrs.field(default=0.0, init=False)  # see advance_clock()
     _pending_policy: dict[str, str] = attrs.field(factory=dict, init=False)
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
     faults: list[Fault] = attrs.field(factory=list, init=False)
@@ -67,6 +69,10 @@ class EmulatorStore(kmock.KubernetesEmulator):
         if exc.details:
             body["details"] = exc.details
         return body
+
+    def _now(self) -> float:
+        """The clock of watch timeouts: monotonic time, moved on by ``advance_clock``."""
+        return time.monotonic() + self._clock_offset
 
     def _notify(self) -> None:
         if self._wakeup is not None:
