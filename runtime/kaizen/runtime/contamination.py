@@ -4,8 +4,10 @@ Every line of training data (a suite's pool, `extraData`, items synthesised from
 a teacher's outputs) passes `ContaminationGuard` before a trainer sees it; offending lines
 are dropped and listed, with the reason, in the data card. The evaluation texts are each
 item's question, its context, its user message (context then question) and the turns of its
-chat, normalised (`kaizen.runtime.scoring.normalize`: lower case, no punctuation, no
-articles) and split into words. A training line is contaminated when
+chat (a system turn only when it is at least `NGRAM` words long: a short one is an
+instruction many prompts share, like "Answer in one word."), normalised
+(`kaizen.runtime.scoring.normalize`: lower case, no punctuation, no articles) and split into
+words. A training line is contaminated when
 
 1. its question *is* an evaluation text (exact match, any length); or
 2. its question or its answer *contains* a whole evaluation text of `MIN_WORDS` (4) to
@@ -25,7 +27,7 @@ and is still about one whole typical question. Texts under 4 words ("Again?", "S
 are only matched exactly: inside a longer line they are ordinary phrases, not a question.
 
 The index maps word tuples to item ids, so a check costs a few dictionary look-ups per word
-of the line: thousands of lines take milliseconds.
+of the line, after normalising it: thousands of lines take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -79,12 +81,14 @@ class ContaminationGuard:
         exact: dict[str, str] = {}
         phrases: dict[tuple[str, ...], str] = {}
         for item in items:
-            for text in _eval_texts(item):
+            for text, instruction in _eval_texts(item):
                 words = normalize(text)
-                if not words:
+                tokens = words.split()
+                # A system turn is an instruction ("Answer in one word."), shared by many
+                # prompts: only a run of n of its words counts, never the short turn itself.
+                if not tokens or (instruction and len(tokens) < n):
                     continue
                 exact.setdefault(words, item.id)
-                tokens = words.split()
                 if len(tokens) < MIN_WORDS:
                     continue
                 for phrase in _windows(tokens, min(n, len(tokens))):
@@ -152,13 +156,14 @@ class ContaminationGuard:
         return kept, dropped
 
 
-def _eval_texts(item: EvalItem) -> Iterator[str]:
-    yield item.question
+def _eval_texts(item: EvalItem) -> Iterator[tuple[str, bool]]:
+    """Each text of an item the model is shown, and whether it is a system instruction."""
+    yield item.question, False
     if item.context:
-        yield item.context
-        yield item.user_message()
-    for _, content in item.messages or ():
-        yield content
+        yield item.context, False
+        yield item.user_message(), False
+    for role, content in item.messages or ():
+        yield content, role == "system"
 
 
 def _windows(words: list[str], n: int) -> Iterator[tuple[str, ...]]:
