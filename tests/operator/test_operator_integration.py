@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 G, V, P = "kaizen.dev", "v1alpha1", "improvementcycles"
 OPERATOR_MODULE = "kaizen.operator.handlers"
+ENDED = ("Succeeded", "Failed")  # a cycle's final phases
 STEPS = [
     "evaluate-baseline",
     "analyze",
@@ -69,13 +70,19 @@ class Env:
         return self.cluster.get(CYCLES, self.namespace, name)
 
     def wait_phase(self, name: str, phase: str, timeout: float) -> dict[str, Any]:
-        return wait_for(
+        """The cycle once it reaches ``phase``; fails as soon as it ends in another phase."""
+        cycle = wait_for(
             lambda: self.cycle(name),
-            until=lambda c: bool(c) and (c.get("status") or {}).get("phase") == phase,
+            until=lambda c: bool(c) and (c.get("status") or {}).get("phase") in {phase, *ENDED},
             timeout=timeout,
             interval=0.2,
             what=f"cycle {name} to reach {phase}",
         )
+        status = cycle["status"]
+        assert status["phase"] == phase, (
+            f"cycle {name} ended {status['phase']}, not {phase}: {status.get('message')}"
+        )
+        return cycle
 
     def jobs(self) -> list[dict[str, Any]]:
         return self.cluster.objects(JOBS, self.namespace)
