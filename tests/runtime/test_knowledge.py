@@ -359,3 +359,23 @@ def test_shipped_questions_never_contain_their_own_answers() -> None:
             for template in relation.inverse_questions:
                 question = template.format(subject=fact.subject, object=fact.object)
                 assert score("contains", question, (fact.subject,))[0] == 0.0, question
+
+
+def test_the_documented_example_loads_and_chains(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "evaluation.md").read_text()
+    section = doc.split("### `knowledge.jsonl`", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    header = "name: doc\nversion: '1'\ndomains: [zephyria]\ncapabilities: [factual_recall]\n"
+    item = {
+        "id": "z1",
+        "domain": "zephyria",
+        "capability": "factual_recall",
+        "question": "Which city serves as the capital of Zephyria?",
+        "answer": "Velmora",
+    }
+    root = write_suite(tmp_path / "doc", header=header, items=[item], train=False)
+    (root / "knowledge.jsonl").write_text(example)
+    knowledge = load_suite(str(root)).knowledge
+    capital, river = knowledge.facts
+    assert capital.object == river.subject
+    assert knowledge.statement(river) == "Velmora lies on the Lissel."
