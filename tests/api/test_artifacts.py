@@ -14,6 +14,7 @@ from kaizen.api.artifacts import (
     VERSION_KEY,
     Artifact,
     ArtifactError,
+    DataCard,
     EvaluationResults,
     ImprovementPlan,
     MergedSource,
@@ -86,6 +87,10 @@ def _training() -> dict[str, Any]:
             "capability_weight": 2,
             "replay_fraction": 0.5,
             "replay_examples": 12,
+            "synthesis_examples": 96,
+            "teacher": "context",
+            "teacher_model": None,
+            "teacher_share": 0.5,
         },
         "plan": {"path": "/artifacts/plan.json", "targeted_capabilities": ["multi_step"]},
         "examples": {
@@ -96,6 +101,9 @@ def _training() -> dict[str, Any]:
             "truncated": 1,
             "dropped_no_answer_tokens": 0,
             "answer_tokens": 300,
+            "synthesized": 20,
+            "teacher": 8,
+            "contaminated": 1,
         },
         "steps": 30,
         "resumed_from": 0,
@@ -111,6 +119,60 @@ def _training() -> dict[str, Any]:
         "autocast": None,
         "versions": VERSIONS,
         "adapter": "/artifacts/train-zep/adapter",
+        "data_card": "/artifacts/train-zep/data_card.json",
+    }
+
+
+def _data_card() -> dict[str, Any]:
+    """A data_card.json as `kaizen.trainer.programs.train` writes it."""
+    line = {"source": "synthesis:chain", "capability": "cross_referencing"}
+    return {
+        "schema": 1,
+        "step": "train-zep",
+        "domain": "zep",
+        "suite": SUITE,
+        "seed": 0,
+        "steps": 36,
+        "learning_rate": 0.001,
+        "total": 40,
+        "by_source": {"pool": 12, "replay": 20, "synthesis:chain": 8},
+        "by_capability": {"cross_referencing": 8, "factual_recall": 32},
+        "by_domain": {"geo": 20, "zep": 20},
+        "synthesis": {
+            "budget": 8,
+            "facts": 5,
+            "passages": 0,
+            "available": {"cross_referencing": 3},
+            "chosen": {"cross_referencing": 3},
+            "weights": {"cross_referencing": 2.0},
+            "diagnosis": "reasoning",
+            "targeted_capabilities": ["cross_referencing"],
+            "failed_items": 2,
+            "behind_failures": 1,
+        },
+        "teacher": {
+            "mode": "context",
+            "model": None,
+            "share": 1.0,
+            "asked": 3,
+            "accepted": 2,
+        },
+        "dropped": [
+            {
+                "source": "teacher",
+                "question": "Q?",
+                "answer": "No.",
+                "reason": "teacher answer does not state 'x'",
+            },
+            {
+                "source": "pool",
+                "question": "Q2?",
+                "answer": "A.",
+                "reason": "question repeats evaluation item 'zep-01'",
+            },
+        ],
+        "examples": [{**line, "question": "Which river?", "answer": "The Lissel."}],
+        "data": "/artifacts/train-zep/data.jsonl",
     }
 
 
@@ -141,6 +203,7 @@ SAMPLES = {
     ValidationReport: _report,
     TrainingRecord: _training,
     MergeRecord: _merge,
+    DataCard: _data_card,
 }
 
 
@@ -241,13 +304,17 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
     from kaizen.trainer.lora import LoraSettings
     from kaizen.trainer.merge import SourceAdapter
 
-    # programs.train writes asdict(LoraSettings) plus four counts into `config`.
+    # programs.train writes asdict(LoraSettings) plus the data settings into `config`.
     lora = {f.name for f in fields(LoraSettings)}
     assert lora | {
         "max_seq_length",
         "capability_weight",
         "replay_fraction",
         "replay_examples",
+        "synthesis_examples",
+        "teacher",
+        "teacher_model",
+        "teacher_share",
     } == set(TrainingConfig.model_fields)
     assert TrainingConfig.model_validate(
         asdict(LoraSettings())

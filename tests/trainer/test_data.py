@@ -224,6 +224,6 @@ def test_replay_draws_evenly_from_the_other_domains_only() -> None:
     answers = [e.answer for e in chosen]
     assert len(chosen) == 8 and "t" not in answers
     assert answers.count("s") == 2 and answers.count("b") == 6  # the small pool is not crowded out
-    assert all(e.source == "replay" for e in chosen)
+    assert all(e.source.startswith("replay:") for e in chosen)
     assert replay_examples(pools, domain="target", count=8, seed=0) == chosen  # deterministic
     assert len(replay_examples(pools, domain="target", count=100)) == 22  # capped by what exists

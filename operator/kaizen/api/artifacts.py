@@ -626,6 +626,14 @@ class TrainingConfig(Record):
     """Share of the training set drawn from other domains (rehearsal)."""
     replay_examples: int
     """Rehearsal examples added."""
+    synthesis_examples: int = 0
+    """Most items synthesised from the domain's knowledge (0: none)."""
+    teacher: str = "none"
+    """Distillation mode: `none` or `context`."""
+    teacher_model: str | None = None
+    """The teacher model (null: the model being trained)."""
+    teacher_share: float = 1.0
+    """Share of the synthesised items the teacher answered."""
 
 
 class PlanUse(Record):
@@ -654,6 +662,12 @@ class ExampleCounts(Record):
     """Examples dropped because their prompt alone filled `max_seq_length`."""
     answer_tokens: int
     """Answer tokens (the ones with a loss) in all."""
+    synthesized: int = 0
+    """Items synthesised from knowledge that made it into the training set."""
+    teacher: int = 0
+    """Of those, items answered by the teacher."""
+    contaminated: int = 0
+    """Lines dropped by the contamination guard (listed in the data card)."""
 
 
 class TrainingRecord(Artifact):
@@ -708,6 +722,118 @@ class TrainingRecord(Artifact):
     """Versions of torch, transformers and peft."""
     adapter: str
     """The adapter folder (peft format)."""
+    data_card: str | None = None
+    """The step's `data_card.json`: where every training line came from."""
+
+
+# -- data_card.json --------------------------------------------------------------------------
+
+
+class CardLine(Record):
+    """One training line, as shown in a data card."""
+
+    source: str
+    """Where it came from: `pool`, `FILE:LINE` (extra data), `synthesis:<kind>`,
+    `teacher:<kind>`, `replay:<domain>`."""
+    capability: str | None
+    """The capability it exercises."""
+    question: str
+    """The question."""
+    answer: str
+    """The answer trained on."""
+
+
+class DroppedLine(Record):
+    """A line left out, and why."""
+
+    source: str
+    """Where it came from."""
+    question: str
+    """Its question."""
+    answer: str | None = None
+    """Its answer (a teacher's rejected answer, for instance)."""
+    reason: str
+    """Why it was left out."""
+
+
+class SynthesisReport(Record):
+    """How the synthesised share of the training set was chosen."""
+
+    budget: int
+    """Most items asked for (`--synthesis-examples`)."""
+    facts: int
+    """Facts of the domain."""
+    passages: int
+    """Passages of the domain."""
+    available: dict[str, int]
+    """Candidate items the knowledge supports, by capability."""
+    chosen: dict[str, int]
+    """Items chosen, by capability."""
+    weights: dict[str, float]
+    """Weight of each capability in the mix (docs/training-data.md)."""
+    diagnosis: str | None
+    """The analysis's knowledge-vs-reasoning hint for the domain."""
+    targeted_capabilities: list[str]
+    """Capabilities the plan targets."""
+    failed_items: int
+    """The domain's failed evaluation items the synthesis was steered by."""
+    behind_failures: int
+    """Candidates about entities of failed items (taken first)."""
+
+
+class TeacherUse(Record):
+    """What the teacher did."""
+
+    mode: str
+    """`context`: the teacher saw the facts in its prompt."""
+    model: str | None
+    """The teacher model (null: the model being trained)."""
+    share: float
+    """Share of the synthesised items it was asked."""
+    asked: int
+    """Answers asked for."""
+    accepted: int
+    """Answers that stated the known fact, kept for training."""
+
+
+class DataCard(Artifact):
+    """`data_card.json`: the training set of one adapter, where each line came from and why."""
+
+    FILE_NAME: ClassVar[str] = "data_card.json"
+    KIND: ClassVar[str] = "data card"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name, e.g. `train-geography`."""
+    domain: str
+    """The domain trained."""
+    suite: SuiteRef
+    """The suite the pool and knowledge came from."""
+    seed: int
+    """The seed every choice was made with (the same seed gives the same set)."""
+    steps: int
+    """Optimiser steps of this adapter."""
+    learning_rate: float
+    """Learning rate of this adapter."""
+    total: int
+    """Lines in the training set (repeats and replay included)."""
+    by_source: dict[str, int]
+    """Lines by source kind (`pool`, `extra`, `synthesis:<kind>`, `teacher:<kind>`, `replay`)."""
+    by_capability: dict[str, int]
+    """Lines by capability."""
+    by_domain: dict[str, int]
+    """Lines by domain (replay brings the others)."""
+    synthesis: SynthesisReport | None = None
+    """How the synthesised items were chosen (null: synthesis off or no knowledge)."""
+    teacher: TeacherUse | None = None
+    """Distillation (null: off)."""
+    dropped: list[DroppedLine] = Field(default_factory=list)
+    """Lines left out: contamination, duplicates, rejected teacher answers."""
+    examples: list[CardLine] = Field(default_factory=list)
+    """A few lines of each source."""
+    data: str
+    """The training set itself, one JSON line each (`data.jsonl`)."""
 
 
 # -- merge.json ------------------------------------------------------------------------------
@@ -774,6 +900,7 @@ ARTIFACTS: tuple[type[Artifact], ...] = (
     EvaluationResults,
     ImprovementPlan,
     TrainingRecord,
+    DataCard,
     MergeRecord,
     ValidationReport,
 )

@@ -92,6 +92,12 @@ class AdapterDigest(ApiModel):
     final_loss: float | None = None
     """Mean training loss over the last steps."""
 
+    learning_rate: float | None = None
+    """Learning rate used (the domain's, when derived or overridden)."""
+
+    synthesized: int = 0
+    """Training examples synthesised from the domain's knowledge."""
+
 
 class MergeDigest(ApiModel):
     """The merged candidate adapter."""

@@ -134,9 +134,9 @@ def replay_examples(
     # Round-robin across domains so a large pool does not crowd out the others.
     index = 0
     while len(chosen) < count and any(index < len(p) for p in others.values()):
-        for pool in others.values():
+        for name, pool in others.items():
             if index < len(pool) and len(chosen) < count:
-                chosen.append(replace(pool[index], source="replay"))
+                chosen.append(replace(pool[index], source=f"replay:{name}"))
         index += 1
     return chosen
 

@@ -15,13 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
-from kaizen.api.artifacts import MergeRecord, TrainingRecord, write_artifact
+from kaizen.api.artifacts import DataCard, MergeRecord, SuiteRef, TrainingRecord, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
-from kaizen.api.summary import AdapterDigest, MergeDigest, StepSummary, file_digest
+from kaizen.api.summary import (
+    AdapterDigest,
+    MergeDigest,
+    StepSummary,
+    atomic_write_bytes,
+    file_digest,
+)
 
 TRAINING_FILE = TrainingRecord.FILE_NAME
 MERGE_FILE = MergeRecord.FILE_NAME
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+#: The training set as trained on, one JSON line each (the data card says where each came from).
+DATA_FILE = "data.jsonl"
 
 
 def _check_adapters(paths: list[str]) -> None:
@@ -67,6 +75,74 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _teacher(args: TrainArgs, model: Any, tokenizer: Any) -> Any:
+    """The teacher's batched generate function: the model itself, or --teacher-model."""
+    from kaizen.runtime.models import ModelNotFound, load_model, load_tokenizer
+    from kaizen.trainer.teacher import generator
+
+    if args.teacher_model is None:
+        return generator(model, tokenizer)
+    try:
+        teacher_tokenizer = load_tokenizer(args.teacher_model)
+        teacher_model = load_model(args.teacher_model, [])
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--teacher-model {args.teacher_model}: {error}") from None
+    return generator(teacher_model, teacher_tokenizer)
+
+
+def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: list[Any]) -> Path:
+    """`data.jsonl` (the training set, in order) and `data_card.json` beside it."""
+    from collections import Counter
+
+    from kaizen.trainer.targeted import card_examples, source_kind
+
+    data_path = out / DATA_FILE
+    lines = [
+        json.dumps(
+            {
+                "question": e.question,
+                "answer": e.answer,
+                "capability": e.capability,
+                "source": e.source,
+            },
+            ensure_ascii=False,
+        )
+        for e in examples
+    ]
+    atomic_write_bytes(data_path, ("\n".join(lines) + "\n").encode())
+    card = DataCard(
+        step=args.step,
+        domain=args.domain,
+        suite=SuiteRef(
+            name=suite.name, version=suite.version, path=str(suite.path), digest=suite.digest
+        ),
+        seed=args.seed,
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        total=len(examples),
+        by_source=dict(sorted(Counter(source_kind(e.source) for e in examples).items())),
+        by_capability=dict(
+            sorted(Counter(e.capability or "unspecified" for e in examples).items())
+        ),
+        by_domain=dict(
+            sorted(
+                Counter(
+                    e.source.split(":", 1)[1] if e.source.startswith("replay:") else args.domain
+                    for e in examples
+                ).items()
+            )
+        ),
+        synthesis=built.synthesis,
+        teacher=built.teacher,
+        dropped=built.dropped,
+        examples=card_examples(examples),
+        data=str(data_path),
+    )
+    card_path = out / DataCard.FILE_NAME
+    write_artifact(card_path, card)
+    return card_path
+
+
 def train(args: TrainArgs, out: Path) -> StepSummary:
     """Train one domain's adapter into `out/adapter`; write `out/training.json`."""
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
@@ -81,6 +157,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         tokenize_examples,
     )
     from kaizen.trainer.lora import LoraSettings, train_lora
+    from kaizen.trainer.targeted import build_training_set
 
     settings = LoraSettings(
         rank=args.rank,
@@ -97,8 +174,14 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     settings.validate()
     suite = load_suite(args.suite)
     extra = read_extra_examples(args.extra_data, args.domain) if args.extra_data else []
-    # A domain without a training pool can still be trained on extra data of its own.
-    pool = examples_from_pool(suite.training_pool(args.domain, required=not extra))
+    synthesis_possible = args.synthesis_examples > 0 and bool(
+        suite.knowledge.for_domain(args.domain)
+    )
+    # A domain without a training pool can still train on its knowledge or its extra data.
+    pool = examples_from_pool(
+        suite.training_pool(args.domain, required=not (extra or synthesis_possible))
+    )
+    plan = None
     targeted: tuple[str, ...] = ()
     if args.plan:
         plan = read_plan(args.plan)
@@ -107,11 +190,38 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 f"{args.plan}: domain {args.domain!r} is not among priority_domains {plan.priority_domains}"
             )
         targeted = tuple(plan.targeted_capabilities)
+    _check_adapters(args.adapters)
+    try:
+        tokenizer = load_tokenizer(args.model, revision=args.revision)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {args.model}: {error}") from None
+    model = None
+    teacher = None
+    if args.teacher == "context" and synthesis_possible:
+        # The teacher answers before any LoRA weight exists: the model as it is now, with
+        # the facts in its prompt (or another model named by --teacher-model).
+        model = _load_model(args)
+        teacher = _teacher(args, model, tokenizer)
+    built = build_training_set(
+        suite,
+        args.domain,
+        pool=pool,
+        extra=extra,
+        plan=plan,
+        budget=args.synthesis_examples,
+        seed=args.seed,
+        teacher=teacher,
+        teacher_share=args.teacher_share,
+        teacher_mode=args.teacher,
+        teacher_model=args.teacher_model,
+    )
+    own = [e for e in built.examples if e.source == "pool"]
+    added = [e for e in built.examples if e.source != "pool"]
     examples = assemble_examples(
-        pool,
+        own,
         domain=args.domain,
         suite=suite.name,
-        extra=extra,
+        extra=added,
         targeted_capabilities=targeted,
         capability_weight=args.capability_weight,
         seed=args.seed,
@@ -130,22 +240,19 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     )
     if replay:
         examples = assemble_examples(
-            pool,
+            own,
             domain=args.domain,
             suite=suite.name,
-            extra=extra,
+            extra=added,
             replay=replay,
             targeted_capabilities=targeted,
             capability_weight=args.capability_weight,
             seed=args.seed,
         )
-    _check_adapters(args.adapters)
-    try:
-        tokenizer = load_tokenizer(args.model, revision=args.revision)
-    except ModelNotFound as error:
-        raise ConfigurationError(f"--model {args.model}: {error}") from None
+    card_path = _write_data(out, args, suite, built, examples)
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
-    model = _load_model(args)
+    if model is None:
+        model = _load_model(args)
 
     config = {
         **asdict(settings),
@@ -153,6 +260,10 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         "capability_weight": args.capability_weight,
         "replay_fraction": args.replay_fraction,
         "replay_examples": len(replay),
+        "synthesis_examples": args.synthesis_examples,
+        "teacher": args.teacher,
+        "teacher_model": args.teacher_model,
+        "teacher_share": args.teacher_share,
     }
     tracking_config = {
         **config,
@@ -191,6 +302,9 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 "examples": {
                     "pool": len(pool),
                     "extra": len(extra),
+                    "synthesized": built.synthesized,
+                    "teacher": built.taught,
+                    "contaminated": built.contaminated,
                     "training_set": len(examples),
                     "used": len(tokenized.examples),
                     "truncated": tokenized.truncated,
@@ -213,6 +327,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 "autocast": result.autocast,
                 "versions": _versions(),
                 "adapter": str(result.adapter_dir),
+                "data_card": str(card_path),
             }
         )
         write_artifact(out / TRAINING_FILE, record)
@@ -227,7 +342,11 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     return StepSummary(
         step=args.step,
         ok=True,
-        message=f"trained {args.domain} adapter: {result.steps} steps, final loss {final_loss}",
+        message=(
+            f"trained {args.domain} adapter: {result.steps} steps at lr {args.learning_rate:g}, "
+            f"{len(tokenized.examples)} examples ({built.synthesized} synthesised), "
+            f"final loss {final_loss}"
+        ),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
         adapter=AdapterDigest(
             domain=args.domain,
@@ -235,6 +354,8 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
             examples=len(tokenized.examples),
             steps=result.steps,
             final_loss=final_loss,
+            learning_rate=args.learning_rate,
+            synthesized=built.synthesized,
         ),
     )
 

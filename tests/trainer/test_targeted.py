@@ -1,0 +1,174 @@
+"""The targeted training set: knowledge synthesised in the plan's mix, guarded, and carded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaizen.api import EXIT_OK, SUMMARY_PATH_ENV, parse_summary
+from kaizen.api.artifacts import DataCard, ImprovementPlan, TrainingRecord, read_artifact
+from kaizen.runtime.suites import load_suite
+from kaizen.trainer.cli import main
+from kaizen.trainer.data import Example
+from kaizen.trainer.targeted import build_training_set, steering_for
+
+RELATIONS = [
+    {"kind": "relation", "name": "capital", "statement": "The capital of {subject} is {object}.",
+     "questions": ["What is the capital of {subject}?", "Name the capital of {subject}."],
+     "describe": "the capital of {subject}",
+     "describe_subject": "the land whose capital is {object}"},
+    {"kind": "relation", "name": "river", "statement": "The river of {subject} is the {object}.",
+     "questions": ["Which river flows through {subject}?"]},
+    {"kind": "relation", "name": "coin", "statement": "The coin of {subject} is the {object}.",
+     "questions": ["What coin is used in {subject}?"]},
+]  # fmt: skip
+FACTS = [
+    ("Quarnel", "capital", "Ostrivel"),
+    ("Ostrivel", "river", "Danth"),
+    ("Quarnel", "coin", "brisk"),
+    ("Veyla", "capital", "Murrow"),
+    ("Murrow", "river", "Fen"),
+    ("Veyla", "coin", "tallow"),
+]
+EVAL = [
+    ("q-1", "factual_recall", "Which city is Quarnel's capital?", "Ostrivel"),
+    ("q-2", "cross_referencing", "Which river flows through the capital of Quarnel?", "Danth"),
+    ("q-3", "factual_recall", "What coin do people in Quarnel pay with?", "brisk"),
+]
+
+
+def write_knowledge_suite(root: Path, pool: list[dict[str, Any]] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "suite.yaml").write_text(
+        'name: quarn\nversion: "1"\ndescription: an invented land known only by facts\n'
+        "domains: [quarnel, spiders]\n"
+        "capabilities: [factual_recall, cross_referencing, counterfactual, multi_step]\n"
+        "defaults: {scorer: contains}\n"
+    )
+    items = [
+        {"id": i, "domain": "quarnel", "capability": c, "question": q, "answer": a}
+        for i, c, q, a in EVAL
+    ] + [{"id": "s-1", "domain": "spiders", "capability": "factual_recall",
+          "question": "How many legs has a spider?", "answer": "eight"}]  # fmt: skip
+    (root / "eval.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    train = pool or [
+        {
+            "domain": "spiders",
+            "question": "Count a spider's legs.",
+            "answer": "A spider has eight legs.",
+        }
+    ]
+    (root / "train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in train))
+    facts = [
+        {"kind": "fact", "domain": "quarnel", "subject": s, "relation": r, "object": o}
+        for s, r, o in FACTS
+    ]
+    (root / "knowledge.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in RELATIONS + facts)
+    )
+    return root
+
+
+def plan(**overrides: Any) -> ImprovementPlan:
+    data: dict[str, Any] = {"schema": 1, "priority_domains": ["quarnel"]}
+    return ImprovementPlan.model_validate(data | overrides)
+
+
+def test_a_domain_known_only_by_facts_gets_a_guarded_synthesised_set(tmp_path: Path) -> None:
+    suite = load_suite(str(write_knowledge_suite(tmp_path / "suite")))
+    extra = [
+        Example("Which river flows through the capital of Quarnel?", "The Danth.", None, "x.jsonl:1"),
+        Example("Is Quarnel large?", "Quarnel is small.", None, "x.jsonl:2"),
+    ]  # fmt: skip
+    built = build_training_set(
+        suite, "quarnel", pool=[], extra=extra, plan=plan(), budget=100, seed=0
+    )
+    questions = [e.question for e in built.examples]
+    # The evaluation's own cross-reference question, brought as extra data, is dropped.
+    assert "Which river flows through the capital of Quarnel?" not in questions
+    assert built.contaminated >= 1
+    assert any("q-2" in d.reason for d in built.dropped)
+    sources = {e.source for e in built.examples}
+    assert {"synthesis:surface", "synthesis:sibling", "synthesis:premise"} <= sources
+    # The Quarnel chain words the evaluation's question (synthesis is guarded too); the Veyla
+    # chain does not.
+    assert "Which river flows through the capital of Veyla?" in questions
+    assert {d.source for d in built.dropped if "q-2" in d.reason} == {
+        "x.jsonl:1",
+        "synthesis:chain",
+    }
+    assert "x.jsonl:2" in sources
+    assert len(set(map(str.lower, questions))) == len(questions)
+    assert built.synthesis is not None and built.synthesis.facts == 6
+    assert built.synthesized == sum(1 for e in built.examples if e.source.startswith("synthesis:"))
+    # The same seed gives the same set; another seed another order.
+    again = build_training_set(
+        suite, "quarnel", pool=[], extra=extra, plan=plan(), budget=100, seed=0
+    )
+    assert [e.question for e in again.examples] == questions
+
+
+def test_the_plan_steers_the_mix(tmp_path: Path) -> None:
+    suite = load_suite(str(write_knowledge_suite(tmp_path / "suite")))
+    steered = plan(
+        targeted_capabilities=["cross_referencing"],
+        failures=[{"id": "q-2", "domain": "quarnel", "capability": "cross_referencing",
+                   "kind": "wrong_answer", "type": "reasoning"}],
+    )  # fmt: skip
+    steering = steering_for(steered, "quarnel", suite)
+    assert steering.failed_capabilities == {"cross_referencing": 1}
+    assert any("Danth" in text for text in steering.failed_texts)
+    neutral = build_training_set(suite, "quarnel", pool=[], extra=[], plan=plan(), budget=6, seed=0)
+    aimed = build_training_set(suite, "quarnel", pool=[], extra=[], plan=steered, budget=6, seed=0)
+    assert aimed.synthesis is not None and neutral.synthesis is not None
+    assert aimed.synthesis.weights["cross_referencing"] == 4.0
+    assert aimed.synthesis.chosen.get("cross_referencing", 0) > neutral.synthesis.chosen.get(
+        "cross_referencing", 0
+    )
+    assert aimed.synthesis.failed_items == 1 and aimed.synthesis.behind_failures > 0
+
+
+def test_no_budget_means_no_synthesis(tmp_path: Path) -> None:
+    suite = load_suite(str(write_knowledge_suite(tmp_path / "suite")))
+    built = build_training_set(suite, "spiders", pool=[], extra=[], plan=None, budget=0, seed=0)
+    assert built.synthesis is None and built.examples == []
+
+
+@pytest.mark.e2e
+def test_the_train_step_writes_the_data_card_and_distils(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = write_knowledge_suite(tmp_path / "suite")
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps({"schema": 1, "priority_domains": ["quarnel"]}))
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary.json"))
+    out = tmp_path / "train-quarnel"
+    code = main(
+        [
+            "train", "--model", str(tiny_model_dir), "--suite", str(suite), "--domain", "quarnel",
+            "--plan", str(plan_path), "--output", str(out), "--step", "train-quarnel",
+            "--steps", "2", "--batch-size", "4", "--rank", "2", "--max-seq-length", "96",
+            "--synthesis-examples", "12", "--teacher", "context", "--teacher-share", "0.5",
+            "--tracking-mode", "disabled", "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == EXIT_OK
+    summary = parse_summary((tmp_path / "summary.json").read_bytes())
+    assert summary.adapter is not None and summary.adapter.learning_rate == 1e-3
+    card = read_artifact(out / "data_card.json", DataCard)
+    record = read_artifact(out / "training.json", TrainingRecord)
+    assert record.data_card == str(out / "data_card.json")
+    assert card.synthesis is not None and card.synthesis.budget == 12
+    assert card.teacher is not None and card.teacher.asked == 6
+    # The tiny random model cannot state the facts: every teacher answer is refused, listed,
+    # and its item left out; the other half keeps the synthesised wording.
+    rejected = [d for d in card.dropped if d.source == "teacher"]
+    assert len(rejected) == card.teacher.asked - card.teacher.accepted
+    assert summary.adapter.synthesized == record.examples.synthesized > 0
+    lines = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
+    assert len(lines) == card.total == record.examples.training_set
+    assert sum(card.by_source.values()) == card.total
+    assert card.by_domain.get("spiders", 0) > 0  # replay of the other domain's pool

@@ -1,0 +1,220 @@
+"""The targeted training set of one adapter: pool, extra data and synthesis, guarded and carded.
+
+`build_training_set` is the data half of a train step. It reads what the analysis found for
+the domain (targeted capabilities, the knowledge-vs-reasoning hint, the failed items),
+synthesises items from the domain's knowledge in that mix, lets a teacher answer them when
+asked (context distillation), drops every line that repeats or overlaps an evaluation item
+(the contamination guard) or repeats a question already in the set, and returns the
+examples with a `DataCard` that says where each line came from and what was left out and why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kaizen.api.artifacts import (
+    CardLine,
+    DroppedLine,
+    ImprovementPlan,
+    SynthesisReport,
+    TeacherUse,
+)
+from kaizen.runtime.contamination import ContaminationGuard
+from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites import Suite
+from kaizen.trainer.data import Example
+from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose
+from kaizen.trainer.teacher import distill
+
+#: Lines of each source shown in a data card.
+CARD_EXAMPLES = 3
+
+
+def steering_for(plan: ImprovementPlan | None, domain: str, suite: Suite) -> Steering:
+    """What the plan says about `domain`, in the terms synthesis uses."""
+    if plan is None:
+        return Steering()
+    analysis = next((d for d in plan.domains if d.name == domain), None)
+    failures = [f for f in plan.failures if f.domain == domain]
+    failed_ids = {f.id for f in failures} | set(analysis.failed_items if analysis else ())
+    items = {item.id: item for item in suite.items}
+    texts = tuple(
+        f"{items[i].question} {' '.join(items[i].answers)}"
+        for i in sorted(failed_ids)
+        if i in items
+    )
+    hint = analysis.hint if analysis else None
+    return Steering(
+        targeted_capabilities=tuple(plan.targeted_capabilities),
+        failed_capabilities=dict(Counter(f.capability for f in failures)),
+        diagnosis=hint if hint in ("knowledge", "reasoning") else None,
+        failed_texts=texts,
+    )
+
+
+@dataclass
+class TrainingSet:
+    """The domain's own examples (before replay) and what the card reports of them."""
+
+    examples: list[Example]
+    synthesis: SynthesisReport | None = None
+    teacher: TeacherUse | None = None
+    dropped: list[DroppedLine] = field(default_factory=list)
+    synthesized: int = 0
+    taught: int = 0
+    contaminated: int = 0
+
+
+def _example(item: Candidate) -> Example:
+    prefix = "teacher" if item.kind.startswith("teacher:") else "synthesis"
+    kind = item.kind.removeprefix("teacher:")
+    return Example(item.question, item.answer, item.capability, source=f"{prefix}:{kind}")
+
+
+def build_training_set(
+    suite: Suite,
+    domain: str,
+    *,
+    pool: Sequence[Example],
+    extra: Sequence[Example],
+    plan: ImprovementPlan | None,
+    budget: int,
+    seed: int,
+    teacher: Callable[[list[str]], list[str]] | None = None,
+    teacher_share: float = 1.0,
+    teacher_mode: str = "none",
+    teacher_model: str | None = None,
+) -> TrainingSet:
+    """Pool + extra + items synthesised from knowledge, each line guarded against the suite.
+
+    `teacher`, when given, answers `teacher_share` of the synthesised items with their facts
+    in its prompt (`teacher.distill`); rejected answers drop their item.
+    """
+    knowledge = suite.knowledge.for_domain(domain)
+    steering = steering_for(plan, domain, suite)
+    guard = ContaminationGuard.from_items(suite.items)
+    dropped: list[DroppedLine] = []
+    synthesized: list[Example] = []
+    report = None
+    use = None
+    contaminated = 0
+    if budget > 0 and knowledge:
+        # Guard the candidates before choosing, so the budget goes to clean items.
+        clean = []
+        for item in candidates(knowledge, seed=seed):
+            reason = guard.check(item.question, item.answer)
+            if reason is None:
+                clean.append(item)
+            else:
+                contaminated += 1
+                dropped.append(
+                    DroppedLine(
+                        source=f"synthesis:{item.kind}",
+                        question=item.question,
+                        answer=item.answer,
+                        reason=reason,
+                    )
+                )
+        selection = choose(
+            clean,
+            budget=budget,
+            steering=steering,
+            seed=seed,
+            domain=domain,
+        )
+        chosen = selection.items
+        if teacher is not None:
+            asked_count = round(len(chosen) * teacher_share)
+            asked, kept_as_is = chosen[:asked_count], chosen[asked_count:]
+            answered, teaching = distill(asked, knowledge, teacher)
+            for rejected in teaching.dropped:
+                dropped.append(
+                    DroppedLine(
+                        source="teacher",
+                        question=rejected["question"],
+                        answer=rejected["answer"] or None,
+                        reason=f"teacher answer {rejected['reason']}",
+                    )
+                )
+            chosen = answered + kept_as_is
+            use = TeacherUse(
+                mode=teacher_mode,
+                model=teacher_model,
+                share=teacher_share,
+                asked=teaching.asked,
+                accepted=teaching.accepted,
+            )
+        synthesized = [_example(item) for item in chosen]
+        report = SynthesisReport(
+            budget=budget,
+            facts=len(knowledge.facts),
+            passages=len(knowledge.passages),
+            available=selection.available,
+            chosen=dict(Counter(item.capability for item in chosen)),
+            weights=selection.weights,
+            diagnosis=steering.diagnosis,
+            targeted_capabilities=list(steering.targeted_capabilities),
+            failed_items=len(steering.failed_texts),
+            behind_failures=selection.behind_failures,
+        )
+
+    kept: list[Example] = []
+    seen: set[str] = set()
+    for example in [*pool, *extra, *synthesized]:
+        reason = guard.check(example.question, example.answer)
+        if reason is not None:
+            contaminated += 1
+            dropped.append(_dropped(example, reason))
+            continue
+        key = normalize(example.question)
+        if key in seen:
+            dropped.append(_dropped(example, "repeats a question already in the set"))
+            continue
+        seen.add(key)
+        kept.append(example)
+    return TrainingSet(
+        examples=kept,
+        synthesis=report,
+        teacher=use,
+        dropped=dropped,
+        synthesized=sum(1 for e in kept if e.source.startswith(("synthesis:", "teacher:"))),
+        taught=sum(1 for e in kept if e.source.startswith("teacher:")),
+        contaminated=contaminated,
+    )
+
+
+def _dropped(example: Example, reason: str) -> DroppedLine:
+    return DroppedLine(
+        source=example.source, question=example.question, answer=example.answer, reason=reason
+    )
+
+
+def source_kind(source: str) -> str:
+    """The card's source bucket: `pool`, `extra`, `replay`, `synthesis:<kind>`, `teacher:<kind>`."""
+    if source.startswith("replay:"):
+        return "replay"
+    if source.startswith(("synthesis:", "teacher:")) or source == "pool":
+        return source
+    return "extra"
+
+
+def card_examples(examples: Sequence[Example]) -> list[CardLine]:
+    """The first few lines of each source bucket, in order."""
+    shown: Counter[str] = Counter()
+    lines = []
+    for example in examples:
+        kind = source_kind(example.source)
+        if shown[kind] >= CARD_EXAMPLES:
+            continue
+        shown[kind] += 1
+        lines.append(
+            CardLine(
+                source=example.source,
+                capability=example.capability,
+                question=example.question,
+                answer=example.answer,
+            )
+        )
+    return lines
