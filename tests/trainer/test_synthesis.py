@@ -144,3 +144,20 @@ def test_a_budget_beyond_the_candidates_takes_them_all() -> None:
     pool = candidates(KNOWLEDGE)
     chosen = choose(pool, budget=10_000, steering=Steering(), seed=0, domain="quarn")
     assert len(chosen.items) == len(pool)
+
+
+def test_premises_keep_names_capitalised_and_never_point_a_fact_at_itself() -> None:
+    relations = {
+        "next": Relation(
+            "next", "{subject} is followed by {object}.", ("What follows {subject}?",)
+        ),
+    }
+    facts = (Fact("p", "Uranus", "next", "Neptune"), Fact("p", "Saturn", "next", "Uranus"))
+    items = [
+        c for c in candidates(Knowledge(relations=relations, facts=facts)) if c.kind == "premise"
+    ]
+    uranus = [c for c in items if c.facts == ("Uranus|next|Neptune",)]
+    # The only other object of the relation is the fact's own subject: no premise.
+    assert uranus == []
+    (saturn, *_) = [c for c in items if c.facts == ("Saturn|next|Uranus",)]
+    assert saturn.question.startswith("Suppose that Saturn is followed by Neptune, not Uranus.")

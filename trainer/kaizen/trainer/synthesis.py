@@ -76,10 +76,19 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] if text else text
 
 
+_ARTICLES = ("The ", "A ", "An ")
+
+
 def _clause(statement: str) -> str:
-    """A statement without its final full stop, for use inside a sentence."""
+    """A statement without its final full stop, for use inside a sentence.
+
+    Only a leading article is lower-cased ("The capital …" → "the capital …"); any other
+    first word may be a name ("Paris lies …") and keeps its capital.
+    """
     text = statement.strip().rstrip(".")
-    return text[0].lower() + text[1:] if text and not text[:2].isupper() else text
+    if text.startswith(_ARTICLES):
+        return text[0].lower() + text[1:]
+    return text
 
 
 def _same(a: str, b: str) -> bool:
@@ -219,7 +228,11 @@ def counterfactual_items(
             objects[fact.relation].append(fact.object)
     items: list[Candidate] = []
     for fact in facts:
-        others = [o for o in objects[fact.relation] if not _same(o, fact.object)]
+        others = [
+            o
+            for o in objects[fact.relation]
+            if not _same(o, fact.object) and not _same(o, fact.subject)
+        ]
         if not others:
             continue
         alternative = rng.choice(sorted(others))
