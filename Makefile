@@ -19,7 +19,7 @@ help:
 	@echo "make test      set up and run the whole test suite, slow ones included (no GPU, no hub access needed)"
 	@echo "make test-fast the inner loop (under a minute on 2 cores): no slow, cycle, integration or e2e tests"
 	@echo "make test-lmeval  the lm-evaluation-harness tests, in their own environment (.venv-lmeval)"
-	@echo "make lint      ruff + mypy"
+	@echo "make lint      ruff + mypy + import contracts (lint-imports)"
 	@echo "make crd       regenerate the CRD from the API models"
 	@echo "make bench     evaluator speed benchmark (ratios against baselines measured in the same run)"
 	@echo "make images    build the operator, evaluator and trainer images (needs a Docker engine)"
@@ -71,6 +71,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
