@@ -149,6 +149,8 @@ def _data_card() -> dict[str, Any]:
             "targeted_capabilities": ["cross_referencing"],
             "failed_items": 2,
             "behind_failures": 1,
+            "earlier_lines": 6,
+            "repeated": 1,
         },
         "teacher": {
             "mode": "context",

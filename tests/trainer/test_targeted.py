@@ -172,3 +172,50 @@ def test_the_train_step_writes_the_data_card_and_distils(
     assert len(lines) == card.total == record.examples.training_set
     assert sum(card.by_source.values()) == card.total
     assert card.by_domain.get("spiders", 0) > 0  # replay of the other domain's pool
+
+
+def test_a_chained_cycle_learns_new_lines_before_repeating_old_ones(tmp_path: Path) -> None:
+    from kaizen.api.artifacts import MergeRecord, write_artifact
+
+    suite = load_suite(str(write_knowledge_suite(tmp_path / "suite")))
+    first = build_training_set(suite, "quarnel", pool=[], extra=[], plan=plan(), budget=8, seed=0)
+    # The first cycle's train step and merge, as their artifacts lie on the volume.
+    train_dir = tmp_path / "cycle-1" / "train-quarnel"
+    (train_dir / "adapter").mkdir(parents=True)
+    (train_dir / "data.jsonl").write_text(
+        "".join(
+            json.dumps({"question": e.question, "answer": e.answer, "source": e.source}) + "\n"
+            for e in first.examples
+        )
+    )
+    merge_dir = tmp_path / "cycle-1" / "merge"
+    source = {"domain": "quarnel", "path": str(train_dir / "adapter"), "rank": 8, "alpha": 16.0,
+              "target_modules": "all-linear"}  # fmt: skip
+    write_artifact(
+        merge_dir / "merge.json",
+        MergeRecord.model_validate(
+            {"schema": 1, "step": "merge", "cycle": "cycle-1",
+             "model": {"ref": "m", "revision": None, "adapters": []},
+             "config": {"combination": "ties", "density": 0.5, "seed": 0},
+             "combination": "ties", "rank": 8, "sources": [source], "seconds": 0.1,
+             "versions": {}, "adapter": str(merge_dir / "adapter")}
+        ),
+    )  # fmt: skip
+    second = build_training_set(
+        suite, "quarnel", pool=[], extra=[], plan=plan(), budget=8, seed=0,
+        adapters=[str(merge_dir / "adapter")],
+    )  # fmt: skip
+    assert second.synthesis is not None
+    assert second.synthesis.earlier_lines == len(first.examples) == 8
+    old = {e.question for e in first.examples}
+    new = {e.question for e in second.examples}
+    # Only a capability with no new candidate left repeats (cross-referencing has 3 in all,
+    # the first cycle took 2, the mix asks for 2 again).
+    assert second.synthesis.repeated == len(old & new) == 1
+    assert second.synthesis.available["cross_referencing"] == 3
+    # With a budget beyond what is new, old lines come back, and the card says how many.
+    everything = build_training_set(
+        suite, "quarnel", pool=[], extra=[], plan=plan(), budget=1000, seed=0,
+        adapters=[str(merge_dir / "adapter")],
+    )  # fmt: skip
+    assert everything.synthesis is not None and everything.synthesis.repeated == 8

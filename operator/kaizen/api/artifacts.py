@@ -779,6 +779,11 @@ class SynthesisReport(Record):
     """The domain's failed evaluation items the synthesis was steered by."""
     behind_failures: int
     """Candidates about entities of failed items (taken first)."""
+    earlier_lines: int = 0
+    """Synthesised questions the model's promoted adapters were already trained on (found
+    through their `data.jsonl`); candidates among them come after new ones."""
+    repeated: int = 0
+    """Chosen items that repeat such an earlier line (when too few new ones remain)."""
 
 
 class TeacherUse(Record):

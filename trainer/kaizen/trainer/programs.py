@@ -214,6 +214,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         teacher_share=args.teacher_share,
         teacher_mode=args.teacher,
         teacher_model=args.teacher_model,
+        adapters=args.adapters,
     )
     own = [e for e in built.examples if e.source == "pool"]
     added = [e for e in built.examples if e.source != "pool"]

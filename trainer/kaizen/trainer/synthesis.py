@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kaizen.runtime.scoring import normalize
@@ -326,6 +326,8 @@ class Selection:
     available: dict[str, int]
     chosen: dict[str, int]
     behind_failures: int
+    repeated: int = 0
+    """Chosen items an earlier adapter of this model was already trained on."""
 
 
 def choose(
@@ -335,13 +337,19 @@ def choose(
     steering: Steering,
     seed: int,
     domain: str,
+    seen: Collection[str] = (),
 ) -> Selection:
     """At most `budget` items, split across capabilities by weight, failures' facts first.
+
+    `seen` holds the normalised questions earlier adapters of this model were trained on (an
+    earlier cycle's): within each capability, items not seen come first, so a chained cycle
+    learns new lines before it repeats old ones.
 
     Capabilities with fewer candidates than their share give the rest to the others, in
     proportion.
     """
     rng = random.Random(_stable_seed(seed, domain))
+    seen_set = set(seen)
     weights = capability_weights(steering)
     groups: dict[str, list[Candidate]] = {c: [] for c in CAPABILITIES}
     for item in pool:
@@ -353,14 +361,21 @@ def choose(
         firsts = [i for i in items if _behind_failures(i, steering.failed_texts)]
         behind += len(firsts)
         rest = [i for i in items if i not in firsts]
-        groups[capability] = _round_robin(firsts) + _round_robin(rest)
+        fresh = [i for i in firsts + rest if normalize(i.question) not in seen_set]
+        again = [i for i in firsts + rest if normalize(i.question) in seen_set]
+        groups[capability] = (
+            _round_robin([i for i in fresh if i in firsts])
+            + _round_robin([i for i in fresh if i not in firsts])
+            + _round_robin(again)
+        )
     available = {c: len(v) for c, v in groups.items()}
     shares = _allocate(budget, {c: weights.get(c, 1.0) for c in groups}, available)
     chosen_items: list[Candidate] = []
     for capability, items in groups.items():
         chosen_items += items[: shares[capability]]
     rng.shuffle(chosen_items)
-    return Selection(chosen_items, weights, available, shares, behind)
+    repeated = sum(1 for i in chosen_items if normalize(i.question) in seen_set)
+    return Selection(chosen_items, weights, available, shares, behind, repeated)
 
 
 def _round_robin(items: list[Candidate]) -> list[Candidate]:

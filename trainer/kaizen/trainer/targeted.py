@@ -10,16 +10,21 @@ examples with a `DataCard` that says where each line came from and what was left
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kaizen.api.artifacts import (
+    ArtifactError,
     CardLine,
     DroppedLine,
     ImprovementPlan,
+    MergeRecord,
     SynthesisReport,
     TeacherUse,
+    read_artifact,
 )
 from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import normalize
@@ -30,6 +35,8 @@ from kaizen.trainer.teacher import distill
 
 #: Lines of each source shown in a data card.
 CARD_EXAMPLES = 3
+#: The training set of a train step, beside its adapter folder.
+DATA_FILE = "data.jsonl"
 
 
 def steering_for(plan: ImprovementPlan | None, domain: str, suite: Suite) -> Steering:
@@ -67,6 +74,39 @@ class TrainingSet:
     contaminated: int = 0
 
 
+def earlier_questions(adapters: Sequence[str]) -> set[str]:
+    """Normalised synthesised questions the given (promoted) adapters were trained on.
+
+    An adapter made by a train step has `data.jsonl` beside it; a merged one has `merge.json`,
+    whose sources lead to theirs. Adapters made elsewhere have neither and add nothing.
+    """
+    files: list[Path] = []
+    for adapter in adapters:
+        folder = Path(adapter).parent
+        files.append(folder / DATA_FILE)
+        merge = folder / MergeRecord.FILE_NAME
+        if merge.is_file():
+            try:
+                record = read_artifact(merge, MergeRecord)
+            except ArtifactError:
+                continue
+            files += [Path(source.path).parent / DATA_FILE for source in record.sources]
+    questions: set[str] = set()
+    for path in files:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and str(record.get("source", "")).startswith(
+                ("synthesis:", "teacher:")
+            ):
+                questions.add(normalize(str(record.get("question", ""))))
+    return questions
+
+
 def _example(item: Candidate) -> Example:
     prefix = "teacher" if item.kind.startswith("teacher:") else "synthesis"
     kind = item.kind.removeprefix("teacher:")
@@ -86,6 +126,7 @@ def build_training_set(
     teacher_share: float = 1.0,
     teacher_mode: str = "none",
     teacher_model: str | None = None,
+    adapters: Sequence[str] = (),
 ) -> TrainingSet:
     """Pool + extra + items synthesised from knowledge, each line guarded against the suite.
 
@@ -117,12 +158,14 @@ def build_training_set(
                         reason=reason,
                     )
                 )
+        earlier = earlier_questions(adapters)
         selection = choose(
             clean,
             budget=budget,
             steering=steering,
             seed=seed,
             domain=domain,
+            seen=earlier,
         )
         chosen = selection.items
         if teacher is not None:
@@ -158,6 +201,8 @@ def build_training_set(
             targeted_capabilities=list(steering.targeted_capabilities),
             failed_items=len(steering.failed_texts),
             behind_failures=selection.behind_failures,
+            earlier_lines=len(earlier),
+            repeated=selection.repeated,
         )
 
     kept: list[Example] = []
