@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator, Mapping
+from typing import TypeVar
 
 import pytest
 
 from kaizen.runtime.contamination import MIN_WORDS, NGRAM, ContaminationGuard, Dropped
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import EvalItem, Suite, TrainExample, load_suite, shipped_suites
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _item(item_id: str, question: str, **fields: object) -> EvalItem:
@@ -181,23 +185,62 @@ def test_an_empty_guard_passes_everything() -> None:
     assert guard.check("What is 12 times 12?") is None
 
 
-def test_thousands_of_lines_take_well_under_a_second() -> None:
-    items = [
-        _item(f"i{k}", f"Which river flows through the old town number {k} of the land of Zeph?")
-        for k in range(500)
-    ]
-    guard = ContaminationGuard.from_items(items)
+class _Counting(Mapping[K, V]):
+    """A read-only mapping that counts the keys looked at: look-ups and keys iterated over."""
+
+    def __init__(self, data: Mapping[K, V]) -> None:
+        self.data = dict(data)
+        self.looked_at = 0
+
+    def __getitem__(self, key: K) -> V:
+        self.looked_at += 1
+        return self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.looked_at += 1
+        return key in self.data
+
+    def __iter__(self) -> Iterator[K]:
+        for key in self.data:
+            self.looked_at += 1
+            yield key
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_thousands_of_lines_cost_look_ups_per_word_not_per_item() -> None:
+    # "Thousands of lines take a fraction of a second", counted rather than timed (a timing
+    # fails on a busy machine): a line costs a few look-ups per word of it, however many
+    # evaluation items there are, never a pass over them.
     lines = [
         {
-            "question": f"Which river flows near the new town number {k} of the land?",
+            # Each question starts like every item below, so its phrases are looked up.
+            "question": f"Which river flows through the new town number {k} of the land?",
             "answer": "The river near that town is the Lissel, which flows south to the sea.",
         }
         for k in range(3000)
     ]
-    start = time.perf_counter()
-    kept, dropped = guard.filter(lines)
-    assert time.perf_counter() - start < 1.0
-    assert len(kept) == 3000 and not dropped
+    words = sum(len(normalize(line["question"] + " " + line["answer"]).split()) for line in lines)
+
+    def looked_at(items: int) -> tuple[int, int]:
+        built = ContaminationGuard.from_items(
+            _item(
+                f"i{k}", f"Which river flows through the old town number {k} of the land of Zeph?"
+            )
+            for k in range(items)
+        )
+        exact, phrases = _Counting(built.exact), _Counting(built.phrases)
+        guard = ContaminationGuard(exact=exact, phrases=phrases, n=built.n)
+        guard.check("warm up")  # whatever the guard indexes once, before the first line
+        exact.looked_at = phrases.looked_at = 0
+        kept, dropped = guard.filter(lines)
+        assert len(kept) == 3000 and not dropped
+        return exact.looked_at, phrases.looked_at
+
+    few, many = looked_at(50), looked_at(500)
+    assert few == many  # ten times the items, not one look-up more
+    assert 0 < many[1] <= words and many[0] <= 2 * len(lines)
 
 
 # The shipped suites, each against every suite's evaluation items: a model trained on one
