@@ -1,0 +1,183 @@
+"""What synthesis and distillation teach, measured: an ablation on a domain known only by facts.
+
+The domain is Korrin (benchmarks/suites/korrin/), an invented island nation written for this
+benchmark and defined only by its facts. Its evaluation items are held-out paraphrases of
+single facts and questions that need two or three facts combined. The benchmark builds one
+suite of Korrin plus the real domains of the demo suite (geography, science, arithmetic,
+with their training pools for rehearsal) and trains one adapter for Korrin three ways, on the
+same base model, steps and seed:
+
+- `pool`: a plain question–answer pool, one line per fact (the first question of its
+  relation and the fact's statement), as a user would write it; synthesis off;
+- `+synthesis`: the same pool plus items synthesised from the facts;
+- `+teacher`: the same, with the synthesised questions answered by the model itself with
+  the facts in its prompt (context distillation).
+
+Each adapter is scored on Korrin's paraphrases, its compositions, and the other domains, and
+the table compares them with the base model measured in the same run. Every step runs as the
+real step program (`python -m kaizen.trainer train`, `python -m kaizen.evaluator evaluate`)
+with typed arguments. About 12 minutes on 2 CPU cores with the bundled model.
+
+    python benchmarks/learning.py --out artifacts/learning
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kaizen.api.args import EvaluateArgs, StepArgs, TrainArgs
+from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
+from kaizen.local.executor import run_step_process
+from kaizen.runtime.suites import load_suite
+
+HERE = Path(__file__).resolve().parent
+KORRIN = HERE / "suites" / "korrin"
+OTHER_DOMAINS = ("geography", "science", "arithmetic")
+VARIANTS = ("pool", "+synthesis", "+teacher")
+
+
+def build_suite(target: Path) -> Path:
+    """Korrin (knowledge, a one-line-per-fact pool) plus the demo's real domains."""
+    demo = load_suite("demo")
+    korrin = load_suite(str(KORRIN))
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "suite.yaml").write_text(
+        'name: korrin-bench\nversion: "1"\ndescription: Korrin and the demo\'s real domains\n'
+        f"domains: [korrin, {', '.join(OTHER_DOMAINS)}]\n"
+        "capabilities: [factual_recall, cross_referencing, counterfactual, multi_step]\n"
+        "defaults: {scorer: contains}\n"
+    )
+    items = [line for line in (KORRIN / "eval.jsonl").read_text().splitlines() if line.strip()]
+    demo_items = (demo.path / "eval.jsonl").read_text().splitlines()
+    items += [line for line in demo_items if json.loads(line)["domain"] in OTHER_DOMAINS]
+    (target / "eval.jsonl").write_text("\n".join(items) + "\n")
+    pool = []
+    knowledge = korrin.knowledge
+    for fact in knowledge.facts:
+        question = knowledge.relations[fact.relation].questions[0]
+        pool.append(
+            {
+                "domain": "korrin",
+                "question": question.format(subject=fact.subject, object=fact.object),
+                "answer": knowledge.statement(fact),
+            }
+        )
+    demo_pool = (demo.path / "train.jsonl").read_text().splitlines()
+    lines = [json.dumps(p) for p in pool]
+    lines += [line for line in demo_pool if json.loads(line)["domain"] in OTHER_DOMAINS]
+    (target / "train.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(KORRIN / "knowledge.jsonl", target / "knowledge.jsonl")
+    load_suite(str(target))  # refuse to go on with a suite the loader would refuse
+    return target
+
+
+def run(args: StepArgs, out: Path) -> float:
+    started = time.monotonic()
+    outcome = run_step_process(args.command(), out / ".summaries" / f"{args.step}.json")
+    if outcome.exit_code != 0 or outcome.summary is None or not outcome.summary.ok:
+        reason = outcome.summary.message if outcome.summary else outcome.message
+        raise SystemExit(f"{args.step} failed: {reason}")
+    return time.monotonic() - started
+
+
+def scores(results: EvaluationResults) -> dict[str, float]:
+    """Korrin's paraphrases and compositions, and each other domain."""
+
+    def mean(rows: list[Any]) -> float:
+        return sum(r.score for r in rows) / len(rows) if rows else float("nan")
+
+    korrin = [r for r in results.items if r.domain == "korrin"]
+    table = {
+        "paraphrases": mean([r for r in korrin if r.capability == "factual_recall"]),
+        "two facts": mean([r for r in korrin if r.capability == "cross_referencing"]),
+        "three facts": mean([r for r in korrin if r.capability == "multi_step"]),
+    }
+    for domain in OTHER_DOMAINS:
+        table[domain] = mean([r for r in results.items if r.domain == domain])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="bundled:smollm2-135m-instruct")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/learning"))
+    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--synthesis-examples", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    options = parser.parse_args(argv)
+    out = options.out.resolve()
+    suite = build_suite(out / "suite")
+    common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
+    evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
+    seconds: dict[str, float] = {}
+
+    baseline_dir = out / "evaluate-base"
+    seconds["base"] = run(
+        EvaluateArgs(output=str(baseline_dir), step="evaluate-base", **evaluate), out
+    )
+    rows = {"base model": scores(read_artifact(baseline_dir / "results.json", EvaluationResults))}
+    cards: dict[str, DataCard] = {}
+    for variant in options.variants:
+        name = variant.strip("+")
+        train_dir = out / f"train-{name}"
+        train = TrainArgs(
+            output=str(train_dir),
+            step=f"train-{name}",
+            model=options.model,
+            suite=str(suite),
+            domain="korrin",
+            steps=options.steps,
+            learning_rate=options.learning_rate,
+            seed=options.seed,
+            synthesis_examples=0 if variant == "pool" else options.synthesis_examples,
+            teacher="context" if variant == "+teacher" else "none",
+            **common,
+        )
+        seconds[f"train {variant}"] = run(train, out)
+        cards[variant] = read_artifact(train_dir / "data_card.json", DataCard)
+        eval_dir = out / f"evaluate-{name}"
+        seconds[f"evaluate {variant}"] = run(
+            EvaluateArgs(
+                output=str(eval_dir),
+                step=f"evaluate-{name}",
+                adapters=[str(train_dir / "adapter")],
+                **evaluate,
+            ),
+            out,
+        )
+        rows[variant] = scores(read_artifact(eval_dir / "results.json", EvaluationResults))
+
+    columns = list(rows["base model"])
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, row in rows.items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.0%}" for c in columns) + " |")
+    print("\n".join(lines))
+    print()
+    for variant, card in cards.items():
+        teacher = (
+            f", teacher {card.teacher.accepted}/{card.teacher.asked} answers kept"
+            if card.teacher
+            else ""
+        )
+        print(f"{variant}: {card.total} training lines {card.by_source}{teacher}")
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    report = {
+        "rows": rows,
+        "seconds": seconds,
+        "cards": {v: c.to_dict() for v, c in cards.items()},
+        "settings": vars(options) | {"out": str(out)},
+    }
+    (out / "learning.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
