@@ -30,6 +30,26 @@ def render_report(status: ImprovementCycleStatus) -> str:
             lines.append(f"{name:<{width}} {_pct(before):>7} {_pct(after):>7} {change:>8}{mark}")
         if priority:
             lines.append("(* trained this cycle)")
+        capabilities = sorted(
+            set(baseline.capabilities) | set(candidate.capabilities if candidate else {})
+        )
+        if capabilities:
+            lines.append("")
+            cwidth = max(len(c) for c in capabilities) + 2
+            lines.append(f"{'capability':<{cwidth}} {'before':>7} {'after':>7} {'change':>8}")
+            for name in capabilities:
+                before = baseline.capabilities.get(name)
+                after = candidate.capabilities.get(name) if candidate else None
+                change = (
+                    "" if before is None or after is None else f"{100 * (after - before):+7.1f}"
+                )
+                lines.append(f"{name:<{cwidth}} {_pct(before):>7} {_pct(after):>7} {change:>8}")
+        for adapter in status.adapters:
+            rate = f" at lr {adapter.learning_rate:g}" if adapter.learning_rate else ""
+            lines.append(
+                f"adapter {adapter.domain}: {adapter.examples} examples "
+                f"({adapter.synthesized} synthesised from knowledge), {adapter.steps} steps{rate}"
+            )
         if baseline.tokens_per_second:
             lines.append(
                 f"generation: {baseline.tokens_per_second:.1f} tokens/s, peak memory "
