@@ -91,6 +91,9 @@ def _training() -> dict[str, Any]:
             "teacher": "context",
             "teacher_model": None,
             "teacher_share": 0.5,
+            "distill_weight": 0.5,
+            "distill_top_k": 16,
+            "distill_temperature": 2.0,
         },
         "plan": {"path": "/artifacts/plan.json", "targeted_capabilities": ["multi_step"]},
         "examples": {
@@ -120,6 +123,14 @@ def _training() -> dict[str, Any]:
         "versions": VERSIONS,
         "adapter": "/artifacts/train-zep/adapter",
         "data_card": "/artifacts/train-zep/data_card.json",
+        "distillation": {
+            "teacher": "org/bigger",
+            "positions": 300,
+            "top_k_mass": 0.93,
+            "teacher_seconds": 1.25,
+            "kl_curve": [0.5, 0.25, 0.125],
+            "final_kl": 0.2917,
+        },
     }
 
 
@@ -306,7 +317,8 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
     from kaizen.trainer.lora import LoraSettings
     from kaizen.trainer.merge import SourceAdapter
 
-    # programs.train writes asdict(LoraSettings) plus the data settings into `config`.
+    # programs.train writes asdict(LoraSettings) (distill_* included) plus the data settings
+    # into `config`.
     lora = {f.name for f in fields(LoraSettings)}
     assert lora | {
         "max_seq_length",

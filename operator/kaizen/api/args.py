@@ -436,11 +436,23 @@ class TrainArgs(ModelArgs):
     teacher_model: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="REF")
     )
-    """Teacher model for --teacher context (default: the model being trained, with its
-    adapters)."""
+    """Teacher model for --teacher context and --distill-weight (default: the model being
+    trained, with its adapters); for --distill-weight its tokenizer must have the student's
+    vocabulary."""
 
     teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
     """Share of the synthesised items the teacher answers."""
+
+    distill_weight: f.DistillWeight = 0.0
+    """Token-level distillation: weight of the KL between the teacher's top-k next-token
+    distribution and the student's on every answer token, added to the cross-entropy (0:
+    off)."""
+
+    distill_top_k: f.DistillTopK = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens kept per answer position for --distill-weight."""
+
+    distill_temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
+    """Softmax temperature of the distillation KL (scaled by its square)."""
 
     rank: f.LoraRank = f.DEFAULT_LORA_RANK
     """LoRA rank r."""

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
+from kaizen.api import fields as f
 from kaizen.api.summary import atomic_write_json
 
 #: The key that holds an artifact's layout version in every file.
@@ -634,6 +635,12 @@ class TrainingConfig(Record):
     """The teacher model (null: the model being trained)."""
     teacher_share: float = 1.0
     """Share of the synthesised items the teacher answered."""
+    distill_weight: float = 0.0
+    """Weight of the token-level distillation KL term (0: off)."""
+    distill_top_k: int = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens per answer position the KL compared."""
+    distill_temperature: float = f.DEFAULT_DISTILL_TEMPERATURE
+    """Temperature of the KL's distributions (the term is scaled by its square)."""
 
 
 class PlanUse(Record):
@@ -670,6 +677,24 @@ class ExampleCounts(Record):
     """Lines dropped by the contamination guard (listed in the data card)."""
 
 
+class DistillationUse(Record):
+    """What token-level distillation did (docs/training-data.md)."""
+
+    teacher: str | None
+    """The teacher model (null: the model being trained, with its adapters)."""
+    positions: int
+    """Answer tokens that got the teacher's top-k targets."""
+    top_k_mass: float
+    """Mean probability the teacher put on its top-k tokens: how much of its distribution
+    the KL saw."""
+    teacher_seconds: float
+    """Wall time of the teacher's pass over the training set (not in `train_seconds`)."""
+    kl_curve: list[float]
+    """The KL term (before weight and temperature²) of every step."""
+    final_kl: float | None
+    """Mean KL term over the last steps."""
+
+
 class TrainingRecord(Artifact):
     """`training.json`: how one domain's adapter was trained."""
 
@@ -699,7 +724,7 @@ class TrainingRecord(Artifact):
     resumed_from: int
     """Step of the checkpoint this run resumed from (0: a fresh run)."""
     loss_curve: list[float]
-    """Training loss of every step."""
+    """Training loss of every step (with distillation: cross-entropy + weight × T² × KL)."""
     final_loss: float
     """Mean loss over the last steps."""
     train_seconds: float
@@ -724,6 +749,8 @@ class TrainingRecord(Artifact):
     """The adapter folder (peft format)."""
     data_card: str | None = None
     """The step's `data_card.json`: where every training line came from."""
+    distillation: DistillationUse | None = None
+    """Token-level distillation, when it was on."""
 
 
 # -- data_card.json --------------------------------------------------------------------------

@@ -78,6 +78,18 @@ DEFAULT_TEACHER_MODE: TeacherMode = "none"
 TeacherShare = Annotated[float, Field(ge=0.0, le=1.0)]
 DEFAULT_TEACHER_SHARE = 1.0
 
+DistillWeight = Annotated[float, Field(ge=0.0, le=100.0)]
+#: Weight of the KL term of token-level distillation when it is on (the step's argument
+#: defaults to 0: off).
+DEFAULT_DISTILL_WEIGHT = 0.5
+
+DistillTopK = Annotated[int, Field(ge=1, le=1024)]
+#: Teacher tokens kept per answer position (the KL is taken over these).
+DEFAULT_DISTILL_TOP_K = 16
+
+DistillTemperature = Annotated[float, Field(gt=0.0, le=100.0)]
+DEFAULT_DISTILL_TEMPERATURE = 1.0
+
 # -- merging ---------------------------------------------------------------------------------
 
 Combination = Literal["linear", "cat", "ties", "dare_linear", "dare_ties"]

@@ -66,6 +66,21 @@ class SynthesisSpec(ApiModel):
     (0 turns synthesis off). A domain without knowledge gets none."""
 
 
+class TokenLevelSpec(ApiModel):
+    """Token-level distillation: the student also matches the teacher's next-token distribution."""
+
+    weight: f.DistillWeight = f.DEFAULT_DISTILL_WEIGHT
+    """Weight of the KL term added to the answer tokens' cross-entropy (0 turns it off)."""
+
+    top_k: f.DistillTopK = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens kept per answer position; the KL compares teacher and student on these
+    tokens only, each renormalised over them."""
+
+    temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
+    """Softmax temperature of both distributions (above 1 softens them); the KL term is scaled
+    by its square."""
+
+
 class TeacherSpec(ApiModel):
     """A teacher whose answers the student learns (distillation); see docs/training-data.md."""
 
@@ -76,11 +91,16 @@ class TeacherSpec(ApiModel):
 
     model: str | None = Field(default=None, min_length=1)
     """The teacher model (hub id or path); the model being improved (with its adapters) when
-    empty. Its tokenizer must match the student's."""
+    empty. For `tokenLevel` its tokenizer must have the student's vocabulary."""
 
     share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
     """Share of the synthesised items the teacher answers; raise it cycle by cycle for
     progressive distillation."""
+
+    token_level: TokenLevelSpec | None = None
+    """Token-level distillation on every training example (independent of `mode`): the
+    teacher's top-k next-token distribution on each answer token, learnt through a KL term.
+    Off when absent; `{}` turns it on with the defaults."""
 
 
 class DomainTrainingSpec(ApiModel):

@@ -211,7 +211,19 @@ class StepPlanner:
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,
+            **self._distillation(),
         )
+
+    def _distillation(self) -> dict[str, Any]:
+        """The token-level distillation arguments; a weight of 0 (off) without `tokenLevel`."""
+        token_level = self.spec.training.teacher.token_level
+        if token_level is None:
+            return {"distill_weight": 0.0}
+        return {
+            "distill_weight": token_level.weight,
+            "distill_top_k": token_level.top_k,
+            "distill_temperature": token_level.temperature,
+        }
 
     def merge_args(self, sources: Sequence[tuple[str, str]]) -> MergeArgs:
         merge = self.spec.merge

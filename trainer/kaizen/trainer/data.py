@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +39,29 @@ class Example:
 
 
 @dataclass(frozen=True)
+class TeacherTargets:
+    """A teacher's top-k next-token distribution at each answer token of one example.
+
+    Row `i` belongs to the example's `i`-th answer token (`predicted_positions`): the
+    teacher's `k` most likely tokens at that position and their log-probabilities over the
+    whole vocabulary at the distillation temperature.
+    """
+
+    ids: torch.Tensor
+    """Token ids, int32, shape `[answer tokens, k]`, most likely first."""
+    logprobs: torch.Tensor
+    """Their log-probabilities, float32, same shape."""
+
+
+@dataclass(frozen=True)
 class TokenizedExample:
     """Token ids of prompt + answer, with labels masked to the answer."""
 
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     truncated: bool = False
+    teacher: TeacherTargets | None = field(default=None, compare=False, repr=False)
+    """The teacher's targets for token-level distillation (`distillation.teacher_targets`)."""
 
     @property
     def answer_tokens(self) -> int:
@@ -231,11 +248,25 @@ def tokenize_examples(
     return TokenizedSet(tuple(kept), truncated, dropped)
 
 
+def predicted_positions(labels: Sequence[int]) -> list[int]:
+    """Positions of the answer tokens a causal LM predicts: labelled, after the first token."""
+    return [i for i in range(1, len(labels)) if labels[i] != IGNORE_INDEX]
+
+
+#: The keys `collate` adds for token-level distillation (not model inputs).
+TEACHER_KEYS = ("teacher_ids", "teacher_logprobs", "teacher_mask")
+
+
 def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a batch into `input_ids`, `attention_mask` and `labels` tensors.
 
     Right padding keeps every row's positions starting at 0, as in generation after the
     (left-padded) prompt; padded positions are masked out of attention and loss.
+
+    When the examples carry teacher targets, three more tensors hold them (`TEACHER_KEYS`):
+    `teacher_ids` and `teacher_logprobs` (`[batch, width, k]`) at the position whose logits
+    predict each answer token (one before it, as the causal LM shifts its labels), and
+    `teacher_mask` (`[batch, width]`), true at those positions.
     """
     import torch
 
@@ -248,4 +279,30 @@ def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, t
         input_ids[row, :length] = torch.tensor(item.input_ids)
         labels[row, :length] = torch.tensor(item.labels)
         attention_mask[row, :length] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    tensors = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    with_targets = [item.teacher is not None for item in batch]
+    if not any(with_targets):
+        return tensors
+    if not all(with_targets):
+        raise ValueError("some examples of the batch have teacher targets and some do not")
+    k = max(item.teacher.ids.shape[1] for item in batch if item.teacher is not None)
+    teacher_ids = torch.zeros((len(batch), width, k), dtype=torch.long)
+    teacher_logprobs = torch.zeros((len(batch), width, k), dtype=torch.float32)
+    teacher_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, item in enumerate(batch):
+        assert item.teacher is not None
+        answer = predicted_positions(item.labels)
+        if item.teacher.ids.shape != (len(answer), k):
+            raise ValueError(
+                f"teacher targets of shape {tuple(item.teacher.ids.shape)} for an example "
+                f"with {len(answer)} answer tokens (k = {k})"
+            )
+        # The logits at position i - 1 predict the token at i.
+        positions = torch.tensor(answer, dtype=torch.long) - 1
+        teacher_ids[row, positions] = item.teacher.ids.long()
+        teacher_logprobs[row, positions] = item.teacher.logprobs.float()
+        teacher_mask[row, positions] = True
+    tensors.update(
+        teacher_ids=teacher_ids, teacher_logprobs=teacher_logprobs, teacher_mask=teacher_mask
+    )
+    return tensors

@@ -4,7 +4,9 @@ The loop is deliberately small (no `transformers.Trainer`): a fixed number of op
 steps over a deterministic batch schedule, loss on the answer tokens only (the labels
 from `data.tokenize_examples`), a constant learning rate, and a checkpoint every K steps
 so that a preempted Job resumes where it stopped and ends with the same adapter an
-uninterrupted run would have produced.
+uninterrupted run would have produced. With token-level distillation on
+(`distill_weight > 0`, examples carrying teacher targets) the loss adds the weighted KL to
+the teacher's top-k distribution (`distillation.kl_to_teacher`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kaizen.api import fields
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
-from kaizen.trainer.data import TokenizedExample, collate
+from kaizen.trainer.data import TEACHER_KEYS, TokenizedExample, collate
+from kaizen.trainer.distillation import kl_to_teacher
 from kaizen.trainer.files import atomic_directory
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
@@ -65,6 +68,17 @@ class LoraSettings:
     """Gradients are clipped to this norm (0 turns clipping off)."""
     checkpoint_every: int = fields.DEFAULT_CHECKPOINT_EVERY
     """Save a resumable checkpoint every this many steps (and after the last)."""
+    distill_weight: float = 0.0
+    """Weight of the token-level distillation KL term (0: off, plain cross-entropy)."""
+    distill_top_k: int = fields.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens per answer position the KL compares (set when the targets are made)."""
+    distill_temperature: float = fields.DEFAULT_DISTILL_TEMPERATURE
+    """Temperature of the KL's distributions; the term is scaled by its square."""
+
+    @property
+    def distilling(self) -> bool:
+        """Whether the loss has a token-level distillation term."""
+        return self.distill_weight > 0
 
     def validate(self) -> None:
         """Raise `ConfigurationError` on values no run can use."""
@@ -94,6 +108,14 @@ class LoraSettings:
         if self.checkpoint_every < 1:
             problems.append(
                 f"checkpoint interval must be at least 1 step, got {self.checkpoint_every}"
+            )
+        if self.distill_weight < 0:
+            problems.append(f"distillation weight must be non-negative, got {self.distill_weight}")
+        if self.distill_top_k < 1:
+            problems.append(f"distillation top-k must be at least 1, got {self.distill_top_k}")
+        if not self.distill_temperature > 0:
+            problems.append(
+                f"distillation temperature must be positive, got {self.distill_temperature}"
             )
         if problems:
             raise ConfigurationError("; ".join(problems))
@@ -132,6 +154,8 @@ class TrainingResult:
     peak_memory_mb: float
     device: str
     autocast: str | None
+    kl_curve: list[float] = field(default_factory=list)
+    """The distillation KL term (before weight and T²) of every step; empty when off."""
 
     @property
     def steps(self) -> int:
@@ -141,6 +165,11 @@ class TrainingResult:
     def final_loss(self) -> float:
         tail = self.loss_curve[-FINAL_LOSS_WINDOW:]
         return sum(tail) / len(tail)
+
+    @property
+    def final_kl(self) -> float | None:
+        tail = self.kl_curve[-FINAL_LOSS_WINDOW:]
+        return sum(tail) / len(tail) if tail else None
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -179,6 +208,11 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
     fields = asdict(settings)
     fields.pop("steps")
     fields.pop("checkpoint_every")
+    if not settings.distilling:
+        # Without distillation these do not touch the adapter: leaving them out keeps the
+        # fingerprints of plain runs what they were before distillation existed.
+        for name in ("distill_weight", "distill_top_k", "distill_temperature"):
+            fields.pop(name)
     sha = hashlib.sha256(json.dumps({"settings": fields, "base": base}, sort_keys=True).encode())
     for example in examples:
         sha.update(json.dumps([example.input_ids, example.labels]).encode())
@@ -250,13 +284,17 @@ def train_lora(
     pad_token_id: int,
     base: str = "",
     on_step: Callable[[int, float], None] | None = None,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
 ) -> TrainingResult:
     """Train a LoRA adapter on `model` and save it to `output_dir/adapter` (peft format).
 
-    `base` names the weights under the adapter (model and promoted adapters): a
-    checkpoint made on other weights is not resumed. `on_step(step, loss)` is called
-    after every optimiser step (and its checkpoint), e.g. to log metrics.
+    `base` names the weights under the adapter (model and promoted adapters, and the
+    teacher when distilling): a checkpoint made on other weights is not resumed.
+    `on_step(step, loss)` is called after every optimiser step (and its checkpoint), then
+    `on_metrics(step, metrics)` with `loss`, and `ce` and `kl` when distilling, e.g. to log
+    them. With `settings.distilling`, every example must carry teacher targets
+    (`distillation.teacher_targets`).
     """
     import torch
     from peft import get_peft_model
@@ -265,6 +303,8 @@ def train_lora(
     settings.validate()
     if not examples:
         raise ConfigurationError("no training examples")
+    if settings.distilling and any(example.teacher is None for example in examples):
+        raise ValueError("distillation is on but some examples have no teacher targets")
     output_dir = Path(output_dir)
     device = next(model.parameters()).device
     # Seed before the adapter exists: LoRA's A matrices are randomly initialised.
@@ -280,6 +320,7 @@ def train_lora(
 
     state = _load_checkpoint(peft_model, optimizer, output_dir, fingerprint)
     loss_curve: list[float] = list(state["loss_curve"]) if state else []
+    kl_curve: list[float] = list(state.get("kl_curve", [])) if state else []
     start = len(loss_curve)
     if start > settings.steps:
         # A checkpoint beyond the requested steps belongs to a longer run: not this one.
@@ -315,8 +356,24 @@ def train_lora(
             for i in batch_indices(len(examples), settings.batch_size, step, settings.seed)
         ]
         batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
+        targets = {key: batch.pop(key) for key in TEACHER_KEYS if key in batch}
+        metrics: dict[str, float] = {}
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = peft_model(**batch).loss
+            if settings.distilling:
+                outputs = peft_model(**batch)
+                kl = kl_to_teacher(
+                    outputs.logits,
+                    targets["teacher_ids"],
+                    targets["teacher_logprobs"],
+                    targets["teacher_mask"],
+                    settings.distill_temperature,
+                )
+                temperature = settings.distill_temperature
+                loss = outputs.loss + settings.distill_weight * temperature**2 * kl
+                metrics = {"ce": round(outputs.loss.item(), 6), "kl": round(kl.item(), 6)}
+                kl_curve.append(metrics["kl"])
+            else:
+                loss = peft_model(**batch).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss became {loss.item()} at step {step + 1}; lower the learning rate"
@@ -337,11 +394,15 @@ def train_lora(
                 "tokens": tokens,
                 "train_seconds": earlier_seconds + time.perf_counter() - started,
             }
+            if settings.distilling:
+                state["kl_curve"] = kl_curve
             _save_checkpoint(peft_model, optimizer, output_dir, state)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
         if on_step is not None:
             on_step(done, loss_curve[-1])
+        if on_metrics is not None:
+            on_metrics(done, {"loss": loss_curve[-1], **metrics})
     train_seconds = earlier_seconds + time.perf_counter() - started
     bar.close()
 
@@ -359,4 +420,5 @@ def train_lora(
         peak_memory_mb=peak_memory_mb(device),
         device=str(device),
         autocast="bfloat16" if use_bf16 else None,
+        kl_curve=kl_curve,
     )

@@ -75,19 +75,34 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _teacher(args: TrainArgs, model: Any, tokenizer: Any) -> Any:
-    """The teacher's batched generate function: the model itself, or --teacher-model."""
-    from kaizen.runtime.models import ModelNotFound, load_model, load_tokenizer
-    from kaizen.trainer.teacher import generator
+def _teacher_tokenizer(args: TrainArgs, tokenizer: Any) -> Any:
+    """--teacher-model's tokenizer, checked against the student's when distilling token-level."""
+    from kaizen.runtime.models import ModelNotFound, load_tokenizer
+    from kaizen.trainer.distillation import same_vocabulary
 
-    if args.teacher_model is None:
-        return generator(model, tokenizer)
+    assert args.teacher_model is not None
     try:
         teacher_tokenizer = load_tokenizer(args.teacher_model)
-        teacher_model = load_model(args.teacher_model, [])
     except ModelNotFound as error:
         raise ConfigurationError(f"--teacher-model {args.teacher_model}: {error}") from None
-    return generator(teacher_model, teacher_tokenizer)
+    if args.distill_weight > 0 and not same_vocabulary(teacher_tokenizer, tokenizer):
+        raise ConfigurationError(
+            f"--teacher-model {args.teacher_model}: its tokenizer's vocabulary differs from "
+            f"the student's ({len(teacher_tokenizer)} vs {len(tokenizer)} tokens); token-level "
+            "distillation (--distill-weight) compares token ids and needs the same vocabulary"
+        )
+    return teacher_tokenizer
+
+
+def _load_teacher(args: TrainArgs) -> Any:
+    """--teacher-model itself (no adapters)."""
+    from kaizen.runtime.models import ModelNotFound, load_model
+
+    assert args.teacher_model is not None
+    try:
+        return load_model(args.teacher_model, [])
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--teacher-model {args.teacher_model}: {error}") from None
 
 
 def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: list[Any]) -> Path:
@@ -156,8 +171,10 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         replay_examples,
         tokenize_examples,
     )
+    from kaizen.trainer.distillation import teacher_targets
     from kaizen.trainer.lora import LoraSettings, train_lora
     from kaizen.trainer.targeted import build_training_set
+    from kaizen.trainer.teacher import generator
 
     settings = LoraSettings(
         rank=args.rank,
@@ -170,6 +187,9 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         seed=args.seed,
         max_grad_norm=args.max_grad_norm,
         checkpoint_every=args.checkpoint_every,
+        distill_weight=args.distill_weight,
+        distill_top_k=args.distill_top_k,
+        distill_temperature=args.distill_temperature,
     )
     settings.validate()
     suite = load_suite(args.suite)
@@ -195,13 +215,19 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         tokenizer = load_tokenizer(args.model, revision=args.revision)
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
+    context_teacher = args.teacher == "context" and synthesis_possible
+    teacher_tokenizer = None
+    if args.teacher_model is not None and (context_teacher or settings.distilling):
+        teacher_tokenizer = _teacher_tokenizer(args, tokenizer)
     model = None
+    teacher_model = None
     teacher = None
-    if args.teacher == "context" and synthesis_possible:
+    if context_teacher:
         # The teacher answers before any LoRA weight exists: the model as it is now, with
         # the facts in its prompt (or another model named by --teacher-model).
         model = _load_model(args)
-        teacher = _teacher(args, model, tokenizer)
+        teacher_model = model if args.teacher_model is None else _load_teacher(args)
+        teacher = generator(teacher_model, teacher_tokenizer or tokenizer)
     built = build_training_set(
         suite,
         args.domain,
@@ -254,6 +280,24 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if model is None:
         model = _load_model(args)
+    trained_examples = list(tokenized.examples)
+    distilled = None
+    if settings.distilling:
+        # The teacher reads every example once, before any LoRA weight exists: the model
+        # itself (with its adapters) or --teacher-model, which is let go afterwards.
+        if teacher_model is None:
+            teacher_model = model if args.teacher_model is None else _load_teacher(args)
+        trained_examples, distilled = teacher_targets(
+            teacher_model,
+            trained_examples,
+            top_k=args.distill_top_k,
+            temperature=args.distill_temperature,
+            vocabulary=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            batch_size=args.batch_size,
+        )
+    teacher_model = None
+    teacher = None
 
     config = {
         **asdict(settings),
@@ -276,14 +320,19 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     with _tracking(args).run(
         job_type="train", name=args.step, config=tracking_config, directory=out
     ) as tracker:
+        base: list[Any] = [args.model, args.revision, args.adapters]
+        if settings.distilling:
+            base.append({"teacher": args.teacher_model})
         result = train_lora(
             model,
-            tokenized.examples,
+            trained_examples,
             settings,
             out,
             pad_token_id=tokenizer.pad_token_id,
-            base=json.dumps([args.model, args.revision, args.adapters]),
-            on_step=lambda step, loss: tracker.log({"train/loss": loss}, step=step),
+            base=json.dumps(base),
+            on_metrics=lambda step, metrics: tracker.log(
+                {f"train/{name}": value for name, value in metrics.items()}, step=step
+            ),
             progress=not args.quiet,
         )
         record = TrainingRecord.model_validate(
@@ -329,12 +378,23 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 "versions": _versions(),
                 "adapter": str(result.adapter_dir),
                 "data_card": str(card_path),
+                "distillation": {
+                    "teacher": args.teacher_model,
+                    "positions": distilled.positions,
+                    "top_k_mass": round(distilled.top_k_mass, 4),
+                    "teacher_seconds": round(distilled.seconds, 3),
+                    "kl_curve": result.kl_curve,
+                    "final_kl": result.final_kl,
+                }
+                if distilled is not None
+                else None,
             }
         )
         write_artifact(out / TRAINING_FILE, record)
-        tracker.summary(
-            {"final_loss": result.final_loss, "tokens_per_second": record.tokens_per_second}
-        )
+        summary = {"final_loss": result.final_loss, "tokens_per_second": record.tokens_per_second}
+        if result.final_kl is not None:
+            summary["final_kl"] = result.final_kl
+        tracker.summary(summary)
         tracker.artifact(
             _artifact_name(f"adapter-{args.domain}"), "lora-adapter", [result.adapter_dir]
         )
