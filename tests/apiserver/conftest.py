@@ -1,0 +1,40 @@
+"""Fixtures of the `apiserver` tier: one real etcd + kube-apiserver + kube-controller-manager per
+test session (``apiserver``), and a fresh namespace per test (``namespace``).
+
+Every test that uses ``apiserver`` (directly or through another fixture) is marked ``apiserver``.
+Without binaries (``scripts/kube-apiserver.sh build`` failed or never ran, or
+``KAIZEN_APISERVER=skip``) those tests are skipped with the reason, in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.apiserver.server import ApiServer, find_binaries, running_apiserver
+from tests.kube.emulator import random_suffix
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "apiserver" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.apiserver)
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A real API server on 127.0.0.1 with the generated CRD installed; stopped at session end."""
+    found = find_binaries()
+    if isinstance(found, str):
+        pytest.skip(f"no real kube-apiserver: {found}")
+    with running_apiserver(tmp_path_factory.mktemp("apiserver"), found) as server:
+        yield server
+    left = [p.name for p in server.processes() if p.alive()]
+    assert not left, f"still running after stop: {left}"
+
+
+@pytest.fixture
+def namespace(apiserver: ApiServer) -> str:
+    """A new namespace in which pods can be created (its default ServiceAccount has a token)."""
+    return apiserver.create_namespace(f"test-{random_suffix()}")
