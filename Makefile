@@ -17,7 +17,7 @@ LMEVAL_STAMP := $(LMEVAL_VENV)/.kaizen-installed
 help:
 	@echo "make demo      set up and run one whole improvement cycle locally (bundled model, CPU)"
 	@echo "make test      set up and run the whole test suite, slow ones included (no GPU, no hub access needed)"
-	@echo "make test-fast the inner loop (under a minute on 2 cores): no slow, cycle, integration or e2e tests"
+	@echo "make test-fast the inner loop (under a minute on 2 cores): no slow, cycle, integration, e2e or apiserver tests"
 	@echo "make test-lmeval  the lm-evaluation-harness tests, in their own environment (.venv-lmeval)"
 	@echo "make lint      ruff + mypy + import contracts (lint-imports)"
 	@echo "make crd       regenerate the CRD from the API models"
@@ -61,9 +61,10 @@ test-lmeval: $(LMEVAL_STAMP)
 		tests/evaluator/test_lmeval.py tests/benchmarks
 
 # The inner loop: unit and step tests only. Whole cycles (`cycle`), the operator against the
-# API emulator (`integration`), programs run end to end in subprocesses (`e2e`) and the
-# bundled-model tests (`slow`) are left to `make test` (markers: pyproject.toml).
-FAST_MARKERS ?= not slow and not cycle and not integration and not e2e
+# API emulator (`integration`), programs run end to end in subprocesses (`e2e`), the real
+# kube-apiserver tier (`apiserver`) and the bundled-model tests (`slow`) are left to
+# `make test` (markers: pyproject.toml).
+FAST_MARKERS ?= not slow and not cycle and not integration and not e2e and not apiserver
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
