@@ -57,6 +57,17 @@ ROUND_TRIPS = [
         replay_fraction=0.0,
         learning_rate=3e-5,
     ),  # fmt: skip
+    TrainArgs(
+        output="/o",
+        model="m",
+        suite="s",
+        domain="d",
+        teacher="context",
+        teacher_model="org/teacher",
+        distill_weight=0.5,
+        distill_top_k=4,
+        distill_temperature=2.0,
+    ),
     MergeArgs(output="/o", model="m", sources=["a=/x", "b=/y=z"], combination="cat"),
 ]
 

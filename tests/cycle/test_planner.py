@@ -59,6 +59,12 @@ FULL_SPEC: dict[str, Any] = {
         "seed": 9,
         "replayFraction": 0.25,
         "extraData": "/pvc/extra.jsonl",
+        "teacher": {
+            "mode": "context",
+            "model": "org/teacher",
+            "share": 0.5,
+            "tokenLevel": {"weight": 0.25, "topK": 8, "temperature": 2.0},
+        },
     },
     "merge": {"combination": "dare_ties", "density": 0.3, "seed": 4},
     "validation": {
@@ -156,6 +162,12 @@ def test_the_spec_reaches_every_argument() -> None:
     assert (train.max_seq_length, train.seed, train.replay_fraction) == (256, 9, 0.25)
     assert train.extra_data == "/pvc/extra.jsonl" and train.suite == "/suites/mine"
     assert train.plan == f"{ROOT}/ml/demo/analyze/plan.json"
+    assert (train.teacher, train.teacher_model, train.teacher_share) == (
+        "context",
+        "org/teacher",
+        0.5,
+    )
+    assert (train.distill_weight, train.distill_top_k, train.distill_temperature) == (0.25, 8, 2.0)
     merge = by_name["merge"]
     assert isinstance(merge, MergeArgs)
     assert merge.source_pairs() == [
@@ -214,6 +226,28 @@ def test_weaker_domains_train_longer_at_the_same_mean(scores, expected) -> None:
 
     got = {d: domain_steps(30, d, scores, ["a", "b"], 0.7) for d in ("a", "b")}
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("teacher", "expected"),
+    [
+        ({}, (0.0, fields.DEFAULT_DISTILL_TOP_K, fields.DEFAULT_DISTILL_TEMPERATURE)),
+        (
+            {"tokenLevel": {}},
+            (
+                fields.DEFAULT_DISTILL_WEIGHT,
+                fields.DEFAULT_DISTILL_TOP_K,
+                fields.DEFAULT_DISTILL_TEMPERATURE,
+            ),
+        ),
+        ({"tokenLevel": {"weight": 0, "topK": 4}}, (0.0, 4, 1.0)),
+    ],
+)
+def test_token_level_distillation_is_off_unless_asked_for(teacher, expected) -> None:
+    spec = ImprovementCycleSpec.model_validate({"training": {"teacher": teacher}})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    args = planner.train_args("a", None)
+    assert (args.distill_weight, args.distill_top_k, args.distill_temperature) == expected
 
 
 def test_a_domain_override_wins_over_the_rule() -> None:
