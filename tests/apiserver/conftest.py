@@ -27,7 +27,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """A real API server on 127.0.0.1 with the generated CRD installed; stopped at session end."""
     found = find_binaries()
     if isinstance(found, str):
-        pytest.skip(f"no real kube-apiserver: {found}")
+        pytest.skip(f"no real kube-apiserver (the apiserver tier): {found}")
     with running_apiserver(tmp_path_factory.mktemp("apiserver"), found) as server:
         yield server
     left = [p.name for p in server.processes() if p.alive()]

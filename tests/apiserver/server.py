@@ -97,8 +97,7 @@ def find_binaries() -> Binaries | str:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"{BUILD_SCRIPT.name} bin-dir failed: {error}"
     if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no reason given"])[-1]
-        return f"no kube-apiserver build: {reason}"
+        return (result.stderr.strip().splitlines() or ["no reason given"])[-1]
     binaries = Binaries.in_folder(Path(result.stdout.strip()))
     missing = binaries.missing()
     return f"incomplete kube-apiserver build: {', '.join(missing)}" if missing else binaries
@@ -142,13 +141,13 @@ class _Process:
         except OSError:
             return "<no log>"
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_TIMEOUT) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=STOP_TIMEOUT)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT)
@@ -300,7 +299,8 @@ class ApiServer:
     def restart_apiserver(self) -> None:
         """Stop the API server and start it again on the same port: every open watch ends,
         etcd (and so every object and resourceVersion) is kept."""
-        self.apiserver.stop()
+        # SIGTERM; a server still waiting on open requests after a few seconds is killed.
+        self.apiserver.stop(grace=5)
         self._start_apiserver()
 
     def stop(self) -> None:

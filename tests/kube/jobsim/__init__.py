@@ -33,7 +33,11 @@ condition, as Kueue relies on), and within ``max_parallel`` running Jobs, it:
    ``activeDeadlineSeconds`` kills the process and fails the Job with ``DeadlineExceeded``.
 
 As on a real node, a process is killed when its Pod is deleted (a Job deleted with
-``Background``/``Foreground`` propagation takes its Pods along). A Job deleted with the batch/v1
+``Background``/``Foreground`` propagation takes its Pods along). Against a real API server
+(tests/apiserver/), where deleting a Pod bound to a node only marks it (``deletionTimestamp``),
+the simulator stops the process and then deletes the Pod for good (grace period 0), as a
+kubelet does; the Pod log store is the emulator's (a real server answers 405: logs stay in
+:attr:`Run.log`); API calls are retried while the server cannot be reached (a restart). A Job deleted with the batch/v1
 default (``Orphan``) leaves its Pod running to the end, as in a real cluster; pass
 ``kill_orphans=True`` to kill it anyway. Suspending a running Job kills it and deletes its Pod.
 

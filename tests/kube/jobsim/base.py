@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes
+import urllib3
 from kubernetes.client.rest import ApiException
 
 from tests.kube.jobsim.common import REPO_ROOT, Run, _Gone, _JobRun
 
 T = TypeVar("T")
+#: Seconds the simulator keeps retrying a call while the API server cannot be reached.
+OUTAGE_TIMEOUT = 60.0
 
 
 class SimulatorBase:
@@ -55,6 +58,7 @@ class SimulatorBase:
         self._active: dict[str, _JobRun] = {}  # by Job uid
         self._done: set[str] = set()
         self._suspended_marked: set[str] = set()
+        self._confirming: set[str] = set()  # Pods being deleted for good (see _on_pod)
         self._watch_resps: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
         self._tmpdir = tempfile.TemporaryDirectory(prefix="jobsim-")
@@ -82,27 +86,45 @@ class SimulatorBase:
     # ------------------------------------------------------------ API helpers
 
     def _api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the API, retrying transient errors (409/429/5xx); 404 raises _Gone."""
-        for attempt in range(20):
+        """Call the API, retrying transient errors (409/429/5xx); 404 raises _Gone.
+
+        A refused or broken connection (an API server restarting) is retried for up to
+        ``OUTAGE_TIMEOUT`` seconds, as a kubelet keeps trying.
+        """
+        outage_deadline: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return fn(*args, **kwargs)
             except ApiException as e:
                 if e.status == 404:
                     raise _Gone(str(e.reason)) from e
-                if e.status in (409, 429, 500, 502, 503, 504) and attempt < 19:
-                    time.sleep(0.02 * (attempt + 1))
+                if e.status in (409, 429, 500, 502, 503, 504) and attempt < 20:
+                    time.sleep(0.02 * attempt)
                     continue
                 raise
-        raise AssertionError("unreachable")
+            except urllib3.exceptions.HTTPError:
+                now = time.monotonic()
+                outage_deadline = outage_deadline or now + OUTAGE_TIMEOUT
+                if now >= outage_deadline or self._stop.is_set():
+                    raise
+                time.sleep(0.2)
 
     def _put_log(self, pod: str, text: str) -> None:
         config = self._client.configuration
         url = f"{config.host}/api/v1/namespaces/{self.namespace}/pods/{pod}/log"
-        resp = self._client.rest_client.pool_manager.request(
-            "PUT", url, body=text.encode(), headers={"Content-Type": "text/plain"}
+        resp = self._api(
+            self._client.rest_client.pool_manager.request,
+            "PUT",
+            url,
+            body=text.encode(),
+            headers={"Content-Type": "text/plain"},
         )
         if resp.status == 404:
             raise _Gone(f"pod {pod} is gone")
+        if resp.status == 405:
+            return  # a real API server: logs live on the node, this store is the emulator's
         if resp.status >= 400:
             raise RuntimeError(f"PUT {url} answered {resp.status}: {resp.data[:500]!r}")
 

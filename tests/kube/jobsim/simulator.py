@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 from kubernetes.watch.watch import iter_resp_lines
 
-from tests.kube.jobsim.common import _JobRun
+from tests.kube.jobsim.common import _Gone, _JobRun
 from tests.kube.jobsim.controller import JobController
 
 
@@ -152,10 +153,32 @@ class JobSimulator(JobController):
             run.thread.start()
 
     def _on_pod(self, etype: str, pod: dict[str, Any]) -> None:
-        if etype != "DELETED":
-            return
+        # A real API server deletes a Pod bound to a node gracefully: it stays, with a
+        # deletionTimestamp, until the kubelet has stopped its containers and deletes it for
+        # good (grace period 0). The emulator removes it at once (DELETED).
         name = pod["metadata"]["name"]
+        terminating = etype != "DELETED" and bool(pod["metadata"].get("deletionTimestamp"))
+        if etype != "DELETED" and not terminating:
+            return
         with self._lock:
-            for run in self._active.values():
-                if run.pod == name:
-                    self._cancel(run, "pod deleted")
+            runs = [run for run in self._active.values() if run.pod == name]
+            for run in runs:
+                self._cancel(run, "pod deleted")
+            if not terminating or name in self._confirming:
+                return
+            self._confirming.add(name)
+        threading.Thread(
+            target=self._guard(self._confirm_deletion, name, runs),
+            name=f"jobsim-delete-{name}",
+            daemon=True,
+        ).start()
+
+    def _confirm_deletion(self, name: str, runs: list[_JobRun]) -> None:
+        """As a kubelet: once the Pod's process has ended, remove the Pod (grace period 0)."""
+        for run in runs:
+            proc = run.proc
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=30)
+        with contextlib.suppress(_Gone):
+            self._api(self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0)
