@@ -35,6 +35,9 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
-def namespace(apiserver: ApiServer) -> str:
-    """A new namespace in which pods can be created (its default ServiceAccount has a token)."""
-    return apiserver.create_namespace(f"test-{random_suffix()}")
+def namespace(apiserver: ApiServer) -> Iterator[str]:
+    """A new namespace in which pods can be created (its default ServiceAccount has a token).
+    Its cycles are removed afterwards (the namespace stays: no namespace controller runs)."""
+    name = apiserver.create_namespace(f"test-{random_suffix()}")
+    yield name
+    apiserver.delete_cycles(name)

@@ -499,6 +499,20 @@ class ApiServer:
                 )
             time.sleep(0.05)
 
+    def delete_cycles(self, namespace: str) -> None:
+        """Remove every ImprovementCycle of a namespace, finalizers and all (test clean-up: an
+        operator watching all namespaces must not pick up another test's cycles)."""
+        co = kubernetes.client.CustomObjectsApi(self.api_client())
+        group, version, plural = "kaizen.dev", "v1alpha1", "improvementcycles"
+        for item in co.list_namespaced_custom_object(group, version, namespace, plural)["items"]:
+            name = item["metadata"]["name"]
+            with contextlib.suppress(kubernetes.client.ApiException):
+                if item["metadata"].get("finalizers"):
+                    co.patch_namespaced_custom_object(
+                        group, version, namespace, plural, name, {"metadata": {"finalizers": None}}
+                    )
+                co.delete_namespaced_custom_object(group, version, namespace, plural, name)
+
     def service_account_kubeconfig(
         self, namespace: str, name: str, path: Path | None = None, expiration: int = 3600
     ) -> Path:

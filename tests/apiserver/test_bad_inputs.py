@@ -7,6 +7,7 @@ columns run against the real server.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
@@ -57,12 +58,13 @@ def test_the_docs_show_the_table() -> None:
 
 
 @pytest.fixture(scope="module")
-def bad_inputs_namespace(apiserver: ApiServer) -> str:
+def bad_inputs_namespace(apiserver: ApiServer) -> Iterator[str]:
     name = "bad-inputs"
     kubernetes.client.CoreV1Api(apiserver.api_client()).create_namespace(
         {"metadata": {"name": name}}
     )
-    return name
+    yield name
+    apiserver.delete_cycles(name)
 
 
 @pytest.mark.parametrize("row", ROWS)

@@ -23,7 +23,7 @@ folders can reuse with ``pytest_plugins = ["tests.kube.conftest"]`` or by import
   pointing at it, and yields a :class:`Cluster` handle: ``url``, ``kubeconfig_path``,
   ``api_client()`` (the official client, configured from that kubeconfig explicitly),
   read-only snapshots for assertions (``objects``, ``get``, ``history``, ``pod_log``), fault
-  injection (``add_fault``, ``drop_watches``) and ``kubectl(...)``. On exit it raises if the
+  injection (``add_fault``, ``drop_watches``, ``restart_apiserver``) and ``kubectl(...)``. On exit it raises if the
   emulator itself failed with an unexpected (non-API) error while serving.
 * :func:`running_operator` runs the real kopf operator (``kopf run --standalone -n NS``) in
   this process, in a thread (``kopf.testing.KopfRunner``), with ``KUBECONFIG`` set to the
@@ -277,6 +277,11 @@ class Cluster:
     def drop_watches(self) -> None:
         """End all open watch streams (clients must re-list/re-watch)."""
         self.call(self.emulator.drop_watches)
+
+    def restart_apiserver(self) -> None:
+        """As an API server restart: watches end and their history is gone (410 Gone for a
+        watch from an older resourceVersion); objects stay. Same name on the real server's handle."""
+        self.call(self.emulator.restart)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the emulator's clock of watch timeouts on (``timeoutSeconds`` without waiting)."""

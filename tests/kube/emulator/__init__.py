@@ -35,6 +35,8 @@ history of every object) and reaction DSL, but serves all object reads and write
   (an emulator-only verb used by the job simulator).
 * fault injection: :meth:`RealisticEmulator.add_fault` makes the Nth matching request answer an
   error without touching state; :meth:`RealisticEmulator.drop_watches` ends all open watches;
+  :meth:`RealisticEmulator.restart` does too and forgets the watch history, as an API server
+  restart does (a watch from an older resourceVersion gets ``410 Gone``);
   :meth:`RealisticEmulator.advance_clock` moves the clock of watch timeouts on, so a test sees
   ``timeoutSeconds`` end a watch without waiting for it.
 

@@ -72,9 +72,20 @@ class RealisticEmulator(EmulatorWrites):
         return fault
 
     def drop_watches(self) -> None:
-        """End every open watch stream now (as an API server restart would)."""
+        """End every open watch stream now (a dropped connection); a client that watches again
+        from its last resourceVersion misses nothing. See :meth:`restart` for a restart."""
         self._watch_epoch += 1
         self._notify()
+
+    def restart(self) -> None:
+        """As an API server restart: every open watch ends and the watch history is gone.
+
+        Objects and resourceVersions stay (etcd keeps them), but a real server's watch cache
+        starts empty: a watch from a resourceVersion older than the restart's gets ``410 Gone``
+        (the client must list again); one from the current resourceVersion goes on.
+        """
+        self._events_floor = self._rv
+        self.drop_watches()
 
     def advance_clock(self, seconds: float) -> None:
         """Move the clock of watch timeouts on by ``seconds``; due watches end now."""

@@ -114,12 +114,16 @@ class SimulatorBase:
     def _put_log(self, pod: str, text: str) -> None:
         config = self._client.configuration
         url = f"{config.host}/api/v1/namespaces/{self.namespace}/pods/{pod}/log"
+        headers = {"Content-Type": "text/plain"}
+        for auth in config.auth_settings().values():  # the client's own credentials
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[auth["key"]] = auth["value"]
         resp = self._api(
             self._client.rest_client.pool_manager.request,
             "PUT",
             url,
             body=text.encode(),
-            headers={"Content-Type": "text/plain"},
+            headers=headers,
         )
         if resp.status == 404:
             raise _Gone(f"pod {pod} is gone")
