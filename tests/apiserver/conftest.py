@@ -9,10 +9,13 @@ Without binaries (``scripts/kube-apiserver.sh build`` failed or never ran, or
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.apiserver.backends import Backend
 from tests.apiserver.server import ApiServer, find_binaries, running_apiserver
+from tests.kube.cluster import running_cluster
 from tests.kube.emulator import random_suffix
 
 
@@ -41,3 +44,19 @@ def namespace(apiserver: ApiServer) -> Iterator[str]:
     name = apiserver.create_namespace(f"test-{random_suffix()}")
     yield name
     apiserver.delete_cycles(name)
+
+
+@pytest.fixture(params=["emulator", pytest.param("apiserver", marks=pytest.mark.apiserver)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The same test on a fresh emulator and on the real server (tests/apiserver/backends.py)."""
+    if request.param == "emulator":
+        with running_cluster(tmp_path) as cluster:
+            namespace = f"test-{random_suffix()}"
+            yield Backend(
+                "emulator", namespace, cluster.api_client, cluster.restart_apiserver, cluster
+            )
+    else:
+        server = request.getfixturevalue("apiserver")
+        namespace = server.create_namespace(f"test-{random_suffix()}")
+        yield Backend("apiserver", namespace, server.api_client, server.restart_apiserver, server)
+        server.delete_cycles(namespace)

@@ -12,69 +12,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.kube.cluster import running_cluster, wait_for
-from tests.kube.emulator import random_suffix
-
-G, V, P = "kaizen.dev", "v1alpha1", "improvementcycles"
-
-
-@dataclass
-class Backend:
-    """The emulator or the real server, seen the same way."""
-
-    name: str
-    namespace: str
-    api_client: Callable[[], kubernetes.client.ApiClient]
-    restart: Callable[[], None]  # an API server restart: watches end, their history is gone
-    handle: Any
-
-    @property
-    def co(self) -> kubernetes.client.CustomObjectsApi:
-        return kubernetes.client.CustomObjectsApi(self.api_client())
-
-    @property
-    def core(self) -> kubernetes.client.CoreV1Api:
-        return kubernetes.client.CoreV1Api(self.api_client())
-
-    @property
-    def batch(self) -> kubernetes.client.BatchV1Api:
-        return kubernetes.client.BatchV1Api(self.api_client())
-
-
-@pytest.fixture(params=["emulator", pytest.param("apiserver", marks=pytest.mark.apiserver)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "emulator":
-        with running_cluster(tmp_path) as cluster:
-            yield Backend(
-                "emulator",
-                f"test-{random_suffix()}",
-                cluster.api_client,
-                cluster.restart_apiserver,
-                cluster,
-            )
-    else:
-        server = request.getfixturevalue("apiserver")
-        namespace = server.create_namespace(f"test-{random_suffix()}")
-        yield Backend("apiserver", namespace, server.api_client, server.restart_apiserver, server)
-        server.delete_cycles(namespace)
-
-
-def cycle(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{G}/{V}",
-        "kind": "ImprovementCycle",
-        "metadata": {"name": name, "labels": {"team": "a"}},
-        "spec": spec or {"model": {"name": "m"}},
-    }
+from tests.apiserver.backends import Backend, G, P, V, cycle
+from tests.kube.cluster import wait_for
 
 
 def test_create_answers_201_and_stamps_metadata(backend: Backend) -> None:
