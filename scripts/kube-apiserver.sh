@@ -22,7 +22,7 @@ KUBE_VERSION=1.20.2
 GO_PACKAGE=golang-1.19
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 KEY=$(sha256sum "$SCRIPT" | cut -c1-12)
-CACHE_ROOT=${KAIZEN_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kaizen}
+CACHE_ROOT=${KAIZEN_KUBE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/kaizen}
 NAME=kube-apiserver-$KUBE_VERSION-$KEY
 DEST=$CACHE_ROOT/$NAME
 SKIP_FILE=$DEST.skip
@@ -30,7 +30,10 @@ LOG=$DEST.log
 WORK=$CACHE_ROOT/build-$KEY
 BINARIES=(kube-apiserver kube-controller-manager etcd)
 
-say() { echo "[kube-apiserver] $*"; }
+# Progress and the reason for a skip go to the caller's stdout, also from steps whose output
+# is redirected to the log.
+exec 3>&1
+say() { echo "[kube-apiserver] $*" >&3; }
 
 built() {
     local b
@@ -190,7 +193,7 @@ EOF
             -X "k8s.io/kubernetes/vendor/k8s.io/$pkg.gitTreeState=clean")
     done
     mkdir -p "$DEST.tmp/bin"
-    go build -tags providerless -o "$DEST.tmp/bin/" -ldflags "${ldflags[*]}" \
+    go build -tags providerless -o "$DEST.tmp/bin/" -gcflags=all=-dwarf=false -ldflags "${ldflags[*]}" \
         ./cmd/kube-apiserver ./cmd/kube-controller-manager >>"$LOG" 2>&1
     cp "$WORK/root/usr/bin/etcd" "$DEST.tmp/bin/etcd"
     done_step
