@@ -1,5 +1,6 @@
-"""Fixtures of the `apiserver` tier: one real etcd + kube-apiserver + kube-controller-manager per
-test session (``apiserver``), and a fresh namespace per test (``namespace``).
+"""Fixtures of the `apiserver` tier: one real etcd + kube-apiserver + kube-controller-manager for
+the tests of this package (``apiserver``: stopped after its last test, not at the end of the whole
+session), a fresh namespace per test (``namespace``), and ``backend`` (emulator and real server).
 
 Every test that uses ``apiserver`` (directly or through another fixture) is marked ``apiserver``.
 Without binaries (``scripts/kube-apiserver.sh build`` failed or never ran, or
@@ -25,9 +26,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.apiserver)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """A real API server on 127.0.0.1 with the generated CRD installed; stopped at session end."""
+    """A real API server on 127.0.0.1 with the generated CRD installed; stopped after the
+    package's last test (every process checked gone)."""
     found = find_binaries()
     if isinstance(found, str):
         pytest.skip(f"no real kube-apiserver (the apiserver tier): {found}")

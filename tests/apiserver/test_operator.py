@@ -41,7 +41,7 @@ from tests.operator.test_operator_integration import STEPS, tiny_spec
 GOLDEN_JOB = Path(__file__).resolve().parents[1] / "operator" / "golden" / "evaluator-cpu.yaml"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chart_identity(apiserver: ApiServer) -> tuple[str, str]:
     """The chart's ServiceAccount and RBAC, installed once: (namespace, account)."""
     pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not available")
