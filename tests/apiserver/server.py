@@ -83,6 +83,8 @@ def find_binaries() -> Binaries | str:
     """The binaries to run, or the one-line reason the tier is skipped."""
     if os.environ.get("KAIZEN_APISERVER") == "skip":
         return "KAIZEN_APISERVER=skip"
+    if shutil.which("openssl") is None:
+        return "openssl is not installed (it makes the service-account signing key)"
     override = os.environ.get("KAIZEN_APISERVER_BIN")
     if override:
         binaries = Binaries.in_folder(Path(override))
@@ -176,8 +178,9 @@ class ApiServer:
         self.url = ""
         self.ca_path = workdir / "certs" / "apiserver.crt"
         self._shm = None if not os.access("/dev/shm", os.W_OK) else Path("/dev/shm")
-        self._etcd_dir = Path(tempfile.mkdtemp(prefix="kaizen-etcd-", dir=self._shm or workdir))
         self._etcd_port = _free_port()
+        # Made by start(), removed by stop(): in memory when /dev/shm is writable.
+        self._etcd_dir = (self._shm or workdir) / f"kaizen-etcd-{os.getpid()}-{self._etcd_port}"
         self._port = _free_port()
         self._sa_key = workdir / "service-accounts.key"
         peer = f"http://127.0.0.1:{_free_port()}"  # no peers: an unused loopback port
@@ -252,6 +255,7 @@ class ApiServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_credentials()
         try:
+            self._etcd_dir.mkdir(mode=0o700)
             self.etcd.start()
             self._wait_http(
                 f"http://127.0.0.1:{self._etcd_port}/health", self.etcd, "etcd to be healthy"
