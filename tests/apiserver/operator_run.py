@@ -116,6 +116,7 @@ class PhaseRecorder(threading.Thread):
         self.namespace = namespace
         self.phases: dict[str, list[str]] = {}
         self.errors: list[str] = []
+        self.relists = 0  # times the watch history was gone (410) and the recorder listed again
         self._halt = threading.Event()
         listed = self.co.list_namespaced_custom_object(G, V, namespace, P)
         self._rv = listed["metadata"]["resourceVersion"]
@@ -133,7 +134,7 @@ class PhaseRecorder(threading.Thread):
                     P,
                     resource_version=self._rv,
                     timeout_seconds=5,
-                    _request_timeout=30,
+                    _request_timeout=(5, 15),  # a server still starting may hold requests
                 ):
                     obj = event["object"]
                     self._rv = obj["metadata"]["resourceVersion"]
@@ -149,6 +150,7 @@ class PhaseRecorder(threading.Thread):
                 self._halt.wait(0.2)
 
     def _relist(self) -> None:
+        self.relists += 1
         with contextlib.suppress(Exception):
             listed = self.co.list_namespaced_custom_object(G, V, self.namespace, P)
             for obj in listed["items"]:
