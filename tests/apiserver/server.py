@@ -85,6 +85,8 @@ def find_binaries() -> Binaries | str:
         return "KAIZEN_APISERVER=skip"
     if shutil.which("openssl") is None:
         return "openssl is not installed (it makes the service-account signing key)"
+    if shutil.which("kubectl") is None:
+        return "kubectl is not on PATH (it installs the CRD and the chart's RBAC)"
     override = os.environ.get("KAIZEN_APISERVER_BIN")
     if override:
         binaries = Binaries.in_folder(Path(override))
