@@ -287,10 +287,18 @@ def test_a_cycle_runs_to_succeeded_across_api_server_and_operator_restarts(
     reasons = [e["reason"] for e in events]
     assert 0 < reasons.count("StepStarted") <= len(steps)
     assert 0 < reasons.count("StepSucceeded") <= len(steps)
-    # The only warnings are kopf's copies of the handlers' retry notices ("Logging" Events:
-    # calls that failed while the API server restarted); no step failed, nothing was refused.
+    # The only warnings come from the restart: kopf's copies of the handlers' retry notices
+    # ("Logging": calls that failed while the server was down), and `JobRejected` for a Job
+    # whose creation the restarted server refused during its RBAC window (403, retried: the
+    # operator reports refusals that may clear and goes on). No step failed.
     warnings = [e for e in events if e["type"] == "Warning"]
-    assert all(e["reason"] == "Logging" for e in warnings), warnings
+    unexpected = [
+        e
+        for e in warnings
+        if e["reason"] != "Logging"
+        and not (e["reason"] == "JobRejected" and "forbidden" in e["message"].lower())
+    ]
+    assert not unexpected, [(e["reason"], e["message"]) for e in unexpected]
 
     # kubectl shows the printer columns of the finished cycle.
     out = env.server.kubectl("get", "ic", "tiny", "-n", env.namespace).stdout.splitlines()
