@@ -182,9 +182,19 @@ EOF
     rm -f "$tree/vendor/github.com/modern-go/reflect2/go.mod"
     done_step
 
+    # Kubernetes' hack scripts place the tools they build with `rsync -pc FILE DIR`; where
+    # rsync is not installed, `cp -p` does the same.
+    local tools=$WORK/tools
+    mkdir -p "$tools"
+    if ! command -v rsync >/dev/null; then
+        # shellcheck disable=SC2016 # the shim's own "$1" and "$@"
+        printf '%s\n' '#!/bin/sh' '[ "$1" = "-pc" ] && shift' 'exec cp -p "$@"' >"$tools/rsync"
+        chmod +x "$tools/rsync"
+    fi
+
     # GOPATH mode: module mode trips over the vendor folder's metadata with this Go.
-    export GOROOT=$goroot PATH=$goroot/bin:$PATH GOPATH=$WORK/go GO111MODULE=off GOFLAGS="" \
-        GOCACHE=$WORK/gocache GOPROXY=off CGO_ENABLED=0 GOTOOLCHAIN=local
+    export GOROOT=$goroot PATH=$goroot/bin:$tools:$PATH GOPATH=$WORK/go GO111MODULE=off \
+        GOFLAGS="" GOCACHE=$WORK/gocache GOPROXY=off CGO_ENABLED=0 GOTOOLCHAIN=local
     cd "$tree"
 
     # The release tree carries every generated file but the OpenAPI definitions

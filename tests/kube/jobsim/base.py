@@ -103,6 +103,15 @@ class SimulatorBase:
                 if e.status in (409, 429, 500, 502, 503, 504) and attempt < 20:
                     time.sleep(0.02 * attempt)
                     continue
+                if e.status == 403 and "connection refused" in str(e.body or ""):
+                    # An API server shutting down: its admission plugins cannot reach it any
+                    # more ("pods is forbidden: Get .../limitranges: ... connection refused").
+                    # The Job controller retries, so does the simulator.
+                    now = time.monotonic()
+                    outage_deadline = outage_deadline or now + OUTAGE_TIMEOUT
+                    if now < outage_deadline and not self._stop.is_set():
+                        time.sleep(0.2)
+                        continue
                 raise
             except urllib3.exceptions.HTTPError:
                 now = time.monotonic()
