@@ -152,23 +152,9 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
                     )
                 )
             # Three hops: a third fact about the object of `second`.
-            for third in by_subject.get(normalize(second.object), []):
-                named2 = _through(r2, second, subject=named)
-                if named2 is None or third.key in (first.key, second.key):
-                    continue
-                r3 = relations[third.relation]
-                answer3 = f"{answer} {knowledge.statement(third)}"
-                for q in r3.questions[:1]:
-                    items.append(
-                        Candidate(
-                            _sentence(fill(q, third, subject=named2)),
-                            answer3,
-                            MULTI,
-                            "three-hop",
-                            (first.key, second.key, third.key),
-                            third.object,
-                        )
-                    )
+            items += _third_hops(
+                knowledge, by_subject, first, second, _through(r2, second, subject=named), answer
+            )
         # Siblings: `first` names the subject; `second` is another fact about it.
         naming = _naming_subject(r1, first)
         if naming is None:
@@ -191,25 +177,39 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
                     )
                 )
             # Subject named through one fact, then a chain from another: three facts.
-            named = _through(r2, second, subject=naming)
-            if named is None:
-                continue
-            for third in by_subject.get(normalize(second.object), []):
-                if third.key in (first.key, second.key):
-                    continue
-                r3 = relations[third.relation]
-                answer3 = f"{answer} {knowledge.statement(third)}"
-                for q in r3.questions[:1]:
-                    items.append(
-                        Candidate(
-                            _sentence(fill(q, third, subject=named)),
-                            answer3,
-                            MULTI,
-                            "three-hop",
-                            (first.key, second.key, third.key),
-                            third.object,
-                        )
-                    )
+            items += _third_hops(
+                knowledge, by_subject, first, second, _through(r2, second, subject=naming), answer
+            )
+    return items
+
+
+def _third_hops(
+    knowledge: Knowledge,
+    by_subject: Mapping[str, list[Fact]],
+    first: Fact,
+    second: Fact,
+    named: str | None,
+    answer: str,
+) -> list[Candidate]:
+    """Multi-step items: a third fact about `second`'s object, asked through `named` (its
+    description via the first two facts) and answered with all three statements."""
+    if named is None:
+        return []
+    items = []
+    for third in by_subject.get(normalize(second.object), []):
+        if third.key in (first.key, second.key):
+            continue
+        question = knowledge.relations[third.relation].questions[0]
+        items.append(
+            Candidate(
+                _sentence(fill(question, third, subject=named)),
+                f"{answer} {knowledge.statement(third)}",
+                MULTI,
+                "three-hop",
+                (first.key, second.key, third.key),
+                third.object,
+            )
+        )
     return items
 
 
