@@ -1,0 +1,343 @@
+"""`training.json`, `data_card.json` and `merge.json`: what the train and merge steps leave behind."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from kaizen.api import fields as f
+from kaizen.api.artifacts_base import Artifact, ModelRef, Record, SuiteRef
+
+# -- training.json ---------------------------------------------------------------------------
+
+
+class TrainingConfig(Record):
+    """Everything that decided the adapter."""
+
+    rank: int
+    """LoRA rank."""
+    alpha: int
+    """LoRA alpha."""
+    dropout: float
+    """Dropout on the LoRA input."""
+    target_modules: list[str]
+    """Modules that got LoRA weights, or `all-linear`."""
+    learning_rate: float
+    """Constant AdamW learning rate."""
+    steps: int
+    """Optimiser steps asked for."""
+    batch_size: int
+    """Examples per step."""
+    seed: int
+    """Seed of initialisation, dropout and batch order."""
+    max_grad_norm: float
+    """Gradient clipping norm (0: off)."""
+    checkpoint_every: int
+    """Steps between checkpoints."""
+    max_seq_length: int
+    """Tokens per example, at most."""
+    capability_weight: int
+    """Copies of each example of a targeted capability."""
+    replay_fraction: float
+    """Share of the training set drawn from other domains (rehearsal)."""
+    replay_examples: int
+    """Rehearsal examples added."""
+    synthesis_examples: int = 0
+    """Most items synthesised from the domain's knowledge (0: none)."""
+    teacher: str = "none"
+    """Distillation mode: `none` or `context`."""
+    teacher_model: str | None = None
+    """The teacher model (null: the model being trained)."""
+    teacher_share: float = 1.0
+    """Share of the synthesised items the teacher answered."""
+    distill_weight: float = 0.0
+    """Weight of the token-level distillation KL term (0: off)."""
+    distill_top_k: int = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens per answer position the KL compared."""
+    distill_temperature: float = f.DEFAULT_DISTILL_TEMPERATURE
+    """Temperature of the KL's distributions (the term is scaled by its square)."""
+
+
+class PlanUse(Record):
+    """What the step took from the plan."""
+
+    path: str | None
+    """The `plan.json` given (null: none)."""
+    targeted_capabilities: list[str]
+    """Capabilities whose examples were repeated."""
+
+
+class ExampleCounts(Record):
+    """How the training set was made."""
+
+    pool: int
+    """Examples from the suite's training pool for the domain."""
+    extra: int
+    """Examples from `--extra-data`."""
+    training_set: int
+    """Examples after repetition and rehearsal."""
+    used: int
+    """Examples left after tokenisation."""
+    truncated: int
+    """Examples cut at `max_seq_length`."""
+    dropped_no_answer_tokens: int
+    """Examples dropped because their prompt alone filled `max_seq_length`."""
+    answer_tokens: int
+    """Answer tokens (the ones with a loss) in all."""
+    synthesized: int = 0
+    """Items synthesised from knowledge that made it into the training set."""
+    teacher: int = 0
+    """Of those, items answered by the teacher."""
+    contaminated: int = 0
+    """Lines dropped by the contamination guard (listed in the data card)."""
+
+
+class DistillationUse(Record):
+    """What token-level distillation did (docs/training-data.md)."""
+
+    teacher: str | None
+    """The teacher model (null: the model being trained, with its adapters)."""
+    positions: int
+    """Answer tokens that got the teacher's top-k targets."""
+    top_k_mass: float
+    """Mean probability the teacher put on its top-k tokens: how much of its distribution
+    the KL saw."""
+    teacher_seconds: float
+    """Wall time of the teacher's pass over the training set (not in `train_seconds`)."""
+    kl_curve: list[float]
+    """The KL term (before weight and temperature²) of every step."""
+    final_kl: float | None
+    """Mean KL term over the last steps."""
+
+
+class TrainingRecord(Artifact):
+    """`training.json`: how one domain's adapter was trained."""
+
+    FILE_NAME: ClassVar[str] = "training.json"
+    KIND: ClassVar[str] = "training record"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name, e.g. `train-geography`."""
+    cycle: str | None
+    """Cycle name, when run in a cycle."""
+    domain: str
+    """The domain trained."""
+    suite: SuiteRef
+    """The suite whose training pool was used."""
+    model: ModelRef
+    """The base model."""
+    config: TrainingConfig
+    """Training settings."""
+    plan: PlanUse
+    """What was taken from the plan."""
+    examples: ExampleCounts
+    """The training set."""
+    steps: int
+    """Optimiser steps done (including those before a resume)."""
+    resumed_from: int
+    """Step of the checkpoint this run resumed from (0: a fresh run)."""
+    loss_curve: list[float]
+    """Training loss of every step (with distillation: cross-entropy + weight × T² × KL)."""
+    final_loss: float
+    """Mean loss over the last steps."""
+    train_seconds: float
+    """Time spent in optimiser steps."""
+    seconds_per_step: float
+    """`train_seconds` per step."""
+    tokens_per_second: float | None
+    """Training tokens per second (null when no time was measured)."""
+    peak_memory_mb: float
+    """Peak memory, MiB."""
+    trainable_parameters: int
+    """Parameters of the adapter."""
+    total_parameters: int
+    """Parameters of base model plus adapter."""
+    device: str
+    """Torch device."""
+    autocast: str | None
+    """Autocast dtype, when mixed precision was used."""
+    versions: dict[str, str]
+    """Versions of torch, transformers and peft."""
+    adapter: str
+    """The adapter folder (peft format)."""
+    data_card: str | None = None
+    """The step's `data_card.json`: where every training line came from."""
+    distillation: DistillationUse | None = None
+    """Token-level distillation, when it was on."""
+
+
+# -- data_card.json --------------------------------------------------------------------------
+
+
+class CardLine(Record):
+    """One training line, as shown in a data card."""
+
+    source: str
+    """Where it came from: `pool`, `FILE:LINE` (extra data), `synthesis:<kind>`,
+    `teacher:<kind>`, `replay:<domain>`."""
+    capability: str | None
+    """The capability it exercises."""
+    question: str
+    """The question."""
+    answer: str
+    """The answer trained on."""
+
+
+class DroppedLine(Record):
+    """A line left out, and why."""
+
+    source: str
+    """Where it came from."""
+    question: str
+    """Its question."""
+    answer: str | None = None
+    """Its answer (a teacher's rejected answer, for instance)."""
+    reason: str
+    """Why it was left out."""
+
+
+class SynthesisReport(Record):
+    """How the synthesised share of the training set was chosen."""
+
+    budget: int
+    """Most items asked for (`--synthesis-examples`)."""
+    facts: int
+    """Facts of the domain."""
+    passages: int
+    """Passages of the domain."""
+    available: dict[str, int]
+    """Candidate items the knowledge supports, by capability."""
+    chosen: dict[str, int]
+    """Items chosen, by capability."""
+    weights: dict[str, float]
+    """Weight of each capability in the mix (docs/training-data.md)."""
+    diagnosis: str | None
+    """The analysis's knowledge-vs-reasoning hint for the domain."""
+    targeted_capabilities: list[str]
+    """Capabilities the plan targets."""
+    failed_items: int
+    """The domain's failed evaluation items the synthesis was steered by."""
+    behind_failures: int
+    """Candidates about entities of failed items (taken first)."""
+    earlier_lines: int = 0
+    """Synthesised questions the model's promoted adapters were already trained on (found
+    through their `data.jsonl`); candidates among them come after new ones."""
+    repeated: int = 0
+    """Chosen items that repeat such an earlier line (when too few new ones remain)."""
+
+
+class TeacherUse(Record):
+    """What the teacher did."""
+
+    mode: str
+    """`context`: the teacher saw the facts in its prompt."""
+    model: str | None
+    """The teacher model (null: the model being trained)."""
+    share: float
+    """Share of the synthesised items it was asked."""
+    asked: int
+    """Answers asked for."""
+    accepted: int
+    """Answers that stated the known fact, kept for training."""
+
+
+class DataCard(Artifact):
+    """`data_card.json`: the training set of one adapter, where each line came from and why."""
+
+    FILE_NAME: ClassVar[str] = "data_card.json"
+    KIND: ClassVar[str] = "data card"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name, e.g. `train-geography`."""
+    domain: str
+    """The domain trained."""
+    suite: SuiteRef
+    """The suite the pool and knowledge came from."""
+    seed: int
+    """The seed every choice was made with (the same seed gives the same set)."""
+    steps: int
+    """Optimiser steps of this adapter."""
+    learning_rate: float
+    """Learning rate of this adapter."""
+    total: int
+    """Lines in the training set (repeats and replay included)."""
+    by_source: dict[str, int]
+    """Lines by source kind (`pool`, `extra`, `synthesis:<kind>`, `teacher:<kind>`, `replay`)."""
+    by_capability: dict[str, int]
+    """Lines by capability."""
+    by_domain: dict[str, int]
+    """Lines by domain (replay brings the others)."""
+    synthesis: SynthesisReport | None = None
+    """How the synthesised items were chosen (null: synthesis off or no knowledge)."""
+    teacher: TeacherUse | None = None
+    """Distillation (null: off)."""
+    dropped: list[DroppedLine] = Field(default_factory=list)
+    """Lines left out: contamination, duplicates, rejected teacher answers."""
+    examples: list[CardLine] = Field(default_factory=list)
+    """A few lines of each source."""
+    data: str
+    """The training set itself, one JSON line each (`data.jsonl`)."""
+
+
+# -- merge.json ------------------------------------------------------------------------------
+
+
+class MergeConfig(Record):
+    """The merge settings asked for."""
+
+    combination: str
+    """peft combination type."""
+    density: float
+    """Share of weights kept by the pruning combinations."""
+    seed: int
+    """Seed of the random pruning (`dare_*`)."""
+
+
+class MergedSource(Record):
+    """One adapter that went into the merge."""
+
+    domain: str
+    """The adapter's domain."""
+    path: str
+    """Its folder."""
+    rank: int
+    """Its LoRA rank."""
+    alpha: float
+    """Its LoRA alpha."""
+    target_modules: list[str] | str | None
+    """Its target layer names (or peft's pattern string)."""
+
+
+class MergeRecord(Artifact):
+    """`merge.json`: how the domain adapters were combined into the candidate."""
+
+    FILE_NAME: ClassVar[str] = "merge.json"
+    KIND: ClassVar[str] = "merge record"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name."""
+    cycle: str | None
+    """Cycle name, when run in a cycle."""
+    model: ModelRef
+    """The base model."""
+    config: MergeConfig
+    """Merge settings asked for."""
+    combination: str
+    """The combination applied (`copy` when there was a single source)."""
+    rank: int
+    """Rank of the merged adapter."""
+    sources: list[MergedSource]
+    """The adapters merged, in order."""
+    seconds: float
+    """Wall time of the merge."""
+    versions: dict[str, str]
+    """Versions of torch, transformers and peft."""
+    adapter: str
+    """The merged adapter folder (peft format)."""
