@@ -68,6 +68,8 @@ class LoraSettings:
     """Gradients are clipped to this norm (0 turns clipping off)."""
     checkpoint_every: int = fields.DEFAULT_CHECKPOINT_EVERY
     """Save a resumable checkpoint every this many steps (and after the last)."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (`epoch_order`): less padding per step."""
     distill_weight: float = 0.0
     """Weight of the token-level distillation KL term (0: off, plain cross-entropy)."""
     distill_top_k: int = fields.DEFAULT_DISTILL_TOP_K
@@ -176,19 +178,56 @@ class TrainingResult:
         return self.tokens / self.train_seconds if self.train_seconds > 0 else None
 
 
-def batch_indices(count: int, batch_size: int, step: int, seed: int) -> list[int]:
+#: Batches are grouped by length within windows of this many batches (HF's `group_by_length`
+#: uses 50 with a "megabatch"; a small window keeps batches close to a uniform shuffle).
+LENGTH_GROUP_WINDOW = 8
+
+
+def epoch_order(
+    count: int, batch_size: int, epoch: int, seed: int, lengths: Sequence[int] | None = None
+) -> list[int]:
+    """The order in which epoch `epoch` visits the examples: a seeded permutation.
+
+    With `lengths`, the permutation is cut into windows of `LENGTH_GROUP_WINDOW` batches;
+    each window is sorted by length and cut into batches, and those batches are shuffled
+    (seeded) within the window. A batch then holds examples of similar length, so it pads
+    little, while every example is still visited once per epoch in an order that changes
+    with the seed and the epoch.
+    """
+    order = list(range(count))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    if lengths is None:
+        return order
+    window = batch_size * LENGTH_GROUP_WINDOW
+    rng = random.Random(f"{seed}:{epoch}:length")
+    grouped: list[int] = []
+    for start in range(0, count, window):
+        part = sorted(order[start : start + window], key=lambda index: lengths[index])
+        batches = [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        rng.shuffle(batches)
+        grouped.extend(index for batch in batches for index in batch)
+    return grouped
+
+
+def batch_indices(
+    count: int, batch_size: int, step: int, seed: int, lengths: Sequence[int] | None = None
+) -> list[int]:
     """Example indices of batch `step` (0-based): a pure function, so a resumed run sees the same batches.
 
-    Batches walk an endless stream of epochs, each a fresh seeded permutation of all
-    examples; a batch larger than the set (or one straddling two epochs) wraps around.
+    Batches walk an endless stream of epochs, each ordered by `epoch_order` (grouped by
+    length when `lengths` is given); a batch larger than the set (or one straddling two
+    epochs) wraps around.
     """
+    if lengths is not None and len(lengths) != count:
+        raise ValueError(f"{len(lengths)} lengths for {count} examples")
     start = step * batch_size
+    orders: dict[int, list[int]] = {}
     indices = []
     for position in range(start, start + batch_size):
         epoch, offset = divmod(position, count)
-        order = list(range(count))
-        random.Random(f"{seed}:{epoch}").shuffle(order)
-        indices.append(order[offset])
+        if epoch not in orders:
+            orders[epoch] = epoch_order(count, batch_size, epoch, seed, lengths)
+        indices.append(orders[epoch][offset])
     return indices
 
 
@@ -349,11 +388,12 @@ def train_lora(
         file=sys.stderr,
         disable=not progress,
     )
+    lengths = [len(example.input_ids) for example in examples] if settings.group_by_length else None
     started = time.perf_counter()
     for step in range(start, settings.steps):
         rows = [
             examples[i]
-            for i in batch_indices(len(examples), settings.batch_size, step, settings.seed)
+            for i in batch_indices(len(examples), settings.batch_size, step, settings.seed, lengths)
         ]
         batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
         targets = {key: batch.pop(key) for key in TEACHER_KEYS if key in batch}
