@@ -7,6 +7,8 @@ from kaizen.trainer.synthesis import (
     COUNTERFACTUAL,
     CROSS,
     MULTI,
+    PROFILE_PROMPTS,
+    PROFILE_STATEMENTS,
     RECALL,
     Steering,
     candidates,
@@ -161,3 +163,33 @@ def test_premises_keep_names_capitalised_and_never_point_a_fact_at_itself() -> N
     assert uranus == []
     (saturn, *_) = [c for c in items if c.facts == ("Saturn|next|Uranus",)]
     assert saturn.question.startswith("Suppose that Saturn is followed by Neptune, not Uranus.")
+
+
+def test_an_entity_profile_teaches_its_facts_from_both_ends_in_several_orders() -> None:
+    profiles = by_kind("profile")
+    ostrivel = [
+        p for p in profiles if p.question.endswith("Ostrivel?") or "Ostrivel." in p.question
+    ]
+    # Ostrivel is the object of the capital fact and the subject of the river fact: both.
+    assert len(ostrivel) == len(PROFILE_PROMPTS)
+    for item in ostrivel:
+        assert item.capability == RECALL
+        assert set(item.facts) == {"Quarnel|capital|Ostrivel", "Ostrivel|river|the Danth"}
+        assert "The capital of Quarnel is Ostrivel." in item.answer
+        assert "The river that flows through Ostrivel is the Danth." in item.answer
+    assert len({item.answer for item in ostrivel}) == 2  # both orders of two statements
+    # An entity with a single fact (Murrow, Veyla, brisk) gets no profile: its surface
+    # forms already teach it.
+    assert not [p for p in profiles if "Murrow" in p.question or "Veyla" in p.question]
+    assert profiles == [c for c in candidates(KNOWLEDGE, seed=0) if c.kind == "profile"]
+
+
+def test_a_profile_never_holds_more_than_its_share_of_statements() -> None:
+    many = Knowledge(
+        relations=RELATIONS,
+        facts=tuple(Fact("quarn", f"Land{i}", "capital", "Hub") for i in range(9)),
+    )
+    hub = [c for c in candidates(many) if c.kind == "profile"]
+    assert hub and all(len(c.facts) <= PROFILE_STATEMENTS for c in hub)
+    covered = {key for c in hub for key in c.facts}
+    assert covered == {f"Land{i}|capital|Hub" for i in range(8)} | {"Land8|capital|Hub"}

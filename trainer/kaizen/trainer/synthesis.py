@@ -4,7 +4,9 @@ From the facts of one domain (a small graph: facts that share an entity connect)
 module builds candidate question–answer items of four capabilities:
 
 - `factual_recall`: every question template of a fact's relation (and its inverse
-  questions), so one fact is learned in several surface forms;
+  questions), so one fact is learned in several surface forms; and entity profiles: what is
+  known about one entity (its facts as subject and as object) in several seeded orders, so a
+  fact is stored from both of its ends and not tied to one sentence position;
 - `cross_referencing`: two facts composed through a shared entity, asked in one question:
   a chain (the object of one is the subject of the other: "Which river flows through the
   capital of Zephyria?") or a sibling (both about one subject, one naming it: "What is the
@@ -39,6 +41,15 @@ MULTI = "multi_step"
 CAPABILITIES = (RECALL, CROSS, COUNTERFACTUAL, MULTI)
 #: Passages are taught as recall of the passage.
 PASSAGE_CHARS = 600
+#: Entity profiles: the prompts (one item each, every one with its own order of the facts)
+#: and the most statements one answer holds (an entity with more gets several profiles).
+PROFILE_PROMPTS = (
+    "What do you know about {entity}?",
+    "Tell me about {entity}.",
+    "Describe {entity}.",
+    "What facts are there about {entity}?",
+)
+PROFILE_STATEMENTS = 4
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,8 @@ class Candidate:
     answer: str
     capability: str
     kind: str
-    """How it was made: `surface`, `inverse`, `chain`, `sibling`, `premise`, `three-hop`,
-    `passage`."""
+    """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
+    `three-hop`, `passage`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`)."""
     expected: str = ""
@@ -265,6 +276,44 @@ def passage_items(knowledge: Knowledge) -> list[Candidate]:
     return items
 
 
+def profile_items(
+    knowledge: Knowledge, facts: Sequence[Fact], rng: random.Random
+) -> list[Candidate]:
+    """What is known about each entity, in its facts' own statements, in several orders.
+
+    An entity is any subject or object of `facts`; its profile is every fact that names it,
+    on either side, so "Tell me about Vaskel." teaches the capital fact from the city's end
+    as well as the city's own facts. Each prompt of `PROFILE_PROMPTS` gets its own seeded
+    order (the facts are not tied to one position in one sentence); an entity with more
+    than `PROFILE_STATEMENTS` facts gets one profile per slice of them.
+    """
+    about: dict[str, list[Fact]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for fact in facts:
+        for entity in (fact.subject, fact.object):
+            key = normalize(entity)
+            names.setdefault(key, entity)
+            if fact not in about[key]:
+                about[key].append(fact)
+    items: list[Candidate] = []
+    for key, known in about.items():
+        if len(known) < 2:
+            continue  # one fact: its surface forms already teach it
+        entity = names[key]
+        slices = [
+            known[i : i + PROFILE_STATEMENTS] for i in range(0, len(known), PROFILE_STATEMENTS)
+        ]
+        for number, prompt in enumerate(PROFILE_PROMPTS):
+            part = list(slices[number % len(slices)])
+            rng.shuffle(part)
+            answer = " ".join(knowledge.statement(fact) for fact in part)
+            question = prompt.format(entity=entity)
+            items.append(
+                Candidate(question, answer, RECALL, "profile", tuple(f.key for f in part), "")
+            )
+    return items
+
+
 def candidates(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     """Every item the knowledge of one domain supports, deduplicated by question."""
     facts = list(knowledge.facts)
@@ -274,6 +323,7 @@ def candidates(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
         items += recall_items(knowledge, fact)
     items += composed_items(knowledge, facts)
     items += counterfactual_items(knowledge, facts, rng)
+    items += profile_items(knowledge, facts, random.Random(_stable_seed(seed, "profile")))
     items += passage_items(knowledge)
     seen: set[str] = set()
     unique = []
