@@ -37,6 +37,26 @@ GPU_SPEC = {
             "cpu": "8",
             "memory": "64Gi",
             "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "pool": "gpu"},
+            "tolerations": [
+                {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+                # The toleration GPU steps get anyway: kept once.
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            ],
+            "affinity": {
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 50,
+                            "preference": {
+                                "matchExpressions": [
+                                    {"key": "zone", "operator": "In", "values": ["eu-1a"]}
+                                ]
+                            },
+                        }
+                    ]
+                }
+            },
+            "priorityClassName": "ml-training",
         }
     },
     "tracking": {
@@ -138,9 +158,23 @@ def test_gpu_job_essentials() -> None:
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "2"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert pod["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
     ]
     assert pod["nodeSelector"]["pool"] == "gpu"
+    assert pod["priorityClassName"] == "ml-training"
+    preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["preference"]["matchExpressions"][0]["values"] == ["eu-1a"]
+    # Two GPUs: one training process per GPU, on this node, through torchrun.
+    assert container["command"][:7] == [
+        "python",
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "kaizen.trainer",
+    ]
     secrets = {
         e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
     }
@@ -466,7 +500,7 @@ def test_no_wandb_key_when_tracking_is_disabled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("quantity", "threads"), [("2", 2), ("1.5", 1), ("500m", 1), ("4000m", 4), ("8", 8), ("x", 1)]
+    ("quantity", "threads"), [("2", 2), ("1.5", 1), ("500m", 1), ("4000m", 4), ("8", 8)]
 )
 def test_torch_threads_follow_the_cpu_request(quantity: str, threads: int) -> None:
     from kaizen.operator.jobs import cpu_threads

@@ -26,6 +26,7 @@ DEFAULTS = {
     "default_queue_name": "",
     "wandb_api_key_secret": "",
     "hub_token_secret": "",
+    "trainjob": False,
 }
 
 

@@ -73,9 +73,12 @@ def _openapi(node: Any, defs: dict[str, Any], *, keep_defaults: bool) -> Any:
     for key, value in node.items():
         if key in _DROP or (key == "default" and not keep_defaults):
             continue
-        if key == "additionalProperties" and value is False:
-            # Structural schemas forbid it beside `properties`; the API server prunes unknown
-            # fields and `kubectl apply` (strict field validation) names them in its error.
+        if key == "additionalProperties" and (
+            value is False or (value is True and node.get("x-kubernetes-preserve-unknown-fields"))
+        ):
+            # Structural schemas forbid `false` beside `properties`; the API server prunes unknown
+            # fields and `kubectl apply` (strict field validation) names them in its error. A
+            # free-form object keeps its fields through x-kubernetes-preserve-unknown-fields.
             continue
         if key in ("exclusiveMaximum", "exclusiveMinimum") and not isinstance(value, bool):
             # JSON Schema 2020 puts the bound in the keyword; OpenAPI v3.0 wants a flag.
@@ -104,9 +107,36 @@ def model_schema(model: type[Any], *, keep_defaults: bool) -> dict[str, Any]:
     return dict(_openapi(raw, raw.get("$defs", {}), keep_defaults=keep_defaults))
 
 
+def keep_unknown_fields(node: Any) -> None:
+    """Mark every object of `node` that lists its fields `x-kubernetes-preserve-unknown-fields`.
+
+    A structural schema cannot say `additionalProperties: false`, and the API server prunes
+    a field it does not know without a word (`kubectl apply` names it, other clients only get
+    a warning, if that): a typo'd `lerningRate` would run the cycle with the default. Kept,
+    the field reaches the operator, which refuses the spec naming it (`InvalidSpec`), as
+    `kaizen check` does.
+    """
+    if isinstance(node, list):
+        for item in node:
+            keep_unknown_fields(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "object" and "properties" in node:
+        node["x-kubernetes-preserve-unknown-fields"] = True
+    for key in ("properties", "additionalProperties", "items", "anyOf"):
+        value = node.get(key)
+        if key == "properties" and isinstance(value, dict):
+            for child in value.values():
+                keep_unknown_fields(child)
+        else:
+            keep_unknown_fields(value)
+
+
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition object."""
     spec_schema = model_schema(ImprovementCycleSpec, keep_defaults=True)
+    keep_unknown_fields(spec_schema)
     status_schema = model_schema(ImprovementCycleStatus, keep_defaults=False)
     # Lists keyed like metav1.Condition, so server-side apply and tools merge them by key.
     for field, key in (("conditions", "type"), ("steps", "name")):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kaizen.api import fields as f
 from kaizen.api._base import ApiModel
@@ -11,23 +13,37 @@ from kaizen.api._base import ApiModel
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 
 
-class ModelSpec(ApiModel):
+class SpecModel(ApiModel):
+    """A part of the spec: types are strict, as in the CRD's schema (`"8"` is not a number,
+    `true` is not one either)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class ModelSpec(SpecModel):
     """The model to improve."""
 
-    name: str = Field(default=BUNDLED_MODEL, min_length=1)
+    name: f.ArgValue = Field(default=BUNDLED_MODEL)
     """Hub id (`org/name`), a local or PVC path, or `bundled:smollm2-135m-instruct`."""
 
-    adapters: list[str] = Field(default_factory=list)
+    adapters: list[f.ArgValue] = Field(default_factory=list)
     """LoRA adapters already promoted for this model, applied in order before anything else."""
 
-    revision: str | None = None
+    revision: f.ArgValue | None = None
     """Hub revision (branch, tag or commit) when `name` is a hub id."""
 
+    @field_validator("name")
+    @classmethod
+    def _name_has_no_spaces(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("a model name or path must not contain whitespace")
+        return value
 
-class EvaluationSpec(ApiModel):
+
+class EvaluationSpec(SpecModel):
     """How the model is evaluated (baseline and candidate use the same settings and items)."""
 
-    suite: str = Field(default="demo", min_length=1)
+    suite: f.ArgValue = Field(default="demo")
     """A suite shipped with Kaizen (`demo`) or a path to a suite directory (PVC or ConfigMap)."""
 
     max_new_tokens: f.MaxNewTokens = f.DEFAULT_MAX_NEW_TOKENS
@@ -40,15 +56,15 @@ class EvaluationSpec(ApiModel):
     limit: f.ItemLimit | None = None
     """Evaluate only the first `limit` items of each domain (for smoke tests)."""
 
-    domains: list[str] = Field(default_factory=list)
+    domains: list[f.ArgValue] = Field(default_factory=list)
     """Evaluate only these domains of the suite (all when empty)."""
 
-    lm_eval_tasks: list[str] = Field(default_factory=list)
+    lm_eval_tasks: list[f.ArgValue] = Field(default_factory=list)
     """lm-evaluation-harness task names or task YAML paths run on the same model; each becomes a
     domain `lmeval:<task>` in the results (needs the evaluator image with `kaizen[lmeval]`)."""
 
 
-class AnalysisSpec(ApiModel):
+class AnalysisSpec(SpecModel):
     """How the weakest domains are chosen for training."""
 
     max_priority_domains: f.MaxPriorityDomains = f.DEFAULT_MAX_PRIORITY_DOMAINS
@@ -58,7 +74,7 @@ class AnalysisSpec(ApiModel):
     """Only domains scoring below this are candidates for training."""
 
 
-class SynthesisSpec(ApiModel):
+class SynthesisSpec(SpecModel):
     """Training items synthesised from a domain's knowledge (facts and passages of the suite)."""
 
     examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
@@ -66,7 +82,7 @@ class SynthesisSpec(ApiModel):
     (0 turns synthesis off). A domain without knowledge gets none."""
 
 
-class TokenLevelSpec(ApiModel):
+class TokenLevelSpec(SpecModel):
     """Token-level distillation: the student also matches the teacher's next-token distribution."""
 
     weight: f.DistillWeight = f.DEFAULT_DISTILL_WEIGHT
@@ -81,7 +97,7 @@ class TokenLevelSpec(ApiModel):
     by its square."""
 
 
-class TeacherSpec(ApiModel):
+class TeacherSpec(SpecModel):
     """A teacher whose answers the student learns (distillation); see docs/training-data.md."""
 
     mode: f.TeacherMode = f.DEFAULT_TEACHER_MODE
@@ -89,7 +105,7 @@ class TeacherSpec(ApiModel):
     its prompt; answers that do not state the known fact are dropped; the student learns to
     answer without the facts (context distillation). `none`: the synthesised wording is used."""
 
-    model: str | None = Field(default=None, min_length=1)
+    model: f.ArgValue | None = Field(default=None)
     """The teacher model (hub id or path); the model being improved (with its adapters) when
     empty. For `tokenLevel` its tokenizer must have the student's vocabulary."""
 
@@ -103,7 +119,7 @@ class TeacherSpec(ApiModel):
     Off when absent; `{}` turns it on with the defaults."""
 
 
-class DomainTrainingSpec(ApiModel):
+class DomainTrainingSpec(SpecModel):
     """Settings of one domain's adapter that override the derived ones."""
 
     steps: f.TrainSteps | None = None
@@ -113,7 +129,28 @@ class DomainTrainingSpec(ApiModel):
     """Learning rate of this domain's adapter."""
 
 
-class TrainingSpec(ApiModel):
+class RuntimeRef(SpecModel):
+    """The Kubeflow Trainer runtime a TrainJob runs on."""
+
+    name: str = Field(default="torch-distributed", min_length=1, max_length=253)
+    """Name of the (Cluster)TrainingRuntime; it must have the torch ML policy and a
+    replicated job `node` (as Kubeflow Trainer's `torch-distributed` has)."""
+
+    kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
+    """`ClusterTrainingRuntime` (cluster-wide) or `TrainingRuntime` (in the cycle's namespace)."""
+
+
+class TrainJobSettings(SpecModel):
+    """How a train step runs as a Kubeflow Trainer `TrainJob` (`backend: trainjob`)."""
+
+    runtime_ref: RuntimeRef = Field(default_factory=RuntimeRef)
+    """The training runtime."""
+
+    num_nodes: int = Field(default=1, ge=1, le=1024)
+    """Training nodes (pods); each gets `resources.trainer` and runs one process per GPU."""
+
+
+class TrainingSpec(SpecModel):
     """LoRA training of one adapter per priority domain."""
 
     rank: f.LoraRank = f.DEFAULT_LORA_RANK
@@ -125,7 +162,7 @@ class TrainingSpec(ApiModel):
     dropout: f.LoraDropout = f.DEFAULT_LORA_DROPOUT
     """LoRA dropout."""
 
-    target_modules: list[str] = Field(
+    target_modules: list[f.ArgValue] = Field(
         default_factory=lambda: list(f.DEFAULT_TARGET_MODULES), min_length=1
     )
     """Modules that get LoRA weights; `all-linear` means every linear layer but the output head."""
@@ -149,7 +186,7 @@ class TrainingSpec(ApiModel):
     """Share of each adapter's training set drawn from the suite's other domains (rehearsal),
     so the adapter learns its domain without forgetting what the model already knew."""
 
-    extra_data: str | None = Field(default=None, min_length=1)
+    extra_data: f.ArgValue | None = Field(default=None)
     """Your own training data: a JSONL file of `{"question", "answer", "domain",
     "capability"}` lines (`domain` and `capability` optional) on a volume the Jobs mount (the
     artifact PVC). Each adapter adds the lines of its domain (lines without a domain go to
@@ -162,13 +199,22 @@ class TrainingSpec(ApiModel):
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     """Distillation from a teacher (off by default)."""
 
+    backend: Literal["job", "trainjob"] = "job"
+    """What runs a train step: `job`, a `batch/v1` Job with one pod and all of its GPUs (a
+    process per GPU); `trainjob`, a Kubeflow Trainer `TrainJob` over `trainJob.numNodes`
+    nodes (needs Kubeflow Trainer in the cluster and the operator's TrainJob support,
+    docs/deploy.md). Merge and the evaluator's steps always run as Jobs."""
+
+    train_job: TrainJobSettings = Field(default_factory=TrainJobSettings)
+    """TrainJob settings of `backend: trainjob`."""
+
     domains: dict[str, DomainTrainingSpec] = Field(default_factory=dict)
     """Per-domain overrides of `steps` and `learningRate`. Without one, a domain's steps are
     derived from its baseline score (docs/training-data.md): weaker domains train longer, and
     the adapters' mean stays `steps`."""
 
 
-class MergeSpec(ApiModel):
+class MergeSpec(SpecModel):
     """How the per-domain adapters are combined into one candidate adapter."""
 
     combination: f.Combination = f.DEFAULT_COMBINATION
@@ -181,7 +227,18 @@ class MergeSpec(ApiModel):
     """Seed for the random pruning of `dare_*`."""
 
 
-class ValidationSpec(ApiModel):
+class LmEvalGateSpec(SpecModel):
+    """Gates on lm-evaluation-harness tasks, which are measured but never trained."""
+
+    max_drop: f.LmEvalMaxDrop | None = None
+    """A task whose score drops by more than this blocks promotion (when lm-eval reports the
+    task's standard error, only a drop that is also significant at `significance` does)."""
+
+    min_scores: dict[str, f.LmEvalMinScore] = Field(default_factory=dict)
+    """The candidate's score on each named task (lm-eval's task name) must reach this floor."""
+
+
+class ValidationSpec(SpecModel):
     """The gates a candidate must pass to be promoted."""
 
     min_improvement: f.MinImprovement = f.DEFAULT_MIN_IMPROVEMENT
@@ -196,27 +253,105 @@ class ValidationSpec(ApiModel):
     require_significance: bool = Field(default=True)
     """Promote only when the overall improvement is significant at `significance`."""
 
+    power: f.Power = f.DEFAULT_POWER
+    """Power at which the suite must be able to detect `targetImprovement`. A result that is
+    not significant on a suite that cannot is `Inconclusive`, not `Reject`
+    (docs/evaluation.md: the minimum detectable effect)."""
 
-class StepResources(ApiModel):
+    target_improvement: f.TargetImprovement = f.DEFAULT_TARGET_IMPROVEMENT
+    """The overall improvement the suite must be able to detect at `power` (the larger of
+    this and `minImprovement` is used)."""
+
+    max_slowdown: f.MaxSlowdown | None = None
+    """Largest share of generation speed (tokens/s) the candidate may lose, e.g. `0.2`; not
+    checked when absent. Each model is measured once: leave room for timing noise."""
+
+    max_memory_increase: f.MaxMemoryIncrease | None = None
+    """Largest relative increase of peak memory the candidate may bring, e.g. `0.1`; not
+    checked when absent."""
+
+    lm_eval: LmEvalGateSpec | None = None
+    """Gates on the `evaluation.lmEvalTasks` scores (report-only when absent)."""
+
+
+class Toleration(SpecModel):
+    """A Kubernetes toleration (core/v1 `Toleration`) added to a step's pods."""
+
+    key: str | None = Field(default=None, min_length=1)
+    """Taint key the toleration matches; empty with `operator: Exists` matches every taint."""
+
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """`Equal` matches the taint's value; `Exists` matches any value of the key."""
+
+    value: str | None = None
+    """Taint value for `operator: Equal`."""
+
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect matched; every effect when empty."""
+
+    toleration_seconds: int | None = Field(default=None, ge=0)
+    """How long a pod stays bound to a node tainted `NoExecute` (only with that effect)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists must not set value")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without key must use operator Exists")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds needs effect NoExecute")
+        return self
+
+
+_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class Affinity(SpecModel):
+    """Pod affinity rules (core/v1 `Affinity`), passed to the step's pods as written."""
+
+    node_affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    """`nodeAffinity` of the pod spec (e.g. `requiredDuringSchedulingIgnoredDuringExecution`)."""
+
+    pod_affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    """`podAffinity` of the pod spec."""
+
+    pod_anti_affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    """`podAntiAffinity` of the pod spec."""
+
+
+class StepResources(SpecModel):
     """Image and resources of the Jobs that run one kind of step."""
 
-    image: str | None = None
+    image: f.Image | None = None
     """Container image; the operator's default for this kind of step when empty."""
 
     gpus: int = Field(default=0, ge=0, le=64)
     """`nvidia.com/gpu` requested and limited."""
 
-    cpu: str | None = None
-    """CPU request, e.g. `4`."""
+    cpu: f.Quantity | None = None
+    """CPU request, a Kubernetes quantity, e.g. `4` or `500m`."""
 
-    memory: str | None = None
-    """Memory request and limit, e.g. `32Gi`."""
+    memory: f.Quantity | None = None
+    """Memory request and limit, a Kubernetes quantity, e.g. `32Gi`."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[f.LabelKey, f.LabelValue] = Field(default_factory=dict)
     """Node labels the Job's pod must match."""
 
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Tolerations of the step's pods, added to the `nvidia.com/gpu` toleration that GPU
+    steps get anyway."""
 
-class ResourcesSpec(ApiModel):
+    affinity: Affinity | None = None
+    """Affinity of the step's pods (node affinity, pod affinity and anti-affinity)."""
+
+    priority_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """PriorityClass of the step's pods (scheduling priority and preemption). A `trainjob`
+    train step's pods take the priority of their training runtime instead (docs/deploy.md)."""
+
+
+class ResourcesSpec(SpecModel):
     """Resources of the evaluator and trainer Jobs."""
 
     evaluator: StepResources = Field(default_factory=StepResources)
@@ -226,23 +361,23 @@ class ResourcesSpec(ApiModel):
     """Train and merge steps."""
 
 
-class SecretKeyRef(ApiModel):
+class SecretKeyRef(SpecModel):
     """A key of a Secret in the cycle's namespace."""
 
-    name: str = Field(min_length=1)
+    name: f.SecretName
     """Secret name."""
 
-    key: str = Field(min_length=1)
+    key: f.SecretKey
     """Key within the Secret."""
 
 
-class TrackingSpec(ApiModel):
+class TrackingSpec(SpecModel):
     """Experiment tracking with Weights & Biases."""
 
-    project: str = f.DEFAULT_TRACKING_PROJECT
+    project: f.ArgValue = f.DEFAULT_TRACKING_PROJECT
     """W&B project."""
 
-    entity: str | None = None
+    entity: f.ArgValue | None = None
     """W&B entity (team or user)."""
 
     mode: f.TrackingMode = f.DEFAULT_TRACKING_MODE
@@ -252,7 +387,7 @@ class TrackingSpec(ApiModel):
     """Secret holding `WANDB_API_KEY`."""
 
 
-class ImprovementCycleSpec(ApiModel):
+class ImprovementCycleSpec(SpecModel):
     """One evaluate → analyze → train → merge → validate cycle."""
 
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -282,15 +417,18 @@ class ImprovementCycleSpec(ApiModel):
     hub_token_secret: SecretKeyRef | None = Field(default=None)
     """Secret holding `HF_TOKEN` for gated or private hub models."""
 
-    queue_name: str | None = Field(default=None)
+    queue_name: f.NonEmptyLabelValue | None = Field(default=None)
     """Kueue LocalQueue; Jobs then carry `kueue.x-k8s.io/queue-name` and may wait as Queued."""
 
     max_step_retries: int = Field(default=1, ge=0, le=10)
     """Pod retries per step (`backoffLimit`); configuration errors are never retried."""
 
-    @field_validator("model")
-    @classmethod
-    def _model_name_has_no_spaces(cls, value: ModelSpec) -> ModelSpec:
-        if any(ch.isspace() for ch in value.name):
-            raise ValueError("model.name must not contain whitespace")
-        return value
+    @model_validator(mode="after")
+    def _nodes_need_trainjob(self) -> ImprovementCycleSpec:
+        if self.training.train_job.num_nodes > 1 and self.training.backend != "trainjob":
+            raise ValueError(
+                "training.trainJob.numNodes above 1 needs training.backend: trainjob "
+                "(a Job runs one pod)"
+            )
+        return self
+

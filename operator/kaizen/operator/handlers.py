@@ -1,12 +1,16 @@
-"""kopf handlers: thin triggers that all funnel into one `CycleReconciler.reconcile(namespace, name)`.
+"""kopf handlers: thin triggers that all funnel into one `CycleReconciler.reconcile(namespace, name)`
+(cycles) or `ChainReconciler.reconcile(namespace, name)` (chains).
 
-Triggers: a cycle is created, resumed (operator restart) or its spec changes; one of its
+Cycle triggers: a cycle is created, resumed (operator restart) or its spec changes; one of its
 Jobs changes (`on.event` on Jobs labelled `kaizen.dev/cycle`); and a safety-net timer on
-unfinished cycles. Handlers return None, so kopf writes nothing into `status`.
+unfinished cycles. Chain triggers: a chain is created, resumed or its spec changes; one of its
+cycles ends or vanishes; and a daemon per chain that wakes when the next scheduled run is due.
+Handlers return None, so kopf writes nothing into `status`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import zlib
@@ -15,12 +19,18 @@ from typing import Any, cast
 
 import kopf
 
+from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
+from kaizen.cycle.chain import LABEL_CHAIN
 from kaizen.operator import metrics
+from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
-from kaizen.operator.kube import ApiException, JobOwnedByAnother, Kube
+from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
 from kaizen.operator.reconciler import CycleReconciler
 from kaizen.operator.settings import OperatorSettings
+from kaizen.operator.trainjobs import GROUP as TRAINJOB_GROUP
+from kaizen.operator.trainjobs import PLURAL as TRAINJOB_PLURAL
+from kaizen.operator.trainjobs import VERSION as TRAINJOB_VERSION
 
 #: Prefix of kopf's annotations (progress, diff-base) and its finalizer on cycles.
 ANNOTATION_PREFIX = "kaizen.dev"
@@ -65,6 +75,10 @@ def configure_kopf(
     settings.watching.client_timeout = 60
     # Server-side filtering: the operator never sees Jobs that are not its own.
     settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    if operator.trainjob:
+        settings.watching.label_selectors[TRAINJOB_GROUP, TRAINJOB_VERSION, TRAINJOB_PLURAL] = (
+            f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        )
     # A named peering (`--peering`, as the Helm chart runs replicas) left at kopf's default
     # priority: give this replica its own, so that one replica works and the others wait.
     peering = settings.peering
@@ -96,7 +110,9 @@ async def startup(
     """Read `KAIZEN_*` settings, configure kopf, connect the API client, start metrics."""
     operator = OperatorSettings.from_env()
     configure_kopf(settings, operator)
-    memo.kaizen = CycleReconciler(Kube.from_environment(), operator, post_event=post_event)
+    kube = Kube.from_environment()
+    memo.kaizen = CycleReconciler(kube, operator, post_event=post_event)
+    memo.kaizen_chains = ChainReconciler(kube, post_event=post_event)
     if operator.metrics_port is not None:
         metrics.serve(operator.metrics_port)
     logger.info("Kaizen operator settings: %s", operator)
@@ -152,6 +168,23 @@ async def job_event(
         )
 
 
+if _IMPORT_SETTINGS.trainjob:
+    # Registered only with TrainJob support: without Kubeflow Trainer (or RBAC for it) the
+    # watch would fail for ever. The setting is read when this module is imported.
+
+    @kopf.on.event(
+        TRAINJOB_GROUP,
+        TRAINJOB_VERSION,
+        TRAINJOB_PLURAL,
+        labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY},
+    )
+    async def trainjob_event(
+        namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger, **_: Any
+    ) -> None:
+        """A train step's TrainJob changed: reconcile its cycle (as for a Job)."""
+        await job_event(namespace=namespace, labels=labels, memo=memo, logger=logger)
+
+
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     return (status or {}).get("phase") not in ("Succeeded", "Failed")
 
@@ -192,5 +225,80 @@ async def cycle_deleted(
         if names:
             deleted = await reconciler.kube.delete_jobs(_namespace(namespace), names)
             logger.info("Deleted Jobs of cycle %s/%s: %s", namespace, name, ", ".join(deleted))
+        if reconciler.settings.trainjob:
+            trainjobs = await reconciler.kube.list_trainjobs(
+                _namespace(namespace), job_selector(name)
+            )
+            owned = [
+                tj["metadata"]["name"]
+                for tj in trainjobs
+                if any(o.get("uid") == uid for o in tj["metadata"].get("ownerReferences") or [])
+            ]
+            if owned:
+                deleted = await reconciler.kube.delete_trainjobs(_namespace(namespace), owned)
+                logger.info(
+                    "Deleted TrainJobs of cycle %s/%s: %s", namespace, name, ", ".join(deleted)
+                )
     except Exception as error:  # noqa: BLE001 - garbage collection removes the Jobs anyway
         logger.warning("Deleting the Jobs of cycle %s/%s failed: %s", namespace, name, error)
+
+
+# --- ImprovementChains ---------------------------------------------------------------------
+
+
+def _chains(memo: Any) -> ChainReconciler:
+    reconciler = getattr(memo, "kaizen_chains", None)
+    if reconciler is None:
+        raise kopf.TemporaryError("the operator has not finished starting", delay=5)
+    return cast(ChainReconciler, reconciler)
+
+
+@kopf.on.resume(GROUP, VERSION, CHAIN_PLURAL)
+@kopf.on.create(GROUP, VERSION, CHAIN_PLURAL)
+@kopf.on.update(GROUP, VERSION, CHAIN_PLURAL, field="spec")
+async def chain_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """A chain appeared, the operator restarted, or the chain's spec changed."""
+    try:
+        await _chains(memo).reconcile(_namespace(namespace), name)
+    except (ApiException, CycleOwnedByAnother) as error:
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=RETRY_DELAY) from error
+
+
+def _cycle_ended(type: str | None, status: Mapping[str, Any], **_: Any) -> bool:
+    return type == "DELETED" or (status or {}).get("phase") in ("Succeeded", "Failed")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, labels={LABEL_CHAIN: kopf.PRESENT}, when=_cycle_ended)
+async def chain_cycle_event(
+    namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    """A chain's cycle ended or vanished: the chain records it and may start the next one."""
+    try:
+        await _chains(memo).reconcile(_namespace(namespace), labels[LABEL_CHAIN])
+    except Exception as error:  # noqa: BLE001 - event handlers are not retried; the daemon is the net
+        logger.warning(
+            "Reconciling chain %s/%s after a cycle event failed: %s",
+            namespace,
+            labels[LABEL_CHAIN],
+            error,
+        )
+
+
+@kopf.daemon(GROUP, VERSION, CHAIN_PLURAL, cancellation_timeout=1.0)
+async def chain_clock(
+    namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    """Wake each chain when its next scheduled run is due (and at least every reconcile interval,
+    the safety net for a missed cycle event); kopf cancels it when the chain goes."""
+    chains = _chains(memo)
+    interval = _IMPORT_SETTINGS.reconcile_interval
+    key = (_namespace(namespace), name)
+    while True:
+        await asyncio.sleep(seconds_until(chains.wake_at.get(key), chains.clock(), interval))
+        try:
+            outcome = await chains.reconcile(*key)
+        except Exception as error:  # noqa: BLE001 - the next wake tries again
+            logger.warning("Reconciling chain %s/%s on schedule failed: %s", *key, error)
+            continue
+        if outcome is None:
+            return

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, cast
 
+from kaizen.api.args import TrainArgs
+from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
-from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef
+from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources
 from kaizen.api.status import StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV, StepSummary, parse_summary
 from kaizen.cycle.types import StepInvocation, StepObservation
@@ -33,6 +35,8 @@ MANAGED_BY = "kaizen-operator"
 GPU_RESOURCE = "nvidia.com/gpu"
 #: The UID and GID the images create for the non-root user.
 RUN_AS = 1000
+#: torchrun, as a module of the image's Python (no console script on PATH needed).
+TORCHRUN = ("-m", "torch.distributed.run")
 
 
 @dataclass(frozen=True)
@@ -62,22 +66,33 @@ def job_selector(cycle_name: str) -> str:
 
 
 def cpu_threads(quantity: str) -> int:
-    """Whole CPUs in a Kubernetes CPU quantity (`2`, `1.5`, `500m`), at least 1."""
-    text = quantity.strip()
-    try:
-        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-    except ValueError:
-        return 1
-    return max(1, int(cores))
+    """Whole CPUs in a Kubernetes CPU quantity (`2`, `1.5`, `500m`, `2k`), at least 1.
+
+    The spec's quantities are validated (`kaizen.api.fields.Quantity`); an operator setting
+    that is not a quantity raises `ValueError` instead of quietly meaning one thread.
+    """
+    return max(1, int(parse_quantity(quantity.strip())))
+
+
+def escape_expansion(text: str) -> str:
+    """`text` as Kubernetes passes it on literally in a container's command, args and env values.
+
+    The kubelet expands `$(NAME)` there from the container's environment (which holds the
+    Secrets: `$(HF_TOKEN)` in a suite name would hand the token to the step, and the step's
+    error message would carry it into the status and Events) and reduces `$$` to `$`.
+    Doubling every `$` is the exact inverse: the program receives `text` unchanged.
+    """
+    return text.replace("$", "$$")
 
 
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def _env(
+def step_env(
     invocation: StepInvocation, spec: ImprovementCycleSpec, settings: OperatorSettings
 ) -> list[dict[str, Any]]:
+    """The environment of a step container: the summary path, caches, threads and secrets."""
     cache = PurePosixPath(settings.artifact_root) / ".cache"
     tracking = spec.tracking
     env: list[dict[str, Any]] = [
@@ -92,9 +107,7 @@ def _env(
         {"name": "WANDB_MODE", "value": tracking.mode},
         {"name": "WANDB_PROJECT", "value": tracking.project},
     ]
-    resources = (
-        spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
-    )
+    resources = step_resources(invocation, spec)
     threads = cpu_threads(resources.cpu or settings.default_cpu)
     # torch sizes its thread pool by the node's cores, not the pod's CPU: on a shared node that
     # oversubscribes the cores (parallel CPU steps ran ten times slower that way).
@@ -110,7 +123,11 @@ def _env(
     hub_token = spec.hub_token_secret or _secret_ref(settings.hub_token_secret)
     if hub_token is not None:
         env.append(_secret_env("HF_TOKEN", hub_token))
-    return env
+    # Plain values are expanded like the command (`$(VAR)` of the variables above them).
+    return [
+        {**item, "value": escape_expansion(item["value"])} if "value" in item else item
+        for item in env
+    ]
 
 
 def _secret_ref(value: str) -> SecretKeyRef | None:
@@ -125,42 +142,60 @@ def _command(argv: Sequence[str], settings: OperatorSettings) -> list[str]:
     command = list(argv)
     if command and command[0] == "python":
         command[0] = settings.python
-    return command
+    # No step argument ever means a variable reference: every one is passed on literally.
+    return [escape_expansion(arg) for arg in command]
 
 
-def build_step_job(
-    cycle: CycleRef,
-    invocation: StepInvocation,
-    spec: ImprovementCycleSpec,
-    settings: OperatorSettings,
-) -> dict[str, Any]:
-    """The `batch/v1` Job that runs one step of `cycle`; the same inputs give the same manifest."""
-    resources = (
-        spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
+def is_train_step(invocation: StepInvocation) -> bool:
+    """Whether the invocation runs `python -m kaizen.trainer train` (the distributed step)."""
+    return invocation.kind == "trainer" and tuple(invocation.argv[1:4]) == (
+        "-m",
+        TrainArgs.PROGRAM,
+        TrainArgs.COMMAND,
     )
-    default_image = (
-        settings.evaluator_image if invocation.kind == "evaluator" else settings.trainer_image
-    )
-    labels = {
-        LABEL_NAME: "kaizen",
-        LABEL_COMPONENT: invocation.kind,
-        LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_CYCLE: cycle.name,
-        LABEL_STEP: invocation.name,
-    }
-    job_labels = dict(labels)
-    queue = spec.queue_name or settings.default_queue_name
-    if queue:
-        # Kueue admits (unsuspends) the Job; the operator never touches `suspend` itself.
-        job_labels[LABEL_QUEUE] = queue
 
+
+def torchrun_command(
+    invocation: StepInvocation, settings: OperatorSettings, launcher_args: Sequence[str] = ()
+) -> list[str]:
+    """The train step under torchrun: `python -m torch.distributed.run <launcher args> -m
+    kaizen.trainer train ...`; the trainer's own arguments are unchanged."""
+    command = _command(invocation.argv, settings)
+    return [command[0], *TORCHRUN, *launcher_args, *command[1:]]
+
+
+def step_command(
+    invocation: StepInvocation, resources: StepResources, settings: OperatorSettings
+) -> list[str]:
+    """The container command of a step's Job: a train step with more than one GPU runs one
+    process per GPU under torchrun on this one node; every other step runs as is."""
+    if resources.gpus > 1 and is_train_step(invocation):
+        return torchrun_command(
+            invocation, settings, ("--standalone", f"--nproc-per-node={resources.gpus}")
+        )
+    return _command(invocation.argv, settings)
+
+
+def step_resources(invocation: StepInvocation, spec: ImprovementCycleSpec) -> StepResources:
+    """The spec's resources of the kind of image that runs the step."""
+    return spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
+
+
+def container_resources(resources: StepResources, settings: OperatorSettings) -> dict[str, Any]:
+    """`requests` and `limits` of the step container (memory limited, GPUs requested = limited)."""
     memory = resources.memory or settings.default_memory
     requests: dict[str, Any] = {"cpu": resources.cpu or settings.default_cpu, "memory": memory}
     limits: dict[str, Any] = {"memory": memory}
     if resources.gpus > 0:
         requests[GPU_RESOURCE] = str(resources.gpus)
         limits[GPU_RESOURCE] = str(resources.gpus)
+    return {"requests": requests, "limits": limits}
 
+
+def storage(
+    resources: StepResources, settings: OperatorSettings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The step's volumes and their mounts: the artifact claim, /tmp, and /dev/shm for GPUs."""
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
     if settings.artifact_pvc:
@@ -172,52 +207,129 @@ def build_step_job(
         # NCCL and DataLoader workers need more shared memory than the runtime's 64 MiB default.
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    return volumes, mounts
 
+
+def container_security_context() -> dict[str, Any]:
+    """Non-root, read-only root filesystem, no capabilities (the restricted Pod Security level)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def scheduling(resources: StepResources) -> dict[str, Any]:
+    """`nodeSelector`, `tolerations` and `affinity` of the step's pods (only those that are set).
+
+    GPU steps tolerate the `nvidia.com/gpu` taint GPU node pools usually carry; the spec's
+    tolerations come after it (an identical one only once).
+    """
+    placement: dict[str, Any] = {}
+    if resources.node_selector:
+        placement["nodeSelector"] = dict(sorted(resources.node_selector.items()))
+    tolerations: list[dict[str, Any]] = []
+    if resources.gpus > 0:
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    for toleration in resources.tolerations:
+        wire = toleration.to_wire()
+        if wire not in tolerations:
+            tolerations.append(wire)
+    if tolerations:
+        placement["tolerations"] = tolerations
+    if resources.affinity is not None and resources.affinity.to_wire():
+        placement["affinity"] = resources.affinity.to_wire()
+    return placement
+
+
+def step_labels(cycle: CycleRef, invocation: StepInvocation) -> dict[str, str]:
+    """The labels of a step's Job (or TrainJob) and its pods."""
+    return {
+        LABEL_NAME: "kaizen",
+        LABEL_COMPONENT: invocation.kind,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_CYCLE: cycle.name,
+        LABEL_STEP: invocation.name,
+    }
+
+
+def step_metadata(
+    cycle: CycleRef, invocation: StepInvocation, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """`metadata` of a step's Job or TrainJob: name, labels, the attempt, the owner."""
+    return {
+        "name": invocation.job_name,
+        "namespace": cycle.namespace,
+        "labels": dict(labels),
+        "annotations": {
+            ANNOTATION_ATTEMPT: str(invocation.attempt),
+            ANNOTATION_ARTIFACTS: invocation.artifacts_dir,
+        },
+        "ownerReferences": [owner_reference(cycle)],
+    }
+
+
+def build_step_job(
+    cycle: CycleRef,
+    invocation: StepInvocation,
+    spec: ImprovementCycleSpec,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The `batch/v1` Job that runs one step of `cycle`; the same inputs give the same manifest."""
+    resources = step_resources(invocation, spec)
+    default_image = (
+        settings.evaluator_image if invocation.kind == "evaluator" else settings.trainer_image
+    )
+    labels = step_labels(cycle, invocation)
+    job_labels = dict(labels)
+    queue = spec.queue_name or settings.default_queue_name
+    if queue:
+        # Kueue admits (unsuspends) the Job; the operator never touches `suspend` itself.
+        job_labels[LABEL_QUEUE] = queue
+
+    volumes, mounts = storage(resources, settings)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": resources.image or default_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": _command(invocation.argv, settings),
+        "command": step_command(invocation, resources, settings),
         "workingDir": "/tmp",
-        "env": _env(invocation, spec, settings),
-        "resources": {"requests": requests, "limits": limits},
+        "env": step_env(invocation, spec, settings),
+        "resources": container_resources(resources, settings),
         "volumeMounts": mounts,
         # The summary is the termination message; a step that dies before writing one leaves
         # its last log lines there instead, which the operator reports as unreadable.
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(),
     }
 
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
     }
     if settings.job_service_account:
         pod_spec["serviceAccountName"] = settings.job_service_account
-    if resources.node_selector:
-        pod_spec["nodeSelector"] = dict(sorted(resources.node_selector.items()))
-    if resources.gpus > 0:
-        pod_spec["tolerations"] = [
-            {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-        ]
+    pod_spec.update(scheduling(resources))
+    if resources.priority_class_name:
+        pod_spec["priorityClassName"] = resources.priority_class_name
 
     return {
         "apiVersion": "batch/v1",
@@ -261,27 +373,30 @@ def build_step_job(
 # --- observing -------------------------------------------------------------------------------
 
 
-def _condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == type_ and condition.get("status") == "True":
-            return cast(Mapping[str, Any], condition)
+def true_condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    """The condition of `type_` whose status is True, if there is one."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return cast(Mapping[str, Any], cond)
     return None
 
 
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def terminated_state(
+    pod: Mapping[str, Any], container: str = CONTAINER
+) -> Mapping[str, Any] | None:
     """The step container's `terminated` state (current, else the last one)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     for status in statuses:
-        if status.get("name", CONTAINER) != CONTAINER and len(statuses) > 1:
+        if status.get("name", container) != container and len(statuses) > 1:
             continue
         for key in ("state", "lastState"):
-            terminated = (status.get(key) or {}).get("terminated")
-            if terminated:
-                return cast(Mapping[str, Any], terminated)
+            state = (status.get(key) or {}).get("terminated")
+            if state:
+                return cast(Mapping[str, Any], state)
     return None
 
 
-def _newest_first(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def newest_first(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def key(pod: Mapping[str, Any]) -> tuple[str, str]:
         meta = pod.get("metadata") or {}
         return (meta.get("creationTimestamp") or "", meta.get("name") or "")
@@ -289,11 +404,11 @@ def _newest_first(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(pods, key=key, reverse=True)
 
 
-def _read_summary(terminated: Mapping[str, Any] | None) -> tuple[StepSummary | None, str | None]:
+def read_summary(state: Mapping[str, Any] | None) -> tuple[StepSummary | None, str | None]:
     """The summary in a termination message, or None and why not."""
-    if terminated is None:
+    if state is None:
         return None, "no terminated container found for the Job"
-    text = terminated.get("message")
+    text = state.get("message")
     if not text or not str(text).strip():
         return None, "the step left no summary (empty termination message)"
     try:
@@ -309,15 +424,15 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         job.get("metadata") or {}
     ).get("name", "")
     status = job.get("status") or {}
-    newest = _newest_first(pods)
+    newest = newest_first(pods)
 
-    if _condition(job, "Complete") is not None:
+    if true_condition(job, "Complete") is not None:
         # Prefer the pod that succeeded; earlier attempts may have failed before it.
         terminated = next(
-            (t for t in map(_terminated, newest) if t is not None and t.get("exitCode") == 0),
-            next((t for t in map(_terminated, newest) if t is not None), None),
+            (t for t in map(terminated_state, newest) if t is not None and t.get("exitCode") == 0),
+            next((t for t in map(terminated_state, newest) if t is not None), None),
         )
-        summary, problem = _read_summary(terminated)
+        summary, problem = read_summary(terminated)
         exit_code = terminated.get("exitCode") if terminated else None
         return StepObservation(
             name=name,
@@ -327,10 +442,10 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
             message=problem,
         )
 
-    failed = _condition(job, "Failed")
+    failed = true_condition(job, "Failed")
     if failed is not None:
-        terminated = next((t for t in map(_terminated, newest) if t is not None), None)
-        summary, problem = _read_summary(terminated)
+        terminated = next((t for t in map(terminated_state, newest) if t is not None), None)
+        summary, problem = read_summary(terminated)
         exit_code = terminated.get("exitCode") if terminated else None
         reason = failed.get("reason") or "Failed"
         detail = failed.get("message") or ""
@@ -351,9 +466,9 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         return StepObservation(
             name=name, state=StepState.QUEUED, message="Job is suspended (waiting for quota)"
         )
-    stuck = _stuck(name, newest[0]) if newest else None
-    if stuck is not None:
-        return stuck
+    waiting = stuck_pod(name, newest[0]) if newest else None
+    if waiting is not None:
+        return waiting
     if status.get("active"):
         return StepObservation(name=name, state=StepState.RUNNING)
     if not pods:
@@ -377,7 +492,7 @@ def _one_line(text: Any, limit: int = 500) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
-def _stuck(name: str, pod: Mapping[str, Any]) -> StepObservation | None:
+def stuck_pod(name: str, pod: Mapping[str, Any]) -> StepObservation | None:
     """Why the step's newest pod is not running, when it says.
 
     A pod the scheduler cannot place (no GPU node free, a missing volume claim, a taint) is

@@ -17,20 +17,30 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
 
 logger = logging.getLogger(__name__)
+
+#: (group, version, plural) of the kinds of step workload, by apiVersion and kind.
+JOB = ("batch", "v1", "jobs")
+TRAINJOB = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
+_WORKLOADS = {("batch/v1", "Job"): JOB, ("trainer.kubeflow.org/v1alpha1", "TrainJob"): TRAINJOB}
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _MERGE_PATCH = "application/merge-patch+json"
 #: Seconds before a single API call gives up (connect, read).
 REQUEST_TIMEOUT = (10, 60)
 
-__all__ = ["ApiException", "JobOwnedByAnother", "Kube", "load_api_client"]
+__all__ = ["ApiException", "CycleOwnedByAnother", "JobOwnedByAnother", "Kube", "load_api_client"]
 
 
 class JobOwnedByAnother(RuntimeError):
     """A Job with the step's name exists but belongs to something else (e.g. a deleted cycle)."""
+
+
+class CycleOwnedByAnother(RuntimeError):
+    """A cycle with the name a chain's next cycle needs exists and is not the chain's."""
 
 
 def load_api_client() -> client.ApiClient:
@@ -99,68 +109,44 @@ class Kube:
         )  # fmt: skip
         return _dict(patched)
 
-    # --- Jobs ----------------------------------------------------------------------------
-
-    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """Jobs in `namespace` matching an (equality-based) label selector."""
+    async def list_cycles(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """ImprovementCycles in `namespace` matching an (equality-based) label selector."""
         result = await _call(
             self.custom.list_namespaced_custom_object,
-            "batch", "v1", namespace, "jobs",
+            GROUP, VERSION, namespace, PLURAL,
             label_selector=label_selector,
         )  # fmt: skip
         return list(_dict(result).get("items") or [])
 
-    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        """Pods the Job controller created for one Job (label `job-name`)."""
-        response = await _call(
-            self.core.list_namespaced_pod,
-            namespace,
-            label_selector=f"job-name={job_name}",
-            _preload_content=False,
-        )
-        return list((_raw(response) or {}).get("items") or [])
-
-    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
-        """Create a Job; if one with its name exists, accept it only when `owner_uid` owns it."""
+    async def create_cycle(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+        """Create a cycle; if one with its name exists, accept it only when `owner_uid` owns it."""
         namespace = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         try:
             created = await _call(
                 self.custom.create_namespaced_custom_object,
-                "batch",
-                "v1",
-                namespace,
-                "jobs",
-                manifest,
-            )
+                GROUP, VERSION, namespace, PLURAL, manifest,
+            )  # fmt: skip
             return _dict(created)
         except ApiException as error:
             if error.status != 409:
                 raise
-        existing = _dict(
-            await _call(
-                self.custom.get_namespaced_custom_object, "batch", "v1", namespace, "jobs", name
-            )
-        )
+        existing = await self.get_cycle(namespace, name) or {}
         owners = (existing.get("metadata") or {}).get("ownerReferences") or []
         if any(owner.get("uid") == owner_uid for owner in owners):
-            logger.info(
-                "Job %s/%s already exists and belongs to this cycle; accepted", namespace, name
-            )
             return existing
-        raise JobOwnedByAnother(
-            f"Job {namespace}/{name} exists but is not owned by cycle uid {owner_uid} "
-            f"(owners: {[owner.get('uid') for owner in owners]})"
+        raise CycleOwnedByAnother(
+            f"ImprovementCycle {namespace}/{name} exists but does not belong to this chain"
         )
 
-    async def delete_jobs(self, namespace: str, names: Iterable[str]) -> list[str]:
-        """Delete Jobs (and, in the background, their pods); returns those actually deleted."""
+    async def delete_cycles(self, namespace: str, names: Iterable[str]) -> list[str]:
+        """Delete cycles (their Jobs go with them); returns those actually deleted."""
         deleted = []
         for name in names:
             try:
                 await _call(
                     self.custom.delete_namespaced_custom_object,
-                    "batch", "v1", namespace, "jobs", name,
+                    GROUP, VERSION, namespace, PLURAL, name,
                     propagation_policy="Background",
                 )  # fmt: skip
             except ApiException as error:
@@ -169,3 +155,151 @@ class Kube:
             else:
                 deleted.append(name)
         return deleted
+
+    # --- ImprovementChains ---------------------------------------------------------------
+
+    async def get_chain(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The chain as stored, or None when it does not exist."""
+        try:
+            found = await _call(
+                self.custom.get_namespaced_custom_object,
+                GROUP, VERSION, namespace, CHAIN_PLURAL, name,
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return _dict(found)
+
+    async def patch_chain_status(
+        self, namespace: str, name: str, status_patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the chain's `/status` subresource."""
+        patched = await _call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, CHAIN_PLURAL, name, {"status": status_patch},
+            _content_type=_MERGE_PATCH,
+        )  # fmt: skip
+        return _dict(patched)
+
+    # --- ConfigMaps (the chain's lineage artifact) ---------------------------------------
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap as stored, or None when it does not exist."""
+        try:
+            response = await _call(
+                self.core.read_namespaced_config_map, name, namespace, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return _dict(_raw(response))
+
+    async def put_config_map(self, manifest: dict[str, Any]) -> None:
+        """Create the ConfigMap, or replace its data when it exists."""
+        namespace = manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        try:
+            await _call(
+                self.core.create_namespaced_config_map, namespace, manifest, _preload_content=False
+            )
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        await _call(
+            self.core.patch_namespaced_config_map,
+            name, namespace, {"data": manifest["data"]},
+            _preload_content=False,
+        )  # fmt: skip
+
+    # --- Jobs ----------------------------------------------------------------------------
+
+    async def list_jobs(
+        self, namespace: str, label_selector: str, resource: tuple[str, str, str] = JOB
+    ) -> list[dict[str, Any]]:
+        """Jobs (or another kind of step workload) in `namespace` matching an (equality-based)
+        label selector."""
+        group, version, plural = resource
+        result = await _call(
+            self.custom.list_namespaced_custom_object,
+            group, version, namespace, plural,
+            label_selector=label_selector,
+        )  # fmt: skip
+        return list(_dict(result).get("items") or [])
+
+    async def list_trainjobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Kubeflow Trainer TrainJobs in `namespace` matching a label selector."""
+        return await self.list_jobs(namespace, label_selector, TRAINJOB)
+
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """Pods the Job controller created for one Job (label `job-name`)."""
+        return await self.list_pods(namespace, f"job-name={job_name}")
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods in `namespace` matching a label selector (e.g. those of a TrainJob's JobSet)."""
+        response = await _call(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        return list((_raw(response) or {}).get("items") or [])
+
+    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+        """Create a Job (or TrainJob, by the manifest's kind); if one with its name exists,
+        accept it only when `owner_uid` owns it."""
+        namespace = manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        kind = manifest.get("kind", "Job")
+        group, version, plural = _WORKLOADS[(manifest.get("apiVersion", "batch/v1"), kind)]
+        try:
+            created = await _call(
+                self.custom.create_namespaced_custom_object,
+                group, version, namespace, plural, manifest,
+            )  # fmt: skip
+            return _dict(created)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        existing = _dict(
+            await _call(
+                self.custom.get_namespaced_custom_object, group, version, namespace, plural, name
+            )
+        )
+        owners = (existing.get("metadata") or {}).get("ownerReferences") or []
+        if any(owner.get("uid") == owner_uid for owner in owners):
+            logger.info(
+                "%s %s/%s already exists and belongs to this cycle; accepted", kind, namespace, name
+            )
+            return existing
+        raise JobOwnedByAnother(
+            f"{kind} {namespace}/{name} exists but is not owned by cycle uid {owner_uid} "
+            f"(owners: {[owner.get('uid') for owner in owners]})"
+        )
+
+    async def delete_jobs(
+        self, namespace: str, names: Iterable[str], resource: tuple[str, str, str] = JOB
+    ) -> list[str]:
+        """Delete Jobs or TrainJobs (and, in the background, what they own); returns those
+        actually deleted."""
+        group, version, plural = resource
+        deleted = []
+        for name in names:
+            try:
+                await _call(
+                    self.custom.delete_namespaced_custom_object,
+                    group, version, namespace, plural, name,
+                    propagation_policy="Background",
+                )  # fmt: skip
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            else:
+                deleted.append(name)
+        return deleted
+
+    async def delete_trainjobs(self, namespace: str, names: Iterable[str]) -> list[str]:
+        """Delete TrainJobs (their JobSet, Jobs and pods go in the background)."""
+        return await self.delete_jobs(namespace, names, TRAINJOB)

@@ -22,9 +22,21 @@ from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconc
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
 from kaizen.operator.jobs import CycleRef, build_step_job, job_selector, observe_job
+from kaizen.operator.kube import JobOwnedByAnother
 from kaizen.operator.settings import OperatorSettings
+from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND
+from kaizen.operator.trainjobs import (
+    TrainJobDisabled,
+    build_step_trainjob,
+    observe_trainjob,
+    pod_selector,
+    uses_trainjob,
+)
 
 logger = logging.getLogger(__name__)
+
+#: A Job with the step's name exists and belongs to something else (retried, and shown).
+JOB_NAME_TAKEN = "JobNameTaken"
 
 #: Posts one Event about the cycle: (cycle body, type, reason, message).
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
@@ -46,6 +58,14 @@ class KubeCalls(Protocol):
     async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> Any: ...
 
     async def delete_jobs(self, namespace: str, names: Any) -> list[str]: ...
+
+    # Only called when the operator runs with TrainJob support (`settings.trainjob`).
+
+    async def list_trainjobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def delete_trainjobs(self, namespace: str, names: Any) -> list[str]: ...
 
 
 def utc_now() -> str:
@@ -125,8 +145,8 @@ class CycleReconciler:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
         # The last refusal of each Job the API would not create, by (namespace, Job name):
-        # (owner uid, HTTP status, message). The next reconcile tells the engine.
-        self._refusals: dict[tuple[str, str], tuple[str, int, str]] = {}
+        # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.
+        self._refusals: dict[tuple[str, str], tuple[str, int, str, str]] = {}
 
     @property
     def busy(self) -> int:
@@ -179,7 +199,7 @@ class CycleReconciler:
             if _restartable(cycle.status, cycle.metadata.generation):
                 # The spec was invalid before any step ran and has been fixed since: start afresh.
                 cycle = cycle.model_copy(update={"status": None})
-            jobs = await self.kube.list_jobs(namespace, job_selector(name))
+            jobs = await self._list_workloads(namespace, name)
             observations = await self._observe(namespace, cycle.status, jobs, uid)
             decision = reconcile(
                 cycle, observations, artifact_root=self.settings.artifact_root, now=now
@@ -196,7 +216,22 @@ class CycleReconciler:
         if decision.start and spec is not None and uid:
             owner = CycleRef(name=name, namespace=namespace, uid=uid)
             for invocation in decision.start:
-                manifest = build_step_job(owner, invocation, spec, self.settings)
+                try:
+                    if uses_trainjob(invocation, spec):
+                        manifest = build_step_trainjob(owner, invocation, spec, self.settings)
+                    else:
+                        manifest = build_step_job(owner, invocation, spec, self.settings)
+                except TrainJobDisabled as error:
+                    # Retrying cannot help until the operator is redeployed: fail the step.
+                    message = str(error)
+                    self._refusals[(namespace, invocation.job_name)] = (
+                        uid,
+                        422,
+                        message,
+                        JOB_REJECTED,
+                    )
+                    self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
+                    continue
                 try:
                     await self.kube.create_job(manifest, uid)
                 except Exception as error:  # noqa: BLE001 - the other steps still get their Jobs
@@ -204,7 +239,17 @@ class CycleReconciler:
                         "Creating Job %s/%s failed: %s", namespace, invocation.job_name, error
                     )
                     errors.append(error)
-                    if _rejected(error):
+                    if isinstance(error, JobOwnedByAnother):
+                        # Retried (the other Job may go), but someone has to look: say so.
+                        message = f"{error}; delete or rename it, or recreate this cycle"
+                        self._refusals[(namespace, invocation.job_name)] = (
+                            uid,
+                            409,
+                            message,
+                            JOB_NAME_TAKEN,
+                        )
+                        self._post(body, CycleEvent("Warning", JOB_NAME_TAKEN, message))
+                    elif _rejected(error):
                         # Retried, but a human probably has to act (quota, admission, bad value);
                         # the step's status says why from the next reconcile on.
                         message = _rejection(invocation.job_name, error)
@@ -212,6 +257,7 @@ class CycleReconciler:
                             uid,
                             int(getattr(error, "status", 0)),
                             message,
+                            JOB_REJECTED,
                         )
                         self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                 else:
@@ -220,14 +266,14 @@ class CycleReconciler:
                     started_kinds.append(invocation.kind)
 
         if decision.stop_running_steps:
-            jobs = await self.kube.list_jobs(namespace, job_selector(name))
-            running = [
-                job["metadata"]["name"]
-                for job in jobs
-                if owned_by(job, uid) and not job_finished(job)
-            ]
-            if running:
-                outcome.deleted = await self.kube.delete_jobs(namespace, running)
+            jobs = await self._list_workloads(namespace, name)
+            running = [job for job in jobs if owned_by(job, uid) and not job_finished(job)]
+            plain = [job["metadata"]["name"] for job in running if not _is_trainjob(job)]
+            trainjobs = [job["metadata"]["name"] for job in running if _is_trainjob(job)]
+            if plain:
+                outcome.deleted += await self.kube.delete_jobs(namespace, plain)
+            if trainjobs:
+                outcome.deleted += await self.kube.delete_trainjobs(namespace, trainjobs)
 
         for event in decision.events:
             self._post(body, event)
@@ -259,11 +305,23 @@ class CycleReconciler:
                 continue
             # A finished Job's pods carry the termination message; an unfinished one's say
             # why they are not running (no node for them, an image that cannot be pulled).
-            pods = await self.kube.list_job_pods(namespace, record.job_name)
-            observations[record.name] = dataclasses.replace(
-                observe_job(job, pods), name=record.name
-            )
+            if _is_trainjob(job):
+                pods = await self.kube.list_pods(namespace, pod_selector(record.job_name))
+                observation = observe_trainjob(job, pods)
+            else:
+                pods = await self.kube.list_job_pods(namespace, record.job_name)
+                observation = observe_job(job, pods)
+            observations[record.name] = dataclasses.replace(observation, name=record.name)
         return observations
+
+    async def _list_workloads(self, namespace: str, cycle: str) -> list[dict[str, Any]]:
+        """The cycle's Jobs, and its TrainJobs when the operator runs with TrainJob support."""
+        jobs = await self.kube.list_jobs(namespace, job_selector(cycle))
+        if self.settings.trainjob:
+            # List items need not carry their kind (built-in kinds' do not): mark them.
+            trainjobs = await self.kube.list_trainjobs(namespace, job_selector(cycle))
+            jobs += [{**trainjob, "kind": TRAINJOB_KIND} for trainjob in trainjobs]
+        return jobs
 
     def _post(self, body: Mapping[str, Any], event: CycleEvent) -> None:
         try:
@@ -283,11 +341,15 @@ class CycleReconciler:
         refused = self._refusals.get((namespace, job_name))
         if refused is None or refused[0] != uid:
             return None
-        _, status, message = refused
+        _, status, message, reason = refused
         if status == 422:
             del self._refusals[(namespace, job_name)]
         state = StepState.FAILED if status == 422 else StepState.PENDING
-        return StepObservation(name=step, state=state, reason=JOB_REJECTED, message=message)
+        return StepObservation(name=step, state=state, reason=reason, message=message)
+
+
+def _is_trainjob(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == TRAINJOB_KIND
 
 
 def _rejected(error: BaseException) -> bool:

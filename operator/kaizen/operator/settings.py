@@ -70,6 +70,10 @@ class OperatorSettings:
     hub_token_secret: str = ""
     """`<secret>/<key>` holding `HF_TOKEN` for cycles that set no `hubTokenSecret`."""
 
+    trainjob: bool = False
+    """Run the train steps of cycles with `training.backend: trainjob` as Kubeflow Trainer
+    TrainJobs, and watch them (needs Kubeflow Trainer installed and RBAC for trainjobs)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
         """Settings from `environ` (default `os.environ`); unset variables keep defaults."""
@@ -104,7 +108,7 @@ def _convert(name: str, raw: str) -> Any:
         if not secret or not key or "/" in key:
             raise ValueError("expected <secret name>/<key>")
         return raw
-    if name == "scanning":
+    if name in ("scanning", "trainjob"):
         lowered = raw.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True

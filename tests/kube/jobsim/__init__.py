@@ -43,10 +43,14 @@ default (``Orphan``) leaves its Pod running to the end, as in a real cluster; pa
 
 Errors inside the simulator are collected and re-raised by :meth:`JobSimulator.stop`.
 
+With ``trainjobs=True`` it also plays Kubeflow Trainer for ``trainer.kubeflow.org/v1alpha1``
+TrainJobs: one Pod per node, run concurrently with the torch runtime's ``PET_*`` variables and
+a local rendezvous, and the TrainJob's ``Complete``/``Failed`` conditions (:mod:`.trainjobs`).
+
 The package is split by concept: :mod:`.common` (constants, run records), :mod:`.base` (state,
-API helpers), :mod:`.kubelet` (Pods and processes), :mod:`.controller` (Job status, retries)
-and :mod:`.simulator` (:class:`JobSimulator`: lifecycle, watches), each class a subclass of
-the one before.
+API helpers), :mod:`.kubelet` (Pods and processes), :mod:`.controller` (Job status, retries),
+:mod:`.trainjobs` (TrainJobs) and :mod:`.simulator` (:class:`JobSimulator`: lifecycle,
+watches), each class a subclass of the one before.
 """
 
 from tests.kube.jobsim.common import SUMMARY_ENV, Run

@@ -39,8 +39,11 @@ class SimulatorBase:
         retry_delay: float = 0.0,
         kill_orphans: bool = False,
         api_client_factory: Callable[[], kubernetes.client.ApiClient] | None = None,
+        trainjobs: bool = False,
     ) -> None:
         self.namespace = namespace
+        #: Also run Kubeflow Trainer TrainJobs (see :mod:`.trainjobs`).
+        self.trainjobs = trainjobs
         self.workdir = Path(workdir)
         self.extra_env = dict(extra_env or {})
         self.retry_delay = retry_delay

@@ -16,10 +16,10 @@ from typing import Any
 from kubernetes.watch.watch import iter_resp_lines
 
 from tests.kube.jobsim.common import _Gone, _JobRun
-from tests.kube.jobsim.controller import JobController
+from tests.kube.jobsim.trainjobs import TrainJobController
 
 
-class JobSimulator(JobController):
+class JobSimulator(TrainJobController):
     """See the package docstring. Use as a context manager, or call start()/stop()."""
 
     # ------------------------------------------------------------ lifecycle
@@ -31,7 +31,10 @@ class JobSimulator(JobController):
         self.stop(raise_errors=exc[0] is None)
 
     def start(self) -> JobSimulator:
-        for kind, target in (("jobs", self._watch_jobs), ("pods", self._watch_pods)):
+        watches = [("jobs", self._watch_jobs), ("pods", self._watch_pods)]
+        if self.trainjobs:
+            watches.append(("trainjobs", self._watch_trainjobs))
+        for kind, target in watches:
             thread = threading.Thread(
                 target=self._guard(target), name=f"jobsim-watch-{kind}", daemon=True
             )
