@@ -287,6 +287,14 @@ class Cluster:
         """Move the emulator's clock of watch timeouts on (``timeoutSeconds`` without waiting)."""
         self.call(lambda: self.emulator.advance_clock(seconds))
 
+    def request_counts(self) -> dict[str, int]:
+        """Requests served so far, by ``"<METHOD> <resource>[/<subresource>]"`` (WATCH for watches)."""
+        return self.call(lambda: dict(self.emulator.request_counts))
+
+    def requests_served(self) -> int:
+        """How many requests the emulator has served so far."""
+        return self.call(lambda: self.emulator.requests_served)
+
     @property
     def unexpected_errors(self) -> list[BaseException]:
         return self.call(lambda: list(self.emulator.unexpected_errors))

@@ -433,3 +433,32 @@ def test_injected_faults(cluster, co, namespace):
     assert cluster.get(CYCLES, namespace, "c1")["status"] == {"n": 1}  # the fault changed nothing
     co.patch_namespaced_custom_object_status(G, V, namespace, P, "c1", {"status": {"n": 3}})
     assert cluster.call(lambda: (fault.seen, fault.fired)) == (3, 1)
+
+
+def test_the_request_log_stays_bounded_and_every_request_is_counted(cluster, co, namespace):
+    # kmock routes each request by scanning its log of served requests: unbounded, every
+    # request cost more than the one before. The realism layer keeps the newest only.
+    limit = 16
+    cluster.call(lambda: setattr(cluster.emulator, "request_log_limit", limit))
+    before = cluster.requests_served()
+    co.create_namespaced_custom_object(G, V, namespace, P, cycle("c1"))
+    for n in range(10 * limit):
+        co.patch_namespaced_custom_object_status(G, V, namespace, P, "c1", {"status": {"n": n}})
+        co.get_namespaced_custom_object(G, V, namespace, P, "c1")
+
+    def log_sizes() -> list[int]:
+        emulator = cluster.emulator
+        return [len(emulator._requests)] + [
+            len(getattr(p, "_requests", ())) for p in emulator._payloads
+        ]
+
+    assert max(cluster.call(log_sizes)) <= 2 * limit
+    # Routing still works after trimming: the newest write is what a read returns.
+    assert co.get_namespaced_custom_object(G, V, namespace, P, "c1")["status"] == {
+        "n": 10 * limit - 1
+    }
+    counts = cluster.request_counts()
+    assert counts[f"PATCH {G}/{V}/{P}/status"] == 10 * limit
+    assert counts[f"GET {G}/{V}/{P}"] == 10 * limit + 1
+    assert counts[f"POST {G}/{V}/{P}"] == 1
+    assert cluster.requests_served() - before == 20 * limit + 2
