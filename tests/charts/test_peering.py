@@ -51,3 +51,21 @@ def test_explicit_priority_standalone_and_unnamed_peering_are_left_alone() -> No
     unnamed = kopf.OperatorSettings()  # `kopf run` without --peering: kopf's own behaviour
     handlers.configure_kopf(unnamed, OperatorSettings.from_env({}), pod_name="kaizen-abc-1")
     assert unnamed.peering.priority == 0
+
+
+def test_the_peering_crds_comment_says_what_the_code_does() -> None:
+    # The files once told users to give replicas distinct --priority values, which a
+    # Deployment (one command line for every replica) cannot do; the code derives them.
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    for path in (
+        repo / "manifests" / "operator" / "kopf-peering-crd.yaml",
+        repo / "charts" / "kaizen" / "crds" / "kopf.dev_peerings.yaml",
+    ):
+        comment = " ".join(
+            line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#")
+        )
+        assert "replica_priority" in comment, path
+        assert "leaving --priority unset" in comment, path
+        assert "with distinct --priority values" not in comment, path
