@@ -7,9 +7,11 @@ the same values and fall back to the same default.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 # -- evaluation ------------------------------------------------------------------------------
 
@@ -110,8 +112,156 @@ DEFAULT_MAX_REGRESSION = 0.1
 Significance = Annotated[float, Field(gt=0.0, lt=1.0)]
 DEFAULT_SIGNIFICANCE = 0.05
 
+Power = Annotated[float, Field(gt=0.0, lt=1.0)]
+#: The conventional 80%: a real improvement of the target size is missed one time in five.
+DEFAULT_POWER = 0.8
+
+TargetImprovement = Annotated[float, Field(gt=0.0, le=1.0)]
+#: Five points on the overall score: a suite that cannot detect that is too small to decide.
+DEFAULT_TARGET_IMPROVEMENT = 0.05
+
+#: Largest share of generation speed (tokens/s) a candidate may lose, e.g. 0.2.
+MaxSlowdown = Annotated[float, Field(ge=0.0, lt=1.0)]
+#: Largest relative increase of peak memory a candidate may bring, e.g. 0.1 (10%).
+MaxMemoryIncrease = Annotated[float, Field(ge=0.0, le=100.0)]
+#: A drop of an lm-eval task's score (0-1) beyond which the task blocks promotion.
+LmEvalMaxDrop = Annotated[float, Field(ge=0.0, le=1.0)]
+#: A floor on an lm-eval task's candidate score (0-1).
+LmEvalMinScore = Annotated[float, Field(ge=0.0, le=1.0)]
+
 # -- tracking --------------------------------------------------------------------------------
 
 TrackingMode = Literal["offline", "online", "disabled"]
 DEFAULT_TRACKING_MODE: TrackingMode = "offline"
 DEFAULT_TRACKING_PROJECT = "kaizen"
+
+# -- Kubernetes-facing strings ---------------------------------------------------------------
+# Values the operator copies into a Job (names, labels, resource quantities) are checked here
+# with Kubernetes' own rules, so a bad one is refused at the spec, naming the spec field, and
+# not by the API server when the first Job of that kind is created (after the baseline ran).
+
+#: A DNS-1123 label (namespace and cycle names, and the folders `kaizen run` makes of them).
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL_MAX = 63
+#: A DNS-1123 subdomain (Secret names).
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_SUBDOMAIN_MAX = 253
+#: A label value (empty, or alphanumerics with `-`, `_`, `.` inside), at most 63 characters.
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_VALUE_MAX = 63
+#: A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_KEY_MAX = 253 + 1 + 63
+#: A key of a Secret's data.
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+DnsLabel = Annotated[str, Field(min_length=1, max_length=DNS_LABEL_MAX, pattern=DNS_LABEL_PATTERN)]
+SecretName = Annotated[
+    str, Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
+]
+SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE_PATTERN)]
+NonEmptyLabelValue = Annotated[
+    str, Field(min_length=1, max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE_PATTERN)
+]
+
+
+def _label_key(value: str) -> str:
+    if len(value) > LABEL_KEY_MAX or not re.match(LABEL_KEY_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a valid label key ({PATTERN_MEANINGS[LABEL_KEY_PATTERN]})"
+        )
+    return value
+
+
+#: A label key (checked by a validator: a CRD schema cannot constrain map keys).
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+
+#: A string that becomes one value of a step's command line (a model, a path, a domain...):
+#: not empty and not starting with `-`, which the step would read as an option.
+ARG_VALUE_PATTERN = r"^[^-]"
+ArgValue = Annotated[str, Field(min_length=1, pattern=ARG_VALUE_PATTERN)]
+
+#: A container image reference: no whitespace anywhere (Kubernetes refuses it around the name,
+#: the container runtime inside).
+IMAGE_PATTERN = r"^\S+$"
+Image = Annotated[str, Field(min_length=1, pattern=IMAGE_PATTERN)]
+
+# -- resource quantities ---------------------------------------------------------------------
+
+#: Kubernetes' quantity syntax (`resource.Quantity`) without a sign: `4`, `1.5`, `500m`,
+#: `32Gi`, `1e3`. The API server applies the same pattern to a CRD field that declares it.
+QUANTITY_PATTERN = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def parse_quantity(value: str | int) -> Decimal:
+    """The number a Kubernetes quantity stands for (`500m` → 0.5, `1Gi` → 1073741824).
+
+    Raises `ValueError` for anything the API server would refuse (and for negative values).
+    """
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _QUANTITY.match(text):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes quantity (examples: 4, 1.5, 500m, 32Gi, 512Mi)"
+        )
+    for suffix, power in _BINARY.items():
+        if text.endswith(suffix):
+            return Decimal(text[: -len(suffix)]) * (Decimal(1024) ** power)
+    number, suffix = (text[:-1], text[-1]) if text[-1] in "numkMGTPE" else (text, "")
+    try:
+        return Decimal(number) * (Decimal(10) ** _DECIMAL[suffix])
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        raise ValueError(f"{value!r} is not a Kubernetes quantity") from None
+
+
+def _quantity_text(value: Any) -> Any:
+    # YAML `cpu: 4` is an integer; Kubernetes takes it as the quantity "4" (int-or-string).
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _positive_quantity(value: str) -> str:
+    if parse_quantity(value) <= 0:
+        raise ValueError(f"{value!r} must be more than zero")
+    return value
+
+
+#: A resource quantity above zero, written as a string or a whole number; kept as written.
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_text),
+    AfterValidator(_positive_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+#: What each pattern above means, for error messages (pydantic would print the expression).
+PATTERN_MEANINGS = {
+    DNS_LABEL_PATTERN: "a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit",
+    DNS_SUBDOMAIN_PATTERN: "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+    LABEL_VALUE_PATTERN: "a label value: letters, digits, '-', '_' and '.', starting and ending "
+    "with a letter or digit",
+    LABEL_KEY_PATTERN: "an optional DNS-subdomain prefix and '/', then at most 63 letters, digits, "
+    "'-', '_' or '.', starting and ending with a letter or digit",
+    SECRET_KEY_PATTERN: "letters, digits, '-', '_' and '.'",
+    ARG_VALUE_PATTERN: "must not start with '-' (a step would read it as an option)",
+    IMAGE_PATTERN: "an image reference has no whitespace",
+}

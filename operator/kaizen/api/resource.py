@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kaizen.api.fields import DNS_LABEL_MAX, DNS_LABEL_PATTERN, PATTERN_MEANINGS
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.api.status import ImprovementCycleStatus
 
@@ -23,8 +24,12 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    namespace: str = "default"
+    name: str = Field(min_length=1, max_length=DNS_LABEL_MAX, pattern=DNS_LABEL_PATTERN)
+    # Both become folders of `kaizen run` (`<artifacts>/<namespace>/<name>/`): a DNS label
+    # cannot hold `/` or `..`, so it cannot lead outside the artifact root.
+    namespace: str = Field(
+        default="default", min_length=1, max_length=DNS_LABEL_MAX, pattern=DNS_LABEL_PATTERN
+    )
     generation: int | None = None
     uid: str | None = None
 
@@ -68,6 +73,11 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> list[st
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
+        elif problem["type"] == "string_pattern_mismatch":
+            pattern = str((problem.get("ctx") or {}).get("pattern", ""))
+            meaning = PATTERN_MEANINGS.get(pattern)
+            if meaning:
+                message = f"{problem['input']!r} is not valid: {meaning}"
         lines.append(f"{where}: {message}")
     return lines
 
@@ -103,3 +113,14 @@ def parse_cycle(obj: dict[str, Any]) -> ImprovementCycle:
         except ValidationError as error:
             raise SpecError(format_validation_error(error, "status")) from None
     return cycle.model_copy(update={"spec": spec, "status": status})
+
+
+def with_namespace(cycle: ImprovementCycle, namespace: str) -> ImprovementCycle:
+    """`cycle` moved to `namespace`, which must be a DNS-1123 label like any namespace."""
+    try:
+        metadata = ObjectMeta.model_validate(
+            {**cycle.metadata.model_dump(exclude_unset=True), "namespace": namespace}
+        )
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error)) from None
+    return cycle.model_copy(update={"metadata": metadata})

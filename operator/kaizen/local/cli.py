@@ -11,14 +11,18 @@ from kaizen.api import SpecError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kaizen.api.resource import with_namespace
     from kaizen.local.executor import LocalExecutor, load_cycle_file
     from kaizen.local.report import render_report
 
     cycle = load_cycle_file(args.cycle)
     if args.namespace:
-        cycle = cycle.model_copy(
-            update={"metadata": cycle.metadata.model_copy(update={"namespace": args.namespace})}
-        )
+        try:
+            cycle = with_namespace(cycle, args.namespace)
+        except SpecError as error:
+            raise SpecError(
+                [p.replace("metadata.namespace", "--namespace", 1) for p in error.problems]
+            ) from None
     executor = LocalExecutor(args.artifacts, quiet=args.quiet)
     started = time.monotonic()
     print(
@@ -33,9 +37,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from kaizen.local.checks import check_reachable
     from kaizen.local.executor import load_cycle_file
 
+    # The same models as the operator's (and the CRD's): every field it would refuse.
     cycle = load_cycle_file(args.cycle)
+    report = check_reachable(cycle)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.problems:
+        raise SpecError([f"{args.cycle}: {problem}" for problem in report.problems])
     print(f"{args.cycle}: ImprovementCycle {cycle.metadata.name!r} is valid")
     return 0
 
@@ -72,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars from the steps")
     run.set_defaults(func=_run)
-    check = sub.add_parser("check", help="validate an ImprovementCycle file without running it")
+    check = sub.add_parser(
+        "check",
+        help="validate an ImprovementCycle file without running it: every field as the operator "
+        "and the CRD would, and the suite and its domains when the suite can be read here",
+    )
     check.add_argument("cycle", type=Path)
     check.set_defaults(func=_check)
     crd = sub.add_parser(

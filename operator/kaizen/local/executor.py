@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from kaizen.api import (
     parse_cycle,
     parse_summary,
 )
+from kaizen.api.fields import DNS_LABEL_MAX, DNS_LABEL_PATTERN
 from kaizen.api.summary import SUMMARY_PATH_ENV
 from kaizen.cycle import Decision, StepInvocation, StepObservation, reconcile
 
@@ -143,7 +145,24 @@ class LocalExecutor:
         self.env = env
 
     def cycle_dir(self, cycle: ImprovementCycle) -> Path:
-        return self.root / cycle.metadata.namespace / cycle.metadata.name
+        """`<root>/<namespace>/<name>`; refused (naming the field) when it would not be inside
+        the root. Validated metadata cannot lead out (DNS labels hold no `/` or `..`); this also
+        holds for a cycle built in code without validation."""
+        meta = cycle.metadata
+        problems = [
+            f"metadata.{field}: {value!r} is not a DNS-1123 label; it would be a folder under "
+            f"{self.root}"
+            for field, value in (("namespace", meta.namespace), ("name", meta.name))
+            if not isinstance(value, str)
+            or len(value) > DNS_LABEL_MAX
+            or not re.fullmatch(DNS_LABEL_PATTERN, value)
+        ]
+        directory = Path(os.path.normpath(self.root / meta.namespace / meta.name))
+        if not problems and not directory.is_relative_to(self.root):  # pragma: no cover
+            problems.append(f"metadata: {directory} is outside the artifact root {self.root}")
+        if problems:
+            raise SpecError(problems)
+        return directory
 
     def run(self, cycle: ImprovementCycle, *, restart: bool = False) -> CycleResult:
         """Run (or resume) `cycle` until it succeeds or fails."""

@@ -3,7 +3,10 @@
 Every step run is a W&B run with `group` = cycle and `job_type` = step kind, so a
 cycle's runs appear together. Without `WANDB_API_KEY` runs are written offline under
 the step's artifact directory (or `$WANDB_DIR`) and can be synced later with
-`wandb sync`. Tracking problems are printed and never fail a step.
+`wandb sync`. An online run whose server cannot be reached (no egress from the cluster,
+a proxy, an outage) is written offline too, after a short check instead of W&B's 90 s
+init timeout, so the step neither waits nor loses its metrics. Tracking problems are
+printed and never fail a step.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kaizen.api import fields
 from kaizen.api.args import StepArgs
@@ -45,6 +50,14 @@ class Tracker:
 
             self.run.log({key: wandb.Table(columns=list[str | int](columns), data=rows)})
 
+    def images(self, images: dict[str, Path]) -> None:
+        """Log PNG files (e.g. a report's plots) as W&B images, one key each."""
+        if self.run is None or not images:
+            return
+        import wandb
+
+        self.run.log({key: wandb.Image(str(path)) for key, path in images.items()})
+
     def artifact(self, name: str, kind: str, paths: list[Path]) -> None:
         if self.run is None:
             return
@@ -64,6 +77,39 @@ def artifact_name(*parts: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))
 
 
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+#: Seconds to open a connection to the W&B server before an online run goes offline.
+PROBE_TIMEOUT_S = 5.0
+#: W&B's own wait for an online run to start (its default is 90 s); offline after that.
+ONLINE_INIT_TIMEOUT_S = 30.0
+
+
+def server_unreachable(base_url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the W&B server (`$WANDB_BASE_URL`, else W&B's cloud) cannot be reached, or None.
+
+    A TCP connection to its host and port must open within `timeout` seconds (name lookup
+    included, which fails at once where there is no DNS for outside names).
+    """
+    url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return f"{url!r} is not a URL"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except (OSError, ValueError) as error:
+        return f"{url} unreachable ({error or type(error).__name__})"
+
+
+def _init(mode: str, **kwargs: Any) -> Any:
+    import wandb
+
+    settings = wandb.Settings(silent=True, console="off", init_timeout=ONLINE_INIT_TIMEOUT_S)
+    return wandb.init(mode=mode, reinit="finish_previous", settings=settings, **kwargs)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def track(
     *,
@@ -77,27 +123,41 @@ def track(
     entity: str | None = None,
 ) -> Iterator[Tracker]:
     """A W&B run for one step; yields a no-op tracker when disabled or unavailable."""
+    where = os.environ.get("WANDB_DIR") or str(directory)
     if mode == "online" and not os.environ.get("WANDB_API_KEY"):
         print("[tracking] no WANDB_API_KEY: logging offline", file=sys.stderr)
+        mode = "offline"
+    if mode == "online" and (problem := server_unreachable()):
+        print(
+            f"[tracking] W&B server {problem}: logging offline under {where}; "
+            "upload later with `wandb sync`",
+            file=sys.stderr,
+        )
         mode = "offline"
     if mode == "disabled":
         yield Tracker()
         return
+    options: dict[str, Any] = {
+        "project": project,
+        "entity": entity,
+        "group": cycle,
+        "job_type": job_type,
+        "name": name,
+        "config": config,
+        "dir": where,
+    }
     try:
-        import wandb
-
-        run = wandb.init(
-            project=project,
-            entity=entity,
-            group=cycle,
-            job_type=job_type,
-            name=name,
-            config=config,
-            mode=mode,  # type: ignore[arg-type]  # checked above: offline, online or disabled
-            dir=os.environ.get("WANDB_DIR") or str(directory),
-            reinit="finish_previous",
-            settings=wandb.Settings(silent=True, console="off"),
-        )
+        try:
+            run = _init(mode, **options)
+        except Exception as error:
+            if mode != "online":
+                raise
+            # Reachable but not working (a proxy, a bad key, an outage): keep the metrics.
+            print(
+                f"[tracking] W&B online run failed to start ({error}); logging offline",
+                file=sys.stderr,
+            )
+            run = _init("offline", **options)
     except Exception as error:  # noqa: BLE001 - tracking must never fail a step
         print(f"[tracking] W&B unavailable ({error}); continuing without it", file=sys.stderr)
         yield Tracker()

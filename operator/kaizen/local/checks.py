@@ -1,0 +1,68 @@
+"""`kaizen check` beyond the spec's own rules: what the cycle's files say, where they can be read.
+
+`parse_cycle` already refuses everything the operator (and the CRD) refuses. The suite is only
+read by the steps, on the artifact volume; when it can be read here (a suite shipped with
+Kaizen, or a folder on this machine), `check_reachable` loads it as the evaluate step would
+and checks the spec's domain names against it, so a misspelt domain fails the check instead
+of the first step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kaizen.api import ImprovementCycle
+
+#: lm-evaluation-harness tasks become domains of this name in the results.
+LMEVAL_PREFIX = "lmeval:"
+
+
+@dataclass
+class CheckReport:
+    """Problems (the cycle would fail) and notes (what could not be checked here)."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_reachable(cycle: ImprovementCycle) -> CheckReport:
+    """Load the cycle's suite when it is reachable and check the spec's domains against it."""
+    from kaizen.runtime.suites.loader import load_suite, suite_folder
+    from kaizen.runtime.suites.records import SuiteError
+
+    report = CheckReport()
+    spec = cycle.spec
+    ref = spec.evaluation.suite
+    if suite_folder(ref) is None:
+        report.notes.append(
+            f"spec.evaluation.suite: {ref!r} is neither a shipped suite nor a folder on this "
+            "machine; the evaluate step reads it from the artifact volume"
+        )
+        return report
+    try:
+        suite = load_suite(ref)
+    except SuiteError as error:
+        report.problems.append(f"spec.evaluation.suite: {error}")
+        return report
+    known = set(suite.domains) | {LMEVAL_PREFIX + t for t in spec.evaluation.lm_eval_tasks}
+    listing = ", ".join(suite.domains)
+    for index, domain in enumerate(spec.evaluation.domains):
+        if domain not in suite.domains:
+            report.problems.append(
+                f"spec.evaluation.domains[{index}]: {domain!r} is not a domain of suite "
+                f"{suite.name!r} ({listing})"
+            )
+    for domain in spec.training.domains:
+        if domain not in known:
+            report.problems.append(
+                f"spec.training.domains.{domain}: {domain!r} is not a domain of suite "
+                f"{suite.name!r} ({listing}); its settings would never apply"
+            )
+    evaluated = set(spec.evaluation.domains) or set(suite.domains)
+    for domain in spec.training.domains:
+        if domain in suite.domains and domain not in evaluated:
+            report.problems.append(
+                f"spec.training.domains.{domain}: {domain!r} is not evaluated "
+                "(spec.evaluation.domains), so it can never be a priority domain"
+            )
+    return report
