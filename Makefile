@@ -21,7 +21,7 @@ help:
 	@echo "make test-lmeval  the lm-evaluation-harness tests, in their own environment (.venv-lmeval)"
 	@echo "make kube-apiserver  build (once, cached in ~/.cache/kaizen) the real kube-apiserver of the apiserver tests"
 	@echo "make lint      ruff + mypy + import contracts (lint-imports)"
-	@echo "make crd       regenerate the CRD from the API models"
+	@echo "make crd       regenerate the CRDs (cycles, chains) from the API models"
 	@echo "make bench     evaluator speed benchmark (ratios against baselines measured in the same run)"
 	@echo "make images    build the operator, evaluator and trainer images (needs a Docker engine)"
 
@@ -90,6 +90,8 @@ format: $(STAMP)
 crd: $(STAMP)
 	$(BIN)/python -m kaizen.api.crd --output manifests/crd/kaizen.dev_improvementcycles.yaml \
 		$(if $(wildcard charts/kaizen),--output charts/kaizen/crds/kaizen.dev_improvementcycles.yaml)
+	$(BIN)/python -m kaizen.api.crd_chain --output manifests/crd/kaizen.dev_improvementchains.yaml \
+		$(if $(wildcard charts/kaizen),--output charts/kaizen/crds/kaizen.dev_improvementchains.yaml)
 
 # Run from the lm-eval environment so the third contender (lm-eval's HF backend) takes part:
 # the demo suite at the default batch (64) and at 16, best of 3 runs each (~4 min on 2 cores).

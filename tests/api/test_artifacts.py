@@ -19,6 +19,7 @@ from kaizen.api.artifacts import (
     ImprovementPlan,
     MergedSource,
     MergeRecord,
+    StepProvenance,
     TrainingConfig,
     TrainingRecord,
     ValidationReport,
@@ -28,6 +29,7 @@ from kaizen.api.artifacts import (
     schema_file_name,
     write_artifact,
 )
+from kaizen.api.lineage import ChainLineage
 from tests.evaluator.results_factory import domain_records, results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,7 +212,78 @@ def _merge() -> dict[str, Any]:
     }
 
 
+def _provenance() -> dict[str, Any]:
+    """A provenance.json as `kaizen.api.runner.run_step` writes it."""
+    return {
+        "schema": 1,
+        "step": "analyze",
+        "command": "analyze",
+        "kaizen_version": "0.1.0",
+        "args": {"baseline": "/a/evaluate-baseline/results.json", "max_domains": 3},
+        "inputs": {"/a/evaluate-baseline/results.json": "sha256:" + "0" * 64},
+        "digest": "sha256:" + "1" * 64,
+    }
+
+
+def _lineage() -> dict[str, Any]:
+    """A lineage.json as a chain writes it: one promotion, one rejection, one failure."""
+    entry = {
+        "cycle": "nightly-1",
+        "index": 1,
+        "from_version": 0,
+        "version": 1,
+        "phase": "Succeeded",
+        "verdict": "Promote",
+        "reason": "Promoted",
+        "promoted": True,
+        "adapters": ["/a/nightly-1/merge/adapter"],
+        "baseline": {"overall": 0.5, "domains": {"geo": 0.4, "zep": 0.6}},
+        "candidate": {"overall": 0.6, "domains": {"geo": 0.6, "zep": 0.6}},
+        "overall_delta": 0.1,
+        "p_value": 0.004,
+        "start_time": "2026-12-01T01:00:00Z",
+        "completion_time": "2026-12-01T02:10:00Z",
+        "message": "candidate promoted",
+        "chain_generation": 1,
+    }
+    rejected = {
+        **entry,
+        "cycle": "nightly-2",
+        "index": 2,
+        "from_version": 1,
+        "verdict": "Reject",
+        "reason": "Rejected",
+        "promoted": False,
+        "overall_delta": -0.02,
+    }
+    failed = {
+        "cycle": "nightly-3",
+        "index": 3,
+        "from_version": 1,
+        "version": 1,
+        "phase": "Failed",
+        "reason": "StepFailed",
+        "promoted": False,
+        "adapters": ["/a/nightly-1/merge/adapter"],
+        "completion_time": "2026-12-03T01:20:00Z",
+    }
+    return {
+        "schema": 1,
+        "chain": "nightly",
+        "namespace": "ml",
+        "model": "bundled:smollm2-135m-instruct",
+        "base_adapters": [],
+        "suite": "demo",
+        "version": 1,
+        "adapters": ["/a/nightly-1/merge/adapter"],
+        "entries": [entry, rejected, failed],
+        "updated": "2026-12-03T01:20:05Z",
+    }
+
+
 SAMPLES = {
+    ChainLineage: _lineage,
+    StepProvenance: _provenance,
     EvaluationResults: _results,
     ImprovementPlan: _plan,
     ValidationReport: _report,
@@ -218,6 +291,10 @@ SAMPLES = {
     MergeRecord: _merge,
     DataCard: _data_card,
 }
+
+
+#: Files past their first layout (docs/artifacts.md keeps the history).
+LAYOUT_VERSIONS: dict[type[Artifact], int] = {ImprovementPlan: 2, ValidationReport: 2}
 
 
 @pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
@@ -230,7 +307,7 @@ def test_each_file_round_trips_with_its_layout_unchanged(
     on_disk = json.loads(path.read_text())
     # The keys the step code builds are exactly the keys in the file, version included.
     assert on_disk == sample
-    assert on_disk[VERSION_KEY] == model.SCHEMA_VERSION == 1
+    assert on_disk[VERSION_KEY] == model.SCHEMA_VERSION == LAYOUT_VERSIONS.get(model, 1)
     assert read_artifact(path, model) == artifact
     assert not list(tmp_path.glob(".*.tmp")), "written through a temporary file"
 
@@ -270,16 +347,16 @@ def _write(tmp_path: Path, content: object) -> Path:
     ("content", "message"),
     [
         (
-            {"schema": 2, "priority_domains": ["a"], "new_field": 1},
-            r"improvement plan schema version 2 is newer than this Kaizen reads \(1\); upgrade Kaizen",
+            {"schema": 3, "priority_domains": ["a"], "new_field": 1},
+            r"improvement plan schema version 3 is newer than this Kaizen reads \(2\); upgrade Kaizen",
         ),
-        ({"schema": 0, "priority_domains": ["a"]}, r"unknown improvement plan schema version 0 \(this Kaizen reads 1\)"),
+        ({"schema": 0, "priority_domains": ["a"]}, r"unknown improvement plan schema version 0 \(this Kaizen reads 2\)"),
         ({"schema": "1", "priority_domains": ["a"]}, r"schema version '1' is not an integer"),
         ({"schema": True, "priority_domains": ["a"]}, r"schema version True is not an integer"),
-        ({"priority_domains": ["a"]}, r'without a schema version \(no "schema" key\).*"schema": 1'),
+        ({"priority_domains": ["a"]}, r'without a schema version \(no "schema" key\).*"schema": 2'),
         ([], r"improvement plan must be a JSON object, got list"),
         ("{\n  nope", r":2: invalid JSON"),
-        ({"schema": 1, "priority_domains": ["a"], "surprise": 1}, r"not valid improvement plan \(schema version 1\): surprise: Extra inputs"),
+        ({"schema": 2, "priority_domains": ["a"], "surprise": 1}, r"not valid improvement plan \(schema version 2\): surprise: Extra inputs"),
     ],
 )  # fmt: skip
 def test_unusable_files_are_refused_naming_the_file(
@@ -478,3 +555,10 @@ def test_every_field_is_described_and_the_version_is_required(model: type[Artifa
         assert part.get("description"), f"{name} has no description"
         for field, node in part["properties"].items():
             assert node.get("description"), f"{name}.{field} has no description"
+
+
+def test_a_version_1_plan_still_reads_as_version_2(tmp_path: Path) -> None:
+    # Version 2 only added `excluded` (lm-eval tasks the plan does not train): a plan written
+    # by hand for version 1 reads with none excluded.
+    plan = read_artifact(_write(tmp_path, {"schema": 1, "priority_domains": ["a"]}), ImprovementPlan)
+    assert (plan.schema_version, plan.priority_domains, plan.excluded) == (2, ["a"], [])

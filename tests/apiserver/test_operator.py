@@ -157,13 +157,20 @@ def test_the_charts_service_account_gets_only_what_the_chart_grants(env: Env) ->
     for verb, resource in granted:
         assert _can_i(env, verb, resource, ns), f"{verb} {resource} should be granted"
     assert _can_i(env, "watch", "customresourcedefinitions.apiextensions.k8s.io")
-    refused = [
+    # An ImprovementChain creates and deletes its cycles, and keeps its lineage in a ConfigMap.
+    for verb, resource in [
         ("create", "improvementcycles.kaizen.dev"),
         ("delete", "improvementcycles.kaizen.dev"),
+        ("patch", "improvementchains.kaizen.dev/status"),
+        ("create", "configmaps"),
+    ]:
+        assert _can_i(env, verb, resource, ns), f"{verb} {resource} should be granted"
+    refused = [
+        ("create", "improvementchains.kaizen.dev"),
+        ("delete", "configmaps"),
         ("create", "pods"),
         ("get", "secrets"),
         ("update", "jobs.batch/status"),
-        ("create", "configmaps"),
     ]
     for verb, resource in refused:
         assert not _can_i(env, verb, resource, ns), f"{verb} {resource} should be refused"

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from kaizen.api.crd import CRD_FILENAME
+from kaizen.api.crd_chain import CHAIN_CRD_FILENAME
 from tests.charts.chart_values import VALUE_SETS
 from tests.charts.helm import (
     CHART,
@@ -82,9 +83,10 @@ def test_every_object_validates_against_the_kubernetes_schemas(
 
 def test_chart_crds_are_the_generated_ones() -> None:
     crds = {p.name for p in (CHART / "crds").iterdir()}
-    assert crds == {CRD_FILENAME, "kopf.dev_peerings.yaml"}
-    chart_crd = (CHART / "crds" / CRD_FILENAME).read_text()
-    assert chart_crd == (REPO / "manifests" / "crd" / CRD_FILENAME).read_text()
+    assert crds == {CRD_FILENAME, CHAIN_CRD_FILENAME, "kopf.dev_peerings.yaml"}
+    for name in (CRD_FILENAME, CHAIN_CRD_FILENAME):
+        chart_crd = (CHART / "crds" / name).read_text()
+        assert chart_crd == (REPO / "manifests" / "crd" / name).read_text(), name
     peering = list(yaml.safe_load_all((CHART / "crds" / "kopf.dev_peerings.yaml").read_text()))
     manifests = REPO / "manifests" / "operator" / "kopf-peering-crd.yaml"
     assert peering == list(yaml.safe_load_all(manifests.read_text()))

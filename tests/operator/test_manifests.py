@@ -47,6 +47,7 @@ def test_kustomization_installs_everything(rendered: list[dict[str, Any]]) -> No
     assert kinds == sorted(
         [
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Namespace",
             "ServiceAccount",
             "ClusterRole",
@@ -55,9 +56,8 @@ def test_kustomization_installs_everything(rendered: list[dict[str, Any]]) -> No
             "PersistentVolumeClaim",
         ]
     )
-    assert _one(rendered, "CustomResourceDefinition")["metadata"]["name"] == (
-        "improvementcycles.kaizen.dev"
-    )
+    crds = {d["metadata"]["name"] for d in rendered if d["kind"] == "CustomResourceDefinition"}
+    assert crds == {"improvementcycles.kaizen.dev", "improvementchains.kaizen.dev"}
 
 
 def test_objects_validate_against_the_kubernetes_schemas(rendered: list[dict[str, Any]]) -> None:
@@ -84,7 +84,11 @@ def test_cluster_role_is_least_privilege_and_sufficient(rendered: list[dict[str,
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
     needed = {
-        ("kaizen.dev", "improvementcycles"): {"get", "list", "watch", "patch"},
+        ("kaizen.dev", "improvementcycles"): {"get", "list", "watch", "patch", "create", "delete"},
+        ("kaizen.dev", "improvementchains"): {"get", "list", "watch", "patch"},
+        ("kaizen.dev", "improvementchains/status"): {"patch"},
+        ("kaizen.dev", "improvementchains/finalizers"): {"update"},
+        ("", "configmaps"): {"get", "create", "patch"},
         ("kaizen.dev", "improvementcycles/status"): {"patch"},
         ("kaizen.dev", "improvementcycles/finalizers"): {"update"},
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
@@ -146,10 +150,13 @@ def test_samples_are_named_by_convention_and_cover_the_deployments() -> None:
     samples = _samples()
     for name, doc in samples.items():
         # kubebuilder: <group>_<version>_<kind>[_<variant>].yaml
-        assert re.fullmatch(r"kaizen\.dev_v1alpha1_improvementcycle(_[a-z0-9-]+)?\.yaml", name)
-        assert doc["apiVersion"] == "kaizen.dev/v1alpha1" and doc["kind"] == "ImprovementCycle"
+        kind = re.fullmatch(r"kaizen\.dev_v1alpha1_(improvement[a-z]+)(_[a-z0-9-]+)?\.yaml", name)
+        assert kind and kind.group(1) == doc["kind"].lower(), name
+        assert doc["apiVersion"] == "kaizen.dev/v1alpha1"
+        assert doc["kind"] in ("ImprovementCycle", "ImprovementChain")
         assert "namespace" not in doc["metadata"]  # applied into the user's namespace
-    specs = [doc["spec"] for doc in samples.values()]
+    specs = [doc["spec"] for doc in samples.values() if doc["kind"] == "ImprovementCycle"]
+    assert any(doc["kind"] == "ImprovementChain" for doc in samples.values())
     cpu = samples["kaizen.dev_v1alpha1_improvementcycle.yaml"]["spec"]  # the demo
     assert cpu["model"]["name"].startswith("bundled:")
     assert not any(r.get("gpus") for r in cpu["resources"].values())
@@ -170,9 +177,14 @@ def test_samples_validate_against_the_committed_crd() -> None:
 
     from tests.api.test_crd import _strip_openapi
 
-    crd = yaml.safe_load((MANIFESTS / "crd" / "kaizen.dev_improvementcycles.yaml").read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    schemas = {}
+    for plural in ("improvementcycles", "improvementchains"):
+        crd = yaml.safe_load((MANIFESTS / "crd" / f"kaizen.dev_{plural}.yaml").read_text())
+        schemas[crd["spec"]["names"]["kind"]] = crd["spec"]["versions"][0]["schema"][
+            "openAPIV3Schema"
+        ]["properties"]["spec"]
     for name, doc in _samples().items():
+        schema = schemas[doc["kind"]]
         try:
             jsonschema.validate(_strip_openapi(doc["spec"]), _strip_openapi(schema))
         except jsonschema.ValidationError as error:

@@ -84,10 +84,11 @@ uses it. The same rules as manifests/rbac/cluster_role.yaml, which a test compar
 */}}
 {{- define "kaizen.namespacedRules" -}}
 # The cycles: watched by kopf, annotated with its progress and diff-base (kaizen.dev/*) and
-# its finalizer (the safety-net timer needs one).
+# its finalizer (the safety-net timer needs one). An ImprovementChain creates its next cycle
+# and deletes finished ones beyond its history limits.
 - apiGroups: [kaizen.dev]
   resources: [improvementcycles]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch, update, create, delete]
 # Status is written as a merge patch of the whole status.
 - apiGroups: [kaizen.dev]
   resources: [improvementcycles/status]
@@ -97,10 +98,32 @@ uses it. The same rules as manifests/rbac/cluster_role.yaml, which a test compar
 - apiGroups: [kaizen.dev]
   resources: [improvementcycles/finalizers]
   verbs: [update]
+# The chains: watched and annotated by kopf, with its finalizer (each chain's schedule daemon
+# needs one); status is a merge patch; cycles and the lineage ConfigMap carry ownerReferences
+# with blockOwnerDeletion to their chain (finalizers subresource).
+- apiGroups: [kaizen.dev]
+  resources: [improvementchains]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [kaizen.dev]
+  resources: [improvementchains/status]
+  verbs: [get, patch, update]
+- apiGroups: [kaizen.dev]
+  resources: [improvementchains/finalizers]
+  verbs: [update]
+# A chain's lineage artifact (lineage.json) lives in the ConfigMap <chain>-lineage.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
 # One Job per step; deleted when a cycle fails or is deleted (no GPU left running).
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get, list, watch, delete, patch]
+{{- if .Values.trainJob.enabled }}
+# Train steps of cycles with training.backend: trainjob (Kubeflow Trainer v2), handled like Jobs.
+- apiGroups: [trainer.kubeflow.org]
+  resources: [trainjobs]
+  verbs: [create, get, list, watch, delete]
+{{- end }}
 # Pods are read for their termination message (the step's summary).
 - apiGroups: [""]
   resources: [pods]

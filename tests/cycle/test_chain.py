@@ -1,0 +1,310 @@
+"""The chain engine: pure decisions about an ImprovementChain, on a fake clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kaizen.api.chain import ImprovementChain, parse_chain
+from kaizen.api.status import ImprovementCycleStatus, Phase
+from kaizen.api.summary import MergeDigest, ScoreDigest, ValidationDigest
+from kaizen.cycle.chain import (
+    LABEL_CHAIN,
+    LABEL_CHAIN_INDEX,
+    ChainDecision,
+    ObservedCycle,
+    invalid_chain,
+    reconcile_chain,
+)
+
+T0 = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+
+
+def chain(spec: dict[str, Any], *, generation: int = 1, created: datetime = T0) -> ImprovementChain:
+    return parse_chain(
+        {
+            "apiVersion": "kaizen.dev/v1alpha1",
+            "kind": "ImprovementChain",
+            "metadata": {
+                "name": "nightly",
+                "namespace": "ml",
+                "generation": generation,
+                "creationTimestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "spec": {
+                "template": {"spec": {"model": {"name": "org/model", "adapters": ["/base"]}}},
+                **spec,
+            },
+        }
+    )
+
+
+def finished(
+    name: str,
+    index: int,
+    *,
+    start: list[str],
+    verdict: str | None = "Promote",
+    before: float = 0.5,
+    after: float = 0.6,
+    failed: str | None = None,
+    generation: int = 1,
+) -> ObservedCycle:
+    """A finished cycle as an executor would see it."""
+    merged = f"/artifacts/ml/{name}/merge/adapter"
+    promote = failed is None and verdict == "Promote"
+    status = ImprovementCycleStatus(
+        phase=Phase.FAILED if failed else Phase.SUCCEEDED,
+        failure_reason=failed,
+        message="boom" if failed else "done",
+        baseline=ScoreDigest(overall=before, domains={"geo": before}),
+        candidate=None if failed else ScoreDigest(overall=after, domains={"geo": after}),
+        merged=None if failed else MergeDigest(path=merged, combination="ties"),
+        validation=(
+            ValidationDigest(verdict=verdict, overall_delta=after - before, p_value=0.01)  # type: ignore[arg-type]
+            if verdict and not failed
+            else None
+        ),
+        promoted_adapters=[*start, merged] if promote else list(start),
+        start_time="2026-12-01T00:30:00Z",
+        completion_time="2026-12-01T01:30:00Z",
+    )
+    return ObservedCycle(name, index, status, chain_generation=generation)
+
+
+def running(name: str, index: int) -> ObservedCycle:
+    return ObservedCycle(name, index, ImprovementCycleStatus(phase=Phase.TRAINING))
+
+
+def step(c: ImprovementChain, cycles: list[ObservedCycle], now: datetime) -> tuple[ImprovementChain, ChainDecision]:
+    decision = reconcile_chain(c, cycles, now)
+    return c.model_copy(update={"status": decision.status}), decision
+
+
+def reasons(decision: ChainDecision) -> list[str]:
+    return [e.reason for e in decision.events]
+
+
+def test_after_previous_runs_back_to_back_from_the_last_promoted_adapters() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 3}})
+    c, d = step(c, [], T0)
+    assert d.create is not None and d.create.metadata.name == "nightly-1"
+    assert d.create.spec.model.adapters == ["/base"]
+    assert d.create.spec.model.name == "org/model"
+    labels = d.create.metadata.model_extra["labels"]  # type: ignore[index]
+    assert labels[LABEL_CHAIN] == "nightly" and labels[LABEL_CHAIN_INDEX] == "1"
+    assert c.status is not None and c.status.current_cycle == "nightly-1"
+    assert c.status.phase == "Running" and reasons(d) == ["CycleStarted"]
+
+    one = finished("nightly-1", 1, start=["/base"])
+    c, d = step(c, [one], T0 + timedelta(hours=1))
+    assert d.create is not None and d.create.metadata.name == "nightly-2"
+    promoted = one.status.promoted_adapters  # type: ignore[union-attr]
+    assert d.create.spec.model.adapters == promoted == ["/base", "/artifacts/ml/nightly-1/merge/adapter"]
+    assert c.status is not None and c.status.version == 1 and c.status.score == 0.6
+    (record,) = d.recorded
+    assert (record.cycle, record.from_version, record.version, record.promoted) == ("nightly-1", 0, 1, True)
+    assert record.baseline and record.baseline.domains == {"geo": 0.5}
+    assert reasons(d) == ["VersionPromoted", "CycleStarted"]
+
+    two = finished("nightly-2", 2, start=promoted, verdict="Reject", before=0.6, after=0.55)
+    c, d = step(c, [one, two], T0 + timedelta(hours=2))
+    assert d.create is not None and d.create.spec.model.adapters == promoted
+    assert c.status is not None and c.status.version == 1 and c.status.last_verdict == "Rejected"
+    assert c.status.cycles_without_promotion == 1 and c.status.best_score == 0.6
+
+    three = finished("nightly-3", 3, start=promoted, before=0.6, after=0.7)
+    c, d = step(c, [one, two, three], T0 + timedelta(hours=3))
+    assert d.create is None
+    assert c.status is not None and c.status.phase == "Completed" and c.status.stop_reason == "MaxCycles"
+    assert c.status.version == 2 and [r.version for r in c.status.lineage] == [1, 1, 2]
+    assert "ChainCompleted" in reasons(d)
+    conditions = {x.type: x.status for x in c.status.conditions}
+    assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+
+
+def test_the_same_inputs_decide_the_same_and_say_nothing_new() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 2}})
+    c, _ = step(c, [], T0)
+    one = finished("nightly-1", 1, start=["/base"])
+    two = running("nightly-2", 2)
+    c, first = step(c, [one, two], T0 + timedelta(hours=1))
+    again = reconcile_chain(c, [one, two], T0 + timedelta(hours=1))
+    assert again.status == c.status
+    assert again.create is None and again.recorded == [] and again.events == [] and again.delete == []
+    assert first.recorded and len(c.status.lineage) == 1  # type: ignore[union-attr]
+
+
+def test_plateau_stops_after_k_cycles_without_promotion() -> None:
+    c = chain({"afterPrevious": True, "stop": {"plateauCycles": 2}})
+    c, _ = step(c, [], T0)
+    seen = [finished("nightly-1", 1, start=["/base"], verdict="Reject")]
+    c, d = step(c, seen, T0)
+    assert d.create is not None
+    seen.append(finished("nightly-2", 2, start=["/base"], verdict=None))
+    c, d = step(c, seen, T0)
+    assert d.create is None and c.status is not None
+    assert (c.status.phase, c.status.stop_reason) == ("Completed", "Plateau")
+    assert [r.reason for r in c.status.lineage] == ["Rejected", "NothingToImprove"]
+
+
+def test_target_score_stops_the_chain() -> None:
+    c = chain({"afterPrevious": True, "stop": {"targetScore": 0.6}})
+    c, _ = step(c, [], T0)
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"], after=0.65)], T0)
+    assert d.create is None and c.status is not None and c.status.stop_reason == "TargetScore"
+
+
+def test_history_limits_delete_only_folded_cycles_and_the_lineage_keeps_them() -> None:
+    c = chain(
+        {
+            "afterPrevious": True,
+            "successfulCyclesHistoryLimit": 1,
+            "failedCyclesHistoryLimit": 0,
+        }
+    )
+    c, _ = step(c, [], T0)
+    seen = [finished("nightly-1", 1, start=["/base"])]
+    c, d = step(c, seen, T0)
+    assert d.delete == []
+    seen.append(finished("nightly-2", 2, start=["/base"], failed="StepFailed"))
+    c, d = step(c, seen, T0)
+    assert d.delete == ["nightly-2"]
+    seen = [seen[0], finished("nightly-3", 3, start=["/base"]), running("nightly-4", 4)]
+    c, d = step(c, seen, T0)
+    assert d.delete == ["nightly-1"]  # the running one is never touched
+    assert c.status is not None and [r.cycle for r in c.status.lineage] == [
+        "nightly-1",
+        "nightly-2",
+        "nightly-3",
+    ]
+
+
+def test_suspend_starts_nothing_and_leaves_a_running_cycle_alone() -> None:
+    c = chain({"afterPrevious": True, "suspend": True})
+    c, d = step(c, [], T0)
+    assert d.create is None and c.status is not None and c.status.phase == "Suspended"
+    c = chain({"afterPrevious": True})
+    c, _ = step(c, [], T0)
+    c = c.model_copy(update={"spec": c.spec.model_copy(update={"suspend": True})})
+    c, d = step(c, [running("nightly-1", 1)], T0)
+    assert d.create is None and d.delete == [] and c.status is not None
+    assert c.status.phase == "Running" and "suspended" in (c.status.message or "")
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], T0)
+    assert d.create is None and c.status is not None and c.status.phase == "Suspended"
+
+
+def test_a_schedule_runs_at_its_times_in_its_time_zone() -> None:
+    # 02:00 in Berlin is 01:00 UTC in winter.
+    c = chain({"schedule": {"cron": "0 2 * * *", "timeZone": "Europe/Berlin"}})
+    c, d = step(c, [], T0)
+    assert d.create is None and c.status is not None
+    assert c.status.next_run_time == "2026-12-01T01:00:00Z"
+    assert d.wake_at == datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    assert c.status.phase == "Waiting"
+    c, d = step(c, [], datetime(2026, 12, 1, 1, 0, 5, tzinfo=UTC))
+    assert d.create is not None and d.create.metadata.name == "nightly-1"
+    assert c.status is not None and c.status.last_schedule_time == "2026-12-01T01:00:00Z"
+    assert c.status.next_run_time == "2026-12-02T01:00:00Z"
+    # The same time never runs twice.
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], datetime(2026, 12, 1, 3, 0, tzinfo=UTC))
+    assert d.create is None and c.status is not None and c.status.phase == "Waiting"
+
+
+def test_forbid_skips_a_time_that_comes_while_a_cycle_runs() -> None:
+    c = chain({"schedule": {"cron": "@hourly"}})
+    c, d = step(c, [], T0 + timedelta(minutes=30))
+    assert d.create is not None
+    c, d = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))
+    assert d.create is None and "ScheduleSkipped" in reasons(d)
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], T0 + timedelta(minutes=100))
+    assert d.create is None  # the skipped time is gone; the next one is at 03:00
+
+
+def test_after_previous_with_a_schedule_runs_a_deferred_time_when_the_cycle_ends() -> None:
+    c = chain({"schedule": {"cron": "@hourly"}, "afterPrevious": True})
+    c, d = step(c, [], T0 + timedelta(minutes=30))
+    assert d.create is not None
+    c, d = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))
+    assert d.create is None and c.status is not None and c.status.deferred_schedule_time
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], T0 + timedelta(minutes=100))
+    assert d.create is not None and d.create.metadata.name == "nightly-2"
+    assert c.status is not None and c.status.deferred_schedule_time is None
+
+
+def test_replace_deletes_the_running_cycle_and_starts_anew() -> None:
+    c = chain({"schedule": {"cron": "@hourly"}, "concurrencyPolicy": "Replace"})
+    c, _ = step(c, [], T0 + timedelta(minutes=30))
+    c, d = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))
+    assert d.delete == ["nightly-1"] and d.create is not None and d.create.metadata.name == "nightly-2"
+    assert c.status is not None and c.status.lineage[-1].reason == "Replaced"
+    assert "CycleReplaced" in reasons(d)
+
+
+def test_a_time_missed_past_the_starting_deadline_is_skipped() -> None:
+    c = chain({"schedule": {"cron": "@hourly", "startingDeadlineSeconds": 60}})
+    c, d = step(c, [], T0 + timedelta(minutes=35))
+    assert d.create is None and "MissedSchedule" in reasons(d)
+
+
+def test_a_failure_that_would_repeat_stalls_the_chain_until_its_spec_changes() -> None:
+    c = chain({"afterPrevious": True})
+    c, _ = step(c, [], T0)
+    bad = finished("nightly-1", 1, start=["/base"], failed="ConfigurationError")
+    c, d = step(c, [bad], T0)
+    assert d.create is None and c.status is not None and c.status.phase == "Stalled"
+    assert {x.type: x.status for x in c.status.conditions}["Stalled"] == "True"
+    assert "ChainStalled" in reasons(d)
+    fixed = chain({"afterPrevious": True}, generation=2).model_copy(update={"status": c.status})
+    _, d = step(fixed, [bad], T0)
+    assert d.create is not None and d.create.metadata.name == "nightly-2"
+
+
+def test_an_ordinary_failure_does_not_stall_the_chain() -> None:
+    c = chain({"afterPrevious": True})
+    c, _ = step(c, [], T0)
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"], failed="StepFailed")], T0)
+    assert d.create is not None and "CycleFailed" in reasons(d)
+
+
+def test_a_cycle_deleted_while_it_ran_is_recorded() -> None:
+    c = chain({"afterPrevious": True})
+    c, _ = step(c, [], T0)
+    c, d = step(c, [], T0)
+    assert c.status is not None and c.status.lineage[-1].reason == "CycleDeleted"
+    assert d.create is not None and d.create.metadata.name == "nightly-2"
+
+
+def test_an_invalid_chain_stalls_naming_the_field() -> None:
+    d = invalid_chain(None, 3, "spec.stop.maxCycles: must be >= 1", T0)
+    assert d.status.phase == "Stalled" and d.status.observed_generation == 3
+    assert {x.type: x.reason for x in d.status.conditions}["Stalled"] == "InvalidSpec"
+    assert reasons(d) == ["InvalidSpec"]
+    assert invalid_chain(d.status, 3, "spec.stop.maxCycles: must be >= 1", T0).events == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({}, "spec: "),
+        ({"schedule": {"cron": "61 * * * *"}}, "spec.schedule.cron"),
+        ({"schedule": {"cron": "0 2 * *"}}, "spec.schedule.cron"),
+        ({"schedule": {"cron": "@daily", "timeZone": "Mars/Olympus"}}, "spec.schedule.timeZone"),
+        ({"afterPrevious": True, "concurrencyPolicy": "Allow"}, "spec.concurrencyPolicy"),
+        ({"afterPrevious": True, "stop": {"maxCycles": 0}}, "spec.stop.maxCycles"),
+        ({"afterPrevious": True, "successfulCyclesHistoryLimit": -1}, "spec.successfulCyclesHistoryLimit"),
+        (
+            {"afterPrevious": True, "template": {"spec": {"evaluation": {"maxNewTokens": 0}}}},
+            "spec.template.spec.evaluation.maxNewTokens",
+        ),
+        ({"afterPrevious": True, "sometimes": True}, "spec.sometimes"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(spec: dict[str, Any], field: str) -> None:
+    from kaizen.api.resource import SpecError
+
+    with pytest.raises(SpecError) as error:
+        chain(spec)
+    assert field in str(error.value)
