@@ -25,6 +25,7 @@ from kaizen.cycle.planner import (
     TRAIN_PREFIX,
     VALIDATE,
     StepPlanner,
+    bounded_label,
     dns_label,
     train_step_name,
 )
@@ -73,7 +74,9 @@ class StepKind:
 
     def step_name(self, domain: str | None = None) -> str:
         """`<name>-<domain>` for a per-domain kind, else the name."""
-        return f"{self.name}-{dns_label(domain)}" if self.per_domain and domain else self.name
+        if self.per_domain and domain:
+            return bounded_label(f"{self.name}-{dns_label(domain)}")
+        return self.name
 
     def owns(self, step: str) -> bool:
         """True when `step` is a step of this kind."""

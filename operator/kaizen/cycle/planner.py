@@ -47,9 +47,21 @@ def dns_label(text: str) -> str:
     return label or "x"
 
 
+def bounded_label(text: str, limit: int = _DNS_LABEL_MAX) -> str:
+    """`text` cut to `limit` characters, with a digest of the whole so cut names stay distinct.
+
+    Step names become label values (`kaizen.dev/step`) and folder names: a label value has
+    at most 63 characters, and a domain name has no bound.
+    """
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[: limit - 11].rstrip('-')}-{digest}"
+
+
 def train_step_name(domain: str) -> str:
-    """Step name of the adapter training for `domain` (a DNS label fragment)."""
-    return TRAIN_PREFIX + dns_label(domain)
+    """Step name of the adapter training for `domain` (a DNS label of at most 63 characters)."""
+    return bounded_label(TRAIN_PREFIX + dns_label(domain))
 
 
 def job_name(cycle: str, step: str, attempt: int = 1) -> str:
