@@ -72,6 +72,11 @@ FULL_SPEC: dict[str, Any] = {
         "maxRegression": 0.2,
         "significance": 0.01,
         "requireSignificance": False,
+        "power": 0.9,
+        "targetImprovement": 0.03,
+        "maxSlowdown": 0.25,
+        "maxMemoryIncrease": 0.1,
+        "lmEval": {"maxDrop": 0.02, "minScores": {"arc_easy": 0.4, "hellaswag": 0.3}},
     },
     "tracking": {"mode": "online", "project": "p", "entity": "team"},
 }
@@ -207,7 +212,12 @@ def test_spec_defaults_and_step_program_defaults_are_one_value() -> None:
         output=planner.dir("analyze"), step="analyze", cycle="c", baseline="/b"
     )
     assert planner.validate_args("/b", "/c") == ValidateArgs(
-        output=planner.dir("validate"), step="validate", cycle="c", baseline="/b", candidate="/c"
+        output=planner.dir("validate"),
+        step="validate",
+        cycle="c",
+        baseline="/b",
+        candidate="/c",
+        html_report=planner.report_dir(),
     )
 
 

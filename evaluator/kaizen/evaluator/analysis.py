@@ -5,8 +5,11 @@ adapter is trained per domain), the weakest domains and capabilities with their 
 intervals, why each wrong answer failed (empty, refusal, repetition, truncated at
 `max_new_tokens`, wrong format, wrong answer), whether each failure and each domain is a
 matter of knowledge (a single fact is missing) or reasoning (facts known, combining them
-fails), and a training recommendation per priority domain. It is pure: `build_plan` takes
-the results dict and returns the plan dict, so it is tested on hand-made results.
+fails), and a training recommendation per priority domain. Only trainable domains
+are planned: lm-eval tasks (`lmeval:<task>`) are listed under `excluded` with the reason, so
+a weak task never becomes a priority domain the trainer cannot train. It is pure:
+`build_plan` takes the results dict and returns the plan dict, so it is tested on hand-made
+results.
 """
 
 from __future__ import annotations
@@ -147,8 +150,18 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
     ]
     failures = [f for f in failures if f["kind"] is not None]
     domains = []
+    excluded = []
     for name, summary in results["domains"].items():
         records = [r for r in items if r["domain"] == name]
+        if not trainable(summary, records):
+            excluded.append(
+                {
+                    "name": name,
+                    "score": round(summary["score"], 4),
+                    "reason": UNTRAINABLE_REASON,
+                }
+            )
+            continue
         capabilities: dict[str, list[float]] = {}
         for record in records:
             capabilities.setdefault(record["capability"], []).append(record["score"])
@@ -206,7 +219,22 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         "weakest_capabilities": _weakest(results.get("capabilities", {})),
         "knowledge_vs_reasoning": _knowledge_vs_reasoning(items, failures, domains),
         "failures": failures,
+        "excluded": excluded,
     }
+
+
+#: Why a domain of the results is never a priority domain.
+UNTRAINABLE_REASON = (
+    "an lm-evaluation-harness task: measured for the report and the validation gates "
+    "(spec.validation.lmEval), but no adapter can be trained for it (it has no training pool "
+    "and no per-item records)"
+)
+
+
+def trainable(summary: dict[str, Any], records: list[dict[str, Any]]) -> bool:
+    """True for a suite domain; false for an lm-eval task (`source: lm-eval`) or a domain with
+    no item records, which the trainer has nothing to train on."""
+    return summary.get("source") is None and bool(records)
 
 
 def _rounded(value: float | None) -> float | None:

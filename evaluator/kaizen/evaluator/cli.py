@@ -38,6 +38,14 @@ def _tracking(args: StepArgs):  # type: ignore[no-untyped-def]
     return TrackingOptions.from_args(args)
 
 
+def _suite_inputs(args: EvaluateArgs) -> list[str]:
+    """The suite's folder when it is a shipped one (a suite directory is among the arguments)."""
+    from kaizen.runtime.suites.loader import suite_folder
+
+    folder = suite_folder(args.suite)
+    return [str(folder)] if folder is not None else []
+
+
 def run(args: StepArgs) -> int:
     """Run the parsed subcommand under the step contract; returns the exit code."""
     # Imported here so `--help` and usage errors stay fast (the steps import torch).
@@ -45,7 +53,13 @@ def run(args: StepArgs) -> int:
         from kaizen.evaluator.evaluate import EvaluateOptions, evaluate_step
 
         options = EvaluateOptions.from_args(args, tracking=_tracking(args))
-        return run_step(args.step, args.output, lambda out: evaluate_step(options, out))
+        return run_step(
+            args.step,
+            args.output,
+            lambda out: evaluate_step(options, out),
+            args=args,
+            inputs=_suite_inputs(args),
+        )
     if isinstance(args, AnalyzeArgs):
         from kaizen.evaluator.analysis import analyze_step
 
@@ -60,16 +74,12 @@ def run(args: StepArgs) -> int:
                 max_domains=args.max_domains,
                 tracking=_tracking(args),
             ),
+            args=args,
         )
     assert isinstance(args, ValidateArgs)
     from kaizen.evaluator.validate import Gates, validate_step
 
-    gates = Gates(
-        min_improvement=args.min_improvement,
-        max_regression=args.max_regression,
-        significance=args.significance,
-        require_significance=args.require_significance,
-    )
+    gates = Gates.from_args(args)
     return run_step(
         args.step,
         args.output,
@@ -80,7 +90,11 @@ def run(args: StepArgs) -> int:
             step=args.step,
             gates=gates,
             tracking=_tracking(args),
+            reference=args.reference,
+            reference_name=args.reference_name,
+            html_report=args.html_report,
         ),
+        args=args,
     )
 
 

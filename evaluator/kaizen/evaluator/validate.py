@@ -4,7 +4,14 @@ Both result sets must come from the same items (same suite digest, same item ids
 item is a pair: right/wrong before, right/wrong after. The overall change is tested with the
 exact two-sided McNemar test on the discordant pairs, which is the right test for paired
 binary outcomes and needs no large-sample approximation at demo sizes (~50 items).
-The candidate is promoted only if every gate passes; `reasons` says how each gate went.
+The verdict is Promote, Reject or Inconclusive (`gates.decide`): a result that is not
+significant on a suite too small to detect the target improvement at the configured power
+(the minimum detectable effect, `power.py`) is Inconclusive rather than a Reject. A domain
+blocks promotion only when its drop exceeds `max_regression` *and* its paired test is
+significant after Holm's correction across the domains, so one flipped item in a ten-item
+domain is noise, not a regression. Optional gates: speed, peak memory, lm-eval tasks, and a
+reference model (e.g. the previous promoted version) the candidate must not be worse than.
+`reasons` says how each gate went.
 
 report.json also holds, per domain and per capability, the delta with a paired bootstrap
 95% interval, a paired test (exact McNemar for binary scores, a sign-flip permutation test
@@ -14,20 +21,22 @@ way. The `ValidationDigest` in the summary stays the small fixed contract of `ka
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 from typing import Any
 
 from kaizen.api.artifacts import ValidationReport, write_artifact
+from kaizen.api.numbers import format_p, significant
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
     StepSummary,
-    SummaryTooLarge,
     ValidationDigest,
-    encode_summary,
     file_digest,
+    fit_summary,
 )
 from kaizen.evaluator.evaluate import read_results
+from kaizen.evaluator.gates import Gates, decide, lm_eval_gate, performance_gate
+from kaizen.evaluator.power import analyse_power
 from kaizen.evaluator.stats import (
     holm,
     is_binary,
@@ -37,63 +46,9 @@ from kaizen.evaluator.stats import (
 )
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
+__all__ = ["Gates", "compare", "decide", "mcnemar_exact", "validate_step"]
+
 REPORT_FILE = ValidationReport.FILE_NAME
-
-
-@dataclass(frozen=True)
-class Gates:
-    """What a candidate must achieve to be promoted (see `ValidationSpec`)."""
-
-    min_improvement: float = 0.0
-    max_regression: float = 0.1
-    significance: float = 0.05
-    require_significance: bool = True
-
-    def check(self) -> None:
-        if not -1.0 <= self.min_improvement <= 1.0:
-            raise ConfigurationError(
-                f"min improvement must be between -1 and 1, got {self.min_improvement}"
-            )
-        if not 0.0 <= self.max_regression <= 1.0:
-            raise ConfigurationError(
-                f"max regression must be between 0 and 1, got {self.max_regression}"
-            )
-        if not 0.0 < self.significance < 1.0:
-            raise ConfigurationError(
-                f"significance must be strictly between 0 and 1, got {self.significance}"
-            )
-
-
-def decide(
-    overall_delta: float, p_value: float, regressions: list[str], gates: Gates
-) -> tuple[str, list[str]]:
-    """(`Promote` or `Reject`, one sentence per gate)."""
-    reasons = []
-    improved_enough = overall_delta > gates.min_improvement
-    reasons.append(
-        f"overall change {overall_delta:+.4f} {'exceeds' if improved_enough else 'does not exceed'} "
-        f"the minimum improvement {gates.min_improvement:+.4f}"
-    )
-    if regressions:
-        reasons.append(
-            f"regressions beyond {gates.max_regression:.4f} in: {', '.join(regressions)}"
-        )
-    else:
-        reasons.append(f"no domain dropped by more than {gates.max_regression:.4f}")
-    significant = p_value < gates.significance
-    verdict_on_p = "significant" if significant else "not significant"
-    if gates.require_significance:
-        reasons.append(
-            f"McNemar p={p_value:.4g} is {verdict_on_p} at {gates.significance:g} (required)"
-        )
-    else:
-        reasons.append(
-            f"McNemar p={p_value:.4g} is {verdict_on_p} at {gates.significance:g} (not required)"
-        )
-    promote = (
-        improved_enough and not regressions and (significant or not gates.require_significance)
-    )
-    return ("Promote" if promote else "Reject"), reasons
 
 
 def _check_same_items(
@@ -114,6 +69,19 @@ def _check_same_items(
             f"{paths[1]}: items: item ids differ from the baseline's "
             f"(missing {missing[:5]}, extra {extra[:5]}, or a different order)"
         )
+
+
+def gate_pairs(
+    baseline: dict[str, Any], candidate: dict[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The item pairs the gate reads: test items only (`kaizen.runtime.suites.split`).
+
+    Dev items are what the cycle chose on (the combination of adapters): judging the
+    chosen candidate on them too would reward the choice's fit to their noise. Results
+    written before the split (no `split` on the items) are all test.
+    """
+    pairs = zip(baseline["items"], candidate["items"], strict=True)
+    return [(b, c) for b, c in pairs if b.get("split") != "dev"]
 
 
 def paired_comparison(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
@@ -161,23 +129,118 @@ def _group_deltas(
     return table
 
 
+def _regressions(table: dict[str, dict[str, Any]], gates: Gates) -> tuple[list[str], list[str]]:
+    """(confirmed, unconfirmed): domains that dropped by more than `max_regression`, split by
+    whether their Holm-adjusted paired p-value is below `significance`."""
+    dropped = [name for name, d in table.items() if d["delta"] < -gates.max_regression]
+    confirmed = [name for name in dropped if table[name]["p_holm"] < gates.significance]
+    return confirmed, [name for name in dropped if name not in confirmed]
+
+
+def _mcnemar(overall: dict[str, Any]) -> dict[str, Any]:
+    improved, regressed = len(overall["improved_items"]), len(overall["regressed_items"])
+    return {
+        "improved": improved,
+        "regressed": regressed,
+        "p_value": mcnemar_exact(improved, regressed),
+    }
+
+
+def compare_reference(
+    reference: dict[str, Any],
+    candidate: dict[str, Any],
+    gates: Gates,
+    paths: tuple[Path, Path],
+    name: str | None = None,
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(report.json's `reference`, blocking sentences, passing sentences): candidate vs reference."""
+    _check_same_items(reference, candidate, paths)
+    pairs = gate_pairs(reference, candidate)
+    overall = paired_comparison(pairs)
+    mcnemar = _mcnemar(overall)
+    domains = _group_deltas(pairs, "domain")
+    regressions, _ = _regressions(domains, gates)
+    worse = overall["delta"] < 0 and mcnemar["p_value"] < gates.significance
+    model = reference.get("model") or {}
+    label = name or " + ".join([str(model.get("name", "reference")), *model.get("adapters", [])])
+    record = {
+        "name": label,
+        "side": {"path": str(paths[0]), "model": model, "overall": overall["baseline"]},
+        "overall": {k: v for k, v in overall.items() if not k.endswith("_items")},
+        "mcnemar": mcnemar,
+        "domains": domains,
+        "regressions": regressions,
+        "worse_overall": worse,
+    }
+    summary = f"against {label}: overall {overall['delta']:+.4f}, McNemar p={format_p(mcnemar['p_value'])}"
+    blockers = []
+    if worse:
+        blockers.append(f"{summary}: significantly worse than the reference")
+    if regressions:
+        blockers.append(
+            f"against {label}: significant regressions beyond {gates.max_regression:.4f} in: "
+            f"{', '.join(regressions)}"
+        )
+    return record, blockers, [] if blockers else [f"{summary}: not worse than the reference"]
+
+
 def compare(
-    baseline: dict[str, Any], candidate: dict[str, Any], gates: Gates, paths: tuple[Path, Path]
+    baseline: dict[str, Any],
+    candidate: dict[str, Any],
+    gates: Gates,
+    paths: tuple[Path, Path],
+    *,
+    reference: tuple[dict[str, Any], Path, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The comparison report for two results dicts evaluated on identical items (report.json's layout)."""
+    """The comparison report for two results dicts evaluated on identical items (report.json's layout).
+
+    `reference` is (results, path, name) of a third model on the same items, or None.
+    """
     gates.check()
     _check_same_items(baseline, candidate, paths)
-    pairs = list(zip(baseline["items"], candidate["items"], strict=True))
+    pairs = gate_pairs(baseline, candidate)
+    if not pairs:
+        raise ConfigurationError(
+            f"{paths[0]}: items: every item is a dev item; the gate reads test items only "
+            "(lower the suite's dev_fraction or ship test items in eval.jsonl)"
+        )
     overall = paired_comparison(pairs)
     improved, regressed = overall["improved_items"], overall["regressed_items"]
     # The gate's test stays McNemar on per-item correctness (what ValidationDigest reports);
     # for non-binary scores `overall.test` adds the permutation test on the scores themselves.
-    p_value = mcnemar_exact(len(improved), len(regressed))
+    mcnemar = _mcnemar(overall)
+    p_value = mcnemar["p_value"]
     before, after = overall["baseline"], overall["candidate"]
     overall_delta = overall["delta"]
     domains = _group_deltas(pairs, "domain")
-    regressions = [name for name, d in domains.items() if d["delta"] < -gates.max_regression]
-    verdict, reasons = decide(overall_delta, p_value, regressions, gates)
+    regressions, unconfirmed = _regressions(domains, gates)
+    power = analyse_power(
+        len(pairs), len(improved) + len(regressed), alpha=gates.significance, power=gates.power
+    )
+    performance, blockers, notes = performance_gate(
+        baseline.get("performance"), candidate.get("performance"), gates
+    )
+    lm_eval, lm_blockers, lm_notes = lm_eval_gate(
+        baseline.get("domains", {}), candidate.get("domains", {}), gates
+    )
+    blockers, notes = blockers + lm_blockers, notes + lm_notes
+    reference_record = None
+    if reference is not None:
+        ref_results, ref_path, ref_name = reference
+        reference_record, ref_blockers, ref_notes = compare_reference(
+            ref_results, candidate, gates, (ref_path, paths[1]), ref_name
+        )
+        blockers, notes = blockers + ref_blockers, notes + ref_notes
+    verdict, reasons = decide(
+        overall_delta,
+        p_value,
+        regressions,
+        gates,
+        power=power,
+        blockers=blockers,
+        notes=notes,
+        unconfirmed=unconfirmed,
+    )
     return {
         "schema": ValidationReport.SCHEMA_VERSION,
         "baseline": {"path": str(paths[0]), "model": baseline.get("model"), "overall": before},
@@ -188,14 +251,25 @@ def compare(
         "overall": {k: v for k, v in overall.items() if not k.endswith("_items")},
         "domains": domains,
         "capabilities": _group_deltas(pairs, "capability"),
-        "mcnemar": {"improved": len(improved), "regressed": len(regressed), "p_value": p_value},
-        "gates": {
-            "min_improvement": gates.min_improvement,
-            "max_regression": gates.max_regression,
-            "significance": gates.significance,
-            "require_significance": gates.require_significance,
-        },
+        "mcnemar": mcnemar,
+        "gates": gates.settings(),
         "regressions": regressions,
+        "unconfirmed_drops": unconfirmed,
+        "power": {
+            "n": power.n,
+            "alpha": power.alpha,
+            "power": power.power,
+            "discordance": power.discordance,
+            "method": power.method,
+            "mde": power.mde,
+            "floor": power.floor,
+            "min_significant_items": power.min_significant_items,
+            "target": gates.target,
+            "adequate": power.mde is not None and power.mde <= gates.target,
+        },
+        "performance": performance,
+        "lm_eval": lm_eval,
+        "reference": reference_record,
         "verdict": verdict,
         "reasons": reasons,
         "improved_items": improved,
@@ -211,21 +285,32 @@ def validate_step(
     step: str,
     gates: Gates,
     tracking: TrackingOptions,
+    reference: str | Path | None = None,
+    reference_name: str | None = None,
+    html_report: str | Path | None = None,
 ) -> StepSummary:
-    """The whole validate step for `run_step`: compare, write report.json, track, summarise."""
+    """The whole validate step for `run_step`: compare, write report.json (and the HTML report
+    when asked), track, summarise."""
     paths = (Path(baseline), Path(candidate))
     baseline_results, candidate_results = read_results(paths[0]), read_results(paths[1])
+    third = None
+    if reference is not None:
+        third = (read_results(reference).to_dict(), Path(reference), reference_name)
     report = ValidationReport.model_validate(
-        compare(baseline_results.to_dict(), candidate_results.to_dict(), gates, paths)
+        compare(
+            baseline_results.to_dict(), candidate_results.to_dict(), gates, paths, reference=third
+        )
     )
     report_path = out / REPORT_FILE
     write_artifact(report_path, report)
+    html_path, plots = _html_report(html_report)
     with tracking.run(
         job_type="validate",
         name=step,
         config={
             "baseline": str(baseline),
             "candidate": str(candidate),
+            "reference": str(reference) if reference else None,
             **report.gates.model_dump(),
         },
         directory=out,
@@ -235,55 +320,75 @@ def validate_step(
             "overall/candidate": report.candidate.overall,
             "overall/delta": report.overall_delta,
             "mcnemar/p_value": report.mcnemar.p_value,
+            "power/mde": report.power.mde,
             "items/improved": len(report.improved_items),
             "items/regressed": len(report.regressed_items),
         }
         metrics.update({f"delta/{name}": d.delta for name, d in report.domains.items()})
+        if report.reference is not None:
+            metrics["reference/delta"] = report.reference.overall.delta
         tracker.log(metrics)
         tracker.summary({"verdict": report.verdict})
-        columns = ["domain", "baseline", "candidate", "delta", "n"]
-        rows = [[name, d.baseline, d.candidate, d.delta, d.n] for name, d in report.domains.items()]
+        columns = ["domain", "baseline", "candidate", "delta", "n", "p_holm"]
+        rows = [
+            [name, d.baseline, d.candidate, d.delta, d.n, d.p_holm]
+            for name, d in report.domains.items()
+        ]
         tracker.table("domains", columns, rows)
-        tracker.artifact(artifact_name(tracking.cycle, step, "report"), "validation", [report_path])
+        tracker.images({f"report/{path.stem}": path for path in plots})
+        files = [report_path, *([html_path.parent] if html_path else [])]
+        tracker.artifact(artifact_name(tracking.cycle, step, "report"), "validation", files)
+    mde = report.power.mde
+    message = (
+        f"{report.verdict}: overall {report.overall_delta:+.4f}, "
+        f"p={format_p(report.mcnemar.p_value)}"
+    )
+    if report.verdict == "Inconclusive":
+        message += f", minimum detectable effect {mde if mde is None else f'{mde:.4f}'}"
     return _fit(
         StepSummary(
             step=step,
             ok=True,
-            message=f"{report.verdict}: overall {report.overall_delta:+.4f}, p={report.mcnemar.p_value:.4g}",
+            message=message,
             validation=ValidationDigest(
                 verdict=report.verdict,
                 overall_delta=round(report.overall_delta, 4),
-                p_value=round(report.mcnemar.p_value, 6),
+                p_value=significant(report.mcnemar.p_value),
+                minimum_detectable_effect=mde,
                 domain_deltas={name: round(d.delta, 4) for name, d in report.domains.items()},
                 regressions=report.regressions,
                 improved_items=len(report.improved_items),
                 regressed_items=len(report.regressed_items),
                 reasons=report.reasons,
                 report_path=str(report_path),
+                html_report_path=str(html_path) if html_path else None,
             ),
             digest=file_digest(report_path),
         )
     )
 
 
+def _html_report(directory: str | Path | None) -> tuple[Path | None, list[Path]]:
+    """Write the cycle's HTML report into `directory` (its parent is the cycle's folder).
+
+    The verdict does not depend on the pictures: a report that cannot be drawn is said on
+    stderr and the step goes on without it.
+    """
+    if directory is None:
+        return None, []
+    try:
+        from kaizen.report import build_cycle_report
+
+        built = build_cycle_report(Path(directory).parent, Path(directory))
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        print(f"[report] no HTML report: {type(error).__name__}: {error}", file=sys.stderr)
+        return None, []
+    return built.html, built.plots
+
+
 def _fit(summary: StepSummary) -> StepSummary:
-    """The summary, with domain deltas trimmed to the worst ones if it would overflow 4 KiB.
+    """The summary, its lists shortened (worst domains kept) if it would overflow 4 KiB.
 
     report.json always holds every domain; the status only needs the ones that matter most.
     """
-    validation = summary.validation
-    assert validation is not None
-    deltas = validation.domain_deltas
-    worst_first = sorted(deltas, key=lambda name: (deltas[name], name))
-    while True:
-        try:
-            encode_summary(summary)
-            return summary
-        except SummaryTooLarge:
-            if not worst_first:
-                raise
-            worst_first = worst_first[: len(worst_first) * 3 // 4]
-            kept = {name: deltas[name] for name in sorted(worst_first)}
-            summary = summary.model_copy(
-                update={"validation": validation.model_copy(update={"domain_deltas": kept})}
-            )
+    return fit_summary(summary)

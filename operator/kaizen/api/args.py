@@ -305,6 +305,9 @@ class EvaluateArgs(ModelArgs):
     limit: f.ItemLimit | None = None
     """Evaluate only the first N items of each domain."""
 
+    split: Literal["all", "dev", "test"] = "all"
+    """Only the dev items (a cycle's own choices) or the test items (the gate's) of the suite."""
+
     max_new_tokens: f.MaxNewTokens = f.DEFAULT_MAX_NEW_TOKENS
     """Most tokens generated per item."""
 
@@ -392,6 +395,59 @@ class ValidateArgs(StepArgs):
 
     require_significance: bool = True
     """Promote only when the improvement is significant."""
+
+    power: f.Power = f.DEFAULT_POWER
+    """Power at which the suite must detect --target-improvement; a result that is not
+    significant on a suite that cannot is Inconclusive."""
+
+    target_improvement: f.TargetImprovement = f.DEFAULT_TARGET_IMPROVEMENT
+    """Overall improvement the suite must be able to detect (the larger of this and
+    --min-improvement is used)."""
+
+    max_slowdown: f.MaxSlowdown | None = None
+    """Largest share of tokens/s the candidate may lose (off when not given)."""
+
+    max_memory_increase: f.MaxMemoryIncrease | None = None
+    """Largest relative increase of peak memory (off when not given)."""
+
+    lm_eval_max_drop: f.LmEvalMaxDrop | None = None
+    """An lm-eval task dropping by more than this (significantly, when lm-eval reports a
+    standard error) blocks promotion."""
+
+    lm_eval_min_scores: list[str] = Field(
+        default_factory=list,
+        json_schema_extra=cli(flag="--lm-eval-min-score", metavar="TASK=SCORE"),
+    )
+    """The candidate's score on an lm-eval task must reach SCORE (repeat for several)."""
+
+    reference: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
+    """results.json of a reference model on the same items (e.g. the previous promoted
+    version): the candidate must not be significantly worse than it either."""
+
+    reference_name: str | None = Field(default=None, json_schema_extra=cli(metavar="NAME"))
+    """How the reports name --reference (default: its model and adapters)."""
+
+    html_report: str | None = Field(default=None, json_schema_extra=cli(metavar="DIR"))
+    """Also write the cycle's HTML report with its PNG plots into DIR; the cycle's other
+    artifacts are read from DIR's parent folder (the cycle's artifact directory)."""
+
+    @field_validator("lm_eval_min_scores")
+    @classmethod
+    def _task_equals_score(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            task, sep, score = entry.rpartition("=")
+            try:
+                number = float(score)
+            except ValueError:
+                number = -1.0
+            if not sep or not task.strip() or not 0.0 <= number <= 1.0:
+                raise ValueError(f"{entry!r}: expected TASK=SCORE with SCORE between 0 and 1")
+        return value
+
+    def min_scores(self) -> dict[str, float]:
+        """`{task: floor}` of --lm-eval-min-score."""
+        pairs = (entry.rpartition("=") for entry in self.lm_eval_min_scores)
+        return {task.strip(): float(score) for task, _, score in pairs}
 
 
 class TrainArgs(ModelArgs):

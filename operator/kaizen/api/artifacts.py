@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -65,6 +65,10 @@ from kaizen.api.artifacts_validation import (
     GroupComparison,
     McNemarCounts,
     PairedComparison,
+    PerformanceComparison,
+    PowerRecord,
+    ReferenceComparison,
+    TaskComparison,
     ValidationReport,
 )
 
@@ -84,6 +88,7 @@ __all__ = [
     "EvaluatedModel",
     "EvaluationResults",
     "ExampleCounts",
+    "ExcludedDomain",
     "Failure",
     "FailureKind",
     "FailureType",
@@ -121,6 +126,10 @@ __all__ = [
     "TrainingConfig",
     "TrainingRecord",
     "VERSION_KEY",
+    "PerformanceComparison",
+    "PowerRecord",
+    "ReferenceComparison",
+    "TaskComparison",
     "ValidationReport",
     "Verdict",
     "WeakGroup",
@@ -147,6 +156,8 @@ class Selection(Record):
     """Domains selected (empty: all)."""
     limit: int | None
     """At most this many items per domain (null: all)."""
+    split: Literal["dev", "test"] | None = optional_key()
+    """Only the items of this split (absent: dev and test items)."""
 
 
 class GenerationSettings(Record):
@@ -262,6 +273,9 @@ class ItemResult(Record):
     """The item's domain."""
     capability: str
     """The item's capability (`factual_recall`, `cross_referencing`, …)."""
+    split: Literal["dev", "test"] | None = optional_key()
+    """`dev`: read by the cycle's own choices; `test`: by the validation gate (absent in
+    results written before the split existed: the gate reads them all)."""
     question: str
     """The question as asked."""
     reference: str
@@ -432,6 +446,17 @@ class Failure(Record):
     """Whether the item needed one fact or a combination."""
 
 
+class ExcludedDomain(Record):
+    """A domain of the results that the plan does not consider for training, and why."""
+
+    name: str
+    """Domain name (e.g. `lmeval:<task>`)."""
+    score: float
+    """Its score."""
+    reason: str
+    """Why it cannot be a priority domain."""
+
+
 class ImprovementPlan(Artifact):
     """`plan.json`: which domains to train and why.
 
@@ -441,9 +466,13 @@ class ImprovementPlan(Artifact):
 
     FILE_NAME: ClassVar[str] = "plan.json"
     KIND: ClassVar[str] = "improvement plan"
+    # Version 1 differs only by lacking `excluded` (hand-written plans keep working).
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda raw: {**raw, VERSION_KEY: 2}
+    }
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `excluded`)."""
     priority_domains: list[str]
     """Domains that get one adapter each, weakest first."""
     targeted_capabilities: list[str] = Field(default_factory=list)
@@ -474,6 +503,8 @@ class ImprovementPlan(Artifact):
     """Single facts against facts combined, over the suite."""
     failures: list[Failure] = Field(default_factory=list)
     """Every failed item."""
+    excluded: list[ExcludedDomain] = Field(default_factory=list)
+    """Domains never considered for training (lm-eval tasks), with the reason."""
 
 
 class StepProvenance(Artifact):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
@@ -20,7 +21,7 @@ VERSION_KEY = "schema"
 #: JSON Schema dialect of the published schemas.
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-Verdict = Literal["Promote", "Reject"]
+Verdict = Literal["Promote", "Reject", "Inconclusive"]
 #: Why a wrong answer failed, in the order the analyze step tests them (the first that applies).
 FailureKind = Literal["empty", "refusal", "repetition", "truncated", "wrong_format", "wrong_answer"]
 #: Whether a failed item needed one fact (`knowledge`) or a combination of facts (`reasoning`).
@@ -81,6 +82,9 @@ class Artifact(Record):
     """What the file is, in words, for error messages."""
     SCHEMA_VERSION: ClassVar[int]
     """The layout version this Kaizen writes and reads (from the `schema_version` field's type)."""
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+    """Older versions still read, each with the function that turns such a file into the
+    current layout (before validation)."""
 
     schema_version: int = Field(alias="schema")
     """Layout version of the file (subclasses narrow it to `Literal[N]`)."""
@@ -178,7 +182,7 @@ def check_version(raw: object, model: type[Artifact], where: str) -> None:
             f"{where}: {kind} schema version {version} is newer than this Kaizen reads ({known}); "
             "upgrade Kaizen"
         )
-    if version != known:
+    if version != known and version not in model.UPGRADES:
         raise ArtifactError(
             f"{where}: unknown {kind} schema version {version} (this Kaizen reads {known})"
         )
@@ -187,6 +191,10 @@ def check_version(raw: object, model: type[Artifact], where: str) -> None:
 def parse_artifact(raw: object, model: type[A], where: str = "<data>") -> A:
     """Validate a parsed JSON value as `model`, version first; `ArtifactError` names `where`."""
     check_version(raw, model, where)
+    assert isinstance(raw, dict)
+    upgrade = model.UPGRADES.get(raw[VERSION_KEY])
+    if upgrade is not None:
+        raw = upgrade(raw)
     try:
         return model.model_validate(raw)
     except ValidationError as error:

@@ -77,11 +77,111 @@ class GateSettings(Record):
     min_improvement: float
     """The overall delta must exceed this."""
     max_regression: float
-    """No domain may drop by more than this."""
+    """A domain that drops by more than this, significantly after Holm's correction, blocks."""
     significance: float
-    """Significance level of the McNemar test."""
+    """Significance level of the McNemar test and of the per-domain tests."""
     require_significance: bool
     """Whether the McNemar test must be significant."""
+    power: float
+    """Power at which the suite must detect `target_improvement`."""
+    target_improvement: float
+    """The overall improvement the suite must be able to detect."""
+    max_slowdown: float | None
+    """Largest share of tokens/s the candidate may lose (null: not checked)."""
+    max_memory_increase: float | None
+    """Largest relative increase of peak memory (null: not checked)."""
+    lm_eval_max_drop: float | None
+    """Largest drop of an lm-eval task (null: not checked)."""
+    lm_eval_min_scores: dict[str, float]
+    """Floor of the candidate's score per lm-eval task."""
+
+
+class PowerRecord(Record):
+    """How large an overall improvement the suite can detect (docs/evaluation.md)."""
+
+    n: int
+    """Paired items."""
+    alpha: float
+    """Two-sided level of the test (`significance`)."""
+    power: float
+    """Target power."""
+    discordance: float
+    """Share of items whose correctness changed (the nuisance parameter of the power)."""
+    method: Literal["exact", "normal"]
+    """`exact`: power of the exact McNemar test summed over the discordant counts; `normal`:
+    Connor's (1987) approximation, for suites over 2,000 items."""
+    mde: float | None
+    """Minimum detectable effect: the smallest overall improvement detected with `power` at
+    this discordance (null: none can be at this size and level)."""
+    floor: float | None
+    """The MDE if the candidate broke no item: the best this suite can do."""
+    min_significant_items: int | None
+    """Fewest items, all fixed and none broken, that the test can call significant."""
+    target: float
+    """The improvement the suite had to be able to detect: the larger of
+    `target_improvement` and `min_improvement`."""
+    adequate: bool
+    """The MDE is at most `target`: a non-significant result then says the improvement
+    is smaller than the target, and rejects."""
+
+
+class PerformanceComparison(Record):
+    """Speed and memory of the two evaluations (one measurement each)."""
+
+    baseline_tokens_per_second: float
+    """Baseline generation speed."""
+    candidate_tokens_per_second: float
+    """Candidate generation speed."""
+    slowdown: float
+    """Share of speed lost: 1 - candidate / baseline (negative: faster)."""
+    baseline_peak_memory_mib: float
+    """Baseline peak memory, MiB."""
+    candidate_peak_memory_mib: float
+    """Candidate peak memory, MiB."""
+    memory_increase: float
+    """candidate / baseline - 1 (negative: less memory)."""
+    passed: bool
+    """Both configured gates hold (true when none is configured)."""
+
+
+class TaskComparison(Record):
+    """One lm-evaluation-harness task, before and after (no per-item pairs: a z-test)."""
+
+    baseline: float
+    """Baseline score."""
+    candidate: float
+    """Candidate score."""
+    delta: float
+    """Candidate minus baseline."""
+    stderr: float | None
+    """Standard error of the delta from lm-eval's per-run errors, treated as independent
+    (conservative for the same items); null when lm-eval reported none."""
+    p_value: float | None
+    """Two-sided p-value of delta / stderr (null without a standard error)."""
+    min_score: float | None
+    """The floor the candidate had to reach (null: none)."""
+    passed: bool
+    """The task's gates hold."""
+
+
+class ReferenceComparison(Record):
+    """The candidate against a reference model (e.g. the previous promoted version)."""
+
+    name: str
+    """How the reports name the reference."""
+    side: ComparedSide
+    """The reference evaluation."""
+    overall: PairedComparison
+    """Reference (as `baseline`) against the candidate over all items."""
+    mcnemar: McNemarCounts
+    """The exact McNemar test of candidate against reference."""
+    domains: dict[str, GroupComparison]
+    """The comparison per domain."""
+    regressions: list[str]
+    """Domains where the candidate is significantly worse than the reference, by more than
+    `max_regression`."""
+    worse_overall: bool
+    """The candidate is significantly worse than the reference overall."""
 
 
 class ValidationReport(Artifact):
@@ -90,8 +190,9 @@ class ValidationReport(Artifact):
     FILE_NAME: ClassVar[str] = "report.json"
     KIND: ClassVar[str] = "validation report"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: Inconclusive, power, noise-aware regressions, speed,
+    memory, lm-eval and reference gates)."""
     baseline: ComparedSide
     """The baseline evaluation."""
     candidate: ComparedSide
@@ -113,9 +214,23 @@ class ValidationReport(Artifact):
     gates: GateSettings
     """The gates applied."""
     regressions: list[str]
-    """Domains that dropped by more than `max_regression`."""
+    """Domains that dropped by more than `max_regression` with a Holm-adjusted p-value below
+    `significance`: they block promotion."""
+    unconfirmed_drops: list[str]
+    """Domains that dropped by more than `max_regression` without significance: reported,
+    not blocking."""
+    power: PowerRecord
+    """How large an improvement the suite can detect."""
+    performance: PerformanceComparison | None
+    """Speed and memory (null when a side lacks the measurement)."""
+    lm_eval: dict[str, TaskComparison]
+    """Each lm-eval task in both evaluations, by task name."""
+    reference: ReferenceComparison | None
+    """The comparison with `--reference` (null: none given)."""
     verdict: Verdict
-    """Whether the candidate passed every gate."""
+    """`Promote` (every gate passed), `Reject` (a gate failed, or a suite able to detect the
+    target found no significant improvement) or `Inconclusive` (not significant on a suite
+    too small to detect the target)."""
     reasons: list[str]
     """One sentence per gate."""
     improved_items: list[str]

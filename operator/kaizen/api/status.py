@@ -132,6 +132,10 @@ class ImprovementCycleStatus(ApiModel):
     validation: ValidationDigest | None = None
     """The comparison and the verdict."""
 
+    report_path: str | None = None
+    """The cycle's HTML report (`<artifacts>/report/index.html`, PNG plots beside it); also
+    `kaizen report <artifacts>`."""
+
     promoted_adapters: list[str] = Field(default_factory=list)
     """The adapter stack to start the next cycle from (`spec.model.adapters` of the next cycle)."""
 

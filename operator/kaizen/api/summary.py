@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+from pydantic.alias_generators import to_camel
 
 from kaizen.api._base import ApiModel
 
@@ -29,7 +30,8 @@ DEFAULT_SUMMARY_PATH = "/dev/termination-log"
 EXIT_OK = 0
 #: Exit code of a step that failed and may succeed when retried.
 EXIT_FAILURE = 1
-#: Exit code of a configuration error (bad argument, missing data): never retried.
+#: Exit code of a failure that retrying cannot fix: a configuration error (bad argument,
+#: missing data) or a summary that cannot fit; never retried.
 EXIT_CONFIG_ERROR = 3
 
 
@@ -115,14 +117,18 @@ class MergeDigest(ApiModel):
 class ValidationDigest(ApiModel):
     """The A/B comparison of candidate and baseline on identical items."""
 
-    verdict: Literal["Promote", "Reject"]
-    """Whether the candidate passes every gate."""
+    verdict: Literal["Promote", "Reject", "Inconclusive"]
+    """`Promote`: every gate passed; `Reject`: a gate failed; `Inconclusive`: not significant
+    on a suite too small to detect the target improvement."""
 
     overall_delta: float
     """Candidate overall score minus baseline overall score."""
 
     p_value: float
-    """Two-sided exact McNemar p-value on per-item correctness."""
+    """Two-sided exact McNemar p-value on per-item correctness (3 significant digits)."""
+
+    minimum_detectable_effect: float | None = None
+    """Smallest overall improvement the suite detects at the configured power (null: none)."""
 
     domain_deltas: dict[str, float] = Field(default_factory=dict)
     """Score change per domain."""
@@ -141,6 +147,9 @@ class ValidationDigest(ApiModel):
 
     report_path: str | None = None
     """The full comparison in the artifact directory."""
+
+    html_report_path: str | None = None
+    """The cycle's HTML report with its plots, when the step wrote one."""
 
 
 class StepSummary(ApiModel):
@@ -166,6 +175,14 @@ class StepSummary(ApiModel):
 
     duration_seconds: float | None = None
     """Wall time of the step."""
+
+    trimmed: dict[str, int] = Field(default_factory=dict)
+    """Entries left out to fit the 4 KiB bound, by field (`validation.domainDeltas`: 28): the
+    full data is in the step's artifact files."""
+
+    reused: bool = False
+    """True when the step returned the complete output of an earlier run made from the same
+    inputs (same arguments, Kaizen version and input files) instead of doing the work."""
 
     evaluation: ScoreDigest | None = None
     """Set by evaluate steps."""
@@ -195,6 +212,104 @@ def encode_summary(summary: StepSummary) -> bytes:
             f"summary of step {summary.step!r} is {len(data)} bytes; the limit is {SUMMARY_MAX_BYTES}"
         )
     return data
+
+
+#: Lists and maps a summary may shorten to fit, and which entries they keep: `first` (in
+#: order), `lowest` / `highest` (by value). What the engine needs to go on (the plan's priority
+#: domains, the verdict, paths and digests) is never cut.
+TRIMMABLE: dict[tuple[str, str], Literal["first", "lowest", "highest"]] = {
+    ("evaluation", "capabilities"): "lowest",
+    ("evaluation", "domains"): "lowest",
+    ("plan", "targeted_capabilities"): "first",
+    ("plan", "failure_kinds"): "highest",
+    ("validation", "domain_deltas"): "lowest",
+    ("validation", "regressions"): "first",
+    ("validation", "reasons"): "first",
+    ("merge", "sources"): "first",
+}
+#: Longest message, and longest string in a trimmable list, once a summary has to be trimmed.
+TRIMMED_TEXT = 300
+
+
+def _cut(text: str, limit: int = TRIMMED_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _wire_name(digest: str, name: str) -> str:
+    return f"{to_camel(digest)}.{to_camel(name)}"
+
+
+def _kept(value: list[object] | dict[str, float | int], keep: int, order: str) -> object:
+    if isinstance(value, list):
+        return value[:keep]
+    names = sorted(value, key=lambda n: (value[n], n), reverse=order == "highest")
+    kept = set(names[:keep])
+    return {name: v for name, v in value.items() if name in kept}
+
+
+def _size(summary: StepSummary) -> int:
+    return len(json.dumps(summary.to_wire(), separators=(",", ":"), sort_keys=True).encode())
+
+
+def fit_summary(summary: StepSummary, limit: int = SUMMARY_MAX_BYTES) -> StepSummary:
+    """`summary` shortened to fit `limit` bytes, each cut recorded in `trimmed`.
+
+    The message and the strings of trimmable lists are cut to `TRIMMED_TEXT` characters, then
+    the largest trimmable list or map loses a quarter of its entries (keeping the first, the
+    weakest or the most frequent) until the summary fits. A summary that still does not fit,
+    because what cannot be cut is too large, raises `SummaryTooLarge` naming its largest parts:
+    the same inputs would give the same summary, so it is a permanent failure.
+    """
+    if _size(summary) <= limit:
+        return summary
+    summary = summary.model_copy(update={"message": _cut(summary.message)})
+    for digest_name, name in TRIMMABLE:
+        digest = getattr(summary, digest_name)
+        value = getattr(digest, name, None) if digest is not None else None
+        if isinstance(value, list) and any(isinstance(v, str) for v in value):
+            cut = [_cut(v) if isinstance(v, str) else v for v in value]
+            summary = summary.model_copy(
+                update={digest_name: digest.model_copy(update={name: cut})}
+            )
+    trimmed = dict(summary.trimmed)
+    while _size(summary) > limit:
+        parts = []
+        for digest_name, name in TRIMMABLE:
+            digest = getattr(summary, digest_name)
+            value = getattr(digest, name, None) if digest is not None else None
+            if value:
+                parts.append((len(json.dumps(value)), digest_name, name, digest, value))
+        if not parts:
+            raise SummaryTooLarge(_too_large(summary, limit))
+        _, digest_name, name, digest, value = max(parts, key=lambda p: p[0])
+        keep = len(value) * 3 // 4
+        shortened = _kept(value, keep, TRIMMABLE[(digest_name, name)])
+        key = _wire_name(digest_name, name)
+        trimmed[key] = trimmed.get(key, 0) + len(value) - keep
+        summary = summary.model_copy(
+            update={
+                digest_name: digest.model_copy(update={name: shortened}),
+                "trimmed": dict(trimmed),
+            }
+        )
+    return summary
+
+
+def _too_large(summary: StepSummary, limit: int) -> str:
+    wire = summary.to_wire()
+    sizes = []
+    for key, value in wire.items():
+        if isinstance(value, dict):
+            sizes += [(len(json.dumps(v)), f"{key}.{k}") for k, v in value.items()]
+        else:
+            sizes.append((len(json.dumps(value)), key))
+    largest = ", ".join(f"{name} ({size} bytes)" for size, name in sorted(sizes, reverse=True)[:3])
+    where = f"; the full result is in {summary.artifacts_dir}" if summary.artifacts_dir else ""
+    return (
+        f"summary of step {summary.step!r} is {_size(summary)} bytes even with every list it may "
+        f"shorten emptied; the limit is {limit} (Kubernetes' termination message). Largest "
+        f"parts: {largest}{where}"
+    )
 
 
 def write_summary(summary: StepSummary, path: str | os.PathLike[str] | None = None) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kaizen.api.args import StepArgs
+from kaizen.api.numbers import format_p
 from kaizen.api.status import ImprovementCycleStatus, Phase
 from kaizen.api.summary import StepSummary
 from kaizen.cycle import conditions as cond
@@ -110,6 +111,8 @@ def _fold_candidate(status: ImprovementCycleStatus, digest: Any) -> None:
 
 def _fold_validation(status: ImprovementCycleStatus, digest: Any) -> None:
     status.validation = digest
+    if digest.html_report_path:
+        status.report_path = digest.html_report_path
 
 
 # -- where earlier steps left their outputs ----------------------------------------------------
@@ -195,7 +198,7 @@ def _merge_headline(m: Any) -> str:
 
 
 def _validation_headline(v: Any) -> str:
-    return f"verdict {v.verdict}: overall {v.overall_delta:+.3f}, p={v.p_value:.3g}"
+    return f"verdict {v.verdict}: overall {v.overall_delta:+.3f}, p={format_p(v.p_value)}"
 
 
 #: Every step kind of a cycle, in the order the cycle runs them.

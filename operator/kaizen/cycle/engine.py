@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from kaizen.api.numbers import format_p
 from kaizen.api.resource import ImprovementCycle
 from kaizen.api.status import Condition, ImprovementCycleStatus, Phase, StepRecord, StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary
@@ -39,6 +40,8 @@ INVALID_SPEC = "InvalidSpec"
 #: The API refused to create a step's Job: retried (quota, admission), or the cycle fails
 #: when the refusal cannot change (422 Invalid).
 JOB_REJECTED = "JobRejected"
+#: The outcome of a cycle whose suite could not detect the target improvement.
+INCONCLUSIVE = "Inconclusive"
 #: Reasons of a step that is moving normally (anything else names a problem).
 PROGRESS_REASONS = frozenset({None, "Launched", "Relaunched", "Queued", "Running"})
 
@@ -57,7 +60,11 @@ def reconcile(
     if status.phase in TERMINAL_PHASES:
         return Decision(status=status)
     planner = StepPlanner(
-        cycle.spec, namespace=meta.namespace, cycle=meta.name, artifact_root=artifact_root
+        cycle.spec,
+        namespace=meta.namespace,
+        cycle=meta.name,
+        artifact_root=artifact_root,
+        uid=meta.uid,
     )
     if status.start_time is None:
         status.start_time = now
@@ -193,6 +200,11 @@ class _Run:
         record.state = StepState.SUCCEEDED
         record.reason = "StepSucceeded"
         record.message = summary.message or headline(record.name, summary)
+        if summary.reused:
+            record.message += " (earlier output made from the same inputs, reused)"
+        if summary.trimmed:
+            cut = ", ".join(f"{field} {count}" for field, count in sorted(summary.trimmed.items()))
+            record.message += f" (left out to fit 4 KiB: {cut}; all of it is in the artifacts)"
         record.digest = summary.digest
         record.artifacts_dir = summary.artifacts_dir or record.artifacts_dir
         record.completion_time = self.now
@@ -207,7 +219,8 @@ class _Run:
         else:
             reason = seen.reason or STEP_FAILED
             message = seen.message or f"exit code {seen.exit_code}"
-        if seen.exit_code == EXIT_CONFIG_ERROR:
+        if seen.exit_code == EXIT_CONFIG_ERROR and (summary is None or summary.ok):
+            # A step that names its own permanent failure (SummaryTooLarge) keeps that reason.
             reason = CONFIGURATION_ERROR
         self._record_failure(record, reason, message or "the step failed")
 
@@ -306,6 +319,10 @@ class _Run:
         self.status.message = self._progress_message()
 
     def _progress_message(self) -> str:
+        held = _held(self.status)
+        if held:
+            # Something a person must fix holds a step up: that is the news.
+            return f"{held[0].name}: {held[0].message or held[0].reason}"
         active = [r.name for r in self.status.steps if r.state not in TERMINAL_STEP_STATES]
         queued = [r.name for r in self.status.steps if r.state == StepState.QUEUED]
         if queued:
@@ -318,7 +335,25 @@ class _Run:
         if validation.verdict == "Promote" and self.status.merged is not None:
             self.status.promoted_adapters = [*cycle.spec.model.adapters, self.status.merged.path]
             reason = "Promoted"
-            message = f"candidate promoted: overall {validation.overall_delta:+.3f}, p={validation.p_value:.3g}"
+            message = (
+                f"candidate promoted: overall {validation.overall_delta:+.3f}, "
+                f"p={format_p(validation.p_value)}"
+            )
+        elif validation.verdict == "Inconclusive":
+            # The suite, not the candidate, is the problem: the model stays as it was and a
+            # person should add items (or accept a larger target); a Warning says so.
+            self.status.promoted_adapters = list(cycle.spec.model.adapters)
+            reason = INCONCLUSIVE
+            mde = validation.minimum_detectable_effect
+            detectable = (
+                "no improvement" if mde is None else f"only improvements of {mde:.3f} or more"
+            )
+            message = (
+                f"candidate inconclusive: overall {validation.overall_delta:+.3f}, "
+                f"p={format_p(validation.p_value)}, but the suite detects {detectable} "
+                f"at the configured power; add items to the suite or raise "
+                f"spec.validation.targetImprovement"
+            )
         else:
             self.status.promoted_adapters = list(cycle.spec.model.adapters)
             reason = "Rejected"
@@ -332,7 +367,9 @@ class _Run:
         self.status.phase = Phase.SUCCEEDED
         self.status.completion_time = self.now
         self.status.message = message
-        self.events.append(CycleEvent("Normal", reason, message))
+        self.events.append(
+            CycleEvent("Warning" if reason == INCONCLUSIVE else "Normal", reason, message)
+        )
 
     def fail_cycle(self, failed: StepRecord) -> None:
         # A configuration error or a refused Job needs a person; anything else is a failed step.
@@ -412,7 +449,7 @@ def _summary_conditions(
     values: dict[str, tuple[cond.ConditionStatus, str]]
     if status.phase == Phase.SUCCEEDED:
         verdict = status.validation.verdict if status.validation else None
-        reason = {"Promote": "Promoted", "Reject": "Rejected"}.get(
+        reason = {"Promote": "Promoted", "Reject": "Rejected", "Inconclusive": INCONCLUSIVE}.get(
             verdict or "", "NothingToImprove"
         )
         values = {
@@ -432,11 +469,7 @@ def _summary_conditions(
     else:
         # A step held up by something a person must fix (a refused Job, an image that cannot
         # be pulled, no node for its pod) names the problem in Reconciling.
-        held = [
-            r
-            for r in status.steps
-            if r.state not in TERMINAL_STEP_STATES and r.reason not in PROGRESS_REASONS
-        ]
+        held = _held(status)
         if held:
             reason, message = held[0].reason or "Running", held[0].message or message
         elif any(r.state == StepState.QUEUED for r in status.steps):
@@ -454,6 +487,15 @@ def _summary_conditions(
             conditions, type_, state, why, message, now=now, generation=gen
         )
     return conditions
+
+
+def _held(status: ImprovementCycleStatus) -> list[StepRecord]:
+    """Unfinished steps held up by something a person must fix (their reason says what)."""
+    return [
+        r
+        for r in status.steps
+        if r.state not in TERMINAL_STEP_STATES and r.reason not in PROGRESS_REASONS
+    ]
 
 
 def _phase(status: ImprovementCycleStatus) -> Phase:

@@ -39,6 +39,8 @@ _DNS_LABEL_MAX = 63
 RESULTS_FILE = "results.json"
 PLAN_FILE = "plan.json"
 ADAPTER_DIR = "adapter"
+#: The cycle's HTML report folder, beside the step folders.
+REPORT_DIR = "report"
 
 
 def dns_label(text: str) -> str:
@@ -64,13 +66,25 @@ def train_step_name(domain: str) -> str:
     return bounded_label(TRAIN_PREFIX + dns_label(domain))
 
 
-def job_name(cycle: str, step: str, attempt: int = 1) -> str:
-    """Deterministic Job name, at most 63 characters, unique per cycle, step and attempt."""
-    name = f"{cycle}-{step}" + (f"-a{attempt}" if attempt > 1 else "")
-    if len(name) <= _DNS_LABEL_MAX:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: _DNS_LABEL_MAX - 11].rstrip('-')}-{digest}"
+#: Hex characters of the digest that ends every Job name.
+JOB_DIGEST_LENGTH = 8
+
+
+def job_name(cycle: str, step: str, attempt: int = 1, uid: str | None = None) -> str:
+    """Deterministic Job name: a DNS-1123 label of at most 63 characters, unique by construction.
+
+    `<cycle>-<step>[-a<attempt>]` alone reads well but is ambiguous: cycle `demo` with a
+    domain `merge` (step `train-merge`) and cycle `demo-train` (step `merge`) would share
+    `demo-train-merge`. So the name ends in a digest of the cycle's uid (its name where it has
+    none, as under `kaizen run`), the step and the attempt: two steps never share a name, and
+    a cycle re-created under the same name never meets the Jobs of its predecessor while
+    they are being deleted. The readable part is cut to fit.
+    """
+    readable = f"{cycle}-{step}" + (f"-a{attempt}" if attempt > 1 else "")
+    key = f"{uid or cycle}\0{step}\0{attempt}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:JOB_DIGEST_LENGTH]
+    room = _DNS_LABEL_MAX - JOB_DIGEST_LENGTH - 1
+    return f"{readable[:room].rstrip('-')}-{digest}"
 
 
 def artifacts_dir(root: str, namespace: str, cycle: str, step: str) -> str:
@@ -108,11 +122,18 @@ class StepPlanner:
     """Builds the typed arguments, paths and invocations of the steps of one cycle."""
 
     def __init__(
-        self, spec: ImprovementCycleSpec, *, namespace: str, cycle: str, artifact_root: str
+        self,
+        spec: ImprovementCycleSpec,
+        *,
+        namespace: str,
+        cycle: str,
+        artifact_root: str,
+        uid: str | None = None,
     ):
         self.spec = spec
         self.namespace = namespace
         self.cycle = cycle
+        self.uid = uid
         self.root = artifact_root
 
     # -- paths -----------------------------------------------------------------------------
@@ -258,7 +279,23 @@ class StepPlanner:
             max_regression=gates.max_regression,
             significance=gates.significance,
             require_significance=gates.require_significance,
+            power=gates.power,
+            target_improvement=gates.target_improvement,
+            max_slowdown=gates.max_slowdown,
+            max_memory_increase=gates.max_memory_increase,
+            lm_eval_max_drop=gates.lm_eval.max_drop if gates.lm_eval else None,
+            lm_eval_min_scores=[
+                f"{task}={score:g}"
+                for task, score in sorted(
+                    (gates.lm_eval.min_scores if gates.lm_eval else {}).items()
+                )
+            ],
+            html_report=self.report_dir(),
         )
+
+    def report_dir(self) -> str:
+        """Where the cycle's HTML report and plots go (`kaizen report` writes there too)."""
+        return str(PurePosixPath(self.cycle_dir) / REPORT_DIR)
 
     # -- invocations -----------------------------------------------------------------------
 
@@ -267,7 +304,7 @@ class StepPlanner:
         return StepInvocation(
             name=args.step,
             kind="evaluator" if args.PROGRAM == EVALUATOR else "trainer",
-            job_name=job_name(self.cycle, args.step, attempt),
+            job_name=job_name(self.cycle, args.step, attempt, self.uid),
             argv=tuple(args.command(PYTHON)),
             artifacts_dir=self.dir(args.step),
             attempt=attempt,
