@@ -176,3 +176,48 @@ def test_folder_of_cycles_renders_and_validates_against_the_crd() -> None:
     )
     for cycle in cycles:
         jsonschema.validate(_strip_openapi(cycle["spec"]), schema)
+
+
+def _health(obj: dict[str, Any]) -> Any:
+    luajit = pytest.importorskip("lupa.luajit21", reason="lupa (LuaJIT) is not installed")
+    lua = luajit.LuaRuntime()
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    return lua.execute(HEALTH_LUA.read_text())
+
+
+def test_argocd_shows_a_quota_wait_only_for_a_job_kueue_has_not_admitted() -> None:
+    # The status the reconciler writes, read by the health check: a step whose Job exists but
+    # has no pod yet is starting (Progressing); only a Job Kueue holds suspended is Suspended.
+    import asyncio
+
+    from kaizen.operator.reconciler import CycleReconciler
+    from kaizen.operator.settings import OperatorSettings
+    from tests.operator.test_reconciler import NAME, NS, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(
+        kube,
+        OperatorSettings.from_env({"KAIZEN_ARTIFACT_ROOT": "/artifacts"}),
+        post_event=lambda *_: None,
+        clock=lambda: "2026-11-25T10:00:00Z",
+    )
+
+    def reconciled() -> dict[str, Any]:
+        asyncio.run(reconciler.reconcile(NS, NAME))
+        return kube.cycles[(NS, NAME)]
+
+    reconciled()  # records the first step and creates its Job
+    ((_, job_name),) = kube.jobs
+    starting = _health(reconciled())
+    assert (starting["status"], starting["message"]) == ("Progressing", "Evaluating")
+
+    job = kube.jobs[(NS, job_name)]
+    job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-a"
+    job["spec"]["suspend"] = True  # Kueue's webhook suspends it until the Workload is admitted
+    queued = _health(reconciled())
+    assert queued["status"] == "Suspended" and "waiting for quota" in queued["message"]
+
+    del job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]  # suspended by hand, no queue
+    by_hand = _health(reconciled())
+    assert by_hand["status"] == "Progressing" and "quota" not in by_hand["message"]

@@ -220,7 +220,11 @@ SUMMARY_CONFIG = StepSummary(
 
 
 def _job(
-    *, conditions: list[tuple[str, str, str]] = (), active: int = 0, suspend: bool = False
+    *,
+    conditions: list[tuple[str, str, str]] = (),
+    active: int = 0,
+    suspend: bool = False,
+    queue: str = "",
 ) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if active:
@@ -229,11 +233,11 @@ def _job(
         status["conditions"] = [
             {"type": t, "status": "True", "reason": r, "message": m} for t, r, m in conditions
         ]
+    labels = {"kaizen.dev/step": "evaluate-baseline"}
+    if queue:
+        labels["kueue.x-k8s.io/queue-name"] = queue
     return {
-        "metadata": {
-            "name": "demo-evaluate-baseline",
-            "labels": {"kaizen.dev/step": "evaluate-baseline"},
-        },
+        "metadata": {"name": "demo-evaluate-baseline", "labels": labels},
         "spec": {"suspend": suspend},
         "status": status,
     }
@@ -285,8 +289,18 @@ CONFIG_JSON = SUMMARY_CONFIG.model_dump_json(by_alias=True)
 
 CASES = [
     # (id, job, pods, state, exit code, summary, message contains)
-    ("suspended by Kueue", _job(suspend=True), [], StepState.QUEUED, None, None, "suspended"),
-    ("created, no pods yet", _job(), [], StepState.QUEUED, None, None, "no pods"),
+    (
+        "not admitted by Kueue yet",
+        _job(suspend=True, queue="team-a"),
+        [],
+        StepState.QUEUED,
+        None,
+        None,
+        "waiting for quota: Kueue has not admitted the Job (queue team-a)",
+    ),
+    ("suspended by hand", _job(suspend=True), [], StepState.QUEUED, None, None, "no Kueue"),
+    # Not a quota wait (GitOps tools showed every step as held by a queue).
+    ("created, no pods yet", _job(), [], StepState.RUNNING, None, None, "no pod yet"),
     ("active", _job(active=1), [], StepState.RUNNING, None, None, None),
     (
         "no node has a free GPU",

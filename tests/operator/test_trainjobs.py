@@ -303,7 +303,7 @@ TRAINJOB_CASES = [
         None,
         "suspended",
     ),
-    ("no pods yet", _tj(), [], StepState.QUEUED, None, None, "no pods"),
+    ("no pods yet", _tj(), [], StepState.RUNNING, None, None, "no pod yet"),
     ("running", _tj(), [_node_pod(0), _node_pod(1)], StepState.RUNNING, None, None, None),
     (
         "complete: rank 0's node speaks, not the others",

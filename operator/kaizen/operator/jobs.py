@@ -463,17 +463,42 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         )
 
     if (job.get("spec") or {}).get("suspend"):
-        return StepObservation(
-            name=name, state=StepState.QUEUED, message="Job is suspended (waiting for quota)"
-        )
+        return suspended(name, job, "Job")
     waiting = stuck_pod(name, newest[0]) if newest else None
     if waiting is not None:
         return waiting
-    if status.get("active"):
+    if status.get("active") or pods:
         return StepObservation(name=name, state=StepState.RUNNING)
-    if not pods:
-        return StepObservation(name=name, state=StepState.QUEUED, message="Job has no pods yet")
-    return StepObservation(name=name, state=StepState.RUNNING)
+    return starting(name, "Job")
+
+
+def starting(name: str, kind: str) -> StepObservation:
+    """A workload created but without a pod yet: starting, not waiting for quota.
+
+    Only a suspended workload waits for quota; a step shown as Queued in this short gap made
+    Argo CD show every step as "Suspended: waiting for quota".
+    """
+    return StepObservation(
+        name=name, state=StepState.RUNNING, message=f"starting: the {kind} has no pod yet"
+    )
+
+
+def suspended(name: str, workload: Mapping[str, Any], kind: str) -> StepObservation:
+    """A suspended Job or TrainJob: queued when Kueue holds it (not admitted yet, so waiting
+    for quota), else suspended by hand (reason `Suspended`, not a quota wait)."""
+    queue = ((workload.get("metadata") or {}).get("labels") or {}).get(LABEL_QUEUE)
+    if queue:
+        return StepObservation(
+            name=name,
+            state=StepState.QUEUED,
+            message=f"waiting for quota: Kueue has not admitted the {kind} (queue {queue})",
+        )
+    return StepObservation(
+        name=name,
+        state=StepState.QUEUED,
+        reason="Suspended",
+        message=f"the {kind} is suspended and no Kueue queue holds it",
+    )
 
 
 #: Container waiting reasons that do not clear by themselves: someone has to act.

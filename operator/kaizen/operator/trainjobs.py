@@ -39,12 +39,14 @@ from kaizen.operator.jobs import (
     pod_security_context,
     read_summary,
     scheduling,
+    starting,
     step_env,
     step_labels,
     step_metadata,
     step_resources,
     storage,
     stuck_pod,
+    suspended,
     terminated_state,
     torchrun_command,
     true_condition,
@@ -226,15 +228,11 @@ def observe_trainjob(
         )
 
     if (trainjob.get("spec") or {}).get("suspend") or true_condition(trainjob, "Suspended"):
-        return StepObservation(
-            name=name, state=StepState.QUEUED, message="TrainJob is suspended (waiting for quota)"
-        )
+        return suspended(name, trainjob, "TrainJob")
     for pod in newest_first(pods):
         waiting = stuck_pod(name, pod)
         if waiting is not None:
             return waiting
     if not pods:
-        return StepObservation(
-            name=name, state=StepState.QUEUED, message="TrainJob has no pods yet"
-        )
+        return starting(name, "TrainJob")
     return StepObservation(name=name, state=StepState.RUNNING)
