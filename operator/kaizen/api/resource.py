@@ -122,5 +122,5 @@ def with_namespace(cycle: ImprovementCycle, namespace: str) -> ImprovementCycle:
             {**cycle.metadata.model_dump(exclude_unset=True), "namespace": namespace}
         )
     except ValidationError as error:
-        raise SpecError(format_validation_error(error)) from None
+        raise SpecError(format_validation_error(error, "metadata")) from None
     return cycle.model_copy(update={"metadata": metadata})

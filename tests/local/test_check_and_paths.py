@@ -1,0 +1,125 @@
+"""`kaizen check` reads the suite where it can, and `kaizen run` never writes outside --artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaizen.api import SpecError, parse_cycle
+from kaizen.local.cli import main
+from kaizen.local.executor import LocalExecutor
+
+
+def _write(tmp_path: Path, spec: dict[str, Any], **metadata: str) -> Path:
+    path = tmp_path / "cycle.yaml"
+    doc = {
+        "apiVersion": "kaizen.dev/v1alpha1",
+        "kind": "ImprovementCycle",
+        "metadata": {"name": "c", **metadata},
+        "spec": spec,
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["check", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_loads_the_shipped_suite_and_names_an_unknown_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, {"evaluation": {"suite": "demo", "domains": ["geography", "geograpy"]}})
+    code, _, err = _check(path, capsys)
+    assert code == 2
+    assert "spec.evaluation.domains[1]: 'geograpy' is not a domain of suite 'demo'" in err
+    assert "geography" in err  # the known domains are listed
+
+
+def test_check_names_training_overrides_that_could_never_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "evaluation": {"suite": "demo", "domains": ["geography"]},
+        "training": {"domains": {"sciense": {"steps": 5}, "arithmetic": {"steps": 5}}},
+    }
+    code, _, err = _check(_write(tmp_path, spec), capsys)
+    assert code == 2
+    assert "spec.training.domains.sciense: 'sciense' is not a domain of suite 'demo'" in err
+    assert "spec.training.domains.arithmetic: 'arithmetic' is not evaluated" in err
+
+
+def test_check_reports_a_broken_suite_folder_naming_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "suite.yaml").write_text("name: [unclosed\n")
+    code, _, err = _check(_write(tmp_path, {"evaluation": {"suite": str(suite)}}), capsys)
+    assert code == 2
+    assert "spec.evaluation.suite:" in err and "suite.yaml" in err
+
+
+def test_check_notes_a_suite_it_cannot_read_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, {"evaluation": {"suite": "/artifacts/suites/private"}})
+    code, out, err = _check(path, capsys)
+    assert code == 0, err
+    assert "is valid" in out
+    assert "note: spec.evaluation.suite: '/artifacts/suites/private'" in err
+
+
+def test_a_valid_cycle_on_the_demo_suite_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "evaluation": {"suite": "demo", "domains": ["geography", "science"]},
+        "training": {"domains": {"science": {"steps": 5}}},
+    }
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert (code, err) == (0, "")
+    assert "is valid" in out
+
+
+@pytest.mark.parametrize("namespace", ["../../tmp/escape", "a/b", "..", "UPPER", "x" * 64])
+def test_a_namespace_that_is_not_a_dns_label_is_refused(
+    namespace: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _check(_write(tmp_path, {}, namespace=namespace), capsys)
+    assert code == 2
+    assert "metadata.namespace" in err
+
+
+def test_kaizen_run_refuses_a_namespace_flag_that_leads_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    path = _write(tmp_path, {})
+    code = main(["run", str(path), "--artifacts", str(artifacts), "--namespace", "../../escape"])
+    assert code == 2
+    assert "--namespace: '../../escape' is not valid" in capsys.readouterr().err
+    assert not (tmp_path / "escape").exists() and not artifacts.exists()
+
+
+def test_the_executor_refuses_a_folder_outside_its_root_even_without_validation(
+    tmp_path: Path,
+) -> None:
+    cycle = parse_cycle(
+        {"apiVersion": "kaizen.dev/v1alpha1", "kind": "ImprovementCycle", "metadata": {"name": "c"}}
+    )
+    # A cycle built in code (model_copy does not validate) cannot lead out either.
+    escaped = cycle.model_copy(
+        update={"metadata": cycle.metadata.model_copy(update={"namespace": "../../tmp"})}
+    )
+    executor = LocalExecutor(tmp_path / "artifacts")
+    with pytest.raises(SpecError, match="metadata.namespace"):
+        executor.cycle_dir(escaped)
+    with pytest.raises(SpecError):
+        executor.run(escaped)
+    assert executor.cycle_dir(cycle) == (tmp_path / "artifacts" / "default" / "c").resolve()
