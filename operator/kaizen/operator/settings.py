@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from kaizen.api import fields
 
 _ENV_PREFIX = "KAIZEN_"
 #: Fields an empty (but set) variable empties; for the others an empty variable keeps the default.
@@ -107,7 +110,26 @@ def _convert(name: str, raw: str) -> Any:
         secret, _, key = raw.partition("/")
         if not secret or not key or "/" in key:
             raise ValueError("expected <secret name>/<key>")
+        if not re.fullmatch(fields.DNS_SUBDOMAIN_PATTERN, secret):
+            raise ValueError(
+                f"secret name {secret!r}: expected {fields.PATTERN_MEANINGS[fields.DNS_SUBDOMAIN_PATTERN]}"
+            )
+        if not re.fullmatch(fields.SECRET_KEY_PATTERN, key):
+            raise ValueError(
+                f"key {key!r}: expected {fields.PATTERN_MEANINGS[fields.SECRET_KEY_PATTERN]}"
+            )
         return raw
+    if name in ("default_cpu", "default_memory"):
+        # The same rule as spec.resources.*.cpu/memory: refused at start-up, not per Job.
+        if fields.parse_quantity(raw) <= 0:
+            raise ValueError("must be more than zero")
+        return raw
+    if name == "default_queue_name" and (
+        len(raw) > fields.LABEL_VALUE_MAX or not re.fullmatch(fields.LABEL_VALUE_PATTERN, raw)
+    ):
+        raise ValueError(
+            f"expected {fields.PATTERN_MEANINGS[fields.LABEL_VALUE_PATTERN]}, at most 63"
+        )
     if name in ("scanning", "trainjob"):
         lowered = raw.lower()
         if lowered in ("1", "true", "yes", "on"):
