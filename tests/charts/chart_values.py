@@ -10,6 +10,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "replicas-3": {"replicaCount": 3},
     "replicas-3-namespaced": {"replicaCount": 3, "watchNamespaces": ["team-a"]},
     "existing-pvc": {"artifacts": {"existingClaim": "shared-nfs"}},
+    "trainjob": {"trainJob": {"enabled": True}},
     "servicemonitor": {
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}
     },
