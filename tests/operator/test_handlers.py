@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import importlib
 import logging
 import subprocess
 import sys
 from types import SimpleNamespace
+from typing import Any
 
 import kopf
 import pytest
 from kopf._core.intents import causes
 
-from kaizen.operator import handlers
+from kaizen.operator import handlers, pacing
 from kaizen.operator.__main__ import kopf_args
 from kaizen.operator.kube import ApiException
+from kaizen.operator.pacing import Retries, SettledCycles
+from kaizen.operator.reconciler import CycleReconciler
 from kaizen.operator.settings import OperatorSettings
 
 
@@ -101,17 +106,27 @@ class _Failing:
     def __init__(self, error: BaseException) -> None:
         self.error = error
         self.calls: list[tuple[str, str]] = []
+        self.settled = SettledCycles()
+        self.delays: list[float] = []
+        self.retries = Retries(self.reconcile, sleep=self._sleep)
+
+    async def _sleep(self, delay: float) -> None:
+        self.delays.append(delay)
 
     async def reconcile(self, namespace: str, name: str) -> None:
         self.calls.append((namespace, name))
         raise self.error
 
 
-async def test_api_errors_in_cycle_handlers_are_retried_soon() -> None:
+@pytest.mark.parametrize(("retry", "delay"), [(0, 0.2), (1, 0.4), (3, 1.6), (10, 15.0)])
+async def test_api_errors_in_cycle_handlers_are_retried_soon_then_less_often(
+    retry: int, delay: float
+) -> None:
     memo = SimpleNamespace(kaizen=_Failing(ApiException(status=500, reason="boom")))
     with pytest.raises(kopf.TemporaryError) as caught:
-        await handlers.cycle_changed(namespace="ns", name="c", memo=memo)
-    assert caught.value.delay == handlers.RETRY_DELAY
+        await handlers.cycle_changed(namespace="ns", name="c", memo=memo, retry=retry)
+    assert caught.value.delay == pytest.approx(delay)
+    assert handlers.RETRY_DELAY == 15.0
 
 
 async def test_job_events_never_raise() -> None:
@@ -123,10 +138,89 @@ async def test_job_events_never_raise() -> None:
         memo=SimpleNamespace(kaizen=failing),
         logger=logger,
     )
-    assert failing.calls == [("ns", "c")]
+    assert failing.calls[0] == ("ns", "c")
     await handlers.safety_net(
         namespace="ns", name="c", memo=SimpleNamespace(kaizen=failing), logger=logger
     )
+    await failing.retries.close()
+
+
+async def test_a_failed_job_event_is_retried_within_seconds_not_by_the_timer() -> None:
+    # Five Job creations in a row fail (an API outage); kopf does not retry event handlers,
+    # and the safety-net timer would come a minute later. The retries come at once, backing off.
+    from tests.operator.test_reconciler import NAME, NS, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    create = kube.create_job
+    failures = 5
+
+    async def flaky_create(manifest: dict[str, Any], owner_uid: str) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ApiException(status=500, reason="InternalError")
+        return await create(manifest, owner_uid)
+
+    kube.create_job = flaky_create  # type: ignore[method-assign]
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    delays: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        delays.append(delay)
+
+    reconciler.retries = Retries(reconciler.reconcile, sleep=no_wait)
+    memo = SimpleNamespace(kaizen=reconciler)
+    await handlers.job_event(
+        namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logging.getLogger("t")
+    )
+    for _ in range(1000):  # the retries need no time, only turns of the loop
+        if kube.jobs:
+            break
+        await asyncio.sleep(0)
+    assert len(kube.jobs) == 1, "the Job was not created by the retries"
+    assert delays == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2])  # about 6 s in all, not 60
+    assert sum(delays) < OperatorSettings().reconcile_interval / 5
+    assert reconciler.retries.pending == 0
+    # A success resets the backoff: the next failure is retried after the first delay again.
+    assert pacing.backoff(1) == delays[0]
+
+
+async def test_job_events_of_a_settled_cycle_cost_nothing() -> None:
+    from tests.operator.test_reconciler import NAME, NS, UID, FakeKube, cycle_body
+
+    kube = FakeKube()
+    body = cycle_body()
+    body["status"] = {
+        "phase": "Succeeded",
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}],
+    }
+    kube.cycles[(NS, NAME)] = body
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    memo = SimpleNamespace(kaizen=reconciler)
+    job = {"metadata": {"ownerReferences": [{"uid": UID, "controller": True}]}}
+    logger = logging.getLogger("t")
+    # Resuming a finished cycle (operator restart) reads nothing: kopf gave the body.
+    await handlers.cycle_changed(namespace=NS, name=NAME, memo=memo, reason="resume", body=body)
+    assert kube.calls == []
+    for _ in range(3):  # TTL deletions, status updates of its Jobs
+        await handlers.job_event(
+            namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logger, body=job
+        )
+    assert kube.calls == []
+    # A Job of a cycle recreated under the same name (another uid) is not covered.
+    other = {"metadata": {"ownerReferences": [{"uid": "uid-2", "controller": True}]}}
+    await handlers.job_event(
+        namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logger, body=other
+    )
+    assert kube.calls == [("get_cycle", NAME)]
+    # An edited finished cycle is not settled: the edit must be answered.
+    edited = {**body, "metadata": {**body["metadata"], "generation": 2}}
+    assert not pacing.settled(edited)
+    stale_condition = copy.deepcopy(body)
+    stale_condition["status"]["conditions"][0]["observedGeneration"] = 0
+    assert not pacing.settled(stale_condition)
 
 
 async def test_handlers_wait_for_startup() -> None:

@@ -283,10 +283,12 @@ async def test_invalid_spec_fails_once_naming_the_field(
     assert conditions["Ready"]["status"] == "False"
     assert [(t, r) for t, r, _ in events] == [("Warning", "InvalidSpec")]
     assert not kube.jobs
-    # Not retried: the same spec gives no new status and no new Event.
+    # Not retried: the same spec gives no new status and no new Event (the cycle is settled:
+    # one read, nothing else).
     events.clear()
+    kube.calls.clear()
     outcome = await reconciler.reconcile(NS, NAME)
-    assert outcome is not None and not outcome.status_patched and events == []
+    assert outcome is None and events == [] and kube.calls == [("get_cycle", NAME)]
 
 
 async def test_fixed_spec_after_invalid_spec_starts_afresh(

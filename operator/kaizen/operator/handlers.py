@@ -26,6 +26,7 @@ from kaizen.operator import metrics
 from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
+from kaizen.operator.pacing import backoff, controller_uid
 from kaizen.operator.reconciler import CycleReconciler
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import GROUP as TRAINJOB_GROUP
@@ -35,7 +36,8 @@ from kaizen.operator.trainjobs import VERSION as TRAINJOB_VERSION
 #: Prefix of kopf's annotations (progress, diff-base) and its finalizer on cycles.
 ANNOTATION_PREFIX = "kaizen.dev"
 FINALIZER = "kaizen.dev/finalizer"
-#: Seconds before kopf retries a cycle handler after an API error.
+#: The longest wait before kopf retries a cycle handler after an API error (the first is 0.2 s,
+#: doubled after each failure in a row).
 RETRY_DELAY = 15.0
 #: The timer's interval is fixed when this module is imported (kopf registers it then).
 _IMPORT_SETTINGS = OperatorSettings.from_env()
@@ -123,6 +125,8 @@ async def startup(
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     reconciler = getattr(memo, "kaizen", None)
+    if reconciler is not None:
+        await reconciler.retries.close()
     if reconciler is not None and hasattr(reconciler.kube, "close"):
         reconciler.kube.close()
 
@@ -142,29 +146,63 @@ async def probe(memo: Any, **_: Any) -> int:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def cycle_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """A cycle appeared, the operator restarted, or the spec changed (a new generation is recorded)."""
+async def cycle_changed(
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    reason: str | None = None,
+    body: Mapping[str, Any] | None = None,
+    retry: int = 0,
+    **_: Any,
+) -> None:
+    """A cycle appeared, the operator restarted, or the spec changed (a new generation is recorded).
+
+    On an operator restart, a finished cycle whose status answers its spec costs no API call.
+    A failed attempt is retried by kopf after 0.2 s, doubling up to `RETRY_DELAY`.
+    """
+    reconciler = _reconciler(memo)
+    ns = _namespace(namespace)
+    if reason == "resume" and body is not None and reconciler.settled.note(ns, name, body):
+        metrics.record_phase(ns, name, (body.get("status") or {}).get("phase"))
+        return
     try:
-        await _reconciler(memo).reconcile(_namespace(namespace), name)
+        await reconciler.reconcile(ns, name)
     except (ApiException, JobOwnedByAnother) as error:
-        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=RETRY_DELAY) from error
+        delay = backoff(retry + 1, maximum=RETRY_DELAY)
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=delay) from error
 
 
 @kopf.on.event(
     "batch", "v1", "jobs", labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY}
 )
 async def job_event(
-    namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger, **_: Any
+    namespace: str | None,
+    labels: Mapping[str, str],
+    memo: Any,
+    logger: kopf.Logger,
+    body: Mapping[str, Any] | None = None,
+    **_: Any,
 ) -> None:
-    """A step Job changed (created, progressed, finished, deleted): reconcile its cycle."""
+    """A step Job changed (created, progressed, finished, deleted): reconcile its cycle.
+
+    Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling). kopf
+    does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
+    30 s), not only by the safety-net timer a minute later.
+    """
+    reconciler = _reconciler(memo)
+    ns, cycle = _namespace(namespace), labels[LABEL_CYCLE]
+    if body is not None and reconciler.settled.covers(ns, cycle, controller_uid(body)):
+        return
     try:
-        await _reconciler(memo).reconcile(_namespace(namespace), labels[LABEL_CYCLE])
-    except Exception as error:  # noqa: BLE001 - event handlers are not retried; the timer is the net
+        await reconciler.reconcile(ns, cycle)
+    except Exception as error:  # noqa: BLE001 - retried below, and by the timer
+        delay = reconciler.retries.failed(ns, cycle)
         logger.warning(
-            "Reconciling cycle %s/%s after a Job event failed: %s",
-            namespace,
-            labels[LABEL_CYCLE],
+            "Reconciling cycle %s/%s after a Job event failed (%s); %s",
+            ns,
+            cycle,
             error,
+            f"retrying in {delay:g} s" if delay is not None else "a retry is pending",
         )
 
 
@@ -201,9 +239,11 @@ async def safety_net(
     namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     """Reconcile an unfinished cycle that has been quiet for a while (a missed watch event)."""
+    reconciler = _reconciler(memo)
     try:
-        await _reconciler(memo).reconcile(_namespace(namespace), name)
-    except Exception as error:  # noqa: BLE001 - the next tick tries again
+        await reconciler.reconcile(_namespace(namespace), name)
+    except Exception as error:  # noqa: BLE001 - retried soon, and at the next tick
+        reconciler.retries.failed(_namespace(namespace), name)
         logger.warning("Safety-net reconciliation of %s/%s failed: %s", namespace, name, error)
 
 
@@ -215,6 +255,8 @@ async def cycle_deleted(
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is None:
         return
+    reconciler.settled.forget(_namespace(namespace), name)
+    metrics.record_phase(_namespace(namespace), name, None)
     try:
         jobs = await reconciler.kube.list_jobs(_namespace(namespace), job_selector(name))
         names = [

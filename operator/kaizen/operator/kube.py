@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
+from kaizen.operator import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,16 @@ def _raw(response: Any) -> Any:
 
 
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one blocking client call in a worker thread, with the request timeout."""
-    return await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    """Run one blocking client call in a worker thread, with the request timeout; failures
+    are counted in `kaizen_api_errors_total` (by call and HTTP status)."""
+    try:
+        return await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    except ApiException as error:
+        metrics.record_api_error(getattr(fn, "__name__", "call"), error.status)
+        raise
+    except (OSError, urllib3.exceptions.HTTPError):
+        metrics.record_api_error(getattr(fn, "__name__", "call"), None)
+        raise
 
 
 def _dict(value: Any) -> dict[str, Any]:

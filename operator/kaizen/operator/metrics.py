@@ -1,14 +1,29 @@
 """Prometheus metrics of the operator (kopf has none of its own).
 
-Counters are registered once per process in the default registry; `serve` starts the HTTP
+Metrics are registered once per process in the default registry; `serve` starts the HTTP
 endpoint once, when `KAIZEN_METRICS_PORT` is set. Without `prometheus_client` installed
-every function here is a no-op.
+every function here is a no-op. The chart's sample Grafana dashboard
+(`charts/kaizen/dashboards/kaizen-operator.json`) plots them; a test checks that every
+metric it queries is one defined here.
+
+| metric | type | labels | what |
+|---|---|---|---|
+| `kaizen_reconcile_duration_seconds` | histogram | | one reconciliation of one cycle, end to end |
+| `kaizen_reconcile_errors_total` | counter | | reconciliations that ended in an error (retried) |
+| `kaizen_cycles` | gauge | `phase` | cycles this replica knows, by phase |
+| `kaizen_cycle_phase_transitions_total` | counter | `phase` | cycles entering a phase |
+| `kaizen_steps_started_total` | counter | `kind` | step Jobs created (`evaluator`, `trainer`) |
+| `kaizen_step_outcomes_total` | counter | `step`, `outcome`, `reason` | steps recorded Succeeded or Failed |
+| `kaizen_steps_failed_total` | counter | `reason` | steps recorded as failed |
+| `kaizen_api_errors_total` | counter | `call`, `code` | Kubernetes API calls that failed (`code` is the HTTP status, or `connection`) |
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -19,8 +34,21 @@ except ImportError:  # pragma: no cover - the operator extra installs it
     prometheus_client = None  # type: ignore[assignment]
 
 _server_port: int | None = None
+#: The phase of each cycle this process has reconciled, by (namespace, name).
+_phases: dict[tuple[str, str], str] = {}
+
+#: Buckets of the reconcile histogram, in seconds (a reconciliation is a few API calls).
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 if prometheus_client is not None:
+    RECONCILE_SECONDS = prometheus_client.Histogram(
+        "kaizen_reconcile_duration_seconds",
+        "Time of one reconciliation of one cycle (read, observe its Jobs, decide, apply).",
+        buckets=RECONCILE_BUCKETS,
+    )
+    CYCLES = prometheus_client.Gauge(
+        "kaizen_cycles", "ImprovementCycles this replica has seen, by phase.", ["phase"]
+    )
     CYCLE_PHASES = prometheus_client.Counter(
         "kaizen_cycle_phase_transitions",
         "ImprovementCycles entering a phase (Pending, Evaluating, ..., Succeeded, Failed).",
@@ -29,11 +57,22 @@ if prometheus_client is not None:
     STEPS_STARTED = prometheus_client.Counter(
         "kaizen_steps_started", "Step Jobs created, by kind of step.", ["kind"]
     )
+    STEP_OUTCOMES = prometheus_client.Counter(
+        "kaizen_step_outcomes",
+        "Steps recorded as Succeeded or Failed, by step (train-<domain> counts as train).",
+        ["step", "outcome", "reason"],
+    )
     STEPS_FAILED = prometheus_client.Counter(
         "kaizen_steps_failed", "Steps recorded as failed, by reason.", ["reason"]
     )
     RECONCILE_ERRORS = prometheus_client.Counter(
         "kaizen_reconcile_errors", "Reconciliations that ended in an error (and are retried)."
+    )
+    API_ERRORS = prometheus_client.Counter(
+        "kaizen_api_errors",
+        "Kubernetes API calls that failed, by client call and HTTP status ('connection' when "
+        "no answer came).",
+        ["call", "code"],
     )
 
 
@@ -50,6 +89,36 @@ def serve(port: int) -> None:
     logger.info("Serving Prometheus metrics on port %d", port)
 
 
+@contextlib.contextmanager
+def reconcile_timer() -> Iterator[None]:
+    """Time one reconciliation (also when it fails)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if prometheus_client is not None:
+            RECONCILE_SECONDS.observe(time.perf_counter() - start)
+
+
+def step_label(step: str) -> str:
+    """The `step` label of a step name: `train-<domain>` is `train` (domains are unbounded)."""
+    return "train" if step.startswith("train-") else step
+
+
+def record_phase(namespace: str, name: str, phase: str | None) -> None:
+    """The cycle is now in `phase` (None: it is gone); keeps the `kaizen_cycles` gauge."""
+    key = (namespace, name)
+    old = _phases.pop(key, None) if phase is None else _phases.get(key)
+    if phase is not None:
+        _phases[key] = phase
+    if prometheus_client is None or old == phase:
+        return
+    if old is not None:
+        CYCLES.labels(phase=old).dec()
+    if phase is not None:
+        CYCLES.labels(phase=phase).inc()
+
+
 def record_transition(
     old: Mapping[str, Any], new: Mapping[str, Any], started_kinds: Sequence[str]
 ) -> None:
@@ -62,12 +131,26 @@ def record_transition(
         STEPS_STARTED.labels(kind=kind).inc()
     before = {(s.get("name"), s.get("attempt")): s.get("state") for s in old.get("steps") or []}
     for step in new.get("steps") or []:
-        key = (step.get("name"), step.get("attempt"))
-        if step.get("state") == "Failed" and before.get(key) != "Failed":
-            STEPS_FAILED.labels(reason=step.get("reason") or "Unknown").inc()
+        state = step.get("state")
+        if state not in ("Succeeded", "Failed"):
+            continue
+        if before.get((step.get("name"), step.get("attempt"))) == state:
+            continue
+        reason = step.get("reason") or "Unknown"
+        STEP_OUTCOMES.labels(
+            step=step_label(str(step.get("name") or "")), outcome=state, reason=reason
+        ).inc()
+        if state == "Failed":
+            STEPS_FAILED.labels(reason=reason).inc()
 
 
 def record_error() -> None:
     """Count one failed reconciliation."""
     if prometheus_client is not None:
         RECONCILE_ERRORS.inc()
+
+
+def record_api_error(call: str, code: int | str | None) -> None:
+    """Count one failed API call (`code`: the HTTP status, or None when no answer came)."""
+    if prometheus_client is not None:
+        API_ERRORS.labels(call=call, code=str(code) if code else "connection").inc()

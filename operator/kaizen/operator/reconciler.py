@@ -23,6 +23,7 @@ from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
 from kaizen.operator.jobs import CycleRef, build_step_job, job_selector, observe_job
 from kaizen.operator.kube import JobOwnedByAnother
+from kaizen.operator.pacing import Retries, SettledCycles
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND
 from kaizen.operator.trainjobs import (
@@ -147,6 +148,10 @@ class CycleReconciler:
         # The last refusal of each Job the API would not create, by (namespace, Job name):
         # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.
         self._refusals: dict[tuple[str, str], tuple[str, int, str, str]] = {}
+        #: Finished cycles that need nothing: no reconciliation on resume or on Job events.
+        self.settled = SettledCycles()
+        #: Prompt retries (with backoff) of reconciliations that failed outside kopf's retries.
+        self.retries = Retries(self.reconcile)
 
     @property
     def busy(self) -> int:
@@ -154,7 +159,8 @@ class CycleReconciler:
         return sum(1 for lock in self._locks.values() if lock.locked())
 
     async def reconcile(self, namespace: str, name: str) -> Outcome | None:
-        """Reconcile one cycle; None when it is gone, being deleted, or folded into a waiting run."""
+        """Reconcile one cycle; None when it is gone, being deleted, finished and settled (its
+        status answers its spec: nothing to do), or folded into a waiting run."""
         key = (namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())
         if lock.locked() and self._waiting.get(key, 0) > 0:
@@ -163,7 +169,10 @@ class CycleReconciler:
         try:
             async with lock:
                 self._waiting[key] -= 1
-                return await self._reconcile(namespace, name)
+                with metrics.reconcile_timer():
+                    outcome = await self._reconcile(namespace, name)
+                self.retries.succeeded(namespace, name)
+                return outcome
         except Exception:
             metrics.record_error()
             raise
@@ -175,10 +184,16 @@ class CycleReconciler:
     async def _reconcile(self, namespace: str, name: str) -> Outcome | None:
         body = await self.kube.get_cycle(namespace, name)
         if body is None:
+            self.settled.forget(namespace, name)
+            metrics.record_phase(namespace, name, None)
             return None
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             # Garbage collection (and the delete handler) take the Jobs away; start nothing.
+            return None
+        if self.settled.note(namespace, name, body):
+            # Ended, and its status answers the current spec: its Jobs cannot change anything.
+            metrics.record_phase(namespace, name, (body.get("status") or {}).get("phase"))
             return None
         uid = meta.get("uid")
         now = self.clock()
@@ -278,6 +293,7 @@ class CycleReconciler:
         for event in decision.events:
             self._post(body, event)
         metrics.record_transition(old_status, new_status, started_kinds)
+        metrics.record_phase(namespace, name, decision.status.phase.value)
         if errors:
             raise errors[0]
         return outcome

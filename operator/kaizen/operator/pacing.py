@@ -1,0 +1,145 @@
+"""When a cycle is reconciled again: soon after a failure, and never for nothing once it ended.
+
+`Retries` reconciles a cycle again after a failed attempt that no kopf retry covers (a Job
+event, the safety-net timer), after 0.2 s, then twice as long after each further failure, up
+to 30 s: five failed Job creations in a row used to wait for the 60 s timer. `SettledCycles`
+remembers the cycles that ended and whose status already answers their current spec, so an
+operator restart and the Job events of finished cycles (TTL deletions, stopped siblings) cost
+no reconciliation: restart cost no longer grows with the number of finished cycles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Seconds before the first retry after a failed reconciliation; doubled after each failure.
+RETRY_FIRST_DELAY = 0.2
+#: The longest wait between two retries of one cycle.
+RETRY_MAX_DELAY = 30.0
+#: Phases after which a cycle starts nothing more (the engine's terminal phases).
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+Key = tuple[str, str]
+
+
+def backoff(
+    failures: int, first: float = RETRY_FIRST_DELAY, maximum: float = RETRY_MAX_DELAY
+) -> float:
+    """The wait before the next attempt after `failures` (≥ 1) failures in a row."""
+    return float(min(maximum, first * 2.0 ** max(0, min(failures - 1, 32))))
+
+
+class Retries:
+    """At most one pending retry per cycle, with exponential backoff between failures."""
+
+    def __init__(
+        self,
+        attempt: Callable[[str, str], Awaitable[Any]],
+        *,
+        first: float = RETRY_FIRST_DELAY,
+        maximum: float = RETRY_MAX_DELAY,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._attempt = attempt
+        self._first = first
+        self._maximum = maximum
+        self._sleep = sleep
+        self._failures: dict[Key, int] = {}
+        self._pending: dict[Key, asyncio.Task[None]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Cycles with a retry scheduled."""
+        return len(self._pending)
+
+    def failed(self, namespace: str, name: str) -> float | None:
+        """Count a failure and schedule a retry; returns its delay (None: one is pending)."""
+        key = (namespace, name)
+        self._failures[key] = self._failures.get(key, 0) + 1
+        if key in self._pending:
+            return None
+        delay = backoff(self._failures[key], self._first, self._maximum)
+        self._pending[key] = asyncio.get_running_loop().create_task(
+            self._retry(key, delay), name=f"kaizen-retry-{namespace}/{name}"
+        )
+        return delay
+
+    def succeeded(self, namespace: str, name: str) -> None:
+        """A reconciliation went through: the next failure starts from the first delay again."""
+        self._failures.pop((namespace, name), None)
+
+    async def _retry(self, key: Key, delay: float) -> None:
+        try:
+            await self._sleep(delay)
+        finally:
+            self._pending.pop(key, None)
+        try:
+            await self._attempt(*key)
+        except Exception as error:  # noqa: BLE001 - retried again, later
+            logger.warning("Retrying the reconciliation of %s/%s failed: %s", *key, error)
+            self.failed(*key)
+
+    async def close(self) -> None:
+        """Cancel every pending retry (the operator is stopping)."""
+        tasks = list(self._pending.values())
+        self._pending.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def settled(body: Mapping[str, Any]) -> bool:
+    """Whether a cycle ended and its status answers its current spec: nothing to reconcile.
+
+    A finished cycle whose spec changed since (its status, or any condition, observed an older
+    generation) is not settled: that edit must still be answered.
+    """
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    generation = meta.get("generation")
+    if status.get("phase") not in TERMINAL_PHASES or meta.get("deletionTimestamp"):
+        return False
+    if generation is None or status.get("observedGeneration") != generation:
+        return False
+    return all(
+        c.get("observedGeneration") in (None, generation) for c in status.get("conditions") or []
+    )
+
+
+class SettledCycles:
+    """The finished cycles known to need nothing, by (namespace, name) and uid."""
+
+    def __init__(self) -> None:
+        self._uids: dict[Key, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._uids)
+
+    def note(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
+        """Remember (or forget) the cycle from its stored body; True when it is settled."""
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid and settled(body):
+            self._uids[(namespace, name)] = uid
+            return True
+        self._uids.pop((namespace, name), None)
+        return False
+
+    def covers(self, namespace: str, name: str, uid: str | None) -> bool:
+        """Whether the cycle `name` with this uid is known settled (a recreated cycle is not)."""
+        return uid is not None and self._uids.get((namespace, name)) == uid
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._uids.pop((namespace, name), None)
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of an object's controller (for a step Job: its cycle), if any."""
+    for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("controller") and owner.get("uid"):
+            return str(owner["uid"])
+    return None
