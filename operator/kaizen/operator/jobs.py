@@ -472,6 +472,31 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
     return starting(name, "Job")
 
 
+def observe_orphaned_pods(
+    name: str, job_name: str, pods: Sequence[Mapping[str, Any]]
+) -> StepObservation | None:
+    """What the pods left by a step's vanished Job say; None when nothing is left of it.
+
+    A Job deleted with `propagationPolicy: Orphan` (the API's default for Jobs) leaves its pods
+    running: relaunching then would run the step twice at once in the same folder. While a pod
+    runs (or terminates) the step waits; a pod that succeeded with a readable summary is the
+    step's result, adopted as is; otherwise the step is relaunched.
+    """
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    if live:
+        pod = (live[0].get("metadata") or {}).get("name", "?")
+        message = (
+            f"Job {job_name} was deleted but its pod {pod} still runs; relaunching after it ends"
+        )
+        return StepObservation(name, StepState.RUNNING, reason="OrphanedPod", message=message)
+    for pod in newest_first(pods):
+        state = terminated_state(pod)
+        summary, _ = read_summary(state)
+        if state is not None and state.get("exitCode") == 0 and summary is not None and summary.ok:
+            return StepObservation(name, StepState.SUCCEEDED, exit_code=0, summary=summary)
+    return None
+
+
 def starting(name: str, kind: str) -> StepObservation:
     """A workload created but without a pod yet: starting, not waiting for quota.
 

@@ -21,7 +21,13 @@ from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
 from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconcile
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
-from kaizen.operator.jobs import CycleRef, build_step_job, job_selector, observe_job
+from kaizen.operator.jobs import (
+    CycleRef,
+    build_step_job,
+    job_selector,
+    observe_job,
+    observe_orphaned_pods,
+)
 from kaizen.operator.kube import JobOwnedByAnother
 from kaizen.operator.pacing import Retries, SettledCycles
 from kaizen.operator.settings import OperatorSettings
@@ -318,6 +324,12 @@ class CycleReconciler:
                 refusal = self._refusal(namespace, record.name, record.job_name, uid)
                 if refusal is not None:
                     observations[record.name] = refusal
+                elif record.state in (StepState.QUEUED, StepState.RUNNING):
+                    # Seen before and gone: its pods may outlive it (orphan propagation).
+                    pods = await self.kube.list_job_pods(namespace, record.job_name)
+                    left = observe_orphaned_pods(record.name, record.job_name, pods)
+                    if left is not None:
+                        observations[record.name] = left
                 continue
             # A finished Job's pods carry the termination message; an unfinished one's say
             # why they are not running (no node for them, an image that cannot be pulled).
