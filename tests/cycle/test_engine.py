@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from kaizen.api import (
     AdapterDigest,
     ImprovementCycle,
     ImprovementCycleStatus,
+    CombinationDigest,
     MergeDigest,
     Phase,
     PlanDigest,
@@ -20,6 +22,7 @@ from kaizen.api import (
     parse_cycle,
 )
 from kaizen.cycle import MAX_ATTEMPTS, Decision, StepObservation, invalid_spec, reconcile
+from kaizen.cycle.planner import job_name
 
 ROOT = "/artifacts"
 NOW = "2026-11-25T10:00:00Z"
@@ -83,6 +86,35 @@ def ok_summary(
                 path=f"{ROOT}/ml/demo/merge/adapter", combination="ties", sources=list(domains)
             ),
         )
+    if step == "joint":
+        return summary_for(
+            step,
+            adapter=AdapterDigest(domain="+".join(domains), path=f"{ROOT}/ml/demo/joint/adapter"),
+        )
+    if step.startswith("score-"):
+        domain = step.removeprefix("score-")
+        return summary_for(
+            step,
+            evaluation=ScoreDigest(
+                overall=0.8,
+                domains={domain: 0.8},
+                items=3,
+                results_path=f"{ROOT}/ml/demo/{step}/results.json",
+            ),
+        )
+    if step == "combine":
+        return summary_for(
+            step,
+            combination=CombinationDigest(
+                path=f"{ROOT}/ml/demo/combine/adapter",
+                chosen="ties",
+                candidates=1,
+                retention=dict.fromkeys(domains, 0.95),
+                min_retention=0.95,
+                target=0.9,
+                target_met=True,
+            ),
+        )
     if step == "validate":
         return summary_for(
             step,
@@ -133,7 +165,8 @@ def test_a_new_cycle_starts_the_baseline_evaluation() -> None:
     assert [s.name for s in decision.start] == ["evaluate-baseline"]
     invocation = decision.start[0]
     assert invocation.kind == "evaluator"
-    assert invocation.job_name == "demo-evaluate-baseline"
+    assert invocation.job_name == job_name("demo", "evaluate-baseline", 1, "u-1")
+    assert invocation.job_name.startswith("demo-evaluate-baseline-")
     assert invocation.argv[:4] == ("python", "-m", "kaizen.evaluator", "evaluate")
     assert "--output" in invocation.argv and f"{ROOT}/ml/demo/evaluate-baseline" in invocation.argv
     assert decision.status.phase == Phase.EVALUATING
@@ -151,15 +184,22 @@ def test_a_whole_cycle_passes_through_every_phase_in_order() -> None:
         Phase.ANALYZING,
         Phase.TRAINING,
         Phase.MERGING,
+        Phase.MERGING,
         Phase.EVALUATING,
         Phase.VALIDATING,
         Phase.SUCCEEDED,
     ]
     started = [[s.name for s in d.start] for d in decisions]
     assert started[2] == ["train-zephyria", "train-geography"]  # parallel, in plan order
+    # Each adapter alone on its dev items, beside the merge; then the choice.
+    assert started[3] == ["score-zephyria", "score-geography", "merge"]
+    assert started[4] == ["combine"]
     final = decisions[-1].status
     assert final.validation is not None and final.validation.verdict == "Promote"
-    assert final.promoted_adapters == [f"{ROOT}/ml/demo/merge/adapter"]
+    assert final.promoted_adapters == [f"{ROOT}/ml/demo/combine/adapter"]
+    assert final.alone == {"zephyria": 0.8, "geography": 0.8}
+    assert final.combination is not None and final.combination.min_retention == 0.95
+    assert "ties: min retention 0.95 (target 0.90, met)" in (final.message or "")
     assert final.baseline is not None and final.candidate is not None
     assert [a.domain for a in final.adapters] == ["zephyria", "geography"]
     assert all(s.state == StepState.SUCCEEDED for s in final.steps)
@@ -185,8 +225,18 @@ def test_later_steps_consume_the_paths_earlier_steps_reported() -> None:
     merge_argv = by_name["merge"].argv
     assert f"zephyria={ROOT}/ml/demo/train-zephyria/adapter" in merge_argv
     assert f"geography={ROOT}/ml/demo/train-geography/adapter" in merge_argv
+    score = list(by_name["score-zephyria"].argv)
+    assert score[score.index("--adapter") + 1] == f"{ROOT}/ml/demo/train-zephyria/adapter"
+    assert score[score.index("--domains") + 1] == "zephyria"
+    assert score[score.index("--split") + 1] == "dev"
+    combine = list(by_name["combine"].argv)
+    assert f"zephyria={ROOT}/ml/demo/score-zephyria/results.json" in combine
+    assert f"ties={ROOT}/ml/demo/merge/adapter" in combine
+    assert combine[combine.index("--baseline") + 1] == (
+        f"{ROOT}/ml/demo/evaluate-baseline/results.json"
+    )
     candidate = by_name["evaluate-candidate"].argv
-    assert candidate[candidate.index("--adapter") + 1] == f"{ROOT}/ml/demo/merge/adapter"
+    assert candidate[candidate.index("--adapter") + 1] == f"{ROOT}/ml/demo/combine/adapter"
 
 
 @pytest.mark.parametrize("extra", [None, "/artifacts/data/feedback.jsonl"])
@@ -209,11 +259,18 @@ def test_extra_training_data_reaches_every_train_step_and_nothing_else(extra: st
 def test_a_starting_adapter_is_applied_everywhere_and_kept_on_promotion() -> None:
     decisions = drive(make_cycle({"model": {"adapters": ["/artifacts/ml/prev/merge/adapter"]}}))
     by_name = {s.name: s for d in decisions for s in d.start}
-    for name in ("evaluate-baseline", "train-zephyria", "merge", "evaluate-candidate"):
+    for name in (
+        "evaluate-baseline",
+        "train-zephyria",
+        "score-zephyria",
+        "merge",
+        "combine",
+        "evaluate-candidate",
+    ):
         assert "/artifacts/ml/prev/merge/adapter" in by_name[name].argv, name
     assert decisions[-1].status.promoted_adapters == [
         "/artifacts/ml/prev/merge/adapter",
-        f"{ROOT}/ml/demo/merge/adapter",
+        f"{ROOT}/ml/demo/combine/adapter",
     ]
 
 
@@ -312,7 +369,7 @@ def test_a_failed_step_fails_the_cycle_with_its_reason(
 def test_the_same_observations_twice_change_nothing() -> None:
     cycle = make_cycle()
     observations: dict[str, StepObservation] = {}
-    for _ in range(7):
+    for _ in range(9):
         first = reconcile(cycle, observations, artifact_root=ROOT, now=NOW)
         cycle = cycle.model_copy(update={"status": first.status})
         again = reconcile(cycle, observations, artifact_root=ROOT, now=LATER)
@@ -344,7 +401,7 @@ def test_a_finished_step_is_never_started_again_even_when_its_job_is_gone() -> N
 def test_a_launched_step_not_yet_seen_is_launched_again_under_the_same_name() -> None:
     first = reconcile(make_cycle(), {}, artifact_root=ROOT, now=NOW)
     again = reconcile(make_cycle(status=first.status), {}, artifact_root=ROOT, now=LATER)
-    assert [s.job_name for s in again.start] == ["demo-evaluate-baseline"]
+    assert [s.job_name for s in again.start] == [first.start[0].job_name]
     assert again.status == first.status
 
 
@@ -358,7 +415,9 @@ def test_a_job_that_vanishes_while_running_is_relaunched_then_given_up() -> None
     ).status
     for attempt in range(2, MAX_ATTEMPTS + 1):
         lost = reconcile(make_cycle(status=status), {}, artifact_root=ROOT, now=LATER)
-        assert [s.job_name for s in lost.start] == [f"demo-evaluate-baseline-a{attempt}"]
+        (relaunch,) = lost.start
+        assert relaunch.job_name == job_name("demo", "evaluate-baseline", attempt, "u-1")
+        assert relaunch.job_name.startswith(f"demo-evaluate-baseline-a{attempt}-")
         assert any(e.reason == "JobLost" for e in lost.events)
         status = reconcile(
             make_cycle(status=lost.status),
@@ -392,7 +451,7 @@ def test_a_refused_job_keeps_its_step_pending_and_says_why() -> None:
     record = step_of(decision, "evaluate-baseline")
     assert (record.state, record.reason) == (StepState.PENDING, "JobRejected")
     assert "exceeded quota" in (record.message or "")
-    assert [s.job_name for s in decision.start] == ["demo-evaluate-baseline"]  # retried
+    assert [s.job_name for s in decision.start] == [first.start[0].job_name]  # retried
     assert cond(decision, "Reconciling") == ("True", "JobRejected")
     assert decision.status.phase == Phase.EVALUATING
     # Once the Job exists, the step runs and the reason goes with it.
@@ -505,3 +564,17 @@ def test_lm_eval_tasks_reach_both_evaluations() -> None:
         argv = by_name[name].argv
         assert argv.count("--lm-eval-task") == 2 and "/suites/my_task.yaml" in argv, name
     assert "--lm-eval-task" not in by_name["train-zephyria"].argv
+
+
+def test_job_names_of_different_cycles_never_clash() -> None:
+    # Cycle `demo` with a domain `merge` and cycle `demo-train` both used `demo-train-merge`.
+    assert job_name("demo", "train-merge", 1, "u-1") != job_name("demo-train", "merge", 1, "u-2")
+    assert job_name("demo", "train-merge") != job_name("demo-train", "merge")
+    # A cycle re-created under the same name gets Jobs of its own.
+    assert job_name("demo", "merge", 1, "u-1") != job_name("demo", "merge", 1, "u-3")
+    # Names are stable, valid labels, whatever the length.
+    for cycle, step in (("demo", "merge"), ("c" * 63, "train-" + "d" * 57)):
+        for attempt in (1, 2):
+            name = job_name(cycle, step, attempt, "u-1")
+            assert name == job_name(cycle, step, attempt, "u-1")
+            assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)

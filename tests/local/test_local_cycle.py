@@ -77,7 +77,7 @@ def test_kaizen_run_goes_through_every_phase_and_resumes(
     baseline = json.loads((cycle_dir / "evaluate-baseline" / "results.json").read_text())
     candidate = json.loads((cycle_dir / "evaluate-candidate" / "results.json").read_text())
     assert [i["id"] for i in baseline["items"]] == [i["id"] for i in candidate["items"]]
-    assert saved["validation"]["verdict"] in ("Promote", "Reject")
+    assert saved["validation"]["verdict"] in ("Promote", "Reject", "Inconclusive")
 
     # Running the same file again resumes: nothing is re-run, the same result is reported.
     again = kaizen(
@@ -109,6 +109,43 @@ def test_a_failing_step_fails_the_cycle_and_keeps_earlier_results(
     assert status["baseline"]["items"] > 0  # earlier results stay in status and on disk
     assert (tmp_path / "art" / "default" / "broken" / "evaluate-baseline" / "results.json").exists()
     assert "FAILED (ConfigurationError)" in run.stdout
+
+
+@pytest.mark.cycle
+def test_restart_with_another_model_redoes_the_steps_instead_of_reusing_old_scores(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # A threshold of 0 plans nothing: the cycle is evaluate-baseline and analyze only.
+    doc = tiny_cycle(tiny_model_dir, name="restart", analysis={"scoreThreshold": 0.0})
+    cycle_file = tmp_path / "cycle.yaml"
+    cycle_file.write_text(yaml.safe_dump(doc))
+    art = str(tmp_path / "art")
+    first = kaizen("run", str(cycle_file), "--artifacts", art, "--quiet", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    # The same spec again: each step finds its output made from the same inputs.
+    same = kaizen("run", str(cycle_file), "--artifacts", art, "--restart", "--quiet", cwd=tmp_path)
+    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-3000:]
+    assert same.stderr.count("made from the same inputs; reusing it") == 2
+    assert "same inputs, reused" in same.stdout or "reused" in json.dumps(
+        json.loads((tmp_path / "art" / "default" / "restart" / "status.json").read_text())
+    )
+
+    # Another model, one that does not exist: the old scores must not be reported for it.
+    missing = tmp_path / "no-such-model"
+    doc["spec"]["model"]["name"] = str(missing)
+    cycle_file.write_text(yaml.safe_dump(doc))
+    changed = kaizen(
+        "run", str(cycle_file), "--artifacts", art, "--restart", "--quiet", cwd=tmp_path
+    )
+    assert changed.returncode == 1, changed.stdout[-3000:]
+    assert "reusing it" not in changed.stderr
+    assert "made from other inputs" in changed.stderr and "--model" in changed.stderr
+    status = json.loads((tmp_path / "art" / "default" / "restart" / "status.json").read_text())[
+        "status"
+    ]
+    assert status["phase"] == "Failed" and status["failureReason"] == "ConfigurationError"
+    assert str(missing) in status["message"]
 
 
 def test_a_wrong_field_is_rejected_before_anything_runs(tmp_path: Path) -> None:

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from kaizen.api import EXIT_CONFIG_ERROR, ScoreDigest, StepSummary
+from kaizen.cycle.planner import job_name
 from kaizen.operator.kube import JobOwnedByAnother
 from kaizen.operator.reconciler import CycleReconciler, merge_patch
 from kaizen.operator.settings import OperatorSettings
 
 NS, NAME, UID = "ml", "demo", "uid-1"
 NOW = "2026-11-25T10:00:00Z"
+BASELINE_JOB = job_name(NAME, "evaluate-baseline", 1, UID)
 
 
 class FakeKube:
@@ -63,7 +65,10 @@ class FakeKube:
         existing = self.jobs.get((manifest["metadata"]["namespace"], name))
         if existing is not None:
             if existing["metadata"]["ownerReferences"][0]["uid"] != owner_uid:
-                raise JobOwnedByAnother(name)
+                raise JobOwnedByAnother(
+                    f"Job {manifest['metadata']['namespace']}/{name} exists but is not owned by "
+                    f"cycle uid {owner_uid}"
+                )
             return existing
         self.jobs[(manifest["metadata"]["namespace"], name)] = copy.deepcopy(manifest)
         return manifest
@@ -168,14 +173,14 @@ async def test_first_reconcile_records_the_step_before_creating_its_job(
     kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
 ) -> None:
     outcome = await reconciler.reconcile(NS, NAME)
-    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+    assert outcome is not None and outcome.created == [BASELINE_JOB]
     order = [call for call, _ in kube.calls]
     assert order.index("patch_status") < order.index("create_job")
     st = status(kube)
     assert st["phase"] == "Evaluating"
     assert st["observedGeneration"] == 1
     assert [s["name"] for s in st["steps"]] == ["evaluate-baseline"]
-    job = kube.jobs[(NS, "demo-evaluate-baseline")]
+    job = kube.jobs[(NS, BASELINE_JOB)]
     assert job["metadata"]["ownerReferences"][0]["uid"] == UID
     assert ("Normal", "StepStarted") in [(t, r) for t, r, _ in events]
 
@@ -184,7 +189,7 @@ async def test_reconciling_again_changes_nothing(
     kube: FakeKube, reconciler: CycleReconciler
 ) -> None:
     await reconciler.reconcile(NS, NAME)
-    kube.start("demo-evaluate-baseline")
+    kube.start(BASELINE_JOB)
     await reconciler.reconcile(NS, NAME)  # records Running
     assert status(kube)["steps"][0]["state"] == "Running"
     kube.calls.clear()
@@ -197,9 +202,9 @@ async def test_a_finished_step_is_folded_in_and_the_next_one_starts(
     kube: FakeKube, reconciler: CycleReconciler
 ) -> None:
     await reconciler.reconcile(NS, NAME)
-    kube.finish("demo-evaluate-baseline", exit_code=0, message=baseline_summary())
+    kube.finish(BASELINE_JOB, exit_code=0, message=baseline_summary())
     outcome = await reconciler.reconcile(NS, NAME)
-    assert outcome is not None and outcome.created == ["demo-analyze"]
+    assert outcome is not None and outcome.created == [job_name(NAME, "analyze", 1, UID)]
     st = status(kube)
     assert st["baseline"]["overall"] == 0.25
     assert [(s["name"], s["state"]) for s in st["steps"]] == [
@@ -207,10 +212,10 @@ async def test_a_finished_step_is_folded_in_and_the_next_one_starts(
         ("analyze", "Pending"),
     ]
     # The finished Job is TTL-collected: nothing is recreated, nothing is forgotten.
-    del kube.jobs[(NS, "demo-evaluate-baseline")]
+    del kube.jobs[(NS, BASELINE_JOB)]
     kube.calls.clear()
     await reconciler.reconcile(NS, NAME)
-    assert ("create_job", "demo-evaluate-baseline") not in kube.calls
+    assert ("create_job", BASELINE_JOB) not in kube.calls
     assert status(kube)["steps"][0]["state"] == "Succeeded"
 
 
@@ -218,7 +223,7 @@ async def test_success_without_a_readable_summary_fails_the_cycle_clearly(
     kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
 ) -> None:
     await reconciler.reconcile(NS, NAME)
-    kube.finish("demo-evaluate-baseline", exit_code=0, message="Loading model...\nDone")
+    kube.finish(BASELINE_JOB, exit_code=0, message="Loading model...\nDone")
     await reconciler.reconcile(NS, NAME)
     st = status(kube)
     assert st["phase"] == "Failed"
@@ -242,9 +247,7 @@ async def test_configuration_error_fails_the_cycle_and_stops_siblings(
     kube.jobs[(NS, "demo-train-x")] = {
         "metadata": {
             "name": "demo-train-x",
-            "labels": copy.deepcopy(
-                kube.jobs[(NS, "demo-evaluate-baseline")]["metadata"]["labels"]
-            ),
+            "labels": copy.deepcopy(kube.jobs[(NS, BASELINE_JOB)]["metadata"]["labels"]),
             "ownerReferences": [{"uid": UID}],
         },
         "status": {"active": 1},
@@ -254,7 +257,7 @@ async def test_configuration_error_fails_the_cycle_and_stops_siblings(
         {"name": "train-x", "jobName": "demo-train-x", "state": "Running", "attempt": 1}
     )
     kube.finish(
-        "demo-evaluate-baseline",
+        BASELINE_JOB,
         exit_code=EXIT_CONFIG_ERROR,
         message=bad.model_dump_json(by_alias=True),
         failed_reason="PodFailurePolicy",
@@ -265,7 +268,7 @@ async def test_configuration_error_fails_the_cycle_and_stops_siblings(
     assert st["failureReason"] == "ConfigurationError"
     assert "unknown suite 'nope'" in st["message"]
     assert outcome is not None and outcome.deleted == ["demo-train-x"]
-    assert (NS, "demo-evaluate-baseline") in kube.jobs  # finished Jobs stay for their logs
+    assert (NS, BASELINE_JOB) in kube.jobs  # finished Jobs stay for their logs
 
 
 async def test_invalid_spec_fails_once_naming_the_field(
@@ -303,29 +306,43 @@ async def test_fixed_spec_after_invalid_spec_starts_afresh(
         }
     )
     outcome = await reconciler.reconcile(NS, NAME)
-    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+    assert outcome is not None and outcome.created == [BASELINE_JOB]
     st = status(kube)
     assert st["phase"] == "Evaluating" and st["observedGeneration"] == 2
     assert "failureReason" not in st and "completionTime" not in st
 
 
-async def test_a_foreign_job_with_the_same_name_is_not_adopted(
-    kube: FakeKube, reconciler: CycleReconciler
+async def test_a_foreign_job_with_the_same_name_is_not_adopted_and_the_status_says_so(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
 ) -> None:
-    kube.jobs[(NS, "demo-evaluate-baseline")] = {
+    kube.jobs[(NS, BASELINE_JOB)] = {
         "metadata": {
-            "name": "demo-evaluate-baseline",
+            "name": BASELINE_JOB,
             "labels": {},
             "ownerReferences": [{"uid": "old"}],
         }
     }
     with pytest.raises(JobOwnedByAnother):
         await reconciler.reconcile(NS, NAME)
-    # The status was written first anyway; the next try (after GC) creates the Job.
+    # The status was written first anyway; the next try says why the step does not start.
     assert status(kube)["steps"][0]["name"] == "evaluate-baseline"
-    del kube.jobs[(NS, "demo-evaluate-baseline")]
+    assert ("Warning", "JobNameTaken") in [(t, r) for t, r, _ in events]
+    with pytest.raises(JobOwnedByAnother):
+        await reconciler.reconcile(NS, NAME)
+    st = status(kube)
+    (step,) = st["steps"]
+    assert (step["state"], step["reason"]) == ("Pending", "JobNameTaken")
+    assert BASELINE_JOB in step["message"] and "not owned by" in step["message"]
+    reconciling = next(c for c in st["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["reason"] == "JobNameTaken" and BASELINE_JOB in reconciling["message"]
+    assert "JobNameTaken" not in st["phase"] and BASELINE_JOB in st["message"]
+    # Once the other Job is gone, the step's own Job is created and the reason goes.
+    del kube.jobs[(NS, BASELINE_JOB)]
     outcome = await reconciler.reconcile(NS, NAME)
-    assert outcome is not None and outcome.created == ["demo-evaluate-baseline"]
+    assert outcome is not None and outcome.created == [BASELINE_JOB]
+    kube.start(BASELINE_JOB)
+    await reconciler.reconcile(NS, NAME)
+    assert status(kube)["steps"][0]["reason"] == "Running"
 
 
 async def test_deleted_or_deleting_cycles_are_left_alone(
@@ -342,9 +359,7 @@ async def test_concurrent_triggers_do_not_overlap(
 ) -> None:
     results = await asyncio.gather(*(reconciler.reconcile(NS, NAME) for _ in range(5)))
     assert sum(1 for r in results if r is not None) == 2  # one runs, one waits, the rest fold in
-    assert [c for c in kube.calls if c[0] == "create_job"] == [
-        ("create_job", "demo-evaluate-baseline")
-    ]
+    assert [c for c in kube.calls if c[0] == "create_job"] == [("create_job", BASELINE_JOB)]
     assert reconciler.busy == 0
 
 
@@ -410,8 +425,8 @@ async def test_a_refused_job_is_explained_in_the_step_status_and_retried_until_i
 
     refusing = False  # the quota frees up: the Job is created and the step runs
     await reconciler.reconcile(NS, NAME)
-    assert (NS, "demo-evaluate-baseline") in kube.jobs
-    kube.start("demo-evaluate-baseline")
+    assert (NS, BASELINE_JOB) in kube.jobs
+    kube.start(BASELINE_JOB)
     await reconciler.reconcile(NS, NAME)
     assert status(kube)["steps"][0]["reason"] == "Running"
 
@@ -419,7 +434,7 @@ async def test_a_refused_job_is_explained_in_the_step_status_and_retried_until_i
 class _Invalid(Exception):
     status = 422
     reason = "Unprocessable Entity"
-    body = 'Job.batch "demo-evaluate-baseline" is invalid: spec.template.spec.containers[0]'
+    body = f'Job.batch "{BASELINE_JOB}" is invalid: spec.template.spec.containers[0]'
 
 
 async def test_a_job_the_api_calls_invalid_fails_the_cycle_once(
@@ -436,9 +451,7 @@ async def test_a_job_the_api_calls_invalid_fails_the_cycle_once(
     final = status(kube)
     assert final["phase"] == "Failed" and final["failureReason"] == "JobRejected"
     assert "422" in final["message"] and "is invalid" in final["message"]
-    assert [c for c in kube.calls if c[0] == "create_job"] == [
-        ("create_job", "demo-evaluate-baseline")
-    ]
+    assert [c for c in kube.calls if c[0] == "create_job"] == [("create_job", BASELINE_JOB)]
     await reconciler.reconcile(NS, NAME)
     assert len([c for c in kube.calls if c[0] == "create_job"]) == 1
     assert any(e[1] == "CycleFailed" for e in events)
@@ -448,11 +461,11 @@ async def test_a_pod_that_cannot_pull_its_image_is_named_in_the_status(
     kube: FakeKube, reconciler: CycleReconciler
 ) -> None:
     await reconciler.reconcile(NS, NAME)
-    kube.start("demo-evaluate-baseline")
+    kube.start(BASELINE_JOB)
     waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "kaizen:nope"'}
-    kube.pods["demo-evaluate-baseline"] = [
+    kube.pods[BASELINE_JOB] = [
         {
-            "metadata": {"name": "demo-evaluate-baseline-x", "creationTimestamp": NOW},
+            "metadata": {"name": BASELINE_JOB + "-x", "creationTimestamp": NOW},
             "status": {
                 "phase": "Pending",
                 "containerStatuses": [{"name": "step", "state": {"waiting": waiting}}],

@@ -5,18 +5,24 @@
 step) and hands the parsed model to the program. `run_step` wraps a step's work: it turns the outcome into a `StepSummary`, writes the
 summary where the operator reads it, and returns the exit code. A step that finds its own
 complete output already in its artifact directory (a `summary.json` written last) returns
-that instead of redoing the work, so a re-run Job after a node loss costs nothing.
+that instead of redoing the work, so a re-run Job after a node loss costs nothing, but only
+when `provenance.json` beside it shows the output was made from the same inputs (arguments,
+Kaizen version, the files it read: `kaizen.api.provenance`); otherwise the step says what
+changed and does the work again.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from kaizen.api.args import StepArgs, StepUsageError, parse_step_argv
+from kaizen.api.artifacts import ArtifactError, StepProvenance, read_artifact, write_artifact
+from kaizen.api.provenance import changes, describe, step_provenance
 from kaizen.api.summary import (
     EXIT_CONFIG_ERROR,
     EXIT_FAILURE,
@@ -25,6 +31,7 @@ from kaizen.api.summary import (
     SummaryTooLarge,
     atomic_write_bytes,
     encode_summary,
+    fit_summary,
     parse_summary,
     write_summary,
 )
@@ -79,19 +86,26 @@ def run_step(
     *,
     summary_path: str | None = None,
     reuse: bool = True,
+    args: StepArgs | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> int:
-    """Run `work(output_dir)` and report under the step contract; returns the exit code."""
+    """Run `work(output_dir)` and report under the step contract; returns the exit code.
+
+    `args` are the step's parsed arguments and `inputs` any file or folder it reads that they
+    do not name (a shipped suite): together they decide whether an earlier output is reused.
+    """
     out = Path(output_dir)
     marker = out / COMPLETION_MARKER
-    if reuse and marker.exists():
-        try:
-            previous = parse_summary(marker.read_bytes())
-        except ValueError:
-            previous = None
-        if previous is not None and previous.ok:
-            print(f"[{step}] complete output found in {out}; reusing it", file=sys.stderr)
-            write_summary(previous, summary_path)
+    provenance = step_provenance(step, args, inputs)
+    if reuse:
+        previous = _reusable(step, out, provenance)
+        if previous is not None:
+            write_summary(previous.model_copy(update={"reused": True}), summary_path)
             return EXIT_OK
+    # Whatever is there is not an output of these inputs: the marker goes first, so a run
+    # stopped half way never leaves a marker over half-replaced artifacts.
+    marker.unlink(missing_ok=True)
+    (out / StepProvenance.FILE_NAME).unlink(missing_ok=True)
     started = time.monotonic()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -102,19 +116,59 @@ def run_step(
                 "artifacts_dir": summary.artifacts_dir or str(out),
             }
         )
+        # Lists too long for 4 KiB are shortened (and say so); the artifacts keep everything.
+        summary = fit_summary(summary)
         data = encode_summary(summary)
     except ConfigurationError as error:
         return _fail(step, "ConfigurationError", str(error), EXIT_CONFIG_ERROR, summary_path, out)
     except SummaryTooLarge as error:
-        return _fail(step, "SummaryTooLarge", str(error), EXIT_FAILURE, summary_path, out)
+        # The same inputs give the same summary: retrying cannot make it fit.
+        return _fail(step, "SummaryTooLarge", str(error), EXIT_CONFIG_ERROR, summary_path, out)
     except Exception as error:  # noqa: BLE001 - every failure must reach the operator
         traceback.print_exc()
         text = f"{type(error).__name__}: {error}"
         return _fail(step, "StepError", text, EXIT_FAILURE, summary_path, out)
-    # The marker is written last: its presence means every artifact is complete.
+    # The provenance, then the marker, last: the marker's presence means every artifact is
+    # complete and the provenance beside it says what they were made from.
+    write_artifact(out / StepProvenance.FILE_NAME, provenance)
     atomic_write_bytes(marker, data)
     write_summary(summary, summary_path)
     return EXIT_OK
+
+
+def _reusable(step: str, out: Path, provenance: StepProvenance) -> StepSummary | None:
+    """The summary of a complete earlier output made from the same inputs, else None (and why)."""
+    marker = out / COMPLETION_MARKER
+    if not marker.exists():
+        return None
+    try:
+        previous = parse_summary(marker.read_bytes())
+    except ValueError:
+        print(f"[{step}] unreadable {marker}; redoing the step", file=sys.stderr)
+        return None
+    if not previous.ok:
+        return None
+    try:
+        recorded = read_artifact(out / StepProvenance.FILE_NAME, StepProvenance)
+    except ArtifactError as error:
+        print(
+            f"[{step}] earlier output in {out} has no usable record of its inputs ({error}); "
+            "redoing the step",
+            file=sys.stderr,
+        )
+        return None
+    if recorded.digest != provenance.digest:
+        print(
+            f"[{step}] earlier output in {out} was made from other inputs "
+            f"({describe(changes(recorded, provenance))}); redoing the step",
+            file=sys.stderr,
+        )
+        return None
+    print(
+        f"[{step}] complete output found in {out}, made from the same inputs; reusing it",
+        file=sys.stderr,
+    )
+    return previous
 
 
 def _fail(

@@ -114,6 +114,38 @@ class MergeDigest(ApiModel):
     """Domains of the merged adapters."""
 
 
+class CombinationDigest(ApiModel):
+    """How the domain adapters' learning was combined, and how much of it survived (dev items)."""
+
+    path: str
+    """The chosen adapter (peft format): what the candidate is evaluated and promoted with."""
+
+    chosen: str
+    """The combination chosen (`ties`, `joint`, …; `copy` for a single domain's adapter)."""
+
+    candidates: int = 1
+    """Combinations scored (more than one under `combination: auto`)."""
+
+    retention: dict[str, float | None] = Field(default_factory=dict)
+    """Per trained domain, (combined − base) / (alone − base) on its dev items; null when the
+    adapter alone did not beat the base there (nothing to retain)."""
+
+    min_retention: float | None = None
+    """The worst domain's retention (null: undefined in every domain)."""
+
+    untrained_change: float | None = None
+    """Worst score change on the domains no adapter was trained for (null: none)."""
+
+    target: float = 0.9
+    """`merge.minRetention`."""
+
+    target_met: bool | None = None
+    """Whether every defined retention reaches the target (null: none defined)."""
+
+    report_path: str | None = None
+    """`combination.json`: every candidate's table."""
+
+
 class ValidationDigest(ApiModel):
     """The A/B comparison of candidate and baseline on identical items."""
 
@@ -195,6 +227,9 @@ class StepSummary(ApiModel):
 
     merge: MergeDigest | None = None
     """Set by the merge step."""
+
+    combination: CombinationDigest | None = None
+    """Set by the combine step."""
 
     validation: ValidationDigest | None = None
     """Set by the validate step."""

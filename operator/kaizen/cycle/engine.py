@@ -25,6 +25,7 @@ from kaizen.cycle.catalog import (
     kind_of,
     needs_domains,
     priority_domains,
+    retention_phrase,
 )
 from kaizen.cycle.planner import StepPlanner
 from kaizen.cycle.types import CycleEvent, Decision, StepInvocation, StepObservation
@@ -42,6 +43,8 @@ INVALID_SPEC = "InvalidSpec"
 JOB_REJECTED = "JobRejected"
 #: The outcome of a cycle whose suite could not detect the target improvement.
 INCONCLUSIVE = "Inconclusive"
+#: The chosen combination kept less than `merge.minRetention` of some adapter's gain.
+RETENTION_BELOW_TARGET = "RetentionBelowTarget"
 #: Reasons of a step that is moving normally (anything else names a problem).
 PROGRESS_REASONS = frozenset({None, "Launched", "Relaunched", "Queued", "Running"})
 
@@ -275,12 +278,17 @@ class _Run:
 
     def _step_names(self, kind: StepKind) -> list[str]:
         """The steps of `kind` in this cycle (per-domain kinds: one per priority domain)."""
+        if not kind.enabled(self.planner, self.status):
+            return []
         if kind.per_domain:
             return [kind.step_name(d) for d in self._priority_domains()]
         return [kind.name]
 
     def _kind_done(self, name: str) -> bool:
-        steps = self._step_names(kind_named(name))
+        kind = kind_named(name)
+        if not kind.enabled(self.planner, self.status):
+            return True
+        steps = self._step_names(kind)
         return bool(steps) and all(self._done(step) for step in steps)
 
     def _invocation(self, name: str, attempt: int) -> StepInvocation:
@@ -295,6 +303,8 @@ class _Run:
         """Launch every step whose prerequisites succeeded, or finish the cycle."""
         for kind in STEP_KINDS:
             if not all(self._kind_done(after) for after in kind.after):
+                continue
+            if not kind.enabled(self.planner, self.status):
                 continue
             steps = self._step_names(kind)
             if kind.per_domain and not steps:
@@ -332,16 +342,20 @@ class _Run:
     def _finish_validated(self, cycle: ImprovementCycle) -> None:
         validation = self.status.validation
         assert validation is not None
-        if validation.verdict == "Promote" and self.status.merged is not None:
-            self.status.promoted_adapters = [*cycle.spec.model.adapters, self.status.merged.path]
+        if validation.verdict == "Promote" and self.status.combination is not None:
+            self.status.promoted_adapters = [
+                *cycle.spec.model.adapters,
+                self.status.combination.path,
+            ]
             reason = "Promoted"
             message = (
                 f"candidate promoted: overall {validation.overall_delta:+.3f}, "
                 f"p={format_p(validation.p_value)}"
             )
         elif validation.verdict == "Inconclusive":
-            # The suite, not the candidate, is the problem: the model stays as it was and a
-            # person should add items (or accept a larger target); a Warning says so.
+            # The suite, not the candidate, is the problem: the model stays as it was and the
+            # message says what would make the next verdict conclusive. A Normal Event: the
+            # cycle did its work (a Warning would read as a malfunction to alerting).
             self.status.promoted_adapters = list(cycle.spec.model.adapters)
             reason = INCONCLUSIVE
             mde = validation.minimum_detectable_effect
@@ -364,12 +378,25 @@ class _Run:
     def _succeed(self, cycle: ImprovementCycle, reason: str, message: str) -> None:
         if reason == "NothingToImprove":
             self.status.promoted_adapters = list(cycle.spec.model.adapters)
+        combination = self.status.combination
+        if combination is not None:
+            # The combination's own target is news whatever the verdict: a promotion that
+            # kept too little of what an adapter learned must not look like a clean one.
+            message += f"; {combination.chosen}: {retention_phrase(combination)}"
+            if combination.target_met is False:
+                self.events.append(
+                    CycleEvent(
+                        "Warning",
+                        RETENTION_BELOW_TARGET,
+                        f"no combination kept {combination.target:.2f} of every adapter's "
+                        f"gain on the dev items; the best, {combination.chosen}, kept "
+                        f"{combination.min_retention:.2f} (combination.json lists them all)",
+                    )
+                )
         self.status.phase = Phase.SUCCEEDED
         self.status.completion_time = self.now
         self.status.message = message
-        self.events.append(
-            CycleEvent("Warning" if reason == INCONCLUSIVE else "Normal", reason, message)
-        )
+        self.events.append(CycleEvent("Normal", reason, message))
 
     def fail_cycle(self, failed: StepRecord) -> None:
         # A configuration error or a refused Job needs a person; anything else is a failed step.
@@ -408,15 +435,18 @@ class _Run:
         status.conditions = _summary_conditions(status, now, gen)
 
     def _stages(self) -> list[tuple[str, list[str], bool]]:
-        """(condition, its steps, whether it waits for priority domains) per step kind."""
-        stages = []
+        """(condition, its steps, whether it waits for priority domains) per condition; a
+        condition several kinds make up (training: the domain adapters and the joint one)
+        covers the steps of all of them."""
+        stages: dict[str, tuple[list[str], bool]] = {}
         for kind in STEP_KINDS:
             steps = self._step_names(kind)
             if kind.per_domain and not steps:
                 # Before the plan names domains, show whatever was launched (if anything).
                 steps = [r.name for r in self.status.steps if kind.owns(r.name)]
-            stages.append((kind.condition, steps, needs_domains(kind)))
-        return stages
+            names, waits = stages.get(kind.condition, ([], False))
+            stages[kind.condition] = (names + steps, waits or needs_domains(kind))
+        return [(condition, names, waits) for condition, (names, waits) in stages.items()]
 
 
 def _stage_state(

@@ -15,10 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from kaizen.api import fields as f
 from kaizen.api.args import (
     EVALUATOR,
     AnalyzeArgs,
+    CombineArgs,
     EvaluateArgs,
+    JointArgs,
     MergeArgs,
     StepArgs,
     TrainArgs,
@@ -31,6 +34,12 @@ EVALUATE_BASELINE = "evaluate-baseline"
 ANALYZE = "analyze"
 TRAIN_PREFIX = "train-"
 MERGE = "merge"
+#: One adapter trained on the union of the priority domains' training sets.
+JOINT = "joint"
+#: Each domain's adapter alone on its dev items: `score-<domain>`.
+SCORE_PREFIX = "score-"
+#: Score the candidate combinations on the dev items and choose one.
+COMBINE = "combine"
 EVALUATE_CANDIDATE = "evaluate-candidate"
 VALIDATE = "validate"
 
@@ -39,6 +48,10 @@ _DNS_LABEL_MAX = 63
 RESULTS_FILE = "results.json"
 PLAN_FILE = "plan.json"
 ADAPTER_DIR = "adapter"
+#: Where the merge step writes combinations beyond its first (`candidates/<method>/adapter`).
+CANDIDATES_DIR = "candidates"
+#: A train step's training set as trained on.
+DATA_FILE = "data.jsonl"
 #: The cycle's HTML report folder, beside the step folders.
 REPORT_DIR = "report"
 
@@ -64,6 +77,11 @@ def bounded_label(text: str, limit: int = _DNS_LABEL_MAX) -> str:
 def train_step_name(domain: str) -> str:
     """Step name of the adapter training for `domain` (a DNS label of at most 63 characters)."""
     return bounded_label(TRAIN_PREFIX + dns_label(domain))
+
+
+def score_step_name(domain: str) -> str:
+    """Step name of the scoring of `domain`'s adapter alone."""
+    return bounded_label(SCORE_PREFIX + dns_label(domain))
 
 
 #: Hex characters of the digest that ends every Job name.
@@ -244,6 +262,9 @@ class StepPlanner:
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,
+            precision=training.precision,
+            gradient_checkpointing=training.gradient_checkpointing,
+            quantization=training.quantization,
             **self._distillation(),
         )
 
@@ -258,15 +279,100 @@ class StepPlanner:
             "distill_temperature": token_level.temperature,
         }
 
+    # -- combining the domain adapters -----------------------------------------------------
+
+    def candidates(self) -> list[str]:
+        """What the cycle tries: `merge.candidates` under `auto`, else the one combination."""
+        merge = self.spec.merge
+        return list(merge.candidates) if merge.combination == f.AUTO else [merge.combination]
+
+    def merge_methods(self, domains: int) -> list[str]:
+        """The peft methods the merge step applies (the first one into `adapter/`).
+
+        One domain's adapter needs no combining: the merge step copies it, once. Without a
+        merge method (`combination: joint`) and without a joint step to stand in (a single
+        domain), the copy is the candidate.
+        """
+        methods = [c for c in self.candidates() if c in f.COMBINATIONS]
+        if domains == 1:
+            return methods[:1] or [f.DEFAULT_MERGE_METHOD]
+        if not methods and not self.joint_wanted(domains):
+            return [f.DEFAULT_MERGE_METHOD]
+        return methods
+
+    def joint_wanted(self, domains: int) -> bool:
+        """Whether a joint adapter is trained: asked for, and more than one domain to join."""
+        return f.JOINT in self.candidates() and domains > 1
+
+    def merge_candidate_path(self, method: str, domains: int) -> str:
+        """The adapter the merge step writes for `method`."""
+        if method == self.merge_methods(domains)[0]:
+            return self.adapter_path(MERGE)
+        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / method / ADAPTER_DIR)
+
     def merge_args(self, sources: Sequence[tuple[str, str]]) -> MergeArgs:
         merge = self.spec.merge
+        methods = self.merge_methods(len(sources))
         return MergeArgs(
             **self._contract(MERGE),
             **self._model(),
             sources=[f"{domain}={path}" for domain, path in sources],
-            combination=merge.combination,
+            combination=methods[0],
+            candidates=methods[1:],
             density=merge.density,
             seed=merge.seed,
+        )
+
+    def data_path(self, step: str) -> str:
+        """The training set a train step trained on."""
+        return str(PurePosixPath(self.dir(step)) / DATA_FILE)
+
+    def joint_args(
+        self, domains: Sequence[str], scores: Mapping[str, float] | None = None
+    ) -> JointArgs:
+        """The joint adapter: the domains' training sets together, for as many steps as
+        their adapters took together (the same number of updates, spent on one adapter)."""
+        training = self.spec.training
+        steps = sum(self.domain_settings(d, scores or {}, domains)[0] for d in domains)
+        return JointArgs(
+            **self._contract(JOINT),
+            **self._model(),
+            data=[f"{d}={self.data_path(train_step_name(d))}" for d in domains],
+            rank=training.rank,
+            alpha=training.alpha,
+            dropout=training.dropout,
+            target_modules=list(training.target_modules),
+            learning_rate=training.learning_rate,
+            steps=max(1, min(1_000_000, steps)),
+            batch_size=training.batch_size,
+            max_seq_length=training.max_seq_length,
+            seed=training.seed,
+        )
+
+    def score_args(self, domain: str, adapter: str) -> EvaluateArgs:
+        """`domain`'s adapter alone, on `domain`'s dev items only."""
+        args = self.evaluate_args(score_step_name(domain), (adapter,))
+        return args.model_copy(update={"domains": [domain], "split": "dev"})
+
+    def combine_args(
+        self,
+        baseline: str,
+        alone: Sequence[tuple[str, str]],
+        candidates: Sequence[tuple[str, str]],
+    ) -> CombineArgs:
+        evaluation = self.spec.evaluation
+        return CombineArgs(
+            **self._contract(COMBINE),
+            **self._model(),
+            suite=evaluation.suite,
+            baseline=baseline,
+            alone=[f"{domain}={path}" for domain, path in alone],
+            candidates=[f"{name}={path}" for name, path in candidates],
+            min_retention=self.spec.merge.min_retention,
+            domains=list(evaluation.domains),
+            limit=evaluation.limit,
+            max_new_tokens=evaluation.max_new_tokens,
+            batch_size=evaluation.batch_size,
         )
 
     def validate_args(self, baseline: str, candidate: str) -> ValidateArgs:

@@ -18,12 +18,14 @@ from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
 from kaizen.api.artifacts import DataCard, MergeRecord, SuiteRef, TrainingRecord, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import (
+    EXIT_OK,
     AdapterDigest,
     MergeDigest,
     StepSummary,
     atomic_write_bytes,
     file_digest,
 )
+from kaizen.trainer.distributed import SINGLE, Parallel, from_environment, process_group
 
 TRAINING_FILE = TrainingRecord.FILE_NAME
 MERGE_FILE = MergeRecord.FILE_NAME
@@ -42,20 +44,26 @@ def _check_adapters(paths: list[str]) -> None:
             )
 
 
-def _load_model(args: ModelArgs) -> Any:
+def _load_model(args: ModelArgs, load_options: dict[str, Any] | None = None) -> Any:
     from kaizen.runtime.models import ModelNotFound, load_model
 
     try:
-        return load_model(args.model, args.adapters, revision=args.revision)
+        return load_model(
+            args.model, args.adapters, revision=args.revision, load_options=load_options
+        )
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
 
 
-def _tracking(args: StepArgs) -> Any:
-    """The step's `TrackingOptions` (W&B run destination) from its command line."""
+def _tracking(args: StepArgs, disabled: bool = False) -> Any:
+    """The step's `TrackingOptions` (W&B run destination) from its command line; `disabled`
+    for the ranks other than 0 of a distributed step (one run per step)."""
+    import dataclasses
+
     from kaizen.runtime.tracking import TrackingOptions
 
-    return TrackingOptions.from_args(args)
+    options = TrackingOptions.from_args(args)
+    return dataclasses.replace(options, mode="disabled") if disabled else options
 
 
 def _artifact_name(text: str) -> str:
@@ -158,8 +166,11 @@ def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: li
     return card_path
 
 
-def train(args: TrainArgs, out: Path) -> StepSummary:
-    """Train one domain's adapter into `out/adapter`; write `out/training.json`."""
+def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummary:
+    """Train one domain's adapter into `out/adapter`; write `out/training.json`.
+
+    Under torchrun every rank runs this; only rank 0 (`parallel.is_main`) writes anything.
+    """
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
     from kaizen.runtime.suites import load_suite
     from kaizen.trainer.data import (
@@ -173,6 +184,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     )
     from kaizen.trainer.distillation import teacher_targets
     from kaizen.trainer.lora import LoraSettings, train_lora
+    from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.targeted import build_training_set
     from kaizen.trainer.teacher import generator
 
@@ -190,8 +202,14 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         distill_weight=args.distill_weight,
         distill_top_k=args.distill_top_k,
         distill_temperature=args.distill_temperature,
+        precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing,
+        quantization=args.quantization,
     )
     settings.validate()
+    check_quantization(args.quantization)  # before any weight is loaded
+    parallel.check_batch(args.batch_size)
+    load_options = quantized_load_options(args.quantization)
     suite = load_suite(args.suite)
     extra = read_extra_examples(args.extra_data, args.domain) if args.extra_data else []
     synthesis_possible = args.synthesis_examples > 0 and bool(
@@ -225,7 +243,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
     if context_teacher:
         # The teacher answers before any LoRA weight exists: the model as it is now, with
         # the facts in its prompt (or another model named by --teacher-model).
-        model = _load_model(args)
+        model = _load_model(args, load_options)
         teacher_model = model if args.teacher_model is None else _load_teacher(args)
         teacher = generator(teacher_model, teacher_tokenizer or tokenizer)
     built = build_training_set(
@@ -276,10 +294,10 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
             capability_weight=args.capability_weight,
             seed=args.seed,
         )
-    card_path = _write_data(out, args, suite, built, examples)
+    card_path = _write_data(out, args, suite, built, examples) if parallel.is_main else None
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if model is None:
-        model = _load_model(args)
+        model = _load_model(args, load_options)
     trained_examples = list(tokenized.examples)
     distilled = None
     if settings.distilling:
@@ -309,6 +327,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         "teacher": args.teacher,
         "teacher_model": args.teacher_model,
         "teacher_share": args.teacher_share,
+        "processes": parallel.world_size,
     }
     tracking_config = {
         **config,
@@ -317,7 +336,8 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
         "model": args.model,
         "adapters": args.adapters,
     }
-    with _tracking(args).run(
+    tracking = _tracking(args) if parallel.is_main else _tracking(args, disabled=True)
+    with tracking.run(
         job_type="train", name=args.step, config=tracking_config, directory=out
     ) as tracker:
         base: list[Any] = [args.model, args.revision, args.adapters]
@@ -333,7 +353,8 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
             on_metrics=lambda step, metrics: tracker.log(
                 {f"train/{name}": value for name, value in metrics.items()}, step=step
             ),
-            progress=not args.quiet,
+            progress=not args.quiet and parallel.is_main,
+            parallel=parallel,
         )
         record = TrainingRecord.model_validate(
             {
@@ -377,7 +398,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 "autocast": result.autocast,
                 "versions": _versions(),
                 "adapter": str(result.adapter_dir),
-                "data_card": str(card_path),
+                "data_card": str(card_path or out / DataCard.FILE_NAME),
                 "distillation": {
                     "teacher": args.teacher_model,
                     "positions": distilled.positions,
@@ -390,14 +411,16 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
                 else None,
             }
         )
-        write_artifact(out / TRAINING_FILE, record)
+        if parallel.is_main:
+            write_artifact(out / TRAINING_FILE, record)
         summary = {"final_loss": result.final_loss, "tokens_per_second": record.tokens_per_second}
         if result.final_kl is not None:
             summary["final_kl"] = result.final_kl
         tracker.summary(summary)
-        tracker.artifact(
-            _artifact_name(f"adapter-{args.domain}"), "lora-adapter", [result.adapter_dir]
-        )
+        if parallel.is_main:
+            tracker.artifact(
+                _artifact_name(f"adapter-{args.domain}"), "lora-adapter", [result.adapter_dir]
+            )
 
     final_loss = round(result.final_loss, 4)
     return StepSummary(
@@ -408,7 +431,7 @@ def train(args: TrainArgs, out: Path) -> StepSummary:
             f"{len(tokenized.examples)} examples ({built.synthesized} synthesised), "
             f"final loss {final_loss}"
         ),
-        digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
+        digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS) if parallel.is_main else None,
         adapter=AdapterDigest(
             domain=args.domain,
             path=str(result.adapter_dir),
@@ -426,7 +449,8 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
     from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
 
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
-    check_compatible(sources, args.combination, args.density)
+    for method in (args.combination, *args.candidates):
+        check_compatible(sources, method, args.density)
     _check_adapters(args.adapters)
     config = {"combination": args.combination, "density": args.density, "seed": args.seed}
     tracking_config = {
@@ -444,6 +468,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             combination=args.combination,
             density=args.density,
             seed=args.seed,
+            also=args.candidates,
         )
         record = MergeRecord.model_validate(
             {
@@ -457,6 +482,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
                 "seconds": round(result.seconds, 3),
                 "versions": _versions(),
                 "adapter": str(result.adapter_dir),
+                "candidates": {m: str(path) for m, (path, _) in result.candidates.items()},
             }
         )
         write_artifact(out / MERGE_FILE, record)
@@ -465,7 +491,8 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
     return StepSummary(
         step=args.step,
         ok=True,
-        message=f"merged {', '.join(domains)} with {result.combination} into a rank-{result.rank} adapter",
+        message=f"merged {', '.join(domains)} with {result.combination} into a rank-{result.rank} adapter"
+        + (f" (also {', '.join(result.candidates)})" if result.candidates else ""),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
         merge=MergeDigest(
             path=str(result.adapter_dir), combination=result.combination, sources=domains
@@ -474,8 +501,44 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
 
 
 def run_train(args: TrainArgs) -> int:
-    return run_step(args.step, args.output, lambda out: train(args, out))
+    from kaizen.runtime.suites.loader import suite_folder
+
+    # A shipped suite's folder is read too (a suite directory is among the arguments).
+    suite = suite_folder(args.suite)
+    inputs = [str(suite)] if suite is not None else []
+    parallel = from_environment()
+    if not parallel.distributed:
+        return run_step(
+            args.step, args.output, lambda out: train(args, out), args=args, inputs=inputs
+        )
+    with process_group(parallel):
+        return _run_train_ranks(args, inputs, parallel)
+
+
+def _run_train_ranks(args: TrainArgs, inputs: list[str], parallel: Parallel) -> int:
+    """One rank of a distributed train step (torchrun): rank 0 runs the step contract (reuse,
+    summary, artifacts) and tells the others whether to train; they train beside it silently.
+    """
+    if not parallel.is_main:
+        if not parallel.broadcast(None):
+            return EXIT_OK  # rank 0 reused an earlier output, or failed before training
+        train(args, Path(args.output), parallel)
+        return EXIT_OK
+    told = False
+
+    def work(out: Path) -> StepSummary:
+        nonlocal told
+        parallel.broadcast(True)
+        told = True
+        return train(args, out, parallel)
+
+    try:
+        code = run_step(args.step, args.output, work, args=args, inputs=inputs)
+    finally:
+        if not told:
+            parallel.broadcast(False)
+    return code
 
 
 def run_merge(args: MergeArgs) -> int:
-    return run_step(args.step, args.output, lambda out: merge(args, out))
+    return run_step(args.step, args.output, lambda out: merge(args, out), args=args)

@@ -8,6 +8,8 @@ PVC or ConfigMap, holding
 - `eval.jsonl`: one item per line: `id`, `domain`, `capability`, `question` (or `messages`,
   a chat), `answer`, optional `aliases`, `scorer` (name or mapping with options), `context`,
   and `choices` for multiple choice scored by log-likelihood (`answer` is the right choice);
+- `dev.jsonl` (optional): items in the format of `eval.jsonl` that only a cycle's own
+  choices read (`split.py`); without it, `dev_fraction` of `eval.jsonl` is dev by a hash;
 - `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`;
 - `knowledge.jsonl` (optional): relations, facts and passages per domain (`knowledge_file.py`).
 
@@ -35,9 +37,11 @@ from kaizen.runtime.scoring import SCORERS, answer_problem, normalize, options_p
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.runtime.suites.knowledge_file import KNOWLEDGE_FILE, read_knowledge
 from kaizen.runtime.suites.records import Fields, SuiteError, read_jsonl
+from kaizen.runtime.suites.split import DEV_FILE, DEV_FRACTION, Split, split_of
 
 __all__ = [
     "CAPABILITIES",
+    "DEV_FILE",
     "EVAL_FILE",
     "KNOWLEDGE_FILE",
     "SHIPPED_SUITES",
@@ -77,7 +81,15 @@ _ROLES = ("system", "user", "assistant")
 #: The scorer of multiple-choice items (log-likelihood ranking, no generation).
 CHOICE_SCORER = "choice"
 _TRAIN_FIELDS = {"domain", "question", "answer", "capability"}
-_SUITE_FIELDS = {"name", "version", "description", "domains", "capabilities", "defaults"}
+_SUITE_FIELDS = {
+    "name",
+    "version",
+    "description",
+    "domains",
+    "capabilities",
+    "defaults",
+    "dev_fraction",
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,8 @@ class EvalItem:
     """Multiple choice: the continuations ranked by log-likelihood; `answers[0]` is among them."""
     messages: tuple[tuple[str, str], ...] | None = None
     """A chat as (role, content) turns, ending with the user's, instead of a single question."""
+    split: Split = "test"
+    """`dev` (a cycle's own choices read it) or `test` (the validation gate's), `split.py`."""
 
     @property
     def reference(self) -> str:
@@ -173,8 +187,11 @@ class Suite:
                 f"unknown domain {domain!r}; known: {', '.join(self.domains)}",
             )
 
-    def select(self, domains: Sequence[str] = (), limit: int | None = None) -> Suite:
-        """The same suite restricted to `domains` (all when empty) and the first `limit` items of each.
+    def select(
+        self, domains: Sequence[str] = (), limit: int | None = None, split: Split | None = None
+    ) -> Suite:
+        """The same suite restricted to `domains` (all when empty), to the items of `split` (both
+        when None), and to the first `limit` items of each domain.
 
         Deterministic (file order), so the baseline and the candidate select identical items.
         """
@@ -192,7 +209,7 @@ class Suite:
         taken: dict[str, int] = {}
         items = []
         for item in self.items:
-            if item.domain not in chosen:
+            if item.domain not in chosen or (split is not None and item.split != split):
                 continue
             if limit is not None and taken.get(item.domain, 0) >= limit:
                 continue
@@ -231,6 +248,8 @@ class Suite:
                 record.append({"choices": list(item.choices)})
             if item.messages is not None:
                 record.append({"messages": [list(turn) for turn in item.messages]})
+            if item.split == "dev":
+                record.append({"split": "dev"})
             sha.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
             sha.update(b"\n")
         return f"sha256:{sha.hexdigest()}"
@@ -241,6 +260,17 @@ def shipped_suites() -> list[str]:
     if not SHIPPED_SUITES.is_dir():
         return []
     return sorted(p.name for p in SHIPPED_SUITES.iterdir() if (p / SUITE_FILE).is_file())
+
+
+def suite_folder(ref: str) -> Path | None:
+    """The folder a suite reference names (a directory, or a shipped suite), None if neither."""
+    path = Path(ref)
+    if path.is_dir():
+        return path
+    shipped = SHIPPED_SUITES / ref
+    if "/" not in ref and (shipped / SUITE_FILE).is_file():
+        return shipped
+    return None
 
 
 def load_suite(ref: str) -> Suite:
@@ -276,6 +306,19 @@ def _load_dir(path: Path) -> Suite:
         items.append(_read_item(Fields(eval_path, line, record, _EVAL_FIELDS), header, seen))
     if not items:
         raise SuiteError(eval_path, None, None, "no evaluation items")
+    dev_path = path / DEV_FILE
+    if dev_path.is_file():
+        # Ids are unique across both files: results pair items by id.
+        dev = [
+            replace(_read_item(Fields(dev_path, line, record, _EVAL_FIELDS), header, seen), split="dev")
+            for line, record in read_jsonl(dev_path)
+        ]
+        if not dev:
+            raise SuiteError(dev_path, None, None, "no items (remove the file to split eval.jsonl)")
+        items.extend(dev)
+    else:
+        fraction = header["dev_fraction"]
+        items = [replace(item, split=split_of(item.id, fraction)) for item in items]
 
     training: list[TrainExample] = []
     train_path = path / TRAIN_FILE
@@ -491,6 +534,18 @@ def _read_header(path: Path) -> dict[str, Any]:
         path, lines.get("defaults", 1), defaults, {"scorer"}, prefix="defaults."
     )
     scorer = _read_scorer(defaults_check, "scorer", ("contains", {}))
+    dev_fraction = data.get("dev_fraction", DEV_FRACTION)
+    if (
+        isinstance(dev_fraction, bool)
+        or not isinstance(dev_fraction, int | float)
+        or not 0.0 <= dev_fraction < 1.0
+    ):
+        raise SuiteError(
+            path,
+            lines.get("dev_fraction", 1),
+            "dev_fraction",
+            f"must be a number in [0, 1), got {dev_fraction!r}",
+        )
     if scorer[0] == CHOICE_SCORER:
         defaults_check.fail("scorer", "multiple choice is chosen per item by giving `choices`")
     return {
@@ -500,4 +555,5 @@ def _read_header(path: Path) -> dict[str, Any]:
         "domains": domains,
         "capabilities": capabilities,
         "scorer": scorer,
+        "dev_fraction": float(dev_fraction),
     }
