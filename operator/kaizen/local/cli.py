@@ -1,4 +1,4 @@
-"""The `kaizen` command: run a cycle locally, check a cycle file, print the CRD."""
+"""The `kaizen` command: run a cycle locally, write its HTML report, check a cycle file, print the CRD."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from kaizen.api import SpecError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kaizen.local.chain_cli import run_chain, wants_chain
+
+    if wants_chain(args):
+        return run_chain(args)
     from kaizen.api.resource import with_namespace
     from kaizen.local.executor import LocalExecutor, load_cycle_file
     from kaizen.local.report import render_report
@@ -36,7 +40,54 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.succeeded else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from kaizen.api.artifacts import ArtifactError
+    from kaizen.report import ReportInputError, build_chain_report, build_cycle_report
+
+    source: Path = args.source
+    is_chain = source.name == "lineage.json" or (source / "lineage.json").is_file()
+    try:
+        if is_chain:
+            built = build_chain_report(source, args.output)
+        else:
+            built = build_cycle_report(source, args.output)
+    except (ReportInputError, ArtifactError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(built.html)
+    for plot in built.plots:
+        print(plot)
+    if args.tracking_mode != "disabled":
+        _track_report(args, built.html, built.plots, "chain" if is_chain else "report", source)
+    return 0
+
+
+def _track_report(
+    args: argparse.Namespace, html: Path, plots: list[Path], job_type: str, source: Path
+) -> None:
+    """Log the report's plots to W&B: a `report` run in the cycle's group, or a `chain` run."""
+    from kaizen.runtime.tracking import track
+
+    name = source.resolve().parent.name if source.name == "lineage.json" else source.resolve().name
+    with track(
+        mode=args.tracking_mode,
+        project=args.tracking_project,
+        entity=args.tracking_entity,
+        cycle=name,
+        job_type=job_type,
+        name=f"{name}-{job_type}",
+        config={"source": str(source)},
+        directory=html.parent,
+    ) as tracker:
+        tracker.images({f"{job_type}/{p.stem}": p for p in plots})
+
+
 def _check(args: argparse.Namespace) -> int:
+    from kaizen.api.chain import CHAIN_KIND
+    from kaizen.local.chain_cli import check_chain, manifest_kind
+
+    if manifest_kind(args.cycle) == CHAIN_KIND:
+        return check_chain(args)
     from kaizen.local.checks import check_reachable
     from kaizen.local.executor import load_cycle_file
 
@@ -53,8 +104,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _crd(args: argparse.Namespace) -> int:
     from kaizen.api.crd import render_crd
+    from kaizen.api.crd_chain import render_chain_crd
 
-    sys.stdout.write(render_crd())
+    sys.stdout.write(render_chain_crd() if args.chain else render_crd())
     return 0
 
 
@@ -64,9 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
-        "run", help="run an ImprovementCycle locally, step by step, as the operator would"
+        "run",
+        help="run an ImprovementCycle (or an ImprovementChain: cycles one after another) "
+        "locally, step by step, as the operator would",
     )
-    run.add_argument("cycle", type=Path, help="YAML file holding one ImprovementCycle")
+    run.add_argument(
+        "cycle", type=Path, help="YAML file holding one ImprovementCycle or ImprovementChain"
+    )
+    run.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="chain up to N cycles, each from the adapters the previous ones promoted (a cycle "
+        "file: stops after a cycle that promotes nothing; a chain file: replaces stop.maxCycles); "
+        "the lineage goes to <root>/<namespace>/<chain>/lineage.json",
+    )
     run.add_argument(
         "--artifacts",
         type=Path,
@@ -83,15 +148,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars from the steps")
     run.set_defaults(func=_run)
+    report = sub.add_parser(
+        "report",
+        help="write the HTML report (PNG plots beside it) of a cycle's artifact directory or of a "
+        "chain's lineage.json",
+    )
+    report.add_argument(
+        "source",
+        type=Path,
+        help="a cycle's artifact directory (<root>/<namespace>/<cycle>), or a chain's "
+        "lineage.json or the folder holding it",
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="report folder (default: report/ inside the cycle's or the chain's folder)",
+    )
+    report.add_argument(
+        "--tracking-mode",
+        choices=("offline", "online", "disabled"),
+        default="disabled",
+        help="also log the plots to Weights & Biases (default: disabled)",
+    )
+    report.add_argument("--tracking-project", default="kaizen", help="W&B project")
+    report.add_argument("--tracking-entity", default=None, help="W&B entity")
+    report.set_defaults(func=_report)
     check = sub.add_parser(
         "check",
         help="validate an ImprovementCycle file without running it: every field as the operator "
         "and the CRD would, and the suite and its domains when the suite can be read here",
     )
-    check.add_argument("cycle", type=Path)
+    check.add_argument("cycle", type=Path, help="an ImprovementCycle or ImprovementChain file")
     check.set_defaults(func=_check)
     crd = sub.add_parser(
         "crd", help="print the CustomResourceDefinition generated from the API models"
+    )
+    crd.add_argument(
+        "--chain", action="store_true", help="the ImprovementChain CRD instead of the cycle's"
     )
     crd.set_defaults(func=_crd)
     return parser

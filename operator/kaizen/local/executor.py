@@ -183,13 +183,34 @@ class LocalExecutor:
                 phase = decision.status.phase
                 self.echo(f"\n=== {phase.value}: {decision.status.message or ''}")
             if decision.finished:
-                return CycleResult(cycle, decision.status, directory)
+                status = self._write_report(cycle, decision.status, directory)
+                return CycleResult(cycle, status, directory)
             if not decision.start:
                 raise RuntimeError(
                     "the engine started nothing and the cycle is unfinished"
                 )  # pragma: no cover
             for invocation in decision.start:
                 observations[invocation.name] = self._run_step(invocation, directory)
+
+    def _write_report(
+        self, cycle: ImprovementCycle, status: ImprovementCycleStatus, directory: Path
+    ) -> ImprovementCycleStatus:
+        """The cycle's HTML report (`kaizen report`), and the status pointing to it.
+
+        Drawn from the status just saved and the artifacts; a report that cannot be drawn
+        (matplotlib missing, say) is a warning: the cycle's outcome stands without it.
+        """
+        try:
+            from kaizen.report import build_cycle_report
+
+            built = build_cycle_report(directory)
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            self.echo(f"!! no HTML report: {type(error).__name__}: {error}")
+            return status
+        status = status.model_copy(update={"report_path": str(built.html)})
+        self._save_status(cycle, status, directory)
+        self.echo(f"-- report: {built.html}")
+        return status
 
     def _report_events(self, decision: Decision) -> None:
         for event in decision.events:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kaizen.api import ImprovementCycleStatus, Phase
+from kaizen.api.numbers import format_p
 
 
 def _pct(value: float | None) -> str:
@@ -62,9 +63,13 @@ def render_report(status: ImprovementCycleStatus) -> str:
     elif validation is not None:
         lines.append(
             f"verdict: {validation.verdict.upper()}  (overall {100 * validation.overall_delta:+.1f} points, "
-            f"McNemar p={validation.p_value:.3g}, {validation.improved_items} items fixed, "
+            f"McNemar p={format_p(validation.p_value)}, {validation.improved_items} items fixed, "
             f"{validation.regressed_items} broken)"
         )
+        mde = validation.minimum_detectable_effect
+        if mde is not None or validation.verdict == "Inconclusive":
+            shown = "none" if mde is None else f"{100 * mde:.1f} points"
+            lines.append(f"  minimum detectable improvement of this suite: {shown}")
         for reason in validation.reasons:
             lines.append(f"  - {reason}")
         if validation.regressions:
@@ -75,4 +80,6 @@ def render_report(status: ImprovementCycleStatus) -> str:
         lines.append("next cycle starts from adapters: " + ", ".join(status.promoted_adapters))
     if status.artifacts_path:
         lines.append(f"artifacts: {status.artifacts_path}")
+    if status.report_path:
+        lines.append(f"report: {status.report_path}")
     return "\n".join(lines)
