@@ -4,6 +4,7 @@
     workflow = ContinuousImprovementWorkflow("manifests/samples/kaizen.dev_v1alpha1_improvementcycle.yaml")
     summary = workflow.run_improvement_cycle()     # one whole cycle, locally
     summaries = workflow.run(cycles=3)             # keep improving: each cycle starts from the promoted model
+    workflow.lineage                               # the chain's lineage (also in <artifacts>/<ns>/<name>/lineage.json)
 
 `FeedbackCollector` turns evaluation results into an improvement plan and
 `AdaptationManager` trains and merges adapters; both run the same code as the
@@ -30,8 +31,10 @@ from kaizen.api import (
 )
 from kaizen.api.args import StepArgs
 from kaizen.api.artifacts import EvaluationResults, read_artifact
+from kaizen.api.lineage import ChainLineage
 from kaizen.api.summary import EXIT_OK
 from kaizen.cycle.planner import StepPlanner
+from kaizen.local.chain import LocalChainRunner, chain_from_cycle
 from kaizen.local.executor import CycleResult, LocalExecutor, load_cycle_file, run_step_process
 
 
@@ -71,7 +74,12 @@ class ImprovementSummary:
 
 
 class ContinuousImprovementWorkflow:
-    """Runs improvement cycles locally, chaining each from the previous cycle's promoted adapters."""
+    """Runs improvement cycles locally, chaining each from the previous cycle's promoted adapters.
+
+    `run(cycles=N)` is a local `ImprovementChain` (`kaizen.local.chain`): the same engine as the
+    operator's chains decides, and the lineage is written to
+    `<artifacts>/<namespace>/<chain>/lineage.json` (`self.lineage` after a run).
+    """
 
     def __init__(
         self,
@@ -88,6 +96,7 @@ class ContinuousImprovementWorkflow:
             self.cycle = load_cycle_file(cycle)
         self.executor = LocalExecutor(artifacts, quiet=quiet)
         self.history: list[ImprovementSummary] = []
+        self.lineage: ChainLineage | None = None
 
     def run_improvement_cycle(self) -> ImprovementSummary:
         """Evaluate → analyze → train → merge → validate, once; returns the summary."""
@@ -105,17 +114,21 @@ class ContinuousImprovementWorkflow:
         return self.cycle.model_copy(update={"spec": spec, "metadata": metadata, "status": None})
 
     def run(self, cycles: int = 1, *, stop_when_rejected: bool = True) -> list[ImprovementSummary]:
-        """Run up to `cycles` cycles in a row (the feedback loop)."""
-        summaries = []
-        for index in range(cycles):
-            summary = self.run_improvement_cycle()
-            summaries.append(summary)
-            if summary.phase != "Succeeded" or (
-                stop_when_rejected and summary.verdict != "Promote"
-            ):
-                break
-            if index + 1 < cycles:
-                self.cycle = self.next_cycle(summary)
+        """Run up to `cycles` cycles in a row (the feedback loop), as a local chain.
+
+        The cycles are named `<name>-1`, `<name>-2`, … (`<name>` less a trailing `-<n>`);
+        with `stop_when_rejected` the chain stops after a cycle that promotes nothing.
+        """
+        chain = chain_from_cycle(self.cycle, cycles, plateau=1 if stop_when_rejected else None)
+        runner = LocalChainRunner(self.executor)
+        result = runner.run(chain)
+        self.lineage = result.lineage
+        summaries = [ImprovementSummary.from_result(r) for r in result.results]
+        self.history.extend(summaries)
+        if result.results:
+            # A later run() or run_improvement_cycle() continues after the last cycle.
+            self.cycle = result.results[-1].cycle
+            self.cycle = self.next_cycle(summaries[-1])
         return summaries
 
 

@@ -78,7 +78,9 @@ def running(name: str, index: int) -> ObservedCycle:
     return ObservedCycle(name, index, ImprovementCycleStatus(phase=Phase.TRAINING))
 
 
-def step(c: ImprovementChain, cycles: list[ObservedCycle], now: datetime) -> tuple[ImprovementChain, ChainDecision]:
+def step(
+    c: ImprovementChain, cycles: list[ObservedCycle], now: datetime
+) -> tuple[ImprovementChain, ChainDecision]:
     decision = reconcile_chain(c, cycles, now)
     return c.model_copy(update={"status": decision.status}), decision
 
@@ -102,10 +104,19 @@ def test_after_previous_runs_back_to_back_from_the_last_promoted_adapters() -> N
     c, d = step(c, [one], T0 + timedelta(hours=1))
     assert d.create is not None and d.create.metadata.name == "nightly-2"
     promoted = one.status.promoted_adapters  # type: ignore[union-attr]
-    assert d.create.spec.model.adapters == promoted == ["/base", "/artifacts/ml/nightly-1/merge/adapter"]
+    assert (
+        d.create.spec.model.adapters
+        == promoted
+        == ["/base", "/artifacts/ml/nightly-1/merge/adapter"]
+    )
     assert c.status is not None and c.status.version == 1 and c.status.score == 0.6
     (record,) = d.recorded
-    assert (record.cycle, record.from_version, record.version, record.promoted) == ("nightly-1", 0, 1, True)
+    assert (record.cycle, record.from_version, record.version, record.promoted) == (
+        "nightly-1",
+        0,
+        1,
+        True,
+    )
     assert record.baseline and record.baseline.domains == {"geo": 0.5}
     assert reasons(d) == ["VersionPromoted", "CycleStarted"]
 
@@ -118,7 +129,11 @@ def test_after_previous_runs_back_to_back_from_the_last_promoted_adapters() -> N
     three = finished("nightly-3", 3, start=promoted, before=0.6, after=0.7)
     c, d = step(c, [one, two, three], T0 + timedelta(hours=3))
     assert d.create is None
-    assert c.status is not None and c.status.phase == "Completed" and c.status.stop_reason == "MaxCycles"
+    assert (
+        c.status is not None
+        and c.status.phase == "Completed"
+        and c.status.stop_reason == "MaxCycles"
+    )
     assert c.status.version == 2 and [r.version for r in c.status.lineage] == [1, 1, 2]
     assert "ChainCompleted" in reasons(d)
     conditions = {x.type: x.status for x in c.status.conditions}
@@ -133,7 +148,9 @@ def test_the_same_inputs_decide_the_same_and_say_nothing_new() -> None:
     c, first = step(c, [one, two], T0 + timedelta(hours=1))
     again = reconcile_chain(c, [one, two], T0 + timedelta(hours=1))
     assert again.status == c.status
-    assert again.create is None and again.recorded == [] and again.events == [] and again.delete == []
+    assert (
+        again.create is None and again.recorded == [] and again.events == [] and again.delete == []
+    )
     assert first.recorded and len(c.status.lineage) == 1  # type: ignore[union-attr]
 
 
@@ -209,7 +226,9 @@ def test_a_schedule_runs_at_its_times_in_its_time_zone() -> None:
     assert c.status is not None and c.status.last_schedule_time == "2026-12-01T01:00:00Z"
     assert c.status.next_run_time == "2026-12-02T01:00:00Z"
     # The same time never runs twice.
-    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], datetime(2026, 12, 1, 3, 0, tzinfo=UTC))
+    c, d = step(
+        c, [finished("nightly-1", 1, start=["/base"])], datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    )
     assert d.create is None and c.status is not None and c.status.phase == "Waiting"
 
 
@@ -238,7 +257,9 @@ def test_replace_deletes_the_running_cycle_and_starts_anew() -> None:
     c = chain({"schedule": {"cron": "@hourly"}, "concurrencyPolicy": "Replace"})
     c, _ = step(c, [], T0 + timedelta(minutes=30))
     c, d = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))
-    assert d.delete == ["nightly-1"] and d.create is not None and d.create.metadata.name == "nightly-2"
+    assert (
+        d.delete == ["nightly-1"] and d.create is not None and d.create.metadata.name == "nightly-2"
+    )
     assert c.status is not None and c.status.lineage[-1].reason == "Replaced"
     assert "CycleReplaced" in reasons(d)
 
@@ -294,7 +315,10 @@ def test_an_invalid_chain_stalls_naming_the_field() -> None:
         ({"schedule": {"cron": "@daily", "timeZone": "Mars/Olympus"}}, "spec.schedule.timeZone"),
         ({"afterPrevious": True, "concurrencyPolicy": "Allow"}, "spec.concurrencyPolicy"),
         ({"afterPrevious": True, "stop": {"maxCycles": 0}}, "spec.stop.maxCycles"),
-        ({"afterPrevious": True, "successfulCyclesHistoryLimit": -1}, "spec.successfulCyclesHistoryLimit"),
+        (
+            {"afterPrevious": True, "successfulCyclesHistoryLimit": -1},
+            "spec.successfulCyclesHistoryLimit",
+        ),
         (
             {"afterPrevious": True, "template": {"spec": {"evaluation": {"maxNewTokens": 0}}}},
             "spec.template.spec.evaluation.maxNewTokens",

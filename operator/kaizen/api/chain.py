@@ -66,7 +66,8 @@ def check_time_zone(name: str) -> str:
 class ChainSchedule(ApiModel):
     """When cycles start, as a CronJob's schedule."""
 
-    cron: str = Field(min_length=1, pattern=CRON_PATTERN)
+    # The pattern goes to the CRD (the API server's check); the validator says what is wrong.
+    cron: str = Field(min_length=1, json_schema_extra={"pattern": CRON_PATTERN})
     """Cron schedule: `minute hour day-of-month month day-of-week` (`0 2 * * *`: 02:00 daily),
     or `@daily`, `@weekly`, `@hourly` …"""
 

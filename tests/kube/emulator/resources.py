@@ -33,6 +33,9 @@ STANDARD_RESOURCES: dict[str, kmock.ResourceInfo] = {
     "kaizen.dev/v1alpha1/improvementcycles": _info(
         "ImprovementCycle", "improvementcycle", subresources={"status"}
     ),
+    "kaizen.dev/v1alpha1/improvementchains": _info(
+        "ImprovementChain", "improvementchain", subresources={"status"}
+    ),
     "batch/v1/jobs": _info("Job", "job", subresources={"status"}),
     "v1/pods": _info("Pod", "pod", subresources={"status", "log"}, shortnames={"po"}),
     "v1/events": _info("Event", "event", shortnames={"ev"}),
