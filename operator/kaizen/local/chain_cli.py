@@ -71,11 +71,28 @@ def run_chain(args: argparse.Namespace) -> int:
     result = runner.run(chain, max_cycles=args.cycles, restart=args.restart)
     print("\n" + render_lineage(result.lineage))
     print(f"lineage: {result.directory / 'lineage.json'}")
+    html = _chain_report(result.directory / "lineage.json")
+    if html:
+        print(f"report: {html}")
     print(
         f"\nchain {result.status.phase.value.lower()} ({result.status.message}) "
         f"in {time.monotonic() - started:.0f}s"
     )
     return 1 if result.status.phase == "Stalled" else 0
+
+
+def _chain_report(lineage: Path) -> Path | None:
+    """The chain's HTML report beside its lineage (`kaizen report`), when it can be drawn here."""
+    try:
+        from kaizen.report import ReportInputError, build_chain_report
+    except ImportError as error:  # matplotlib (the report extra) is not installed
+        print(f"note: no HTML report ({error}); `pip install kaizen[report]`", file=sys.stderr)
+        return None
+    try:
+        return build_chain_report(lineage).html
+    except ReportInputError as error:
+        print(f"note: no HTML report: {error}", file=sys.stderr)
+        return None
 
 
 def check_chain(args: argparse.Namespace) -> int:
