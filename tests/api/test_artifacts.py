@@ -560,5 +560,7 @@ def test_every_field_is_described_and_the_version_is_required(model: type[Artifa
 def test_a_version_1_plan_still_reads_as_version_2(tmp_path: Path) -> None:
     # Version 2 only added `excluded` (lm-eval tasks the plan does not train): a plan written
     # by hand for version 1 reads with none excluded.
-    plan = read_artifact(_write(tmp_path, {"schema": 1, "priority_domains": ["a"]}), ImprovementPlan)
+    plan = read_artifact(
+        _write(tmp_path, {"schema": 1, "priority_domains": ["a"]}), ImprovementPlan
+    )
     assert (plan.schema_version, plan.priority_domains, plan.excluded) == (2, ["a"], [])

@@ -219,7 +219,9 @@ def test_a_cycle_runs_to_succeeded_across_api_server_and_operator_restarts(
             # kopf posts Events in the background: the last ones may land after the status.
             events = wait_for(
                 lambda: env.events("tiny"),
-                until=lambda evs: {"Promoted", "Rejected", "Inconclusive"} & {e["reason"] for e in evs},
+                until=lambda evs: (
+                    {"Promoted", "Rejected", "Inconclusive"} & {e["reason"] for e in evs}
+                ),
                 what="the verdict Event",
             )
     finally:
