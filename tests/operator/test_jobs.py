@@ -7,6 +7,7 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,8 @@ def test_cpu_job_essentials() -> None:
     meta, spec = job["metadata"], job["spec"]
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert meta["name"] == "demo-evaluate-baseline"
+    # Readable, then a digest that makes it unique to the cycle and step (issue 11, item 6).
+    assert re.fullmatch(r"demo-evaluate-baseline-[0-9a-f]{8}", meta["name"])
     assert meta["labels"]["kaizen.dev/step"] == "evaluate-baseline"
     assert "kueue.x-k8s.io/queue-name" not in meta["labels"]
     assert meta["ownerReferences"] == [

@@ -478,3 +478,40 @@ async def test_a_pod_that_cannot_pull_its_image_is_named_in_the_status(
     assert "kaizen:nope" in step["message"]
     reconciling = next(c for c in status(kube)["conditions"] if c["type"] == "Reconciling")
     assert reconciling["reason"] == "ImagePullBackOff"
+
+
+async def test_an_invalid_edit_of_a_running_cycle_is_answered_not_run_and_reverting_recovers(
+    kube: FakeKube, reconciler: CycleReconciler, events: list[Any]
+) -> None:
+    await reconciler.reconcile(NS, NAME)
+    kube.start(BASELINE_JOB)
+    await reconciler.reconcile(NS, NAME)
+    stored = kube.cycles[(NS, NAME)]
+    stored["spec"] = {"evaluation": {"limit": 2, "maxNewTokens": 0}}
+    stored["metadata"]["generation"] = 2
+    events.clear()
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and not outcome.deleted
+    st = status(kube)
+    # The cycle goes on with the spec it started with; the edit is named, not run.
+    assert st["phase"] == "Evaluating" and st["steps"][0]["state"] == "Running"
+    conditions = {c["type"]: c for c in st["conditions"]}
+    assert (conditions["SpecApplied"]["status"], conditions["SpecApplied"]["reason"]) == (
+        "False",
+        "InvalidEdit",
+    )
+    assert "spec.evaluation.maxNewTokens" in conditions["SpecApplied"]["message"]
+    assert {c["observedGeneration"] for c in st["conditions"]} == {2}
+    assert [(t, r) for t, r, _ in events] == [("Warning", "InvalidEdit")]
+    # The baseline finishes; the next step is built from the spec the cycle started with.
+    kube.finish(BASELINE_JOB, exit_code=0, message=baseline_summary())
+    outcome = await reconciler.reconcile(NS, NAME)
+    assert outcome is not None and outcome.created == [job_name(NAME, "analyze", 1, UID)]
+    # Reverting the edit recovers: applied again, nothing failed on the way.
+    stored["spec"] = {"evaluation": {"limit": 2}}
+    stored["metadata"]["generation"] = 3
+    await reconciler.reconcile(NS, NAME)
+    st = status(kube)
+    conditions = {c["type"]: c for c in st["conditions"]}
+    assert conditions["SpecApplied"]["status"] == "True" and st["phase"] == "Analyzing"
+    assert "failureReason" not in st

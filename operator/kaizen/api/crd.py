@@ -142,6 +142,14 @@ def build_crd() -> dict[str, Any]:
     for field, key in (("conditions", "type"), ("steps", "name")):
         status_schema["properties"][field]["x-kubernetes-list-type"] = "map"
         status_schema["properties"][field]["x-kubernetes-list-map-keys"] = [key]
+    # The spec a cycle runs is a copy the operator wrote from a validated spec: kept whole
+    # (not pruned, no defaults applied to it), without repeating the spec's schema here.
+    run_spec = status_schema["properties"]["runSpec"]
+    status_schema["properties"]["runSpec"] = {
+        "type": "object",
+        "description": run_spec.get("description", ""),
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -8,7 +8,15 @@ from typing import Literal
 from pydantic import Field
 
 from kaizen.api._base import ApiModel
-from kaizen.api.summary import AdapterDigest, MergeDigest, PlanDigest, ScoreDigest, ValidationDigest
+from kaizen.api.spec import ImprovementCycleSpec
+from kaizen.api.summary import (
+    AdapterDigest,
+    CombinationDigest,
+    MergeDigest,
+    PlanDigest,
+    ScoreDigest,
+    ValidationDigest,
+)
 
 
 class Phase(StrEnum):
@@ -60,7 +68,8 @@ class StepRecord(ApiModel):
     """One step of the cycle: its Job, state and outcome. Recorded before any Job can vanish."""
 
     name: str
-    """Step name: `evaluate-baseline`, `analyze`, `train-<domain>`, `merge`, `evaluate-candidate`, `validate`."""
+    """Step name: `evaluate-baseline`, `analyze`, `train-<domain>`, `joint`, `score-<domain>`,
+    `merge`, `combine`, `evaluate-candidate`, `validate`."""
 
     job_name: str
     """Name of the Job (operator) or process (local) that runs the step."""
@@ -96,6 +105,13 @@ class ImprovementCycleStatus(ApiModel):
     observed_generation: int | None = None
     """The `metadata.generation` last acted on."""
 
+    run_generation: int | None = None
+    """The `metadata.generation` whose spec this cycle runs: the one that started it."""
+
+    run_spec: ImprovementCycleSpec | None = None
+    """The spec this cycle runs, copied when it started. Later edits are not run (condition
+    `SpecApplied` says so): a started cycle never changes its settings."""
+
     phase: Phase = Phase.PENDING
     """Summary of the conditions."""
 
@@ -123,8 +139,18 @@ class ImprovementCycleStatus(ApiModel):
     adapters: list[AdapterDigest] = Field(default_factory=list)
     """Adapters trained in this cycle, one per priority domain."""
 
+    joint: AdapterDigest | None = None
+    """The adapter trained on the union of the priority domains' data (when `joint` is a
+    candidate)."""
+
+    alone: dict[str, float] = Field(default_factory=dict)
+    """Each trained domain's adapter alone, scored on its own domain's dev items."""
+
     merged: MergeDigest | None = None
-    """The merged candidate adapter."""
+    """The merged candidate adapter(s)."""
+
+    combination: CombinationDigest | None = None
+    """The combination chosen, with each trained domain's retention."""
 
     candidate: ScoreDigest | None = None
     """Scores of the model with the candidate adapter, on the same items."""

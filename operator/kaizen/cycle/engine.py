@@ -17,6 +17,7 @@ from kaizen.api.resource import ImprovementCycle
 from kaizen.api.status import Condition, ImprovementCycleStatus, Phase, StepRecord, StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, StepSummary
 from kaizen.cycle import conditions as cond
+from kaizen.cycle import edits
 from kaizen.cycle.catalog import (
     STEP_KINDS,
     StepKind,
@@ -55,13 +56,27 @@ def reconcile(
     *,
     artifact_root: str,
     now: str,
+    spec_error: str | None = None,
 ) -> Decision:
-    """Decide the next status and actions of `cycle` from its status and the observations."""
+    """Decide the next status and actions of `cycle` from its status and the observations.
+
+    The cycle runs `status.runSpec`, the spec it started with (`kaizen.cycle.edits`); when the
+    stored spec was edited since, `cycle.spec` is that edit (not run, only answered), and
+    `spec_error` its validation problem when it does not parse (`cycle.spec` is then the run
+    spec).
+    """
     meta = cycle.metadata
     status = (cycle.status or ImprovementCycleStatus()).model_copy(deep=True)
     status.observed_generation = meta.generation
     if status.phase in TERMINAL_PHASES:
-        return Decision(status=status)
+        # Finished: nothing runs again; an edit is answered (SpecApplied, Ready, Stalled).
+        status.conditions = _summary_conditions(status, now, meta.generation)
+        found = edits.answer(cycle, status, now=now, spec_error=spec_error, finished=True)
+        return Decision(status=status, events=tuple(found))
+    edits.snapshot(cycle, status)
+    stored = cycle
+    assert status.run_spec is not None
+    cycle = cycle.model_copy(update={"spec": status.run_spec})
     planner = StepPlanner(
         cycle.spec,
         namespace=meta.namespace,
@@ -84,6 +99,8 @@ def reconcile(
     else:
         run.advance(cycle)
     run.refresh_conditions()
+    finished = status.phase in TERMINAL_PHASES
+    run.events += edits.answer(stored, status, now=now, spec_error=spec_error, finished=finished)
     return Decision(
         status=status,
         start=tuple(run.starts),
@@ -107,6 +124,13 @@ def invalid_spec(
     status.failure_reason = INVALID_SPEC
     status.message = message
     status.completion_time = status.completion_time if already else now
+    for record in status.steps:
+        # Their Jobs are deleted with this decision: no step may still read Running.
+        if record.state not in TERMINAL_STEP_STATES:
+            record.state = StepState.FAILED
+            record.reason = "Cancelled"
+            record.message = "stopped because the spec does not validate"
+            record.completion_time = now
     status.conditions = _summary_conditions(status, now, generation)
     events = () if already else (CycleEvent("Warning", INVALID_SPEC, message),)
     return Decision(status=status, stop_running_steps=True, events=events)

@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kaizen.api.resource import SpecError, parse_cycle
+from kaizen.api.resource import ImprovementCycle, SpecError, parse_cycle
 from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
 from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconcile
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
 from kaizen.operator.jobs import (
+    ORPHANED_POD,
     CycleRef,
     build_step_job,
     job_selector,
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: A Job with the step's name exists and belongs to something else (retried, and shown).
 JOB_NAME_TAKEN = "JobNameTaken"
+
+#: Seconds between two looks at a pod left running by a deleted Job (no event announces its end).
+ORPHAN_RECHECK_SECONDS = 5.0
 
 #: Posts one Event about the cycle: (cycle body, type, reason, message).
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
@@ -205,26 +209,40 @@ class CycleReconciler:
         now = self.clock()
         old_status: dict[str, Any] = dict(body.get("status") or {})
 
+        spec_error: str | None = None
+        cycle: ImprovementCycle | None
         try:
             cycle = parse_cycle(body)
         except SpecError as error:
-            spec = None
-            decision = invalid_spec(
-                _loose_status(old_status),
-                generation=meta.get("generation"),
-                message=str(error),
-                now=now,
-            )
-        else:
-            spec = cycle.spec
+            # A cycle that started runs the spec it started with: an invalid edit is answered,
+            # not run (kaizen.cycle.edits). One that never started fails until it is fixed.
+            started = _loose_status(old_status)
+            if started is None or started.run_spec is None:
+                cycle = None
+                decision = invalid_spec(
+                    started, generation=meta.get("generation"), message=str(error), now=now
+                )
+            else:
+                spec_error = str(error)
+                cycle = _with_run_spec(body, started)
+        if cycle is not None:
             if _restartable(cycle.status, cycle.metadata.generation):
                 # The spec was invalid before any step ran and has been fixed since: start afresh.
                 cycle = cycle.model_copy(update={"status": None})
             jobs = await self._list_workloads(namespace, name)
             observations = await self._observe(namespace, cycle.status, jobs, uid)
+            if any(seen.reason == ORPHANED_POD for seen in observations.values()):
+                # The operator watches Jobs, not pods: no event announces the pod's end.
+                self.retries.later(namespace, name, ORPHAN_RECHECK_SECONDS)
             decision = reconcile(
-                cycle, observations, artifact_root=self.settings.artifact_root, now=now
+                cycle,
+                observations,
+                artifact_root=self.settings.artifact_root,
+                now=now,
+                spec_error=spec_error,
             )
+        # Steps are built from the spec the cycle started with, never from a later edit.
+        spec = decision.status.run_spec
 
         outcome = Outcome(decision=decision)
         new_status = decision.status.to_wire()
@@ -390,6 +408,14 @@ def _rejection(job_name: str, error: BaseException) -> str:
     reason = getattr(error, "reason", "") or type(error).__name__
     body = " ".join(str(getattr(error, "body", "") or "").split())[:500]
     return f"the API refused Job {job_name} ({getattr(error, 'status', '?')} {reason}): {body}"
+
+
+def _with_run_spec(body: Mapping[str, Any], status: ImprovementCycleStatus) -> ImprovementCycle:
+    """The cycle with the spec it runs in place of a stored spec that does not validate."""
+    assert status.run_spec is not None
+    return ImprovementCycle.model_validate(
+        {"metadata": body.get("metadata") or {}, "spec": status.run_spec, "status": status}
+    )
 
 
 def _restartable(status: ImprovementCycleStatus | None, generation: int | None) -> bool:
