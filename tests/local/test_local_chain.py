@@ -54,8 +54,14 @@ def test_kaizen_run_chains_cycles_from_the_promoted_adapters_and_writes_the_line
         (0, 1, True),
         (1, 2, True),
     ]
-    first = str(folder / "loop-1" / "merge" / "adapter")
-    second = str(folder / "loop-2" / "merge" / "adapter")
+    # Each cycle's promoted stack is its starting stack plus its own candidate adapter.
+    promoted = [
+        json.loads((folder / f"loop-{i}" / "status.json").read_text())["status"]["promotedAdapters"]
+        for i in (1, 2)
+    ]
+    first, second = promoted[0][-1], promoted[1][-1]
+    assert promoted == [[first], [first, second]]
+    assert first.startswith(str(folder / "loop-1")) and second.startswith(str(folder / "loop-2"))
     assert lineage.entries[0].adapters == [first]
     assert lineage.entries[1].adapters == lineage.adapters == [first, second]
     assert lineage.version == 2

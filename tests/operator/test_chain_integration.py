@@ -112,7 +112,13 @@ def test_a_chain_runs_three_cycles_each_from_the_previous_promoted_adapters(
         assert record["baseline"]["domains"] and record["candidate"]["domains"]
         assert record["startTime"] and record["completionTime"]
     # Each cycle starts from the adapters its predecessor promoted: the stack grows by one.
-    merged = [f"{env.artifacts}/{env.namespace}/loop-{i}/merge/adapter" for i in (1, 2, 3)]
+    final = {
+        name: [v for v in env.cluster.history(CYCLES, env.namespace, name) if v][-1]
+        for name in ("loop-1", "loop-2", "loop-3")
+    }
+    merged = [final[f"loop-{i}"]["status"]["promotedAdapters"][-1] for i in (1, 2, 3)]
+    for i, adapter in enumerate(merged, start=1):
+        assert adapter.startswith(f"{env.artifacts}/{env.namespace}/loop-{i}/")
     assert [r["adapters"] for r in lineage] == [merged[:1], merged[:2], merged[:3]]
     assert status["adapters"] == merged
     assert all(Path(adapter).is_dir() for adapter in merged)
