@@ -20,7 +20,9 @@ from kaizen.api.args import (
     TRAINER,
     TRAINER_COMMANDS,
     AnalyzeArgs,
+    CombineArgs,
     EvaluateArgs,
+    JointArgs,
     MergeArgs,
     StepArgs,
     TrainArgs,
@@ -66,7 +68,13 @@ FULL_SPEC: dict[str, Any] = {
             "tokenLevel": {"weight": 0.25, "topK": 8, "temperature": 2.0},
         },
     },
-    "merge": {"combination": "dare_ties", "density": 0.3, "seed": 4},
+    "merge": {
+        "combination": "auto",
+        "candidates": ["dare_ties", "joint", "svd"],
+        "minRetention": 0.8,
+        "density": 0.3,
+        "seed": 4,
+    },
     "validation": {
         "minImprovement": 0.02,
         "maxRegression": 0.2,
@@ -77,6 +85,7 @@ FULL_SPEC: dict[str, Any] = {
         "maxSlowdown": 0.25,
         "maxMemoryIncrease": 0.1,
         "lmEval": {"maxDrop": 0.02, "minScores": {"arc_easy": 0.4, "hellaswag": 0.3}},
+        "reference": {"results": "/artifacts/ml/v3/evaluate-candidate/results.json", "name": "v3"},
     },
     "tracking": {"mode": "online", "project": "p", "entity": "team"},
 }
@@ -109,16 +118,17 @@ def _every_invocation(spec: dict[str, Any]) -> list[StepInvocation]:
     raise AssertionError("the cycle did not finish")
 
 
-SPECS = [pytest.param(FULL_SPEC, id="every-option"), pytest.param({}, id="defaults")] + [
-    pytest.param(
-        next(
-            d
-            for d in yaml.safe_load_all(p.read_text())
-            if d and d.get("kind") == "ImprovementCycle"
-        )["spec"],
-        id=p.stem,
+_CYCLE_SAMPLES = {
+    p.stem: next(
+        (d for d in yaml.safe_load_all(p.read_text()) if d and d.get("kind") == "ImprovementCycle"),
+        None,
     )
     for p in SAMPLES
+}
+SPECS = [pytest.param(FULL_SPEC, id="every-option"), pytest.param({}, id="defaults")] + [
+    pytest.param(sample["spec"], id=stem)
+    for stem, sample in _CYCLE_SAMPLES.items()
+    if sample is not None
 ]
 
 
@@ -127,8 +137,11 @@ def test_every_step_argv_parses_back_to_the_model_the_table_built(spec: dict[str
     invocations = _every_invocation(spec)
     names = [i.name for i in invocations]
     assert names[:2] == ["evaluate-baseline", "analyze"]
-    assert names[-3:] == ["merge", "evaluate-candidate", "validate"]
-    assert {kind_of(n).name for n in names} == {k.name for k in STEP_KINDS}
+    assert names[-3:] == ["combine", "evaluate-candidate", "validate"]
+    kinds = {kind_of(n).name for n in names}
+    # The joint adapter is trained only when a cycle tries it; every other kind always runs.
+    assert kinds | {"joint"} == {k.name for k in STEP_KINDS}
+    assert ("joint" in kinds) == (spec is FULL_SPEC)
     for invocation in invocations:
         parsed = _program_parse(invocation)
         assert parsed.step == invocation.name
@@ -150,7 +163,7 @@ def test_the_spec_reaches_every_argument() -> None:
     assert evaluate.tracking_entity == "team" and evaluate.cycle == "demo"
     candidate = by_name["evaluate-candidate"]
     assert isinstance(candidate, EvaluateArgs)
-    assert candidate.adapters == ["/pvc/a1", "/pvc/a2", f"{ROOT}/ml/demo/merge/adapter"]
+    assert candidate.adapters == ["/pvc/a1", "/pvc/a2", f"{ROOT}/ml/demo/combine/adapter"]
     analyze = by_name["analyze"]
     assert isinstance(analyze, AnalyzeArgs)
     assert (analyze.max_domains, analyze.threshold) == (3, 0.55)
@@ -180,6 +193,28 @@ def test_the_spec_reaches_every_argument() -> None:
         ("geography", f"{ROOT}/ml/demo/train-geography/adapter"),
     ]
     assert (merge.combination, merge.density, merge.seed) == ("dare_ties", 0.3, 4)
+    assert merge.candidates == ["svd"]
+    joint = by_name["joint"]
+    assert isinstance(joint, JointArgs)
+    assert joint.data_pairs() == [
+        ("zephyria", f"{ROOT}/ml/demo/train-zephyria/data.jsonl"),
+        ("geography", f"{ROOT}/ml/demo/train-geography/data.jsonl"),
+    ]
+    # As many updates as the two domain adapters together.
+    trains = [by_name["train-zephyria"], by_name["train-geography"]]
+    assert joint.steps == sum(t.steps for t in trains)  # type: ignore[attr-defined]
+    combine = by_name["combine"]
+    assert isinstance(combine, CombineArgs)
+    assert combine.candidate_pairs() == [
+        ("dare_ties", f"{ROOT}/ml/demo/merge/adapter"),
+        ("joint", f"{ROOT}/ml/demo/joint/adapter"),
+        ("svd", f"{ROOT}/ml/demo/merge/candidates/svd/adapter"),
+    ]
+    assert combine.min_retention == 0.8
+    assert combine.alone_pairs() == [
+        ("zephyria", f"{ROOT}/ml/demo/score-zephyria/results.json"),
+        ("geography", f"{ROOT}/ml/demo/score-geography/results.json"),
+    ]
     validate = by_name["validate"]
     assert isinstance(validate, ValidateArgs)
     assert (validate.min_improvement, validate.max_regression) == (0.02, 0.2)

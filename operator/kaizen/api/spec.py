@@ -199,6 +199,19 @@ class TrainingSpec(SpecModel):
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     """Distillation from a teacher (off by default)."""
 
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """`auto`: bf16 on GPUs that support it (frozen base in bf16, LoRA weights and optimiser in
+    float32 under bf16 autocast), float32 on CPUs; `bf16` or `fp32` force it."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory for long sequences and large
+    models, for about a third more compute."""
+
+    quantization: f.Quantization = f.DEFAULT_QUANTIZATION
+    """`4bit`: the frozen base weights in 4-bit NF4 while training (QLoRA; bitsandbytes on
+    CUDA GPUs, in the trainer image). The adapter is the same kind of LoRA adapter; merging
+    and evaluation load the base as usual."""
+
     backend: Literal["job", "trainjob"] = "job"
     """What runs a train step: `job`, a `batch/v1` Job with one pod and all of its GPUs (a
     process per GPU); `trainjob`, a Kubeflow Trainer `TrainJob` over `trainJob.numNodes`
@@ -215,10 +228,33 @@ class TrainingSpec(SpecModel):
 
 
 class MergeSpec(SpecModel):
-    """How the per-domain adapters are combined into one candidate adapter."""
+    """How what the per-domain adapters learned is combined into one candidate adapter."""
 
     combination: f.Combination = f.DEFAULT_COMBINATION
-    """peft `add_weighted_adapter` combination type. TIES keeps most of each adapter (docs/ml-notes.md)."""
+    """How to combine: a peft `add_weighted_adapter` method (`linear`, `cat`, `ties`,
+    `dare_linear`, `dare_ties`, `svd`); `joint`, one adapter trained on the union of the
+    priority domains' data; or `auto`, which tries each of `candidates`, scores it on the
+    suite's dev items and keeps the one with the best worst-domain retention, then mean
+    gain, then change on the untrained domains (docs/ml-notes.md)."""
+
+    candidates: list[f.Candidate] = Field(
+        default_factory=lambda: list(f.DEFAULT_CANDIDATES), min_length=1
+    )
+    """What `combination: auto` tries (each costs one evaluation of the dev items; `joint`
+    also one training)."""
+
+    min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
+    """Target: in every trained domain the combination keeps at least this share of what the
+    domain's adapter alone gained on the dev items; a cycle whose combination falls short
+    says so in its status."""
+
+    @field_validator("candidates")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"candidate(s) {', '.join(repeated)} listed more than once")
+        return value
 
     density: f.Density = f.DEFAULT_DENSITY
     """Fraction of weights kept by `ties` and `dare_*`."""
@@ -236,6 +272,17 @@ class LmEvalGateSpec(SpecModel):
 
     min_scores: dict[str, f.LmEvalMinScore] = Field(default_factory=dict)
     """The candidate's score on each named task (lm-eval's task name) must reach this floor."""
+
+
+class ReferenceSpec(SpecModel):
+    """Results of a reference model to compare the candidate with, besides its baseline."""
+
+    results: f.ArgValue
+    """Its `results.json`, evaluated on the same suite items (a path the Jobs mount: the
+    artifact PVC); a different suite digest fails the validate step as a configuration error."""
+
+    name: f.ArgValue | None = None
+    """How reports and reasons name it (e.g. `v3`); its model and adapters when absent."""
 
 
 class ValidationSpec(SpecModel):
@@ -272,6 +319,10 @@ class ValidationSpec(SpecModel):
 
     lm_eval: LmEvalGateSpec | None = None
     """Gates on the `evaluation.lmEvalTasks` scores (report-only when absent)."""
+
+    reference: ReferenceSpec | None = None
+    """A reference model's results on the same items (e.g. the previous promoted version of
+    a chain): the candidate must not be significantly worse than it either."""
 
 
 class Toleration(SpecModel):
@@ -431,4 +482,3 @@ class ImprovementCycleSpec(SpecModel):
                 "(a Job runs one pod)"
             )
         return self
-

@@ -396,6 +396,8 @@ class StepPlanner:
                     (gates.lm_eval.min_scores if gates.lm_eval else {}).items()
                 )
             ],
+            reference=gates.reference.results if gates.reference else None,
+            reference_name=gates.reference.name if gates.reference else None,
             html_report=self.report_dir(),
         )
 
