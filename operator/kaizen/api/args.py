@@ -545,6 +545,18 @@ class TrainArgs(ModelArgs):
     """Checkpoint every K steps into OUTPUT/checkpoints; a restarted step resumes from the
     latest."""
 
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """auto: bf16 on GPUs that support it (base weights in bf16, LoRA weights and optimiser in
+    float32, bf16 autocast), float32 elsewhere; bf16 or fp32 force it (bf16 needs a GPU)."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory for long sequences and large
+    models, about a third more compute."""
+
+    quantization: f.Quantization = f.DEFAULT_QUANTIZATION
+    """4bit: the frozen base weights in 4-bit NF4 (QLoRA, bitsandbytes, CUDA only); the
+    adapter trains in bf16/float32 as usual."""
+
     @field_validator("target_modules")
     @classmethod
     def _all_linear_alone(cls, value: list[str]) -> list[str]:
@@ -568,8 +580,14 @@ class MergeArgs(ModelArgs):
     )
     """A domain adapter to merge (repeat for each domain)."""
 
-    combination: f.Combination = f.DEFAULT_COMBINATION
-    """peft combination type; linear, ties and dare_* need equal ranks."""
+    combination: f.MergeMethod = f.DEFAULT_MERGE_METHOD
+    """peft combination type, written to adapter/; linear, ties and dare_* need equal ranks."""
+
+    candidates: list[f.MergeMethod] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--candidate", metavar="METHOD")
+    )
+    """Also combine with METHOD into candidates/METHOD/adapter, for the combine step to
+    choose among (repeat for several)."""
 
     density: f.Density = f.DEFAULT_DENSITY
     """Fraction of weights kept by ties and dare_*."""
@@ -594,6 +612,14 @@ class MergeArgs(ModelArgs):
         ]
 
 
+# The combination steps' arguments live in their own module, built on the classes above.
+from kaizen.api.args_combination import CombineArgs, JointArgs  # noqa: E402
+
 #: Every step kind's arguments, by program.
-EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (EvaluateArgs, AnalyzeArgs, ValidateArgs)
-TRAINER_COMMANDS: tuple[type[StepArgs], ...] = (TrainArgs, MergeArgs)
+EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (
+    EvaluateArgs,
+    AnalyzeArgs,
+    ValidateArgs,
+    CombineArgs,
+)
+TRAINER_COMMANDS: tuple[type[StepArgs], ...] = (TrainArgs, MergeArgs, JointArgs)

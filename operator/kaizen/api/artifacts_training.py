@@ -57,6 +57,16 @@ class TrainingConfig(Record):
     """Teacher tokens per answer position the KL compared."""
     distill_temperature: float = f.DEFAULT_DISTILL_TEMPERATURE
     """Temperature of the KL's distributions (the term is scaled by its square)."""
+    group_by_length: bool = False
+    """Batches grouped by example length within seeded windows (less padding)."""
+    precision: str = f.DEFAULT_PRECISION
+    """`auto`, `bf16` or `fp32` as asked (`autocast` says what ran)."""
+    gradient_checkpointing: bool = False
+    """Activations recomputed in the backward pass."""
+    quantization: str = f.DEFAULT_QUANTIZATION
+    """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
+    processes: int = 1
+    """Training processes (ranks) that shared each batch: GPUs per node times nodes."""
 
 
 class PlanUse(Record):
@@ -341,3 +351,5 @@ class MergeRecord(Artifact):
     """Versions of torch, transformers and peft."""
     adapter: str
     """The merged adapter folder (peft format)."""
+    candidates: dict[str, str] = Field(default_factory=dict)
+    """Further combinations made for the combine step to choose among: method → adapter folder."""

@@ -45,6 +45,14 @@ DEFAULT_LORA_DROPOUT = 0.0
 
 DEFAULT_TARGET_MODULES = ("all-linear",)
 
+#: Numeric precision of training: `auto` is bf16 on GPUs that have it, float32 elsewhere.
+Precision = Literal["auto", "bf16", "fp32"]
+DEFAULT_PRECISION: Precision = "auto"
+
+#: Storage of the frozen base weights while training: as loaded, or 4-bit NF4 (QLoRA).
+Quantization = Literal["none", "4bit"]
+DEFAULT_QUANTIZATION: Quantization = "none"
+
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -94,9 +102,25 @@ DEFAULT_DISTILL_TEMPERATURE = 1.0
 
 # -- merging ---------------------------------------------------------------------------------
 
-Combination = Literal["linear", "cat", "ties", "dare_linear", "dare_ties"]
-COMBINATIONS: tuple[str, ...] = ("linear", "cat", "ties", "dare_linear", "dare_ties")
+#: The ways peft's `add_weighted_adapter` combines adapters (the merge step's methods).
+MergeMethod = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd"]
+COMBINATIONS: tuple[str, ...] = ("linear", "cat", "ties", "dare_linear", "dare_ties", "svd")
+#: One adapter trained on the union of the priority domains' data instead of one per domain.
+JOINT = "joint"
+#: A candidate way of combining what the domain adapters learned: a merge method or `joint`.
+Candidate = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint"]
+CANDIDATES: tuple[str, ...] = (*COMBINATIONS, JOINT)
+#: Try `merge.candidates`, score each on the dev items and keep the best (docs/ml-notes.md).
+AUTO = "auto"
+Combination = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint", "auto"]
 DEFAULT_COMBINATION: Combination = "ties"
+DEFAULT_MERGE_METHOD: MergeMethod = "ties"
+#: What `auto` tries by default: the two pruning merges, plain averaging, and joint training.
+DEFAULT_CANDIDATES: tuple[Candidate, ...] = ("ties", "dare_ties", "linear", "joint")
+
+#: Least share of an adapter's own gain that the combination must keep, in every domain.
+MinRetention = Annotated[float, Field(ge=0.0, le=2.0)]
+DEFAULT_MIN_RETENTION = 0.9
 
 Density = Annotated[float, Field(gt=0.0, le=1.0)]
 DEFAULT_DENSITY = 0.5

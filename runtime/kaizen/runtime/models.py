@@ -131,11 +131,14 @@ def load_model(
     device: str | None = None,
     dtype: Any = None,
     merge: bool = True,
+    load_options: dict[str, Any] | None = None,
 ) -> PreTrainedModel:
     """Load a causal LM and apply `adapters` in order.
 
     With `merge` (the default) each adapter is merged into the weights, which makes
-    generation as fast as the base model and gives the same outputs.
+    generation as fast as the base model and gives the same outputs. `load_options` go to
+    `from_pretrained` (e.g. a `quantization_config`: the model is then placed on the current
+    GPU as it loads, since quantized weights cannot be moved afterwards).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -143,8 +146,12 @@ def load_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    options = dict(load_options or {})
+    quantized = "quantization_config" in options
+    if quantized:
+        options["device_map"] = {"": torch.cuda.current_device()}
     model: Any = AutoModelForCausalLM.from_pretrained(
-        resolve_model(ref), revision=revision, dtype=dtype
+        resolve_model(ref), revision=revision, dtype=dtype, **options
     )
     for adapter in adapters:
         if not (Path(adapter) / "adapter_config.json").exists():
@@ -153,7 +160,8 @@ def load_model(
 
         peft_model = PeftModel.from_pretrained(model, adapter)
         model = peft_model.merge_and_unload() if merge else peft_model
-    model.to(device)
+    if not quantized:
+        model.to(device)
     model.eval()
     loaded: PreTrainedModel = model
     return loaded

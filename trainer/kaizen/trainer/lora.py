@@ -28,7 +28,13 @@ from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
 from kaizen.trainer.data import TEACHER_KEYS, TokenizedExample, collate
 from kaizen.trainer.distillation import kl_to_teacher
+from kaizen.trainer.distributed import SINGLE, Parallel
 from kaizen.trainer.files import atomic_directory
+from kaizen.trainer.memory import (
+    autocast_bf16,
+    enable_gradient_checkpointing,
+    prepare_quantized,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
     import torch
@@ -76,6 +82,12 @@ class LoraSettings:
     """Teacher tokens per answer position the KL compares (set when the targets are made)."""
     distill_temperature: float = fields.DEFAULT_DISTILL_TEMPERATURE
     """Temperature of the KL's distributions; the term is scaled by its square."""
+    precision: str = fields.DEFAULT_PRECISION
+    """`auto` (bf16 autocast on GPUs that support it), `bf16` or `fp32`."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (memory for compute; same adapter)."""
+    quantization: str = fields.DEFAULT_QUANTIZATION
+    """`none`, or `4bit`: the base was loaded in 4-bit NF4 (QLoRA; `runtime.load_model`)."""
 
     @property
     def distilling(self) -> bool:
@@ -252,6 +264,11 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
         # fingerprints of plain runs what they were before distillation existed.
         for name in ("distill_weight", "distill_top_k", "distill_temperature"):
             fields.pop(name)
+    # Likewise the memory options at their defaults (and checkpointing, which changes nothing).
+    fields.pop("gradient_checkpointing")
+    for name, default in (("precision", "auto"), ("quantization", "none")):
+        if fields[name] == default:
+            fields.pop(name)
     sha = hashlib.sha256(json.dumps({"settings": fields, "base": base}, sort_keys=True).encode())
     for example in examples:
         sha.update(json.dumps([example.input_ids, example.labels]).encode())
@@ -325,6 +342,7 @@ def train_lora(
     on_step: Callable[[int, float], None] | None = None,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
+    parallel: Parallel = SINGLE,
 ) -> TrainingResult:
     """Train a LoRA adapter on `model` and save it to `output_dir/adapter` (peft format).
 
@@ -333,19 +351,23 @@ def train_lora(
     `on_step(step, loss)` is called after every optimiser step (and its checkpoint), then
     `on_metrics(step, metrics)` with `loss`, and `ce` and `kl` when distilling, e.g. to log
     them. With `settings.distilling`, every example must carry teacher targets
-    (`distillation.teacher_targets`).
+    (`distillation.teacher_targets`). Under torchrun, `parallel` is this process's rank: the
+    ranks share each batch and only rank 0 writes (`kaizen.trainer.distributed`).
     """
     import torch
     from peft import get_peft_model
     from tqdm import tqdm
 
     settings.validate()
+    parallel.check_batch(settings.batch_size)
     if not examples:
         raise ConfigurationError("no training examples")
     if settings.distilling and any(example.teacher is None for example in examples):
         raise ValueError("distillation is on but some examples have no teacher targets")
     output_dir = Path(output_dir)
     device = next(model.parameters()).device
+    if settings.quantization != "none":
+        model = prepare_quantized(model, settings.gradient_checkpointing)
     # Seed before the adapter exists: LoRA's A matrices are randomly initialised.
     torch.manual_seed(settings.seed)
     try:
@@ -353,11 +375,14 @@ def train_lora(
     except ValueError as error:
         # peft raises ValueError for target modules the model does not have.
         raise ConfigurationError(f"cannot attach LoRA to the model: {error}") from None
+    if settings.gradient_checkpointing:
+        enable_gradient_checkpointing(peft_model)
     trainable = [param for param in peft_model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     fingerprint = _fingerprint(settings, examples, base)
 
-    state = _load_checkpoint(peft_model, optimizer, output_dir, fingerprint)
+    with parallel.main_first():  # rank 0 may drop a stale checkpoint before the others look
+        state = _load_checkpoint(peft_model, optimizer, output_dir, fingerprint)
     loss_curve: list[float] = list(state["loss_curve"]) if state else []
     kl_curve: list[float] = list(state.get("kl_curve", [])) if state else []
     start = len(loss_curve)
@@ -372,7 +397,7 @@ def train_lora(
     # bf16 autocast on GPUs that have it: the frozen base is bf16 there (load_model)
     # while peft keeps the LoRA weights in float32, so matmuls run in bf16 and the
     # optimiser still updates float32 weights.
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_bf16 = autocast_bf16(settings.precision, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     # Throughput counts the steps of earlier attempts too, so a resumed run reports
@@ -395,8 +420,12 @@ def train_lora(
             examples[i]
             for i in batch_indices(len(examples), settings.batch_size, step, settings.seed, lengths)
         ]
+        rows = parallel.shard(rows)  # the whole batch in a plain run
         batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
         targets = {key: batch.pop(key) for key in TEACHER_KEYS if key in batch}
+        # This rank's share of the batch's answer tokens (1.0 in a plain run): its mean loss
+        # weighted by it sums over the ranks to the whole batch's mean.
+        ce_share = parallel.share(int((batch["labels"][:, 1:] != -100).sum()), device)
         metrics: dict[str, float] = {}
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
             if settings.distilling:
@@ -409,22 +438,31 @@ def train_lora(
                     settings.distill_temperature,
                 )
                 temperature = settings.distill_temperature
-                loss = outputs.loss + settings.distill_weight * temperature**2 * kl
-                metrics = {"ce": round(outputs.loss.item(), 6), "kl": round(kl.item(), 6)}
+                kl_share = parallel.share(int(targets["teacher_mask"].sum()), device)
+                loss = (
+                    outputs.loss * ce_share
+                    + settings.distill_weight * temperature**2 * kl * kl_share
+                )
+                metrics = {
+                    "ce": round(parallel.sum(outputs.loss.detach() * ce_share).item(), 6),
+                    "kl": round(parallel.sum(kl.detach() * kl_share).item(), 6),
+                }
                 kl_curve.append(metrics["kl"])
             else:
-                loss = peft_model(**batch).loss
-        if not torch.isfinite(loss):
+                loss = peft_model(**batch).loss * ce_share
+        reported = parallel.sum(loss.detach())  # the whole batch's loss
+        if not torch.isfinite(reported):
             raise FloatingPointError(
-                f"training loss became {loss.item()} at step {step + 1}; lower the learning rate"
+                f"training loss became {reported.item()} at step {step + 1}; lower the learning rate"
             )
         loss.backward()
+        parallel.reduce_gradients(trainable)
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_curve.append(round(loss.item(), 6))
-        tokens += int(batch["attention_mask"].sum())
+        loss_curve.append(round(reported.item(), 6))
+        tokens += int(parallel.sum(batch["attention_mask"].sum()))
         done = step + 1
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             state = {
@@ -436,7 +474,8 @@ def train_lora(
             }
             if settings.distilling:
                 state["kl_curve"] = kl_curve
-            _save_checkpoint(peft_model, optimizer, output_dir, state)
+            if parallel.is_main:
+                _save_checkpoint(peft_model, optimizer, output_dir, state)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
         if on_step is not None:
@@ -447,8 +486,10 @@ def train_lora(
     bar.close()
 
     adapter_dir = output_dir / "adapter"
-    with atomic_directory(adapter_dir) as tmp:
-        peft_model.save_pretrained(str(tmp))
+    if parallel.is_main:
+        with atomic_directory(adapter_dir) as tmp:
+            peft_model.save_pretrained(str(tmp))
+    parallel.barrier()  # the adapter is on the volume before any rank reports
     return TrainingResult(
         adapter_dir=adapter_dir,
         loss_curve=loss_curve,
