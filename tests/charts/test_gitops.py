@@ -103,6 +103,33 @@ HEALTH_CASES = [
         "Degraded",
         "OOMKilled",
     ),
+    (
+        # Edited after it finished: the results are not those of the spec shown (issue 11, 9).
+        "finished, edit not run",
+        _cycle(
+            2,
+            {
+                "observedGeneration": 2,
+                "phase": "Succeeded",
+                "message": "candidate promoted",
+                "validation": {"verdict": "Promote"},
+                "conditions": [
+                    {"type": "Succeeded", "status": "True", "reason": "Promoted"},
+                    {"type": "Ready", "status": "False", "reason": "EditNotRun"},
+                    {"type": "Reconciling", "status": "False", "reason": "Promoted"},
+                    {
+                        "type": "Stalled",
+                        "status": "True",
+                        "reason": "EditNotRun",
+                        "message": "the spec of generation 2 changes spec.evaluation.maxNewTokens; "
+                        "it was not run",
+                    },
+                ],
+            },
+        ),
+        "Degraded",
+        "was not run",
+    ),
 ]
 
 

@@ -23,7 +23,12 @@ local phase = status.phase or "Pending"
 local stalled = condition("Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = phase .. ": " .. (status.message or stalled.message or stalled.reason or "failed")
+  if stalled.reason == "EditNotRun" or stalled.reason == "InvalidEdit" then
+    -- The spec shown was edited after the cycle started and never ran.
+    hs.message = phase .. ": " .. (stalled.message or stalled.reason)
+  else
+    hs.message = phase .. ": " .. (status.message or stalled.message or stalled.reason or "failed")
+  end
   return hs
 end
 local ready = condition("Ready")
