@@ -220,3 +220,27 @@ def test_unreadable_baseline_is_a_configuration_error(tmp_path: Path) -> None:
                 max_domains=2,
                 tracking=TrackingOptions(mode="disabled"),
             )
+
+
+def test_lm_eval_tasks_below_the_threshold_are_excluded_not_prioritised() -> None:
+    # An lm-eval task is a domain of the results without items: the trainer has no pool for
+    # it, so a weak task must never become a priority domain (that failed the cycle).
+    from kaizen.api.artifacts import ImprovementPlan
+    from kaizen.evaluator.analysis import UNTRAINABLE_REASON
+
+    data = results(domain_records("geo", [1, 0, 0, 0]) + domain_records("zep", [1, 1, 1, 0]))
+    data["domains"]["lmeval:arc_easy"] = {
+        "score": 0.1,
+        "n": 100,
+        "metric": "acc",
+        "stderr": 0.03,
+        "source": "lm-eval",
+    }
+    plan = build_plan(data, threshold=0.8, max_domains=3)
+    assert plan["priority_domains"] == ["geo", "zep"]
+    assert [d["name"] for d in plan["domains"]] == ["geo", "zep"]
+    assert plan["excluded"] == [
+        {"name": "lmeval:arc_easy", "score": 0.1, "reason": UNTRAINABLE_REASON}
+    ]
+    assert "lm-evaluation-harness task" in UNTRAINABLE_REASON
+    assert ImprovementPlan.model_validate(plan).excluded[0].name == "lmeval:arc_easy"

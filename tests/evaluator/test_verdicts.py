@@ -109,7 +109,10 @@ def test_connor_closed_form_sample_size() -> None:
 )
 def test_minimum_detectable_effect_table(n: int, discordant: int, mde: float, floor: float) -> None:
     analysis = analyse_power(n, discordant, alpha=0.05, power=0.8)
-    assert (analysis.mde, analysis.floor) == (pytest.approx(mde, abs=2e-4), pytest.approx(floor, abs=2e-4))
+    assert (analysis.mde, analysis.floor) == (
+        pytest.approx(mde, abs=2e-4),
+        pytest.approx(floor, abs=2e-4),
+    )
     assert analysis.method == ("exact" if n <= EXACT_MAX_ITEMS else "normal")
     # The MDE is where the power crosses 80%.
     assert power_at(n, discordant / n, analysis.mde, 0.05)[0] >= 0.8
@@ -272,7 +275,9 @@ def test_a_floor_on_a_task_that_was_not_run_is_a_configuration_error() -> None:
     from kaizen.api.runner import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="--lm-eval-min-score: task.*hellaswag"):
-        lm_eval_gate({}, {"lmeval:arc": _task(0.5, None)}, Gates(lm_eval_min_scores={"hellaswag": 0.3}))
+        lm_eval_gate(
+            {}, {"lmeval:arc": _task(0.5, None)}, Gates(lm_eval_min_scores={"hellaswag": 0.3})
+        )
 
 
 # -- the reference model ------------------------------------------------------------------------
@@ -297,3 +302,14 @@ def test_the_candidate_must_not_be_worse_than_the_reference() -> None:
     assert report["reference"]["overall"]["delta"] == 0.0
     assert report["verdict"] == "Reject"
     assert any("against v3: significant regressions" in r for r in report["reasons"])
+
+
+@pytest.mark.parametrize("entry", ["arc", "arc=", "=0.5", "arc=1.5", "arc=high"])
+def test_a_malformed_lm_eval_floor_names_the_flag(entry: str) -> None:
+    from kaizen.api.args import StepUsageError, ValidateArgs
+
+    argv = ["validate", "--baseline", "b", "--candidate", "c", "--output", "o"]
+    with pytest.raises(StepUsageError, match="--lm-eval-min-score: .*expected TASK=SCORE"):
+        ValidateArgs.from_argv([*argv, "--lm-eval-min-score", entry])
+    ok = ValidateArgs.from_argv([*argv, "--lm-eval-min-score", "arc_easy=0.4"])
+    assert ok.min_scores() == {"arc_easy": 0.4}
