@@ -282,6 +282,29 @@ def test_a_rejected_candidate_succeeds_without_promotion() -> None:
     assert cond(final, "Succeeded") == ("True", "Rejected")
 
 
+def test_an_inconclusive_candidate_succeeds_without_promotion_and_says_why() -> None:
+    validation = ValidationDigest(
+        verdict="Inconclusive",
+        overall_delta=0.04,
+        p_value=1.7e-08,
+        minimum_detectable_effect=0.154,
+        reasons=["gate"],
+    )
+    summary = summary_for("validate", validation=validation)
+    observation = StepObservation(
+        name="validate", state=StepState.SUCCEEDED, exit_code=0, summary=summary
+    )
+    final = drive(make_cycle(), {"validate": observation})[-1]
+    assert final.status.phase == Phase.SUCCEEDED
+    assert final.status.promoted_adapters == []
+    assert cond(final, "Succeeded") == ("True", "Inconclusive")
+    assert cond(final, "Ready") == ("True", "Inconclusive")
+    (event,) = [e for e in final.events if e.reason == "Inconclusive"]
+    # A Normal Event: the cycle did its work; p keeps its significant digits.
+    assert event.type == "Normal"
+    assert "p=1.7e-08" in event.message and "only improvements of 0.154 or more" in event.message
+
+
 def test_nothing_below_threshold_finishes_without_training() -> None:
     decisions = drive(make_cycle(), {"analyze": done("analyze", domains=())})
     final = decisions[-1]
