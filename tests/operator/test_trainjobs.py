@@ -8,6 +8,7 @@ Regenerate the golden file after an intended change with
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import gzip
 import os
@@ -423,3 +424,39 @@ def test_trainjobs_are_watched_only_with_trainjob_support(
     configure_kopf(settings, OperatorSettings(trainjob=enabled), pod_name="op-0")
     selectors = settings.watching.label_selectors  # type: ignore[attr-defined]
     assert (("trainer.kubeflow.org", "v1alpha1", "trainjobs") in selectors) is enabled
+
+
+def test_the_70b_sample_renders_jobs_and_trainjobs_their_schemas_accept() -> None:
+    """Every workload of the 70B sample: the Jobs against Kubernetes' own schemas (strict), the
+    TrainJobs against Kubeflow Trainer's CRD."""
+    kv = pytest.importorskip("kubernetes_validate")
+    from tests.operator.test_manifests import K8S_VERSION, MANIFESTS
+
+    doc = yaml.safe_load(
+        (
+            MANIFESTS / "samples" / "kaizen.dev_v1alpha1_improvementcycle_70b-trainjob.yaml"
+        ).read_text()
+    )
+    spec, planner = _planner(doc["spec"])
+    cycle = dataclasses.replace(CYCLE, name=doc["metadata"]["name"])
+    planner = StepPlanner(
+        spec, namespace=cycle.namespace, cycle=cycle.name, artifact_root="/artifacts"
+    )
+    train = planner.train("geography", planner.plan_path())
+    trainjob = build_step_trainjob(cycle, train, spec, SETTINGS)
+    validate_trainjob(trainjob)
+    trainer = trainjob["spec"]["trainer"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 8)
+    assert "--quantization" in trainer["command"] and "4bit" in trainer["command"]
+    assert "--gradient-checkpointing" in trainer["command"]
+    jobs = [
+        planner.evaluate_baseline(),
+        planner.invocation(planner.merge_args([("geography", "/a"), ("science", "/b")])),
+    ]
+    for invocation in jobs:
+        assert not uses_trainjob(invocation, spec)
+        job = build_step_job(cycle, invocation, spec, SETTINGS)
+        kv.validate(job, K8S_VERSION, strict=True)
+    merge_pod = build_step_job(cycle, jobs[1], spec, SETTINGS)["spec"]["template"]["spec"]
+    assert merge_pod["priorityClassName"] == "ml-batch"
+    assert "podAntiAffinity" in merge_pod["affinity"]
