@@ -163,9 +163,7 @@ def test_input_paths_of_each_step_kind(tmp_path: Path) -> None:
         adapters=["/a/start"],
     )
     # A hub id or a shipped suite name is not a local path; an existing folder is.
-    assert input_paths(train) == sorted(
-        ["/a/plan.json", "/a/extra.jsonl", "/a/start", str(model)]
-    )
+    assert input_paths(train) == sorted(["/a/plan.json", "/a/extra.jsonl", "/a/start", str(model)])
     merge = MergeArgs(output="o", model="org/m", sources=["geo=/a/geo", "sci=/a/sci"])
     assert input_paths(merge) == ["/a/geo", "/a/sci"]
 
@@ -185,9 +183,7 @@ def test_path_digests_follow_content(tmp_path: Path) -> None:
 
 def test_changes_name_arguments_and_files() -> None:
     before = step_provenance("s", AnalyzeArgs(output="o", baseline="/nowhere/a.json"))
-    after = step_provenance(
-        "s", AnalyzeArgs(output="o", baseline="/nowhere/b.json", threshold=0.5)
-    )
+    after = step_provenance("s", AnalyzeArgs(output="o", baseline="/nowhere/b.json", threshold=0.5))
     found = changes(before, after)
     assert "--baseline '/nowhere/a.json' → '/nowhere/b.json'" in found
     assert any(c.startswith("--threshold") for c in found)

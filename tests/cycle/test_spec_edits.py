@@ -34,13 +34,15 @@ def cycle_at(
     return cycle.model_copy(update={"status": status})
 
 
-def step_again(
-    decision: Decision, spec: dict[str, Any], generation: int, **kw: Any
-) -> Decision:
+def step_again(decision: Decision, spec: dict[str, Any], generation: int, **kw: Any) -> Decision:
     """Reconcile once more, every launched step having succeeded."""
     observations = {s.name: done(s.name) for s in decision.start}
     return reconcile(
-        cycle_at(spec, generation, decision.status), observations, artifact_root=ROOT, now=LATER, **kw
+        cycle_at(spec, generation, decision.status),
+        observations,
+        artifact_root=ROOT,
+        now=LATER,
+        **kw,
     )
 
 
@@ -111,7 +113,9 @@ def test_an_invalid_edit_does_not_fail_the_cycle_and_reverting_recovers() -> Non
 
 
 def test_an_edit_to_a_finished_cycle_is_answered_once_and_reverting_restores_ready() -> None:
-    decisions = run_to_end(reconcile(cycle_at(BASE, 1, None), {}, artifact_root=ROOT, now=NOW), BASE, 1)
+    decisions = run_to_end(
+        reconcile(cycle_at(BASE, 1, None), {}, artifact_root=ROOT, now=NOW), BASE, 1
+    )
     finished = decisions[-1].status
     assert conditions(decisions[-1])["Ready"].status == "True"
 

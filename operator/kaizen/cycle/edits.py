@@ -81,9 +81,7 @@ def edit_problem(
     return None
 
 
-def _message(
-    generation: int | None, ran: int | None, what: str, finished: bool
-) -> str:
+def _message(generation: int | None, ran: int | None, what: str, finished: bool) -> str:
     edited = f"the spec of generation {generation} {what}"
     if finished:
         return (
@@ -151,6 +149,8 @@ def answer(
 def _at_generation(conditions: list[Condition], generation: int | None) -> list[Condition]:
     """Every condition marked as observed at `generation` (the edit was seen and answered)."""
     return [
-        c if c.observed_generation == generation else c.model_copy(update={"observed_generation": generation})
+        c
+        if c.observed_generation == generation
+        else c.model_copy(update={"observed_generation": generation})
         for c in conditions
     ]
