@@ -14,9 +14,11 @@ from kaizen.api.artifacts import (
     VERSION_KEY,
     Artifact,
     ArtifactError,
+    CombinationReport,
     DataCard,
     EvaluationResults,
     ImprovementPlan,
+    JointRecord,
     MergedSource,
     MergeRecord,
     StepProvenance,
@@ -96,6 +98,11 @@ def _training() -> dict[str, Any]:
             "distill_weight": 0.5,
             "distill_top_k": 16,
             "distill_temperature": 2.0,
+            "group_by_length": True,
+            "precision": "bf16",
+            "gradient_checkpointing": True,
+            "quantization": "4bit",
+            "processes": 16,
         },
         "plan": {"path": "/artifacts/plan.json", "targeted_capabilities": ["multi_step"]},
         "examples": {
@@ -209,6 +216,75 @@ def _merge() -> dict[str, Any]:
         "seconds": 1.5,
         "versions": VERSIONS,
         "adapter": "/artifacts/merge/adapter",
+        "candidates": {"svd": "/artifacts/merge/candidates/svd/adapter"},
+    }
+
+
+def _joint() -> dict[str, Any]:
+    """A joint.json as `kaizen.trainer.joint.joint` writes it."""
+    return {
+        "schema": 1,
+        "step": "joint",
+        "cycle": "demo",
+        "model": BASE,
+        "sources": [
+            {"domain": "geo", "path": "/a/train-geo/data.jsonl", "lines": 40, "kept": 40},
+            {"domain": "zep", "path": "/a/train-zep/data.jsonl", "lines": 40, "kept": 31},
+        ],
+        "examples": 71,
+        "truncated": 0,
+        "steps": 20,
+        "learning_rate": 0.001,
+        "rank": 8,
+        "final_loss": 0.42,
+        "loss_curve": [2.0, 1.0, 0.42],
+        "train_seconds": 12.5,
+        "peak_memory_mb": 900.0,
+        "adapter": "/a/joint/adapter",
+    }
+
+
+def _combination() -> dict[str, Any]:
+    """A combination.json as `kaizen.evaluator.combine.combine` writes it."""
+
+    def row(name: str, place: int, zep: float, retention: float | None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "adapter": f"/a/{name}/adapter",
+            "results": f"/a/combine/candidates/{name}/results.json",
+            "domains": {"zep": zep, "geo": 0.5, "sci": 0.6},
+            "trained": {
+                "zep": {"base": 0.0, "alone": 0.8, "combined": zep, "retention": retention,
+                        "items": 5},
+                "geo": {"base": 0.5, "alone": 0.5, "combined": 0.5, "retention": None,
+                        "items": 4},
+            },  # fmt: skip
+            "untrained_change": {"sci": -0.1},
+            "min_retention": retention,
+            "mean_gain": round(zep / 2, 6),
+            "worst_untrained_change": -0.1,
+            "target_met": None if retention is None else retention >= 0.9,
+            "tokens_per_second": 40.0,
+            "peak_memory_mib": 1200.0,
+            "seconds": 30.0,
+            "rank": place,
+        }
+
+    return {
+        "schema": 1,
+        "step": "combine",
+        "cycle": "demo",
+        "suite": {"name": "demo", "version": "1", "digest": "sha256:" + "2" * 64, "path": "/s"},
+        "split": "dev",
+        "baseline": "/a/evaluate-baseline/results.json",
+        "alone": {"zep": "/a/score-zep/results.json", "geo": "/a/score-geo/results.json"},
+        "target": 0.9,
+        "rule": "worst-domain retention, then mean gain",
+        "chosen": "joint",
+        "adapter": "/a/combine/adapter",
+        "target_met": True,
+        "candidates": [row("joint", 1, 0.8, 1.0), row("ties", 2, 0.4, 0.5)],
+        "seconds": 61.0,
     }
 
 
@@ -290,6 +366,8 @@ SAMPLES = {
     TrainingRecord: _training,
     MergeRecord: _merge,
     DataCard: _data_card,
+    JointRecord: _joint,
+    CombinationReport: _combination,
 }
 
 
@@ -406,6 +484,7 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
         "teacher",
         "teacher_model",
         "teacher_share",
+        "processes",
     } == set(TrainingConfig.model_fields)
     assert TrainingConfig.model_validate(
         asdict(LoraSettings())
