@@ -332,3 +332,38 @@ def test_bad_specs_are_refused_naming_the_field(spec: dict[str, Any], field: str
     with pytest.raises(SpecError) as error:
         chain(spec)
     assert field in str(error.value)
+
+
+def test_the_next_cycle_is_also_compared_with_the_version_it_starts_from() -> None:
+    c = chain({"afterPrevious": True})
+    c, d = step(c, [], T0)
+    assert d.create is not None and d.create.spec.validation.reference is None  # version 0
+    made = d.create.spec
+    one = finished("nightly-1", 1, start=["/base"])
+    assert one.status is not None and one.status.candidate is not None
+    one.status.candidate.results_path = "/a/nightly-1/evaluate-candidate/results.json"
+    one = ObservedCycle(one.name, one.index, one.status, spec=made)
+    c, d = step(c, [one], T0)
+    assert d.create is not None
+    reference = d.create.spec.validation.reference
+    assert reference is not None and reference.name == "v1"
+    assert reference.results == "/a/nightly-1/evaluate-candidate/results.json"
+    # A rejected cycle keeps the version, and so the reference.
+    two = finished("nightly-2", 2, start=one.status.promoted_adapters, verdict="Reject")
+    c, d = step(c, [one, ObservedCycle(two.name, 2, two.status, spec=d.create.spec)], T0)
+    assert d.create is not None and d.create.spec.validation.reference == reference
+    # Other evaluation settings evaluate other items: no comparison with the old results.
+    changed = c.spec.model_copy(deep=True)
+    changed.template.spec.evaluation.limit = 5
+    other = c.model_copy(update={"spec": changed})
+    assert c.status is not None
+    from kaizen.cycle.chain import next_cycle
+
+    assert (
+        next_cycle(other, 4, c.status.adapters, c.status.reference).spec.validation.reference
+        is None
+    )
+    assert (
+        next_cycle(c, 4, c.status.adapters, c.status.reference).spec.validation.reference
+        == reference
+    )

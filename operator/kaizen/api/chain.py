@@ -247,6 +247,20 @@ class ChainCycleRecord(ApiModel):
         return chosen.overall if chosen else None
 
 
+class VersionReference(ApiModel):
+    """The current version's own evaluation: what the next cycle's candidate is compared with."""
+
+    results: str
+    """The `results.json` of the candidate evaluation that made the current version."""
+
+    name: str
+    """How the comparison names it: `v<N>`."""
+
+    evaluation_digest: str
+    """Digest of the evaluation settings it was made with: the next cycle compares with it
+    only when its own settings are the same (the same items)."""
+
+
 class ImprovementChainStatus(ApiModel):
     """Observed state of a chain; bounded: the full lineage lives in the lineage artifact."""
 
@@ -270,6 +284,10 @@ class ImprovementChainStatus(ApiModel):
 
     adapters: list[str] = Field(default_factory=list)
     """The current version's adapter stack: the next cycle's `spec.model.adapters`."""
+
+    reference: VersionReference | None = None
+    """The current version's evaluation: the next cycle's `spec.validation.reference` (its
+    candidate must also not be significantly worse than the version as it was promoted)."""
 
     score: float | None = None
     """The current version's overall score."""

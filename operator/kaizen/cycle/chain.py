@@ -11,6 +11,8 @@ both drive their chains with it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,10 +25,12 @@ from kaizen.api.chain import (
     ImprovementChain,
     ImprovementChainStatus,
     LineageScores,
+    VersionReference,
     parse_time,
     rfc3339,
 )
 from kaizen.api.resource import ImprovementCycle, ObjectMeta
+from kaizen.api.spec import ImprovementCycleSpec, ReferenceSpec
 from kaizen.api.status import ImprovementCycleStatus, Phase
 from kaizen.api.summary import ScoreDigest
 from kaizen.cycle import conditions as cond
@@ -57,6 +61,8 @@ class ObservedCycle:
     """Annotation `kaizen.dev/chain-generation`: the chain's generation that created it."""
     deleting: bool = False
     """It has a deletionTimestamp (going away)."""
+    spec: ImprovementCycleSpec | None = None
+    """Its spec, when it parses (to tell whether its results can be a later cycle's reference)."""
 
     @property
     def finished(self) -> bool:
@@ -102,7 +108,7 @@ def _record(
         reason = (seen.failure_reason if seen else None) or CYCLE_DELETED
     else:
         phase = "Succeeded"
-        promoted = verdict == "Promote" and seen.merged is not None
+        promoted = verdict == "Promote" and (seen.combination or seen.merged) is not None
         if promoted:
             reason = "Promoted"
         elif verdict is None:
@@ -134,6 +140,23 @@ def _record(
     )
 
 
+def evaluation_digest(spec: ImprovementCycleSpec) -> str:
+    """A digest of a cycle's evaluation settings: equal digests evaluate the same items."""
+    text = json.dumps(spec.evaluation.to_wire(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reference(cycle: ObservedCycle, record: ChainCycleRecord) -> VersionReference | None:
+    """The promoted candidate's evaluation, as the reference of the cycles after it."""
+    seen = cycle.status
+    results = seen.candidate.results_path if seen and seen.candidate else None
+    if not record.promoted or results is None or cycle.spec is None:
+        return None
+    return VersionReference(
+        results=results, name=f"v{record.version}", evaluation_digest=evaluation_digest(cycle.spec)
+    )
+
+
 def _fold(status: ImprovementChainStatus, record: ChainCycleRecord) -> CycleEvent:
     """Move the chain's version on by one finished cycle; the Event that says so."""
     status.lineage = [*status.lineage, record][-STATUS_LINEAGE_LIMIT:]
@@ -141,6 +164,7 @@ def _fold(status: ImprovementChainStatus, record: ChainCycleRecord) -> CycleEven
     if record.promoted:
         status.version = record.version
         status.adapters = list(record.adapters)
+        status.reference = None  # set by the caller from the cycle, when it can be one
         status.cycles_without_promotion = 0
         status.score = record.candidate.overall if record.candidate else status.score
     else:
@@ -209,11 +233,29 @@ def _stalled_by(status: ImprovementChainStatus, generation: int | None) -> Chain
     return None
 
 
-def next_cycle(chain: ImprovementChain, index: int, adapters: Sequence[str]) -> ImprovementCycle:
-    """The chain's `index`-th cycle: the template, starting from `adapters`."""
+def next_cycle(
+    chain: ImprovementChain,
+    index: int,
+    adapters: Sequence[str],
+    reference: VersionReference | None = None,
+) -> ImprovementCycle:
+    """The chain's `index`-th cycle: the template, starting from `adapters`.
+
+    With a `reference` (the current version's own evaluation) made with the template's
+    evaluation settings, and no reference in the template, the cycle's candidate is also
+    compared with it (`spec.validation.reference`).
+    """
     template = chain.spec.template
     spec = template.spec.model_copy(deep=True)
     spec.model = spec.model.model_copy(update={"adapters": list(adapters)})
+    if (
+        reference is not None
+        and spec.validation.reference is None
+        and reference.evaluation_digest == evaluation_digest(spec)
+    ):
+        spec.validation = spec.validation.model_copy(
+            update={"reference": ReferenceSpec(results=reference.results, name=reference.name)}
+        )
     labels = {
         **template.metadata.labels,
         LABEL_CHAIN: chain.metadata.name,
@@ -280,6 +322,8 @@ def reconcile_chain(
         if cycle.index > recorded_upto and cycle.finished:
             record = _record(cycle, status, now)
             events.append(_fold(status, record))
+            if record.promoted:
+                status.reference = _reference(cycle, record)
             decision.recorded.append(record)
             recorded_upto = cycle.index
     active = [c for c in ordered if c.index > recorded_upto and not c.deleting]
@@ -360,7 +404,7 @@ def reconcile_chain(
     # 4. Start the next cycle.
     if due:
         index = status.cycles_started + 1
-        decision.create = next_cycle(chain, index, status.adapters)
+        decision.create = next_cycle(chain, index, status.adapters, status.reference)
         status.cycles_started = index
         status.current_cycle = decision.create.metadata.name
         events.append(

@@ -120,7 +120,7 @@ class ChainResult:
 
 
 def _observed(result: CycleResult, index: int) -> ObservedCycle:
-    return ObservedCycle(result.cycle.metadata.name, index, result.status)
+    return ObservedCycle(result.cycle.metadata.name, index, result.status, spec=result.cycle.spec)
 
 
 class LocalChainRunner:
@@ -176,7 +176,7 @@ class LocalChainRunner:
         if status is not None and status.current_cycle:
             # Interrupted while a cycle ran: resume it (the executor picks up its status.json).
             index = status.cycles_started
-            cycle = next_cycle(chain, index, status.adapters)
+            cycle = next_cycle(chain, index, status.adapters, status.reference)
             self.echo(f"resuming cycle {cycle.metadata.name}")
             pending.append(_observed(self._run_cycle(cycle, results), index))
         while True:

@@ -25,7 +25,7 @@ from kaizen.api.chain import (
     rfc3339,
 )
 from kaizen.api.lineage import ChainLineage, LineageEntry
-from kaizen.api.resource import API_VERSION, ImprovementCycle, SpecError
+from kaizen.api.resource import API_VERSION, ImprovementCycle, SpecError, parse_spec
 from kaizen.api.status import ImprovementCycleStatus
 from kaizen.cycle.chain import (
     ANNOTATION_CHAIN_GENERATION,
@@ -115,12 +115,17 @@ def observe_cycle(obj: Mapping[str, Any]) -> ObservedCycle | None:
         except ValueError:
             status = None
     generation = (meta.get("annotations") or {}).get(ANNOTATION_CHAIN_GENERATION)
+    try:
+        spec = parse_spec(obj.get("spec"))
+    except SpecError:
+        spec = None
     return ObservedCycle(
         name=meta["name"],
         index=index,
         status=status,
         chain_generation=int(generation) if generation and generation.isdigit() else None,
         deleting=bool(meta.get("deletionTimestamp")),
+        spec=spec,
     )
 
 
