@@ -132,9 +132,7 @@ def _assert_same_adapter(one: Path, two: Path, tolerance: float = 1e-3) -> None:
     relative difference of each matrix (Frobenius norm) is what must stay small."""
     expected, actual = _tensors(one), _tensors(two)
     assert expected.keys() == actual.keys()
-    worst = max(
-        (float((actual[k] - expected[k]).norm() / expected[k].norm()), k) for k in expected
-    )
+    worst = max((float((actual[k] - expected[k]).norm() / expected[k].norm()), k) for k in expected)
     assert worst[0] < tolerance, f"{worst[1]} differs by {worst[0]:.2e} (relative)"
 
 

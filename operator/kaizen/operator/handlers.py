@@ -217,10 +217,17 @@ if _IMPORT_SETTINGS.trainjob:
         labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY},
     )
     async def trainjob_event(
-        namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger, **_: Any
+        namespace: str | None,
+        labels: Mapping[str, str],
+        memo: Any,
+        logger: kopf.Logger,
+        body: Mapping[str, Any] | None = None,
+        **_: Any,
     ) -> None:
         """A train step's TrainJob changed: reconcile its cycle (as for a Job)."""
-        await job_event(namespace=namespace, labels=labels, memo=memo, logger=logger)
+        # kopf's decorator types job_event as its own callback protocol; it is the function.
+        handle = cast(Any, job_event)
+        await handle(namespace=namespace, labels=labels, memo=memo, logger=logger, body=body)
 
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:

@@ -178,7 +178,7 @@ def _first_node(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
     def is_first(pod: Mapping[str, Any]) -> bool:
         labels = (pod.get("metadata") or {}).get("labels") or {}
-        return (
+        return bool(
             labels.get(LABEL_REPLICATED_JOB, NODE) == NODE
             and labels.get(LABEL_JOB_INDEX, "0") == "0"
             and labels.get(LABEL_COMPLETION_INDEX, "0") == "0"

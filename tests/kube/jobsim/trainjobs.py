@@ -194,7 +194,11 @@ class TrainJobController(JobController):
                     for node_run in getattr(run, "node_runs", []):
                         self._cancel(node_run, "job deleted")
                 return
-            if run is not None or uid in self._done or self._finished(trainjob):
+            finished = any(
+                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                for c in (trainjob.get("status") or {}).get("conditions") or []
+            )
+            if run is not None or uid in self._done or finished:
                 return
             if (trainjob.get("spec") or {}).get("suspend"):
                 return  # Kueue admits it by setting suspend: false; a MODIFIED event follows

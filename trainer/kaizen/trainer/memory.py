@@ -83,7 +83,7 @@ def quantized_load_options(quantization: str) -> dict[str, Any]:
     from transformers import BitsAndBytesConfig
 
     return {
-        "quantization_config": BitsAndBytesConfig(
+        "quantization_config": BitsAndBytesConfig(  # type: ignore[no-untyped-call]
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
@@ -96,4 +96,6 @@ def prepare_quantized(model: Any, gradient_checkpointing: bool) -> Any:
     """peft's preparation of a k-bit base for training (norms in float32, input grads)."""
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+        model, use_gradient_checkpointing=gradient_checkpointing
+    )
