@@ -66,7 +66,7 @@ def test_kaizen_run_goes_through_every_phase_and_resumes(
     assert saved["phase"] == "Succeeded"
     steps = [s["name"] for s in saved["steps"]]
     assert steps[:2] == ["evaluate-baseline", "analyze"]
-    assert steps[-3:] == ["merge", "evaluate-candidate", "validate"]
+    assert steps[-3:] == ["combine", "evaluate-candidate", "validate"]
     trained = [s for s in steps if s.startswith("train-")]
     assert len(trained) == 2
     for step in trained:

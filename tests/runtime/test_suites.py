@@ -160,7 +160,9 @@ def test_a_configmap_mounted_suite_reports_errors_at_the_mounted_path(tmp_path: 
 
 def test_select_is_per_domain_and_deterministic(tmp_path: Path) -> None:
     suite = load_suite(str(write_suite(tmp_path / "mini")))
-    assert [i.id for i in suite.select(limit=1).items] == ["a1", "b1"]
+    # The limit counts per domain and split (a1 and a2 are dev items by the hash split).
+    assert [i.id for i in suite.select(limit=1).items] == ["a1", "a3", "b1"]
+    assert [i.id for i in suite.select(limit=1, split="test").items] == ["a3", "b1"]
     beta = suite.select(["beta"])
     assert ([i.id for i in beta.items], beta.domains) == (["b1"], ["beta"])
     assert suite.select(["beta"]).digest == beta.digest
@@ -373,7 +375,8 @@ def test_demo_is_shipped_and_found_by_name() -> None:
     suite = load_suite("demo")
     assert suite.domains == ["geography", "science", "arithmetic", "zephyria", "meridian_lark"]
     assert set(suite.capabilities) == set(CAPABILITIES)
-    assert 40 <= len(suite.items) <= 50
+    assert 40 <= len(suite.select(split="test").items) <= 50
+    assert 20 <= len(suite.select(split="dev").items) <= 30
 
 
 def test_demo_training_pools_never_contain_an_evaluation_question() -> None:
@@ -388,7 +391,9 @@ def test_demo_training_pools_never_contain_an_evaluation_question() -> None:
 def test_every_demo_domain_has_items_and_a_training_pool() -> None:
     suite = load_suite("demo")
     for domain in suite.domains:
-        assert 8 <= sum(1 for item in suite.items if item.domain == domain) <= 12
+        for split, low, high in (("test", 8, 12), ("dev", 4, 8)):
+            items = suite.select([domain], split=split).items  # type: ignore[arg-type]
+            assert low <= len(items) <= high, (domain, split)
         assert len(suite.training_pool(domain)) >= 15
 
 

@@ -144,4 +144,33 @@ def test_bad_sources_are_configuration_errors(adapters, tmp_path) -> None:
     with pytest.raises(ConfigurationError, match="density"):
         check_compatible([source], "ties", 0.0)
     with pytest.raises(ConfigurationError, match="unknown combination"):
-        check_compatible([source], "svd", 0.5)
+        check_compatible([source], "magnitude_prune", 0.5)
+
+
+def test_further_methods_are_written_beside_the_first_each_as_if_made_alone(
+    tiny_model_dir, adapters, tmp_path
+) -> None:
+    """`also` writes candidates/<method>/adapter; each equals the same method merged alone."""
+    from safetensors.torch import load_file
+
+    sources = [read_source(name, adapters[name]) for name in ("lumora", "spiders")]
+    both = merge_adapters(
+        sources,
+        tmp_path / "both",
+        load_base=lambda: load_model(str(tiny_model_dir), device="cpu"),
+        combination="ties",
+        also=("dare_ties", "svd"),
+        seed=3,
+    )
+    assert both.combination == "ties" and (both.adapter_dir / "adapter_config.json").is_file()
+    assert set(both.candidates) == {"dare_ties", "svd"}
+    for method in ("dare_ties", "svd"):
+        path, rank = both.candidates[method]
+        assert path == tmp_path / "both" / "candidates" / method / "adapter"
+        alone = _merge(tiny_model_dir, adapters, tmp_path / method, ["lumora", "spiders"], method, 3)
+        assert rank == alone.rank
+        made, single = (
+            load_file(p / "adapter_model.safetensors") for p in (path, alone.adapter_dir)
+        )
+        assert made.keys() == single.keys()
+        assert all(made[key].allclose(single[key], atol=1e-6) for key in made), method

@@ -1,4 +1,5 @@
-"""Command line of the evaluator image: `python -m kaizen.evaluator evaluate | analyze | validate`.
+"""Command line of the evaluator image: `python -m kaizen.evaluator evaluate | analyze | validate |
+combine`.
 
 The arguments are the typed models of `kaizen.api.args` (`EvaluateArgs`, `AnalyzeArgs`,
 `ValidateArgs`): the planner writes them, this program reads them back, and a usage error is
@@ -17,6 +18,7 @@ from kaizen.api.args import (
     EVALUATOR,
     EVALUATOR_COMMANDS,
     AnalyzeArgs,
+    CombineArgs,
     EvaluateArgs,
     StepArgs,
     ValidateArgs,
@@ -60,6 +62,10 @@ def run(args: StepArgs) -> int:
             args=args,
             inputs=_suite_inputs(args),
         )
+    if isinstance(args, CombineArgs):
+        from kaizen.evaluator.combine import run_combine
+
+        return run_combine(args)
     if isinstance(args, AnalyzeArgs):
         from kaizen.evaluator.analysis import analyze_step
 

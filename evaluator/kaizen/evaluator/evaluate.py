@@ -62,6 +62,8 @@ class EvaluateOptions:
     revision: str | None = None
     domains: Sequence[str] = ()
     limit: int | None = None
+    split: str = "all"
+    """`all`, `dev` or `test` items (`kaizen.runtime.suites.split`)."""
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     quiet: bool = False
     temperature: float = 0.0
@@ -85,6 +87,7 @@ class EvaluateOptions:
             revision=args.revision,
             domains=tuple(args.domains),
             limit=args.limit,
+            split=args.split,
             tracking=tracking,
             quiet=args.quiet,
             temperature=args.temperature,
@@ -183,7 +186,13 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
     if options.max_new_tokens < 1 or options.batch_size < 1:
         raise ConfigurationError("--max-new-tokens and --batch-size must be at least 1")
     sampling = options.sampling()
-    suite = load_suite(options.suite).select(options.domains, options.limit)
+    split = None if options.split == "all" else options.split
+    suite = load_suite(options.suite).select(options.domains, options.limit, split)  # type: ignore[arg-type]
+    if not suite.items:
+        raise ConfigurationError(
+            f"--split {options.split}: suite {suite.name} has no {options.split} items"
+            + (f" in domain(s) {', '.join(options.domains)}" if options.domains else "")
+        )
     if options.lm_eval_tasks:
         from kaizen.evaluator import lmeval
 
@@ -243,6 +252,7 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             "id": item.id,
             "domain": item.domain,
             "capability": item.capability,
+            "split": item.split,
             "question": item.question,
             "reference": item.reference,
             "scorer": item.scorer,
@@ -278,7 +288,11 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             "digest": suite.digest,
             "path": str(suite.path),
         },
-        "selection": {"domains": list(options.domains), "limit": options.limit},
+        "selection": {
+            "domains": list(options.domains),
+            "limit": options.limit,
+            **({"split": options.split} if options.split != "all" else {}),
+        },
         "model": {
             "name": options.model,
             "revision": options.revision,
@@ -369,6 +383,7 @@ def evaluate_step(options: EvaluateOptions, out: Path) -> StepSummary:
         "suite": options.suite,
         "domains": list(options.domains),
         "limit": options.limit,
+        "split": options.split,
         "max_new_tokens": options.max_new_tokens,
         "batch_size": options.batch_size,
         "temperature": options.temperature,

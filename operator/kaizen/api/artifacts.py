@@ -1,7 +1,8 @@
 """Typed, versioned files that steps leave in their artifact directories, and how to read them.
 
 `results.json` (evaluate), `plan.json` (analyze), `report.json` (validate), `training.json`
-(train) and `merge.json` (merge) are each one `Artifact` model: steps write them only with
+(train), `merge.json` (merge), `joint.json` (joint) and `combination.json` (combine) are each one
+`Artifact` model: steps write them only with
 `write_artifact` and read them only with `read_artifact`, so the file format has one owner.
 Every file carries its layout version under the key `"schema"`; a reader refuses a file
 without one, or with a version it does not know (newer: upgrade Kaizen), with an
@@ -44,6 +45,13 @@ from kaizen.api.artifacts_base import (
     read_artifact,
     write_artifact,
 )
+from kaizen.api.artifacts_combination import (
+    CandidateScore,
+    CombinationReport,
+    DomainRetention,
+    JointRecord,
+    JointSource,
+)
 from kaizen.api.artifacts_training import (
     CardLine,
     DataCard,
@@ -78,6 +86,11 @@ __all__ = [
     "ARTIFACTS",
     "Artifact",
     "ArtifactError",
+    "CandidateScore",
+    "CombinationReport",
+    "DomainRetention",
+    "JointRecord",
+    "JointSource",
     "CardLine",
     "ComparedSide",
     "DataCard",
@@ -543,6 +556,8 @@ ARTIFACTS: tuple[type[Artifact], ...] = (
     TrainingRecord,
     DataCard,
     MergeRecord,
+    JointRecord,
+    CombinationReport,
     ValidationReport,
     StepProvenance,
     ChainLineage,

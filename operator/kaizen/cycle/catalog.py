@@ -20,23 +20,34 @@ from kaizen.api.summary import StepSummary
 from kaizen.cycle import conditions as cond
 from kaizen.cycle.planner import (
     ANALYZE,
+    COMBINE,
     EVALUATE_BASELINE,
     EVALUATE_CANDIDATE,
+    JOINT,
     MERGE,
+    SCORE_PREFIX,
     TRAIN_PREFIX,
     VALIDATE,
     StepPlanner,
     bounded_label,
     dns_label,
+    score_step_name,
     train_step_name,
 )
 
 TRAIN = TRAIN_PREFIX.rstrip("-")
+SCORE = SCORE_PREFIX.rstrip("-")
 
 #: Builds a step's arguments: (planner, status so far, domain for per-domain kinds).
 ArgsBuilder = Callable[[StepPlanner, ImprovementCycleStatus, str | None], StepArgs]
 #: Copies a reported digest into the status.
 Folder = Callable[[ImprovementCycleStatus, Any], None]
+#: Whether a kind has steps in this cycle (from the spec and the status so far).
+Enabled = Callable[[StepPlanner, ImprovementCycleStatus], bool]
+
+
+def _always(planner: StepPlanner, status: ImprovementCycleStatus) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class StepKind:
     per_domain: bool = False
     """One step per priority domain of the plan (run in parallel)."""
 
+    enabled: Enabled = _always
+    """Whether the cycle runs this kind at all (a kind that does not run counts as done)."""
+
     def step_name(self, domain: str | None = None) -> str:
         """`<name>-<domain>` for a per-domain kind, else the name."""
         if self.per_domain and domain:
@@ -101,8 +115,20 @@ def _fold_adapter(status: ImprovementCycleStatus, digest: Any) -> None:
     status.adapters = [a for a in status.adapters if a.domain != digest.domain] + [digest]
 
 
+def _fold_joint(status: ImprovementCycleStatus, digest: Any) -> None:
+    status.joint = digest
+
+
+def _fold_alone(status: ImprovementCycleStatus, digest: Any) -> None:
+    status.alone = {**status.alone, **digest.domains}
+
+
 def _fold_merged(status: ImprovementCycleStatus, digest: Any) -> None:
     status.merged = digest
+
+
+def _fold_combination(status: ImprovementCycleStatus, digest: Any) -> None:
+    status.combination = digest
 
 
 def _fold_candidate(status: ImprovementCycleStatus, digest: Any) -> None:
@@ -150,22 +176,75 @@ def _build_train(
     return planner.train_args(domain, plan, scores, priority_domains(status))
 
 
+def _adapter_of(planner: StepPlanner, status: ImprovementCycleStatus, domain: str) -> str:
+    by_domain = {a.domain: a.path for a in status.adapters}
+    return by_domain.get(domain) or planner.adapter_path(train_step_name(domain))
+
+
+def _build_joint(
+    planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
+) -> StepArgs:
+    scores = dict(status.baseline.domains) if status.baseline else {}
+    return planner.joint_args(priority_domains(status), scores)
+
+
+def _build_score(
+    planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
+) -> StepArgs:
+    assert domain is not None
+    return planner.score_args(domain, _adapter_of(planner, status, domain))
+
+
 def _build_merge(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
-    by_domain = {a.domain: a.path for a in status.adapters}
-    sources = [
-        (d, by_domain.get(d) or planner.adapter_path(train_step_name(d)))
-        for d in priority_domains(status)
-    ]
+    sources = [(d, _adapter_of(planner, status, d)) for d in priority_domains(status)]
     return planner.merge_args(sources)
+
+
+def combination_candidates(
+    planner: StepPlanner, status: ImprovementCycleStatus
+) -> list[tuple[str, str]]:
+    """(name, adapter) of every candidate the combine step scores, in `merge.candidates` order."""
+    domains = len(priority_domains(status))
+    methods = planner.merge_methods(domains)
+    if domains == 1:
+        # One adapter: the merge step copied it; there is nothing else to try.
+        return [("copy", planner.merge_candidate_path(methods[0], domains))]
+    joint = (status.joint and status.joint.path) or planner.adapter_path(JOINT)
+    named = {m: planner.merge_candidate_path(m, domains) for m in methods}
+    if planner.joint_wanted(domains):
+        named["joint"] = joint
+    order = [c for c in planner.candidates() if c in named]
+    return [(name, named[name]) for name in order + [m for m in named if m not in order]]
+
+
+def _build_combine(
+    planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
+) -> StepArgs:
+    alone = [(d, planner.results_path(score_step_name(d))) for d in priority_domains(status)]
+    return planner.combine_args(
+        _baseline_results(planner, status), alone, combination_candidates(planner, status)
+    )
+
+
+def chosen_adapter(planner: StepPlanner, status: ImprovementCycleStatus) -> str:
+    """The adapter the combine step chose (what the candidate is evaluated and promoted with)."""
+    return (status.combination and status.combination.path) or planner.adapter_path(COMBINE)
 
 
 def _build_evaluate_candidate(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
-    merged = (status.merged and status.merged.path) or planner.adapter_path(MERGE)
-    return planner.evaluate_args(EVALUATE_CANDIDATE, (merged,))
+    return planner.evaluate_args(EVALUATE_CANDIDATE, (chosen_adapter(planner, status),))
+
+
+def _joint_enabled(planner: StepPlanner, status: ImprovementCycleStatus) -> bool:
+    return planner.joint_wanted(len(priority_domains(status)))
+
+
+def _merge_enabled(planner: StepPlanner, status: ImprovementCycleStatus) -> bool:
+    return bool(planner.merge_methods(len(priority_domains(status))))
 
 
 def _build_validate(
@@ -193,8 +272,38 @@ def _adapter_headline(a: Any) -> str:
     return f"adapter for {a.domain} trained{loss}"
 
 
+def _joint_headline(a: Any) -> str:
+    loss = f", final loss {a.final_loss:.3f}" if a.final_loss is not None else ""
+    return f"joint adapter trained on {a.domain}{loss}"
+
+
+def _alone_headline(e: Any) -> str:
+    scores = ", ".join(f"{d} {v:.3f}" for d, v in sorted(e.domains.items()))
+    return f"adapter alone on its dev items: {scores} ({e.items} items)"
+
+
 def _merge_headline(m: Any) -> str:
     return f"merged {len(m.sources)} adapter(s) with {m.combination}"
+
+
+def retention_phrase(c: Any) -> str:
+    """`min retention 0.93 (target 0.90, met)`, or why retention is undefined."""
+    if c.min_retention is None:
+        return "retention undefined (no adapter beat the base alone on its dev items)"
+    verdict = "met" if c.target_met else "MISSED"
+    return f"min retention {c.min_retention:.2f} (target {c.target:.2f}, {verdict})"
+
+
+def _combination_headline(c: Any) -> str:
+    per = ", ".join(
+        f"{d} {'n/a' if r is None else f'{r:.2f}'}" for d, r in sorted(c.retention.items())
+    )
+    untrained = (
+        f"; untrained domains {c.untrained_change:+.3f} at worst"
+        if c.untrained_change is not None
+        else ""
+    )
+    return f"chose {c.chosen} of {c.candidates}: {retention_phrase(c)} [{per}]{untrained}"
 
 
 def _validation_headline(v: Any) -> str:
@@ -237,6 +346,30 @@ STEP_KINDS: tuple[StepKind, ...] = (
         per_domain=True,
     ),
     StepKind(
+        name=JOINT,
+        phase=Phase.TRAINING,
+        condition=cond.ADAPTERS_TRAINED,
+        summary_field="adapter",
+        missing="joint adapter",
+        fold=_fold_joint,
+        build=_build_joint,
+        headline=_joint_headline,
+        after=(TRAIN,),
+        enabled=_joint_enabled,
+    ),
+    StepKind(
+        name=SCORE,
+        phase=Phase.MERGING,
+        condition=cond.ADAPTERS_MERGED,
+        summary_field="evaluation",
+        missing="evaluation scores",
+        fold=_fold_alone,
+        build=_build_score,
+        headline=_alone_headline,
+        after=(TRAIN,),
+        per_domain=True,
+    ),
+    StepKind(
         name=MERGE,
         phase=Phase.MERGING,
         condition=cond.ADAPTERS_MERGED,
@@ -246,6 +379,18 @@ STEP_KINDS: tuple[StepKind, ...] = (
         build=_build_merge,
         headline=_merge_headline,
         after=(TRAIN,),
+        enabled=_merge_enabled,
+    ),
+    StepKind(
+        name=COMBINE,
+        phase=Phase.MERGING,
+        condition=cond.ADAPTERS_MERGED,
+        summary_field="combination",
+        missing="combination",
+        fold=_fold_combination,
+        build=_build_combine,
+        headline=_combination_headline,
+        after=(JOINT, SCORE, MERGE),
     ),
     StepKind(
         name=EVALUATE_CANDIDATE,
@@ -256,7 +401,7 @@ STEP_KINDS: tuple[StepKind, ...] = (
         fold=_fold_candidate,
         build=_build_evaluate_candidate,
         headline=_evaluation_headline,
-        after=(MERGE,),
+        after=(COMBINE,),
     ),
     StepKind(
         name=VALIDATE,

@@ -1,6 +1,7 @@
-"""Command line of the trainer image: `python -m kaizen.trainer train | merge …`.
+"""Command line of the trainer image: `python -m kaizen.trainer train | merge | joint …`.
 
-The arguments are the typed models of `kaizen.api.args` (`TrainArgs`, `MergeArgs`): the
+The arguments are the typed models of `kaizen.api.args` (`TrainArgs`, `MergeArgs`,
+`JointArgs`): the
 planner writes them, this program reads them back. A usage error is a configuration error
 too: exit code 3 and a summary naming the step, so the operator fails the cycle at once
 instead of retrying a command that cannot work. The work is in `programs`.
@@ -13,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from kaizen.api.args import TRAINER, TRAINER_COMMANDS, StepArgs, TrainArgs
+from kaizen.api.args import TRAINER, TRAINER_COMMANDS, JointArgs, StepArgs, TrainArgs
 from kaizen.api.args import build_parser as build_step_parser
 from kaizen.api.runner import run_program
 
@@ -21,7 +22,7 @@ PROG = f"python -m {TRAINER}"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with the two subcommands (for `--help`)."""
+    """The argument parser with the subcommands (for `--help`)."""
     return build_step_parser(TRAINER_COMMANDS, prog=PROG)
 
 
@@ -39,6 +40,10 @@ def run(args: StepArgs) -> int:
 
     if isinstance(args, TrainArgs):
         return programs.run_train(args)
+    if isinstance(args, JointArgs):
+        from kaizen.trainer.joint import run_joint
+
+        return run_joint(args)
     return programs.run_merge(args)  # type: ignore[arg-type]
 
 

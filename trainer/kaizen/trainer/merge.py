@@ -1,9 +1,10 @@
 """Merging per-domain LoRA adapters into one candidate adapter with peft's `add_weighted_adapter`.
 
 Each source adapter is loaded onto the same base model under its own name, then peft
-combines them (`linear`, `cat`, `ties`, `dare_linear`, `dare_ties`) into the model's
-`default` adapter, which is saved in peft format. One source is copied unchanged: there
-is nothing to combine. Incompatible sources (different ranks for the combinations that
+combines them (`linear`, `cat`, `ties`, `dare_linear`, `dare_ties`, `svd`) into the model's
+`default` adapter, which is saved in peft format. Further methods (`also`) are applied to
+the same loaded sources, one after the other, into `candidates/<method>/adapter`, for the
+combine step to choose among. One source is copied unchanged: there is nothing to combine. Incompatible sources (different ranks for the combinations that
 need equal ranks, mixed target-module kinds) are refused before any model is loaded.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,8 @@ class MergeResult:
     rank: int
     """Rank of the merged adapter (the sum of the ranks for `cat`)."""
     seconds: float
+    candidates: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    """Each further method's adapter folder and rank."""
 
 
 def read_source(domain: str, path: str | Path) -> SourceAdapter:
@@ -143,12 +146,17 @@ def merge_adapters(
     combination: str = "ties",
     density: float = 0.5,
     seed: int = 0,
+    also: Sequence[str] = (),
 ) -> MergeResult:
-    """Combine `sources` into `output_dir/adapter`; `load_base()` is called only when there is work to do."""
-    check_compatible(sources, combination, density)
+    """Combine `sources` into `output_dir/adapter`, and with each of `also` into
+    `output_dir/candidates/<method>/adapter`; `load_base()` is called only when there is work
+    to do."""
+    for method in (combination, *also):
+        check_compatible(sources, method, density)
     started = time.perf_counter()
     adapter_dir = Path(output_dir) / "adapter"
     if len(sources) == 1:
+        # Every method of one adapter is that adapter: one copy, no candidates.
         copy_directory(sources[0].path, adapter_dir)
         return MergeResult(
             adapter_dir, COPY, tuple(sources), sources[0].rank, time.perf_counter() - started
@@ -164,24 +172,43 @@ def merge_adapters(
     model = PeftModel.from_pretrained(load_base(), str(sources[0].path), adapter_name=names[0])
     for name, source in zip(names[1:], sources[1:], strict=True):
         model.load_adapter(str(source.path), adapter_name=name)
-    # DARE drops weights at random (torch.bernoulli): the seed makes the merge repeatable.
-    torch.manual_seed(seed)
-    try:
-        model.add_weighted_adapter(
-            adapters=names,
-            weights=[1.0] * len(names),
-            adapter_name="default",
-            combination_type=combination,
-            density=density if combination in USES_DENSITY else None,
-        )
-    except ValueError as error:
-        raise ConfigurationError(
-            f"peft cannot merge these adapters with {combination!r}: {error}"
-        ) from None
-    with atomic_directory(adapter_dir) as tmp:
-        model.save_pretrained(str(tmp), selected_adapters=["default"])
-    config: Any = model.peft_config["default"]
-    rank = int(config.r)
+    rank = 0
+    candidates: dict[str, tuple[Path, int]] = {}
+    for method in dict.fromkeys((combination, *also)):
+        target = adapter_dir if method == combination else candidate_dir(output_dir, method)
+        # DARE drops weights at random (torch.bernoulli): the seed makes the merge repeatable,
+        # and reseeding per method makes each one independent of which others were asked for.
+        torch.manual_seed(seed)
+        try:
+            model.add_weighted_adapter(
+                adapters=names,
+                weights=[1.0] * len(names),
+                adapter_name="default",
+                combination_type=method,
+                density=density if method in USES_DENSITY else None,
+            )
+        except ValueError as error:
+            raise ConfigurationError(
+                f"peft cannot merge these adapters with {method!r}: {error}"
+            ) from None
+        with atomic_directory(target) as tmp:
+            model.save_pretrained(str(tmp), selected_adapters=["default"])
+        config: Any = model.peft_config["default"]
+        if method == combination:
+            rank = int(config.r)
+        else:
+            candidates[method] = (target, int(config.r))
+        model.delete_adapter("default")
     return MergeResult(
-        adapter_dir, combination, tuple(sources), rank, time.perf_counter() - started
+        adapter_dir,
+        combination,
+        tuple(sources),
+        rank,
+        time.perf_counter() - started,
+        candidates,
     )
+
+
+def candidate_dir(output_dir: str | Path, method: str) -> Path:
+    """Where a further method's adapter goes: `candidates/<method>/adapter`."""
+    return Path(output_dir) / "candidates" / method / "adapter"

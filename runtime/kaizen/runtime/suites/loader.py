@@ -191,9 +191,11 @@ class Suite:
         self, domains: Sequence[str] = (), limit: int | None = None, split: Split | None = None
     ) -> Suite:
         """The same suite restricted to `domains` (all when empty), to the items of `split` (both
-        when None), and to the first `limit` items of each domain.
+        when None), and to the first `limit` items of each domain in each split.
 
-        Deterministic (file order), so the baseline and the candidate select identical items.
+        Deterministic (file order), so the baseline and the candidate select identical items;
+        and the limit counts per split, so the dev items of a selection of both splits are
+        exactly the selection of the dev split alone (a cycle's choices pair them by id).
         """
         unknown = [d for d in domains if d not in self.domains]
         if unknown:
@@ -206,14 +208,15 @@ class Suite:
         if limit is not None and limit < 1:
             raise ConfigurationError(f"limit must be at least 1, got {limit}")
         chosen = [d for d in self.domains if not domains or d in domains]
-        taken: dict[str, int] = {}
+        taken: dict[tuple[str, str], int] = {}
         items = []
         for item in self.items:
             if item.domain not in chosen or (split is not None and item.split != split):
                 continue
-            if limit is not None and taken.get(item.domain, 0) >= limit:
+            key = (item.domain, item.split)
+            if limit is not None and taken.get(key, 0) >= limit:
                 continue
-            taken[item.domain] = taken.get(item.domain, 0) + 1
+            taken[key] = taken.get(key, 0) + 1
             items.append(item)
         return replace(
             self,

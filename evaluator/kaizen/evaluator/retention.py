@@ -1,0 +1,121 @@
+"""How much of what each domain adapter learned survives its combination, and the choice rule.
+
+All figures are on dev items (`kaizen.runtime.suites.split`); the gate never sees them.
+
+For a trained domain i, with scores on i's dev items of the base model B, of i's adapter
+alone A and of the combination C:
+
+    Rᵢ = (C − B) / (A − B)
+
+1 means the combination kept all of the adapter's own gain, 0 none of it, below 0 that the
+combination is worse than the base; above 1, that it gained more than the adapter alone
+(another domain's data helped). When A ≤ B the adapter gained nothing on its own dev
+items, so there is nothing to retain: Rᵢ is *undefined* (None), reported as such, and left
+out of the worst-domain figure rather than counted as a success or a failure.
+
+Candidates are ranked by, in order: the worst defined retention (higher first; a
+candidate with none defined ranks below any with one), the mean gain over the trained
+domains (C − B), the worst change on the untrained domains, and finally their order in
+`merge.candidates` (the first listed wins a full tie).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+RULE = (
+    "worst-domain retention, then mean gain over the trained domains, then the worst "
+    "change on the untrained domains, then the order of merge.candidates"
+)
+
+
+def retention(base: float, alone: float, combined: float) -> float | None:
+    """(combined − base) / (alone − base); None when the adapter alone did not beat the base."""
+    gain = alone - base
+    if gain <= 1e-12:
+        return None
+    return round((combined - base) / gain, 6)
+
+
+def mean_scores(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, int]]:
+    """(mean score, items) per domain of item records."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        sums.setdefault(record["domain"], []).append(float(record["score"]))
+    return {domain: (sum(v) / len(v), len(v)) for domain, v in sums.items()}
+
+
+@dataclass
+class Candidate:
+    """One candidate's figures on the dev items."""
+
+    name: str
+    order: int
+    domains: dict[str, float]
+    """Score per domain."""
+    trained: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per trained domain: base, alone, combined, retention, items."""
+    untrained_change: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def retentions(self) -> dict[str, float | None]:
+        return {domain: row["retention"] for domain, row in self.trained.items()}
+
+    @property
+    def min_retention(self) -> float | None:
+        defined = [r for r in self.retentions.values() if r is not None]
+        return min(defined) if defined else None
+
+    @property
+    def mean_gain(self) -> float:
+        gains = [row["combined"] - row["base"] for row in self.trained.values()]
+        return round(sum(gains) / len(gains), 6) if gains else 0.0
+
+    @property
+    def worst_untrained_change(self) -> float | None:
+        return min(self.untrained_change.values()) if self.untrained_change else None
+
+    def target_met(self, target: float) -> bool | None:
+        worst = self.min_retention
+        return None if worst is None else worst >= target - 1e-9
+
+    def sort_key(self) -> tuple[float, float, float, int]:
+        worst = self.min_retention
+        untrained = self.worst_untrained_change
+        return (
+            -(worst if worst is not None else float("-inf")),
+            -self.mean_gain,
+            -(untrained if untrained is not None else 0.0),
+            self.order,
+        )
+
+
+def measure(
+    name: str,
+    order: int,
+    combined: Mapping[str, tuple[float, int]],
+    base: Mapping[str, tuple[float, int]],
+    alone: Mapping[str, float],
+) -> Candidate:
+    """A candidate's retention per trained domain (`alone`'s keys) and change elsewhere."""
+    candidate = Candidate(name, order, {d: round(s, 6) for d, (s, _) in combined.items()})
+    for domain, (score, items) in sorted(combined.items()):
+        base_score = base[domain][0]
+        if domain in alone:
+            candidate.trained[domain] = {
+                "base": round(base_score, 6),
+                "alone": round(alone[domain], 6),
+                "combined": round(score, 6),
+                "retention": retention(base_score, alone[domain], score),
+                "items": items,
+            }
+        else:
+            candidate.untrained_change[domain] = round(score - base_score, 6)
+    return candidate
+
+
+def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Best first, by the rule in the module docstring."""
+    return sorted(candidates, key=Candidate.sort_key)

@@ -1,0 +1,152 @@
+"""Typed arguments of the steps that combine what the domain adapters learned.
+
+`JointArgs` (trainer `joint`): one adapter trained on the union of the priority domains'
+training sets, a candidate beside the merges. `CombineArgs` (evaluator `combine`): score
+every candidate on the suite's dev items, measure each trained domain's retention against
+its adapter alone, and choose. Re-exported by `kaizen.api.args`, whose rendering and
+parsing they share.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, field_validator
+
+from kaizen.api import fields as f
+from kaizen.api.args import EVALUATOR, TRAINER, ModelArgs, Program, cli
+
+
+def _pairs(value: list[str], what: str) -> list[str]:
+    for entry in value:
+        name, sep, path = entry.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"{entry!r}: expected {what}")
+    names = [entry.partition("=")[0].strip() for entry in value]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} given more than once")
+    return value
+
+
+def split_pairs(value: list[str]) -> list[tuple[str, str]]:
+    """`(name, path)` of each `NAME=PATH`, in order."""
+    return [(n.strip(), p.strip()) for n, _, p in (e.partition("=") for e in value)]
+
+
+class JointArgs(ModelArgs):
+    """Train one LoRA adapter on the union of the domains' training sets: writes adapter/ and
+    joint.json."""
+
+    PROGRAM: ClassVar[Program] = TRAINER
+    COMMAND: ClassVar[str] = "joint"
+    SUMMARY: ClassVar[str] = "train one adapter on the union of the domains' training sets"
+
+    data: list[str] = Field(
+        min_length=1, json_schema_extra=cli(flag="--data", metavar="DOMAIN=JSONL")
+    )
+    """A domain's training set as its train step trained on it (data.jsonl, with its replay
+    and synthesised lines); repeat for each domain. Lines repeated across domains are kept
+    once."""
+
+    rank: f.LoraRank = f.DEFAULT_LORA_RANK
+    """LoRA rank r."""
+
+    alpha: f.LoraAlpha = f.DEFAULT_LORA_ALPHA
+    """LoRA alpha; updates scale by alpha/rank."""
+
+    dropout: f.LoraDropout = f.DEFAULT_LORA_DROPOUT
+    """LoRA dropout."""
+
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(f.DEFAULT_TARGET_MODULES),
+        min_length=1,
+        json_schema_extra=cli(nargs="+", metavar="NAME"),
+    )
+    """Modules that get LoRA weights, e.g. q_proj v_proj, or all-linear."""
+
+    learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
+    """Constant AdamW learning rate."""
+
+    steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
+    """Optimiser steps (a cycle gives the sum of its domain adapters' steps)."""
+
+    batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
+    """Examples per optimiser step."""
+
+    max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
+    """Truncate examples to this many tokens."""
+
+    max_grad_norm: f.MaxGradNorm = f.DEFAULT_MAX_GRAD_NORM
+    """Gradient clipping norm, 0 for none."""
+
+    seed: f.Seed = 0
+    """Seed for initialisation, dropout and data order."""
+
+    @field_validator("data")
+    @classmethod
+    def _domain_equals_file(cls, value: list[str]) -> list[str]:
+        return _pairs(value, "DOMAIN=JSONL")
+
+    def data_pairs(self) -> list[tuple[str, str]]:
+        """`(domain, data.jsonl)` per `--data`, in order."""
+        return split_pairs(self.data)
+
+
+class CombineArgs(ModelArgs):
+    """Score each candidate combination on the suite's dev items and choose one: writes
+    combination.json, candidates/<name>/results.json and adapter/ (the chosen one)."""
+
+    PROGRAM: ClassVar[Program] = EVALUATOR
+    COMMAND: ClassVar[str] = "combine"
+    SUMMARY: ClassVar[str] = "score candidate combinations on dev items and choose one"
+
+    suite: str = Field(min_length=1)
+    """The suite of the baseline evaluation (its dev items are scored)."""
+
+    baseline: str = Field(min_length=1, json_schema_extra=cli(metavar="PATH"))
+    """results.json of the baseline evaluation (it holds the dev items' base scores)."""
+
+    alone: list[str] = Field(
+        min_length=1, json_schema_extra=cli(flag="--alone", metavar="DOMAIN=PATH")
+    )
+    """results.json of a trained domain's adapter alone on its dev items (repeat per domain)."""
+
+    candidates: list[str] = Field(
+        min_length=1, json_schema_extra=cli(flag="--candidate", metavar="NAME=DIR")
+    )
+    """A candidate adapter (peft format) and the name of its combination (repeat; the first
+    wins a full tie)."""
+
+    min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
+    """Target: every trained domain keeps at least this share of its adapter's gain."""
+
+    domains: list[str] = Field(default_factory=list, json_schema_extra=cli(separator=","))
+    """Domains evaluated (default: all; the baseline's selection)."""
+
+    limit: f.ItemLimit | None = None
+    """The baseline's per-domain item limit."""
+
+    max_new_tokens: f.MaxNewTokens = f.DEFAULT_MAX_NEW_TOKENS
+    """Most tokens generated per item."""
+
+    batch_size: f.EvalBatchSize = f.DEFAULT_EVAL_BATCH_SIZE
+    """Prompts generated together."""
+
+    @field_validator("alone")
+    @classmethod
+    def _domain_equals_results(cls, value: list[str]) -> list[str]:
+        return _pairs(value, "DOMAIN=PATH")
+
+    @field_validator("candidates")
+    @classmethod
+    def _name_equals_dir(cls, value: list[str]) -> list[str]:
+        return _pairs(value, "NAME=DIR")
+
+    def alone_pairs(self) -> list[tuple[str, str]]:
+        """`(domain, results.json)` per `--alone`, in order."""
+        return split_pairs(self.alone)
+
+    def candidate_pairs(self) -> list[tuple[str, str]]:
+        """`(name, adapter directory)` per `--candidate`, in order."""
+        return split_pairs(self.candidates)

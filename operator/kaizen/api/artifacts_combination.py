@@ -1,0 +1,156 @@
+"""`combination.json` and `joint.json`: how the domain adapters' learning was combined.
+
+`combination.json` (the combine step) keeps the table of every candidate scored on the dev
+items (per-domain scores, each trained domain's retention, the untrained domains' change,
+time), the rule that chose, and the choice. `joint.json` (the joint step) records the
+adapter trained on the union of the domains' training sets.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from kaizen.api.artifacts_base import Artifact, ModelRef, Record, SuiteRef
+
+# -- combination.json ------------------------------------------------------------------------
+
+
+class DomainRetention(Record):
+    """One trained domain on its dev items: base, its adapter alone, and the combination."""
+
+    base: float
+    """The base model's score."""
+    alone: float
+    """The domain's own adapter's score, alone."""
+    combined: float
+    """The combination's score."""
+    retention: float | None
+    """(combined − base) / (alone − base); null when `alone` ≤ `base` (the adapter gained
+    nothing there, so there is nothing to retain)."""
+    items: int
+    """Dev items of the domain."""
+
+
+class CandidateScore(Record):
+    """One candidate combination, scored on the dev items."""
+
+    name: str
+    """The combination (`ties`, `joint`, …)."""
+    adapter: str
+    """Its adapter folder."""
+    results: str
+    """Its results.json on the dev items."""
+    domains: dict[str, float]
+    """Score per domain (trained and untrained) on the dev items."""
+    trained: dict[str, DomainRetention]
+    """Each trained domain's base, alone, combined and retention."""
+    untrained_change: dict[str, float]
+    """Each untrained domain's change from the base."""
+    min_retention: float | None
+    """The worst defined retention (null: none defined)."""
+    mean_gain: float
+    """Mean over the trained domains of combined − base."""
+    worst_untrained_change: float | None
+    """The most negative untrained change (null: no untrained domain)."""
+    target_met: bool | None
+    """Every defined retention reaches the target (null: none defined)."""
+    tokens_per_second: float
+    """Generation throughput of the dev evaluation."""
+    peak_memory_mib: float
+    """Peak memory of the evaluation process so far."""
+    seconds: float
+    """Wall time of the candidate's evaluation (model load included)."""
+    rank: int
+    """Its place in the choice (1: chosen)."""
+
+
+class CombinationReport(Artifact):
+    """`combination.json`: every candidate combination, scored on dev items, and the choice."""
+
+    FILE_NAME: ClassVar[str] = "combination.json"
+    KIND: ClassVar[str] = "combination report"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name."""
+    cycle: str | None
+    """Cycle name, when run in a cycle."""
+    suite: SuiteRef
+    """The suite; `digest` covers the dev items scored."""
+    split: Literal["dev"] = "dev"
+    """The items every figure here comes from (never the gate's test items)."""
+    baseline: str
+    """The baseline results.json the base scores come from."""
+    alone: dict[str, str]
+    """Each trained domain's results.json of its adapter alone."""
+    target: float
+    """`merge.minRetention`."""
+    rule: str
+    """How the candidates were ranked."""
+    chosen: str
+    """The chosen combination."""
+    adapter: str
+    """The chosen adapter, copied here."""
+    target_met: bool | None
+    """Whether the chosen one reaches the target (null: no retention defined)."""
+    candidates: list[CandidateScore]
+    """Every candidate, best first."""
+    seconds: float
+    """Wall time of the whole step."""
+
+
+# -- joint.json ------------------------------------------------------------------------------
+
+
+class JointSource(Record):
+    """One domain's training set that went into the joint adapter."""
+
+    domain: str
+    """The domain."""
+    path: str
+    """Its data.jsonl."""
+    lines: int
+    """Lines read."""
+    kept: int
+    """Lines kept (not already given by an earlier domain's set)."""
+
+
+class JointRecord(Artifact):
+    """`joint.json`: the adapter trained on the union of the priority domains' training sets."""
+
+    FILE_NAME: ClassVar[str] = "joint.json"
+    KIND: ClassVar[str] = "joint training record"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str
+    """Step name."""
+    cycle: str | None
+    """Cycle name, when run in a cycle."""
+    model: ModelRef
+    """The base model."""
+    sources: list[JointSource]
+    """The domains' training sets, in order."""
+    examples: int
+    """Examples trained on (after tokenisation)."""
+    truncated: int
+    """Examples cut at `max_seq_length`."""
+    steps: int
+    """Optimiser steps run."""
+    learning_rate: float
+    """Constant AdamW learning rate."""
+    rank: int
+    """LoRA rank."""
+    final_loss: float
+    """Loss of the last steps."""
+    loss_curve: list[float]
+    """Loss per step (or per logging window)."""
+    train_seconds: float
+    """Wall time of the training loop."""
+    peak_memory_mb: float
+    """Peak memory of training."""
+    adapter: str
+    """The adapter folder (peft format)."""
