@@ -47,11 +47,11 @@ class FakeKube:
         self.cycles[manifest["metadata"]["name"]] = manifest
 
     async def delete_cycles(self, namespace: str, names: Any) -> list[str]:
-        names = list(names)
-        for name in names:
+        deleted: list[str] = list(names)
+        for name in deleted:
             self.calls.append(("delete-cycle", name))
             del self.cycles[name]
-        return names
+        return deleted
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.config_maps.get(name))
