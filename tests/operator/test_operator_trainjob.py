@@ -75,6 +75,7 @@ def test_a_cycle_trains_its_adapters_in_trainjobs(
         env.apply("tj", spec)
         cycle = env.wait_phase("tj", "Succeeded", timeout=600)
         trainjobs = _trainjobs(env)
+        job_names = {j["metadata"]["name"] for j in env.cluster.objects(JOBS, env.namespace)}
 
     status = cycle["status"]
     train_steps = [s for s in status["steps"] if s["name"].startswith("train-")]
@@ -88,7 +89,6 @@ def test_a_cycle_trains_its_adapters_in_trainjobs(
         validate_trainjob({k: v for k, v in trainjob.items() if k != "status"})
         (complete,) = trainjob["status"]["conditions"]
         assert complete["type"] == "Complete"
-    job_names = {j["metadata"]["name"] for j in env.cluster.objects(JOBS, env.namespace)}
     assert not job_names & {s["jobName"] for s in train_steps}
     # The nodes ran torchrun around the trainer, with the runtime's variables.
     train_runs = [r for r in env.sim.runs if "-node-0-" in r.pod]
