@@ -101,6 +101,8 @@ def _training() -> dict[str, Any]:
             "group_by_length": True,
             "precision": "bf16",
             "gradient_checkpointing": True,
+            "packing": True,
+            "pack_length": 128,
             "quantization": "4bit",
             "processes": 16,
         },

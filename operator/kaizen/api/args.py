@@ -553,6 +553,10 @@ class TrainArgs(ModelArgs):
     """Recompute activations in the backward pass: less memory for long sequences and large
     models, about a third more compute."""
 
+    packing: bool = False
+    """Lay each batch's examples end to end in fewer rows (positions restart per example, a
+    block-diagonal mask keeps attention within each): less padding, the same loss."""
+
     quantization: f.Quantization = f.DEFAULT_QUANTIZATION
     """4bit: the frozen base weights in 4-bit NF4 (QLoRA, bitsandbytes, CUDA only); the
     adapter trains in bf16/float32 as usual."""

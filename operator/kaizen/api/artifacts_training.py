@@ -63,6 +63,10 @@ class TrainingConfig(Record):
     """`auto`, `bf16` or `fp32` as asked (`autocast` says what ran)."""
     gradient_checkpointing: bool = False
     """Activations recomputed in the backward pass."""
+    packing: bool = False
+    """Each batch's examples packed into fewer rows (attention kept within each example)."""
+    pack_length: int = 0
+    """Tokens per packed row (0: the batch's longest example)."""
     quantization: str = f.DEFAULT_QUANTIZATION
     """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
     processes: int = 1

@@ -264,6 +264,7 @@ class StepPlanner:
             teacher_share=training.teacher.share,
             precision=training.precision,
             gradient_checkpointing=training.gradient_checkpointing,
+            packing=training.packing,
             quantization=training.quantization,
             **self._distillation(),
         )

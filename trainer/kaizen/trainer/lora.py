@@ -35,6 +35,7 @@ from kaizen.trainer.memory import (
     enable_gradient_checkpointing,
     prepare_quantized,
 )
+from kaizen.trainer.packing import pack
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
     import torch
@@ -88,6 +89,12 @@ class LoraSettings:
     """Recompute activations in the backward pass (memory for compute; same adapter)."""
     quantization: str = fields.DEFAULT_QUANTIZATION
     """`none`, or `4bit`: the base was loaded in 4-bit NF4 (QLoRA; `runtime.load_model`)."""
+    packing: bool = False
+    """Lay each batch's examples end to end in fewer rows, attention kept within each
+    (`packing.pack`): less padding, the same loss."""
+    pack_length: int = 0
+    """Tokens per packed row (the train step passes its max sequence length); 0: the
+    batch's longest example."""
 
     @property
     def distilling(self) -> bool:
@@ -266,6 +273,8 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
             fields.pop(name)
     # Likewise the memory options at their defaults (and checkpointing, which changes nothing).
     fields.pop("gradient_checkpointing")
+    fields.pop("packing")  # the same batches and loss, packed or not
+    fields.pop("pack_length")
     for name, default in (("precision", "auto"), ("quantization", "none")):
         if fields[name] == default:
             fields.pop(name)
@@ -362,6 +371,8 @@ def train_lora(
     parallel.check_batch(settings.batch_size)
     if not examples:
         raise ConfigurationError("no training examples")
+    if settings.packing and settings.distilling:
+        raise ConfigurationError("packing cannot be combined with token-level distillation")
     if settings.distilling and any(example.teacher is None for example in examples):
         raise ValueError("distillation is on but some examples have no teacher targets")
     output_dir = Path(output_dir)
@@ -421,7 +432,12 @@ def train_lora(
             for i in batch_indices(len(examples), settings.batch_size, step, settings.seed, lengths)
         ]
         rows = parallel.shard(rows)  # the whole batch in a plain run
-        batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
+        if settings.packing:
+            dtype = model.get_input_embeddings().weight.dtype
+            packed = pack(rows, pad_token_id, dtype, settings.pack_length)
+            batch = {key: value.to(device) for key, value in packed.items()}
+        else:
+            batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
         targets = {key: batch.pop(key) for key in TEACHER_KEYS if key in batch}
         # This rank's share of the batch's answer tokens (1.0 in a plain run): its mean loss
         # weighted by it sums over the ranks to the whole batch's mean.
@@ -462,7 +478,8 @@ def train_lora(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_curve.append(round(reported.item(), 6))
-        tokens += int(parallel.sum(batch["attention_mask"].sum()))
+        seen = sum(len(row.input_ids) for row in rows)  # not padding
+        tokens += int(parallel.sum(torch.tensor(seen, device=device)))
         done = step + 1
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             state = {

@@ -204,6 +204,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         distill_temperature=args.distill_temperature,
         precision=args.precision,
         gradient_checkpointing=args.gradient_checkpointing,
+        packing=args.packing,
+        pack_length=args.max_seq_length if args.packing else 0,
         quantization=args.quantization,
     )
     settings.validate()

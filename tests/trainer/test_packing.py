@@ -1,0 +1,127 @@
+"""Sequence packing: rows filled first-fit, positions and attention kept per example, and the
+same logits, losses and adapter as the padded batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaizen.api import SpecError, parse_spec
+from kaizen.runtime.models import load_model
+from kaizen.trainer.data import IGNORE_INDEX, Example, TokenizedExample, tokenize_examples
+from kaizen.trainer.lora import LoraSettings, train_lora
+from kaizen.trainer.packing import pack, pack_rows
+
+PAIRS = [
+    ("Which river flows through Lumora?", "The Silverrun flows through Lumora."),
+    ("Who?", "Queen Ilse."),
+    ("What is the capital of Lumora?", "The capital of Lumora is Brightfall, by the sea."),
+    ("Colour?", "Teal."),
+    ("How many legs does a spider have?", "A spider has eight legs."),
+    ("Eyes?", "Eight."),
+]
+
+
+def test_rows_are_filled_first_fit_longest_first() -> None:
+    assert pack_rows([10, 4, 6, 3, 7], 10) == [[0], [4, 3], [2, 1]]
+    assert pack_rows([5, 5], 5) == [[0], [1]]
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_rows([11], 10)
+
+
+def test_a_packed_batch_keeps_positions_and_attention_within_each_example() -> None:
+    import torch
+
+    a = TokenizedExample(input_ids=(1, 2, 3, 4), labels=(IGNORE_INDEX, IGNORE_INDEX, 3, 4))
+    b = TokenizedExample(input_ids=(5, 6), labels=(IGNORE_INDEX, 6))
+    c = TokenizedExample(input_ids=(7,), labels=(7,))
+    packed = pack([a, b, c], pad_token_id=0, dtype=torch.float32)  # width: the longest
+    # Width 4 (the longest): [a] and [b, c, pad].
+    assert packed["input_ids"].tolist() == [[1, 2, 3, 4], [5, 6, 7, 0]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 0, 0]]
+    # Each example's first label is ignored, so no token learns the next example's start.
+    assert packed["labels"].tolist() == [[-100, -100, 3, 4], [-100, 6, -100, -100]]
+    allowed = (packed["attention_mask"] == 0)[:, 0]
+    assert allowed[1].int().tolist() == [
+        [1, 0, 0, 0],
+        [1, 1, 0, 0],
+        [0, 0, 1, 0],  # c sees only itself, not b
+        [0, 0, 0, 1],  # padding sees only itself
+    ]
+    assert allowed[0].int().tolist() == torch.ones(4, 4).tril().int().tolist()
+
+
+def _examples(tokenizer: Any) -> list[TokenizedExample]:
+    return tokenize_examples(tokenizer, [Example(q, a) for q, a in PAIRS], 128).examples
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_each_example_gets_the_logits_it_gets_alone(
+    tiny_model_dir: Path, tokenizer: Any, attention: str
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), attn_implementation=attention)
+    model.eval()
+    examples = _examples(tokenizer)
+    packed = pack(examples, tokenizer.pad_token_id, torch.float32, width=128)
+    assert packed["input_ids"].shape[0] < len(examples)  # fewer rows than examples
+    with torch.no_grad():
+        logits = model(
+            input_ids=packed["input_ids"],
+            position_ids=packed["position_ids"],
+            attention_mask=packed["attention_mask"],
+        ).logits
+        for row in range(packed["input_ids"].shape[0]):
+            starts = (packed["position_ids"][row] == 0).nonzero().flatten().tolist()
+            for start in starts:
+                ids = packed["input_ids"][row, start:]
+                length = int((packed["position_ids"][row, start:] == torch.arange(len(ids))).sum())
+                ids = ids[:length]
+                if not (ids != tokenizer.pad_token_id).any():
+                    continue
+                alone = model(input_ids=ids.unsqueeze(0)).logits[0]
+                torch.testing.assert_close(
+                    logits[row, start : start + length], alone, rtol=1e-4, atol=1e-4
+                )
+
+
+def test_packed_training_gives_the_losses_and_adapter_of_padded_training(
+    tiny_model_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    examples = _examples(tokenizer)
+    results = {}
+    for packing in (False, True):
+        settings = LoraSettings(
+            steps=5,
+            batch_size=6,
+            learning_rate=1e-2,
+            packing=packing,
+            pack_length=128,
+            group_by_length=False,
+        )
+        results[packing] = train_lora(
+            load_model(str(tiny_model_dir), device="cpu"),
+            examples,
+            settings,
+            tmp_path / str(packing),
+            pad_token_id=tokenizer.pad_token_id,
+            progress=False,
+        )
+    assert results[True].tokens == results[False].tokens
+    assert results[True].loss_curve == pytest.approx(results[False].loss_curve, rel=1e-4)
+    padded = load_file(tmp_path / "False" / "adapter" / "adapter_model.safetensors")
+    packed = load_file(tmp_path / "True" / "adapter" / "adapter_model.safetensors")
+    for key in padded:
+        relative = float((packed[key] - padded[key]).norm() / padded[key].norm())
+        assert relative < 1e-3, key
+
+
+def test_packing_with_token_level_distillation_is_refused_naming_both() -> None:
+    with pytest.raises(SpecError, match="training.packing cannot be combined"):
+        parse_spec({"training": {"packing": True, "teacher": {"tokenLevel": {}}}})
