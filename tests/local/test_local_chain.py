@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,20 @@ def test_kaizen_run_chains_cycles_from_the_promoted_adapters_and_writes_the_line
     # The second cycle really started from the first one's adapter.
     baseline = json.loads((folder / "loop-2" / "evaluate-baseline" / "results.json").read_text())
     assert baseline["model"]["adapters"] == [first]
+    # ...and was also compared with version 1 as it was promoted (loop-1's candidate).
+    spec = json.loads((folder / "loop-2" / "status.json").read_text())["spec"]
+    loop1 = json.loads((folder / "loop-1" / "status.json").read_text())["status"]
+    assert spec["validation"]["reference"] == {
+        "results": loop1["candidate"]["resultsPath"],
+        "name": "v1",
+    }
+    assert loop1["candidate"]["resultsPath"].startswith(str(folder / "loop-1"))
     # The status the operator would hold, and the report.
     status = json.loads((folder / "loop" / "chain-status.json").read_text())["status"]
     assert status["phase"] == "Completed" and status["stopReason"] == "MaxCycles"
     assert [r["cycle"] for r in status["lineage"]] == ["loop-1", "loop-2"]
-    assert "loop-2" in run.stdout and "v1    v2  Promoted" in run.stdout
+    assert re.search(r"^loop-1\s+v0\s+v1\s+Promoted", run.stdout, re.MULTILINE)
+    assert re.search(r"^loop-2\s+v1\s+v2\s+Promoted", run.stdout, re.MULTILINE)
 
     # Run again: the chain is complete, nothing runs again.
     again = kaizen("run", str(chain_file), "--cycles", "2", "--artifacts", str(art), cwd=tmp_path)

@@ -128,6 +128,10 @@ def test_a_chain_runs_three_cycles_each_from_the_previous_promoted_adapters(
     assert sorted(remaining) == ["loop-3"]
     last = remaining["loop-3"]
     assert last["spec"]["model"]["adapters"] == merged[:2]
+    # ...and is also compared with that version as it was promoted (loop-2's candidate).
+    reference = last["spec"]["validation"]["reference"]
+    assert reference["name"] == "v2"
+    assert reference["results"] == final["loop-2"]["status"]["candidate"]["resultsPath"]
     assert last["metadata"]["labels"]["team"] == "ml"
     assert last["metadata"]["labels"]["kaizen.dev/chain-index"] == "3"
     (owner,) = last["metadata"]["ownerReferences"]
