@@ -291,6 +291,17 @@ class Cluster:
         """Requests served so far, by ``"<METHOD> <resource>[/<subresource>]"`` (WATCH for watches)."""
         return self.call(lambda: dict(self.emulator.request_counts))
 
+    def requests_by_token(self) -> dict[str, int]:
+        """Requests served so far, by the bearer token of the client that sent them."""
+        return self.call(lambda: dict(self.emulator.requests_by_token))
+
+    def write_kubeconfig(self, path: Path, token: str) -> Path:
+        """A kubeconfig for this emulator with its own token (to count one client's requests)."""
+        config = yaml.safe_load(self.kubeconfig_path.read_text())
+        config["users"][0]["user"]["token"] = token
+        path.write_text(yaml.safe_dump(config))
+        return path
+
     def requests_served(self) -> int:
         """How many requests the emulator has served so far."""
         return self.call(lambda: self.emulator.requests_served)

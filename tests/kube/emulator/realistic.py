@@ -24,9 +24,11 @@ class RealisticEmulator(EmulatorWrites):
     """kmock's emulator with the realism layer described in the package docstring."""
 
     #: Requests kept in kmock's request log (the DSL's views and reactions route by scanning it).
-    request_log_limit: int = 256
+    request_log_limit: int = 8
     #: Every request served, by ``"<METHOD> <resource>[/<subresource>]"`` (``watch`` for watches).
     request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
+    #: Every request served, by the bearer token it came with (which client sent it).
+    requests_by_token: Counter[str] = attrs.field(factory=Counter, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -38,6 +40,8 @@ class RealisticEmulator(EmulatorWrites):
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         # Skip KubernetesEmulator._handle (its state changes); the layers' _serve_* do it all.
         self.request_counts[_request_key(request)] += 1
+        auth = request.headers.get("Authorization") or request.headers.get("authorization") or ""
+        self.requests_by_token[auth.removeprefix("Bearer ").strip()] += 1
         self._bound_request_log()
         for fault in self.faults:
             if fault.check(request):

@@ -41,6 +41,10 @@ kubelet does; the Pod log store is the emulator's (a real server answers 405: lo
 default (``Orphan``) leaves its Pod running to the end, as in a real cluster; pass
 ``kill_orphans=True`` to kill it anyway. Suspending a running Job kills it and deletes its Pod.
 
+With ``step_runner`` (e.g. :func:`tests.kube.fast_steps.run_fast_step`) a container runs in
+this process instead, after ``step_seconds`` (a deleted pod ends it first, exit code 143):
+fault-injection tests and the scale benchmark measure the operator, not the step programs.
+
 Errors inside the simulator are collected and re-raised by :meth:`JobSimulator.stop`.
 
 With ``trainjobs=True`` it also plays Kubeflow Trainer for ``trainer.kubeflow.org/v1alpha1``

@@ -23,6 +23,9 @@ from tests.kube.jobsim.common import REPO_ROOT, Run, _Gone, _JobRun
 T = TypeVar("T")
 #: Seconds the simulator keeps retrying a call while the API server cannot be reached.
 OUTAGE_TIMEOUT = 60.0
+#: Runs a container's command in this process instead of a subprocess: (argv, environment)
+#: -> (log, exit code). It writes the termination message to ``environment[SUMMARY_ENV]``.
+StepRunner = Callable[[list[str], dict[str, str]], tuple[str, int]]
 
 
 class SimulatorBase:
@@ -40,6 +43,8 @@ class SimulatorBase:
         kill_orphans: bool = False,
         api_client_factory: Callable[[], kubernetes.client.ApiClient] | None = None,
         trainjobs: bool = False,
+        step_runner: StepRunner | None = None,
+        step_seconds: float = 0.0,
     ) -> None:
         self.namespace = namespace
         #: Also run Kubeflow Trainer TrainJobs (see :mod:`.trainjobs`).
@@ -48,6 +53,9 @@ class SimulatorBase:
         self.extra_env = dict(extra_env or {})
         self.retry_delay = retry_delay
         self.kill_orphans = kill_orphans
+        #: Runs each container in this process (see ``StepRunner``) after ``step_seconds``.
+        self.step_runner = step_runner
+        self.step_seconds = step_seconds
         factory = api_client_factory or cluster.api_client
         self._factory = factory
         self._client = factory()

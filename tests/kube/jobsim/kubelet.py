@@ -136,6 +136,8 @@ class Kubelet(SimulatorBase):
                 "no command in the container spec (image entrypoints are not emulated)\n",
                 127,
             )
+        elif self.step_runner is not None:
+            output, exit_code = self._run_in_process(run, argv, env, deadline)
         else:
             output, exit_code = self._execute(run, argv, env, deadline, pod_spec)
         record.log, record.exit_code = output, exit_code
@@ -278,6 +280,21 @@ class Kubelet(SimulatorBase):
                 return {}
             raise _ConfigError(f'configmap "{name}" not found') from None
         return dict(cm.data or {})
+
+    def _run_in_process(
+        self, run: _JobRun, argv: list[str], env: dict[str, str], deadline: float | None
+    ) -> tuple[str, int]:
+        """The container as ``step_runner``, after ``step_seconds`` (a deleted pod or the
+        deadline ends it first, as SIGTERM would: exit code 143)."""
+        assert self.step_runner is not None
+        hold = self.step_seconds
+        if deadline is not None:
+            hold = min(hold, max(0.0, deadline - time.monotonic()))
+        if (hold > 0 and run.cancel.wait(hold)) or run.cancel.is_set():
+            return "terminated\n", 143
+        if deadline is not None and time.monotonic() >= deadline:
+            return "deadline exceeded\n", 143
+        return self.step_runner(argv, env)
 
     def _execute(
         self,

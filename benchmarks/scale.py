@@ -1,0 +1,331 @@
+"""How the operator scales: N concurrent cycles on the API emulator, steps that finish at once.
+
+    python benchmarks/scale.py                        # N = 100, 500, 1000
+    python benchmarks/scale.py --cycles 100 --json scale.json
+
+For each N: an emulator (tests/kube/emulator) and a job simulator (tests/kube/jobsim) whose
+steps report at once (tests/kube/fast_steps.py, after --step-seconds) run in this process; the
+operator runs as its own process (`python -m kaizen.operator`, kopf, standalone) with its own
+token, so its requests, CPU time and memory are counted apart from the emulator's. Cycles are
+spread over namespaces of --per-namespace cycles (one job simulator each) and created at once.
+
+Reported, per N:
+  * create -> Succeeded: p50 / p95 / p99 over all cycles (seconds);
+  * event -> status: from a Job's Complete condition to the step's Succeeded record in the
+    cycle's status, p50 / p95 / p99 over all steps (seconds);
+  * operator RSS (peak and at the end, MiB), operator CPU seconds, emulator+simulator CPU;
+  * API requests: the operator's, per second of the run and per cycle; everyone's;
+  * resync after a restart: the operator killed (SIGKILL) and started again with every cycle
+    finished; seconds until its `kaizen_cycles` gauge counts every cycle, and its requests.
+
+Timings depend on the machine (and on who else uses it): compare figures from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import kubernetes  # noqa: E402
+from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
+
+from tests.kube.cluster import Cluster, running_cluster  # noqa: E402
+from tests.kube.fast_steps import run_fast_step  # noqa: E402
+from tests.kube.jobsim import JobSimulator  # noqa: E402
+
+G, V, P = "kaizen.dev", "v1alpha1", "improvementcycles"
+OPERATOR_TOKEN = "kaizen-operator"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--per-namespace", type=int, default=50)
+    parser.add_argument("--step-seconds", type=float, default=0.05)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="per N, seconds")
+    parser.add_argument("--metrics-port", type=int, default=19090)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"n": len(values), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+class Recorder:
+    """Watches cycles and Jobs in every namespace: when each cycle and each step finished."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.client = cluster.api_client()
+        self.created: dict[str, float] = {}
+        self.succeeded: dict[str, float] = {}
+        self.job_complete: dict[str, float] = {}
+        self.step_recorded: dict[str, float] = {}
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch, args=(kind,), daemon=True)
+            for kind in ("cycles", "jobs")
+        ]
+
+    def start(self) -> Recorder:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self, kind: str) -> None:
+        api = kubernetes.client.CustomObjectsApi(self.client)
+        rv = ""
+        while not self._stop.is_set():
+            args = (G, V, P) if kind == "cycles" else ("batch", "v1", "jobs")
+            try:
+                resp = api.list_cluster_custom_object(
+                    *args,
+                    watch=True,
+                    resource_version=rv or None,
+                    timeout_seconds=30,
+                    _preload_content=False,
+                )
+                for line in iter_resp_lines(resp):
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        rv = ""
+                        break
+                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                    now = time.monotonic()
+                    (self._on_cycle if kind == "cycles" else self._on_job)(obj, now)
+            except Exception:  # noqa: BLE001 - watch again
+                time.sleep(0.1)
+
+    def _on_cycle(self, cycle: dict[str, Any], now: float) -> None:
+        key = f"{cycle['metadata']['namespace']}/{cycle['metadata']['name']}"
+        status = cycle.get("status") or {}
+        for step in status.get("steps") or []:
+            if step.get("state") == "Succeeded":
+                self.step_recorded.setdefault(f"{key.split('/')[0]}/{step['jobName']}", now)
+        if status.get("phase") == "Succeeded":
+            self.succeeded.setdefault(key, now)
+        elif status.get("phase") == "Failed" and key not in self.failed:
+            self.failed.append(key)
+
+    def _on_job(self, job: dict[str, Any], now: float) -> None:
+        conditions = (job.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions):
+            key = f"{job['metadata']['namespace']}/{job['metadata']['name']}"
+            self.job_complete.setdefault(key, now)
+
+
+@contextlib.contextmanager
+def operator_process(
+    cluster: Cluster, workdir: Path, namespaces: list[str], metrics_port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    kubeconfig = cluster.write_kubeconfig(workdir / "operator.kubeconfig", OPERATOR_TOKEN)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "KAIZEN_ARTIFACT_ROOT": str(workdir / "artifacts"),
+        "KAIZEN_ARTIFACT_PVC": "",
+        "KAIZEN_SCANNING": "false",
+        "KAIZEN_METRICS_PORT": str(metrics_port),
+        "KAIZEN_NAMESPACES": ",".join(namespaces),
+    }
+    log = (workdir / "operator.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kaizen.operator", "--standalone"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def cycles_gauge(port: int) -> float | None:
+    """The operator's `kaizen_cycles` summed over phases (None while it cannot be read)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.decode().splitlines()
+        if line.startswith("kaizen_cycles{")
+    )
+
+
+def cycle_body(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "ImprovementCycle",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "bench/model"},
+            "evaluation": {"suite": "demo", "limit": 2},
+            "analysis": {"scoreThreshold": 1.0, "maxPriorityDomains": 2},
+        },
+    }
+
+
+def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    namespaces = [
+        f"scale-{i:03d}" for i in range((n + args.per_namespace - 1) // args.per_namespace)
+    ]
+    with (
+        tempfile.TemporaryDirectory(prefix="kaizen-scale-") as tmp,
+        running_cluster(Path(tmp)) as cluster,
+        contextlib.ExitStack() as stack,
+    ):
+        workdir = Path(tmp)
+        for namespace in namespaces:
+            stack.enter_context(
+                JobSimulator(
+                    cluster,
+                    namespace,
+                    max_parallel=2 * args.per_namespace,
+                    step_runner=run_fast_step,
+                    step_seconds=args.step_seconds,
+                )
+            )
+        recorder = Recorder(cluster).start()
+        bench_pid = os.getpid()
+        api = kubernetes.client.CustomObjectsApi(cluster.api_client())
+        result: dict[str, Any] = {"cycles": n, "namespaces": len(namespaces)}
+        with operator_process(cluster, workdir, namespaces, args.metrics_port) as operator:
+            while cycles_gauge(args.metrics_port) is None and operator.poll() is None:
+                time.sleep(0.2)  # the metrics server is up once startup ran
+            requests0 = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
+            total0 = cluster.requests_served()
+            op_cpu0, bench_cpu0 = cpu_seconds(operator.pid), cpu_seconds(bench_pid)
+            started = time.monotonic()
+            peak_rss = 0.0
+            for i in range(n):
+                name = f"c{i:04d}"
+                namespace = namespaces[i // args.per_namespace]
+                recorder.created[f"{namespace}/{name}"] = time.monotonic()
+                api.create_namespaced_custom_object(G, V, namespace, P, cycle_body(name))
+            result["create_seconds"] = round(time.monotonic() - started, 1)
+            while len(recorder.succeeded) + len(recorder.failed) < n:
+                if time.monotonic() - started > args.timeout or operator.poll() is not None:
+                    break
+                peak_rss = max(peak_rss, rss_mib(operator.pid)[0])
+                time.sleep(0.5)
+                if int(time.monotonic() - started) % 15 == 0:
+                    print(
+                        f"  {time.monotonic() - started:5.0f} s: {len(recorder.succeeded)} "
+                        f"succeeded, {len(recorder.failed)} failed, "
+                        f"{len(recorder.job_complete)} Jobs complete",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            elapsed = time.monotonic() - started
+            rss, hwm = rss_mib(operator.pid)
+            op_requests = cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0
+            result.update(
+                succeeded=len(recorder.succeeded),
+                failed=len(recorder.failed),
+                wall_seconds=round(elapsed, 1),
+                create_to_succeeded=percentiles(
+                    [t - recorder.created[k] for k, t in recorder.succeeded.items()]
+                ),
+                event_to_status=percentiles(
+                    [
+                        recorder.step_recorded[k] - t
+                        for k, t in recorder.job_complete.items()
+                        if k in recorder.step_recorded
+                    ]
+                ),
+                operator_rss_mib={"end": round(rss, 1), "peak": round(max(hwm, peak_rss), 1)},
+                operator_cpu_seconds=round(cpu_seconds(operator.pid) - op_cpu0, 1),
+                emulator_and_simulator_cpu_seconds=round(cpu_seconds(bench_pid) - bench_cpu0, 1),
+                operator_requests=op_requests,
+                operator_requests_per_second=round(op_requests / elapsed, 1),
+                operator_requests_per_cycle=round(op_requests / n, 1),
+                all_requests_per_second=round((cluster.requests_served() - total0) / elapsed, 1),
+            )
+            operator.send_signal(signal.SIGKILL)
+            operator.wait()
+        recorder.stop()
+        # Resync: a fresh operator with every cycle finished (the restart-cost of item 13).
+        with operator_process(cluster, workdir, namespaces, args.metrics_port + 1) as operator:
+            requests0 = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
+            t0 = time.monotonic()
+            while (cycles_gauge(args.metrics_port + 1) or 0) < n and time.monotonic() - t0 < 600:
+                if operator.poll() is not None:
+                    break
+                time.sleep(0.1)
+            resync = time.monotonic() - t0
+            time.sleep(2.0)  # what else the restart costs once every cycle is known
+            result["resync"] = {
+                "seconds_to_all_cycles_known": round(resync, 1),
+                "operator_requests": cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0,
+                "operator_rss_mib": round(rss_mib(operator.pid)[0], 1),
+            }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = []
+    for n in args.cycles:
+        print(f"--- {n} cycles", flush=True)
+        result = run(n, args)
+        print(json.dumps(result, indent=2), flush=True)
+        results.append(result)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["succeeded"] == r["cycles"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
