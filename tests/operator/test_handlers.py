@@ -18,7 +18,7 @@ from kopf._core.intents import causes
 from kaizen.operator import handlers, pacing
 from kaizen.operator.__main__ import kopf_args
 from kaizen.operator.kube import ApiException
-from kaizen.operator.pacing import Retries, SettledCycles
+from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles
 from kaizen.operator.reconciler import CycleReconciler
 from kaizen.operator.settings import OperatorSettings
 
@@ -107,6 +107,7 @@ class _Failing:
         self.error = error
         self.calls: list[tuple[str, str]] = []
         self.settled = SettledCycles()
+        self.job_signatures = JobSignatures()
         self.delays: list[float] = []
         self.retries = Retries(self.reconcile, sleep=self._sleep)
 
@@ -269,3 +270,54 @@ def test_only_kube_imports_the_kubernetes_client() -> None:
         )
     )
     assert importers == ["kube.py"]
+
+
+async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() -> None:
+    # The Job controller writes a step's status about four times (started, success criteria
+    # met, complete); kopf reports each. Only the writes that can change a decision reconcile.
+    from tests.operator.test_reconciler import NAME, NS, UID, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    memo = SimpleNamespace(kaizen=reconciler)
+    labels = {"kaizen.dev/cycle": NAME}
+    meta = {"name": "demo-x", "uid": "job-1", "ownerReferences": [{"uid": UID, "controller": True}]}
+    versions = [
+        ("ADDED", {}, True),
+        ("MODIFIED", {"active": 1}, True),
+        ("MODIFIED", {"active": 1}, False),  # a write that changed nothing it reads
+        (
+            "MODIFIED",
+            {"succeeded": 1, "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}]},
+            True,  # active went to 0
+        ),
+        (
+            "MODIFIED",
+            {
+                "succeeded": 1,
+                "completionTime": "2026-11-25T10:00:05Z",
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}],
+            },
+            False,
+        ),
+        (
+            "MODIFIED",
+            {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+            True,
+        ),
+        ("DELETED", {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}, True),
+    ]
+    for event, job_status, reconciles in versions:
+        kube.calls.clear()
+        body = {"metadata": meta, "spec": {}, "status": job_status}
+        await handlers.job_event(
+            namespace=NS,
+            labels=labels,
+            memo=memo,
+            logger=logging.getLogger("t"),
+            body=body,
+            type=event,
+        )
+        assert (("get_cycle", NAME) in kube.calls) == reconciles, (event, job_status)
+    assert len(reconciler.job_signatures) == 0  # forgotten with the Job

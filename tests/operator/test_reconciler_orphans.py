@@ -7,6 +7,7 @@ the old Job is left or it failed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,9 +35,11 @@ def kube() -> FakeKube:
 
 
 @pytest.fixture
-def reconciler(kube: FakeKube) -> CycleReconciler:
+async def reconciler(kube: FakeKube) -> AsyncIterator[CycleReconciler]:
     settings = OperatorSettings.from_env({"KAIZEN_ARTIFACT_ROOT": "/artifacts"})
-    return CycleReconciler(kube, settings, post_event=lambda *_: None)
+    reconciler = CycleReconciler(kube, settings, post_event=lambda *_: None)
+    yield reconciler
+    await reconciler.retries.close()
 
 
 async def _running_baseline(kube: FakeKube, reconciler: CycleReconciler) -> str:
@@ -65,6 +68,8 @@ async def test_no_relaunch_while_the_orphaned_pod_runs_then_its_result_is_adopte
     (step,) = kube.cycles[(NS, NAME)]["status"]["steps"]
     assert (step["state"], step["reason"], step["attempt"]) == ("Running", "OrphanedPod", 1)
     assert job in step["message"] and "still runs" in step["message"]
+    # No event announces the pod's end (the operator watches Jobs): a look is scheduled.
+    assert reconciler.retries.pending == 1
 
     kube.pods[job] = [_pod(job, "Succeeded", 0, baseline_summary())]
     await reconciler.reconcile(NS, NAME)

@@ -181,11 +181,13 @@ async def job_event(
     memo: Any,
     logger: kopf.Logger,
     body: Mapping[str, Any] | None = None,
+    type: str | None = None,  # noqa: A002 - kopf's name for the watch event's type
     **_: Any,
 ) -> None:
     """A step Job changed (created, progressed, finished, deleted): reconcile its cycle.
 
-    Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling). kopf
+    Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling), nor
+    for a Job write that changes nothing the engine acts on (`JobSignatures`). kopf
     does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
     30 s), not only by the safety-net timer a minute later.
     """
@@ -193,8 +195,16 @@ async def job_event(
     ns, cycle = _namespace(namespace), labels[LABEL_CYCLE]
     if body is not None and reconciler.settled.covers(ns, cycle, controller_uid(body)):
         return
+    signatures = reconciler.job_signatures
+    if body is not None:
+        if type == "DELETED":
+            signatures.forget(ns, body)
+        elif signatures.unchanged(ns, body):
+            return  # nothing the engine acts on changed (e.g. SuccessCriteriaMet before Complete)
     try:
         await reconciler.reconcile(ns, cycle)
+        if body is not None and type != "DELETED":
+            signatures.handled(ns, body)
     except Exception as error:  # noqa: BLE001 - retried below, and by the timer
         delay = reconciler.retries.failed(ns, cycle)
         logger.warning(

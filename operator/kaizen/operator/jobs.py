@@ -472,6 +472,10 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
     return starting(name, "Job")
 
 
+#: Reason of a step whose Job was deleted while its pod still runs.
+ORPHANED_POD = "OrphanedPod"
+
+
 def observe_orphaned_pods(
     name: str, job_name: str, pods: Sequence[Mapping[str, Any]]
 ) -> StepObservation | None:
@@ -488,7 +492,7 @@ def observe_orphaned_pods(
         message = (
             f"Job {job_name} was deleted but its pod {pod} still runs; relaunching after it ends"
         )
-        return StepObservation(name, StepState.RUNNING, reason="OrphanedPod", message=message)
+        return StepObservation(name, StepState.RUNNING, reason=ORPHANED_POD, message=message)
     for pod in newest_first(pods):
         state = terminated_state(pod)
         summary, _ = read_summary(state)

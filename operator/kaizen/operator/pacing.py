@@ -69,6 +69,17 @@ class Retries:
         )
         return delay
 
+    def later(self, namespace: str, name: str, delay: float) -> bool:
+        """Reconcile again after `delay` (something no watch event will announce, such as the
+        end of an orphaned pod); False when a retry is already pending."""
+        key = (namespace, name)
+        if key in self._pending:
+            return False
+        self._pending[key] = asyncio.get_running_loop().create_task(
+            self._retry(key, delay), name=f"kaizen-recheck-{namespace}/{name}"
+        )
+        return True
+
     def succeeded(self, namespace: str, name: str) -> None:
         """A reconciliation went through: the next failure starts from the first delay again."""
         self._failures.pop((namespace, name), None)
@@ -143,3 +154,54 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
         if owner.get("controller") and owner.get("uid"):
             return str(owner["uid"])
     return None
+
+
+#: Job conditions the engine acts on (SuccessCriteriaMet, FailureTarget come just before them).
+_DECISIVE_CONDITIONS = ("Complete", "Failed", "Suspended")
+
+
+def job_signature(job: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the engine can learn from a Job's own object (pods aside): two events with the same
+    signature cannot change a decision, and the second costs no reconciliation."""
+    spec = job.get("spec") or {}
+    status = job.get("status") or {}
+    decisive = sorted(
+        str(c.get("type"))
+        for c in status.get("conditions") or []
+        if c.get("type") in _DECISIVE_CONDITIONS and c.get("status") == "True"
+    )
+    return (
+        (job.get("metadata") or {}).get("uid"),
+        bool(spec.get("suspend")),
+        bool(status.get("active")),
+        status.get("ready") or 0,
+        status.get("failed") or 0,
+        tuple(decisive),
+    )
+
+
+class JobSignatures:
+    """The signature of each step Job when its cycle was last reconciled because of it.
+
+    The Job controller writes a Job's status several times per step (started, success
+    criteria met, complete) and kopf reports each write; only the changes the engine acts on
+    need a reconciliation. Forgotten when the Job is deleted; empty after a restart.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Key, tuple[Any, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def unchanged(self, namespace: str, job: Mapping[str, Any]) -> bool:
+        name = str((job.get("metadata") or {}).get("name") or "")
+        return bool(name) and self._seen.get((namespace, name)) == job_signature(job)
+
+    def handled(self, namespace: str, job: Mapping[str, Any]) -> None:
+        name = (job.get("metadata") or {}).get("name")
+        if name:
+            self._seen[(namespace, name)] = job_signature(job)
+
+    def forget(self, namespace: str, job: Mapping[str, Any]) -> None:
+        self._seen.pop((namespace, str((job.get("metadata") or {}).get("name") or "")), None)

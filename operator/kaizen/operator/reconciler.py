@@ -30,7 +30,7 @@ from kaizen.operator.jobs import (
     observe_orphaned_pods,
 )
 from kaizen.operator.kube import JobOwnedByAnother
-from kaizen.operator.pacing import Retries, SettledCycles
+from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND
 from kaizen.operator.trainjobs import (
@@ -162,6 +162,8 @@ class CycleReconciler:
         self.settled = SettledCycles()
         #: Prompt retries (with backoff) of reconciliations that failed outside kopf's retries.
         self.retries = Retries(self.reconcile)
+        #: What each Job looked like when it last caused a reconciliation (see JobSignatures).
+        self.job_signatures = JobSignatures()
 
     @property
     def busy(self) -> int:
