@@ -4,8 +4,9 @@ The domain is Korrin (benchmarks/suites/korrin/), an invented island nation writ
 benchmark and defined only by its facts. Its evaluation items are held-out paraphrases of
 single facts and questions that need two or three facts combined. The benchmark builds one
 suite of Korrin plus the real domains of the demo suite (geography, science, arithmetic,
-with their training pools for rehearsal) and trains one adapter for Korrin three ways, on the
-same base model, steps and seed:
+with their training pools for rehearsal; `--others core` lends the core suite's nine domains
+of 48 items instead, fine enough for the "no other domain down by 2 points" target) and
+trains one adapter for Korrin three ways, on the same base model, steps and seed:
 
 - `pool`: a plain question–answer pool, one line per fact (the first question of its
   relation and the fact's statement), as a user would write it; synthesis off;
@@ -38,24 +39,31 @@ from kaizen.runtime.suites import load_suite
 
 HERE = Path(__file__).resolve().parent
 KORRIN = HERE / "suites" / "korrin"
-OTHER_DOMAINS = ("geography", "science", "arithmetic")
+#: The real domains each shipped suite lends the benchmark (its invented worlds stay out: they
+#: are what a cycle would train). The demo's have 10 items each (one item is 10 points); the
+#: core suite's 48 (about 2 points), for the "no other domain down" target.
+OTHER_DOMAINS = {
+    "demo": ("geography", "science", "arithmetic"),
+    "core": tuple(load_suite("core").domains),
+}
 VARIANTS = ("pool", "+synthesis", "+teacher")
 
 
-def build_suite(target: Path) -> Path:
-    """Korrin (knowledge, a one-line-per-fact pool) plus the demo's real domains."""
-    demo = load_suite("demo")
+def build_suite(target: Path, others: str = "demo") -> Path:
+    """Korrin (knowledge, a one-line-per-fact pool) plus the real domains of `others`."""
+    demo = load_suite(others)
+    domains = OTHER_DOMAINS[others]
     korrin = load_suite(str(KORRIN))
     target.mkdir(parents=True, exist_ok=True)
     (target / "suite.yaml").write_text(
         'name: korrin-bench\nversion: "1"\ndescription: Korrin and the demo\'s real domains\n'
-        f"domains: [korrin, {', '.join(OTHER_DOMAINS)}]\n"
+        f"domains: [korrin, {', '.join(domains)}]\n"
         "capabilities: [factual_recall, cross_referencing, counterfactual, multi_step]\n"
         "defaults: {scorer: contains}\n"
     )
     items = [line for line in (KORRIN / "eval.jsonl").read_text().splitlines() if line.strip()]
     demo_items = (demo.path / "eval.jsonl").read_text().splitlines()
-    items += [line for line in demo_items if json.loads(line)["domain"] in OTHER_DOMAINS]
+    items += [line for line in demo_items if line.strip() and json.loads(line)["domain"] in domains]
     (target / "eval.jsonl").write_text("\n".join(items) + "\n")
     pool = []
     knowledge = korrin.knowledge
@@ -70,7 +78,7 @@ def build_suite(target: Path) -> Path:
         )
     demo_pool = (demo.path / "train.jsonl").read_text().splitlines()
     lines = [json.dumps(p) for p in pool]
-    lines += [line for line in demo_pool if json.loads(line)["domain"] in OTHER_DOMAINS]
+    lines += [line for line in demo_pool if line.strip() and json.loads(line)["domain"] in domains]
     (target / "train.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(KORRIN / "knowledge.jsonl", target / "knowledge.jsonl")
     load_suite(str(target))  # refuse to go on with a suite the loader would refuse
@@ -98,8 +106,10 @@ def scores(results: EvaluationResults) -> dict[str, float]:
         "two facts": mean([r for r in korrin if r.capability == "cross_referencing"]),
         "three facts": mean([r for r in korrin if r.capability == "multi_step"]),
     }
-    for domain in OTHER_DOMAINS:
-        table[domain] = mean([r for r in results.items if r.domain == domain])
+    others = [r for r in results.items if r.domain != "korrin"]
+    for domain in dict.fromkeys(r.domain for r in others):
+        table[domain] = mean([r for r in others if r.domain == domain])
+    table["others (pooled)"] = mean(others)
     return table
 
 
@@ -112,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthesis-examples", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--others",
+        choices=sorted(OTHER_DOMAINS),
+        default="demo",
+        help="the shipped suite whose real domains are scored beside Korrin and replayed",
+    )
     options = parser.parse_args(argv)
     out = options.out.resolve()
-    suite = build_suite(out / "suite")
+    suite = build_suite(out / "suite", options.others)
     common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
     evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
     seconds: dict[str, float] = {}
