@@ -428,3 +428,74 @@ def test_what_the_server_keeps_of_a_step_job(apiserver: ApiServer, namespace: st
         == job["spec"]["template"]["spec"]["securityContext"]
     )
     assert stored["metadata"]["labels"] == job["metadata"]["labels"]
+
+
+CHAIN_CRD = (
+    Path(__file__).resolve().parents[2] / "manifests" / "crd" / "kaizen.dev_improvementchains.yaml"
+)
+
+
+def test_a_chain_runs_its_cycles_with_the_charts_rbac(env: Env, tiny_model_dir: Path) -> None:
+    # Everything a chain does goes through the chart's ClusterRole: create its cycles (whose
+    # blockOwnerDeletion needs improvementchains/finalizers), write its status and the lineage
+    # ConfigMap, and delete a cycle beyond its history limit.
+    env.server.kubectl("apply", "-f", str(CHAIN_CRD))
+    env.server.kubectl(
+        "wait", "--for=condition=Established", "crd/improvementchains.kaizen.dev", "--timeout=60s"
+    )
+    env.server.wait_published(yaml.safe_load(CHAIN_CRD.read_text()))
+    template = tiny_spec(tiny_model_dir)
+    template["analysis"]["scoreThreshold"] = 0.0  # nothing to improve: two short cycles
+    template["evaluation"]["domains"] = ["arithmetic"]
+    body = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "ImprovementChain",
+        "metadata": {"name": "loop"},
+        "spec": {
+            "template": {"spec": template},
+            "afterPrevious": True,
+            "stop": {"maxCycles": 2},
+            "successfulCyclesHistoryLimit": 1,
+        },
+    }
+    with env.operator() as operator:
+        env.api.create_namespaced_custom_object(G, V, env.namespace, "improvementchains", body)
+        chain = wait_for(
+            lambda: env.server.get(f"{G}/{V}/improvementchains", env.namespace, "loop"),
+            until=lambda c: (
+                bool(c) and (c.get("status") or {}).get("phase") in ("Completed", "Stalled")
+            ),
+            timeout=300,
+            interval=0.5,
+            what="the chain to complete",
+        )
+        # loop-1 goes by the history limit (once the operator removed its finalizer).
+        remaining = wait_for(
+            lambda: sorted(
+                c["metadata"]["name"] for c in env.server.objects(CYCLES, env.namespace)
+            ),
+            until=lambda names: names == ["loop-2"],
+            timeout=60,
+            what="the history limit to delete loop-1",
+        )
+        (owner,) = env.cycle("loop-2")["metadata"]["ownerReferences"]  # type: ignore[index]
+        assert owner["kind"] == "ImprovementChain" and owner["blockOwnerDeletion"] is True
+        configmap = kubernetes.client.CoreV1Api(env.server.api_client()).read_namespaced_config_map(
+            "loop-lineage", env.namespace
+        )
+        assert "loop-2" in configmap.data["lineage.json"]
+        # Deleting the chain deletes its cycles (the garbage collector; the operator removes
+        # each cycle's finalizer) and its ConfigMap.
+        env.api.delete_namespaced_custom_object(G, V, env.namespace, "improvementchains", "loop")
+        wait_for(
+            lambda: env.server.objects(CYCLES, env.namespace),
+            until=lambda cycles: cycles == [],
+            timeout=120,
+            what="the chain's cycles to go",
+        )
+        assert forbidden(operator) == []
+    status = chain["status"]
+    assert status["phase"] == "Completed", status.get("message")
+    assert [r["cycle"] for r in status["lineage"]] == ["loop-1", "loop-2"]
+    assert remaining == ["loop-2"]
+    assert status["lineageConfigMap"] == "loop-lineage"
