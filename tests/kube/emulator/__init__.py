@@ -42,6 +42,10 @@ history of every object) and reaction DSL, but serves all object reads and write
 
 kmock's own reactions (``emulator['get /x'] << 404``) still take priority over this layer;
 a request answered by such a reaction changes no state.
+* scale: kmock routes a request by scanning its log of served requests, so the layer keeps
+  only the newest ``request_log_limit`` (8) — reactions sliced by request index are not
+  supported; ``request_counts`` and ``requests_by_token`` count every request; lists and
+  watches read one namespace's objects through an index.
 
 The emulator belongs to its own event loop: use it through HTTP; read ``emulator.objects`` only
 for assertions (the cluster handle in ``tests.kube.cluster`` does it thread-safely).
