@@ -81,3 +81,20 @@ async def test_failed_api_calls_are_counted_by_call_and_code(error: Exception, c
         await kube_module._call(create_namespaced_custom_object)
     after = sample("kaizen_api_errors_total", call="create_namespaced_custom_object", code=code)
     assert after == before + 1
+
+
+async def test_api_calls_run_concurrently_beyond_the_default_thread_pool() -> None:
+    # asyncio's default pool has cpu_count + 4 threads (6 on two cores): with slow answers
+    # it capped the operator's requests. Twenty calls that each wait for all twenty to have
+    # started can only finish when that many run at once.
+    import asyncio
+    import threading
+
+    barrier = threading.Barrier(20, timeout=30)
+
+    def call(**_: Any) -> int:
+        return barrier.wait()
+
+    results = await asyncio.gather(*(kube_module._call(call) for _ in range(20)))
+    assert sorted(results) == list(range(20))
+    assert kube_module.API_CONCURRENCY >= 20

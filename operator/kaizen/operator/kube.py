@@ -1,6 +1,6 @@
 """The one module that calls the Kubernetes API: async wrappers over the official client.
 
-Every call runs the synchronous client in a worker thread (`asyncio.to_thread`) and returns
+Every call runs the synchronous client in one of `API_CONCURRENCY` worker threads and returns
 plain dicts with the server's own camelCase keys. Jobs go through the generic custom-objects
 endpoints (`/apis/batch/v1/...`) so manifests travel untouched by the typed models.
 """
@@ -8,6 +8,8 @@ endpoints (`/apis/batch/v1/...`) so manifests travel untouched by the typed mode
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -33,6 +35,13 @@ _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _MERGE_PATCH = "application/merge-patch+json"
 #: Seconds before a single API call gives up (connect, read).
 REQUEST_TIMEOUT = (10, 60)
+#: API calls in flight at once (worker threads and pooled connections). asyncio's default
+#: pool has cpu_count + 4 threads: 6 on two cores, which capped the operator at about 24
+#: requests a second when each took ~250 ms (100 concurrent cycles: event -> status p50 31 s).
+API_CONCURRENCY = 32
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(
+    max_workers=API_CONCURRENCY, thread_name_prefix="kaizen-api"
+)
 
 __all__ = ["ApiException", "CycleOwnedByAnother", "JobOwnedByAnother", "Kube", "load_api_client"]
 
@@ -55,6 +64,8 @@ def load_api_client() -> client.ApiClient:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, client_configuration=configuration, persist_config=False
         )
+    # One pooled connection per worker thread (the client's default is cpu_count * 5).
+    configuration.connection_pool_maxsize = API_CONCURRENCY
     return client.ApiClient(configuration)
 
 
@@ -65,8 +76,9 @@ def _raw(response: Any) -> Any:
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one blocking client call in a worker thread, with the request timeout; failures
     are counted in `kaizen_api_errors_total` (by call and HTTP status)."""
+    call = functools.partial(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
     try:
-        return await asyncio.to_thread(fn, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, call)
     except ApiException as error:
         metrics.record_api_error(getattr(fn, "__name__", "call"), error.status)
         raise
