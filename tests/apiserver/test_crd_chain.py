@@ -117,15 +117,15 @@ def test_printer_columns_show_the_status_the_engine_writes(
     )
     table = chains.raw("GET", f"/apis/{G}/{V}/namespaces/{namespace}/{P}", accept=TABLE)
     columns = [c["name"] for c in table["columnDefinitions"] if not c.get("priority")]
-    assert columns == ["Name", "Version", "Last", "Score", "Current", "Next", "Ready", "Age"]
+    assert columns == ["Name", "Version", "Last", "Best", "Current", "Next", "Ready", "Age"]
     (row,) = table["rows"]
     cells = dict(zip([c["name"] for c in table["columnDefinitions"]], row["cells"], strict=True))
     assert cells == {
         "Name": "nightly",
         "Version": 1,
         "Last": "Promoted",
-        "Score": 0.55,
         "Best": 0.55,
+        "Score": 0.55,
         "Current": "nightly-2",
         "Next": following,
         "Ready": "True",
@@ -135,7 +135,7 @@ def test_printer_columns_show_the_status_the_engine_writes(
         "Age": cells["Age"],
     }
     out = chains.kubectl("get", "improvementchains", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "VERSION", "LAST", "SCORE", "CURRENT", "NEXT", "READY", "AGE"]
+    assert out[0].split() == ["NAME", "VERSION", "LAST", "BEST", "CURRENT", "NEXT", "READY", "AGE"]
     assert out[1].split()[:7] == [
         "nightly",
         "1",
@@ -146,6 +146,11 @@ def test_printer_columns_show_the_status_the_engine_writes(
         "True",
     ]
     wide = chains.kubectl("get", "chain", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert (
-        wide[0].split()[-5:] == ["BEST", "PHASE", "SCHEDULE", "SUSPEND", "AGE"] or "BEST" in wide[0]
-    )
+    assert wide[0].split() == [
+        "NAME", "VERSION", "LAST", "BEST", "SCORE", "CURRENT", "NEXT", "READY", "PHASE",
+        "SCHEDULE", "SUSPEND", "AGE",
+    ]  # fmt: skip
+    assert wide[1].split()[:11] == [
+        "nightly", "1", "Promoted", "0.55", "0.55", "nightly-2", following, "True", "Running",
+        "0", "2",  # the schedule "0 2 * * *" splits in five
+    ]  # fmt: skip

@@ -41,16 +41,16 @@ PRINTER_COLUMNS = [
         "description": "Outcome of the latest finished cycle.",
     },
     {
-        "name": "Score",
-        "type": "number",
-        "jsonPath": ".status.score",
-        "description": "Overall score of the current version.",
-    },
-    {
         "name": "Best",
         "type": "number",
         "jsonPath": ".status.bestScore",
         "description": "Best overall score of any version.",
+    },
+    {
+        "name": "Score",
+        "type": "number",
+        "jsonPath": ".status.score",
+        "description": "Overall score of the current version.",
         "priority": 1,
     },
     {
