@@ -126,7 +126,7 @@ class Recorder:
                     timeout_seconds=30,
                     _preload_content=False,
                 )
-                for line in iter_resp_lines(resp):
+                for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                     event = json.loads(line)
                     obj = event.get("object") or {}
                     if event.get("type") == "ERROR":

@@ -18,9 +18,7 @@ from kaizen.api.args import (
     EVALUATOR_COMMANDS,
     TRAINER_COMMANDS,
     AnalyzeArgs,
-    CombineArgs,
     EvaluateArgs,
-    JointArgs,
     MergeArgs,
     StepArgs,
     StepUsageError,
@@ -28,6 +26,7 @@ from kaizen.api.args import (
     ValidateArgs,
     parse_step_argv,
 )
+from kaizen.api.args_combination import CombineArgs, JointArgs
 from kaizen.api.summary import (
     EXIT_CONFIG_ERROR,
     SUMMARY_PATH_ENV,

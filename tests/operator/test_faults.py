@@ -12,6 +12,7 @@ docs/reliability.md maps each fault to its test.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,8 +174,8 @@ def test_the_operator_restarted_in_every_phase_loses_nothing_and_duplicates_noth
             count = len(shown)
             with env.operator():
                 shown = wait_for(
-                    lambda: _phases(env, "restarts"),
-                    until=lambda phases, n=count: len(phases) > n,
+                    functools.partial(_phases, env, "restarts"),
+                    until=functools.partial(_longer_than, count),
                     timeout=120,
                     what=f"the phase after {shown}",
                 )
@@ -183,6 +184,10 @@ def test_the_operator_restarted_in_every_phase_loses_nothing_and_duplicates_noth
         phases = _phases(env, "restarts")
         assert phases[0] == "Evaluating" and phases[-1] == "Succeeded" and len(phases) >= 7
         assert "Failed" not in phases
+
+
+def _longer_than(count: int, phases: list[str]) -> bool:
+    return len(phases) > count
 
 
 def _phases(env: FaultEnv, name: str) -> list[str]:
@@ -264,4 +269,6 @@ def test_an_evicted_pod_is_not_a_failure(tmp_path: Path, monkeypatch: pytest.Mon
         assert (analyze["state"], analyze["attempt"]) == ("Succeeded", 1)
         assert [r.exit_code for r in env.sim.runs if r.job == job] == [143, 0]
         stored = env.batch.read_namespaced_job(job, env.namespace)
-        assert not stored.status.failed  # not counted against the step's retries
+        assert (
+            stored.status is not None and not stored.status.failed
+        )  # not counted against the step's retries
