@@ -103,7 +103,13 @@ def chain_from_cycle(
 
 
 def _spec_digest(chain: ImprovementChain) -> str:
-    text = json.dumps(chain.spec.to_wire(), sort_keys=True)
+    """What a chain's history depends on: its version 0 (the base model and its adapters).
+
+    Anything else may change between runs, as on a cluster: stop conditions (run more cycles
+    with a larger `--cycles`), or the template (the next cycle uses it).
+    """
+    model = chain.spec.template.spec.model
+    text = json.dumps({"model": model.name, "adapters": model.adapters}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -178,7 +184,7 @@ class LocalChainRunner:
             index = status.cycles_started
             cycle = next_cycle(chain, index, status.adapters, status.reference)
             self.echo(f"resuming cycle {cycle.metadata.name}")
-            pending.append(_observed(self._run_cycle(cycle, results), index))
+            pending.append(_observed(self._run_cycle(cycle, results, restart=False), index))
         while True:
             decision = reconcile_chain(chain, pending, self.clock())
             pending = []
@@ -191,10 +197,14 @@ class LocalChainRunner:
             if decision.create is None:
                 return ChainResult(chain, decision.status, lineage, directory, results)
             index = decision.status.cycles_started
-            pending.append(_observed(self._run_cycle(decision.create, results), index))
+            # A restarted chain starts its cycles afresh too (their folders are reused).
+            run = self._run_cycle(decision.create, results, restart=restart)
+            pending.append(_observed(run, index))
 
-    def _run_cycle(self, cycle: ImprovementCycle, results: list[CycleResult]) -> CycleResult:
-        result = self.executor.run(cycle)
+    def _run_cycle(
+        self, cycle: ImprovementCycle, results: list[CycleResult], *, restart: bool
+    ) -> CycleResult:
+        result = self.executor.run(cycle, restart=restart)
         results.append(result)
         if self.on_cycle is not None:
             self.on_cycle(result)
@@ -233,8 +243,8 @@ class LocalChainRunner:
         if saved.get("specDigest") != _spec_digest(chain):
             raise SpecError(
                 [
-                    f"{path}: the chain's spec changed since this folder was used; "
-                    "rerun with --restart or use another --artifacts folder"
+                    f"{path}: the chain's base model (spec.template.spec.model) changed since "
+                    "this folder was used; rerun with --restart or use another --artifacts folder"
                 ]
             )
         self.echo(f"resuming chain from {path}")
