@@ -3,11 +3,62 @@
 from __future__ import annotations
 
 from kaizen.api import ImprovementCycleStatus, Phase
+from kaizen.api.artifacts import ArtifactError, CombinationReport, read_artifact
 from kaizen.api.numbers import format_p
 
 
 def _pct(value: float | None) -> str:
     return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def _retention(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def combination_table(status: ImprovementCycleStatus) -> list[str]:
+    """Every candidate combination the combine step scored (dev items), chosen first."""
+    combination = status.combination
+    if combination is None:
+        return []
+    lines = [""]
+    report = None
+    if combination.report_path:
+        try:
+            report = read_artifact(combination.report_path, CombinationReport)
+        except ArtifactError as error:
+            lines.append(f"(combination table unavailable: {error})")
+    if report is None:
+        per = ", ".join(f"{d} {_retention(r)}" for d, r in sorted(combination.retention.items()))
+        lines.append(f"combination: {combination.chosen} (retention on dev items: {per})")
+    else:
+        trained = sorted(report.candidates[0].trained)
+        width = max(len(c.name) for c in report.candidates) + 4
+        header = "".join(f" {'R ' + d:>{max(8, len(d) + 2)}}" for d in trained)
+        lines.append("combination, scored on dev items (R = share of the adapter's own gain kept):")
+        lines.append(f"{'candidate':<{width}}{header} {'min R':>6} {'gain':>7} {'untrained':>9} {'time':>6}")
+        for c in report.candidates:
+            name = c.name + (" *" if c.name == report.chosen else "")
+            cells = "".join(
+                f" {_retention(c.trained[d].retention):>{max(8, len(d) + 2)}}" for d in trained
+            )
+            worst = c.worst_untrained_change
+            untrained = "" if worst is None else f"{100 * worst:+.1f}"
+            lines.append(
+                f"{name:<{width}}{cells} {_retention(c.min_retention):>6} "
+                f"{100 * c.mean_gain:>+7.1f} {untrained:>9} {c.seconds:>5.0f}s"
+            )
+        alone = ", ".join(
+            f"{d} {_pct(report.candidates[0].trained[d].base).strip()} -> "
+            f"{_pct(report.candidates[0].trained[d].alone).strip()}"
+            for d in trained
+        )
+        lines.append(f"(* chosen; each adapter alone on its dev items, base -> alone: {alone})")
+    if combination.target_met is False:
+        lines.append(
+            f"TARGET MISSED: no combination kept {combination.target:.2f} of every adapter's "
+            f"gain (best {combination.chosen}: {_retention(combination.min_retention)})"
+        )
+    return lines
 
 
 def render_report(status: ImprovementCycleStatus) -> str:
@@ -51,11 +102,18 @@ def render_report(status: ImprovementCycleStatus) -> str:
                 f"adapter {adapter.domain}: {adapter.examples} examples "
                 f"({adapter.synthesized} synthesised from knowledge), {adapter.steps} steps{rate}"
             )
+        lines.extend(combination_table(status))
         if baseline.tokens_per_second:
-            lines.append(
-                f"generation: {baseline.tokens_per_second:.1f} tokens/s, peak memory "
+            speed = (
+                f"generation: baseline {baseline.tokens_per_second:.1f} tokens/s, peak memory "
                 f"{baseline.peak_memory_mb or 0:.0f} MiB"
             )
+            if candidate is not None and candidate.tokens_per_second:
+                speed += (
+                    f"; candidate {candidate.tokens_per_second:.1f} tokens/s, "
+                    f"{candidate.peak_memory_mb or 0:.0f} MiB (adapters merged into the weights)"
+                )
+            lines.append(speed)
     validation = status.validation
     lines.append("")
     if status.phase == Phase.FAILED:

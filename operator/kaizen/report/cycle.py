@@ -260,6 +260,51 @@ def _training(found: CycleInputs, out: Path, made: list[Path]) -> list[str]:
         )
         rows = [[s.domain, s.rank, f"{s.alpha:g}", s.path] for s in merge.sources]
         section.append(table(["adapter", "rank", "alpha", "folder"], rows, numeric=(1, 2)))
+    section += _combination(found)
+    return section
+
+
+def _retention(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.2f}"
+
+
+def _combination(found: CycleInputs) -> list[str]:
+    """Every candidate combination on the dev items: retention per trained domain, the choice."""
+    report = found.combination
+    if report is None or not report.candidates:
+        return []
+    trained = sorted(report.candidates[0].trained)
+    met = {True: "reaches", False: "misses", None: "cannot be measured against"}[report.target_met]
+    section = [
+        f"<h3>Combination: {esc(report.chosen)}</h3><p>Scored on the suite's dev items only "
+        f"(the gate above reads the test items). Retention R = (combined − base) / (alone − "
+        f"base): the share of each adapter's own gain that the combination kept; undefined when "
+        f"the adapter alone did not beat the base. The choice {met} the target "
+        f"{report.target:.2f}. Rule: {esc(report.rule)}.</p>"
+    ]
+    first = report.candidates[0].trained
+    rows = [[d, pct(first[d].base), pct(first[d].alone), first[d].items] for d in trained]
+    section.append(table(["trained domain", "base", "adapter alone", "dev items"], rows, numeric=(1, 2, 3)))
+    rows, classes = [], []
+    for c in report.candidates:
+        worst = c.worst_untrained_change
+        rows.append(
+            [c.rank, c.name + (" (chosen)" if c.name == report.chosen else "")]
+            + [_retention(c.trained[d].retention) for d in trained]
+            + [
+                _retention(c.min_retention),
+                points(c.mean_gain),
+                "–" if worst is None else points(worst),
+                f"{c.tokens_per_second:.1f}",
+                f"{c.seconds:.0f} s",
+            ]
+        )
+        classes.append("good" if c.target_met else ("bad" if c.target_met is False else ""))
+    headers = ["#", "candidate", *(f"R {d}" for d in trained)]
+    headers += ["min R", "mean gain", "worst untrained", "tokens/s", "time"]
+    section.append(
+        table(headers, rows, numeric=tuple(range(2, len(headers))), classes=classes)
+    )
     return section
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from kaizen.api.artifacts import (
     ArtifactError,
+    CombinationReport,
     DataCard,
     EvaluationResults,
     ImprovementPlan,
@@ -31,6 +32,7 @@ STATUS_FILE = "status.json"
 #: Step folders of a cycle, by role.
 BASELINE_DIR, CANDIDATE_DIR = "evaluate-baseline", "evaluate-candidate"
 ANALYZE_DIR, MERGE_DIR, VALIDATE_DIR = "analyze", "merge", "validate"
+COMBINE_DIR = "combine"
 TRAIN_PREFIX = "train-"
 
 
@@ -59,6 +61,7 @@ class CycleInputs:
     plan: ImprovementPlan | None = None
     adapters: list[Adapter] = field(default_factory=list)
     merge: MergeRecord | None = None
+    combination: CombinationReport | None = None
     validation: ValidationReport | None = None
 
     @property
@@ -110,6 +113,7 @@ def read_cycle(directory: str | Path) -> CycleInputs:
         candidate=_read(folder / CANDIDATE_DIR / EvaluationResults.FILE_NAME, EvaluationResults),
         plan=_read(folder / ANALYZE_DIR / ImprovementPlan.FILE_NAME, ImprovementPlan),
         merge=_read(folder / MERGE_DIR / MergeRecord.FILE_NAME, MergeRecord),
+        combination=_read(folder / COMBINE_DIR / CombinationReport.FILE_NAME, CombinationReport),
         validation=_read(folder / VALIDATE_DIR / ValidationReport.FILE_NAME, ValidationReport),
     )
     for step in sorted(p for p in folder.iterdir() if p.name.startswith(TRAIN_PREFIX)):

@@ -1,0 +1,149 @@
+"""The combine step on a tiny model: candidates scored on dev items only, the choice kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaizen.api.args import CombineArgs
+from kaizen.api.artifacts import CombinationReport, read_artifact
+from kaizen.api.runner import ConfigurationError
+from kaizen.evaluator.combine import combine
+from kaizen.evaluator.evaluate import EvaluateOptions, run_evaluation
+
+HEADER = """\
+name: two
+version: "1"
+description: two domains, dev items in their own file
+domains: [alpha, beta]
+capabilities: [factual_recall]
+"""
+
+
+def _items(prefix: str, domain: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{prefix}{n}", "domain": domain, "capability": "factual_recall",
+         "question": f"{prefix} question {n}?", "answer": "of"}
+        for n in range(count)
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(lively_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A suite (4 test + 2 dev items per domain), two random adapters, baseline and alone results."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("combine")
+    suite = root / "suite"
+    suite.mkdir()
+    (suite / "suite.yaml").write_text(HEADER)
+    test = _items("ta", "alpha", 4) + _items("tb", "beta", 4)
+    dev = _items("da", "alpha", 2) + _items("db", "beta", 2)
+    (suite / "eval.jsonl").write_text("".join(json.dumps(i) + "\n" for i in test))
+    (suite / "dev.jsonl").write_text("".join(json.dumps(i) + "\n" for i in dev))
+    adapters = {}
+    for seed, name in enumerate(("one", "two")):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(lively_model_dir)
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(model, config).save_pretrained(root / name)
+        adapters[name] = str(root / name)
+
+    def evaluate(out: str, adapter: str | None = None, **kw: Any) -> str:
+        options = EvaluateOptions(
+            model=str(lively_model_dir), suite=str(suite), step=out, max_new_tokens=4,
+            batch_size=8, adapters=(adapter,) if adapter else (), quiet=True, **kw,
+        )  # fmt: skip
+        (root / out).mkdir()
+        run_evaluation(options, root / out)
+        return str(root / out / "results.json")
+
+    return {
+        "root": root,
+        "suite": str(suite),
+        "model": str(lively_model_dir),
+        "adapters": adapters,
+        "baseline": evaluate("baseline"),
+        "alone": {"alpha": evaluate("alone", adapters["one"], domains=("alpha",), split="dev")},
+    }
+
+
+def _args(setup: dict[str, Any], out: str, baseline: str | None = None) -> CombineArgs:
+    return CombineArgs(
+        output=str(setup["root"] / out),
+        model=setup["model"],
+        suite=setup["suite"],
+        baseline=baseline or setup["baseline"],
+        alone=[f"{d}={p}" for d, p in setup["alone"].items()],
+        candidates=[f"{n}={p}" for n, p in setup["adapters"].items()],
+        max_new_tokens=4,
+        batch_size=8,
+        tracking_mode="disabled",
+        quiet=True,
+    )
+
+
+def _rows(report: CombinationReport) -> list[dict[str, Any]]:
+    keep = ("name", "domains", "trained", "untrained_change", "min_retention", "rank")
+    return [{k: getattr(c, k) for k in keep} for c in report.candidates]
+
+
+def test_candidates_are_scored_on_dev_items_and_the_choice_is_copied(setup: dict[str, Any]) -> None:
+    args = _args(setup, "combine")
+    out = Path(args.output)
+    out.mkdir()
+    summary = combine(args, out)
+    report = read_artifact(out / "combination.json", CombinationReport)
+    assert [c.name for c in report.candidates] and report.split == "dev"
+    for candidate in report.candidates:
+        scored = json.loads(Path(candidate.results).read_text())["items"]
+        assert sorted(i["id"] for i in scored) == ["da0", "da1", "db0", "db1"]
+        assert set(candidate.trained) == {"alpha"} and set(candidate.untrained_change) == {"beta"}
+    chosen = next(c for c in report.candidates if c.rank == 1)
+    assert report.chosen == chosen.name
+    assert (out / "adapter" / "adapter_config.json").read_bytes() == (
+        Path(setup["adapters"][chosen.name]) / "adapter_config.json"
+    ).read_bytes()
+    assert summary.combination is not None and summary.combination.path == str(out / "adapter")
+    assert summary.combination.candidates == 2
+
+
+def test_the_test_items_never_reach_the_choice(setup: dict[str, Any]) -> None:
+    """Rewriting every test item of the baseline changes nothing the choice reads;
+    rewriting a dev item changes the base it measures retention from."""
+    baseline = json.loads(Path(setup["baseline"]).read_text())
+    reference = combine(_args(setup, "ref"), Path(setup["root"] / "ref"))
+    assert reference.combination is not None
+
+    def variant(name: str, split: str) -> CombinationReport:
+        changed = json.loads(json.dumps(baseline))
+        for item in changed["items"]:
+            if item["split"] == split:
+                item["score"], item["correct"] = 1.0 - item["score"], not item["correct"]
+        path = setup["root"] / f"{name}.json"
+        path.write_text(json.dumps(changed))
+        out = setup["root"] / name
+        out.mkdir()
+        combine(_args(setup, name, str(path)), out)
+        return read_artifact(out / "combination.json", CombinationReport)
+
+    original = read_artifact(setup["root"] / "ref" / "combination.json", CombinationReport)
+    assert _rows(variant("test-flipped", "test")) == _rows(original)
+    dev_flipped = variant("dev-flipped", "dev")
+    assert _rows(dev_flipped) != _rows(original)
+    base = {d: row.base for d, row in original.candidates[0].trained.items()}
+    assert {d: row.base for d, row in dev_flipped.candidates[0].trained.items()} == {
+        d: 1.0 - b for d, b in base.items()
+    }
+
+
+def test_alone_results_of_other_items_are_refused(setup: dict[str, Any]) -> None:
+    # alpha's adapter's results given as beta's: none of beta's dev items are in them.
+    args = _args(setup, "wrong").model_copy(update={"alone": [f"beta={setup['alone']['alpha']}"]})
+    with pytest.raises(ConfigurationError, match="other dev items than the baseline"):
+        combine(args, Path(args.output))

@@ -1,0 +1,77 @@
+"""Retention and the choice rule of the combine step (pure: scores in, ranking out)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kaizen.evaluator.retention import measure, rank, retention
+
+
+@pytest.mark.parametrize(
+    ("base", "alone", "combined", "expected"),
+    [
+        (0.0, 0.8, 0.8, 1.0),  # kept everything
+        (0.0, 0.8, 0.4, 0.5),
+        (0.2, 0.6, 0.2, 0.0),  # kept nothing
+        (0.2, 0.6, 0.1, -0.25),  # worse than the base
+        (0.0, 0.5, 0.75, 1.5),  # more than the adapter alone: other domains' data helped
+        (0.5, 0.5, 0.9, None),  # the adapter alone gained nothing: nothing to retain
+        (0.6, 0.4, 0.6, None),  # ... or lost: still undefined, not negative
+    ],
+)
+def test_retention_is_the_share_of_the_adapters_own_gain(
+    base: float, alone: float, combined: float, expected: float | None
+) -> None:
+    assert retention(base, alone, combined) == (
+        None if expected is None else pytest.approx(expected)
+    )
+
+
+BASE = {"zep": (0.0, 5), "mer": (0.2, 5), "geo": (0.6, 5)}
+ALONE = {"zep": 0.8, "mer": 0.6}
+
+
+def _candidate(name: str, order: int, zep: float, mer: float, geo: float = 0.6):  # type: ignore[no-untyped-def]
+    scores = {"zep": (zep, 5), "mer": (mer, 5), "geo": (geo, 5)}
+    return measure(name, order, scores, BASE, ALONE)
+
+
+def test_a_candidate_reports_retention_per_trained_domain_and_change_elsewhere() -> None:
+    c = _candidate("ties", 0, zep=0.4, mer=0.6, geo=0.4)
+    assert c.retentions == {"mer": pytest.approx(1.0), "zep": pytest.approx(0.5)}
+    assert c.min_retention == pytest.approx(0.5)
+    assert c.untrained_change == {"geo": pytest.approx(-0.2)}
+    assert c.mean_gain == pytest.approx((0.4 + 0.4) / 2)
+    assert c.target_met(0.9) is False and c.target_met(0.5) is True
+
+
+def test_the_worst_domain_decides_before_the_mean_gain() -> None:
+    # `lopsided` gains more on average but keeps only half of zephyria's gain.
+    lopsided = _candidate("lopsided", 0, zep=0.4, mer=1.0)
+    even = _candidate("even", 1, zep=0.72, mer=0.56)
+    assert lopsided.mean_gain > even.mean_gain
+    assert [c.name for c in rank([lopsided, even])] == ["even", "lopsided"]
+
+
+def test_ties_fall_to_mean_gain_then_untrained_change_then_listed_order() -> None:
+    # Both keep 100% of zephyria (the worst domain), one gains more on meridian.
+    a = _candidate("a", 0, zep=0.8, mer=0.7)
+    b = _candidate("b", 1, zep=0.8, mer=0.9)
+    assert [c.name for c in rank([a, b])] == ["b", "a"]
+    # Same retention and gain: the one that hurts the untrained domain less wins.
+    hurt = _candidate("hurt", 0, zep=0.8, mer=0.6, geo=0.4)
+    kind = _candidate("kind", 1, zep=0.8, mer=0.6, geo=0.6)
+    assert [c.name for c in rank([hurt, kind])] == ["kind", "hurt"]
+    # A full tie: the first listed in merge.candidates.
+    first = _candidate("first", 0, zep=0.8, mer=0.6)
+    second = _candidate("second", 1, zep=0.8, mer=0.6)
+    assert [c.name for c in rank([second, first])] == ["first", "second"]
+
+
+def test_undefined_retention_never_beats_a_measured_one() -> None:
+    alone = {"zep": 0.0}  # the adapter alone did not beat the base (0.0)
+    undefined = measure("u", 0, {"zep": (0.9, 5), "geo": (0.6, 5)}, BASE, alone)
+    assert undefined.min_retention is None and undefined.target_met(0.9) is None
+    measured = _candidate("m", 1, zep=0.1, mer=0.2)
+    assert measured.min_retention is not None and measured.min_retention < 0.5
+    assert [c.name for c in rank([undefined, measured])] == ["m", "u"]
