@@ -194,6 +194,25 @@ def test_a_plateau_stops_the_chain(env: Env, tiny_model_dir: Path) -> None:
     assert sorted(cycles(env)) == ["flat-1", "flat-2"]
 
 
+def test_a_chain_moves_on_when_its_cycle_ends_not_on_its_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    # The safety nets (the cycles' timer, the chain's daemon) wake only every 10 minutes here:
+    # the next cycle can only come from the chain's handler of its cycle's end.
+    with operator_env(tmp_path, monkeypatch, check_errors=True, reconcile_interval=600) as env:
+        apply_chain(
+            env,
+            "prompt",
+            {
+                "template": {"spec": nothing_to_improve(tiny_model_dir)},
+                "afterPrevious": True,
+                "stop": {"maxCycles": 2},
+            },
+        )
+        done = wait_chain_phase(env, "prompt", "Completed", timeout=300)
+        assert [r["cycle"] for r in done["status"]["lineage"]] == ["prompt-1", "prompt-2"]
+
+
 def test_a_suspended_chain_starts_nothing_until_resumed(env: Env, tiny_model_dir: Path) -> None:
     apply_chain(
         env,

@@ -97,7 +97,11 @@ class Env:
 
 @contextlib.contextmanager
 def operator_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, check_errors: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    check_errors: bool,
+    reconcile_interval: float = 3,
 ) -> Iterator[Env]:
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
@@ -107,7 +111,7 @@ def operator_env(
         "KAIZEN_ARTIFACT_ROOT": str(artifacts),
         "KAIZEN_ARTIFACT_PVC": "",
         # The safety-net timer is registered when the handlers module is (re)loaded.
-        "KAIZEN_RECONCILE_INTERVAL": "3",
+        "KAIZEN_RECONCILE_INTERVAL": str(reconcile_interval),
     }
     for key, value in settings_env.items():
         monkeypatch.setenv(key, value)
