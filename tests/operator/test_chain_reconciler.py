@@ -27,7 +27,7 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
 
     async def get_chain(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.chain)
+        return copy.deepcopy(self.chain) if self.chain is not None else None
 
     async def patch_chain_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(("patch-status", name))
@@ -186,3 +186,26 @@ def test_cycles_of_another_owner_are_not_the_chains() -> None:
     chains, _ = reconciler(kube)
     asyncio.run(chains.reconcile("ml", "loop"))
     assert ("create-cycle", "loop-1") in kube.calls and "loop-7" in kube.cycles
+
+
+def test_a_scheduled_chain_tells_its_daemon_when_to_wake() -> None:
+    from kaizen.operator.chain import seconds_until
+
+    body = chain_body(schedule={"cron": "30 12 * * *"})
+    body["spec"].pop("afterPrevious")
+    body["metadata"]["creationTimestamp"] = "2026-12-01T11:00:00Z"
+    kube = FakeKube(body)
+    chains, _ = reconciler(kube)
+    asyncio.run(chains.reconcile("ml", "loop"))
+    assert kube.calls == [("patch-status", "loop")]  # 12:00: nothing due yet
+    wake = chains.wake_at[("ml", "loop")]
+    assert wake == datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
+    assert kube.chain["status"]["nextRunTime"] == "2026-12-01T12:30:00Z"
+    # The daemon sleeps until then (a half-second margin), at most its interval.
+    assert seconds_until(wake, NOW, cap=3600) == 1800.5
+    assert seconds_until(wake, NOW, cap=60) == 60
+    assert seconds_until(None, NOW, cap=60) == 60
+    # Once the chain is gone, there is nothing to wake for.
+    kube.chain = None  # type: ignore[assignment]
+    assert asyncio.run(chains.reconcile("ml", "loop")) is None
+    assert ("ml", "loop") not in chains.wake_at
