@@ -218,7 +218,6 @@ def _merge() -> dict[str, Any]:
         "seconds": 1.5,
         "versions": VERSIONS,
         "adapter": "/artifacts/merge/adapter",
-        "candidates": {"svd": "/artifacts/merge/candidates/svd/adapter"},
     }
 
 
@@ -256,10 +255,14 @@ def _combination() -> dict[str, Any]:
             "results": f"/a/combine/candidates/{name}/results.json",
             "domains": {"zep": zep, "geo": 0.5, "sci": 0.6},
             "trained": {
-                "zep": {"base": 0.0, "alone": 0.8, "combined": zep, "retention": retention,
-                        "items": 5},
-                "geo": {"base": 0.5, "alone": 0.5, "combined": 0.5, "retention": None,
-                        "items": 4},
+                "zep": {
+                    "base": 0.0,
+                    "alone": 0.8,
+                    "combined": zep,
+                    "retention": retention,
+                    "items": 5,
+                },
+                "geo": {"base": 0.5, "alone": 0.5, "combined": 0.5, "retention": None, "items": 4},
             },  # fmt: skip
             "untrained_change": {"sci": -0.1},
             "min_retention": retention,
@@ -374,7 +377,11 @@ SAMPLES = {
 
 
 #: Files past their first layout (docs/artifacts.md keeps the history).
-LAYOUT_VERSIONS: dict[type[Artifact], int] = {ImprovementPlan: 2, ValidationReport: 2}
+LAYOUT_VERSIONS: dict[type[Artifact], int] = {
+    EvaluationResults: 2,
+    ImprovementPlan: 2,
+    ValidationReport: 2,
+}
 
 
 @pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
@@ -596,9 +603,9 @@ def test_the_python_apis_feedback_collector_reads_results_through_the_model(tmp_
     )
     assert {d: e["priority"] for d, e in again.items()} == {d: e["priority"] for d, e in db.items()}
 
-    path.write_text(json.dumps(_results() | {"schema": 2}))
+    path.write_text(json.dumps(_results() | {"schema": 3}))
     with pytest.raises(
-        ArtifactError, match=f"{path}: evaluation results schema version 2 is newer"
+        ArtifactError, match=f"{path}: evaluation results schema version 3 is newer"
     ):
         FeedbackCollector().collect_evaluation_feedback(path)
 

@@ -9,9 +9,9 @@ import pytest
 
 from kaizen.api import (
     AdapterDigest,
+    CombinationDigest,
     ImprovementCycle,
     ImprovementCycleStatus,
-    CombinationDigest,
     MergeDigest,
     Phase,
     PlanDigest,
@@ -601,3 +601,29 @@ def test_job_names_of_different_cycles_never_clash() -> None:
             name = job_name(cycle, step, attempt, "u-1")
             assert name == job_name(cycle, step, attempt, "u-1")
             assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
+
+
+def test_a_combination_below_its_retention_target_says_so_in_status_and_events() -> None:
+    missed = summary_for(
+        "combine",
+        combination=CombinationDigest(
+            path=f"{ROOT}/ml/demo/combine/adapter",
+            chosen="ties",
+            candidates=3,
+            retention={"zephyria": 0.56, "geography": None},
+            min_retention=0.56,
+            target=0.9,
+            target_met=False,
+        ),
+    )
+    ok = StepObservation(name="combine", state=StepState.SUCCEEDED, exit_code=0, summary=missed)
+    decisions = drive(make_cycle(), {"combine": ok})
+    final = decisions[-1]
+    assert final.status.phase == Phase.SUCCEEDED
+    assert "ties: min retention 0.56 (target 0.90, MISSED)" in (final.status.message or "")
+    warnings = [e for d in decisions for e in d.events if e.reason == "RetentionBelowTarget"]
+    assert len(warnings) == 1 and warnings[0].type == "Warning"
+    assert "kept 0.56" in warnings[0].message
+    record = step_of(final, "combine")
+    assert record.message.startswith("chose ties of 3: min retention 0.56 (target 0.90, MISSED)")
+    assert "geography n/a" in record.message

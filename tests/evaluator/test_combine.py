@@ -50,7 +50,9 @@ def setup(lively_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     for seed, name in enumerate(("one", "two")):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(lively_model_dir)
-        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        config = LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+        )
         get_peft_model(model, config).save_pretrained(root / name)
         adapters[name] = str(root / name)
 

@@ -44,7 +44,13 @@ def test_a_suite_without_dev_file_is_split_by_its_dev_fraction(tmp_path: Path) -
 
 def test_a_dev_file_makes_every_eval_item_a_test_item(tmp_path: Path) -> None:
     root = write_suite(tmp_path / "mini")
-    dev = {"id": "d1", "domain": "beta", "capability": "factual_recall", "question": "D?", "answer": "w"}
+    dev = {
+        "id": "d1",
+        "domain": "beta",
+        "capability": "factual_recall",
+        "question": "D?",
+        "answer": "w",
+    }
     (root / "dev.jsonl").write_text(json.dumps(dev) + "\n")
     suite = load_suite(str(root))
     assert [(i.id, i.split) for i in suite.items] == [
@@ -60,7 +66,13 @@ def test_dev_items_are_checked_like_eval_items(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"dev\.jsonl:1: id: duplicate id 'a1'"):
         load_suite(str(root))
     root = write_suite(tmp_path / "taught")
-    dev = {"id": "d1", "domain": "alpha", "capability": "factual_recall", "question": "T a?", "answer": "x"}
+    dev = {
+        "id": "d1",
+        "domain": "alpha",
+        "capability": "factual_recall",
+        "question": "T a?",
+        "answer": "x",
+    }
     (root / "dev.jsonl").write_text(json.dumps(dev) + "\n")
     # A dev item is never trained on either: choosing on a taught item measures recall of it.
     with pytest.raises(SuiteError, match=r"train\.jsonl:1: question: repeats evaluation item 'd1'"):
@@ -74,7 +86,9 @@ def test_dev_items_are_checked_like_eval_items(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["1", "-0.1", "half", "true"])
 def test_a_bad_dev_fraction_names_its_line(tmp_path: Path, value: str) -> None:
     root = write_suite(tmp_path / "bad", header=HEADER + f"dev_fraction: {value}\n")
-    with pytest.raises(SuiteError, match=r"suite\.yaml:8: dev_fraction: must be a number in \[0, 1\)"):
+    with pytest.raises(
+        SuiteError, match=r"suite\.yaml:8: dev_fraction: must be a number in \[0, 1\)"
+    ):
         load_suite(str(root))
 
 

@@ -167,7 +167,9 @@ def test_further_methods_are_written_beside_the_first_each_as_if_made_alone(
     for method in ("dare_ties", "svd"):
         path, rank = both.candidates[method]
         assert path == tmp_path / "both" / "candidates" / method / "adapter"
-        alone = _merge(tiny_model_dir, adapters, tmp_path / method, ["lumora", "spiders"], method, 3)
+        alone = _merge(
+            tiny_model_dir, adapters, tmp_path / method, ["lumora", "spiders"], method, 3
+        )
         assert rank == alone.rank
         made, single = (
             load_file(p / "adapter_model.safetensors") for p in (path, alone.adapter_dir)

@@ -67,14 +67,16 @@ def _copy_adapter(source: str | Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _alone_scores(
-    args: CombineArgs, base_items: list[dict[str, Any]]
-) -> dict[str, float]:
+def _alone_scores(args: CombineArgs, base_items: list[dict[str, Any]]) -> dict[str, float]:
     """Each trained domain's adapter alone, on exactly the baseline's dev items of the domain."""
     alone: dict[str, float] = {}
     for domain, path in args.alone_pairs():
         results = read_results(path).to_dict()
-        items = [r for r in dev_items(results, path, f"{domain} adapter's results") if r["domain"] == domain]
+        items = [
+            r
+            for r in dev_items(results, path, f"{domain} adapter's results")
+            if r["domain"] == domain
+        ]
         expected = [r for r in base_items if r["domain"] == domain]
         if not expected:
             raise ConfigurationError(

@@ -73,6 +73,10 @@ class EvaluateOptions:
     stop_strings: Sequence[str] = DEFAULT_STOP_STRINGS
     lm_eval_tasks: Sequence[str] = ()
     """lm-evaluation-harness task names or local task YAML, folded in as `lmeval:<task>` domains."""
+    attention: str = fields.DEFAULT_ATTENTION
+    """`sdpa` or `eager`."""
+    precision: str = fields.DEFAULT_PRECISION
+    """`auto` (bf16 on GPUs, float32 on CPUs), `bf16` or `fp32`."""
 
     @classmethod
     def from_args(cls, args: EvaluateArgs, *, tracking: TrackingOptions) -> EvaluateOptions:
@@ -96,6 +100,8 @@ class EvaluateOptions:
             seed=args.seed,
             stop_strings=DEFAULT_STOP_STRINGS if args.stop is None else tuple(args.stop),
             lm_eval_tasks=tuple(args.lm_eval_tasks),
+            attention=args.attention,
+            precision=args.precision,
         )
 
     def sampling(self) -> Sampling:
@@ -175,7 +181,13 @@ def _load(options: EvaluateOptions) -> tuple[Any, Any]:
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = models.load_tokenizer(options.model, revision=options.revision)
-        model = models.load_model(options.model, options.adapters, revision=options.revision)
+        model = models.load_model(
+            options.model,
+            options.adapters,
+            revision=options.revision,
+            dtype=models.precision_dtype(options.precision),
+            load_options={"attn_implementation": options.attention},
+        )
     except models.ModelNotFound as error:
         raise ConfigurationError(str(error)) from error
     return model, tokenizer

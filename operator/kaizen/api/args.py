@@ -314,6 +314,13 @@ class EvaluateArgs(ModelArgs):
     batch_size: f.EvalBatchSize = f.DEFAULT_EVAL_BATCH_SIZE
     """Prompts generated together; halved on out-of-memory and kept halved, so start high."""
 
+    attention: f.Attention = f.DEFAULT_ATTENTION
+    """Attention kernel: sdpa (PyTorch's scaled-dot-product attention, flash kernels on GPUs)
+    or eager."""
+
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """Weights' dtype: auto (bf16 on GPUs, float32 on CPUs), bf16 or fp32."""
+
     temperature: float = Field(default=0.0, ge=0.0)
     """0 decodes greedily; above 0 samples at this temperature."""
 
@@ -617,7 +624,8 @@ class MergeArgs(ModelArgs):
 
 
 # The combination steps' arguments live in their own module, built on the classes above.
-from kaizen.api.args_combination import CombineArgs, JointArgs  # noqa: E402
+from kaizen.api.args_combination import CombineArgs as CombineArgs  # noqa: E402
+from kaizen.api.args_combination import JointArgs as JointArgs  # noqa: E402
 
 #: Every step kind's arguments, by program.
 EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (

@@ -340,9 +340,13 @@ class EvaluationResults(Artifact):
 
     FILE_NAME: ClassVar[str] = "results.json"
     KIND: ClassVar[str] = "evaluation results"
+    # Version 1 differs only by lacking `split` (its items were all the gate's: test).
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda raw: {**raw, VERSION_KEY: 2}
+    }
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `split` of the items and of the selection)."""
     suite: SuiteRef
     """The suite and the digest of the selected items."""
     selection: Selection

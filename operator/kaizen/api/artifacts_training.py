@@ -355,5 +355,3 @@ class MergeRecord(Artifact):
     """Versions of torch, transformers and peft."""
     adapter: str
     """The merged adapter folder (peft format)."""
-    candidates: dict[str, str] = Field(default_factory=dict)
-    """Further combinations made for the combine step to choose among: method → adapter folder."""

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from kaizen.api import fields as f
 from kaizen.api.args import (
@@ -202,6 +202,8 @@ class StepPlanner:
             suite=evaluation.suite,
             max_new_tokens=evaluation.max_new_tokens,
             batch_size=evaluation.batch_size,
+            attention=evaluation.attention,
+            precision=evaluation.precision,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
             lm_eval_tasks=list(evaluation.lm_eval_tasks),
@@ -287,14 +289,14 @@ class StepPlanner:
         merge = self.spec.merge
         return list(merge.candidates) if merge.combination == f.AUTO else [merge.combination]
 
-    def merge_methods(self, domains: int) -> list[str]:
+    def merge_methods(self, domains: int) -> list[f.MergeMethod]:
         """The peft methods the merge step applies (the first one into `adapter/`).
 
         One domain's adapter needs no combining: the merge step copies it, once. Without a
         merge method (`combination: joint`) and without a joint step to stand in (a single
         domain), the copy is the candidate.
         """
-        methods = [c for c in self.candidates() if c in f.COMBINATIONS]
+        methods = [cast(f.MergeMethod, c) for c in self.candidates() if c in f.COMBINATIONS]
         if domains == 1:
             return methods[:1] or [f.DEFAULT_MERGE_METHOD]
         if not methods and not self.joint_wanted(domains):

@@ -35,7 +35,9 @@ def combination_table(status: ImprovementCycleStatus) -> list[str]:
         width = max(len(c.name) for c in report.candidates) + 4
         header = "".join(f" {'R ' + d:>{max(8, len(d) + 2)}}" for d in trained)
         lines.append("combination, scored on dev items (R = share of the adapter's own gain kept):")
-        lines.append(f"{'candidate':<{width}}{header} {'min R':>6} {'gain':>7} {'untrained':>9} {'time':>6}")
+        lines.append(
+            f"{'candidate':<{width}}{header} {'min R':>6} {'gain':>7} {'untrained':>9} {'time':>6}"
+        )
         for c in report.candidates:
             name = c.name + (" *" if c.name == report.chosen else "")
             cells = "".join(

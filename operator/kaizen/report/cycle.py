@@ -284,7 +284,9 @@ def _combination(found: CycleInputs) -> list[str]:
     ]
     first = report.candidates[0].trained
     rows = [[d, pct(first[d].base), pct(first[d].alone), first[d].items] for d in trained]
-    section.append(table(["trained domain", "base", "adapter alone", "dev items"], rows, numeric=(1, 2, 3)))
+    section.append(
+        table(["trained domain", "base", "adapter alone", "dev items"], rows, numeric=(1, 2, 3))
+    )
     rows, classes = [], []
     for c in report.candidates:
         worst = c.worst_untrained_change
@@ -302,9 +304,7 @@ def _combination(found: CycleInputs) -> list[str]:
         classes.append("good" if c.target_met else ("bad" if c.target_met is False else ""))
     headers = ["#", "candidate", *(f"R {d}" for d in trained)]
     headers += ["min R", "mean gain", "worst untrained", "tokens/s", "time"]
-    section.append(
-        table(headers, rows, numeric=tuple(range(2, len(headers))), classes=classes)
-    )
+    section.append(table(headers, rows, numeric=tuple(range(2, len(headers))), classes=classes))
     return section
 
 

@@ -484,7 +484,6 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
                 "seconds": round(result.seconds, 3),
                 "versions": _versions(),
                 "adapter": str(result.adapter_dir),
-                "candidates": {m: str(path) for m, (path, _) in result.candidates.items()},
             }
         )
         write_artifact(out / MERGE_FILE, record)

@@ -313,7 +313,9 @@ def _load_dir(path: Path) -> Suite:
     if dev_path.is_file():
         # Ids are unique across both files: results pair items by id.
         dev = [
-            replace(_read_item(Fields(dev_path, line, record, _EVAL_FIELDS), header, seen), split="dev")
+            replace(
+                _read_item(Fields(dev_path, line, record, _EVAL_FIELDS), header, seen), split="dev"
+            )
             for line, record in read_jsonl(dev_path)
         ]
         if not dev:
