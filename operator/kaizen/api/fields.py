@@ -49,6 +49,11 @@ DEFAULT_TARGET_MODULES = ("all-linear",)
 Precision = Literal["auto", "bf16", "fp32"]
 DEFAULT_PRECISION: Precision = "auto"
 
+#: Attention kernel of the evaluator's model: PyTorch's scaled-dot-product attention (flash or
+#: memory-efficient kernels where the device has them) or the plain eager implementation.
+Attention = Literal["sdpa", "eager"]
+DEFAULT_ATTENTION: Attention = "sdpa"
+
 #: Storage of the frozen base weights while training: as loaded, or 4-bit NF4 (QLoRA).
 Quantization = Literal["none", "4bit"]
 DEFAULT_QUANTIZATION: Quantization = "none"

@@ -49,6 +49,14 @@ class EvaluationSpec(SpecModel):
     max_new_tokens: f.MaxNewTokens = f.DEFAULT_MAX_NEW_TOKENS
     """Most tokens generated per item."""
 
+    attention: f.Attention = f.DEFAULT_ATTENTION
+    """Attention kernel of generation: `sdpa` (PyTorch's scaled-dot-product attention, flash
+    kernels on GPUs) or `eager`."""
+
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """Weights' dtype while evaluating: `auto` (bf16 on GPUs, float32 on CPUs), `bf16`, `fp32`.
+    Baseline and candidate always use the same."""
+
     batch_size: f.EvalBatchSize = f.DEFAULT_EVAL_BATCH_SIZE
     """Prompts generated together. Larger is faster until memory runs out; when a batch does
     not fit, it is halved and the smaller size kept, so start high."""

@@ -123,6 +123,13 @@ def load_tokenizer(ref: str, revision: str | None = None) -> PreTrainedTokenizer
     return tokenizer
 
 
+def precision_dtype(precision: str) -> Any:
+    """The torch dtype of a precision setting; None for `auto` (bf16 on GPUs, float32 else)."""
+    import torch
+
+    return {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+
+
 def load_model(
     ref: str,
     adapters: Sequence[str] = (),
