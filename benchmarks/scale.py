@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 import kubernetes  # noqa: E402
 from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
 
-from tests.kube.cluster import Cluster, running_cluster  # noqa: E402
+from tests.kube.cluster import CYCLES, JOBS, Cluster, running_cluster  # noqa: E402
 from tests.kube.fast_steps import run_fast_step  # noqa: E402
 from tests.kube.jobsim import JobSimulator  # noqa: E402
 
@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="per N, seconds")
     parser.add_argument("--metrics-port", type=int, default=19090)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=0,
+        help="instead: the cost of an operator restart with this many finished cycles "
+        "(copies of one cycle run to the end, with its Jobs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -314,8 +321,93 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def restart_cost(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Requests and seconds an operator restart costs with `n` finished cycles and their Jobs."""
+    namespace = "resync"
+    with (
+        tempfile.TemporaryDirectory(prefix="kaizen-scale-") as tmp,
+        running_cluster(Path(tmp)) as cluster,
+    ):
+        workdir = Path(tmp)
+        api = kubernetes.client.CustomObjectsApi(cluster.api_client())
+        with (
+            JobSimulator(
+                cluster, namespace, step_runner=run_fast_step, step_seconds=args.step_seconds
+            ),
+            operator_process(cluster, workdir, [namespace], args.metrics_port),
+        ):
+            api.create_namespaced_custom_object(G, V, namespace, P, cycle_body("seed"))
+            while (cluster.get(CYCLES, namespace, "seed") or {}).get("status", {}).get(
+                "phase"
+            ) not in ("Succeeded", "Failed"):
+                time.sleep(0.5)
+        seed = cluster.get(CYCLES, namespace, "seed") or {}
+        jobs = cluster.objects(JOBS, namespace)
+        for i in range(n):
+            name = f"done-{i:04d}"
+            body = cycle_body(name)
+            # As the operator left the seed: kopf's finalizer and annotations (a cycle created
+            # while no operator ran would get them at the restart, which is not its cost).
+            body["metadata"]["finalizers"] = seed["metadata"].get("finalizers") or []
+            body["metadata"]["annotations"] = seed["metadata"].get("annotations") or {}
+            created = api.create_namespaced_custom_object(G, V, namespace, P, body)
+            api.patch_namespaced_custom_object_status(
+                G, V, namespace, P, name, {"status": seed["status"]}
+            )
+            for job in jobs:
+                copy = {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {
+                        "name": job["metadata"]["name"].replace("seed", name, 1),
+                        "labels": {**job["metadata"]["labels"], "kaizen.dev/cycle": name},
+                        "ownerReferences": [
+                            {
+                                **job["metadata"]["ownerReferences"][0],
+                                "name": name,
+                                "uid": created["metadata"]["uid"],
+                            }
+                        ],
+                    },
+                    "spec": job["spec"],
+                }
+                api.create_namespaced_custom_object("batch", "v1", namespace, "jobs", copy)
+                api.patch_namespaced_custom_object_status(
+                    "batch", "v1", namespace, "jobs", copy["metadata"]["name"],
+                    {"status": job["status"]},
+                )  # fmt: skip
+        before = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
+        counts_before = cluster.request_counts()
+        with operator_process(cluster, workdir, [namespace], args.metrics_port + 1) as operator:
+            t0 = time.monotonic()
+            last, last_change = before, time.monotonic()
+            while time.monotonic() - last_change < 5.0 and operator.poll() is None:
+                time.sleep(0.2)
+                now = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
+                if now != last:
+                    last, last_change = now, time.monotonic()
+            counts = cluster.request_counts()
+        return {
+            "finished_cycles": n + 1,
+            "jobs": len(jobs) * (n + 1),
+            "operator_requests": last - before,
+            "seconds_until_quiet": round(last_change - t0, 1),
+            "requests_by_kind": {
+                k: v - counts_before.get(k, 0)
+                for k, v in counts.items()
+                if v != counts_before.get(k, 0)
+            },
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.finished:
+        result = restart_cost(args.finished, args)
+        print(json.dumps(result, indent=2), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     results = []
     for n in args.cycles:
         print(f"--- {n} cycles", flush=True)
