@@ -36,7 +36,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -350,7 +350,9 @@ def restart_cost(n: int, args: argparse.Namespace) -> dict[str, Any]:
             # while no operator ran would get them at the restart, which is not its cost).
             body["metadata"]["finalizers"] = seed["metadata"].get("finalizers") or []
             body["metadata"]["annotations"] = seed["metadata"].get("annotations") or {}
-            created: dict[str, Any] = api.create_namespaced_custom_object(G, V, namespace, P, body)
+            created = cast(
+                dict[str, Any], api.create_namespaced_custom_object(G, V, namespace, P, body)
+            )
             api.patch_namespaced_custom_object_status(
                 G, V, namespace, P, name, {"status": seed["status"]}
             )
