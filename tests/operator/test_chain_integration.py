@@ -213,6 +213,33 @@ def test_a_chain_moves_on_when_its_cycle_ends_not_on_its_clock(
         assert [r["cycle"] for r in done["status"]["lineage"]] == ["prompt-1", "prompt-2"]
 
 
+def test_a_scheduled_chain_starts_its_cycle_when_due(env: Env, tiny_model_dir: Path) -> None:
+    # Every minute: the chain's daemon sleeps until the next minute starts, then the cycle runs.
+    apply_chain(
+        env,
+        "minutely",
+        {
+            "template": {"spec": nothing_to_improve(tiny_model_dir)},
+            "schedule": {"cron": "* * * * *"},
+            "stop": {"maxCycles": 1},
+        },
+    )
+    first = wait_for(
+        lambda: chain(env, "minutely"),
+        until=lambda c: bool(c) and bool((c.get("status") or {}).get("phase")),
+        what="the chain's first status",
+    )["status"]
+    # Unless it was created in the very second a minute began, it first waits for that minute.
+    due = first.get("nextRunTime") if first["phase"] == "Waiting" else None
+    done = wait_chain_phase(env, "minutely", "Completed", timeout=300)
+    status = done["status"]
+    assert status["lastScheduleTime"].endswith(":00Z")
+    if due is not None:
+        assert status["lastScheduleTime"] == due  # the run due then, and only that one
+    assert [r["cycle"] for r in status["lineage"]] == ["minutely-1"]
+    assert "nextRunTime" not in status  # completed: nothing is due any more
+
+
 def test_a_suspended_chain_starts_nothing_until_resumed(env: Env, tiny_model_dir: Path) -> None:
     apply_chain(
         env,
