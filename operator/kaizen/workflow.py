@@ -259,7 +259,14 @@ class AdaptationManager:
     def merge_adapters(
         self, adapter_paths: dict[str, str], *, combination: str = "ties", density: float = 0.5
     ) -> str:
-        """Merge `{domain: adapter path}` into one adapter; returns its path."""
+        """Merge `{domain: adapter path}` into one adapter with a peft method; returns its path."""
+        from kaizen.api.fields import COMBINATIONS
+
+        if combination not in COMBINATIONS:
+            raise ValueError(
+                f"combination {combination!r}: merge_adapters merges with one of "
+                f"{', '.join(COMBINATIONS)}; joint and auto are a cycle's merge.combination"
+            )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         planner = self._planner("demo", merge={"combination": combination, "density": density})
         args = planner.merge_args(list(adapter_paths.items()))

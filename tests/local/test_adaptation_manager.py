@@ -44,3 +44,10 @@ def test_a_bad_option_is_refused_naming_its_spec_field(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"spec\.training\.nonsense: unknown field"):
         manager.create_targeted_adapter("zephyria", nonsense=1)
     assert not (tmp_path / "adapters").exists()
+
+
+@pytest.mark.parametrize("combination", ["joint", "auto"])
+def test_merge_adapters_refuses_what_is_not_a_merge(tmp_path: Path, combination: str) -> None:
+    manager = AdaptationManager("unused", output_root=tmp_path / "adapters")
+    with pytest.raises(ValueError, match=f"combination '{combination}': merge_adapters merges"):
+        manager.merge_adapters({"a": "/a", "b": "/b"}, combination=combination)
