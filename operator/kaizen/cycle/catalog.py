@@ -212,7 +212,7 @@ def combination_candidates(
         # One adapter: the merge step copied it; there is nothing else to try.
         return [("copy", planner.merge_candidate_path(methods[0], domains))]
     joint = (status.joint and status.joint.path) or planner.adapter_path(JOINT)
-    named = {m: planner.merge_candidate_path(m, domains) for m in methods}
+    named: dict[str, str] = {m: planner.merge_candidate_path(m, domains) for m in methods}
     if planner.joint_wanted(domains):
         named["joint"] = joint
     order = [c for c in planner.candidates() if c in named]
