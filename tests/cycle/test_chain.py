@@ -367,3 +367,29 @@ def test_the_next_cycle_is_also_compared_with_the_version_it_starts_from() -> No
         next_cycle(c, 4, c.status.adapters, c.status.reference).spec.validation.reference
         == reference
     )
+
+
+def test_a_deferred_run_past_its_starting_deadline_is_skipped() -> None:
+    spec = {"schedule": {"cron": "@hourly", "startingDeadlineSeconds": 600}, "afterPrevious": True}
+    c = chain(spec)
+    c, _ = step(c, [], T0 + timedelta(minutes=30))  # 01:00: nightly-1 starts
+    c, _ = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))  # 02:00 deferred
+    assert c.status is not None and c.status.deferred_schedule_time == "2026-12-01T02:00:00Z"
+    # nightly-1 ends at 02:20: twenty minutes late, past the ten-minute deadline.
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"])], T0 + timedelta(minutes=110))
+    assert d.create is None and "MissedSchedule" in reasons(d)
+    assert c.status is not None and c.status.deferred_schedule_time is None
+
+
+def test_replace_does_not_start_past_a_plateau() -> None:
+    spec = {
+        "schedule": {"cron": "@hourly"},
+        "concurrencyPolicy": "Replace",
+        "stop": {"plateauCycles": 1},
+    }
+    c = chain(spec)
+    c, _ = step(c, [], T0 + timedelta(minutes=30))
+    c, d = step(c, [running("nightly-1", 1)], T0 + timedelta(minutes=91))
+    assert d.delete == ["nightly-1"] and d.create is None
+    assert c.status is not None and c.status.phase == "Completed"
+    assert c.status.stop_reason == "Plateau"

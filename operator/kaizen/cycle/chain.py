@@ -380,7 +380,11 @@ def reconcile_chain(
                         "Normal", "CycleReplaced", f"deleted {current.name}: {record.message}"
                     )
                 )
-                current, status.current_cycle, due = None, None, True
+                current, status.current_cycle = None, None
+                # The replaced cycle counts as one without a promotion (a plateau may end here).
+                status.stop_reason = _stop_reason(chain, status)
+                blocked = status.stop_reason is not None
+                due = not blocked
             elif spec.after_previous:
                 status.deferred_schedule_time = rfc3339(latest)
             else:
@@ -392,12 +396,29 @@ def reconcile_chain(
                         "running (concurrencyPolicy Forbid)",
                     )
                 )
-        following = schedule.following(now)
-        status.next_run_time = rfc3339(following)
-        decision.wake_at = following
+        if not blocked:
+            following = schedule.following(now)
+            status.next_run_time = rfc3339(following)
+            decision.wake_at = following
     if spec.after_previous and current is None and not blocked and not due:
-        # Back to back without a schedule; with one, only a run deferred while a cycle ran.
-        due = spec.schedule is None or status.deferred_schedule_time is not None
+        # Back to back without a schedule; with one, only a run deferred while a cycle ran
+        # (and not past its starting deadline, as for any scheduled run).
+        deferred = status.deferred_schedule_time
+        due = spec.schedule is None or deferred is not None
+        deadline = spec.schedule.starting_deadline_seconds if spec.schedule else None
+        if deferred is not None and deadline is not None:
+            late = (now - parse_time(deferred)).total_seconds()
+            if late > deadline:
+                due = False
+                status.deferred_schedule_time = None
+                events.append(
+                    CycleEvent(
+                        "Warning",
+                        "MissedSchedule",
+                        f"the run due at {deferred} (deferred while a cycle ran) is {late:.0f}s "
+                        f"late, past startingDeadlineSeconds {deadline}: skipped",
+                    )
+                )
     if due:
         status.deferred_schedule_time = None
 
@@ -416,8 +437,6 @@ def reconcile_chain(
             )
         )
         status.stop_reason = None
-    if spec.after_previous and spec.schedule is None and not blocked and status.current_cycle:
-        status.next_run_time = None
 
     # 5. History limits: only folded, finished cycles; newest kept.
     decision.delete += _beyond_history(chain, ordered, recorded_upto, decision.delete)
