@@ -62,7 +62,9 @@ async def test_reconcile_latency_phases_and_step_outcomes() -> None:
 
 def test_train_steps_share_one_label() -> None:
     assert metrics.step_label("train-geography") == "train"
+    assert metrics.step_label("score-geography") == "score"
     assert metrics.step_label("merge") == "merge"
+    assert metrics.step_label("combine") == "combine"
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,10 @@ STEPS = [
     "analyze",
     "train-arithmetic",
     "train-geography",
+    "score-arithmetic",
+    "score-geography",
     "merge",
+    "combine",
     "evaluate-candidate",
     "validate",
 ]
@@ -183,12 +186,16 @@ def test_a_cycle_runs_every_real_step_to_succeeded(env: Env, tiny_model_dir: Pat
     assert status["baseline"]["items"] > 0 and status["candidate"]["items"] > 0
     assert len(status["plan"]["priorityDomains"]) == 2
     assert len(status["adapters"]) == 2 and status["merged"]["path"]
+    assert status["combination"]["path"] and set(status["alone"]) == set(
+        status["plan"]["priorityDomains"]
+    )
 
     steps = {s["name"]: s for s in status["steps"]}
     train_steps = sorted(s for s in steps if s.startswith("train-"))
-    assert len(train_steps) == 2
+    score_steps = sorted(s for s in steps if s.startswith("score-"))
+    assert len(train_steps) == 2 and len(score_steps) == 2
     assert all(s["state"] == "Succeeded" for s in steps.values()), steps
-    assert set(steps) == {*STEPS[:2], *train_steps, *STEPS[4:]}
+    assert set(steps) == {*STEPS[:2], *train_steps, *score_steps, *STEPS[6:]}
 
     # Every phase was shown on the way, in order.
     phases: list[str] = []

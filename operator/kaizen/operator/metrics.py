@@ -101,8 +101,12 @@ def reconcile_timer() -> Iterator[None]:
 
 
 def step_label(step: str) -> str:
-    """The `step` label of a step name: `train-<domain>` is `train` (domains are unbounded)."""
-    return "train" if step.startswith("train-") else step
+    """The `step` label of a step name: `train-<domain>` is `train` and `score-<domain>` is
+    `score` (domains are unbounded)."""
+    for kind in ("train", "score"):
+        if step.startswith(kind + "-"):
+            return kind
+    return step
 
 
 def record_phase(namespace: str, name: str, phase: str | None) -> None:
