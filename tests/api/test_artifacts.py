@@ -326,6 +326,7 @@ def _lineage() -> dict[str, Any]:
         "completion_time": "2026-12-01T02:10:00Z",
         "message": "candidate promoted",
         "chain_generation": 1,
+        "report_path": "/a/nightly-1/report/index.html",
     }
     rejected = {
         **entry,

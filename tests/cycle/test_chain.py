@@ -70,6 +70,7 @@ def finished(
         promoted_adapters=[*start, merged] if promote else list(start),
         start_time="2026-12-01T00:30:00Z",
         completion_time="2026-12-01T01:30:00Z",
+        report_path=f"/artifacts/ml/{name}/report/index.html",
     )
     return ObservedCycle(name, index, status, chain_generation=generation)
 
@@ -118,6 +119,7 @@ def test_after_previous_runs_back_to_back_from_the_last_promoted_adapters() -> N
         True,
     )
     assert record.baseline and record.baseline.domains == {"geo": 0.5}
+    assert record.report_path == "/artifacts/ml/nightly-1/report/index.html"
     assert reasons(d) == ["VersionPromoted", "CycleStarted"]
 
     two = finished("nightly-2", 2, start=promoted, verdict="Reject", before=0.6, after=0.55)

@@ -240,6 +240,9 @@ class ChainCycleRecord(ApiModel):
     chain_generation: int | None = None
     """The chain's `metadata.generation` when it created the cycle (which spec made it)."""
 
+    report_path: str | None = None
+    """The cycle's HTML report (`index.html` on the artifact volume), when it has one."""
+
     @property
     def score(self) -> float | None:
         """The overall score of the version this cycle left."""

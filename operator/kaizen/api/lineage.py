@@ -62,6 +62,8 @@ class LineageEntry(Record):
     """The cycle's last message."""
     chain_generation: int | None = optional_key()
     """The chain's generation when it created the cycle."""
+    report_path: str | None = optional_key()
+    """The cycle's HTML report (`index.html`), when it has one."""
 
     @classmethod
     def from_record(cls, record: ChainCycleRecord) -> LineageEntry:

@@ -137,6 +137,7 @@ def _record(
         completion_time=(seen.completion_time if seen else None) or rfc3339(now),
         message=message[:_MESSAGE_MAX] if message else None,
         chain_generation=cycle.chain_generation,
+        report_path=seen.report_path if seen else None,
     )
 
 
