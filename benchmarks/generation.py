@@ -10,7 +10,11 @@ Contenders, all greedy, with the same chat-templated prompts, `max_new_tokens`, 
   (b) Kaizen: `kaizen.evaluator.generation.generate` (length-sorted batches, finished rows
       leave the batch);
   (c) lm-evaluation-harness's HF backend running the same items as a local `generate_until`
-      task (same batch size as Kaizen), when lm-eval is installed (`kaizen[lmeval]`).
+      task (same batch size as Kaizen), when lm-eval is installed (`kaizen[lmeval]`);
+  (d) plain batched `model.generate`: the prompts in suite order, in batches of Kaizen's
+      (first) batch size, left-padded, stopping at EOS or the stop string (`--no-batched`);
+  (e) transformers' `generate_batch`: continuous batching with a paged KV cache, all prompts
+      submitted at once, when the installed transformers has it (`--no-generate-batch`).
 
 Prints wall times, tokens/s, the speed-ups of Kaizen over each baseline, and how many
 outputs and scores are identical to Kaizen's (all scored with the suite's own scorers).
@@ -82,8 +86,91 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip (a), which takes ~1.5 s an item on 2 CPU cores (for large suites)",
     )
+    parser.add_argument(
+        "--no-batched", action="store_true", help="skip (d), plain batched generate"
+    )
+    parser.add_argument(
+        "--no-generate-batch", action="store_true", help="skip (e), transformers' generate_batch"
+    )
+    parser.add_argument(
+        "--attention", choices=["sdpa", "eager"], default="sdpa", help="attention kernel (sdpa)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="weights' dtype: auto is bf16 on GPUs, float32 on CPUs",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args(argv)
+
+
+def run_batched(
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int
+) -> tuple[list[str], float]:
+    """(d): `model.generate` on fixed batches in prompt order (left padding, greedy)."""
+    import torch
+
+    from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, cut_at_stop, end_token_ids
+
+    end_ids = sorted(end_token_ids(model, tokenizer))
+    texts: list[str] = []
+    started = time.perf_counter()
+    for start in range(0, len(prompts), batch_size):
+        encoded = tokenizer(
+            list(prompts[start : start + batch_size]),
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        ).to(model.device)
+        width = encoded["input_ids"].shape[1]
+        with torch.inference_mode():
+            output = model.generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=end_ids,
+                pad_token_id=tokenizer.pad_token_id,
+                stop_strings=list(DEFAULT_STOP_STRINGS),
+                tokenizer=tokenizer,
+            )
+        for row in output[:, width:]:
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            texts.append(cut_at_stop(text, DEFAULT_STOP_STRINGS)[0])
+    return texts, time.perf_counter() - started
+
+
+def run_generate_batch(
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int
+) -> tuple[list[str], float] | str:
+    """(e): transformers' continuous batching; the reason instead when it cannot run here."""
+    from transformers import GenerationConfig
+
+    from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, cut_at_stop, end_token_ids
+
+    if not hasattr(model, "generate_batch"):
+        return "this transformers has no generate_batch"
+    end_ids = sorted(end_token_ids(model, tokenizer))
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=end_ids,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    inputs = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    started = time.perf_counter()
+    try:
+        outputs = model.generate_batch(inputs=inputs, generation_config=config)
+    except Exception as error:  # noqa: BLE001 - reported as the reason it was not compared
+        return f"generate_batch failed: {type(error).__name__}: {error}"[:300]
+    seconds = time.perf_counter() - started
+    # Outputs are keyed by request id, in submission order (req_0, req_1, ...).
+    ordered = sorted(outputs.values(), key=lambda o: int(str(o.request_id).rsplit("_", 1)[-1]))
+    texts = []
+    for output in ordered:
+        text = tokenizer.decode(output.generated_tokens, skip_special_tokens=True)
+        texts.append(cut_at_stop(text, DEFAULT_STOP_STRINGS)[0])
+    return texts, seconds
 
 
 def pick_items(suite: Any, count: int | None) -> list[Any]:
@@ -261,7 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = load_suite(args.suite)
     items = pick_items(suite, args.items)
     tokenizer = models.load_tokenizer(args.model)
-    model = models.load_model(args.model)
+    model = models.load_model(
+        args.model,
+        dtype=models.precision_dtype(args.precision),
+        load_options={"attn_implementation": args.attention},
+    )
     prompts = [models.format_prompt(tokenizer, item.user_message()) for item in items]
     print(
         f"{len(items)} items of suite {suite.name}, model {args.model} on {model.device} "
@@ -354,6 +445,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             lm_eval["texts"],
             note=f"generation phase; whole run {lm_eval['total_seconds']:.1f} s",
         )
+    if not args.no_batched:
+        torch.set_num_threads(threads)
+        batched = run_batched(model, tokenizer, prompts, args.max_new_tokens, batch_sizes[0])
+        add("(d) plain batched generate", batched[1], batched[0])
+        figures["speedup_vs_batched_generate"] = batched[1] / report.wall_seconds
+    if not args.no_generate_batch:
+        torch.set_num_threads(threads)
+        continuous = run_generate_batch(model, tokenizer, prompts, args.max_new_tokens)
+        if isinstance(continuous, str):
+            figures["generate_batch"] = continuous
+        else:
+            add("(e) transformers generate_batch", continuous[1], continuous[0])
+            figures["speedup_vs_generate_batch"] = continuous[1] / report.wall_seconds
     if torch.get_num_threads() != threads:
         print(f"warning: torch threads changed to {torch.get_num_threads()}", file=sys.stderr)
 
@@ -392,6 +496,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"lm-eval not compared: {why_not} (install it with pip install 'kaizen[lmeval]')")
         figures["lm_eval"] = why_not
+    if "speedup_vs_batched_generate" in figures:
+        print(
+            f"Kaizen vs plain batched generate: {figures['speedup_vs_batched_generate']:.2f}x "
+            "(GPU target >= 2x)"
+        )
+    if "speedup_vs_generate_batch" in figures:
+        print(
+            f"Kaizen vs transformers generate_batch: {figures['speedup_vs_generate_batch']:.2f}x "
+            "(GPU target >= 1x)"
+        )
+    elif "generate_batch" in figures:
+        print(f"generate_batch not compared: {figures['generate_batch']}")
+    figures["attention"], figures["precision"] = args.attention, args.precision
     figures["contenders"] = rows
     figures["answer_tokens"] = tokens
     naive_seconds = naive[1] if naive is not None else None

@@ -58,7 +58,19 @@ def test_without_lm_eval_it_compares_naive_and_kaizen(tiny_model_dir: Path, tmp_
     assert "Kaizen vs naive:" in process.stdout
     assert "lm-eval not compared: skipped (--no-lm-eval)" in process.stdout
     figures = json.loads((tmp_path / "figures.json").read_text())
-    assert len(figures["contenders"]) == 2 and figures["speedup_vs_naive"] > 0
+    names = [row["contender"] for row in figures["contenders"]]
+    assert names[:3] == [
+        "(a) naive, one prompt at a time",
+        "(b) Kaizen evaluator",
+        "(d) plain batched generate",
+    ]
+    assert figures["speedup_vs_naive"] > 0 and figures["speedup_vs_batched_generate"] > 0
+    assert "Kaizen vs plain batched generate:" in process.stdout
+    # transformers' continuous batching takes part, or the run says why it could not.
+    if "(e) transformers generate_batch" in names:
+        assert figures["speedup_vs_generate_batch"] > 0
+    else:
+        assert figures["generate_batch"] and "generate_batch not compared:" in process.stdout
     assert [p["batch_size"] for p in figures["by_batch_size"]] == [2]
     assert "speedup_vs_lm_eval" not in figures["by_batch_size"][0]
 
