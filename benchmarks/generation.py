@@ -151,7 +151,7 @@ def run_generate_batch(
     if not hasattr(model, "generate_batch"):
         return "this transformers has no generate_batch"
     end_ids = sorted(end_token_ids(model, tokenizer))
-    config = GenerationConfig(
+    config = GenerationConfig(  # type: ignore[no-untyped-call]
         max_new_tokens=max_new_tokens,
         do_sample=False,
         eos_token_id=end_ids,

@@ -89,8 +89,8 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
     )  # fmt: skip
     torch.manual_seed(0)
     with torch.device(args.device):
-        model = LlamaForCausalLM(config).to(dtype)
-    return model, tokenizer
+        model: Any = LlamaForCausalLM(config)
+    return model.to(dtype), tokenizer
 
 
 def examples(args: argparse.Namespace, tokenizer: Any) -> list[Any]:
@@ -121,7 +121,7 @@ def run_hf(args: argparse.Namespace, data: list[Any]) -> dict[str, float]:
     counted = {"tokens": 0}
 
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = base(features)
+        batch: dict[str, Any] = base(features)
         counted["tokens"] += int(batch["attention_mask"].sum())
         return batch
 
@@ -173,7 +173,8 @@ def flops_per_token(args: argparse.Namespace, data: list[Any]) -> float:
     config = model.config
     mean_length = sum(len(e.input_ids) for e in data) / len(data)
     del model
-    return 6 * params + 12 * config.num_hidden_layers * config.hidden_size * mean_length
+    layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
+    return float(6 * params + 12 * layers * hidden * mean_length)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

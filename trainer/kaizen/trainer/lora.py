@@ -433,8 +433,8 @@ def train_lora(
         ]
         rows = parallel.shard(rows)  # the whole batch in a plain run
         if settings.packing:
-            dtype = model.get_input_embeddings().weight.dtype
-            packed = pack(rows, pad_token_id, dtype, settings.pack_length)
+            embeddings: Any = model.get_input_embeddings()
+            packed = pack(rows, pad_token_id, embeddings.weight.dtype, settings.pack_length)
             batch = {key: value.to(device) for key, value in packed.items()}
         else:
             batch = {key: value.to(device) for key, value in collate(rows, pad_token_id).items()}
