@@ -79,7 +79,8 @@ def test_evaluate_exits_0_with_a_small_summary(tiny_evaluation: dict[str, Any]) 
     summary = parse_summary(raw)
     assert (summary.ok, summary.step, summary.reason) == (True, "evaluate-baseline", "Completed")
     assert summary.evaluation is not None
-    assert summary.evaluation.items == 10
+    # --limit 2: two test and two dev items of each of the five domains.
+    assert summary.evaluation.items == 20
     assert sorted(summary.evaluation.domains) == DEMO_DOMAINS
     assert summary.digest == file_digest(tiny_evaluation["out"] / "results.json")
     assert summary.evaluation.results_path == str(tiny_evaluation["out"] / "results.json")
@@ -97,11 +98,12 @@ def test_results_json_describes_every_item(
     assert [r["id"] for r in results["items"]] == [item.id for item in selected.items]
     assert results["model"] == {"name": str(lively_model_dir), "revision": None, "adapters": []}
     assert {name: d["n"] for name, d in results["domains"].items()} == dict.fromkeys(
-        DEMO_DOMAINS, 2
+        DEMO_DOMAINS, 4
     )
-    assert results["overall"]["n"] == 10
+    assert results["overall"]["n"] == 20
+    assert [r["split"] for r in results["items"]] == [i.split for i in selected.items]
     assert results["overall"]["micro"] == pytest.approx(
-        sum(r["score"] for r in results["items"]) / 10
+        sum(r["score"] for r in results["items"]) / 20
     )
     assert results["performance"]["tokens_per_second"] > 0
     assert results["performance"]["peak_memory_mib"] > 10
@@ -269,7 +271,7 @@ def test_an_adapter_is_merged_and_validate_compares_the_two(
     report = json.loads((tmp_path / "validate" / "report.json").read_text())
     assert summary.validation is not None and summary.validation.verdict == report["verdict"]
     assert report["gates"]["require_significance"] is False
-    assert report["items"] == 10
+    assert report["items"] == 10  # the gate reads the 10 test items, never the dev items
 
 
 @pytest.mark.e2e

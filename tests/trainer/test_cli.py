@@ -233,11 +233,11 @@ def test_merge_configuration_errors(
 
 def test_usage_errors_follow_the_step_contract(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary"))
-    code = main(["merge", "--model", "m", "--output", str(tmp_path), "--combination", "svd"])
+    code = main(["merge", "--model", "m", "--output", str(tmp_path), "--combination", "magnitude_prune"])
     assert code == EXIT_CONFIG_ERROR
     summary = _summary(tmp_path / "summary")
     assert summary.step == "merge"
-    assert "invalid choice: 'svd'" in summary.message
+    assert "invalid choice: 'magnitude_prune'" in summary.message
 
     code = main(["train", "--model", "m", "--step", "train-lumora", "--output", str(tmp_path)])
     assert code == EXIT_CONFIG_ERROR

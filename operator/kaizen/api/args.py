@@ -303,7 +303,7 @@ class EvaluateArgs(ModelArgs):
     """Comma-separated domains to evaluate (default: all)."""
 
     limit: f.ItemLimit | None = None
-    """Evaluate only the first N items of each domain."""
+    """Evaluate only the first N items of each domain in each split (dev and test)."""
 
     split: Literal["all", "dev", "test"] = "all"
     """Only the dev items (a cycle's own choices) or the test items (the gate's) of the suite."""

@@ -62,7 +62,8 @@ class EvaluationSpec(SpecModel):
     not fit, it is halved and the smaller size kept, so start high."""
 
     limit: f.ItemLimit | None = None
-    """Evaluate only the first `limit` items of each domain (for smoke tests)."""
+    """Evaluate only the first `limit` items of each domain in each split, dev and test (for
+    smoke tests)."""
 
     domains: list[f.ArgValue] = Field(default_factory=list)
     """Evaluate only these domains of the suite (all when empty)."""
