@@ -48,7 +48,13 @@ def enable_gradient_checkpointing(model: Any) -> None:
             f"{type(base).__name__} does not support gradient checkpointing "
             "(set training.gradientCheckpointing: false)"
         )
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers 5 renames it activation checkpointing (the old name warns, and goes in v6).
+    if hasattr(base, "activation_checkpointing_enable"):
+        base.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # The frozen embeddings give outputs without grad; checkpointed blocks need inputs that
     # require it for the LoRA weights inside them to get gradients.
     base.enable_input_require_grads()
