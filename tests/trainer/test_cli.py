@@ -154,7 +154,10 @@ def test_a_finished_train_step_is_reused(
     assert again.returncode == EXIT_OK
     assert "reusing" in again.stderr
     assert (out / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == weights
-    assert _summary(tmp_path / "again") == _summary(tmp_path / "first")
+    # The same result, and it says it was reused (kaizen.api.provenance).
+    reused = _summary(tmp_path / "again")
+    assert reused.reused and not _summary(tmp_path / "first").reused
+    assert reused.model_copy(update={"reused": False}) == _summary(tmp_path / "first")
 
 
 def test_unknown_domain_exits_with_the_configuration_error_code(
