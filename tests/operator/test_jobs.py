@@ -7,8 +7,8 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from pathlib import Path
 from typing import Any
 
