@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from kaizen.api import fields as f
 from kaizen.api._base import ApiModel
@@ -368,7 +369,7 @@ class Toleration(SpecModel):
         return self
 
 
-_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+_PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class Affinity(SpecModel):
