@@ -289,7 +289,10 @@ def test_watch_sees_live_changes_and_too_old_rv(cluster, co, namespace):
                 for e in stream:
                     seen.append((e["type"], e["object"]["metadata"]["name"]))
                     last = e["object"]["metadata"]["resourceVersion"]
-                return
+                if len(seen) >= 2:
+                    return
+                # The server ended the watch (timeout_seconds) before both events: on a busy
+                # machine that happens; a watcher watches again from where it was.
             except kubernetes.client.ApiException as e:
                 errors.append(e)
                 return
