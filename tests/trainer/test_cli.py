@@ -236,7 +236,9 @@ def test_merge_configuration_errors(
 
 def test_usage_errors_follow_the_step_contract(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary"))
-    code = main(["merge", "--model", "m", "--output", str(tmp_path), "--combination", "magnitude_prune"])
+    code = main(
+        ["merge", "--model", "m", "--output", str(tmp_path), "--combination", "magnitude_prune"]
+    )
     assert code == EXIT_CONFIG_ERROR
     summary = _summary(tmp_path / "summary")
     assert summary.step == "merge"
