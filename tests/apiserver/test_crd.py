@@ -56,10 +56,14 @@ def test_the_generated_crd_is_established_and_served(apiserver: ApiServer) -> No
 
 
 def test_the_schema_descriptions_are_published(apiserver: ApiServer) -> None:
-    explained = apiserver.kubectl("explain", "improvementcycle.spec.training").stdout
-    assert "learningRate" in explained and "LoRA" in explained
-    explained = apiserver.kubectl("explain", "improvementcycle.spec.evaluation.maxNewTokens").stdout
-    assert "integer" in explained
+    explained = apiserver.kubectl("explain", "improvementcycle.status").stdout
+    assert "artifactsPath" in explained and "Adapters trained in this cycle" in explained
+    # The spec's objects keep unknown fields (x-kubernetes-preserve-unknown-fields, so the
+    # operator can refuse a typo by name); OpenAPI v2, which this release's kubectl explain
+    # reads, publishes such an object without its fields: only the description is shown.
+    # (A known cost of that choice: docs/kube-testing.md.)
+    explained = apiserver.kubectl("explain", "improvementcycle.spec").stdout
+    assert "One evaluate" in explained and "learningRate" not in explained
 
 
 def test_printer_columns_are_served(apiserver: ApiServer, co, namespace: str) -> None:
