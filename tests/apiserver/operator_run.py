@@ -95,9 +95,18 @@ def running_chart_operator(
 
 
 def forbidden_in(records: list[logging.LogRecord]) -> list[str]:
-    """The log messages that report an RBAC refusal."""
+    """The log messages that report an RBAC refusal.
+
+    A 403 saying "cannot find RESTMapping" is not one: right after a CRD is installed, the
+    server's ownerReference admission does not know its kind yet (its REST mapper refreshes
+    on its own) and refuses a blockOwnerDeletion to it for a moment; the operator retries.
+    """
     messages = [r.getMessage() for r in records]
-    return [m for m in messages if "403" in m and ("Forbidden" in m or "forbidden" in m)]
+    return [
+        m
+        for m in messages
+        if "403" in m and ("Forbidden" in m or "forbidden" in m) and "RESTMapping" not in m
+    ]
 
 
 def forbidden(handle: OperatorHandle) -> list[str]:

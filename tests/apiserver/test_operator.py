@@ -139,8 +139,18 @@ def _can_i(env: Env, verb: str, resource: str, namespace: str | None = None) -> 
     return result.stdout.strip() == "yes"
 
 
+def install_chain_crd(env: Env) -> None:
+    """The ImprovementChain CRD, established and published (kubectl resolves its name)."""
+    env.server.kubectl("apply", "-f", str(CHAIN_CRD))
+    env.server.kubectl(
+        "wait", "--for=condition=Established", "crd/improvementchains.kaizen.dev", "--timeout=60s"
+    )
+    env.server.wait_published(yaml.safe_load(CHAIN_CRD.read_text()))
+
+
 def test_the_charts_service_account_gets_only_what_the_chart_grants(env: Env) -> None:
     ns = env.namespace
+    install_chain_crd(env)  # kubectl auth can-i resolves improvementchains through discovery
     granted = [
         ("watch", "improvementcycles.kaizen.dev"),
         ("patch", "improvementcycles.kaizen.dev"),
@@ -439,11 +449,7 @@ def test_a_chain_runs_its_cycles_with_the_charts_rbac(env: Env, tiny_model_dir: 
     # Everything a chain does goes through the chart's ClusterRole: create its cycles (whose
     # blockOwnerDeletion needs improvementchains/finalizers), write its status and the lineage
     # ConfigMap, and delete a cycle beyond its history limit.
-    env.server.kubectl("apply", "-f", str(CHAIN_CRD))
-    env.server.kubectl(
-        "wait", "--for=condition=Established", "crd/improvementchains.kaizen.dev", "--timeout=60s"
-    )
-    env.server.wait_published(yaml.safe_load(CHAIN_CRD.read_text()))
+    install_chain_crd(env)
     template = tiny_spec(tiny_model_dir)
     template["analysis"]["scoreThreshold"] = 0.0  # nothing to improve: two short cycles
     template["evaluation"]["domains"] = ["arithmetic"]
