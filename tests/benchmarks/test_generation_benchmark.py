@@ -89,7 +89,10 @@ def test_a_sweep_without_lm_eval_times_kaizen_at_each_size(
 
 @pytest.mark.e2e
 def test_without_naive_only_kaizen_and_lm_eval_run(tiny_model_dir: Path, tmp_path: Path) -> None:
-    process = run_benchmark(tiny_model_dir, tmp_path, "--no-naive", "--no-lm-eval")
+    process = run_benchmark(
+        tiny_model_dir, tmp_path, "--no-naive", "--no-lm-eval", "--no-batched",
+        "--no-generate-batch",
+    )  # fmt: skip
     assert process.returncode == 0, process.stderr
     assert "naive not compared: skipped (--no-naive)" in process.stdout
     figures = json.loads((tmp_path / "figures.json").read_text())
