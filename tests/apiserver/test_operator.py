@@ -89,6 +89,15 @@ class Env:
     def job(self, name: str) -> dict[str, Any] | None:
         return self.server.get(JOBS, self.namespace, name)
 
+    def step_job(self, step: str) -> dict[str, Any] | None:
+        """The Job of a step (its name ends in a digest: found by its step label)."""
+        found = [
+            job
+            for job in self.server.objects(JOBS, self.namespace)
+            if job["metadata"].get("labels", {}).get("kaizen.dev/step") == step
+        ]
+        return found[0] if found else None
+
     def events(self, name: str) -> list[dict[str, Any]]:
         return [
             e
@@ -202,7 +211,7 @@ def test_a_cycle_runs_to_succeeded_across_api_server_and_operator_restarts(
             env.apply("tiny", tiny_spec(tiny_model_dir))
             # The API server restarts while the first step runs: every watch (the operator's,
             # the job simulator's) ends and starts again from its last resourceVersion.
-            wait_for(lambda: env.job("tiny-evaluate-baseline"), what="the first Job")
+            wait_for(lambda: env.step_job("evaluate-baseline"), what="the first Job")
             restarted_at = time.time()
             env.server.restart_apiserver()
             # The operator restarts while a training step runs, and that step finishes while no
