@@ -578,54 +578,10 @@ class TrainArgs(ModelArgs):
         return value
 
 
-class MergeArgs(ModelArgs):
-    """Combine domain adapters with peft add_weighted_adapter: writes adapter/ and merge.json.
-    A single source is copied unchanged."""
-
-    PROGRAM: ClassVar[Program] = TRAINER
-    COMMAND: ClassVar[str] = "merge"
-    SUMMARY: ClassVar[str] = "merge domain adapters into one candidate adapter"
-
-    sources: list[str] = Field(
-        min_length=1, json_schema_extra=cli(flag="--source", metavar="DOMAIN=DIR")
-    )
-    """A domain adapter to merge (repeat for each domain)."""
-
-    combination: f.MergeMethod = f.DEFAULT_MERGE_METHOD
-    """peft combination type, written to adapter/; linear, ties and dare_* need equal ranks."""
-
-    candidates: list[f.MergeMethod] = Field(
-        default_factory=list, json_schema_extra=cli(flag="--candidate", metavar="METHOD")
-    )
-    """Also combine with METHOD into candidates/METHOD/adapter, for the combine step to
-    choose among (repeat for several)."""
-
-    density: f.Density = f.DEFAULT_DENSITY
-    """Fraction of weights kept by ties and dare_*."""
-
-    seed: f.Seed = 0
-    """Seed of the random pruning of dare_*."""
-
-    @field_validator("sources")
-    @classmethod
-    def _domain_equals_dir(cls, value: list[str]) -> list[str]:
-        for source in value:
-            domain, sep, path = source.partition("=")
-            if not sep or not domain.strip() or not path.strip():
-                raise ValueError(f"{source!r}: expected DOMAIN=DIR")
-        return value
-
-    def source_pairs(self) -> list[tuple[str, str]]:
-        """`(domain, adapter directory)` per `--source`, in order."""
-        return [
-            (domain.strip(), path.strip())
-            for domain, _, path in (s.partition("=") for s in self.sources)
-        ]
-
-
 # The combination steps' arguments live in their own module, built on the classes above.
 from kaizen.api.args_combination import CombineArgs as CombineArgs  # noqa: E402
 from kaizen.api.args_combination import JointArgs as JointArgs  # noqa: E402
+from kaizen.api.args_combination import MergeArgs as MergeArgs  # noqa: E402
 
 #: Every step kind's arguments, by program.
 EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (

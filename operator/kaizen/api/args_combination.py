@@ -1,7 +1,8 @@
 """Typed arguments of the steps that combine what the domain adapters learned.
 
-`JointArgs` (trainer `joint`): one adapter trained on the union of the priority domains'
-training sets, a candidate beside the merges. `CombineArgs` (evaluator `combine`): score
+`MergeArgs` (trainer `merge`): the domain adapters merged with peft, by one method or as
+several candidates. `JointArgs` (trainer `joint`): one adapter trained on the union of the
+priority domains' training sets, a candidate beside the merges. `CombineArgs` (evaluator `combine`): score
 every candidate on the suite's dev items, measure each trained domain's retention against
 its adapter alone, and choose. Re-exported by `kaizen.api.args`, whose rendering and
 parsing they share.
@@ -32,6 +33,48 @@ def _pairs(value: list[str], what: str) -> list[str]:
 def split_pairs(value: list[str]) -> list[tuple[str, str]]:
     """`(name, path)` of each `NAME=PATH`, in order."""
     return [(n.strip(), p.strip()) for n, _, p in (e.partition("=") for e in value)]
+
+
+class MergeArgs(ModelArgs):
+    """Combine domain adapters with peft add_weighted_adapter: writes adapter/ and merge.json.
+    A single source is copied unchanged."""
+
+    PROGRAM: ClassVar[Program] = TRAINER
+    COMMAND: ClassVar[str] = "merge"
+    SUMMARY: ClassVar[str] = "merge domain adapters into one candidate adapter"
+
+    sources: list[str] = Field(
+        min_length=1, json_schema_extra=cli(flag="--source", metavar="DOMAIN=DIR")
+    )
+    """A domain adapter to merge (repeat for each domain)."""
+
+    combination: f.MergeMethod = f.DEFAULT_MERGE_METHOD
+    """peft combination type, written to adapter/; linear, ties and dare_* need equal ranks."""
+
+    candidates: list[f.MergeMethod] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--candidate", metavar="METHOD")
+    )
+    """Also combine with METHOD into candidates/METHOD/adapter, for the combine step to
+    choose among (repeat for several)."""
+
+    density: f.Density = f.DEFAULT_DENSITY
+    """Fraction of weights kept by ties and dare_*."""
+
+    seed: f.Seed = 0
+    """Seed of the random pruning of dare_*."""
+
+    @field_validator("sources")
+    @classmethod
+    def _domain_equals_dir(cls, value: list[str]) -> list[str]:
+        for source in value:
+            domain, sep, path = source.partition("=")
+            if not sep or not domain.strip() or not path.strip():
+                raise ValueError(f"{source!r}: expected DOMAIN=DIR")
+        return value
+
+    def source_pairs(self) -> list[tuple[str, str]]:
+        """`(domain, adapter directory)` per `--source`, in order."""
+        return split_pairs(self.sources)
 
 
 class JointArgs(ModelArgs):
