@@ -108,11 +108,11 @@ class Kube:
 
     # --- ImprovementCycles ---------------------------------------------------------------
 
-    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The cycle as stored, or None when it does not exist."""
+    async def _get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A kaizen.dev object as stored, or None when it does not exist."""
         try:
             found = await _call(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
             )
         except ApiException as error:
             if error.status == 404:
@@ -120,16 +120,26 @@ class Kube:
             raise
         return _dict(found)
 
+    async def _patch_custom_status(
+        self, plural: str, namespace: str, name: str, status_patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a kaizen.dev object's `/status`; lists in the patch replace stored ones."""
+        patched = await _call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, plural, name, {"status": status_patch},
+            _content_type=_MERGE_PATCH,
+        )  # fmt: skip
+        return _dict(patched)
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cycle as stored, or None when it does not exist."""
+        return await self._get_custom(PLURAL, namespace, name)
+
     async def patch_cycle_status(
         self, namespace: str, name: str, status_patch: dict[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch the `/status` subresource; lists in the patch replace the stored lists."""
-        patched = await _call(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status_patch},
-            _content_type=_MERGE_PATCH,
-        )  # fmt: skip
-        return _dict(patched)
+        return await self._patch_custom_status(PLURAL, namespace, name, status_patch)
 
     async def list_cycles(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """ImprovementCycles in `namespace` matching an (equality-based) label selector."""
@@ -182,27 +192,13 @@ class Kube:
 
     async def get_chain(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The chain as stored, or None when it does not exist."""
-        try:
-            found = await _call(
-                self.custom.get_namespaced_custom_object,
-                GROUP, VERSION, namespace, CHAIN_PLURAL, name,
-            )  # fmt: skip
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return _dict(found)
+        return await self._get_custom(CHAIN_PLURAL, namespace, name)
 
     async def patch_chain_status(
         self, namespace: str, name: str, status_patch: dict[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch the chain's `/status` subresource."""
-        patched = await _call(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP, VERSION, namespace, CHAIN_PLURAL, name, {"status": status_patch},
-            _content_type=_MERGE_PATCH,
-        )  # fmt: skip
-        return _dict(patched)
+        return await self._patch_custom_status(CHAIN_PLURAL, namespace, name, status_patch)
 
     # --- ConfigMaps (the chain's lineage artifact) ---------------------------------------
 
