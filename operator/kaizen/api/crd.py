@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,22 +151,51 @@ def build_crd() -> dict[str, Any]:
         "description": run_spec.get("description", ""),
         "x-kubernetes-preserve-unknown-fields": True,
     }
+    return crd_document(
+        kind=KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        short_names=SHORT_NAMES,
+        printer_columns=PRINTER_COLUMNS,
+        description=(
+            "A continuous-improvement cycle: evaluate a model, analyze its "
+            "weaknesses, train one LoRA adapter per priority domain, merge them, and "
+            "validate the candidate against the baseline on identical items."
+        ),
+        spec_schema=spec_schema,
+        status_schema=status_schema,
+    )
+
+
+def crd_document(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    printer_columns: Sequence[object],
+    description: str,
+    spec_schema: dict[str, Any],
+    status_schema: dict[str, Any],
+) -> dict[str, Any]:
+    """A namespaced kaizen.dev CustomResourceDefinition with a status subresource (the
+    envelope every Kaizen resource shares; the schemas and columns are its own)."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "kaizen", "app.kubernetes.io/part-of": "kaizen"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": short_names,
                 "categories": ["kaizen"],
             },
             "versions": [
@@ -174,13 +204,11 @@ def build_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": printer_columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A continuous-improvement cycle: evaluate a model, analyze its "
-                            "weaknesses, train one LoRA adapter per priority domain, merge them, and "
-                            "validate the candidate against the baseline on identical items.",
+                            "description": description,
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -22,8 +22,8 @@ from kaizen.api.chain import (
     ImprovementChainSpec,
     ImprovementChainStatus,
 )
-from kaizen.api.crd import model_schema
-from kaizen.api.resource import GROUP, VERSION
+from kaizen.api.crd import crd_document, model_schema
+from kaizen.api.resource import GROUP
 
 CHAIN_CRD_FILENAME = f"{GROUP}_{CHAIN_PLURAL}.yaml"
 
@@ -93,51 +93,21 @@ def build_chain_crd() -> dict[str, Any]:
     ]
     status_schema["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
     status_schema["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{CHAIN_PLURAL}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "kaizen", "app.kubernetes.io/part-of": "kaizen"},
-        },
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": CHAIN_KIND,
-                "listKind": f"{CHAIN_KIND}List",
-                "plural": CHAIN_PLURAL,
-                "singular": CHAIN_SINGULAR,
-                "shortNames": CHAIN_SHORT_NAMES,
-                "categories": ["kaizen"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A model that keeps improving: an ImprovementCycle "
-                            "template run on a schedule or back to back, each cycle starting "
-                            "from the adapters promoted so far, with stop conditions, history "
-                            "limits and the lineage of every version.",
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return crd_document(
+        kind=CHAIN_KIND,
+        plural=CHAIN_PLURAL,
+        singular=CHAIN_SINGULAR,
+        short_names=CHAIN_SHORT_NAMES,
+        printer_columns=PRINTER_COLUMNS,
+        description=(
+            "A model that keeps improving: an ImprovementCycle "
+            "template run on a schedule or back to back, each cycle starting "
+            "from the adapters promoted so far, with stop conditions, history "
+            "limits and the lineage of every version."
+        ),
+        spec_schema=spec_schema,
+        status_schema=status_schema,
+    )
 
 
 def render_chain_crd() -> str:
