@@ -12,7 +12,14 @@ spread over namespaces of --per-namespace cycles (one job simulator each) and cr
 Reported, per N:
   * create -> Succeeded: p50 / p95 / p99 over all cycles (seconds);
   * event -> status: from a Job's Complete condition to the step's Succeeded record in the
-    cycle's status, p50 / p95 / p99 over all steps (seconds);
+    cycle's status, p50 / p95 / p99 over all steps (seconds), both seen by this process's
+    watches: it includes the server's queueing and its delivery of both watch events;
+  * the operator's own share, scraped from its metrics at the end:
+    `kaizen_job_event_to_status_seconds` (the operator first knowing that a step's Job ended,
+    from its watch event or its own listing -> the status patch with the step's outcome
+    acknowledged; all, and by how it knew) and `kaizen_job_event_queue_seconds` (a Job event
+    reaching the operator -> the reconciliation answering it starts); quantiles estimated from the histogram's buckets as Prometheus'
+    histogram_quantile does (linear within a bucket), with the mean from _sum / _count;
   * operator RSS (peak and at the end, MiB), operator CPU seconds, emulator+simulator CPU;
   * API requests: the operator's, per second of the run and per cycle; everyone's;
   * resync after a restart: the operator killed (SIGKILL) and started again with every cycle
@@ -211,6 +218,62 @@ def cycles_gauge(port: int) -> float | None:
     )
 
 
+def scrape(port: int) -> str:
+    return cast(
+        bytes, urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
+    ).decode()
+
+
+def histogram(text: str, name: str, **labels: str) -> dict[str, float]:
+    """Count, mean and estimated p50/p95/p99 (seconds) of histogram `name` in a metrics page
+    (its series with these labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    by_bound: dict[float, float] = {}  # summed over the series that match
+    count = total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            if sample.name == name + "_bucket":
+                bound = float(sample.labels["le"])
+                by_bound[bound] = by_bound.get(bound, 0.0) + sample.value
+            elif sample.name == name + "_count":
+                count += sample.value
+            elif sample.name == name + "_sum":
+                total += sample.value
+    if not count:
+        return {"n": 0}
+    buckets = sorted(by_bound.items())
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * count, 0.0, 0.0
+        for bound, cumulative in buckets:
+            if cumulative >= rank:
+                if bound == float("inf"):
+                    return lower  # beyond the largest bucket: its bound (as Prometheus does)
+                inside = cumulative - below
+                return round(
+                    lower + (bound - lower) * ((rank - below) / inside if inside else 1), 3
+                )
+            lower, below = bound, cumulative
+        return lower
+
+    return {
+        "n": int(count),
+        "mean": round(total / count, 3),
+        "p50": quantile(0.5),
+        "p95": quantile(0.95),
+        "p99": quantile(0.99),
+    }
+
+
+def load_average() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
 def cycle_body(name: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{G}/{V}",
@@ -255,7 +318,8 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             total0 = cluster.requests_served()
             op_cpu0, bench_cpu0 = cpu_seconds(operator.pid), cpu_seconds(bench_pid)
             started = time.monotonic()
-            peak_rss = 0.0
+            result["load_average_at_start"] = load_average()
+            peak_rss, peak_load = 0.0, 0.0
             for i in range(n):
                 name = f"c{i:04d}"
                 namespace = namespaces[i // args.per_namespace]
@@ -266,6 +330,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 if time.monotonic() - started > args.timeout or operator.poll() is not None:
                     break
                 peak_rss = max(peak_rss, rss_mib(operator.pid)[0])
+                peak_load = max(peak_load, load_average()[0])
                 time.sleep(0.5)
                 if int(time.monotonic() - started) % 15 == 0:
                     print(
@@ -277,6 +342,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                     )
             elapsed = time.monotonic() - started
             rss, hwm = rss_mib(operator.pid)
+            page = scrape(args.metrics_port)
             op_requests = cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0
             result.update(
                 succeeded=len(recorder.succeeded),
@@ -292,6 +358,19 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                         if k in recorder.step_recorded
                     ]
                 ),
+                operator_event_to_status={
+                    "all": histogram(page, "kaizen_job_event_to_status_seconds"),
+                    **{
+                        seen: histogram(page, "kaizen_job_event_to_status_seconds", seen=seen)
+                        for seen in ("watch", "list")
+                    },
+                },
+                operator_event_queue={
+                    job: histogram(page, "kaizen_job_event_queue_seconds", job=job)
+                    for job in ("finished", "running")
+                },
+                load_average_at_end=load_average(),
+                load_average_1min_peak=peak_load,
                 operator_rss_mib={"end": round(rss, 1), "peak": round(max(hwm, peak_rss), 1)},
                 operator_cpu_seconds=round(cpu_seconds(operator.pid) - op_cpu0, 1),
                 emulator_and_simulator_cpu_seconds=round(cpu_seconds(bench_pid) - bench_cpu0, 1),

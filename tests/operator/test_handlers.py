@@ -115,7 +115,7 @@ class _Failing:
     async def _sleep(self, delay: float) -> None:
         self.delays.append(delay)
 
-    async def reconcile(self, namespace: str, name: str) -> None:
+    async def reconcile(self, namespace: str, name: str, *, job_event: object = None) -> None:
         self.calls.append((namespace, name))
         raise self.error
 

@@ -27,7 +27,7 @@ from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
 from kaizen.operator.pacing import backoff, controller_uid
-from kaizen.operator.reconciler import CycleReconciler
+from kaizen.operator.reconciler import CycleReconciler, job_finished
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import GROUP as TRAINJOB_GROUP
 from kaizen.operator.trainjobs import PLURAL as TRAINJOB_PLURAL
@@ -41,6 +41,8 @@ FINALIZER = "kaizen.dev/finalizer"
 RETRY_DELAY = 15.0
 #: The timer's interval is fixed when this module is imported (kopf registers it then).
 _IMPORT_SETTINGS = OperatorSettings.from_env()
+# Watch events carry their arrival time, for the Job-event latency metrics.
+metrics.stamp_watch_arrivals()
 
 
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -182,6 +184,7 @@ async def job_event(
     logger: kopf.Logger,
     body: Mapping[str, Any] | None = None,
     type: str | None = None,  # noqa: A002 - kopf's name for the watch event's type
+    event: Mapping[str, Any] | None = None,
     **_: Any,
 ) -> None:
     """A step Job changed (created, progressed, finished, deleted): reconcile its cycle.
@@ -189,8 +192,14 @@ async def job_event(
     Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling), nor
     for a Job write that changes nothing the engine acts on (`JobSignatures`). kopf
     does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
-    30 s), not only by the safety-net timer a minute later.
+    30 s), not only by the safety-net timer a minute later. The time from the event reaching
+    the operator to the status patch that answers it is `kaizen_job_event_to_status_seconds`.
     """
+    arrived = metrics.job_event(  # for the latency metrics
+        event,
+        str(((body or {}).get("metadata") or {}).get("name") or ""),
+        body is not None and type != "DELETED" and job_finished(body),
+    )
     reconciler = _reconciler(memo)
     ns, cycle = _namespace(namespace), labels[LABEL_CYCLE]
     if body is not None and reconciler.settled.covers(ns, cycle, controller_uid(body)):
@@ -202,7 +211,7 @@ async def job_event(
         elif signatures.unchanged(ns, body):
             return  # nothing the engine acts on changed (e.g. SuccessCriteriaMet before Complete)
     try:
-        await reconciler.reconcile(ns, cycle)
+        await reconciler.reconcile(ns, cycle, job_event=arrived)
         if body is not None and type != "DELETED":
             signatures.handled(ns, body)
     except Exception as error:  # noqa: BLE001 - retried below, and by the timer
@@ -232,12 +241,15 @@ if _IMPORT_SETTINGS.trainjob:
         memo: Any,
         logger: kopf.Logger,
         body: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """A train step's TrainJob changed: reconcile its cycle (as for a Job)."""
         # kopf's decorator types job_event as its own callback protocol; it is the function.
         handle = cast(Any, job_event)
-        await handle(namespace=namespace, labels=labels, memo=memo, logger=logger, body=body)
+        await handle(
+            namespace=namespace, labels=labels, memo=memo, logger=logger, body=body, event=event
+        )
 
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:

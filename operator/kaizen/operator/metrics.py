@@ -10,6 +10,13 @@ metric it queries is one defined here.
 |---|---|---|---|
 | `kaizen_reconcile_duration_seconds` | histogram | | one reconciliation of one cycle, end to end |
 | `kaizen_reconcile_errors_total` | counter | | reconciliations that ended in an error (retried) |
+| `kaizen_job_event_to_status_seconds` | histogram | `seen` | a step's Job ended, as this process first knew it → the status patch recording the step's outcome acknowledged |
+| `kaizen_job_event_queue_seconds` | histogram | `job` | a Job watch event reaching this process → the start of the reconciliation that answers it (kopf's queue, the cycle's lock) |
+
+`seen` is `watch` when the Job's watch event told the operator first (the time counts from the
+event's arrival in this process), `list` when a reconciliation's own listing of the cycle's Jobs
+showed the end before its event arrived. `job` is `finished` for an event of a Job that has
+ended (Complete or Failed), `running` for any other Job event.
 | `kaizen_cycles` | gauge | `phase` | cycles this replica knows, by phase |
 | `kaizen_cycle_phase_transitions_total` | counter | `phase` | cycles entering a phase |
 | `kaizen_steps_started_total` | counter | `kind` | step Jobs created (`evaluator`, `trainer`) |
@@ -21,10 +28,11 @@ metric it queries is one defined here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +47,34 @@ _phases: dict[tuple[str, str], str] = {}
 
 #: Buckets of the reconcile histogram, in seconds (a reconciliation is a few API calls).
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Buckets of the Job-event latency histograms, in seconds (fine around the goal of 2 s).
+EVENT_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+    120.0, 300.0,
+)  # fmt: skip
+#: The key under which each raw watch event carries the moment it reached this process
+#: (`time.monotonic()`), set by `stamp_watch_arrivals`.
+ARRIVED = "kaizen.dev/arrived"
 
 if prometheus_client is not None:
     RECONCILE_SECONDS = prometheus_client.Histogram(
         "kaizen_reconcile_duration_seconds",
         "Time of one reconciliation of one cycle (read, observe its Jobs, decide, apply).",
         buckets=RECONCILE_BUCKETS,
+    )
+    JOB_EVENT_TO_STATUS = prometheus_client.Histogram(
+        "kaizen_job_event_to_status_seconds",
+        "From the operator first knowing that a step's Job ended (its watch event arriving, or "
+        "its own listing) to the API server acknowledging the status patch with the outcome.",
+        ["seen"],
+        buckets=EVENT_BUCKETS,
+    )
+    JOB_EVENT_QUEUE = prometheus_client.Histogram(
+        "kaizen_job_event_queue_seconds",
+        "From a Job watch event reaching the operator to the start of the reconciliation that "
+        "answers it: kopf's per-object queue, the handler, the wait for the cycle's lock.",
+        ["job"],
+        buckets=EVENT_BUCKETS,
     )
     CYCLES = prometheus_client.Gauge(
         "kaizen_cycles", "ImprovementCycles this replica has seen, by phase.", ["phase"]
@@ -98,6 +128,76 @@ def reconcile_timer() -> Iterator[None]:
     finally:
         if prometheus_client is not None:
             RECONCILE_SECONDS.observe(time.perf_counter() - start)
+
+
+def stamp_watch_arrivals() -> bool:
+    """Make kopf stamp every raw watch event with the moment it reached this process.
+
+    kopf hands `on.event` handlers the raw event, but only after its per-object queue; the
+    stamp (`event[ARRIVED]`, `time.monotonic()`) is what the Job-event latency is measured
+    from. kopf has no hook for this: its watch stream (`kopf._cogs.clients.watching.
+    infinite_watch`, looked up by the watcher at each (re)start) is wrapped once per process.
+    False when kopf no longer has that function: handlers then measure from their own start.
+    """
+    try:
+        from kopf._cogs.clients import watching
+    except ImportError:  # pragma: no cover - a kopf without the private module
+        return False
+    original = getattr(watching, "infinite_watch", None)
+    if original is None:  # pragma: no cover - a kopf that moved it
+        logger.warning("kopf has no infinite_watch: Job-event latency counts from the handler")
+        return False
+    if getattr(original, "_kaizen_stamped", False):
+        return True
+    setattr(watching, "infinite_watch", _stamped(original))  # noqa: B010 - a private module
+    return True
+
+
+def _stamped(
+    original: Callable[..., AsyncIterator[Any]],
+) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(original)
+    async def infinite_watch(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with contextlib.aclosing(original(*args, **kwargs)) as stream:
+            async for event in stream:
+                if isinstance(event, dict):
+                    event[ARRIVED] = time.monotonic()
+                yield event
+
+    infinite_watch._kaizen_stamped = True  # type: ignore[attr-defined]
+    return infinite_watch
+
+
+class JobEvent(NamedTuple):
+    """A Job watch event as the latency metrics see it."""
+
+    #: When it reached this process (`time.monotonic()`).
+    arrived: float
+    #: The `job` label: `finished` (the Job ended) or `running`.
+    job: str
+    #: The Job's name.
+    name: str
+
+
+def job_event(event: Mapping[str, Any] | None, name: str, finished: bool) -> JobEvent:
+    """The event `event` of Job `name` (raw, as kopf hands it; now, if it has no stamp)."""
+    stamped = (event or {}).get(ARRIVED)
+    arrived = float(stamped) if isinstance(stamped, int | float) else time.monotonic()
+    return JobEvent(arrived, "finished" if finished else "running", name)
+
+
+def record_event_queue(events: Iterable[JobEvent], started: float) -> None:
+    """Job events that a reconciliation starting at `started` (`time.monotonic()`) answers."""
+    if prometheus_client is not None:
+        for event in events:
+            JOB_EVENT_QUEUE.labels(job=event.job).observe(max(0.0, started - event.arrived))
+
+
+def record_outcome_recorded(seen: float, how: str, acknowledged: float) -> None:
+    """A step's Job end, first known at `seen` (`how`: `watch` or `list`), is in the status
+    since the patch acknowledged at `acknowledged` (both `time.monotonic()`)."""
+    if prometheus_client is not None:
+        JOB_EVENT_TO_STATUS.labels(seen=how).observe(max(0.0, acknowledged - seen))
 
 
 def step_label(step: str) -> str:

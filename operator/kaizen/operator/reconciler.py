@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,6 +49,9 @@ JOB_NAME_TAKEN = "JobNameTaken"
 
 #: Seconds between two looks at a pod left running by a deleted Job (no event announces its end).
 ORPHAN_RECHECK_SECONDS = 5.0
+
+#: Job-event arrivals kept per cycle for the next reconciliation (a bound, not a rule).
+MAX_PENDING_ARRIVALS = 64
 
 #: Posts one Event about the cycle: (cycle body, type, reason, message).
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
@@ -134,6 +138,8 @@ class Outcome:
 
     decision: Decision
     status_patched: bool = False
+    #: When the API server acknowledged the status patch (`time.monotonic()`), if one was sent.
+    status_patched_at: float | None = None
     created: list[str] = dataclasses.field(default_factory=list)
     deleted: list[str] = dataclasses.field(default_factory=list)
 
@@ -155,6 +161,10 @@ class CycleReconciler:
         self.clock = clock
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
+        # Metrics only. Job events not yet answered, by cycle; and by cycle and Job name, when
+        # the operator first knew that a Job of an unfinished step ended, and how (watch, list).
+        self._arrivals: dict[tuple[str, str], list[metrics.JobEvent]] = {}
+        self._ended: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
         # The last refusal of each Job the API would not create, by (namespace, Job name):
         # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.
         self._refusals: dict[tuple[str, str], tuple[str, int, str, str]] = {}
@@ -170,23 +180,45 @@ class CycleReconciler:
         """How many cycles are being reconciled right now."""
         return sum(1 for lock in self._locks.values() if lock.locked())
 
-    async def reconcile(self, namespace: str, name: str) -> Outcome | None:
+    async def reconcile(
+        self, namespace: str, name: str, *, job_event: metrics.JobEvent | None = None
+    ) -> Outcome | None:
         """Reconcile one cycle; None when it is gone, being deleted, finished and settled (its
-        status answers its spec: nothing to do), or folded into a waiting run."""
+        status answers its spec: nothing to do), or folded into a waiting run.
+
+        `job_event`: the Job event that asks for this run, for the latency metrics: the run
+        that answers it (this one, or the waiting run it is folded into) records its queueing,
+        and the run whose status patch records the Job's outcome the time from its arrival.
+        """
         key = (namespace, name)
+        if job_event is not None:
+            if job_event.job == "finished":
+                ended = self._ended.setdefault(key, {})
+                ended.setdefault(job_event.name, (job_event.arrived, "watch"))
+            pending = self._arrivals.setdefault(key, [])
+            pending.append(job_event)
+            del pending[:-MAX_PENDING_ARRIVALS]
         lock = self._locks.setdefault(key, asyncio.Lock())
         if lock.locked() and self._waiting.get(key, 0) > 0:
             return None
         self._waiting[key] = self._waiting.get(key, 0) + 1
+        arrivals: list[metrics.JobEvent] = []
         try:
             async with lock:
                 self._waiting[key] -= 1
+                # Events that came before this run read the cycle are answered by it.
+                arrivals = self._arrivals.pop(key, [])
+                metrics.record_event_queue(arrivals, time.monotonic())
                 with metrics.reconcile_timer():
                     outcome = await self._reconcile(namespace, name)
                 self.retries.succeeded(namespace, name)
                 return outcome
         except Exception:
             metrics.record_error()
+            if arrivals:  # still unanswered: the retry answers them
+                pending = self._arrivals.setdefault(key, [])
+                pending[:0] = arrivals
+                del pending[:-MAX_PENDING_ARRIVALS]
             raise
         finally:
             if not lock.locked() and not self._waiting.get(key):
@@ -197,6 +229,8 @@ class CycleReconciler:
         body = await self.kube.get_cycle(namespace, name)
         if body is None:
             self.settled.forget(namespace, name)
+            self._arrivals.pop((namespace, name), None)
+            self._ended.pop((namespace, name), None)
             metrics.record_phase(namespace, name, None)
             return None
         meta = body.get("metadata") or {}
@@ -205,6 +239,7 @@ class CycleReconciler:
             return None
         if self.settled.note(namespace, name, body):
             # Ended, and its status answers the current spec: its Jobs cannot change anything.
+            self._ended.pop((namespace, name), None)
             metrics.record_phase(namespace, name, (body.get("status") or {}).get("phase"))
             return None
         uid = meta.get("uid")
@@ -232,7 +267,7 @@ class CycleReconciler:
                 # The spec was invalid before any step ran and has been fixed since: start afresh.
                 cycle = cycle.model_copy(update={"status": None})
             jobs = await self._list_workloads(namespace, name)
-            observations = await self._observe(namespace, cycle.status, jobs, uid)
+            observations = await self._observe(namespace, name, cycle.status, jobs, uid)
             if any(seen.reason == ORPHANED_POD for seen in observations.values()):
                 # The operator watches Jobs, not pods: no event announces the pod's end.
                 self.retries.later(namespace, name, ORPHAN_RECHECK_SECONDS)
@@ -251,6 +286,8 @@ class CycleReconciler:
         if new_status != old_status:
             await self.kube.patch_cycle_status(namespace, name, merge_patch(old_status, new_status))
             outcome.status_patched = True
+            outcome.status_patched_at = time.monotonic()
+        self._record_ended(namespace, name, old_status, new_status, outcome.status_patched_at)
 
         started_kinds: list[str] = []
         errors: list[BaseException] = []
@@ -324,9 +361,39 @@ class CycleReconciler:
             raise errors[0]
         return outcome
 
+    def _record_ended(
+        self,
+        namespace: str,
+        name: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        acknowledged: float | None,
+    ) -> None:
+        """Record how long the operator took to write the outcomes that `new` adds (metrics);
+        forget the Jobs of steps that are no longer unfinished."""
+        ended = self._ended.get((namespace, name))
+        if not ended:
+            return
+        done = (StepState.SUCCEEDED.value, StepState.FAILED.value)
+        before = {step.get("jobName"): step.get("state") for step in old.get("steps") or []}
+        unfinished = set()
+        for step in new.get("steps") or []:
+            job = step.get("jobName")
+            if step.get("state") not in done:
+                unfinished.add(job)
+                continue
+            seen = ended.pop(job, None)
+            if seen is not None and acknowledged is not None and before.get(job) not in done:
+                metrics.record_outcome_recorded(seen[0], seen[1], acknowledged)
+        for job in [job for job in ended if job not in unfinished]:
+            del ended[job]
+        if not ended:
+            del self._ended[(namespace, name)]
+
     async def _observe(
         self,
         namespace: str,
+        cycle: str,
         status: ImprovementCycleStatus | None,
         jobs: list[dict[str, Any]],
         uid: str | None,
@@ -351,6 +418,9 @@ class CycleReconciler:
                     if left is not None:
                         observations[record.name] = left
                 continue
+            if job_finished(job):  # (metrics) known now, if its watch event did not say so yet
+                ended = self._ended.setdefault((namespace, cycle), {})
+                ended.setdefault(record.job_name, (time.monotonic(), "list"))
             # A finished Job's pods carry the termination message; an unfinished one's say
             # why they are not running (no node for them, an image that cannot be pulled).
             if _is_trainjob(job):
