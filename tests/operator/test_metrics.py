@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -100,3 +103,149 @@ async def test_api_calls_run_concurrently_beyond_the_default_thread_pool() -> No
     results = await asyncio.gather(*(kube_module._call(call) for _ in range(20)))
     assert sorted(results) == list(range(20))
     assert kube_module.API_CONCURRENCY >= 20
+
+
+# --- Job-event latency ---------------------------------------------------------------------
+
+TO_STATUS = "kaizen_job_event_to_status_seconds"
+QUEUE = "kaizen_job_event_queue_seconds"
+
+
+def latency_counts() -> dict[str, float]:
+    return {
+        "watch": sample(f"{TO_STATUS}_count", seen="watch"),
+        "list": sample(f"{TO_STATUS}_count", seen="list"),
+        "queue_finished": sample(f"{QUEUE}_count", job="finished"),
+        "queue_running": sample(f"{QUEUE}_count", job="running"),
+    }
+
+
+def added(before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before[k] for k, v in latency_counts().items() if v != before[k]}
+
+
+async def started_baseline(kube: FakeKube | None = None) -> tuple[CycleReconciler, FakeKube, str]:
+    kube = kube or FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    await reconciler.reconcile(NS, NAME)
+    ((_, job_name),) = kube.jobs
+    return reconciler, kube, job_name
+
+
+async def test_a_finished_jobs_watch_event_is_timed_to_the_patch_that_records_its_step() -> None:
+    reconciler, kube, job_name = await started_baseline()
+    kube.finish(job_name, exit_code=0, message=baseline_summary())
+    arrived = time.monotonic()
+    before = latency_counts()
+    sum_before = sample(f"{TO_STATUS}_sum", seen="watch")
+
+    await reconciler.reconcile(NS, NAME, job_event=metrics.JobEvent(arrived, "finished", job_name))
+    done = time.monotonic()
+    assert added(before) == {"watch": 1, "queue_finished": 1}
+    assert 0 <= sample(f"{TO_STATUS}_sum", seen="watch") - sum_before <= done - arrived
+    # Its Job's events after the outcome is recorded time nothing more.
+    before = latency_counts()
+    await reconciler.reconcile(
+        NS, NAME, job_event=metrics.JobEvent(time.monotonic(), "finished", job_name)
+    )
+    assert added(before) == {"queue_finished": 1}
+
+
+async def test_a_job_end_the_operators_own_listing_saw_first_counts_as_list() -> None:
+    # A reconciliation started by something else (an earlier event, the timer) finds the Job
+    # ended before its watch event arrives; the event that then arrives times nothing.
+    reconciler, kube, job_name = await started_baseline()
+    kube.finish(job_name, exit_code=0, message=baseline_summary())
+    before = latency_counts()
+    await reconciler.reconcile(NS, NAME)
+    await reconciler.reconcile(
+        NS, NAME, job_event=metrics.JobEvent(time.monotonic(), "finished", job_name)
+    )
+    assert added(before) == {"list": 1, "queue_finished": 1}
+
+
+class _PatchFailsOnce(FakeKube):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_patch = False
+
+    async def patch_cycle_status(self, namespace: str, name: str, patch: dict[str, Any]) -> Any:
+        if self.fail_next_patch:
+            self.fail_next_patch = False
+            raise ApiException(status=500, reason="boom")
+        return await super().patch_cycle_status(namespace, name, patch)
+
+
+async def test_a_failed_reconciliation_leaves_the_event_to_the_retry_that_answers_it() -> None:
+    reconciler, kube, job_name = await started_baseline(_PatchFailsOnce())
+    assert isinstance(kube, _PatchFailsOnce)
+    kube.finish(job_name, exit_code=0, message=baseline_summary())
+    kube.fail_next_patch = True
+    arrived = time.monotonic()
+    before = latency_counts()
+    with pytest.raises(ApiException):
+        await reconciler.reconcile(
+            NS, NAME, job_event=metrics.JobEvent(arrived, "finished", job_name)
+        )
+    assert added(before) == {"queue_finished": 1}
+    await reconciler.reconcile(NS, NAME)  # the retry: no event of its own
+    # Timed from the event's arrival, and queued twice (once per run that took it up).
+    assert added(before) == {"watch": 1, "queue_finished": 2}
+
+
+class _GatedKube(FakeKube):
+    """get_cycle waits for `gate` once: a reconciliation that is in progress."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await gate.wait()
+        return await super().get_cycle(namespace, name)
+
+
+async def test_events_folded_into_a_waiting_run_are_each_answered_by_it() -> None:
+    reconciler, kube, job_name = await started_baseline(_GatedKube())
+    assert isinstance(kube, _GatedKube)
+    kube.gate = gate = asyncio.Event()
+    before = latency_counts()
+    running = asyncio.create_task(reconciler.reconcile(NS, NAME))  # holds the cycle's lock
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(
+        reconciler.reconcile(
+            NS, NAME, job_event=metrics.JobEvent(time.monotonic(), "running", job_name)
+        )
+    )
+    await asyncio.sleep(0)
+    kube.finish(job_name, exit_code=0, message=baseline_summary())
+    folded = await reconciler.reconcile(
+        NS, NAME, job_event=metrics.JobEvent(time.monotonic(), "finished", job_name)
+    )
+    assert folded is None  # the waiting run answers it
+    gate.set()
+    await asyncio.gather(running, waiting)
+    assert added(before) == {"queue_running": 1, "queue_finished": 1, "watch": 1}
+
+
+async def test_kopfs_watch_stream_stamps_each_event_with_its_arrival() -> None:
+    from kopf._cogs.clients import watching
+
+    async def stream(**_: Any) -> AsyncIterator[Any]:
+        yield {"type": "ADDED", "object": {"metadata": {"name": "j"}}}
+        yield "a bookmark"  # not an event: passed through untouched
+        yield {"type": "MODIFIED", "object": {"metadata": {"name": "j"}}}
+
+    before = time.monotonic()
+    events = [event async for event in metrics._stamped(stream)(resource="jobs")]
+    assert events[1] == "a bookmark"
+    stamps = [events[0][metrics.ARRIVED], events[2][metrics.ARRIVED]]
+    assert before <= stamps[0] <= stamps[1] <= time.monotonic()
+    assert metrics.job_event(events[2], "j", True) == metrics.JobEvent(stamps[1], "finished", "j")
+    # Installed once (the handlers module does it on import), however often it is asked.
+    assert metrics.stamp_watch_arrivals() and metrics.stamp_watch_arrivals()
+    assert getattr(watching.infinite_watch, "_kaizen_stamped", False)
+    assert not getattr(watching.infinite_watch.__wrapped__, "_kaizen_stamped", False)
