@@ -2,12 +2,16 @@
 
     python benchmarks/scale.py                        # N = 100, 500, 1000
     python benchmarks/scale.py --cycles 100 --json scale.json
+    python benchmarks/scale.py --cycles 100 --server apiserver   # the real kube-apiserver tier
 
 For each N: an emulator (tests/kube/emulator) and a job simulator (tests/kube/jobsim) whose
 steps report at once (tests/kube/fast_steps.py, after --step-seconds) run in this process; the
 operator runs as its own process (`python -m kaizen.operator`, kopf, standalone) with its own
 token, so its requests, CPU time and memory are counted apart from the emulator's. Cycles are
 spread over namespaces of --per-namespace cycles (one job simulator each) and created at once.
+With `--server apiserver` the API is the real etcd + kube-apiserver of the `apiserver` test
+tier (benchmarks/scale_apiserver.py: requests counted from its audit log, its CPU apart) and
+the job simulators play the Job controller and kubelet against it.
 
 Reported, per N:
   * create -> Succeeded: p50 / p95 / p99 over all cycles (seconds);
@@ -52,6 +56,8 @@ import kubernetes  # noqa: E402
 from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
 
 from tests.kube.cluster import CYCLES, JOBS, Cluster, running_cluster  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
 from tests.kube.fast_steps import run_fast_step  # noqa: E402
 from tests.kube.jobsim import JobSimulator  # noqa: E402
 
@@ -67,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="per N, seconds")
     parser.add_argument("--metrics-port", type=int, default=19090)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--server",
+        choices=("emulator", "apiserver"),
+        default="emulator",
+        help="the API emulator in this process, or the real kube-apiserver tier",
+    )
     parser.add_argument(
         "--finished",
         type=int,
@@ -287,17 +299,37 @@ def cycle_body(name: str) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def running_server(kind: str, workdir: Path) -> Iterator[Any]:
+    """The emulator (`tests.kube.cluster.Cluster`) or the metered real API server."""
+    if kind == "emulator":
+        with running_cluster(workdir) as cluster:
+            yield cluster
+        return
+    from scale_apiserver import running_metered_apiserver
+
+    with running_metered_apiserver(workdir / "apiserver", OPERATOR_TOKEN) as server:
+        yield server
+
+
+def server_cpu_seconds(server: Any) -> float:
+    """CPU of API server processes apart from this one (the emulator's is this process's)."""
+    return float(server.server_cpu_seconds()) if hasattr(server, "server_cpu_seconds") else 0.0
+
+
 def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
     namespaces = [
         f"scale-{i:03d}" for i in range((n + args.per_namespace - 1) // args.per_namespace)
     ]
     with (
         tempfile.TemporaryDirectory(prefix="kaizen-scale-") as tmp,
-        running_cluster(Path(tmp)) as cluster,
+        running_server(args.server, Path(tmp)) as cluster,
         contextlib.ExitStack() as stack,
     ):
         workdir = Path(tmp)
         for namespace in namespaces:
+            if hasattr(cluster, "prepare_namespace"):
+                cluster.prepare_namespace(namespace)
             stack.enter_context(
                 JobSimulator(
                     cluster,
@@ -310,13 +342,18 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
         recorder = Recorder(cluster).start()
         bench_pid = os.getpid()
         api = kubernetes.client.CustomObjectsApi(cluster.api_client())
-        result: dict[str, Any] = {"cycles": n, "namespaces": len(namespaces)}
+        result: dict[str, Any] = {
+            "server": args.server,
+            "cycles": n,
+            "namespaces": len(namespaces),
+        }
         with operator_process(cluster, workdir, namespaces, args.metrics_port) as operator:
             while cycles_gauge(args.metrics_port) is None and operator.poll() is None:
                 time.sleep(0.2)  # the metrics server is up once startup ran
             requests0 = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
             total0 = cluster.requests_served()
             op_cpu0, bench_cpu0 = cpu_seconds(operator.pid), cpu_seconds(bench_pid)
+            server_cpu0 = server_cpu_seconds(cluster)
             started = time.monotonic()
             result["load_average_at_start"] = load_average()
             peak_rss, peak_load = 0.0, 0.0
@@ -373,7 +410,9 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 load_average_1min_peak=peak_load,
                 operator_rss_mib={"end": round(rss, 1), "peak": round(max(hwm, peak_rss), 1)},
                 operator_cpu_seconds=round(cpu_seconds(operator.pid) - op_cpu0, 1),
-                emulator_and_simulator_cpu_seconds=round(cpu_seconds(bench_pid) - bench_cpu0, 1),
+                # The emulator (if it is the server), the job simulators and the recorder.
+                benchmark_process_cpu_seconds=round(cpu_seconds(bench_pid) - bench_cpu0, 1),
+                server_processes_cpu_seconds=round(server_cpu_seconds(cluster) - server_cpu0, 1),
                 operator_requests=op_requests,
                 operator_requests_per_second=round(op_requests / elapsed, 1),
                 operator_requests_per_cycle=round(op_requests / n, 1),
@@ -483,6 +522,8 @@ def restart_cost(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.finished and args.server != "emulator":
+        raise SystemExit("--finished reads the emulator's objects: it needs --server emulator")
     if args.finished:
         result = restart_cost(args.finished, args)
         print(json.dumps(result, indent=2), flush=True)
