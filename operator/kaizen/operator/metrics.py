@@ -31,7 +31,15 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
@@ -154,7 +162,7 @@ def stamp_watch_arrivals() -> bool:
 
 
 def _stamped(
-    original: Callable[..., AsyncIterator[Any]],
+    original: Callable[..., AsyncGenerator[Any, None]],
 ) -> Callable[..., AsyncIterator[Any]]:
     @functools.wraps(original)
     async def infinite_watch(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
