@@ -1,0 +1,90 @@
+"""benchmarks/scale.py: its reading of the operator's histograms, and a small run on the
+emulator and on the real API server (no timing checks: figures are for docs/reliability.md,
+measured by hand)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "scale.py"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import scale  # noqa: E402
+
+
+def test_histogram_quantiles_are_estimated_as_prometheus_does_and_series_are_summed() -> None:
+    registry = CollectorRegistry()
+    latency = Histogram("t_seconds", "test", ["seen"], buckets=(1.0, 2.0, 4.0), registry=registry)
+    for value in (0.5, 0.5, 1.5, 1.5):
+        latency.labels(seen="watch").observe(value)
+    for value in (3.0, 3.0, 3.0, 3.0, 10.0):
+        latency.labels(seen="list").observe(value)
+    page = generate_latest(registry).decode()
+
+    watch = scale.histogram(page, "t_seconds", seen="watch")
+    # rank 2 of 4 ends the first bucket: 1.0; rank 3.8 is 90 % into (1, 2]: 1.9.
+    assert watch == {"n": 4, "mean": 1.0, "p50": 1.0, "p95": 1.9, "p99": 1.98}
+    both = scale.histogram(page, "t_seconds")
+    assert both["n"] == 9 and both["mean"] == pytest.approx(26.0 / 9, abs=1e-3)
+    # rank 4.5 of 9 is an eighth into (2, 4] (4 below it, 4 in it): 2.25; beyond the largest
+    # bucket the estimate is that bucket's bound.
+    assert both["p50"] == 2.25 and both["p99"] == 4.0
+    assert scale.histogram(page, "t_seconds", seen="nowhere") == {"n": 0}
+    assert scale.histogram(page, "absent_seconds") == {"n": 0}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
+    port = _free_port()
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, str(SCRIPT), "--cycles", "2", "--per-namespace", "1",
+            "--metrics-port", str(port), "--json", str(out), *args]  # fmt: skip
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result,) = json.loads(out.read_text())
+    return dict(result)
+
+
+def _assert_measured(result: dict[str, Any]) -> None:
+    assert result["succeeded"] == 2 and result["failed"] == 0
+    steps = result["event_to_status"]["n"]
+    assert steps >= 2 * 7
+    # The operator timed each step's outcome once, from its watch event or its own listing.
+    timed = result["operator_event_to_status"]
+    assert timed["all"]["n"] == steps == timed["watch"]["n"] + timed["list"]["n"]
+    assert result["operator_requests"] > 0 and result["resync"]["operator_requests"] > 0
+    assert result["resync"]["seconds_to_all_cycles_known"] > 0
+
+
+@pytest.mark.integration
+def test_two_cycles_on_the_emulator(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert result["server"] == "emulator"
+    _assert_measured(result)
+
+
+@pytest.mark.apiserver
+def test_two_cycles_on_the_real_api_server(tmp_path: Path) -> None:
+    from tests.apiserver.server import find_binaries
+
+    found = find_binaries()
+    if isinstance(found, str):
+        pytest.skip(f"no real kube-apiserver (the apiserver tier): {found}")
+    result = _run(tmp_path, "--server", "apiserver")
+    assert result["server"] == "apiserver"
+    _assert_measured(result)
+    assert result["server_processes_cpu_seconds"] > 0
