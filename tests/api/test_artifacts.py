@@ -103,6 +103,7 @@ def _training() -> dict[str, Any]:
             "packing": True,
             "pack_length": 128,
             "quantization": "4bit",
+            "parallelism": "ddp",
             "processes": 16,
         },
         "plan": {"path": "/artifacts/plan.json", "targeted_capabilities": ["multi_step"]},

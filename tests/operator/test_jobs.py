@@ -541,3 +541,35 @@ def test_jobs_limit_torch_threads_to_their_cpu_request() -> None:
 )  # fmt: skip
 def test_a_stuck_pod_names_its_reason(pod: dict[str, Any], reason: str | None) -> None:
     assert observe_job(_job(active=1), [pod]).reason == reason
+
+
+def test_a_sharded_evaluation_gets_the_evaluators_gpus_and_result_readers_get_none() -> None:
+    """`deviceMap: auto` spreads the model over the evaluate pod's GPUs; analyze and validate
+    load no model, so their pods hold no GPU."""
+    spec = parse_spec(
+        {
+            "evaluation": {"deviceMap": "auto", "maxGpuMemory": "60Gi"},
+            "resources": {"evaluator": {"gpus": 4, "memory": "256Gi"}},
+        }
+    )
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    evaluate = build_step_job(CYCLE, planner.evaluate_baseline(), spec, SETTINGS)
+    pod = evaluate["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    command = container["command"]
+    assert command[:4] == ["python", "-m", "kaizen.evaluator", "evaluate"]  # one process
+    assert command[command.index("--device-map") + 1] == "auto"
+    assert command[command.index("--max-gpu-memory") + 1] == "60Gi"
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
+    for args in (
+        planner.analyze_args("/artifacts/x/results.json"),
+        planner.validate_args("/artifacts/b/results.json", "/artifacts/c/results.json"),
+    ):
+        job = build_step_job(CYCLE, planner.invocation(args), spec, SETTINGS)
+        step_pod = job["spec"]["template"]["spec"]
+        (step_container,) = step_pod["containers"]
+        assert "nvidia.com/gpu" not in step_container["resources"]["limits"], args.COMMAND
+        assert "tolerations" not in step_pod, args.COMMAND

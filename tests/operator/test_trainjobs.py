@@ -237,6 +237,22 @@ def test_the_settings_read_the_trainjob_switch() -> None:
         ),
         ({"resources": {"trainer": {"priorityClassName": "High Priority"}}}, "priorityClassName"),
         ({"resources": {"trainer": {"affinity": {"nodeAfinity": {}}}}}, "nodeAfinity"),
+        ({"training": {"parallelism": "tp"}}, "training.parallelism"),
+        (
+            {"training": {"parallelism": "fsdp", "quantization": "4bit"}},
+            "training.parallelism fsdp cannot be combined with training.quantization 4bit",
+        ),
+        (
+            {"training": {"parallelism": "fsdp", "teacher": {"mode": "context"}}},
+            "training.parallelism fsdp cannot be combined with a training.teacher",
+        ),
+        (
+            {"training": {"parallelism": "fsdp", "teacher": {"tokenLevel": {}}}},
+            "training.parallelism fsdp cannot be combined with a training.teacher",
+        ),
+        ({"evaluation": {"deviceMap": "balanced"}}, "evaluation.deviceMap"),
+        ({"evaluation": {"maxGpuMemory": "60Gi"}}, "evaluation.maxGpuMemory needs"),
+        ({"evaluation": {"deviceMap": "auto", "maxGpuMemory": "lots"}}, "maxGpuMemory"),
     ],
 )
 def test_bad_placement_and_backend_settings_are_refused_naming_the_field(

@@ -85,7 +85,9 @@ with process_group(from_environment()) as parallel:
 """
 
 
-def _launch(model: Path, out: Path, settings: dict[str, Any], world: int) -> list[dict[str, Any]]:
+def _launch(
+    model: Path, out: Path, settings: dict[str, Any], world: int, script: str = RANK_SCRIPT
+) -> list[dict[str, Any]]:
     port = _free_port()
     procs = []
     for rank in range(world):
@@ -103,7 +105,7 @@ def _launch(model: Path, out: Path, settings: dict[str, Any], world: int) -> lis
                 env.pop(key)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", RANK_SCRIPT, str(model), str(out), json.dumps(settings)],
+                [sys.executable, "-c", script, str(model), str(out), json.dumps(settings)],
                 env=env,
                 cwd=REPO,
                 stdout=subprocess.PIPE,

@@ -77,6 +77,10 @@ class EvaluateOptions:
     """`sdpa` or `eager`."""
     precision: str = fields.DEFAULT_PRECISION
     """`auto` (bf16 on GPUs, float32 on CPUs), `bf16` or `fp32`."""
+    device_map: str = fields.DEFAULT_DEVICE_MAP
+    """`single` (one device) or `auto` (blocks spread over the GPUs, `models.placement_options`)."""
+    max_gpu_memory: str | None = None
+    """With `auto`, the most weight memory per GPU (a Kubernetes quantity)."""
 
     @classmethod
     def from_args(cls, args: EvaluateArgs, *, tracking: TrackingOptions) -> EvaluateOptions:
@@ -102,6 +106,8 @@ class EvaluateOptions:
             lm_eval_tasks=tuple(args.lm_eval_tasks),
             attention=args.attention,
             precision=args.precision,
+            device_map=args.device_map,
+            max_gpu_memory=args.max_gpu_memory,
         )
 
     def sampling(self) -> Sampling:
@@ -163,11 +169,14 @@ def overall_scores(records: Sequence[dict[str, Any]], by: str = "domain") -> dic
 
 
 def peak_memory_mib() -> float:
-    """CUDA peak allocated memory when a GPU is in use, else this process's peak RSS, in MiB."""
+    """CUDA peak allocated memory when GPUs are in use (summed over them: a model spread over
+    several holds memory on each), else this process's peak RSS, in MiB."""
     import torch
 
-    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
-        return torch.cuda.max_memory_allocated() / 2**20
+    if torch.cuda.is_available():
+        peak = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        if peak > 0:
+            return peak / 2**20
     # ru_maxrss is in KiB on Linux (bytes on macOS).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
@@ -181,15 +190,19 @@ def _load(options: EvaluateOptions) -> tuple[Any, Any]:
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = models.load_tokenizer(options.model, revision=options.revision)
+        placement = models.placement_options(options.device_map, options.max_gpu_memory)
         model = models.load_model(
             options.model,
             options.adapters,
             revision=options.revision,
             dtype=models.precision_dtype(options.precision),
-            load_options={"attn_implementation": options.attention},
+            load_options={"attn_implementation": options.attention, **placement},
         )
     except models.ModelNotFound as error:
         raise ConfigurationError(str(error)) from error
+    spread = models.placement_summary(model)
+    if spread is not None:
+        print(f"[evaluate] the model's blocks are spread over {spread}", file=sys.stderr)
     return model, tokenizer
 
 

@@ -321,6 +321,13 @@ class EvaluateArgs(ModelArgs):
     precision: f.Precision = f.DEFAULT_PRECISION
     """Weights' dtype: auto (bf16 on GPUs, float32 on CPUs), bf16 or fp32."""
 
+    device_map: f.DeviceMap = f.DEFAULT_DEVICE_MAP
+    """single: the model on one device; auto: its blocks spread over every visible GPU, then
+    host memory (accelerate), for models one GPU cannot hold."""
+
+    max_gpu_memory: f.Quantity | None = Field(default=None, json_schema_extra=cli(metavar="QTY"))
+    """With --device-map auto, the most weight memory per GPU (a quantity, e.g. 60Gi)."""
+
     temperature: float = Field(default=0.0, ge=0.0)
     """0 decodes greedily; above 0 samples at this temperature."""
 
@@ -567,6 +574,10 @@ class TrainArgs(ModelArgs):
     quantization: f.Quantization = f.DEFAULT_QUANTIZATION
     """4bit: the frozen base weights in 4-bit NF4 (QLoRA, bitsandbytes, CUDA only); the
     adapter trains in bf16/float32 as usual."""
+
+    parallelism: f.Parallelism = f.DEFAULT_PARALLELISM
+    """Under torchrun: ddp (every process holds the base, LoRA gradients summed) or fsdp (the
+    base sharded over the processes, for models one GPU cannot hold). The same adapter."""
 
     @field_validator("target_modules")
     @classmethod

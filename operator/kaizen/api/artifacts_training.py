@@ -69,6 +69,8 @@ class TrainingConfig(Record):
     """Tokens per packed row (0: the batch's longest example)."""
     quantization: str = f.DEFAULT_QUANTIZATION
     """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
+    parallelism: str = f.DEFAULT_PARALLELISM
+    """`ddp` (the base on every process) or `fsdp` (the base sharded over them)."""
     processes: int = 1
     """Training processes (ranks) that shared each batch: GPUs per node times nodes."""
 

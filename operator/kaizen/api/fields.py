@@ -54,6 +54,16 @@ DEFAULT_PRECISION: Precision = "auto"
 Attention = Literal["sdpa", "eager"]
 DEFAULT_ATTENTION: Attention = "sdpa"
 
+#: Where the evaluator puts the model: whole on one device, or its transformer blocks spread over
+#: every GPU of the pod (then host memory) for models one GPU cannot hold.
+DeviceMap = Literal["single", "auto"]
+DEFAULT_DEVICE_MAP: DeviceMap = "single"
+
+#: How the processes of a distributed train step split the work: every rank holds the whole
+#: base (`ddp`, LoRA gradients summed) or a shard of it (`fsdp`, for bases one GPU cannot hold).
+Parallelism = Literal["ddp", "fsdp"]
+DEFAULT_PARALLELISM: Parallelism = "ddp"
+
 #: Storage of the frozen base weights while training: as loaded, or 4-bit NF4 (QLoRA).
 Quantization = Literal["none", "4bit"]
 DEFAULT_QUANTIZATION: Quantization = "none"

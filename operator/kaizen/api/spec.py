@@ -62,6 +62,17 @@ class EvaluationSpec(SpecModel):
     """Prompts generated together. Larger is faster until memory runs out; when a batch does
     not fit, it is halved and the smaller size kept, so start high."""
 
+    device_map: f.DeviceMap = f.DEFAULT_DEVICE_MAP
+    """`single`: the model on one GPU (or the CPU). `auto`: its transformer blocks spread over
+    all `resources.evaluator.gpus` GPUs of the evaluator's pod, then host memory if they do
+    not suffice (accelerate's big-model inference), for models one GPU cannot hold, e.g. a
+    70B model in bf16 over two 80 GB GPUs. The blocks run one GPU after another: this buys
+    memory, not speed. Outputs are the same as on one device."""
+
+    max_gpu_memory: f.Quantity | None = None
+    """With `deviceMap: auto`, the most weight memory placed on each GPU (e.g. `60Gi`), to
+    leave room for the generation cache of a batch; accelerate's default when empty."""
+
     limit: f.ItemLimit | None = None
     """Evaluate only the first `limit` items of each domain in each split, dev and test (for
     smoke tests)."""
@@ -226,6 +237,14 @@ class TrainingSpec(SpecModel):
     """`4bit`: the frozen base weights in 4-bit NF4 while training (QLoRA; bitsandbytes on
     CUDA GPUs, in the trainer image). The adapter is the same kind of LoRA adapter; merging
     and evaluation load the base as usual."""
+
+    parallelism: f.Parallelism = f.DEFAULT_PARALLELISM
+    """How the training processes (one per GPU, on every node) split the work. `ddp`: each
+    holds the whole base model and the LoRA gradients are summed, for models one GPU holds;
+    `fsdp`: the base is sharded over the processes (FSDP, each GPU holds 1/N of every weight
+    and gathers a layer's weights as it runs), for models that do not fit on one GPU. The
+    same adapter either way. Not with `quantization: 4bit` or a teacher that generates.
+    With one process it trains as usual."""
 
     backend: Literal["job", "trainjob"] = "job"
     """What runs a train step: `job`, a `batch/v1` Job with one pod and all of its GPUs (a
@@ -495,6 +514,21 @@ class ImprovementCycleSpec(SpecModel):
             raise ValueError(
                 "training.trainJob.numNodes above 1 needs training.backend: trainjob "
                 "(a Job runs one pod)"
+            )
+        if self.evaluation.max_gpu_memory is not None and self.evaluation.device_map != "auto":
+            raise ValueError("evaluation.maxGpuMemory needs evaluation.deviceMap: auto")
+        training = self.training
+        if training.parallelism == "fsdp" and training.quantization != "none":
+            raise ValueError(
+                "training.parallelism fsdp cannot be combined with training.quantization "
+                f"{training.quantization} (shard a bf16 base, or quantize and use ddp)"
+            )
+        if training.parallelism == "fsdp" and (
+            training.teacher.mode != "none" or training.teacher.token_level is not None
+        ):
+            raise ValueError(
+                "training.parallelism fsdp cannot be combined with a training.teacher "
+                "(the teacher generates with the whole model before training; use ddp)"
             )
         if self.training.packing and self.training.teacher.token_level is not None:
             raise ValueError(

@@ -204,6 +204,8 @@ class StepPlanner:
             batch_size=evaluation.batch_size,
             attention=evaluation.attention,
             precision=evaluation.precision,
+            device_map=evaluation.device_map,
+            max_gpu_memory=evaluation.max_gpu_memory,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
             lm_eval_tasks=list(evaluation.lm_eval_tasks),
@@ -268,6 +270,7 @@ class StepPlanner:
             gradient_checkpointing=training.gradient_checkpointing,
             packing=training.packing,
             quantization=training.quantization,
+            parallelism=training.parallelism,
             **self._distillation(),
         )
 

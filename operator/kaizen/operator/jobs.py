@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, cast
 
-from kaizen.api.args import TrainArgs
+from kaizen.api.args import AnalyzeArgs, EvaluateArgs, TrainArgs, ValidateArgs
 from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
 from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources
@@ -176,9 +176,25 @@ def step_command(
     return _command(invocation.argv, settings)
 
 
+#: Evaluator steps that read results and load no model: their pods need no GPU.
+MODEL_FREE_STEPS = frozenset({AnalyzeArgs.COMMAND, ValidateArgs.COMMAND})
+
+
 def step_resources(invocation: StepInvocation, spec: ImprovementCycleSpec) -> StepResources:
-    """The spec's resources of the kind of image that runs the step."""
-    return spec.resources.evaluator if invocation.kind == "evaluator" else spec.resources.trainer
+    """The spec's resources of the kind of image that runs the step.
+
+    An evaluator step that loads a model (evaluate, combine) gets all of
+    `resources.evaluator.gpus` (with `evaluation.deviceMap: auto` the model is spread over
+    them); analyze and validate, which only read results, get none.
+    """
+    if invocation.kind != "evaluator":
+        return spec.resources.trainer
+    resources = spec.resources.evaluator
+    program = tuple(invocation.argv[1:3]) == ("-m", EvaluateArgs.PROGRAM)
+    command = invocation.argv[3] if len(invocation.argv) > 3 else ""
+    if program and command in MODEL_FREE_STEPS and resources.gpus:
+        return resources.model_copy(update={"gpus": 0})
+    return resources
 
 
 def container_resources(resources: StepResources, settings: OperatorSettings) -> dict[str, Any]:

@@ -130,6 +130,69 @@ def precision_dtype(precision: str) -> Any:
     return {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
+def placement_options(device_map: str, max_gpu_memory: str | None = None) -> dict[str, Any]:
+    """`from_pretrained` options that place a model too large for one GPU.
+
+    `single` (nothing to add): the whole model on one device. `auto`: accelerate's big-model
+    inference; each transformer block goes whole to one device, filling the visible GPUs in
+    turn (`device_map="auto"`), then host memory if they are too small (slow, but the step
+    still runs). A forward pass runs the blocks in order, moving the activations from one
+    GPU to the next: one GPU computes at a time, so this buys memory, not speed.
+    `max_gpu_memory` (a Kubernetes quantity, e.g. `60Gi`) caps the weights on each GPU, to
+    leave room for the generation cache and activations of a batch.
+    """
+    if device_map == "single":
+        return {}
+    if device_map != "auto":
+        raise ValueError(f"device map must be single or auto, got {device_map!r}")
+    options: dict[str, Any] = {"device_map": "auto"}
+    if max_gpu_memory is not None:
+        from accelerate.utils import get_max_memory
+
+        from kaizen.api.fields import parse_quantity
+
+        cap = int(parse_quantity(max_gpu_memory))
+        memory = get_max_memory()
+        options["max_memory"] = {
+            where: min(size, cap) if isinstance(where, int) else size
+            for where, size in memory.items()
+        }
+    return options
+
+
+def _dispatch(
+    model: Any,
+    device_map: str,
+    max_memory: dict[Any, Any] | None = None,
+    offload_folder: str | None = None,
+) -> Any:
+    """Spread a model already in host memory over the devices as `from_pretrained` would have
+    (`device_map="auto"`: whole blocks, balanced over the GPUs, then host memory and disk)."""
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+
+    if device_map != "auto":
+        raise ValueError(f"device map must be auto here, got {device_map!r}")
+    blocks = list(getattr(model, "_no_split_modules", None) or [])
+    memory = get_balanced_memory(model, max_memory=max_memory, no_split_module_classes=blocks)
+    placement = infer_auto_device_map(model, max_memory=memory, no_split_module_classes=blocks)
+    model = dispatch_model(model, device_map=placement, offload_dir=offload_folder)
+    model.hf_device_map = placement
+    return model
+
+
+def placement_summary(model: Any) -> str | None:
+    """Where a placed model's blocks went (`cuda:0 ×40, cuda:1 ×41`); None for one device."""
+    device_map = getattr(model, "hf_device_map", None)
+    if not device_map or len(set(device_map.values())) < 2:
+        return None
+    counts: dict[str, int] = {}
+    for where in device_map.values():
+        name = f"cuda:{where}" if isinstance(where, int) else str(where)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{name} ×{count}" for name, count in counts.items())
+
+
 def load_model(
     ref: str,
     adapters: Sequence[str] = (),
@@ -145,7 +208,9 @@ def load_model(
     With `merge` (the default) each adapter is merged into the weights, which makes
     generation as fast as the base model and gives the same outputs. `load_options` go to
     `from_pretrained` (e.g. a `quantization_config`: the model is then placed on the current
-    GPU as it loads, since quantized weights cannot be moved afterwards).
+    GPU as it loads, since quantized weights cannot be moved afterwards; or a `device_map`
+    from `placement_options`: accelerate places the layers as they load, and `device` is
+    not used).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -155,8 +220,20 @@ def load_model(
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     options = dict(load_options or {})
     quantized = "quantization_config" in options
-    if quantized:
+    placed = quantized or "device_map" in options
+    if quantized and "device_map" not in options:
         options["device_map"] = {"": torch.cuda.current_device()}
+    # Adapters cannot be merged into weights accelerate has offloaded (peft would see empty
+    # meta tensors): such a model is loaded in host memory, merged there, then dispatched.
+    dispatch: dict[str, Any] | None = None
+    if adapters and "device_map" in options and not quantized:
+        if not merge:
+            raise ValueError("unmerged adapters on a model spread over devices are not supported")
+        dispatch = {
+            key: options.pop(key)
+            for key in ("device_map", "max_memory", "offload_folder")
+            if key in options
+        }
     model: Any = AutoModelForCausalLM.from_pretrained(
         resolve_model(ref), revision=revision, dtype=dtype, **options
     )
@@ -167,7 +244,9 @@ def load_model(
 
         peft_model = PeftModel.from_pretrained(model, adapter)
         model = peft_model.merge_and_unload() if merge else peft_model
-    if not quantized:
+    if dispatch is not None:
+        model = _dispatch(model, **dispatch)
+    if not placed:
         model.to(device)
     model.eval()
     loaded: PreTrainedModel = model

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kaizen.api import fields
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
+from kaizen.trainer import fsdp
 from kaizen.trainer.data import TEACHER_KEYS, TokenizedExample, collate
 from kaizen.trainer.distillation import kl_to_teacher
 from kaizen.trainer.distributed import SINGLE, Parallel
@@ -95,6 +96,9 @@ class LoraSettings:
     pack_length: int = 0
     """Tokens per packed row (the train step passes its max sequence length); 0: the
     batch's longest example."""
+    parallelism: str = "ddp"
+    """Under torchrun: `ddp` (every rank holds the base, LoRA gradients summed) or `fsdp`
+    (the base sharded over the ranks, `kaizen.trainer.fsdp`). The same adapter either way."""
 
     @property
     def distilling(self) -> bool:
@@ -138,6 +142,8 @@ class LoraSettings:
             problems.append(
                 f"distillation temperature must be positive, got {self.distill_temperature}"
             )
+        if self.parallelism not in ("ddp", "fsdp"):
+            problems.append(f"parallelism must be ddp or fsdp, got {self.parallelism!r}")
         if problems:
             raise ConfigurationError("; ".join(problems))
 
@@ -275,7 +281,8 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
     fields.pop("gradient_checkpointing")
     fields.pop("packing")  # the same batches and loss, packed or not
     fields.pop("pack_length")
-    for name, default in (("precision", "auto"), ("quantization", "none")):
+    # FSDP checkpoints keep the optimiser state by parameter name: not resumable under DDP.
+    for name, default in (("precision", "auto"), ("quantization", "none"), ("parallelism", "ddp")):
         if fields[name] == default:
             fields.pop(name)
     sha = hashlib.sha256(json.dumps({"settings": fields, "base": base}, sort_keys=True).encode())
@@ -294,17 +301,30 @@ def _checkpoints(output_dir: Path) -> list[Path]:
 
 
 def _save_checkpoint(
-    model: PeftModel, optimizer: torch.optim.Optimizer, output_dir: Path, state: dict[str, Any]
+    model: PeftModel,
+    optimizer: torch.optim.Optimizer,
+    output_dir: Path,
+    state: dict[str, Any],
+    sharded: Parallel | None = None,
 ) -> None:
+    """Rank 0 writes; with `sharded` (FSDP) every rank calls this to gather the weights."""
     import torch
 
+    adapter_state = None
+    optimizer_state = optimizer.state_dict
+    if sharded is not None:
+        adapter_state = fsdp.trainable_state(model, sharded)
+        gathered = fsdp.optimizer_state(model, optimizer)
+        optimizer_state = lambda: gathered  # noqa: E731
+        if not sharded.is_main:
+            return
     target = output_dir / CHECKPOINTS / f"step-{state['step']:06d}"
     with atomic_directory(target) as tmp:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), state_dict=adapter_state)
         rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / OPTIMIZER_FILE)
+        torch.save({"optimizer": optimizer_state(), "rng": rng}, tmp / OPTIMIZER_FILE)
         atomic_write_json(tmp / STATE_FILE, state)
     # Keep only the newest checkpoint: one is enough to resume, and adapters of large
     # models with their optimiser state are not small.
@@ -312,13 +332,8 @@ def _save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(
-    model: PeftModel, optimizer: torch.optim.Optimizer, output_dir: Path, fingerprint: str
-) -> dict[str, Any] | None:
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
+def _find_checkpoint(output_dir: Path, fingerprint: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of this run's settings and data; others are removed."""
     found = _checkpoints(output_dir)
     if not found:
         return None
@@ -331,13 +346,28 @@ def _load_checkpoint(
         )
         shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
         return None
-    set_peft_model_state_dict(model, load_file(latest / "adapter_model.safetensors"))
+    return latest, state
+
+
+def _load_checkpoint(
+    model: PeftModel, optimizer: torch.optim.Optimizer, latest: Path, sharded: bool
+) -> None:
+    """Every rank loads the checkpoint `_find_checkpoint` found (FSDP: into its shards)."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(latest / "adapter_model.safetensors")
     saved = torch.load(latest / OPTIMIZER_FILE, map_location="cpu")
-    optimizer.load_state_dict(saved["optimizer"])
+    if sharded:
+        fsdp.load_adapter(model, weights)
+        fsdp.load_optimizer_state(model, optimizer, saved["optimizer"])
+    else:
+        set_peft_model_state_dict(model, weights)
+        optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"]["cpu"])
     if "cuda" in saved["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-    return dict(state)
 
 
 def train_lora(
@@ -376,7 +406,11 @@ def train_lora(
     if settings.distilling and any(example.teacher is None for example in examples):
         raise ValueError("distillation is on but some examples have no teacher targets")
     output_dir = Path(output_dir)
-    device = next(model.parameters()).device
+    # FSDP: rank 0's base is on the CPU and the others' on the meta device until sharded.
+    sharded = settings.parallelism == "fsdp" and parallel.distributed
+    device = fsdp.device_for(parallel) if sharded else next(model.parameters()).device
+    if sharded and settings.quantization != "none":
+        raise ConfigurationError("4-bit quantization cannot be combined with FSDP sharding")
     if settings.quantization != "none":
         model = prepare_quantized(model, settings.gradient_checkpointing)
     # Seed before the adapter exists: LoRA's A matrices are randomly initialised.
@@ -388,12 +422,24 @@ def train_lora(
         raise ConfigurationError(f"cannot attach LoRA to the model: {error}") from None
     if settings.gradient_checkpointing:
         enable_gradient_checkpointing(peft_model)
+    # bf16 autocast on GPUs that have it: the frozen base is bf16 there (load_model)
+    # while peft keeps the LoRA weights in float32, so matmuls run in bf16 and the
+    # optimiser still updates float32 weights.
+    use_bf16 = autocast_bf16(settings.precision, device)
+    if sharded:
+        full_state = peft_model.state_dict() if parallel.is_main else None
+        peft_model = fsdp.shard(peft_model, parallel, bf16=use_bf16, full_state=full_state)
+        del full_state
     trainable = [param for param in peft_model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     fingerprint = _fingerprint(settings, examples, base)
 
     with parallel.main_first():  # rank 0 may drop a stale checkpoint before the others look
-        state = _load_checkpoint(peft_model, optimizer, output_dir, fingerprint)
+        found = _find_checkpoint(output_dir, fingerprint)
+    state = None
+    if found is not None:
+        _load_checkpoint(peft_model, optimizer, found[0], sharded)
+        state = found[1]
     loss_curve: list[float] = list(state["loss_curve"]) if state else []
     kl_curve: list[float] = list(state.get("kl_curve", [])) if state else []
     start = len(loss_curve)
@@ -405,10 +451,6 @@ def train_lora(
     if start:
         print(f"[train] resuming from the checkpoint at step {start}", file=sys.stderr)
 
-    # bf16 autocast on GPUs that have it: the frozen base is bf16 there (load_model)
-    # while peft keeps the LoRA weights in float32, so matmuls run in bf16 and the
-    # optimiser still updates float32 weights.
-    use_bf16 = autocast_bf16(settings.precision, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     # Throughput counts the steps of earlier attempts too, so a resumed run reports
@@ -472,7 +514,8 @@ def train_lora(
                 f"training loss became {reported.item()} at step {step + 1}; lower the learning rate"
             )
         loss.backward()
-        parallel.reduce_gradients(trainable)
+        if not sharded:  # FSDP reduce-scatters the gradients itself
+            parallel.reduce_gradients(trainable)
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
         optimizer.step()
@@ -491,7 +534,9 @@ def train_lora(
             }
             if settings.distilling:
                 state["kl_curve"] = kl_curve
-            if parallel.is_main:
+            if sharded:
+                _save_checkpoint(peft_model, optimizer, output_dir, state, parallel)
+            elif parallel.is_main:
                 _save_checkpoint(peft_model, optimizer, output_dir, state)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
@@ -503,9 +548,11 @@ def train_lora(
     bar.close()
 
     adapter_dir = output_dir / "adapter"
+    # FSDP: the LoRA weights gathered from their shards, saved as an ordinary peft adapter.
+    adapter_state = fsdp.trainable_state(peft_model, parallel) if sharded else None
     if parallel.is_main:
         with atomic_directory(adapter_dir) as tmp:
-            peft_model.save_pretrained(str(tmp))
+            peft_model.save_pretrained(str(tmp), state_dict=adapter_state)
     parallel.barrier()  # the adapter is on the volume before any rank reports
     return TrainingResult(
         adapter_dir=adapter_dir,

@@ -55,6 +55,17 @@ def _load_model(args: ModelArgs, load_options: dict[str, Any] | None = None) -> 
         raise ConfigurationError(f"--model {args.model}: {error}") from None
 
 
+def _load_sharded_base(args: ModelArgs, parallel: Parallel) -> Any:
+    """FSDP's base: the weights on rank 0's CPU, an empty (meta) model on the other ranks."""
+    from kaizen.runtime.models import ModelNotFound
+    from kaizen.trainer import fsdp
+
+    try:
+        return fsdp.load_base(args.model, args.adapters, args.revision, parallel)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {args.model}: {error}") from None
+
+
 def _tracking(args: StepArgs, disabled: bool = False) -> Any:
     """The step's `TrackingOptions` (W&B run destination) from its command line; `disabled`
     for the ranks other than 0 of a distributed step (one run per step)."""
@@ -207,6 +218,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         packing=args.packing,
         pack_length=args.max_seq_length if args.packing else 0,
         quantization=args.quantization,
+        parallelism=args.parallelism,
     )
     settings.validate()
     check_quantization(args.quantization)  # before any weight is loaded
@@ -236,6 +248,12 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
     context_teacher = args.teacher == "context" and synthesis_possible
+    sharded = args.parallelism == "fsdp" and parallel.distributed
+    if sharded and (context_teacher or settings.distilling or args.quantization != "none"):
+        raise ConfigurationError(
+            "--parallelism fsdp cannot be combined with a teacher or --quantization "
+            "(no process holds the whole model to generate or quantize with); use ddp"
+        )
     teacher_tokenizer = None
     if args.teacher_model is not None and (context_teacher or settings.distilling):
         teacher_tokenizer = _teacher_tokenizer(args, tokenizer)
@@ -298,6 +316,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         )
     card_path = _write_data(out, args, suite, built, examples) if parallel.is_main else None
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
+    if model is None and sharded:
+        model = _load_sharded_base(args, parallel)
     if model is None:
         model = _load_model(args, load_options)
     trained_examples = list(tokenized.examples)
