@@ -9,8 +9,10 @@ adapter was already trained on (`repeated`), and its table says whether it impro
 
     python benchmarks/compounding.py --out artifacts/compounding --cycles 2
 
-The cycle's settings are the demo sample's (steps, rank, learning rate, TIES, the validation
-gate), with the Korrin suite, at most one priority domain and `--synthesis-examples`.
+The cycle's settings are the demo sample's (steps, rank, learning rate, the validation gate),
+with the Korrin suite, at most `--max-priority-domains` priority domains (1), `--score-threshold`
+(0.9: with the demo's 0.5 the second cycle has nothing to train once Korrin passes 50%) and
+`--synthesis-examples`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def cycle_manifest(suite: Path, options: argparse.Namespace) -> dict[str, Any]:
     spec = cycle["spec"]
     spec["model"]["name"] = options.model
     spec["evaluation"].update({"suite": str(suite), "maxNewTokens": options.max_new_tokens})
-    spec["analysis"]["maxPriorityDomains"] = 1
+    spec["analysis"]["maxPriorityDomains"] = options.max_priority_domains
+    spec["analysis"]["scoreThreshold"] = options.score_threshold
     spec["training"]["steps"] = options.steps
     spec["training"]["synthesis"] = {"examples": options.synthesis_examples}
     spec["tracking"] = {"mode": "disabled"}
@@ -78,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--synthesis-examples", type=int, default=96)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.9,
+        help="domains below it are trained (the demo's 0.5 stops a chain once Korrin passes it)",
+    )
+    parser.add_argument("--max-priority-domains", type=int, default=1)
     options = parser.parse_args(argv)
     out = options.out.resolve()
     suite = build_suite(out / "suite")
