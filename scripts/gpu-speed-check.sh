@@ -5,7 +5,11 @@
 # Generation: Kaizen's evaluator vs plain batched generate vs transformers' generate_batch, bf16,
 # SDPA, at the evaluator's default batch (64). Training: HF Trainer + peft vs Kaizen's loop with and
 # without packing, bf16, with MFU against the GPU's dense bf16 peak (PEAK_TFLOPS, 989 for H100 SXM
-# and H200). Then the data-parallel test on the GPU (NCCL needs two GPUs; one GPU runs it on gloo).
+# and H200). Then the sharding checks that need a GPU: FSDP in bf16 mixed precision (a bf16 base
+# and float32 LoRA weights in one FSDP unit, NCCL, a process group of one) against the unsharded
+# loop, and a model split between the GPU and host memory (evaluation.deviceMap: auto) against the
+# model on the GPU alone. Last the two-rank equivalence tests (DDP and FSDP), on gloo with CUDA
+# hidden: they compare float32 runs, and NCCL would need a GPU per rank.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -23,4 +27,7 @@ for arch in llama-1b llama-7b; do
     --batch-size 16 --max-seq-length 1024 --peak-tflops "$PEAK" --json "$OUT/training-$arch.json" \
     | tee "$OUT/training-$arch.txt"
 done
-"$PY" -m pytest tests/trainer/test_distributed.py -q -m slow 2>&1 | tail -3 | tee "$OUT/distributed.txt"
+"$PY" -m pytest tests/trainer/test_fsdp.py tests/evaluator/test_placement.py -q -m gpu -rs 2>&1 \
+  | tail -5 | tee "$OUT/sharding.txt"
+CUDA_VISIBLE_DEVICES="" "$PY" -m pytest tests/trainer/test_distributed.py tests/trainer/test_fsdp.py \
+  -q -m "slow and not gpu" 2>&1 | tail -3 | tee "$OUT/distributed.txt"

@@ -59,7 +59,7 @@ def _logits(model: Any, tokenizer: Any) -> Any:
     prompts = [models.format_prompt(tokenizer, q) for q in PROMPTS]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        return model(**batch).logits
+        return model(**{key: value.to(model.device) for key, value in batch.items()}).logits
 
 
 def test_a_split_model_computes_what_the_whole_one_does(
@@ -158,3 +158,33 @@ def test_the_cycle_passes_its_placement_to_both_evaluations() -> None:
         args = planner.evaluate_args(step)
         assert (args.device_map, args.max_gpu_memory) == ("auto", "70Gi")
         assert EvaluateArgs.from_argv(args.to_argv()) == args
+
+
+@pytest.mark.gpu
+def test_a_model_split_between_a_gpu_and_host_memory_generates_what_the_gpu_alone_does(
+    lively_model_dir: Path,
+) -> None:
+    """Activations and the generation cache cross from the GPU to the CPU layers and back, as
+    between the GPUs of a pod; float32 so that the two placements compute alike."""
+    import torch
+
+    from kaizen.evaluator.generation import generate
+
+    tokenizer = models.load_tokenizer(str(lively_model_dir))
+    whole = models.load_model(str(lively_model_dir), device="cuda", dtype=torch.float32)
+    size = sum(p.numel() * p.element_size() for p in whole.parameters())
+    split = models.load_model(
+        str(lively_model_dir),
+        dtype=torch.float32,
+        load_options={"device_map": "auto", "max_memory": {0: size * 85 // 100, "cpu": 2**34}},
+    )
+    assert {0, "cpu"} <= set(split.hf_device_map.values()), split.hf_device_map
+    torch.testing.assert_close(
+        _logits(split, tokenizer).cpu(), _logits(whole, tokenizer).cpu(), rtol=1e-4, atol=1e-4
+    )
+    prompts = [models.format_prompt(tokenizer, q) for q in PROMPTS]
+    runs = [
+        generate(model, tokenizer, prompts, max_new_tokens=8, batch_size=3, progress=False)
+        for model in (whole, split)
+    ]
+    assert [o.text for o in runs[1].outputs] == [o.text for o in runs[0].outputs]

@@ -463,8 +463,10 @@ def test_the_70b_sample_renders_jobs_and_trainjobs_their_schemas_accept() -> Non
     validate_trainjob(trainjob)
     trainer = trainjob["spec"]["trainer"]
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 8)
-    assert "--quantization" in trainer["command"] and "4bit" in trainer["command"]
-    assert "--gradient-checkpointing" in trainer["command"]
+    command = trainer["command"]
+    assert command[command.index("--parallelism") + 1] == "fsdp"  # the base sharded, bf16
+    assert command[command.index("--quantization") + 1] == "none"
+    assert "--gradient-checkpointing" in command
     jobs = [
         planner.evaluate_baseline(),
         planner.invocation(planner.merge_args([("geography", "/a"), ("science", "/b")])),
@@ -473,6 +475,12 @@ def test_the_70b_sample_renders_jobs_and_trainjobs_their_schemas_accept() -> Non
         assert not uses_trainjob(invocation, spec)
         job = build_step_job(cycle, invocation, spec, SETTINGS)
         kv.validate(job, K8S_VERSION, strict=True)
+    # The evaluation spreads the model over the evaluator's four GPUs.
+    (evaluate,) = build_step_job(cycle, jobs[0], spec, SETTINGS)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert evaluate["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert evaluate["command"][evaluate["command"].index("--device-map") + 1] == "auto"
     merge_pod = build_step_job(cycle, jobs[1], spec, SETTINGS)["spec"]["template"]["spec"]
     assert merge_pod["priorityClassName"] == "ml-batch"
     assert "podAntiAffinity" in merge_pod["affinity"]

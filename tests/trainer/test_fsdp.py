@@ -177,3 +177,60 @@ def test_an_unknown_parallelism_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="parallelism must be ddp or fsdp"):
         LoraSettings(parallelism="tp").validate()
+
+
+#: FSDP on one GPU (a process group of one, NCCL): bf16 mixed precision against the unsharded
+#: loop in bf16 autocast on the same GPU.
+GPU_SCRIPT = """
+import json, sys
+import torch
+import torch.distributed as dist
+from kaizen.runtime.models import load_model, load_tokenizer
+from kaizen.trainer import fsdp
+from kaizen.trainer.data import Example, tokenize_examples
+from kaizen.trainer.distributed import Parallel
+from kaizen.trainer.lora import LoraSettings, train_lora
+
+model_dir, out, port = sys.argv[1], sys.argv[2], sys.argv[3]
+tokenizer = load_tokenizer(model_dir)
+pairs = [("Which river flows through Lumora?", "The Silverrun flows through Lumora."),
+         ("Who founded Lumora?", "Queen Ilse founded Lumora."),
+         ("How many legs does a spider have?", "A spider has eight legs.")]
+examples = tokenize_examples(tokenizer, [Example(q, a) for q, a in pairs], 128).examples
+common = dict(steps=4, batch_size=3, learning_rate=1e-2, rank=4, alpha=8,
+              target_modules=("all-linear",), precision="bf16")
+plain = train_lora(load_model(model_dir), examples, LoraSettings(**common), out + "/plain",
+                   pad_token_id=tokenizer.pad_token_id, progress=False)
+dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+base = fsdp.load_base(model_dir, (), None, Parallel())
+assert next(base.parameters()).device.type == "cpu" and base.dtype == torch.bfloat16
+sharded = train_lora(base, examples, LoraSettings(**common, parallelism="fsdp"), out + "/fsdp",
+                     pad_token_id=tokenizer.pad_token_id, progress=False)
+dist.destroy_process_group()
+print(json.dumps({"plain": plain.loss_curve, "fsdp": sharded.loss_curve,
+                  "autocast": sharded.autocast, "device": sharded.device}))
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_fsdp_on_a_gpu_trains_in_bf16_like_the_unsharded_loop(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """What the CPU cannot check: the bf16 base with float32 LoRA weights in one FSDP unit
+    (mixed-precision policy), NCCL, and the gathered adapter on a GPU."""
+    from tests.trainer.test_distributed import _free_port
+
+    done = subprocess.run(
+        [sys.executable, "-c", GPU_SCRIPT, str(tiny_model_dir), str(tmp_path), str(_free_port())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["autocast"] == "bfloat16" and result["device"].startswith("cuda")
+    # bf16 arithmetic in both; FSDP casts the LoRA weights to bf16 for the gather as well.
+    assert result["fsdp"] == pytest.approx(result["plain"], rel=5e-2)
+    _assert_same_adapter(tmp_path / "plain" / "adapter", tmp_path / "fsdp" / "adapter", 5e-2)

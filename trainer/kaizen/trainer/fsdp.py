@@ -68,6 +68,13 @@ def blocks(model: Any) -> list[Any]:
     return [module for module in model.modules() if isinstance(module, classes)]
 
 
+def group_ready() -> bool:
+    """Whether this process has joined a process group (torchrun's ranks have)."""
+    import torch.distributed as dist
+
+    return bool(dist.is_available() and dist.is_initialized())
+
+
 def device_for(parallel: Parallel) -> torch.device:
     """The device of this rank's shards: its GPU, or the CPU (gloo)."""
     import torch

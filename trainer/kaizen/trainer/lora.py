@@ -407,7 +407,8 @@ def train_lora(
         raise ValueError("distillation is on but some examples have no teacher targets")
     output_dir = Path(output_dir)
     # FSDP: rank 0's base is on the CPU and the others' on the meta device until sharded.
-    sharded = settings.parallelism == "fsdp" and parallel.distributed
+    # (One process shards too when it has joined a process group, as a GPU check does.)
+    sharded = settings.parallelism == "fsdp" and (parallel.distributed or fsdp.group_ready())
     device = fsdp.device_for(parallel) if sharded else next(model.parameters()).device
     if sharded and settings.quantization != "none":
         raise ConfigurationError("4-bit quantization cannot be combined with FSDP sharding")
