@@ -45,6 +45,7 @@ ROUND_TRIPS = [
     AnalyzeArgs(output="/o", baseline="/b/results.json", max_domains=5, threshold=0.0),
     ValidateArgs(output="/o", baseline="/b", candidate="/c", require_significance=False),
     ValidateArgs(output="/o", baseline="/b", candidate="/c", min_improvement=-0.5),
+    ValidateArgs(output="/o", baseline="/b", candidate="/c", combination="/x/combination.json"),
     TrainArgs(output="/o", model="m", suite="s", domain="d"),
     TrainArgs(
         output="/o",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,22 @@ def _plan() -> dict[str, Any]:
 
 
 def _report() -> dict[str, Any]:
-    from kaizen.evaluator.validate import Gates, compare
+    """A report.json as validate writes it, with the retention of a combination.json."""
+    from kaizen.evaluator.validate import Gates, compare, retention_record
 
     candidate = results(
         domain_records("geo", [1, 1, 1, 1], ["factual_recall", "multi_step"] * 2)
         + domain_records("zep", [1, 0, 1, 1])
     )
-    return compare(_results(), candidate, Gates(), (Path("b.json"), Path("c.json")))
+    combination = _combination()
+    candidate["model"]["adapters"] = [combination["adapter"]]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "combination.json"
+        path.write_text(json.dumps(combination | {"suite": candidate["suite"]}))
+        retention = retention_record(path, candidate) | {"path": "/a/combine/combination.json"}
+    return compare(
+        _results(), candidate, Gates(), (Path("b.json"), Path("c.json")), retention=retention
+    )
 
 
 def _training() -> dict[str, Any]:
@@ -380,8 +390,8 @@ SAMPLES = {
 #: Files past their first layout (docs/artifacts.md keeps the history).
 LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
-    ImprovementPlan: 2,
-    ValidationReport: 2,
+    ImprovementPlan: 3,
+    ValidationReport: 3,
 }
 
 
@@ -435,16 +445,16 @@ def _write(tmp_path: Path, content: object) -> Path:
     ("content", "message"),
     [
         (
-            {"schema": 3, "priority_domains": ["a"], "new_field": 1},
-            r"improvement plan schema version 3 is newer than this Kaizen reads \(2\); upgrade Kaizen",
+            {"schema": 4, "priority_domains": ["a"], "new_field": 1},
+            r"improvement plan schema version 4 is newer than this Kaizen reads \(3\); upgrade Kaizen",
         ),
-        ({"schema": 0, "priority_domains": ["a"]}, r"unknown improvement plan schema version 0 \(this Kaizen reads 2\)"),
+        ({"schema": 0, "priority_domains": ["a"]}, r"unknown improvement plan schema version 0 \(this Kaizen reads 3\)"),
         ({"schema": "1", "priority_domains": ["a"]}, r"schema version '1' is not an integer"),
         ({"schema": True, "priority_domains": ["a"]}, r"schema version True is not an integer"),
-        ({"priority_domains": ["a"]}, r'without a schema version \(no "schema" key\).*"schema": 2'),
+        ({"priority_domains": ["a"]}, r'without a schema version \(no "schema" key\).*"schema": 3'),
         ([], r"improvement plan must be a JSON object, got list"),
         ("{\n  nope", r":2: invalid JSON"),
-        ({"schema": 2, "priority_domains": ["a"], "surprise": 1}, r"not valid improvement plan \(schema version 2\): surprise: Extra inputs"),
+        ({"schema": 3, "priority_domains": ["a"], "surprise": 1}, r"not valid improvement plan \(schema version 3\): surprise: Extra inputs"),
     ],
 )  # fmt: skip
 def test_unusable_files_are_refused_naming_the_file(
@@ -564,10 +574,51 @@ def test_every_field_is_described_and_the_version_is_required(model: type[Artifa
             assert node.get("description"), f"{name}.{field} has no description"
 
 
-def test_a_version_1_plan_still_reads_as_version_2(tmp_path: Path) -> None:
-    # Version 2 only added `excluded` (lm-eval tasks the plan does not train): a plan written
-    # by hand for version 1 reads with none excluded.
+def test_a_version_1_plan_still_reads_as_version_3(tmp_path: Path) -> None:
+    # Version 2 only added `excluded` (lm-eval tasks the plan does not train), version 3
+    # `split`: a plan written by hand for version 1 reads with none excluded and no split.
     plan = read_artifact(
         _write(tmp_path, {"schema": 1, "priority_domains": ["a"]}), ImprovementPlan
     )
-    assert (plan.schema_version, plan.priority_domains, plan.excluded) == (2, ["a"], [])
+    assert (plan.schema_version, plan.priority_domains, plan.excluded) == (3, ["a"], [])
+    assert plan.split is None
+
+
+def test_a_version_2_plan_reads_with_its_domains_analysed_on_all_items(tmp_path: Path) -> None:
+    # A version 2 plan was made from dev and test items alike: its domains say `all`.
+    old = _plan() | {"schema": 2}
+    del old["split"]
+    for domain in old["domains"]:
+        del domain["split"]
+    plan = read_artifact(_write(tmp_path, old), ImprovementPlan)
+    assert plan.schema_version == 3 and plan.split is None
+    assert plan.domains and {d.split for d in plan.domains} == {"all"}
+    assert plan.priority_domains == old["priority_domains"]
+
+
+def test_a_version_2_report_still_reads_as_version_3_without_retention(tmp_path: Path) -> None:
+    # Version 3 only added `retention`: a report written before had none to give.
+    old = _report() | {"schema": 2}
+    del old["retention"]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(old))
+    report = read_artifact(path, ValidationReport)
+    assert (report.schema_version, report.retention) == (3, None)
+    assert report.verdict == old["verdict"]
+
+
+def test_the_report_refuses_a_combination_that_is_not_the_candidates(tmp_path: Path) -> None:
+    from kaizen.api.runner import ConfigurationError
+    from kaizen.evaluator.validate import retention_record
+
+    candidate = results(domain_records("geo", [1, 1]))
+    combination = _combination()
+    path = tmp_path / "combination.json"
+    path.write_text(json.dumps(combination))
+    candidate["model"]["adapters"] = [combination["adapter"]]
+    with pytest.raises(ConfigurationError, match=rf"{path}: suite: demo 1 is not the candidate's"):
+        retention_record(path, candidate)
+    path.write_text(json.dumps(combination | {"suite": candidate["suite"]}))
+    candidate["model"]["adapters"] = ["/a/train-geo/adapter"]
+    with pytest.raises(ConfigurationError, match=rf"{path}: adapter: the chosen adapter"):
+        retention_record(path, candidate)

@@ -70,7 +70,10 @@ def ok_summary(
         return summary_for(
             step,
             plan=PlanDigest(
-                priority_domains=list(domains), plan_path=f"{ROOT}/ml/demo/analyze/plan.json"
+                priority_domains=list(domains),
+                # Scores on the dev items; the baseline's (which include test items) differ.
+                scores={d: 0.0 for d in domains if d == "zephyria"},
+                plan_path=f"{ROOT}/ml/demo/analyze/plan.json",
             ),
         )
     if step.startswith("train-"):

@@ -149,3 +149,69 @@ def test_alone_results_of_other_items_are_refused(setup: dict[str, Any]) -> None
     args = _args(setup, "wrong").model_copy(update={"alone": [f"beta={setup['alone']['alpha']}"]})
     with pytest.raises(ConfigurationError, match="other dev items than the baseline"):
         combine(args, Path(args.output))
+
+
+def test_the_validation_report_carries_the_chosen_combinations_retention(
+    setup: dict[str, Any],
+) -> None:
+    """The real files: combine, the candidate evaluated with the chosen adapter, validate
+    with --combination; report.json holds the chosen row of combination.json, on dev items."""
+    from kaizen.api.artifacts import ValidationReport
+    from kaizen.evaluator.retention import UNDEFINED
+    from kaizen.evaluator.validate import Gates, validate_step
+    from kaizen.runtime.tracking import TrackingOptions
+
+    root = setup["root"]
+    combine(_args(setup, "chosen"), root / "chosen")
+    combination = read_artifact(root / "chosen" / "combination.json", CombinationReport)
+    options = EvaluateOptions(
+        model=setup["model"], suite=setup["suite"], step="evaluate-candidate", max_new_tokens=4,
+        batch_size=8, adapters=(combination.adapter,), quiet=True,
+    )  # fmt: skip
+    (root / "candidate").mkdir()
+    run_evaluation(options, root / "candidate")
+
+    def validate(name: str, candidate: str, path: Path) -> ValidationReport:
+        validate_step(
+            setup["baseline"],
+            candidate,
+            root / name,
+            step="validate",
+            gates=Gates(require_significance=False),
+            tracking=TrackingOptions(mode="disabled"),
+            combination=path,
+        )
+        return read_artifact(root / name / "report.json", ValidationReport)
+
+    report = validate(
+        "validate",
+        str(root / "candidate" / "results.json"),
+        combination_path := root / "chosen" / "combination.json",
+    )
+    chosen = next(c for c in combination.candidates if c.name == combination.chosen)
+    kept = report.retention
+    assert kept is not None and kept.split == "dev" and kept.path == str(combination_path)
+    assert kept.chosen == combination.chosen
+    assert kept.candidates == [c.name for c in combination.candidates]
+    assert (kept.target, kept.target_met) == (combination.target, combination.target_met)
+    assert (kept.min_retention, kept.mean_gain) == (chosen.min_retention, chosen.mean_gain)
+    assert kept.untrained_change == chosen.untrained_change and set(kept.untrained_change) == {
+        "beta"
+    }
+    assert set(kept.trained) == {"alpha"}
+    for domain, row in chosen.trained.items():
+        got = kept.trained[domain]
+        assert (got.base, got.alone, got.combined, got.retention, got.items) == (
+            row.base, row.alone, row.combined, row.retention, row.items,
+        )  # fmt: skip
+        assert got.undefined == (UNDEFINED if row.retention is None else None)
+    # The gate itself read the test items only: 4 a domain.
+    assert report.items == 8
+
+    # The baseline carries none of the chosen adapters: the combination is not its.
+    with pytest.raises(ConfigurationError, match="not among the candidate's adapters"):
+        validate("other", setup["baseline"], combination_path)
+    broken = root / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigurationError, match=str(broken)):
+        validate("broken", str(root / "candidate" / "results.json"), broken)

@@ -58,5 +58,14 @@ def test_auto_scores_every_candidate_on_dev_items_and_promotes_the_choice(
     assert status["promotedAdapters"] in ([], [str(cycle_dir / "combine" / "adapter")])
     validation = json.loads((cycle_dir / "validate" / "report.json").read_text())
     assert validation["items"] == len(baseline["items"]) - len(dev)
+    # The report carries the chosen combination's retention, as combine measured it on dev.
+    kept = validation["retention"]
+    assert kept["path"] == str(cycle_dir / "combine" / "combination.json")
+    assert (kept["chosen"], kept["split"]) == (report["chosen"], "dev")
+    chosen_row = next(c for c in report["candidates"] if c["name"] == report["chosen"])
+    assert {d: r["retention"] for d, r in kept["trained"].items()} == {
+        d: r["retention"] for d, r in chosen_row["trained"].items()
+    }
+    assert sorted(kept["trained"]) == trained
     assert "combination, scored on dev items" in run.stdout
     assert f"{report['chosen']} *" in run.stdout

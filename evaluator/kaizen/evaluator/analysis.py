@@ -10,11 +10,20 @@ are planned: lm-eval tasks (`lmeval:<task>`) are listed under `excluded` with th
 a weak task never becomes a priority domain the trainer cannot train. It is pure:
 `build_plan` takes the results dict and returns the plan dict, so it is tested on hand-made
 results.
+
+Every figure of the plan is made from the baseline's **dev** items (`kaizen.runtime.suites.split`):
+the priority domains and their order, the failed items that steer synthesis, the targeted
+capabilities, and the scores the planner derives each adapter's steps from. The test items
+are the validation gate's; were they read here, the cycle would train toward the very items
+that then judge it. A domain without dev items (a suite with `dev_fraction: 0`, results
+written before the split) is analysed on its test items instead, and the plan says so
+(`split.fallback_domains`, each domain's `split`, the step's message).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, get_args
@@ -22,7 +31,7 @@ from typing import Any, get_args
 from kaizen.api.artifacts import FailureKind, ImprovementPlan, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import PlanDigest, StepSummary, file_digest
-from kaizen.evaluator.evaluate import read_results
+from kaizen.evaluator.evaluate import aggregate, read_results
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
 PLAN_FILE = ImprovementPlan.FILE_NAME
@@ -137,7 +146,7 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         raise ConfigurationError(f"threshold must be between 0 and 1, got {threshold}")
     if max_domains < 1:
         raise ConfigurationError(f"max domains must be at least 1, got {max_domains}")
-    items = results["items"]
+    items, split = analysed_items(results["items"])
     failures = [
         {
             "id": r["id"],
@@ -165,12 +174,13 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         capabilities: dict[str, list[float]] = {}
         for record in records:
             capabilities.setdefault(record["capability"], []).append(record["score"])
+        score = sum(r["score"] for r in records) / len(records)
         domains.append(
             {
                 "name": name,
-                "score": round(summary["score"], 4),
-                "n": summary["n"],
-                "below_threshold": summary["score"] < threshold,
+                "score": round(score, 4),
+                "n": len(records),
+                "below_threshold": score < threshold,
                 "hint": knowledge_or_reasoning(records, threshold),
                 "capabilities": {
                     c: round(sum(s) / len(s), 4) for c, s in sorted(capabilities.items())
@@ -190,14 +200,14 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
                 "failure_types": dict(
                     sorted(Counter(f["type"] for f in failures if f["domain"] == name).items())
                 ),
+                "split": "test" if name in split["fallback_domains"] else "dev",
             }
         )
     # Weakest first; ties by name, so the same results always give the same plan.
     domains.sort(key=lambda d: (d["score"], d["name"]))
     priority = [d for d in domains if d["below_threshold"]][:max_domains]
-    capability_scores = {
-        name: round(c["score"], 4) for name, c in results.get("capabilities", {}).items()
-    }
+    by_capability = aggregate(items, "capability")
+    capability_scores = {name: round(c["score"], 4) for name, c in by_capability.items()}
     targeted = [
         c
         for c, s in sorted(capability_scores.items(), key=lambda kv: (kv[1], kv[0]))
@@ -215,12 +225,54 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         "capabilities": capability_scores,
         "domains": domains,
         "recommendations": [_recommendation(d, threshold) for d in priority],
-        "weakest_domains": _weakest(results.get("domains", {})),
-        "weakest_capabilities": _weakest(results.get("capabilities", {})),
+        "weakest_domains": _weakest(aggregate(items, "domain") | _untrainable(results)),
+        "weakest_capabilities": _weakest(by_capability),
         "knowledge_vs_reasoning": _knowledge_vs_reasoning(items, failures, domains),
         "failures": failures,
         "excluded": excluded,
+        "split": split,
     }
+
+
+def analysed_items(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(the records the plan reads, plan.json's `split`): each domain's dev items, or its
+    test items when it has no dev items (an item without `split` is a test item)."""
+    by_domain: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_domain.setdefault(record["domain"], []).append(record)
+    read: list[dict[str, Any]] = []
+    fallback: list[str] = []
+    for domain, rows in by_domain.items():
+        dev = [r for r in rows if r.get("split") == "dev"]
+        if not dev:
+            fallback.append(domain)
+        read += dev or rows
+    dev_items = sum(1 for r in read if r.get("split") == "dev")
+    test_read = len(read) - dev_items
+    unread = len(records) - len(read)
+    if fallback:
+        note = (
+            f"{', '.join(sorted(fallback))} had no dev items and were analysed on their "
+            f"{test_read} test items, which the validation gate also reads; give the suite dev "
+            "items (dev.jsonl, or dev_fraction above 0 in suite.yaml) to keep the gate's items "
+            "out of every choice"
+        )
+    else:
+        note = f"analysed on {dev_items} dev items; the gate's {unread} test items were not read"
+    split = {
+        "dev_items": dev_items,
+        "test_items_read": test_read,
+        "test_items_unread": unread,
+        "fallback_domains": sorted(fallback),
+        "note": note,
+    }
+    return read, split
+
+
+def _untrainable(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The results' domains with no item records (lm-eval tasks), as they were summarised."""
+    with_items = {r["domain"] for r in results["items"]}
+    return {n: d for n, d in results.get("domains", {}).items() if n not in with_items}
 
 
 #: Why a domain of the results is never a priority domain.
@@ -303,20 +355,31 @@ def analyze_step(
     ) as tracker:
         metrics = {f"failures/{kind}": count for kind, count in plan.failure_kinds.items()}
         metrics["priority_domains"] = len(plan.priority_domains)
+        metrics["items/dev"] = plan.split.dev_items if plan.split else 0
+        metrics["items/test_read"] = plan.split.test_items_read if plan.split else 0
         tracker.log(metrics)
         tracker.summary({"priority_domains": ",".join(plan.priority_domains) or "-"})
-        columns = ["domain", "score", "hint", "below_threshold", "failed"]
+        columns = ["domain", "score", "hint", "below_threshold", "failed", "split"]
         rows = [
-            [d.name, d.score, d.hint, d.below_threshold, len(d.failed_items)] for d in plan.domains
+            [d.name, d.score, d.hint, d.below_threshold, len(d.failed_items), d.split]
+            for d in plan.domains
         ]
         tracker.table("domains", columns, rows)
         tracker.artifact(artifact_name(tracking.cycle, step, "plan"), "plan", [plan_path])
     priority = plan.priority_domains
     message = (
-        f"train {', '.join(priority)} (below {threshold})"
+        f"train {', '.join(priority)} (below {threshold} on their dev items)"
         if priority
         else f"no domain below {threshold}: nothing to train"
     )
+    assert plan.split is not None
+    if plan.split.fallback_domains:
+        fallback = plan.split.fallback_domains
+        message += (
+            f"; {', '.join(fallback)} had no dev items and were analysed on the gate's test items"
+        )
+        print(f"[analyze] {plan.split.note}", file=sys.stderr)
+    scores = {d.name: d.score for d in plan.domains if d.name in priority}
     return StepSummary(
         step=step,
         ok=True,
@@ -325,6 +388,8 @@ def analyze_step(
             priority_domains=priority,
             targeted_capabilities=plan.targeted_capabilities,
             failure_kinds=plan.failure_kinds,
+            scores={name: scores[name] for name in priority},
+            fallback_domains=plan.split.fallback_domains,
             plan_path=str(plan_path),
         ),
         digest=file_digest(plan_path),

@@ -99,6 +99,7 @@ def run(args: StepArgs) -> int:
             reference=args.reference,
             reference_name=args.reference_name,
             html_report=args.html_report,
+            combination=args.combination,
         ),
         args=args,
     )

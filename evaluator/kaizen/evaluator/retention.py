@@ -31,6 +31,13 @@ RULE = (
 )
 
 
+#: Why a trained domain's retention is undefined, in reports.
+UNDEFINED = (
+    "the adapter alone did not beat the base on its dev items (alone <= base): "
+    "there is no gain to retain"
+)
+
+
 def retention(base: float, alone: float, combined: float) -> float | None:
     """(combined − base) / (alone − base); None when the adapter alone did not beat the base."""
     gain = alone - base

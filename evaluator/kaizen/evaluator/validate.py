@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.artifacts import ValidationReport, write_artifact
+from kaizen.api.artifacts import (
+    ArtifactError,
+    CombinationReport,
+    ValidationReport,
+    read_artifact,
+    write_artifact,
+)
 from kaizen.api.numbers import format_p, significant
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
@@ -37,6 +43,7 @@ from kaizen.api.summary import (
 from kaizen.evaluator.evaluate import read_results
 from kaizen.evaluator.gates import Gates, decide, lm_eval_gate, performance_gate
 from kaizen.evaluator.power import analyse_power
+from kaizen.evaluator.retention import UNDEFINED
 from kaizen.evaluator.stats import (
     holm,
     is_binary,
@@ -191,10 +198,13 @@ def compare(
     paths: tuple[Path, Path],
     *,
     reference: tuple[dict[str, Any], Path, str | None] | None = None,
+    retention: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The comparison report for two results dicts evaluated on identical items (report.json's layout).
 
-    `reference` is (results, path, name) of a third model on the same items, or None.
+    `reference` is (results, path, name) of a third model on the same items, or None;
+    `retention` is report.json's `retention` (`retention_record`), copied as it is: it is
+    on dev items and decides nothing here.
     """
     gates.check()
     _check_same_items(baseline, candidate, paths)
@@ -270,10 +280,54 @@ def compare(
         "performance": performance,
         "lm_eval": lm_eval,
         "reference": reference_record,
+        "retention": retention,
         "verdict": verdict,
         "reasons": reasons,
         "improved_items": improved,
         "regressed_items": regressed,
+    }
+
+
+def retention_record(path: Path, candidate: dict[str, Any]) -> dict[str, Any]:
+    """report.json's `retention`: the chosen combination's row of the combine step's
+    `combination.json` at `path`.
+
+    ConfigurationError naming the file when it cannot be read, is of another suite, or chose
+    an adapter the candidate was not evaluated with (its figures would describe another model).
+    """
+    try:
+        report = read_artifact(path, CombinationReport)
+    except ArtifactError as error:
+        raise ConfigurationError(f"--combination: {error}") from error
+    suite = candidate["suite"]
+    if (report.suite.name, report.suite.version) != (suite["name"], suite["version"]):
+        raise ConfigurationError(
+            f"{path}: suite: {report.suite.name} {report.suite.version} is not the candidate's "
+            f"suite {suite['name']} {suite['version']}"
+        )
+    adapters = [Path(a) for a in (candidate.get("model") or {}).get("adapters", [])]
+    if Path(report.adapter) not in adapters:
+        raise ConfigurationError(
+            f"{path}: adapter: the chosen adapter {report.adapter} is not among the candidate's "
+            f"adapters {[str(a) for a in adapters]}: this combination is not the candidate's"
+        )
+    chosen = next(c for c in report.candidates if c.name == report.chosen)
+    return {
+        "path": str(path),
+        "split": report.split,
+        "chosen": report.chosen,
+        "candidates": [c.name for c in report.candidates],
+        "rule": report.rule,
+        "trained": {
+            domain: row.model_dump() | {"undefined": UNDEFINED if row.retention is None else None}
+            for domain, row in chosen.trained.items()
+        },
+        "untrained_change": chosen.untrained_change,
+        "min_retention": chosen.min_retention,
+        "mean_gain": chosen.mean_gain,
+        "worst_untrained_change": chosen.worst_untrained_change,
+        "target": report.target,
+        "target_met": report.target_met,
     }
 
 
@@ -288,17 +342,26 @@ def validate_step(
     reference: str | Path | None = None,
     reference_name: str | None = None,
     html_report: str | Path | None = None,
+    combination: str | Path | None = None,
 ) -> StepSummary:
     """The whole validate step for `run_step`: compare, write report.json (and the HTML report
-    when asked), track, summarise."""
+    when asked), track, summarise. `combination` is the combine step's combination.json, whose
+    retention figures report.json carries."""
     paths = (Path(baseline), Path(candidate))
     baseline_results, candidate_results = read_results(paths[0]), read_results(paths[1])
     third = None
     if reference is not None:
         third = (read_results(reference).to_dict(), Path(reference), reference_name)
+    candidate_dict = candidate_results.to_dict()
+    kept = None if combination is None else retention_record(Path(combination), candidate_dict)
     report = ValidationReport.model_validate(
         compare(
-            baseline_results.to_dict(), candidate_results.to_dict(), gates, paths, reference=third
+            baseline_results.to_dict(),
+            candidate_dict,
+            gates,
+            paths,
+            reference=third,
+            retention=kept,
         )
     )
     report_path = out / REPORT_FILE
@@ -327,6 +390,16 @@ def validate_step(
         metrics.update({f"delta/{name}": d.delta for name, d in report.domains.items()})
         if report.reference is not None:
             metrics["reference/delta"] = report.reference.overall.delta
+        if report.retention is not None:
+            metrics.update(
+                {
+                    f"retention/{name}": row.retention
+                    for name, row in report.retention.trained.items()
+                    if row.retention is not None
+                }
+            )
+            if report.retention.min_retention is not None:
+                metrics["retention/min"] = report.retention.min_retention
         tracker.log(metrics)
         tracker.summary({"verdict": report.verdict})
         columns = ["domain", "baseline", "candidate", "delta", "n", "p_holm"]

@@ -58,6 +58,7 @@ from kaizen.api.artifacts_plan import (
     Failure,
     ImprovementPlan,
     KnowledgeVsReasoning,
+    PlanSplit,
     Recommendation,
     WeakGroup,
 )
@@ -85,7 +86,9 @@ from kaizen.api.artifacts_validation import (
     PerformanceComparison,
     PowerRecord,
     ReferenceComparison,
+    RetentionRecord,
     TaskComparison,
+    TrainedDomainRetention,
     ValidationReport,
 )
 
@@ -149,9 +152,12 @@ __all__ = [
     "TrainingRecord",
     "VERSION_KEY",
     "PerformanceComparison",
+    "PlanSplit",
     "PowerRecord",
     "ReferenceComparison",
+    "RetentionRecord",
     "TaskComparison",
+    "TrainedDomainRetention",
     "ValidationReport",
     "Verdict",
     "WeakGroup",

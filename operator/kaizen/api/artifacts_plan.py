@@ -1,7 +1,9 @@
 """`plan.json`: which domains the analyze step found weak, why, and what to train.
 
 The analyze step writes every field; the trainer reads `priority_domains`,
-`targeted_capabilities` and, for synthesis, the diagnosis and failed items. Re-exported by
+`targeted_capabilities` and, for synthesis, the diagnosis and failed items. Every figure is
+made from the baseline's dev items (a domain without any falls back to its test items, and
+`split` says so): the validation gate's test items choose nothing. Re-exported by
 `kaizen.api.artifacts`.
 """
 
@@ -52,6 +54,10 @@ class DomainAnalysis(Record):
     """Mean score of the items that combine facts (null: none)."""
     failure_types: dict[str, int]
     """Failed items by type (`knowledge`, `reasoning`)."""
+    split: Literal["dev", "test", "all"]
+    """The items every figure above comes from: `dev`, the domain's dev items (the gate
+    never reads them); `test`, its test items, because it has no dev items (the plan's
+    `split.fallback_domains`); `all`, both (a plan of version 2, made before the split)."""
 
 
 class Recommendation(Record):
@@ -129,6 +135,30 @@ class ExcludedDomain(Record):
     """Why it cannot be a priority domain."""
 
 
+class PlanSplit(Record):
+    """Which of the baseline's items the plan read: its dev items, unless a domain has none."""
+
+    dev_items: int
+    """Dev items read."""
+    test_items_read: int
+    """Test items read: those of the `fallback_domains`, and no others."""
+    test_items_unread: int
+    """Test items not read: they are left to the validation gate alone."""
+    fallback_domains: list[str]
+    """Domains without dev items, analysed on their test items instead: their priority,
+    failed items and training settings were chosen on the items the gate reads."""
+    note: str
+    """The above in a sentence."""
+
+
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """A plan of version 1 or 2 as version 3: its domains were analysed on all items."""
+    domains = raw.get("domains", [])
+    if isinstance(domains, list):
+        domains = [d | {"split": "all"} if isinstance(d, dict) else d for d in domains]
+    return {**raw, VERSION_KEY: 3, **({"domains": domains} if "domains" in raw else {})}
+
+
 class ImprovementPlan(Artifact):
     """`plan.json`: which domains to train and why.
 
@@ -138,13 +168,14 @@ class ImprovementPlan(Artifact):
 
     FILE_NAME: ClassVar[str] = "plan.json"
     KIND: ClassVar[str] = "improvement plan"
-    # Version 1 differs only by lacking `excluded` (hand-written plans keep working).
+    # Version 1 lacks `excluded`, versions 1 and 2 `split` (hand-written plans keep working).
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: lambda raw: {**raw, VERSION_KEY: 2}
+        1: _upgrade,
+        2: _upgrade,
     }
 
-    schema_version: Literal[2] = Field(default=2, alias="schema")
-    """Layout version of this file (2: `excluded`)."""
+    schema_version: Literal[3] = Field(default=3, alias="schema")
+    """Layout version of this file (2: `excluded`; 3: `split`, the dev items analysed)."""
     priority_domains: list[str]
     """Domains that get one adapter each, weakest first."""
     targeted_capabilities: list[str] = Field(default_factory=list)
@@ -160,9 +191,9 @@ class ImprovementPlan(Artifact):
     max_domains: int | None = None
     """At most this many priority domains."""
     failure_kinds: dict[str, int] = Field(default_factory=dict)
-    """Failed items by failure kind, over the suite."""
+    """Failed items by failure kind, over the items read (`split`)."""
     capabilities: dict[str, float] = Field(default_factory=dict)
-    """Score per capability, over the suite."""
+    """Score per capability, over the items read (`split`)."""
     domains: list[DomainAnalysis] = Field(default_factory=list)
     """Every domain, weakest first (ties by name)."""
     recommendations: list[Recommendation] = Field(default_factory=list)
@@ -177,3 +208,5 @@ class ImprovementPlan(Artifact):
     """Every failed item."""
     excluded: list[ExcludedDomain] = Field(default_factory=list)
     """Domains never considered for training (lm-eval tasks), with the reason."""
+    split: PlanSplit | None = None
+    """Which items the plan read (null: a plan of version 1 or 2, or written by hand)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from kaizen.api.artifacts_base import (
+    VERSION_KEY,
     Artifact,
     EvaluatedModel,
     Interval,
@@ -184,15 +186,71 @@ class ReferenceComparison(Record):
     """The candidate is significantly worse than the reference overall."""
 
 
+class TrainedDomainRetention(Record):
+    """One trained domain on its dev items: base, its adapter alone, the chosen combination."""
+
+    base: float
+    """The base model's score."""
+    alone: float
+    """The domain's own adapter's score, alone (its `score-<domain>` step)."""
+    combined: float
+    """The chosen combination's score."""
+    retention: float | None
+    """(combined − base) / (alone − base); null when undefined (see `undefined`)."""
+    undefined: str | None
+    """Why `retention` is null (null when it is defined)."""
+    items: int
+    """Dev items of the domain."""
+
+
+class RetentionRecord(Record):
+    """How much of each domain adapter's own gain the promoted combination kept.
+
+    Copied from the combine step's `combination.json`: every figure is on **dev** items, the
+    items the combination was chosen on, never the gate's test items the rest of this report
+    is computed from.
+    """
+
+    path: str
+    """The `combination.json` it was read from."""
+    split: Literal["dev"]
+    """The items every figure here comes from."""
+    chosen: str
+    """The combination the candidate carries (`ties`, `joint`, `copy` for one domain, …)."""
+    candidates: list[str]
+    """Every candidate combination that was scored, best first."""
+    rule: str
+    """How the candidates were ranked."""
+    trained: dict[str, TrainedDomainRetention]
+    """Each trained domain's base, alone, combined and retention."""
+    untrained_change: dict[str, float]
+    """Each untrained domain's change from the base (combined − base)."""
+    min_retention: float | None
+    """The worst defined retention (null: none defined)."""
+    mean_gain: float
+    """Mean over the trained domains of combined − base."""
+    worst_untrained_change: float | None
+    """The most negative untrained change (null: no untrained domain)."""
+    target: float
+    """`merge.minRetention`."""
+    target_met: bool | None
+    """Whether `min_retention` reaches `target` (null: no retention defined)."""
+
+
 class ValidationReport(Artifact):
     """`report.json`: the A/B comparison of candidate and baseline, and the verdict."""
 
     FILE_NAME: ClassVar[str] = "report.json"
     KIND: ClassVar[str] = "validation report"
 
-    schema_version: Literal[2] = Field(default=2, alias="schema")
+    # Version 2 differs only by lacking `retention` (such a report had none to give).
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        2: lambda raw: {**raw, VERSION_KEY: 3, "retention": None}
+    }
+
+    schema_version: Literal[3] = Field(default=3, alias="schema")
     """Layout version of this file (2: Inconclusive, power, noise-aware regressions, speed,
-    memory, lm-eval and reference gates)."""
+    memory, lm-eval and reference gates; 3: `retention`)."""
     baseline: ComparedSide
     """The baseline evaluation."""
     candidate: ComparedSide
@@ -227,6 +285,9 @@ class ValidationReport(Artifact):
     """Each lm-eval task in both evaluations, by task name."""
     reference: ReferenceComparison | None
     """The comparison with `--reference` (null: none given)."""
+    retention: RetentionRecord | None
+    """How much of each domain adapter's gain the candidate's combination kept, on dev
+    items (`--combination`; null: none given, as for a candidate made outside a cycle)."""
     verdict: Verdict
     """`Promote` (every gate passed), `Reject` (a gate failed, or a suite able to detect the
     target found no significant improvement) or `Inconclusive` (not significant on a suite

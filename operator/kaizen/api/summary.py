@@ -72,6 +72,13 @@ class PlanDigest(ApiModel):
     failure_kinds: dict[str, int] = Field(default_factory=dict)
     """Counts of failures by kind (wrong answer, empty, truncated, …)."""
 
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Each priority domain's baseline score on its dev items (what its adapter's steps are
+    derived from; the gate's test items are never read for it)."""
+
+    fallback_domains: list[str] = Field(default_factory=list)
+    """Domains without dev items, analysed on their test items instead."""
+
     plan_path: str | None = None
     """The full plan file in the artifact directory."""
 
@@ -257,6 +264,7 @@ TRIMMABLE: dict[tuple[str, str], Literal["first", "lowest", "highest"]] = {
     ("evaluation", "domains"): "lowest",
     ("plan", "targeted_capabilities"): "first",
     ("plan", "failure_kinds"): "highest",
+    ("plan", "fallback_domains"): "first",
     ("validation", "domain_deltas"): "lowest",
     ("validation", "regressions"): "first",
     ("validation", "reasons"): "first",

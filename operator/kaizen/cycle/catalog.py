@@ -167,13 +167,23 @@ def _build_analyze(
     return planner.analyze_args(_baseline_results(planner, status))
 
 
+def planned_scores(status: ImprovementCycleStatus) -> dict[str, float]:
+    """The priority domains' baseline scores on their dev items, as the analyze step
+    reported them: what each adapter's steps are derived from (`domain_steps`).
+
+    Never the baseline's overall domain scores, which include the gate's test items. A plan
+    digest without scores (from a Kaizen before them) gives none: every domain then trains
+    the configured steps.
+    """
+    return dict(status.plan.scores) if status.plan else {}
+
+
 def _build_train(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
     assert domain is not None
     plan = (status.plan and status.plan.plan_path) or planner.plan_path()
-    scores = dict(status.baseline.domains) if status.baseline else {}
-    return planner.train_args(domain, plan, scores, priority_domains(status))
+    return planner.train_args(domain, plan, planned_scores(status), priority_domains(status))
 
 
 def _adapter_of(planner: StepPlanner, status: ImprovementCycleStatus, domain: str) -> str:
@@ -184,8 +194,7 @@ def _adapter_of(planner: StepPlanner, status: ImprovementCycleStatus, domain: st
 def _build_joint(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
-    scores = dict(status.baseline.domains) if status.baseline else {}
-    return planner.joint_args(priority_domains(status), scores)
+    return planner.joint_args(priority_domains(status), planned_scores(status))
 
 
 def _build_score(
@@ -253,7 +262,8 @@ def _build_validate(
     candidate = (status.candidate and status.candidate.results_path) or planner.results_path(
         EVALUATE_CANDIDATE
     )
-    return planner.validate_args(_baseline_results(planner, status), candidate)
+    combination = status.combination.report_path if status.combination else None
+    return planner.validate_args(_baseline_results(planner, status), candidate, combination)
 
 
 # -- headlines ---------------------------------------------------------------------------------
