@@ -441,6 +441,10 @@ class ValidateArgs(StepArgs):
     reference_name: str | None = Field(default=None, json_schema_extra=cli(metavar="NAME"))
     """How the reports name --reference (default: its model and adapters)."""
 
+    combination: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
+    """combination.json of the combine step that chose the candidate's adapter: its
+    retention figures (on dev items; the gate never reads them) go into report.json."""
+
     html_report: str | None = Field(default=None, json_schema_extra=cli(metavar="DIR"))
     """Also write the cycle's HTML report with its PNG plots into DIR; the cycle's other
     artifacts are read from DIR's parent folder (the cycle's artifact directory)."""

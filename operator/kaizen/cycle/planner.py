@@ -27,6 +27,7 @@ from kaizen.api.args import (
     TrainArgs,
     ValidateArgs,
 )
+from kaizen.api.artifacts import CombinationReport
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.cycle.types import StepInvocation
 
@@ -47,6 +48,8 @@ PYTHON = "python"
 _DNS_LABEL_MAX = 63
 RESULTS_FILE = "results.json"
 PLAN_FILE = "plan.json"
+#: The combine step's table of candidates and its choice.
+COMBINATION_FILE = CombinationReport.FILE_NAME
 ADAPTER_DIR = "adapter"
 #: Where the merge step writes combinations beyond its first (`candidates/<method>/adapter`).
 CANDIDATES_DIR = "candidates"
@@ -118,6 +121,9 @@ def domain_steps(
     threshold: float,
 ) -> int:
     """Optimiser steps of one domain's adapter, from how far its baseline is below threshold.
+
+    `scores` are the plan's (`PlanDigest.scores`): each priority domain's baseline score on
+    its dev items, so the gate's test items never set a training budget.
 
     Each priority domain weighs `0.5 + gap`, where `gap = (threshold - score) / threshold`
     clipped to [0, 1] (a domain scoring 0 weighs 1.5, one just under the threshold 0.5, one
@@ -381,7 +387,15 @@ class StepPlanner:
             batch_size=evaluation.batch_size,
         )
 
-    def validate_args(self, baseline: str, candidate: str) -> ValidateArgs:
+    def combination_path(self) -> str:
+        """The combine step's combination.json."""
+        return str(PurePosixPath(self.dir(COMBINE)) / COMBINATION_FILE)
+
+    def validate_args(
+        self, baseline: str, candidate: str, combination: str | None = None
+    ) -> ValidateArgs:
+        """The gate; `combination` (default: the combine step's file) gives report.json the
+        retention of the combination the candidate carries."""
         gates = self.spec.validation
         return ValidateArgs(
             **self._contract(VALIDATE),
@@ -405,6 +419,7 @@ class StepPlanner:
             reference=gates.reference.results if gates.reference else None,
             reference_name=gates.reference.name if gates.reference else None,
             html_report=self.report_dir(),
+            combination=combination or self.combination_path(),
         )
 
     def report_dir(self) -> str:
