@@ -72,7 +72,7 @@ def ok_summary(
             plan=PlanDigest(
                 priority_domains=list(domains),
                 # Scores on the dev items; the baseline's (which include test items) differ.
-                scores={d: 0.0 for d in domains if d == "zephyria"},
+                priority_scores=[0.0 if d == "zephyria" else 0.275 for d in domains],
                 plan_path=f"{ROOT}/ml/demo/analyze/plan.json",
             ),
         )

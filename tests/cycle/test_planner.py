@@ -173,8 +173,8 @@ def test_the_spec_reaches_every_argument() -> None:
     assert train.model_dump(include={"rank", "alpha", "dropout", "target_modules"}) == {
         "rank": 4, "alpha": 32, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"],
     }  # fmt: skip
-    # The plan scored zephyria 0 on its dev items (threshold 0.55) and geography not at
-    # all: zephyria weighs 1.5, geography 1, and together they keep 12 steps on average.
+    # The plan scored zephyria 0 and geography 0.275 on their dev items (threshold 0.55):
+    # zephyria weighs 1.5, geography 1, and together they keep 12 steps on average.
     assert (train.learning_rate, train.steps, train.batch_size) == (2e-4, 14, 2)
     assert by_name["train-geography"].steps == 10  # type: ignore[union-attr]
     assert (train.max_seq_length, train.seed, train.replay_fraction) == (256, 9, 0.25)

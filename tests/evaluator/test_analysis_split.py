@@ -114,7 +114,7 @@ def test_the_gates_test_items_never_choose_the_plan(tmp_path: Path, how: str) ->
     baseline = _baseline()
     plan, summary = _analyze(baseline, tmp_path / "original")
     assert plan["priority_domains"] == ["zep", "geo"]
-    assert summary.plan is not None and summary.plan.scores == {"zep": 0.25, "geo": 0.5}
+    assert summary.plan is not None and summary.plan.priority_scores == [0.25, 0.5]
     assert plan["split"]["dev_items"] == 12 and plan["split"]["test_items_read"] == 0
     assert plan["split"]["test_items_unread"] == 18 and plan["split"]["fallback_domains"] == []
     assert {d["name"]: d["split"] for d in plan["domains"]} == dict.fromkeys(

@@ -184,7 +184,7 @@ def test_a_plan_written_by_hand_needs_only_its_version_and_priority_domains(
         # One spelling only: the camelCase keys of the status digest are not plan keys.
         ('{"schema": 1, "priorityDomains": ["a"]}', "priorityDomains: Extra inputs are not permitted"),
         ('{"priority_domains": ["a"]}', 'without a schema version \\(no "schema" key\\)'),
-        ('{"schema": 3, "priority_domains": ["a"]}', "schema version 3 is newer than this Kaizen reads \\(2\\); upgrade Kaizen"),
+        ('{"schema": 4, "priority_domains": ["a"]}', "schema version 4 is newer than this Kaizen reads \\(3\\); upgrade Kaizen"),
         ("[1]", "must be a JSON object"),
         ('{\n"priority_domains": [,]}', r":2: invalid JSON"),
     ],

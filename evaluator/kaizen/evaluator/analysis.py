@@ -388,7 +388,7 @@ def analyze_step(
             priority_domains=priority,
             targeted_capabilities=plan.targeted_capabilities,
             failure_kinds=plan.failure_kinds,
-            scores={name: scores[name] for name in priority},
+            priority_scores=[scores[name] for name in priority],
             fallback_domains=plan.split.fallback_domains,
             plan_path=str(plan_path),
         ),

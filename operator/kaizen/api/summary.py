@@ -72,9 +72,10 @@ class PlanDigest(ApiModel):
     failure_kinds: dict[str, int] = Field(default_factory=dict)
     """Counts of failures by kind (wrong answer, empty, truncated, …)."""
 
-    scores: dict[str, float] = Field(default_factory=dict)
-    """Each priority domain's baseline score on its dev items (what its adapter's steps are
-    derived from; the gate's test items are never read for it)."""
+    priority_scores: list[float] = Field(default_factory=list)
+    """Each priority domain's baseline score on its dev items, in the order of
+    `priority_domains` (what its adapter's steps are derived from; the gate's test items are
+    never read for it). Empty in a digest from before these scores."""
 
     fallback_domains: list[str] = Field(default_factory=list)
     """Domains without dev items, analysed on their test items instead."""

@@ -175,7 +175,10 @@ def planned_scores(status: ImprovementCycleStatus) -> dict[str, float]:
     digest without scores (from a Kaizen before them) gives none: every domain then trains
     the configured steps.
     """
-    return dict(status.plan.scores) if status.plan else {}
+    plan = status.plan
+    if plan is None or len(plan.priority_scores) != len(plan.priority_domains):
+        return {}
+    return dict(zip(plan.priority_domains, plan.priority_scores, strict=True))
 
 
 def _build_train(

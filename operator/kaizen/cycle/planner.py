@@ -122,7 +122,7 @@ def domain_steps(
 ) -> int:
     """Optimiser steps of one domain's adapter, from how far its baseline is below threshold.
 
-    `scores` are the plan's (`PlanDigest.scores`): each priority domain's baseline score on
+    `scores` are the plan's (`PlanDigest.priority_scores`): each priority domain's baseline score on
     its dev items, so the gate's test items never set a training budget.
 
     Each priority domain weighs `0.5 + gap`, where `gap = (threshold - score) / threshold`
