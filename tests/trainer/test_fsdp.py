@@ -72,11 +72,17 @@ SETTINGS: dict[str, Any] = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "memory",
+    [{}, {"gradient_checkpointing": True, "packing": True}],
+    ids=["plain", "checkpointing-and-packing"],
+)
 def test_two_fsdp_ranks_train_the_adapter_one_process_trains(
-    tiny_model_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path, memory: dict[str, Any]
 ) -> None:
+    """Against a plain one-process run; the memory options change nothing either."""
     (single,) = _launch(tiny_model_dir, tmp_path / "one", SETTINGS, world=1, script=FSDP_SCRIPT)
-    fsdp = {**SETTINGS, "parallelism": "fsdp"}
+    fsdp = {**SETTINGS, **memory, "parallelism": "fsdp"}
     main, other = _launch(tiny_model_dir, tmp_path / "two", fsdp, world=2, script=FSDP_SCRIPT)
 
     assert other == {}  # only rank 0 reports
