@@ -240,3 +240,53 @@ def test_fsdp_on_a_gpu_trains_in_bf16_like_the_unsharded_loop(
     # bf16 arithmetic in both; FSDP casts the LoRA weights to bf16 for the gather as well.
     assert result["fsdp"] == pytest.approx(result["plain"], rel=5e-2)
     _assert_same_adapter(tmp_path / "plain" / "adapter", tmp_path / "fsdp" / "adapter", 5e-2)
+
+
+#: One rank of FSDP on GPUs with NCCL; a world of one is the reference (the same bf16 mixed
+#: precision, nothing sharded).
+MULTI_GPU_SCRIPT = """
+import json, sys
+import torch
+import torch.distributed as dist
+from kaizen.runtime.models import load_tokenizer
+from kaizen.trainer import fsdp
+from kaizen.trainer.data import Example, tokenize_examples
+from kaizen.trainer.distributed import from_environment
+from kaizen.trainer.lora import LoraSettings, train_lora
+
+model_dir, out, settings_json = sys.argv[1], sys.argv[2], sys.argv[3]
+tokenizer = load_tokenizer(model_dir)
+pairs = [("Which river flows through Lumora?", "The Silverrun flows through Lumora."),
+         ("Who founded Lumora?", "Queen Ilse founded Lumora."),
+         ("What is the capital of Lumora?", "The capital of Lumora is Brightfall."),
+         ("How many legs does a spider have?", "A spider has eight legs.")]
+examples = tokenize_examples(tokenizer, [Example(q, a) for q, a in pairs], 128).examples
+fields = json.loads(settings_json)
+fields["target_modules"] = tuple(fields["target_modules"])
+parallel = from_environment()
+torch.cuda.set_device(parallel.local_rank)
+dist.init_process_group("nccl", rank=parallel.rank, world_size=parallel.world_size)
+model = fsdp.load_base(model_dir, (), None, parallel)
+result = train_lora(model, examples, LoraSettings(**fields), out,
+                    pad_token_id=tokenizer.pad_token_id, progress=False, parallel=parallel)
+if parallel.is_main:
+    print(json.dumps({"loss_curve": result.loss_curve, "autocast": result.autocast}))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_fsdp_over_two_gpus_with_nccl_trains_the_one_gpu_adapter(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA GPUs (NCCL: one per rank)")
+    settings = {**SETTINGS, "batch_size": 4, "parallelism": "fsdp", "precision": "bf16"}
+    (one,) = _launch(tiny_model_dir, tmp_path / "one", settings, world=1, script=MULTI_GPU_SCRIPT)
+    two, _ = _launch(tiny_model_dir, tmp_path / "two", settings, world=2, script=MULTI_GPU_SCRIPT)
+    assert one["autocast"] == two["autocast"] == "bfloat16"
+    assert two["loss_curve"] == pytest.approx(one["loss_curve"], rel=2e-2)
+    _assert_same_adapter(tmp_path / "one" / "adapter", tmp_path / "two" / "adapter", 5e-2)
