@@ -572,4 +572,5 @@ def test_a_sharded_evaluation_gets_the_evaluators_gpus_and_result_readers_get_no
         step_pod = job["spec"]["template"]["spec"]
         (step_container,) = step_pod["containers"]
         assert "nvidia.com/gpu" not in step_container["resources"]["limits"], args.COMMAND
-        assert "tolerations" not in step_pod, args.COMMAND
+        # Still allowed onto tainted GPU nodes, where a node selector may pin evaluator steps.
+        assert step_pod["tolerations"] == pod["tolerations"], args.COMMAND

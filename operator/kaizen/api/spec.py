@@ -440,7 +440,8 @@ class ResourcesSpec(SpecModel):
     """Resources of the evaluator and trainer Jobs."""
 
     evaluator: StepResources = Field(default_factory=StepResources)
-    """Evaluate, analyze and validate steps."""
+    """Evaluate, analyze and validate steps (its `gpus` go to the steps that load a model;
+    analyze and validate request none)."""
 
     trainer: StepResources = Field(default_factory=StepResources)
     """Train and merge steps."""

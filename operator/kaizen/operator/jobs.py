@@ -13,7 +13,7 @@ from typing import Any, cast
 from kaizen.api.args import AnalyzeArgs, EvaluateArgs, TrainArgs, ValidateArgs
 from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
-from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources
+from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources, Toleration
 from kaizen.api.status import StepState
 from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV, StepSummary, parse_summary
 from kaizen.cycle.types import StepInvocation, StepObservation
@@ -185,7 +185,8 @@ def step_resources(invocation: StepInvocation, spec: ImprovementCycleSpec) -> St
 
     An evaluator step that loads a model (evaluate, combine) gets all of
     `resources.evaluator.gpus` (with `evaluation.deviceMap: auto` the model is spread over
-    them); analyze and validate, which only read results, get none.
+    them); analyze and validate, which only read results, get none, but keep the GPU
+    toleration so that they may still run on the GPU nodes the spec's node selector names.
     """
     if invocation.kind != "evaluator":
         return spec.resources.trainer
@@ -193,7 +194,9 @@ def step_resources(invocation: StepInvocation, spec: ImprovementCycleSpec) -> St
     program = tuple(invocation.argv[1:3]) == ("-m", EvaluateArgs.PROGRAM)
     command = invocation.argv[3] if len(invocation.argv) > 3 else ""
     if program and command in MODEL_FREE_STEPS and resources.gpus:
-        return resources.model_copy(update={"gpus": 0})
+        gpu_taint = Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")
+        tolerations = [gpu_taint, *resources.tolerations]
+        return resources.model_copy(update={"gpus": 0, "tolerations": tolerations})
     return resources
 
 
