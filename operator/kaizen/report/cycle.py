@@ -146,6 +146,10 @@ def _domains(
     if found.plan is not None and found.plan.excluded:
         rows = [[e.name, pct(e.score), e.reason] for e in found.plan.excluded]
         section.append("<h3>Not trained</h3>" + table(["domain", "score", "why"], rows))
+    split = found.plan.split if found.plan is not None else None
+    if split is not None and split.fallback_domains:
+        # The plan read the gate's items for these domains: the reader must know.
+        section.append(f"<p><strong>Planned on test items:</strong> {esc(split.note)}</p>")
     return section
 
 
