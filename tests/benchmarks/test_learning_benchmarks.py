@@ -37,11 +37,13 @@ def test_the_chained_cycle_is_the_demo_cycle_pointed_at_korrin(tmp_path: Path) -
     options = type(
         "Options",
         (),
-        {"model": "m", "max_new_tokens": 48, "steps": 80, "synthesis_examples": 96},
-    )()
+        {"model": "m", "max_new_tokens": 48, "steps": 80, "synthesis_examples": 96,
+         "score_threshold": 0.9, "max_priority_domains": 1},
+    )()  # fmt: skip
     cycle = parse_cycle(cycle_manifest(tmp_path / "suite", options))
     assert cycle.spec.evaluation.suite == str(tmp_path / "suite")
     assert cycle.spec.analysis.max_priority_domains == 1
+    assert cycle.spec.analysis.score_threshold == 0.9
     assert cycle.spec.training.synthesis.examples == 96
 
 
