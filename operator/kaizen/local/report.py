@@ -63,6 +63,27 @@ def combination_table(status: ImprovementCycleStatus) -> list[str]:
     return lines
 
 
+def _plan_lines(status: ImprovementCycleStatus) -> list[str]:
+    """What the plan chose on: the priority domains' dev scores (the table above covers
+    both splits), and the domains that had to be planned on the gate's test items."""
+    plan = status.plan
+    if plan is None:
+        return []
+    lines = []
+    if plan.priority_scores and len(plan.priority_scores) == len(plan.priority_domains):
+        scores = ", ".join(
+            f"{d} {100 * s:.1f}%"
+            for d, s in zip(plan.priority_domains, plan.priority_scores, strict=True)
+        )
+        lines.append(f"(planned on the baseline's dev items: {scores})")
+    if plan.fallback_domains:
+        lines.append(
+            f"(no dev items in {', '.join(plan.fallback_domains)}: planned on the gate's test "
+            "items there; see plan.json's split)"
+        )
+    return lines
+
+
 def render_report(status: ImprovementCycleStatus) -> str:
     """A short plain-text table for the terminal."""
     lines: list[str] = []
@@ -84,6 +105,7 @@ def render_report(status: ImprovementCycleStatus) -> str:
             lines.append(f"{name:<{width}} {_pct(before):>7} {_pct(after):>7} {change:>8}{mark}")
         if priority:
             lines.append("(* trained this cycle)")
+        lines.extend(_plan_lines(status))
         capabilities = sorted(
             set(baseline.capabilities) | set(candidate.capabilities if candidate else {})
         )
