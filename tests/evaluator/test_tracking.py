@@ -206,3 +206,37 @@ def test_quiet_shows_no_progress_bars(
         assert "generate" not in err and "it/s" not in err and "%|" not in err
     else:
         assert "generate:" in err  # the generation progress bar
+
+
+def test_a_validation_run_holds_the_chosen_combinations_retention(
+    tmp_path: Path, wandb_dir: Path
+) -> None:
+    from kaizen.evaluator.gates import Gates
+    from kaizen.evaluator.validate import validate_step
+    from tests.api.test_artifacts import _combination
+    from tests.evaluator.results_factory import domain_records, results
+
+    baseline = results(domain_records("zep", [0, 0, 0, 0]) + domain_records("geo", [1, 0, 1, 0]))
+    candidate = results(domain_records("zep", [1, 1, 1, 0]) + domain_records("geo", [1, 0, 1, 0]))
+    combination = _combination() | {"suite": candidate["suite"]}
+    candidate["model"]["adapters"] = [combination["adapter"]]
+    paths = {}
+    for name, content in (("b", baseline), ("c", candidate), ("combination", combination)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(content))
+    validate_step(
+        paths["b"],
+        paths["c"],
+        tmp_path / "validate",
+        step="validate",
+        gates=Gates(require_significance=False),
+        tracking=TrackingOptions(mode="offline", project="kaizen-tests", cycle="cycle-7"),
+        combination=paths["combination"],
+    )
+    run = read_run(wandb_dir)
+    assert run["job_type"] == "validate"
+    # joint was chosen: zep kept all of its adapter's gain; geo's retention is undefined
+    # (its adapter alone gained nothing) and is not logged.
+    assert float(run["history"]["retention/zep"]) == 1.0
+    assert float(run["history"]["retention/min"]) == 1.0
+    assert "retention/geo" not in run["history"]
