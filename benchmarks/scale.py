@@ -24,7 +24,12 @@ Reported, per N:
     acknowledged; all, and by how it knew) and `kaizen_job_event_queue_seconds` (a Job event
     reaching the operator -> the reconciliation answering it starts); quantiles estimated from the histogram's buckets as Prometheus'
     histogram_quantile does (linear within a bucket), with the mean from _sum / _count;
-  * operator RSS (peak and at the end, MiB), operator CPU seconds, emulator+simulator CPU;
+  * the operator's reconciliations (`kaizen_reconcile_duration_seconds`, same estimate);
+  * operator RSS (peak and at the end, MiB), operator CPU seconds, this process's CPU (the
+    emulator if it is the server, the job simulators, the recorder), the API server's;
+  * how long the operator was runnable but waiting for a CPU (its event loop's thread and all
+    its threads, from /proc/<pid>/task/*/schedstat), and the machine's CPU pressure (the share
+    of the run in which some task waited for a CPU, /proc/pressure/cpu); the load average;
   * API requests: the operator's, per second of the run and per cycle; everyone's;
   * resync after a restart: the operator killed (SIGKILL) and started again with every cycle
     finished; seconds until its `kaizen_cycles` gauge counts every cycle, and its requests.
@@ -38,6 +43,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=19090)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--logs",
+        type=Path,
+        help="copy each run's logs (the operator's; the API server's and its audit log) to "
+        "<LOGS>/<server>-<N>/ before its working folder is removed",
+    )
+    parser.add_argument(
         "--server",
         choices=("emulator", "apiserver"),
         default="emulator",
@@ -103,6 +115,26 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sched_seconds(pid: int, thread: int | None = None) -> tuple[float, float]:
+    """(on a CPU, waiting for one) seconds of a process's threads, or of one of them
+    (/proc/<pid>/task/<tid>/schedstat; (0, 0) where the kernel keeps no such statistics)."""
+    cpu = waited = 0.0
+    tasks = [thread] if thread is not None else [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+            cpu, waited = cpu + int(fields[0]) / 1e9, waited + int(fields[1]) / 1e9
+    return cpu, waited
+
+
+def cpu_pressure_seconds() -> float:
+    """Machine-wide: seconds in which some runnable task waited for a CPU (PSI; 0 if none)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(some.rsplit("total=", 1)[1]) / 1e6
+    return 0.0
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
@@ -354,6 +386,8 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             total0 = cluster.requests_served()
             op_cpu0, bench_cpu0 = cpu_seconds(operator.pid), cpu_seconds(bench_pid)
             server_cpu0 = server_cpu_seconds(cluster)
+            loop0, threads0 = sched_seconds(operator.pid, operator.pid), sched_seconds(operator.pid)
+            pressure0 = cpu_pressure_seconds()
             started = time.monotonic()
             result["load_average_at_start"] = load_average()
             peak_rss, peak_load = 0.0, 0.0
@@ -380,6 +414,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.monotonic() - started
             rss, hwm = rss_mib(operator.pid)
             page = scrape(args.metrics_port)
+            loop1, threads1 = sched_seconds(operator.pid, operator.pid), sched_seconds(operator.pid)
             op_requests = cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0
             result.update(
                 succeeded=len(recorder.succeeded),
@@ -406,6 +441,20 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                     job: histogram(page, "kaizen_job_event_queue_seconds", job=job)
                     for job in ("finished", "running")
                 },
+                reconcile=histogram(page, "kaizen_reconcile_duration_seconds"),
+                # How much the operator waited for a CPU while it was runnable: its event loop's
+                # thread (kopf, the handlers) and all its threads (also the API-call pool).
+                operator_sched_seconds={
+                    "event_loop_thread": {
+                        "on_cpu": round(loop1[0] - loop0[0], 1),
+                        "waiting_for_cpu": round(loop1[1] - loop0[1], 1),
+                    },
+                    "all_threads": {
+                        "on_cpu": round(threads1[0] - threads0[0], 1),
+                        "waiting_for_cpu": round(threads1[1] - threads0[1], 1),
+                    },
+                },
+                machine_cpu_pressure=round((cpu_pressure_seconds() - pressure0) / elapsed, 2),
                 load_average_at_end=load_average(),
                 load_average_1min_peak=peak_load,
                 operator_rss_mib={"end": round(rss, 1), "peak": round(max(hwm, peak_rss), 1)},
@@ -436,6 +485,11 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 "operator_requests": cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0,
                 "operator_rss_mib": round(rss_mib(operator.pid)[0], 1),
             }
+        if args.logs:
+            keep = args.logs / f"{args.server}-{n}"
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in workdir.rglob("*.log"):
+                shutil.copy2(log, keep / log.name)
     return result
 
 
