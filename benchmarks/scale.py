@@ -22,8 +22,9 @@ Reported, per N:
     `kaizen_job_event_to_status_seconds` (the operator first knowing that a step's Job ended,
     from its watch event or its own listing -> the status patch with the step's outcome
     acknowledged; all, and by how it knew) and `kaizen_job_event_queue_seconds` (a Job event
-    reaching the operator -> the reconciliation answering it starts); quantiles estimated from the histogram's buckets as Prometheus'
-    histogram_quantile does (linear within a bucket), with the mean from _sum / _count;
+    reaching the operator -> the reconciliation answering it starts); quantiles estimated
+    from the buckets as Prometheus' histogram_quantile does (linear within a bucket), the mean
+    from _sum / _count;
   * the operator's reconciliations (`kaizen_reconcile_duration_seconds`, same estimate);
   * operator RSS (peak and at the end, MiB), operator CPU seconds, this process's CPU (the
     emulator if it is the server, the job simulators, the recorder), the API server's;
