@@ -139,7 +139,8 @@ def replay_examples(
 
     Training an adapter only on new facts teaches the model to answer everything in their
     image: after a fictional-world adapter, it invented names for real capitals too. Mixing
-    in what the model already knew keeps its other domains intact.
+    in what the model already knew keeps its other domains intact. A pool may hold lines an
+    earlier version learned (`lineage.earlier_lines`): they keep their `rehearsal:` source.
     """
     others = {name: list(pool) for name, pool in sorted(pools.items()) if name != domain and pool}
     if count <= 0 or not others:
@@ -153,7 +154,10 @@ def replay_examples(
     while len(chosen) < count and any(index < len(p) for p in others.values()):
         for name, pool in others.items():
             if index < len(pool) and len(chosen) < count:
-                chosen.append(replace(pool[index], source=f"replay:{name}"))
+                example = pool[index]
+                if not example.source.startswith("rehearsal:"):
+                    example = replace(example, source=f"replay:{name}")
+                chosen.append(example)
         index += 1
     return chosen
 

@@ -161,7 +161,9 @@ def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: li
         by_domain=dict(
             sorted(
                 Counter(
-                    e.source.split(":", 1)[1] if e.source.startswith("replay:") else args.domain
+                    e.source.split(":", 1)[1]
+                    if e.source.startswith(("replay:", "rehearsal:"))
+                    else args.domain
                     for e in examples
                 ).items()
             )
@@ -182,6 +184,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
 
     Under torchrun every rank runs this; only rank 0 (`parallel.is_main`) writes anything.
     """
+    from kaizen.runtime.contamination import ContaminationGuard
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
     from kaizen.runtime.suites import load_suite
     from kaizen.trainer.data import (
@@ -194,6 +197,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         tokenize_examples,
     )
     from kaizen.trainer.distillation import teacher_targets
+    from kaizen.trainer.lineage import earlier_lines
     from kaizen.trainer.lora import LoraSettings, train_lora
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.targeted import build_training_set
@@ -291,9 +295,14 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         capability_weight=args.capability_weight,
         seed=args.seed,
     )
-    # Rehearsal: other domains' pools make up --replay-fraction of the final set.
+    # Rehearsal: other domains' pools make up --replay-fraction of the final set, with the
+    # lines the starting adapters' lineage learned for those domains (a chained cycle keeps
+    # rehearsing what earlier cycles taught, not only the suite's pools).
+    learned = earlier_lines(args.adapters)
+    guard = ContaminationGuard.from_items(suite.items)
     pools = {
         d: examples_from_pool([t for t in suite.training if t.domain == d])
+        + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]
         for d in suite.domains
         if d != args.domain
     }

@@ -11,33 +11,28 @@ examples with a `DataCard` that says where each line came from and what was left
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kaizen.api.artifacts import (
-    ArtifactError,
     CardLine,
     DroppedLine,
     ImprovementPlan,
-    MergeRecord,
     SynthesisReport,
     TeacherUse,
-    read_artifact,
 )
 from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import Suite
 from kaizen.trainer.data import Example
+from kaizen.trainer.lineage import earlier_questions
 from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose
 from kaizen.trainer.teacher import distill
 
 #: Lines of each source shown in a data card.
 CARD_EXAMPLES = 3
 #: The training set of a train step, beside its adapter folder.
-DATA_FILE = "data.jsonl"
 
 
 def steering_for(plan: ImprovementPlan | None, domain: str, suite: Suite) -> Steering:
@@ -73,39 +68,6 @@ class TrainingSet:
     synthesized: int = 0
     taught: int = 0
     contaminated: int = 0
-
-
-def earlier_questions(adapters: Sequence[str]) -> set[str]:
-    """Normalised synthesised questions the given (promoted) adapters were trained on.
-
-    An adapter made by a train step has `data.jsonl` beside it; a merged one has `merge.json`,
-    whose sources lead to theirs. Adapters made elsewhere have neither and add nothing.
-    """
-    files: list[Path] = []
-    for adapter in adapters:
-        folder = Path(adapter).parent
-        files.append(folder / DATA_FILE)
-        merge = folder / MergeRecord.FILE_NAME
-        if merge.is_file():
-            try:
-                record = read_artifact(merge, MergeRecord)
-            except ArtifactError:
-                continue
-            files += [Path(source.path).parent / DATA_FILE for source in record.sources]
-    questions: set[str] = set()
-    for path in files:
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and str(record.get("source", "")).startswith(
-                ("synthesis:", "teacher:")
-            ):
-                questions.add(normalize(str(record.get("question", ""))))
-    return questions
 
 
 def synthesis_seed(seed: int, earlier: Collection[str]) -> int:
@@ -254,9 +216,12 @@ def _dropped(example: Example, reason: str) -> DroppedLine:
 
 
 def source_kind(source: str) -> str:
-    """The card's source bucket: `pool`, `extra`, `replay`, `synthesis:<kind>`, `teacher:<kind>`."""
+    """The card's source bucket: `pool`, `extra`, `replay`, `rehearsal`, `synthesis:<kind>`,
+    `teacher:<kind>`."""
     if source.startswith("replay:"):
         return "replay"
+    if source.startswith("rehearsal:"):
+        return "rehearsal"
     if source.startswith(("synthesis:", "teacher:")) or source == "pool":
         return source
     return "extra"

@@ -1,0 +1,120 @@
+"""The lineage of a cycle's starting adapters: what earlier versions were trained on.
+
+The folders are laid out as the steps write them (`<cycle>/train-<domain>/{training.json,
+data.jsonl,adapter}`, `<cycle>/merge/{merge.json,adapter}`, `<cycle>/combine/{combination.json,
+adapter}`, `<cycle>/joint/{joint.json,adapter}`), the records built from the same samples the
+artifact tests round-trip.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kaizen.api.artifacts import (
+    CombinationReport,
+    JointRecord,
+    MergeRecord,
+    TrainingRecord,
+    write_artifact,
+)
+from kaizen.trainer.data import Example, replay_examples
+from kaizen.trainer.lineage import earlier_lines, earlier_questions, training_sets
+from kaizen.trainer.targeted import source_kind
+from tests.api.test_artifacts import _combination, _joint, _merge, _training
+
+
+def _lines(domain: str, tag: str) -> list[dict[str, Any]]:
+    return [
+        {"question": f"Where is {tag}?", "answer": f"{tag} is in {domain}.",
+         "capability": "factual_recall", "source": "synthesis:surface"},
+        {"question": f"Tell me about {tag}.", "answer": f"{tag} is old.",
+         "capability": "factual_recall", "source": "pool"},
+        {"question": "How many legs has a spider?", "answer": "Eight.",
+         "capability": "factual_recall", "source": "replay:spiders"},
+    ]  # fmt: skip
+
+
+def _train(cycle: Path, domain: str, tag: str, starts_from: list[str]) -> Path:
+    folder = cycle / f"train-{domain}"
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "data.jsonl").write_text("".join(json.dumps(x) + "\n" for x in _lines(domain, tag)))
+    record = _training() | {"domain": domain, "step": f"train-{domain}"}
+    record["model"] = dict(record["model"], adapters=starts_from)
+    write_artifact(folder / TrainingRecord.FILE_NAME, TrainingRecord.model_validate(record))
+    return folder / "adapter"
+
+
+def _merge_of(cycle: Path, sources: dict[str, Path], starts_from: list[str]) -> Path:
+    folder = cycle / "merge"
+    (folder / "adapter").mkdir(parents=True)
+    record = _merge()
+    shape = {k: v for k, v in record["sources"][0].items() if k not in ("domain", "path")}
+    record["sources"] = [{"domain": d, "path": str(p), **shape} for d, p in sources.items()]
+    record["model"] = dict(record["model"], adapters=starts_from)
+    record["adapter"] = str(folder / "adapter")
+    write_artifact(folder / MergeRecord.FILE_NAME, MergeRecord.model_validate(record))
+    return folder / "adapter"
+
+
+def _combine(cycle: Path, chosen: str, adapters: dict[str, Path]) -> Path:
+    folder = cycle / "combine"
+    (folder / "adapter").mkdir(parents=True)
+    record = _combination()
+    rows = [dict(record["candidates"][0], name=n, adapter=str(p)) for n, p in adapters.items()]
+    record.update(candidates=rows, chosen=chosen, adapter=str(folder / "adapter"))
+    write_artifact(folder / CombinationReport.FILE_NAME, CombinationReport.model_validate(record))
+    return folder / "adapter"
+
+
+def test_two_chained_cycles_lead_back_to_every_training_set(tmp_path: Path) -> None:
+    one = tmp_path / "cycle-1"
+    zep = _train(one, "zep", "Velmora", [])
+    v1 = _combine(one, "ties", {"ties": _merge_of(one, {"zep": zep}, []), "linear": tmp_path / "x"})
+    two = tmp_path / "cycle-2"
+    geo = _train(two, "geo", "Lyon", [str(v1)])
+    v2 = _combine(two, "ties", {"ties": _merge_of(two, {"geo": geo}, [str(v1)])})
+
+    sets = training_sets([str(v2)])
+    # Through the combination's chosen candidate, its merge, the train step, and the
+    # adapters that step started from: back to the first cycle's set.
+    assert [(s.path, s.domain) for s in sets] == [
+        (two / "train-geo" / "data.jsonl", "geo"),
+        (one / "train-zep" / "data.jsonl", "zep"),
+    ]
+    lines = earlier_lines([str(v2)])
+    # Each domain's own lines (not what a step replayed from another domain), as rehearsal.
+    assert {d: [e.question for e in v] for d, v in lines.items()} == {
+        "geo": ["Where is Lyon?", "Tell me about Lyon."],
+        "zep": ["Where is Velmora?", "Tell me about Velmora."],
+    }
+    assert {e.source for e in lines["zep"]} == {"rehearsal:zep"}
+    assert earlier_questions([str(v2)]) == {"where is lyon", "where is velmora"}
+    # Nothing behind an adapter made elsewhere, or behind none.
+    assert training_sets([str(tmp_path / "elsewhere" / "adapter")]) == []
+    assert earlier_lines([]) == {}
+
+
+def test_a_joint_adapter_leads_to_each_domain_set(tmp_path: Path) -> None:
+    one = tmp_path / "cycle-1"
+    zep, geo = _train(one, "zep", "Velmora", []), _train(one, "geo", "Lyon", [])
+    folder = one / "joint"
+    (folder / "adapter").mkdir(parents=True)
+    record = _joint()
+    record["sources"] = [
+        dict(record["sources"][0], domain="zep", path=str(zep.parent / "data.jsonl")),
+        dict(record["sources"][1], domain="geo", path=str(geo.parent / "data.jsonl")),
+    ]
+    write_artifact(folder / JointRecord.FILE_NAME, JointRecord.model_validate(record))
+    assert [s.domain for s in training_sets([str(folder / "adapter")])] == ["zep", "geo"]
+
+
+def test_rehearsal_lines_keep_their_source_in_the_replay() -> None:
+    pools = {
+        "zep": [Example("Where is Velmora?", "In Zep.", None, source="rehearsal:zep")],
+        "geo": [Example("Capital of France?", "Paris.", None)],
+    }
+    chosen = replay_examples(pools, domain="sci", count=2, seed=0)
+    assert sorted(e.source for e in chosen) == ["rehearsal:zep", "replay:geo"]
+    assert {source_kind(e.source) for e in chosen} == {"rehearsal", "replay"}
