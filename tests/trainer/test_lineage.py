@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kaizen.api.artifacts import (
     CombinationReport,
     JointRecord,
@@ -118,3 +120,48 @@ def test_rehearsal_lines_keep_their_source_in_the_replay() -> None:
     chosen = replay_examples(pools, domain="sci", count=2, seed=0)
     assert sorted(e.source for e in chosen) == ["rehearsal:zep", "replay:geo"]
     assert {source_kind(e.source) for e in chosen} == {"rehearsal", "replay"}
+
+
+@pytest.mark.e2e
+def test_the_next_version_rehearses_and_says_what_it_saw_before(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaizen.api import EXIT_OK, SUMMARY_PATH_ENV, parse_summary
+    from kaizen.trainer.cli import main
+    from tests.trainer.test_targeted import write_knowledge_suite
+
+    suite = write_knowledge_suite(tmp_path / "suite")
+    summary_path = tmp_path / "summary.json"
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(summary_path))
+
+    def train(domain: str, out: Path, adapters: list[str]) -> str:
+        code = main(
+            [
+                "train", "--model", str(tiny_model_dir), "--suite", str(suite),
+                "--domain", domain, "--output", str(out), "--step", f"train-{domain}",
+                "--steps", "1", "--batch-size", "4", "--rank", "2", "--max-seq-length", "96",
+                "--synthesis-examples", "200", "--tracking-mode", "disabled", "--quiet",
+                *[x for a in adapters for x in ("--adapter", a)],
+            ]
+        )  # fmt: skip
+        assert code == EXIT_OK
+        return parse_summary(summary_path.read_bytes()).message
+
+    first = train("quarnel", tmp_path / "v1" / "train-quarnel", [])
+    assert "seen by an earlier version" not in first and "rehearsed" not in first
+    v1 = str(tmp_path / "v1" / "train-quarnel" / "adapter")
+    # The next version trains the other domain: Quarnel's synthesised lines come back as
+    # rehearsal, and the step says so.
+    second = train("spiders", tmp_path / "v2" / "train-spiders", [v1])
+    lines = [
+        json.loads(x)
+        for x in (tmp_path / "v2" / "train-spiders" / "data.jsonl").read_text().splitlines()
+    ]
+    rehearsed = [x for x in lines if x["source"] == "rehearsal:quarnel"]
+    assert rehearsed and "rehearsed from earlier versions" in second
+    card = json.loads((tmp_path / "v2" / "train-spiders" / "data_card.json").read_text())
+    assert card["by_source"]["rehearsal"] == len(rehearsed)
+    assert card["by_domain"]["quarnel"] >= len(rehearsed)
+    # Training Quarnel again from v1: every candidate was already used, and it says so.
+    third = train("quarnel", tmp_path / "v2" / "train-quarnel", [v1])
+    assert "of them seen by an earlier version" in third

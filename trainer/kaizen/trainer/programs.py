@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
 from kaizen.api.artifacts import DataCard, MergeRecord, SuiteRef, TrainingRecord, write_artifact
@@ -26,6 +26,12 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.trainer.distributed import SINGLE, Parallel, from_environment, process_group
+
+if TYPE_CHECKING:  # the training code is imported late: a usage error never loads torch
+    from collections.abc import Sequence
+
+    from kaizen.trainer.data import Example
+    from kaizen.trainer.targeted import TrainingSet
 
 TRAINING_FILE = TrainingRecord.FILE_NAME
 MERGE_FILE = MergeRecord.FILE_NAME
@@ -177,6 +183,19 @@ def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: li
     card_path = out / DataCard.FILE_NAME
     write_artifact(card_path, card)
     return card_path
+
+
+def _data_note(built: TrainingSet, examples: Sequence[Example]) -> str:
+    """What the set held beyond the pool: synthesised lines, how many an earlier version
+    already saw (a domain whose knowledge is used up says so here), rehearsed lines."""
+    parts = [f"{built.synthesized} synthesised"]
+    repeated = built.synthesis.repeated if built.synthesis is not None else 0
+    if repeated:
+        parts[0] += f", {repeated} of them seen by an earlier version"
+    rehearsed = sum(1 for e in examples if e.source.startswith("rehearsal:"))
+    if rehearsed:
+        parts.append(f"{rehearsed} rehearsed from earlier versions")
+    return "; ".join(parts)
 
 
 def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummary:
@@ -459,7 +478,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         ok=True,
         message=(
             f"trained {args.domain} adapter: {result.steps} steps at lr {args.learning_rate:g}, "
-            f"{len(tokenized.examples)} examples ({built.synthesized} synthesised), "
+            f"{len(tokenized.examples)} examples ({_data_note(built, examples)}), "
             f"final loss {final_loss}"
         ),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS) if parallel.is_main else None,
