@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaizen.api import fields
+from kaizen.api import fields, parse_spec
 from kaizen.api.args import (
     EVALUATOR,
     EVALUATOR_COMMANDS,
@@ -22,8 +22,10 @@ from kaizen.api.args import (
     AnalyzeArgs,
     CombineArgs,
     EvaluateArgs,
+    InferenceArgs,
     JointArgs,
     MergeArgs,
+    ModelArgs,
     StepArgs,
     TrainArgs,
     ValidateArgs,
@@ -47,6 +49,10 @@ FULL_SPEC: dict[str, Any] = {
         "limit": 3,
         "domains": ["zephyria", "geography"],
         "lmEvalTasks": ["arc_easy", "/tasks/my task.yaml"],
+        "attention": "eager",
+        "precision": "fp32",
+        "deviceMap": "auto",
+        "maxGpuMemory": "70Gi",
     },
     "analysis": {"maxPriorityDomains": 3, "scoreThreshold": 0.55},
     "training": {
@@ -148,6 +154,28 @@ def test_every_step_argv_parses_back_to_the_model_the_table_built(spec: dict[str
         assert parsed.output == invocation.artifacts_dir
         # Rendering the parsed model again gives the same command line: nothing is lost.
         assert tuple(parsed.command()) == invocation.argv
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_step_that_generates_loads_the_model_as_the_spec_says(spec: dict[str, Any]) -> None:
+    """Evaluations, `score-<domain>` and combine compare scores with one another: each loads
+    the model with the spec's attention, precision and placement (a model sharded for the
+    evaluations is sharded for combine too), as its command line says."""
+    evaluation = parse_spec(spec).evaluation
+    expected = {
+        "attention": evaluation.attention,
+        "precision": evaluation.precision,
+        "device_map": evaluation.device_map,
+        "max_gpu_memory": evaluation.max_gpu_memory,
+    }
+    assert set(expected) == InferenceArgs.model_fields.keys() - ModelArgs.model_fields.keys()
+    generating = set()
+    for invocation in _every_invocation(spec):
+        parsed = _program_parse(invocation)
+        if isinstance(parsed, InferenceArgs):
+            generating.add(kind_of(invocation.name).name)
+            assert parsed.model_dump(include=set(expected)) == expected, invocation.name
+    assert {"evaluate-baseline", "score", "combine", "evaluate-candidate"} <= generating
 
 
 def test_the_spec_reaches_every_argument() -> None:

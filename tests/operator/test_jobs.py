@@ -544,8 +544,8 @@ def test_a_stuck_pod_names_its_reason(pod: dict[str, Any], reason: str | None) -
 
 
 def test_a_sharded_evaluation_gets_the_evaluators_gpus_and_result_readers_get_none() -> None:
-    """`deviceMap: auto` spreads the model over the evaluate pod's GPUs; analyze and validate
-    load no model, so their pods hold no GPU."""
+    """`deviceMap: auto` spreads the model over the evaluate pod's GPUs, and over the combine
+    pod's as well; analyze and validate load no model, so their pods hold no GPU."""
     spec = parse_spec(
         {
             "evaluation": {"deviceMap": "auto", "maxGpuMemory": "60Gi"},
@@ -564,6 +564,19 @@ def test_a_sharded_evaluation_gets_the_evaluators_gpus_and_result_readers_get_no
     assert command[command.index("--device-map") + 1] == "auto"
     assert command[command.index("--max-gpu-memory") + 1] == "60Gi"
     assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
+    # The combine step evaluates every candidate on the dev items: the same model, as sharded.
+    combine_args = planner.combine_args(
+        "/artifacts/b/results.json",
+        [("geography", "/artifacts/s/results.json")],
+        [("ties", "/artifacts/m/adapter"), ("joint", "/artifacts/j/adapter")],
+    )
+    combine = build_step_job(CYCLE, planner.invocation(combine_args), spec, SETTINGS)
+    (combine_container,) = combine["spec"]["template"]["spec"]["containers"]
+    assert combine_container["resources"] == container["resources"]
+    combine_command = combine_container["command"]
+    assert combine_command[:4] == ["python", "-m", "kaizen.evaluator", "combine"]
+    for flag in ("--attention", "--precision", "--device-map", "--max-gpu-memory"):
+        assert combine_command[combine_command.index(flag) + 1] == command[command.index(flag) + 1]
     for args in (
         planner.analyze_args("/artifacts/x/results.json"),
         planner.validate_args("/artifacts/b/results.json", "/artifacts/c/results.json"),

@@ -3,8 +3,12 @@
 Inputs: the baseline's results (its dev items give the base scores), each trained domain's
 adapter alone on its own dev items (the `score-<domain>` steps), and the candidate adapters
 (the merge step's methods, the joint adapter). Each candidate is evaluated on the dev items
-of every selected domain, trained or not; `retention.py` turns the scores into each
-trained domain's retention and the untrained domains' change, and ranks the candidates.
+of every selected domain, trained or not, by the evaluate step's own code, with the model
+loaded as the evaluations load it (`--attention`, `--precision`, `--device-map`,
+`--max-gpu-memory`: a cycle passes its `spec.evaluation` to both, so a model sharded for
+its evaluations is sharded here too and the scores compared are computed alike).
+`retention.py` turns the scores into each trained domain's retention and the untrained
+domains' change, and ranks the candidates.
 The chosen adapter is copied to `adapter/`, which the candidate evaluation and the
 promotion use; `combination.json` keeps every candidate's row. Test items are never read
 here: they are the gate's (`validate.py`).
@@ -22,7 +26,12 @@ from kaizen.api.args import CombineArgs
 from kaizen.api.artifacts import CombinationReport, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import CombinationDigest, StepSummary, file_digest
-from kaizen.evaluator.evaluate import EvaluateOptions, read_results, run_evaluation
+from kaizen.evaluator.evaluate import (
+    EvaluateOptions,
+    inference_options,
+    read_results,
+    run_evaluation,
+)
 from kaizen.evaluator.retention import RULE, Candidate, mean_scores, measure, rank
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
@@ -102,6 +111,7 @@ def _evaluate_candidate(
         limit=args.limit,
         split="dev",
         quiet=args.quiet,
+        **inference_options(args),
     )
     started = time.perf_counter()
     folder = out / CANDIDATES_DIR / name

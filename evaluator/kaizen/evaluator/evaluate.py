@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api import fields
-from kaizen.api.args import EvaluateArgs
+from kaizen.api.args import EvaluateArgs, InferenceArgs, ModelArgs
 from kaizen.api.artifacts import ArtifactError, EvaluationResults, read_artifact, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import (
@@ -47,6 +47,14 @@ RESULTS_FILE = EvaluationResults.FILE_NAME
 RESPONSES_FILE = "responses.jsonl"
 #: An item counts as correct (for pass counts and the paired test) at this score or above.
 CORRECT_AT = 0.5
+
+
+def inference_options(args: InferenceArgs) -> dict[str, Any]:
+    """How a step that generates with the model loads it (`InferenceArgs`: attention kernel,
+    precision, device map, GPU memory cap), as `EvaluateOptions` fields. The evaluate and the
+    combine steps both take these, so that the scores a cycle compares are computed alike."""
+    names = InferenceArgs.model_fields.keys() - ModelArgs.model_fields.keys()
+    return {name: getattr(args, name) for name in sorted(names)}
 
 
 @dataclass(frozen=True)
@@ -104,10 +112,7 @@ class EvaluateOptions:
             seed=args.seed,
             stop_strings=DEFAULT_STOP_STRINGS if args.stop is None else tuple(args.stop),
             lm_eval_tasks=tuple(args.lm_eval_tasks),
-            attention=args.attention,
-            precision=args.precision,
-            device_map=args.device_map,
-            max_gpu_memory=args.max_gpu_memory,
+            **inference_options(args),
         )
 
     def sampling(self) -> Sampling:

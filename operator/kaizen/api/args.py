@@ -269,7 +269,7 @@ def parse_step_argv(argv: Sequence[str], kinds: Sequence[type[StepArgs]], *, pro
     return kind.from_namespace(namespace)
 
 
-# -- the model and its adapters (evaluate, train, merge) -------------------------------------
+# -- the model and its adapters (evaluate, combine, train, merge) ----------------------------
 
 
 class ModelArgs(StepArgs):
@@ -288,7 +288,27 @@ class ModelArgs(StepArgs):
     """Hub revision (branch, tag or commit) of --model."""
 
 
-class EvaluateArgs(ModelArgs):
+class InferenceArgs(ModelArgs):
+    """Arguments of a step that loads the model to generate with it (evaluate, combine): its
+    attention kernel, dtype and placement. A cycle gives every such step the same values, its
+    `spec.evaluation`'s, so that the scores they compare were computed alike."""
+
+    attention: f.Attention = f.DEFAULT_ATTENTION
+    """Attention kernel: sdpa (PyTorch's scaled-dot-product attention, flash kernels on GPUs)
+    or eager."""
+
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """Weights' dtype: auto (bf16 on GPUs, float32 on CPUs), bf16 or fp32."""
+
+    device_map: f.DeviceMap = f.DEFAULT_DEVICE_MAP
+    """single: the model on one device; auto: its blocks spread over every visible GPU, then
+    host memory (accelerate), for models one GPU cannot hold."""
+
+    max_gpu_memory: f.Quantity | None = Field(default=None, json_schema_extra=cli(metavar="QTY"))
+    """With --device-map auto, the most weight memory per GPU (a quantity, e.g. 60Gi)."""
+
+
+class EvaluateArgs(InferenceArgs):
     """Score a model (plus adapters) on a suite: writes results.json and responses.jsonl."""
 
     PROGRAM: ClassVar[Program] = EVALUATOR
@@ -313,20 +333,6 @@ class EvaluateArgs(ModelArgs):
 
     batch_size: f.EvalBatchSize = f.DEFAULT_EVAL_BATCH_SIZE
     """Prompts generated together; halved on out-of-memory and kept halved, so start high."""
-
-    attention: f.Attention = f.DEFAULT_ATTENTION
-    """Attention kernel: sdpa (PyTorch's scaled-dot-product attention, flash kernels on GPUs)
-    or eager."""
-
-    precision: f.Precision = f.DEFAULT_PRECISION
-    """Weights' dtype: auto (bf16 on GPUs, float32 on CPUs), bf16 or fp32."""
-
-    device_map: f.DeviceMap = f.DEFAULT_DEVICE_MAP
-    """single: the model on one device; auto: its blocks spread over every visible GPU, then
-    host memory (accelerate), for models one GPU cannot hold."""
-
-    max_gpu_memory: f.Quantity | None = Field(default=None, json_schema_extra=cli(metavar="QTY"))
-    """With --device-map auto, the most weight memory per GPU (a quantity, e.g. 60Gi)."""
 
     temperature: float = Field(default=0.0, ge=0.0)
     """0 decodes greedily; above 0 samples at this temperature."""

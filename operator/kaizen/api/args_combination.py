@@ -2,8 +2,9 @@
 
 `MergeArgs` (trainer `merge`): the domain adapters merged with peft, by one method or as
 several candidates. `JointArgs` (trainer `joint`): one adapter trained on the union of the
-priority domains' training sets, a candidate beside the merges. `CombineArgs` (evaluator `combine`): score
-every candidate on the suite's dev items, measure each trained domain's retention against
+priority domains' training sets, a candidate beside the merges. `CombineArgs` (evaluator
+`combine`): score every candidate on the suite's dev items, with the model loaded as the
+evaluate steps load it (`InferenceArgs`), measure each trained domain's retention against
 its adapter alone, and choose. Re-exported by `kaizen.api.args`, whose rendering and
 parsing they share.
 """
@@ -15,7 +16,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from kaizen.api import fields as f
-from kaizen.api.args import EVALUATOR, TRAINER, ModelArgs, Program, cli
+from kaizen.api.args import EVALUATOR, TRAINER, InferenceArgs, ModelArgs, Program, cli
 
 
 def _pairs(value: list[str], what: str) -> list[str]:
@@ -136,9 +137,11 @@ class JointArgs(ModelArgs):
         return split_pairs(self.data)
 
 
-class CombineArgs(ModelArgs):
+class CombineArgs(InferenceArgs):
     """Score each candidate combination on the suite's dev items and choose one: writes
-    combination.json, candidates/<name>/results.json and adapter/ (the chosen one)."""
+    combination.json, candidates/<name>/results.json and adapter/ (the chosen one). The model
+    is loaded as the evaluate steps load it (--attention, --precision, --device-map,
+    --max-gpu-memory): a cycle passes the same values to both."""
 
     PROGRAM: ClassVar[Program] = EVALUATOR
     COMMAND: ClassVar[str] = "combine"

@@ -199,19 +199,27 @@ class StepPlanner:
             "adapters": [*model.adapters, *extra_adapters],
         }
 
+    def _inference(self) -> dict[str, Any]:
+        """How every step that generates with the model loads it (`InferenceArgs`): the same
+        for the evaluations and the combine step, so that the scores they compare agree."""
+        evaluation = self.spec.evaluation
+        return {
+            "attention": evaluation.attention,
+            "precision": evaluation.precision,
+            "device_map": evaluation.device_map,
+            "max_gpu_memory": evaluation.max_gpu_memory,
+        }
+
     def evaluate_args(self, step: str, adapters: Sequence[str] = ()) -> EvaluateArgs:
         """An evaluation of the model plus the spec's adapters plus `adapters`."""
         evaluation = self.spec.evaluation
         return EvaluateArgs(
             **self._contract(step),
             **self._model(adapters),
+            **self._inference(),
             suite=evaluation.suite,
             max_new_tokens=evaluation.max_new_tokens,
             batch_size=evaluation.batch_size,
-            attention=evaluation.attention,
-            precision=evaluation.precision,
-            device_map=evaluation.device_map,
-            max_gpu_memory=evaluation.max_gpu_memory,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
             lm_eval_tasks=list(evaluation.lm_eval_tasks),
@@ -376,6 +384,7 @@ class StepPlanner:
         return CombineArgs(
             **self._contract(COMBINE),
             **self._model(),
+            **self._inference(),
             suite=evaluation.suite,
             baseline=baseline,
             alone=[f"{domain}={path}" for domain, path in alone],
