@@ -192,8 +192,10 @@ async def job_event(
     Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling), nor
     for a Job write that changes nothing the engine acts on (`JobSignatures`). kopf
     does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
-    30 s), not only by the safety-net timer a minute later. The time from the event reaching
-    the operator to the status patch that answers it is `kaizen_job_event_to_status_seconds`.
+    30 s), not only by the safety-net timer a minute later. The event's arrival (stamped by
+    the watch stream) starts the latency metrics: `kaizen_job_event_queue_seconds` until the
+    reconciliation answering it starts, `kaizen_job_event_to_status_seconds` (for a Job that
+    ended) until the status patch with its step's outcome is acknowledged.
     """
     arrived = metrics.job_event(  # for the latency metrics
         event,
