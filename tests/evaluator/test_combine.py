@@ -215,3 +215,75 @@ def test_the_validation_report_carries_the_chosen_combinations_retention(
     broken.write_text("{")
     with pytest.raises(ConfigurationError, match=str(broken)):
         validate("broken", str(root / "candidate" / "results.json"), broken)
+
+
+def test_a_model_split_over_devices_chooses_what_one_device_does(
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--device-map auto` (a cycle with `evaluation.deviceMap: auto` passes it to combine as to
+    its evaluations) loads every candidate through the evaluate step's own placement; it
+    scores and chooses as one device does. No GPU here: the host memory the placement may
+    use is capped below the model's size, so accelerate moves some of each candidate's
+    blocks to disk, through the same hooks that carry activations between GPUs."""
+    import torch
+
+    from kaizen.runtime import models
+
+    whole = models.load_model(setup["model"], device="cpu")
+    size = sum(p.numel() * p.element_size() for p in whole.parameters())
+    place, load = models.placement_options, models.load_model
+    placements: list[tuple[str, str | None]] = []
+    loaded: list[dict[str, Any]] = []
+
+    def scarce_host_memory(device_map: str, max_gpu_memory: str | None = None) -> dict[str, Any]:
+        placements.append((device_map, max_gpu_memory))
+        options = place(device_map, max_gpu_memory)
+        if device_map == "auto":  # a smaller machine than this one: blocks spill to disk
+            options |= {"max_memory": {"cpu": size * 85 // 100}, "offload_folder": str(tmp_path)}
+        return options
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        model = load(*args, **kwargs)
+        options = kwargs["load_options"]
+        spread = set(getattr(model, "hf_device_map", {"": "cpu"}).values())
+        loaded.append({"dtype": kwargs["dtype"], "attention": options["attn_implementation"],
+                       "devices": spread})  # fmt: skip
+        return model
+
+    monkeypatch.setattr(models, "placement_options", scarce_host_memory)
+    monkeypatch.setattr(models, "load_model", recorded)
+    reports, responses = {}, {}
+    for device_map in ("single", "auto"):
+        name = f"placed-{device_map}"
+        args = CombineArgs.model_validate(
+            _args(setup, name).model_dump()
+            | {"device_map": device_map, "max_gpu_memory": "1Gi", "attention": "eager",
+               "precision": "fp32"}
+        )  # fmt: skip
+        (setup["root"] / name).mkdir()
+        summary = combine(args, setup["root"] / name)
+        assert summary.ok
+        reports[device_map] = read_artifact(
+            setup["root"] / name / "combination.json", CombinationReport
+        )
+        responses[device_map] = {
+            c.name: [
+                (r["id"], r["response"], r["score"])
+                for r in json.loads(Path(c.results).read_text())["items"]
+            ]
+            for c in reports[device_map].candidates
+        }
+    candidates = len(setup["adapters"])
+    assert placements == [("single", "1Gi")] * candidates + [("auto", "1Gi")] * candidates
+    assert all((load["dtype"], load["attention"]) == (torch.float32, "eager") for load in loaded)
+    assert all(load["devices"] == {"cpu"} for load in loaded[:candidates])
+    assert all({"cpu", "disk"} <= load["devices"] for load in loaded[candidates:]), loaded
+    single, split = reports["single"], reports["auto"]
+    # Not vacuous: the candidates answer differently, so the choice between them means something.
+    assert len({tuple(r) for r in responses["single"].values()}) == candidates
+    assert responses["auto"] == responses["single"]
+    assert split.chosen == single.chosen
+    assert _rows(split) == _rows(single)
+    assert [(c.mean_gain, c.min_retention) for c in split.candidates] == [
+        (c.mean_gain, c.min_retention) for c in single.candidates
+    ]

@@ -42,11 +42,11 @@ def _split(model_dir: Path, offload: Path, adapters: tuple[str, ...] = ()) -> An
     return models.load_model(str(model_dir), adapters, device="cpu", load_options=options)
 
 
-def _random_adapter(model_dir: Path, target: Path) -> str:
+def _random_adapter(model_dir: Path, target: Path, seed: int = 1) -> str:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     model = models.load_model(str(model_dir), device="cpu")
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, config).save_pretrained(str(target))
@@ -107,6 +107,23 @@ def test_an_adapter_merges_into_a_split_model(tiny_model_dir: Path, tmp_path: Pa
     expected = _logits(whole, tokenizer)
     assert not torch.allclose(expected, _logits(base, tokenizer))  # the adapter does something
     torch.testing.assert_close(_logits(split, tokenizer), expected)
+
+
+def test_models_merged_with_other_adapters_offload_their_own_weights(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The combine step loads one candidate after another with the same placement: each
+    computes with its own merged weights, never with what an earlier one left on disk."""
+    import torch
+
+    tokenizer = models.load_tokenizer(str(tiny_model_dir))
+    offload = tmp_path / "offload"
+    for seed in (1, 2):
+        adapter = _random_adapter(tiny_model_dir, tmp_path / f"adapter-{seed}", seed)
+        whole = models.load_model(str(tiny_model_dir), [adapter], device="cpu")
+        split = _split(tiny_model_dir, offload, (adapter,))
+        assert "disk" in split.hf_device_map.values(), split.hf_device_map
+        torch.testing.assert_close(_logits(split, tokenizer), _logits(whole, tokenizer))
 
 
 def test_placement_options() -> None:

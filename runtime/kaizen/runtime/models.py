@@ -167,7 +167,12 @@ def _dispatch(
     offload_folder: str | None = None,
 ) -> Any:
     """Spread a model already in host memory over the devices as `from_pretrained` would have
-    (`device_map="auto"`: whole blocks, balanced over the GPUs, then host memory and disk)."""
+    (`device_map="auto"`: whole blocks, balanced over the GPUs, then host memory and disk).
+
+    Blocks sent to disk are written to a new folder under `offload_folder`: accelerate reuses
+    the weights of a folder that already holds an offload (its index.json) instead of writing
+    this model's, and a model merged with other adapters, loaded into the same folder
+    earlier (the combine step's previous candidate), would otherwise compute with those."""
     from accelerate import dispatch_model, infer_auto_device_map
     from accelerate.utils import get_balanced_memory
 
@@ -176,6 +181,9 @@ def _dispatch(
     blocks = list(getattr(model, "_no_split_modules", None) or [])
     memory = get_balanced_memory(model, max_memory=max_memory, no_split_module_classes=blocks)
     placement = infer_auto_device_map(model, max_memory=memory, no_split_module_classes=blocks)
+    if offload_folder is not None and "disk" in placement.values():
+        Path(offload_folder).mkdir(parents=True, exist_ok=True)
+        offload_folder = tempfile.mkdtemp(prefix="dispatch-", dir=offload_folder)
     model = dispatch_model(model, device_map=placement, offload_dir=offload_folder)
     model.hf_device_map = placement
     return model
