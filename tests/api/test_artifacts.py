@@ -234,7 +234,7 @@ def _merge() -> dict[str, Any]:
 def _joint() -> dict[str, Any]:
     """A joint.json as `kaizen.trainer.joint.joint` writes it."""
     return {
-        "schema": 1,
+        "schema": 2,
         "step": "joint",
         "cycle": "demo",
         "model": BASE,
@@ -252,7 +252,20 @@ def _joint() -> dict[str, Any]:
         "train_seconds": 12.5,
         "peak_memory_mb": 900.0,
         "adapter": "/a/joint/adapter",
-    }
+        "config": {
+            "rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
+            "learning_rate": 0.001, "steps": 20, "batch_size": 8, "seed": 0,
+            "max_grad_norm": 1.0, "checkpoint_every": 50, "max_seq_length": 256,
+            "group_by_length": True, "precision": "bf16", "gradient_checkpointing": True,
+            "packing": True, "pack_length": 256, "quantization": "none",
+            "parallelism": "fsdp", "processes": 8,
+        },
+        "resumed_from": 0,
+        "tokens_per_second": 5120.0,
+        "device": "cuda:0",
+        "autocast": "bfloat16",
+        "versions": {"torch": "2.9.0", "transformers": "4.57.0", "peft": "0.17.0"},
+    }  # fmt: skip
 
 
 def _combination() -> dict[str, Any]:
@@ -391,6 +404,7 @@ SAMPLES = {
 LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
+    JointRecord: 2,
     ValidationReport: 3,
 }
 
@@ -582,6 +596,22 @@ def test_a_version_1_plan_still_reads_as_version_3(tmp_path: Path) -> None:
     )
     assert (plan.schema_version, plan.priority_domains, plan.excluded) == (3, ["a"], [])
     assert plan.split is None
+
+
+def test_a_version_1_joint_record_reads_as_version_2_without_its_settings(
+    tmp_path: Path,
+) -> None:
+    # Version 2 added what the joint step trained with (the train steps' options) and where:
+    # a version-1 file did not record them, and reads with them unknown (null, empty).
+    new = _joint()
+    old = {k: new[k] for k in new if k in {
+        "step", "cycle", "model", "sources", "examples", "truncated", "steps",
+        "learning_rate", "rank", "final_loss", "loss_curve", "train_seconds",
+        "peak_memory_mb", "adapter",
+    }} | {"schema": 1}  # fmt: skip
+    record = read_artifact(_write(tmp_path, old), JointRecord)
+    assert record.schema_version == 2 and record.config is None and record.device is None
+    assert (record.resumed_from, record.versions, record.steps) == (0, {}, new["steps"])
 
 
 def test_a_version_2_plan_reads_with_its_domains_analysed_on_all_items(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from kaizen.api.args import (
     EvaluateArgs,
     InferenceArgs,
     JointArgs,
+    LoraTrainingArgs,
     MergeArgs,
     ModelArgs,
     StepArgs,
@@ -67,6 +68,9 @@ FULL_SPEC: dict[str, Any] = {
         "seed": 9,
         "replayFraction": 0.25,
         "extraData": "/pvc/extra.jsonl",
+        "precision": "bf16",
+        "gradientCheckpointing": True,
+        "quantization": "4bit",
         "teacher": {
             "mode": "context",
             "model": "org/teacher",
@@ -176,6 +180,91 @@ def test_every_step_that_generates_loads_the_model_as_the_spec_says(spec: dict[s
             generating.add(kind_of(invocation.name).name)
             assert parsed.model_dump(include=set(expected)) == expected, invocation.name
     assert {"evaluate-baseline", "score", "combine", "evaluate-candidate"} <= generating
+
+
+def _with_joint(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with `joint` among the combinations tried (and two domains to join)."""
+    merge = {**spec.get("merge", {}), "combination": "auto"}
+    candidates = merge.get("candidates") or ["ties"]
+    merge["candidates"] = list(dict.fromkeys([*candidates, "joint"]))
+    analysis = {**spec.get("analysis", {}), "maxPriorityDomains": 2}
+    return {**spec, "merge": merge, "analysis": analysis}
+
+
+#: Every training option the teacher of FULL_SPEC excludes: packing, FSDP (a 70B model's).
+TRAINING_SPEC: dict[str, Any] = {
+    **FULL_SPEC,
+    "training": {
+        **{k: v for k, v in FULL_SPEC["training"].items() if k not in ("teacher", "quantization")},
+        "packing": True,
+        "parallelism": "fsdp",
+    },
+}
+
+#: The options every step that trains takes alike (the `LoraTrainingArgs` of train and joint).
+TRAINING_OPTIONS = (
+    set(LoraTrainingArgs.model_fields) - set(ModelArgs.model_fields) - {"steps", "learning_rate"}
+)
+
+
+@pytest.mark.parametrize("spec", [*SPECS, pytest.param(TRAINING_SPEC, id="every-training-option")])
+def test_the_joint_step_trains_with_the_train_steps_options(spec: dict[str, Any]) -> None:
+    """With `joint` among the candidates, the joint step's argv carries every training option
+    of the spec (precision, gradient checkpointing, packing, quantization, parallelism, the
+    LoRA shape, …) exactly as the train steps' do, and parses back to what the table built."""
+    spec = _with_joint(spec)
+    training = parse_spec(spec).training
+    invocations = {i.name: i for i in _every_invocation(spec)}
+    parsed = {name: _program_parse(i) for name, i in invocations.items()}
+    joint = parsed["joint"]
+    assert isinstance(joint, JointArgs)
+    assert tuple(joint.command()) == invocations["joint"].argv
+    trains = [a for a in parsed.values() if isinstance(a, TrainArgs)]
+    assert len(trains) == len(joint.data) == 2
+    for train in trains:
+        assert joint.model_dump(include=TRAINING_OPTIONS) == train.model_dump(
+            include=TRAINING_OPTIONS
+        )
+        assert (joint.model, joint.revision, joint.adapters) == (
+            train.model,
+            train.revision,
+            train.adapters,
+        )
+    assert {
+        "precision": joint.precision,
+        "gradient_checkpointing": joint.gradient_checkpointing,
+        "packing": joint.packing,
+        "quantization": joint.quantization,
+        "parallelism": joint.parallelism,
+        "target_modules": joint.target_modules,
+        "max_seq_length": joint.max_seq_length,
+        "batch_size": joint.batch_size,
+    } == {
+        "precision": training.precision,
+        "gradient_checkpointing": training.gradient_checkpointing,
+        "packing": training.packing,
+        "quantization": training.quantization,
+        "parallelism": training.parallelism,
+        "target_modules": list(training.target_modules),
+        "max_seq_length": training.max_seq_length,
+        "batch_size": training.batch_size,
+    }
+    assert joint.learning_rate == training.learning_rate
+    assert joint.steps == sum(t.steps for t in trains)
+
+
+def test_the_every_option_specs_set_every_training_option_off_its_default() -> None:
+    # So that the test above sees each option travel, not a default that happens to match.
+    defaults = JointArgs(output="/o", model="m", data=["a=/a"]).model_dump(include=TRAINING_OPTIONS)
+    unchanged = set(defaults)
+    for spec in (FULL_SPEC, TRAINING_SPEC):
+        joint = next(
+            _program_parse(i) for i in _every_invocation(_with_joint(spec)) if i.name == "joint"
+        )
+        changed = joint.model_dump(include=TRAINING_OPTIONS)
+        unchanged &= {k for k in defaults if defaults[k] == changed[k]}
+    # Neither has a spec field: the train steps use the programs' defaults too.
+    assert unchanged == {"checkpoint_every", "max_grad_norm"}
 
 
 def test_the_spec_reaches_every_argument() -> None:

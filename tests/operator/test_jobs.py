@@ -587,3 +587,50 @@ def test_a_sharded_evaluation_gets_the_evaluators_gpus_and_result_readers_get_no
         assert "nvidia.com/gpu" not in step_container["resources"]["limits"], args.COMMAND
         # Still allowed onto tainted GPU nodes, where a node selector may pin evaluator steps.
         assert step_pod["tolerations"] == pod["tolerations"], args.COMMAND
+
+
+def _train_and_joint_jobs(spec_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Jobs of a train step and of the joint step of the same cycle."""
+    spec = parse_spec(spec_dict)
+    planner = StepPlanner(
+        spec, namespace=CYCLE.namespace, cycle=CYCLE.name, artifact_root="/artifacts"
+    )
+    train = planner.train("geography", planner.plan_path())
+    joint = planner.invocation(planner.joint_args(["geography", "history"]))
+    return (
+        build_step_job(CYCLE, train, spec, SETTINGS),
+        build_step_job(CYCLE, joint, spec, SETTINGS),
+    )
+
+
+@pytest.mark.parametrize("gpus", [0, 1, 2, 8])
+def test_the_joint_job_is_placed_and_launched_as_a_train_job(gpus: int) -> None:
+    # The joint adapter trains the same model as the domain adapters: the same GPUs, node,
+    # tolerations and volumes, and under torchrun with a process per GPU when there are
+    # several; only the trainer's subcommand and its arguments differ.
+    spec = {
+        **GPU_SPEC,
+        "training": {"steps": 100, "precision": "bf16", "parallelism": "fsdp", "packing": True},
+        "merge": {"combination": "auto", "candidates": ["ties", "joint"]},
+        "resources": {"trainer": {**GPU_SPEC["resources"]["trainer"], "gpus": gpus}},
+    }
+    train, joint = _train_and_joint_jobs(spec)
+    train_pod, joint_pod = (job["spec"]["template"]["spec"] for job in (train, joint))
+    (train_container,), (joint_container,) = train_pod["containers"], joint_pod["containers"]
+    assert {k: v for k, v in joint_pod.items() if k != "containers"} == {
+        k: v for k, v in train_pod.items() if k != "containers"
+    }
+    for key in ("image", "resources", "volumeMounts", "securityContext"):
+        assert joint_container[key] == train_container[key], key
+    assert joint_container["resources"]["limits"].get("nvidia.com/gpu") == (
+        str(gpus) if gpus else None
+    )
+    train_command, joint_command = train_container["command"], joint_container["command"]
+    at = train_command.index("kaizen.trainer")
+    assert joint_command[: at + 1] == train_command[: at + 1]
+    assert (train_command[at + 1], joint_command[at + 1]) == ("train", "joint")
+    launcher = ["torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    assert (joint_command[2:5] == launcher) == (gpus > 1)
+    for flag, value in (("--precision", "bf16"), ("--parallelism", "fsdp")):
+        assert joint_command[joint_command.index(flag) + 1] == value
+    assert "--packing" in joint_command

@@ -202,6 +202,45 @@ def test_only_train_steps_become_trainjobs() -> None:
     assert not uses_trainjob(job_planner.train("geography", None), job_spec)
 
 
+def test_the_joint_step_runs_as_a_trainjob_placed_as_the_train_steps() -> None:
+    # The joint adapter trains like the domain adapters (`training.backend` decides for
+    # both): a TrainJob with the same nodes, processes, resources and pod, its torchrun
+    # running `kaizen.trainer joint` with the spec's training options.
+    training = {**TRAINJOB_SPEC["training"], "parallelism": "fsdp", "gradientCheckpointing": True}
+    spec_dict = {
+        **TRAINJOB_SPEC,
+        "training": training,
+        "merge": {"combination": "auto", "candidates": ["ties", "joint"]},
+    }
+    spec, planner = _planner(spec_dict)
+    joint = planner.invocation(planner.joint_args(["geography", "history"]))
+    train = planner.train("geography", planner.plan_path())
+    assert uses_trainjob(joint, spec)
+    manifests = [build_step_trainjob(CYCLE, step, spec, SETTINGS) for step in (train, joint)]
+    for manifest in manifests:
+        validate_trainjob(manifest)
+    train_job, joint_job = (m["spec"] for m in manifests)
+    assert joint_job["runtimeRef"] == train_job["runtimeRef"]
+    patch = [
+        m["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]
+        for m in (train_job, joint_job)
+    ]
+    pods = [p["replicatedJobs"][0]["template"]["spec"]["template"]["spec"] for p in patch]
+    assert pods[1] == pods[0]
+    for key in ("image", "numNodes", "numProcPerNode", "resourcesPerNode"):
+        assert joint_job["trainer"][key] == train_job["trainer"][key], key
+    assert joint_job["trainer"]["numNodes"] == 4
+    command = joint_job["trainer"]["command"]
+    assert command[:6] == ["python", "-m", "torch.distributed.run", "-m", "kaizen.trainer", "joint"]
+    assert command[command.index("--parallelism") + 1] == "fsdp"
+    assert "--gradient-checkpointing" in command
+    # With the Job backend the joint step is a Job, as the train steps are.
+    job_spec, job_planner = _planner({**spec_dict, "training": {"steps": 100}})
+    assert not uses_trainjob(
+        job_planner.invocation(job_planner.joint_args(["geography", "history"])), job_spec
+    )
+
+
 def test_without_trainjob_support_the_builder_says_how_to_enable_it() -> None:
     spec, planner = _planner(TRAINJOB_SPEC)
     with pytest.raises(TrainJobDisabled, match="trainJob.enabled=true"):

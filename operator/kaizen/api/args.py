@@ -474,65 +474,15 @@ class ValidateArgs(StepArgs):
         return {task.strip(): float(score) for task, _, score in pairs}
 
 
-class TrainArgs(ModelArgs):
-    """Train a LoRA adapter for one domain: writes adapter/ (peft format) and training.json."""
-
-    PROGRAM: ClassVar[Program] = TRAINER
-    COMMAND: ClassVar[str] = "train"
-    SUMMARY: ClassVar[str] = "train a LoRA adapter on one domain's training data"
-
-    suite: str = Field(min_length=1)
-    """Shipped suite name (e.g. demo) or suite directory."""
-
-    domain: str = Field(min_length=1)
-    """The suite domain to train on."""
-
-    plan: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
-    """plan.json of the analyze step: the domain must be a priority domain, and examples of
-    its targeted capabilities are repeated --capability-weight times."""
-
-    capability_weight: int = Field(default=2, ge=1, le=100)
-    """Copies of each example whose capability the plan targets."""
-
-    replay_fraction: f.ReplayFraction = f.DEFAULT_REPLAY_FRACTION
-    """Share of the training set drawn from the suite's other domains' pools (rehearsal
-    against forgetting), in [0, 1)."""
-
-    extra_data: str | None = Field(
-        default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
-    )
-    """JSONL file of extra examples {question, answer[, domain, capability]}; lines for other
-    domains are skipped."""
+class LoraTrainingArgs(ModelArgs):
+    """Arguments of a step that trains a LoRA adapter (train, joint): the adapter's shape, the
+    optimisation, and how the model is held while training (precision, gradient
+    checkpointing, packing, quantization, the parallelism under torchrun). A cycle gives every
+    such step its `spec.training`'s values, so that the joint adapter trains as the domain
+    adapters do."""
 
     max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
     """Truncate examples to this many tokens."""
-
-    synthesis_examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
-    """At most this many items synthesised from the domain's knowledge (0: none)."""
-
-    teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
-    """context: a teacher answers the synthesised questions with the facts in its prompt."""
-
-    teacher_model: str | None = Field(
-        default=None, min_length=1, json_schema_extra=cli(metavar="REF")
-    )
-    """Teacher model for --teacher context and --distill-weight (default: the model being
-    trained, with its adapters); for --distill-weight its tokenizer must have the student's
-    vocabulary."""
-
-    teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
-    """Share of the synthesised items the teacher answers."""
-
-    distill_weight: f.DistillWeight = 0.0
-    """Token-level distillation: weight of the KL between the teacher's top-k next-token
-    distribution and the student's on every answer token, added to the cross-entropy (0:
-    off)."""
-
-    distill_top_k: f.DistillTopK = f.DEFAULT_DISTILL_TOP_K
-    """Teacher tokens kept per answer position for --distill-weight."""
-
-    distill_temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
-    """Softmax temperature of the distillation KL (scaled by its square)."""
 
     rank: f.LoraRank = f.DEFAULT_LORA_RANK
     """LoRA rank r."""
@@ -597,6 +547,64 @@ class TrainArgs(ModelArgs):
         if "all-linear" in value and len(value) > 1:
             raise ValueError("'all-linear' cannot be combined with other target modules")
         return value
+
+
+class TrainArgs(LoraTrainingArgs):
+    """Train a LoRA adapter for one domain: writes adapter/ (peft format) and training.json."""
+
+    PROGRAM: ClassVar[Program] = TRAINER
+    COMMAND: ClassVar[str] = "train"
+    SUMMARY: ClassVar[str] = "train a LoRA adapter on one domain's training data"
+
+    suite: str = Field(min_length=1)
+    """Shipped suite name (e.g. demo) or suite directory."""
+
+    domain: str = Field(min_length=1)
+    """The suite domain to train on."""
+
+    plan: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
+    """plan.json of the analyze step: the domain must be a priority domain, and examples of
+    its targeted capabilities are repeated --capability-weight times."""
+
+    capability_weight: int = Field(default=2, ge=1, le=100)
+    """Copies of each example whose capability the plan targets."""
+
+    replay_fraction: f.ReplayFraction = f.DEFAULT_REPLAY_FRACTION
+    """Share of the training set drawn from the suite's other domains' pools (rehearsal
+    against forgetting), in [0, 1)."""
+
+    extra_data: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
+    )
+    """JSONL file of extra examples {question, answer[, domain, capability]}; lines for other
+    domains are skipped."""
+
+    synthesis_examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
+    """At most this many items synthesised from the domain's knowledge (0: none)."""
+
+    teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
+    """context: a teacher answers the synthesised questions with the facts in its prompt."""
+
+    teacher_model: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="REF")
+    )
+    """Teacher model for --teacher context and --distill-weight (default: the model being
+    trained, with its adapters); for --distill-weight its tokenizer must have the student's
+    vocabulary."""
+
+    teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
+    """Share of the synthesised items the teacher answers."""
+
+    distill_weight: f.DistillWeight = 0.0
+    """Token-level distillation: weight of the KL between the teacher's top-k next-token
+    distribution and the student's on every answer token, added to the cross-entropy (0:
+    off)."""
+
+    distill_top_k: f.DistillTopK = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens kept per answer position for --distill-weight."""
+
+    distill_temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
+    """Softmax temperature of the distillation KL (scaled by its square)."""
 
 
 # The combination steps' arguments live in their own module, built on the classes above.

@@ -2,7 +2,8 @@
 
 `MergeArgs` (trainer `merge`): the domain adapters merged with peft, by one method or as
 several candidates. `JointArgs` (trainer `joint`): one adapter trained on the union of the
-priority domains' training sets, a candidate beside the merges. `CombineArgs` (evaluator
+priority domains' training sets, a candidate beside the merges, with the train step's LoRA and
+training options (`LoraTrainingArgs`). `CombineArgs` (evaluator
 `combine`): score every candidate on the suite's dev items, with the model loaded as the
 evaluate steps load it (`InferenceArgs`), measure each trained domain's retention against
 its adapter alone, and choose. Re-exported by `kaizen.api.args`, whose rendering and
@@ -16,7 +17,15 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from kaizen.api import fields as f
-from kaizen.api.args import EVALUATOR, TRAINER, InferenceArgs, ModelArgs, Program, cli
+from kaizen.api.args import (
+    EVALUATOR,
+    TRAINER,
+    InferenceArgs,
+    LoraTrainingArgs,
+    ModelArgs,
+    Program,
+    cli,
+)
 
 
 def _pairs(value: list[str], what: str) -> list[str]:
@@ -78,9 +87,11 @@ class MergeArgs(ModelArgs):
         return split_pairs(self.sources)
 
 
-class JointArgs(ModelArgs):
+class JointArgs(LoraTrainingArgs):
     """Train one LoRA adapter on the union of the domains' training sets: writes adapter/ and
-    joint.json."""
+    joint.json. The LoRA and training options are the train step's (`LoraTrainingArgs`): a
+    cycle passes its spec.training's values to both, and the operator places both alike (GPUs,
+    torchrun, TrainJob); --steps is the sum of the domain adapters' steps."""
 
     PROGRAM: ClassVar[Program] = TRAINER
     COMMAND: ClassVar[str] = "joint"
@@ -92,40 +103,6 @@ class JointArgs(ModelArgs):
     """A domain's training set as its train step trained on it (data.jsonl, with its replay
     and synthesised lines); repeat for each domain. Lines repeated across domains are kept
     once."""
-
-    rank: f.LoraRank = f.DEFAULT_LORA_RANK
-    """LoRA rank r."""
-
-    alpha: f.LoraAlpha = f.DEFAULT_LORA_ALPHA
-    """LoRA alpha; updates scale by alpha/rank."""
-
-    dropout: f.LoraDropout = f.DEFAULT_LORA_DROPOUT
-    """LoRA dropout."""
-
-    target_modules: list[str] = Field(
-        default_factory=lambda: list(f.DEFAULT_TARGET_MODULES),
-        min_length=1,
-        json_schema_extra=cli(nargs="+", metavar="NAME"),
-    )
-    """Modules that get LoRA weights, e.g. q_proj v_proj, or all-linear."""
-
-    learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
-    """Constant AdamW learning rate."""
-
-    steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
-    """Optimiser steps (a cycle gives the sum of its domain adapters' steps)."""
-
-    batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
-    """Examples per optimiser step."""
-
-    max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
-    """Truncate examples to this many tokens."""
-
-    max_grad_norm: f.MaxGradNorm = f.DEFAULT_MAX_GRAD_NORM
-    """Gradient clipping norm, 0 for none."""
-
-    seed: f.Seed = 0
-    """Seed for initialisation, dropout and data order."""
 
     @field_validator("data")
     @classmethod

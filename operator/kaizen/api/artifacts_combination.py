@@ -8,11 +8,13 @@ adapter trained on the union of the domains' training sets.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from kaizen.api.artifacts_base import Artifact, ModelRef, Record, SuiteRef
+from kaizen.api.artifacts_base import VERSION_KEY, Artifact, ModelRef, Record, SuiteRef
+from kaizen.api.artifacts_training import LoraConfig
 
 # -- combination.json ------------------------------------------------------------------------
 
@@ -118,14 +120,21 @@ class JointSource(Record):
     """Lines kept (not already given by an earlier domain's set)."""
 
 
+def _joint_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A joint.json of version 1 as version 2: it did not record its settings (null)."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class JointRecord(Artifact):
     """`joint.json`: the adapter trained on the union of the priority domains' training sets."""
 
     FILE_NAME: ClassVar[str] = "joint.json"
     KIND: ClassVar[str] = "joint training record"
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _joint_v1}
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `config`, `resumed_from`, `device`, `autocast`,
+    `tokens_per_second`, `versions`)."""
     step: str
     """Step name."""
     cycle: str | None
@@ -139,7 +148,7 @@ class JointRecord(Artifact):
     truncated: int
     """Examples cut at `max_seq_length`."""
     steps: int
-    """Optimiser steps run."""
+    """Optimiser steps run (including those before a resume)."""
     learning_rate: float
     """Constant AdamW learning rate."""
     rank: int
@@ -154,3 +163,17 @@ class JointRecord(Artifact):
     """Peak memory of training."""
     adapter: str
     """The adapter folder (peft format)."""
+    config: LoraConfig | None = None
+    """The LoRA and training settings, the train steps' (precision, gradient checkpointing,
+    packing, quantization, parallelism, processes; null in a version-1 file, which trained
+    with the defaults in one process)."""
+    resumed_from: int = 0
+    """Step of the checkpoint this run resumed from (0: a fresh run)."""
+    tokens_per_second: float | None = None
+    """Training tokens per second (null when no time was measured)."""
+    device: str | None = None
+    """Torch device (null in a version-1 file)."""
+    autocast: str | None = None
+    """Autocast dtype, when mixed precision was used."""
+    versions: dict[str, str] = Field(default_factory=dict)
+    """Versions of torch, transformers and peft (empty in a version-1 file)."""

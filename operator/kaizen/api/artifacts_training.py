@@ -12,8 +12,8 @@ from kaizen.api.artifacts_base import Artifact, ModelRef, Record, SuiteRef
 # -- training.json ---------------------------------------------------------------------------
 
 
-class TrainingConfig(Record):
-    """Everything that decided the adapter."""
+class LoraConfig(Record):
+    """The LoRA and training settings of a step that trained an adapter (train, joint)."""
 
     rank: int
     """LoRA rank."""
@@ -37,6 +37,27 @@ class TrainingConfig(Record):
     """Steps between checkpoints."""
     max_seq_length: int
     """Tokens per example, at most."""
+    group_by_length: bool = False
+    """Batches grouped by example length within seeded windows (less padding)."""
+    precision: str = f.DEFAULT_PRECISION
+    """`auto`, `bf16` or `fp32` as asked (`autocast` says what ran)."""
+    gradient_checkpointing: bool = False
+    """Activations recomputed in the backward pass."""
+    packing: bool = False
+    """Each batch's examples packed into fewer rows (attention kept within each example)."""
+    pack_length: int = 0
+    """Tokens per packed row (0: the batch's longest example)."""
+    quantization: str = f.DEFAULT_QUANTIZATION
+    """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
+    parallelism: str = f.DEFAULT_PARALLELISM
+    """`ddp` (the base on every process) or `fsdp` (the base sharded over them)."""
+    processes: int = 1
+    """Training processes (ranks) that shared each batch: GPUs per node times nodes."""
+
+
+class TrainingConfig(LoraConfig):
+    """Everything that decided the adapter: the LoRA settings and how the training set was made."""
+
     capability_weight: int
     """Copies of each example of a targeted capability."""
     replay_fraction: float
@@ -57,22 +78,6 @@ class TrainingConfig(Record):
     """Teacher tokens per answer position the KL compared."""
     distill_temperature: float = f.DEFAULT_DISTILL_TEMPERATURE
     """Temperature of the KL's distributions (the term is scaled by its square)."""
-    group_by_length: bool = False
-    """Batches grouped by example length within seeded windows (less padding)."""
-    precision: str = f.DEFAULT_PRECISION
-    """`auto`, `bf16` or `fp32` as asked (`autocast` says what ran)."""
-    gradient_checkpointing: bool = False
-    """Activations recomputed in the backward pass."""
-    packing: bool = False
-    """Each batch's examples packed into fewer rows (attention kept within each example)."""
-    pack_length: int = 0
-    """Tokens per packed row (0: the batch's longest example)."""
-    quantization: str = f.DEFAULT_QUANTIZATION
-    """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
-    parallelism: str = f.DEFAULT_PARALLELISM
-    """`ddp` (the base on every process) or `fsdp` (the base sharded over them)."""
-    processes: int = 1
-    """Training processes (ranks) that shared each batch: GPUs per node times nodes."""
 
 
 class PlanUse(Record):

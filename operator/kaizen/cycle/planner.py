@@ -265,28 +265,36 @@ class StepPlanner:
             suite=self.spec.evaluation.suite,
             domain=domain,
             plan=plan,
-            rank=training.rank,
-            alpha=training.alpha,
-            dropout=training.dropout,
-            target_modules=list(training.target_modules),
-            learning_rate=learning_rate,
-            steps=steps,
-            batch_size=training.batch_size,
-            max_seq_length=training.max_seq_length,
-            seed=training.seed,
+            **self._lora_training(steps, learning_rate),
             replay_fraction=training.replay_fraction,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,
-            precision=training.precision,
-            gradient_checkpointing=training.gradient_checkpointing,
-            packing=training.packing,
-            quantization=training.quantization,
-            parallelism=training.parallelism,
             **self._distillation(),
         )
+
+    def _lora_training(self, steps: int, learning_rate: float) -> dict[str, Any]:
+        """The `LoraTrainingArgs` of every step that trains an adapter (train, joint): the
+        spec's LoRA and training options, so the joint adapter trains as the domain ones do."""
+        training = self.spec.training
+        return {
+            "rank": training.rank,
+            "alpha": training.alpha,
+            "dropout": training.dropout,
+            "target_modules": list(training.target_modules),
+            "learning_rate": learning_rate,
+            "steps": steps,
+            "batch_size": training.batch_size,
+            "max_seq_length": training.max_seq_length,
+            "seed": training.seed,
+            "precision": training.precision,
+            "gradient_checkpointing": training.gradient_checkpointing,
+            "packing": training.packing,
+            "quantization": training.quantization,
+            "parallelism": training.parallelism,
+        }
 
     def _distillation(self) -> dict[str, Any]:
         """The token-level distillation arguments; a weight of 0 (off) without `tokenLevel`."""
@@ -351,22 +359,16 @@ class StepPlanner:
         self, domains: Sequence[str], scores: Mapping[str, float] | None = None
     ) -> JointArgs:
         """The joint adapter: the domains' training sets together, for as many steps as
-        their adapters took together (the same number of updates, spent on one adapter)."""
+        their adapters took together (the same number of updates, spent on one adapter),
+        with the train steps' LoRA and training options (precision, quantization, packing,
+        parallelism, …): a model the train steps need several GPUs for, the joint step too."""
         training = self.spec.training
         steps = sum(self.domain_settings(d, scores or {}, domains)[0] for d in domains)
         return JointArgs(
             **self._contract(JOINT),
             **self._model(),
             data=[f"{d}={self.data_path(train_step_name(d))}" for d in domains],
-            rank=training.rank,
-            alpha=training.alpha,
-            dropout=training.dropout,
-            target_modules=list(training.target_modules),
-            learning_rate=training.learning_rate,
-            steps=max(1, min(1_000_000, steps)),
-            batch_size=training.batch_size,
-            max_seq_length=training.max_seq_length,
-            seed=training.seed,
+            **self._lora_training(max(1, min(1_000_000, steps)), training.learning_rate),
         )
 
     def score_args(self, domain: str, adapter: str) -> EvaluateArgs:

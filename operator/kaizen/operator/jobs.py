@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, cast
 
-from kaizen.api.args import AnalyzeArgs, EvaluateArgs, TrainArgs, ValidateArgs
+from kaizen.api.args import AnalyzeArgs, EvaluateArgs, JointArgs, TrainArgs, ValidateArgs
 from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
 from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources, Toleration
@@ -146,20 +146,25 @@ def _command(argv: Sequence[str], settings: OperatorSettings) -> list[str]:
     return [escape_expansion(arg) for arg in command]
 
 
+#: The trainer commands that train an adapter: placed alike (torchrun, TrainJob).
+TRAINING_COMMANDS = frozenset({TrainArgs.COMMAND, JointArgs.COMMAND})
+
+
 def is_train_step(invocation: StepInvocation) -> bool:
-    """Whether the invocation runs `python -m kaizen.trainer train` (the distributed step)."""
-    return invocation.kind == "trainer" and tuple(invocation.argv[1:4]) == (
-        "-m",
-        TrainArgs.PROGRAM,
-        TrainArgs.COMMAND,
+    """Whether the invocation trains an adapter: `python -m kaizen.trainer train|joint`."""
+    argv = tuple(invocation.argv[1:4])
+    return (
+        invocation.kind == "trainer"
+        and argv[:2] == ("-m", TrainArgs.PROGRAM)
+        and (len(argv) == 3 and argv[2] in TRAINING_COMMANDS)
     )
 
 
 def torchrun_command(
     invocation: StepInvocation, settings: OperatorSettings, launcher_args: Sequence[str] = ()
 ) -> list[str]:
-    """The train step under torchrun: `python -m torch.distributed.run <launcher args> -m
-    kaizen.trainer train ...`; the trainer's own arguments are unchanged."""
+    """A training step under torchrun: `python -m torch.distributed.run <launcher args> -m
+    kaizen.trainer train|joint ...`; the trainer's own arguments are unchanged."""
     command = _command(invocation.argv, settings)
     return [command[0], *TORCHRUN, *launcher_args, *command[1:]]
 
@@ -167,8 +172,9 @@ def torchrun_command(
 def step_command(
     invocation: StepInvocation, resources: StepResources, settings: OperatorSettings
 ) -> list[str]:
-    """The container command of a step's Job: a train step with more than one GPU runs one
-    process per GPU under torchrun on this one node; every other step runs as is."""
+    """The container command of a step's Job: a training step (train, joint) with more than
+    one GPU runs one process per GPU under torchrun on this one node; every other step runs
+    as is."""
     if resources.gpus > 1 and is_train_step(invocation):
         return torchrun_command(
             invocation, settings, ("--standalone", f"--nproc-per-node={resources.gpus}")

@@ -1,4 +1,5 @@
-"""Train steps as Kubeflow Trainer v2 `TrainJob`s (`spec.training.backend: trainjob`).
+"""Training steps (train, joint) as Kubeflow Trainer v2 `TrainJob`s (`spec.training.backend:
+trainjob`).
 
 A TrainJob (`trainer.kubeflow.org/v1alpha1`) names a training runtime (by default the
 `torch-distributed` ClusterTrainingRuntime Kubeflow Trainer installs) and overrides its
@@ -74,7 +75,8 @@ class TrainJobDisabled(RuntimeError):
 
 
 def uses_trainjob(invocation: StepInvocation, spec: ImprovementCycleSpec) -> bool:
-    """Whether this step runs as a TrainJob: a train step of a cycle with `backend: trainjob`."""
+    """Whether this step runs as a TrainJob: a training step (train, joint) of a cycle with
+    `backend: trainjob`."""
     return spec.training.backend == "trainjob" and is_train_step(invocation)
 
 

@@ -8,18 +8,35 @@ optimiser steps as the planner gives it (by default the sum of the domain adapte
 the same number of updates, spent on one adapter). Nothing has to be merged afterwards, so
 nothing is lost to interference between adapters; what is lost instead is each domain's
 share of the updates.
+
+It trains exactly as the train steps do, with the same `LoraTrainingArgs` (a cycle gives
+both its `spec.training`'s options) through the same code (`kaizen.trainer.steps`):
+precision, gradient checkpointing, packing, 4-bit quantization, and under torchrun (the
+operator starts one process per GPU, or a TrainJob, as for a train step) ddp or fsdp. What
+the train steps did to build their sets (synthesis, a teacher, replay) is already in the
+lines; token-level distillation is not repeated (the union trains on cross-entropy).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from kaizen.api.args import JointArgs
-from kaizen.api.artifacts import JointRecord, write_artifact
-from kaizen.api.runner import ConfigurationError, run_step
+from kaizen.api.artifacts import JointRecord, LoraConfig, write_artifact
+from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import AdapterDigest, StepSummary, atomic_write_bytes, file_digest
+from kaizen.trainer.distributed import SINGLE, Parallel
+from kaizen.trainer.steps import (
+    check_adapters,
+    load_training_base,
+    lora_settings,
+    run_training_step,
+    tracking,
+    versions,
+)
 
 JOINT_FILE = JointRecord.FILE_NAME
 DATA_FILE = "data.jsonl"
@@ -72,33 +89,31 @@ def union(sets: list[tuple[str, list[dict[str, Any]]]]) -> tuple[list[dict[str, 
     return kept, added
 
 
-def joint(args: JointArgs, out: Path) -> StepSummary:
-    """Train the joint adapter into `out/adapter`; write `out/joint.json` and `out/data.jsonl`."""
-    from kaizen.runtime.models import ModelNotFound, load_model, load_tokenizer
-    from kaizen.trainer.data import Example, tokenize_examples
-    from kaizen.trainer.lora import LoraSettings, train_lora
+def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummary:
+    """Train the joint adapter into `out/adapter`; write `out/joint.json` and `out/data.jsonl`.
 
-    settings = LoraSettings(
-        rank=args.rank,
-        alpha=args.alpha,
-        dropout=args.dropout,
-        target_modules=tuple(args.target_modules),
-        learning_rate=args.learning_rate,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        max_grad_norm=args.max_grad_norm,
-    )
-    settings.validate()
+    The model is loaded and trained as the train step does (`kaizen.trainer.steps`): the same
+    precision, gradient checkpointing, packing, quantization and, under torchrun, the same
+    ddp or fsdp; only rank 0 (`parallel.is_main`) writes anything.
+    """
+    from kaizen.runtime.models import ModelNotFound, load_tokenizer
+    from kaizen.trainer.data import Example, tokenize_examples
+    from kaizen.trainer.lora import train_lora
+    from kaizen.trainer.memory import check_quantization
+
+    settings = lora_settings(args)
+    check_quantization(args.quantization)  # before any weight is loaded
+    parallel.check_batch(args.batch_size)
     sets = [(domain, read_training_set(domain, path)) for domain, path in args.data_pairs()]
     lines, added = union(sets)
-    atomic_write_bytes(
-        out / DATA_FILE,
-        "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode(),
-    )
+    if parallel.is_main:
+        atomic_write_bytes(
+            out / DATA_FILE,
+            "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode(),
+        )
+    check_adapters(args.adapters)
     try:
         tokenizer = load_tokenizer(args.model, revision=args.revision)
-        model = load_model(args.model, args.adapters, revision=args.revision)
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
     examples = [
@@ -113,40 +128,68 @@ def joint(args: JointArgs, out: Path) -> StepSummary:
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if not tokenized.examples:
         raise ConfigurationError("no training example has answer tokens after truncation")
-    result = train_lora(
-        model,
-        tokenized.examples,
-        settings,
-        out,
-        pad_token_id=tokenizer.pad_token_id,
-        base=json.dumps([args.model, args.revision, args.adapters, "joint"]),
-        progress=not args.quiet,
-    )
+    model = load_training_base(args, parallel)
     domains = [domain for domain, _ in sets]
-    record = JointRecord.model_validate(
-        {
-            "step": args.step,
-            "cycle": args.cycle,
-            "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
-            "sources": [
-                {"domain": domain, "path": path, "lines": len(data), "kept": kept}
-                for (domain, path), (_, data), kept in zip(
-                    args.data_pairs(), sets, added, strict=True
-                )
-            ],
-            "examples": len(tokenized.examples),
-            "truncated": tokenized.truncated,
-            "steps": result.steps,
-            "learning_rate": args.learning_rate,
-            "rank": args.rank,
-            "final_loss": round(result.final_loss, 4),
-            "loss_curve": result.loss_curve,
-            "train_seconds": round(result.train_seconds, 3),
-            "peak_memory_mb": round(result.peak_memory_mb, 1),
-            "adapter": str(result.adapter_dir),
-        }
-    )
-    write_artifact(out / JOINT_FILE, record)
+    config = {
+        **{k: v for k, v in asdict(settings).items() if k in LoraConfig.model_fields},
+        "max_seq_length": args.max_seq_length,
+        "processes": parallel.world_size,
+    }
+    destination = tracking(args, disabled=not parallel.is_main)
+    with destination.run(
+        job_type="joint",
+        name=args.step,
+        config={**config, "domains": domains, "model": args.model, "adapters": args.adapters},
+        directory=out,
+    ) as tracker:
+        result = train_lora(
+            model,
+            tokenized.examples,
+            settings,
+            out,
+            pad_token_id=tokenizer.pad_token_id,
+            base=json.dumps([args.model, args.revision, args.adapters, "joint"]),
+            on_metrics=lambda step, metrics: tracker.log(
+                {f"train/{name}": value for name, value in metrics.items()}, step=step
+            ),
+            progress=not args.quiet and parallel.is_main,
+            parallel=parallel,
+        )
+        record = JointRecord.model_validate(
+            {
+                "step": args.step,
+                "cycle": args.cycle,
+                "model": {"ref": args.model, "revision": args.revision, "adapters": args.adapters},
+                "sources": [
+                    {"domain": domain, "path": path, "lines": len(data), "kept": kept}
+                    for (domain, path), (_, data), kept in zip(
+                        args.data_pairs(), sets, added, strict=True
+                    )
+                ],
+                "examples": len(tokenized.examples),
+                "truncated": tokenized.truncated,
+                "steps": result.steps,
+                "learning_rate": args.learning_rate,
+                "rank": args.rank,
+                "final_loss": round(result.final_loss, 4),
+                "loss_curve": result.loss_curve,
+                "train_seconds": round(result.train_seconds, 3),
+                "peak_memory_mb": round(result.peak_memory_mb, 1),
+                "adapter": str(result.adapter_dir),
+                "config": config,
+                "resumed_from": result.resumed_from,
+                "tokens_per_second": round(result.tokens_per_second, 1)
+                if result.tokens_per_second
+                else None,
+                "device": result.device,
+                "autocast": result.autocast,
+                "versions": versions(),
+            }
+        )
+        if parallel.is_main:
+            write_artifact(out / JOINT_FILE, record)
+            tracker.summary({"final_loss": result.final_loss})
+            tracker.artifact("joint-adapter", "lora-adapter", [result.adapter_dir])
     name = "+".join(domains)
     return StepSummary(
         step=args.step,
@@ -155,7 +198,7 @@ def joint(args: JointArgs, out: Path) -> StepSummary:
             f"trained one adapter on {', '.join(domains)} together: {len(tokenized.examples)} "
             f"examples, {result.steps} steps, final loss {result.final_loss:.4f}"
         ),
-        digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
+        digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS) if parallel.is_main else None,
         adapter=AdapterDigest(
             domain=name,
             path=str(result.adapter_dir),
@@ -170,4 +213,4 @@ def joint(args: JointArgs, out: Path) -> StepSummary:
 def run_joint(args: JointArgs) -> int:
     # The domains' training sets are inputs: a rerun after they changed trains again.
     inputs = [path for _, path in args.data_pairs()]
-    return run_step(args.step, args.output, lambda out: joint(args, out), args=args, inputs=inputs)
+    return run_training_step(args, lambda out, parallel: joint(args, out, parallel), inputs)

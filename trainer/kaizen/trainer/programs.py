@@ -14,18 +14,26 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.args import MergeArgs, ModelArgs, StepArgs, TrainArgs
+from kaizen.api.args import MergeArgs, TrainArgs
 from kaizen.api.artifacts import DataCard, MergeRecord, SuiteRef, TrainingRecord, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import (
-    EXIT_OK,
     AdapterDigest,
     MergeDigest,
     StepSummary,
     atomic_write_bytes,
     file_digest,
 )
-from kaizen.trainer.distributed import SINGLE, Parallel, from_environment, process_group
+from kaizen.trainer.distributed import SINGLE, Parallel
+from kaizen.trainer.steps import (
+    check_adapters,
+    load_base,
+    load_sharded_base,
+    lora_settings,
+    run_training_step,
+    tracking,
+    versions,
+)
 
 if TYPE_CHECKING:  # the training code is imported late: a usage error never loads torch
     from collections.abc import Sequence
@@ -40,64 +48,9 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 DATA_FILE = "data.jsonl"
 
 
-def _check_adapters(paths: list[str]) -> None:
-    # load_model would find a missing adapter only after loading the base model; and
-    # its error is a FileNotFoundError, which run_step would count as retryable.
-    for path in paths:
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise ConfigurationError(
-                f"--adapter {path}: not an adapter directory (no adapter_config.json)"
-            )
-
-
-def _load_model(args: ModelArgs, load_options: dict[str, Any] | None = None) -> Any:
-    from kaizen.runtime.models import ModelNotFound, load_model
-
-    try:
-        return load_model(
-            args.model, args.adapters, revision=args.revision, load_options=load_options
-        )
-    except ModelNotFound as error:
-        raise ConfigurationError(f"--model {args.model}: {error}") from None
-
-
-def _load_sharded_base(args: ModelArgs, parallel: Parallel) -> Any:
-    """FSDP's base: the weights on rank 0's CPU, an empty (meta) model on the other ranks."""
-    from kaizen.runtime.models import ModelNotFound
-    from kaizen.trainer import fsdp
-
-    try:
-        return fsdp.load_base(args.model, args.adapters, args.revision, parallel)
-    except ModelNotFound as error:
-        raise ConfigurationError(f"--model {args.model}: {error}") from None
-
-
-def _tracking(args: StepArgs, disabled: bool = False) -> Any:
-    """The step's `TrackingOptions` (W&B run destination) from its command line; `disabled`
-    for the ranks other than 0 of a distributed step (one run per step)."""
-    import dataclasses
-
-    from kaizen.runtime.tracking import TrackingOptions
-
-    options = TrackingOptions.from_args(args)
-    return dataclasses.replace(options, mode="disabled") if disabled else options
-
-
 def _artifact_name(text: str) -> str:
     # W&B artifact names allow letters, digits, '-', '_' and '.' only.
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-    }
 
 
 def _teacher_tokenizer(args: TrainArgs, tokenizer: Any) -> Any:
@@ -217,33 +170,17 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     )
     from kaizen.trainer.distillation import teacher_targets
     from kaizen.trainer.lineage import earlier_lines
-    from kaizen.trainer.lora import LoraSettings, train_lora
+    from kaizen.trainer.lora import train_lora
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.targeted import build_training_set
     from kaizen.trainer.teacher import generator
 
-    settings = LoraSettings(
-        rank=args.rank,
-        alpha=args.alpha,
-        dropout=args.dropout,
-        target_modules=tuple(args.target_modules),
-        learning_rate=args.learning_rate,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        max_grad_norm=args.max_grad_norm,
-        checkpoint_every=args.checkpoint_every,
+    settings = lora_settings(
+        args,
         distill_weight=args.distill_weight,
         distill_top_k=args.distill_top_k,
         distill_temperature=args.distill_temperature,
-        precision=args.precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        packing=args.packing,
-        pack_length=args.max_seq_length if args.packing else 0,
-        quantization=args.quantization,
-        parallelism=args.parallelism,
     )
-    settings.validate()
     check_quantization(args.quantization)  # before any weight is loaded
     parallel.check_batch(args.batch_size)
     load_options = quantized_load_options(args.quantization)
@@ -265,7 +202,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
                 f"{args.plan}: domain {args.domain!r} is not among priority_domains {plan.priority_domains}"
             )
         targeted = tuple(plan.targeted_capabilities)
-    _check_adapters(args.adapters)
+    check_adapters(args.adapters)
     try:
         tokenizer = load_tokenizer(args.model, revision=args.revision)
     except ModelNotFound as error:
@@ -286,7 +223,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     if context_teacher:
         # The teacher answers before any LoRA weight exists: the model as it is now, with
         # the facts in its prompt (or another model named by --teacher-model).
-        model = _load_model(args, load_options)
+        model = load_base(args, load_options)
         teacher_model = model if args.teacher_model is None else _load_teacher(args)
         teacher = generator(teacher_model, teacher_tokenizer or tokenizer)
     built = build_training_set(
@@ -345,9 +282,9 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     card_path = _write_data(out, args, suite, built, examples) if parallel.is_main else None
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if model is None and sharded:
-        model = _load_sharded_base(args, parallel)
+        model = load_sharded_base(args, parallel)
     if model is None:
-        model = _load_model(args, load_options)
+        model = load_base(args, load_options)
     trained_examples = list(tokenized.examples)
     distilled = None
     if settings.distilling:
@@ -386,8 +323,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "model": args.model,
         "adapters": args.adapters,
     }
-    tracking = _tracking(args) if parallel.is_main else _tracking(args, disabled=True)
-    with tracking.run(
+    destination = tracking(args, disabled=not parallel.is_main)
+    with destination.run(
         job_type="train", name=args.step, config=tracking_config, directory=out
     ) as tracker:
         base: list[Any] = [args.model, args.revision, args.adapters]
@@ -446,7 +383,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
                 "total_parameters": result.total_parameters,
                 "device": result.device,
                 "autocast": result.autocast,
-                "versions": _versions(),
+                "versions": versions(),
                 "adapter": str(result.adapter_dir),
                 "data_card": str(card_path or out / DataCard.FILE_NAME),
                 "distillation": {
@@ -501,20 +438,20 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
     for method in (args.combination, *args.candidates):
         check_compatible(sources, method, args.density)
-    _check_adapters(args.adapters)
+    check_adapters(args.adapters)
     config = {"combination": args.combination, "density": args.density, "seed": args.seed}
     tracking_config = {
         **config,
         "sources": {s.domain: str(s.path) for s in sources},
         "model": args.model,
     }
-    with _tracking(args).run(
+    with tracking(args).run(
         job_type="merge", name=args.step, config=tracking_config, directory=out
     ) as tracker:
         result = merge_adapters(
             sources,
             out,
-            load_base=lambda: _load_model(args),
+            load_base=lambda: load_base(args),
             combination=args.combination,
             density=args.density,
             seed=args.seed,
@@ -530,7 +467,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
                 "rank": result.rank,
                 "sources": [source.describe() for source in result.sources],
                 "seconds": round(result.seconds, 3),
-                "versions": _versions(),
+                "versions": versions(),
                 "adapter": str(result.adapter_dir),
             }
         )
@@ -555,38 +492,7 @@ def run_train(args: TrainArgs) -> int:
     # A shipped suite's folder is read too (a suite directory is among the arguments).
     suite = suite_folder(args.suite)
     inputs = [str(suite)] if suite is not None else []
-    parallel = from_environment()
-    if not parallel.distributed:
-        return run_step(
-            args.step, args.output, lambda out: train(args, out), args=args, inputs=inputs
-        )
-    with process_group(parallel):
-        return _run_train_ranks(args, inputs, parallel)
-
-
-def _run_train_ranks(args: TrainArgs, inputs: list[str], parallel: Parallel) -> int:
-    """One rank of a distributed train step (torchrun): rank 0 runs the step contract (reuse,
-    summary, artifacts) and tells the others whether to train; they train beside it silently.
-    """
-    if not parallel.is_main:
-        if not parallel.broadcast(None):
-            return EXIT_OK  # rank 0 reused an earlier output, or failed before training
-        train(args, Path(args.output), parallel)
-        return EXIT_OK
-    told = False
-
-    def work(out: Path) -> StepSummary:
-        nonlocal told
-        parallel.broadcast(True)
-        told = True
-        return train(args, out, parallel)
-
-    try:
-        code = run_step(args.step, args.output, work, args=args, inputs=inputs)
-    finally:
-        if not told:
-            parallel.broadcast(False)
-    return code
+    return run_training_step(args, lambda out, parallel: train(args, out, parallel), inputs)
 
 
 def run_merge(args: MergeArgs) -> int:

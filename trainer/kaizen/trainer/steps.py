@@ -1,0 +1,162 @@
+"""What the steps that train an adapter share (train, joint): their `LoraSettings` from the
+typed arguments, how the base model is loaded (quantized, or sharded for FSDP), the tracking
+run, and running under torchrun, where rank 0 runs the step contract and the other ranks
+train beside it.
+
+Both steps take `LoraTrainingArgs`, so whatever the train step honours of `spec.training`
+(precision, gradient checkpointing, packing, quantization, parallelism) the joint step
+honours the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kaizen.api.args import LoraTrainingArgs, ModelArgs, StepArgs
+from kaizen.api.runner import ConfigurationError, run_step
+from kaizen.api.summary import EXIT_OK, StepSummary
+from kaizen.trainer.distributed import Parallel, from_environment, process_group
+
+if TYPE_CHECKING:  # torch is imported late: a usage error never loads it
+    from kaizen.trainer.lora import LoraSettings
+
+#: A step's work on one rank: its artifact directory and its place among the ranks.
+Work = Callable[[Path, Parallel], StepSummary]
+
+
+def lora_settings(args: LoraTrainingArgs, **extra: Any) -> LoraSettings:
+    """The `LoraSettings` of `args` (plus a step's own, e.g. distillation), validated."""
+    from kaizen.trainer.lora import LoraSettings
+
+    settings = LoraSettings(
+        rank=args.rank,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=tuple(args.target_modules),
+        learning_rate=args.learning_rate,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        max_grad_norm=args.max_grad_norm,
+        checkpoint_every=args.checkpoint_every,
+        precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing,
+        packing=args.packing,
+        pack_length=args.max_seq_length if args.packing else 0,
+        quantization=args.quantization,
+        parallelism=args.parallelism,
+        **extra,
+    )
+    settings.validate()
+    return settings
+
+
+def check_adapters(paths: list[str]) -> None:
+    """Every `--adapter` is an adapter folder (before the base model is loaded)."""
+    # load_model would find a missing adapter only after loading the base model; and
+    # its error is a FileNotFoundError, which run_step would count as retryable.
+    for path in paths:
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise ConfigurationError(
+                f"--adapter {path}: not an adapter directory (no adapter_config.json)"
+            )
+
+
+def load_base(args: ModelArgs, load_options: dict[str, Any] | None = None) -> Any:
+    """`--model` with its `--adapter`s merged in (`load_options`: e.g. 4-bit quantization)."""
+    from kaizen.runtime.models import ModelNotFound, load_model
+
+    try:
+        return load_model(
+            args.model, args.adapters, revision=args.revision, load_options=load_options
+        )
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {args.model}: {error}") from None
+
+
+def load_sharded_base(args: ModelArgs, parallel: Parallel) -> Any:
+    """FSDP's base: the weights on rank 0's CPU, an empty (meta) model on the other ranks."""
+    from kaizen.runtime.models import ModelNotFound
+    from kaizen.trainer import fsdp
+
+    try:
+        return fsdp.load_base(args.model, args.adapters, args.revision, parallel)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {args.model}: {error}") from None
+
+
+def load_training_base(args: LoraTrainingArgs, parallel: Parallel) -> Any:
+    """The base model as a training step trains on it: sharded under torchrun with
+    `--parallelism fsdp`, else whole (in 4 bits with `--quantization 4bit`)."""
+    from kaizen.trainer.memory import quantized_load_options
+
+    if args.parallelism == "fsdp" and parallel.distributed:
+        if args.quantization != "none":
+            raise ConfigurationError(
+                "--parallelism fsdp cannot be combined with --quantization (no process holds "
+                "the whole model to quantize it); use ddp"
+            )
+        return load_sharded_base(args, parallel)
+    return load_base(args, quantized_load_options(args.quantization))
+
+
+def tracking(args: StepArgs, disabled: bool = False) -> Any:
+    """The step's `TrackingOptions` (W&B run destination) from its command line; `disabled`
+    for the ranks other than 0 of a distributed step (one run per step)."""
+    import dataclasses
+
+    from kaizen.runtime.tracking import TrackingOptions
+
+    options = TrackingOptions.from_args(args)
+    return dataclasses.replace(options, mode="disabled") if disabled else options
+
+
+def versions() -> dict[str, str]:
+    """The versions of torch, transformers and peft."""
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
+
+
+def run_training_step(args: StepArgs, work: Work, inputs: Sequence[str] = ()) -> int:
+    """Run a training step under the step contract: in one process, or as one rank of
+    torchrun's (`RANK`/`WORLD_SIZE`), where every rank trains and only rank 0 writes."""
+    parallel = from_environment()
+    if not parallel.distributed:
+        return run_step(
+            args.step, args.output, lambda out: work(out, parallel), args=args, inputs=inputs
+        )
+    with process_group(parallel):
+        return _run_ranks(args, work, list(inputs), parallel)
+
+
+def _run_ranks(args: StepArgs, work: Work, inputs: list[str], parallel: Parallel) -> int:
+    """One rank of a distributed step: rank 0 runs the step contract (reuse, summary,
+    artifacts) and tells the others whether to train; they train beside it silently."""
+    if not parallel.is_main:
+        if not parallel.broadcast(None):
+            return EXIT_OK  # rank 0 reused an earlier output, or failed before training
+        work(Path(args.output), parallel)
+        return EXIT_OK
+    told = False
+
+    def main(out: Path) -> StepSummary:
+        nonlocal told
+        parallel.broadcast(True)
+        told = True
+        return work(out, parallel)
+
+    try:
+        code = run_step(args.step, args.output, main, args=args, inputs=inputs)
+    finally:
+        if not told:
+            parallel.broadcast(False)
+    return code
