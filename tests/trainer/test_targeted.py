@@ -176,20 +176,26 @@ def test_the_train_step_writes_the_data_card_and_distils(
     assert card.by_domain.get("spiders", 0) > 0  # replay of the other domain's pool
 
 
+def _first_cycle_folder(root: Path, examples: list[Example]) -> Path:
+    """A first cycle's train step folder as it lies on the volume: its adapter and data.jsonl."""
+    train_dir = root / "cycle-1" / "train-quarnel"
+    (train_dir / "adapter").mkdir(parents=True)
+    (train_dir / "data.jsonl").write_text(
+        "".join(
+            json.dumps({"question": e.question, "answer": e.answer, "source": e.source}) + "\n"
+            for e in examples
+        )
+    )
+    return train_dir
+
+
 def test_a_chained_cycle_learns_new_lines_before_repeating_old_ones(tmp_path: Path) -> None:
     from kaizen.api.artifacts import MergeRecord, write_artifact
 
     suite = load_suite(str(write_knowledge_suite(tmp_path / "suite")))
     first = build_training_set(suite, "quarnel", pool=[], extra=[], plan=plan(), budget=8, seed=0)
     # The first cycle's train step and merge, as their artifacts lie on the volume.
-    train_dir = tmp_path / "cycle-1" / "train-quarnel"
-    (train_dir / "adapter").mkdir(parents=True)
-    (train_dir / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"question": e.question, "answer": e.answer, "source": e.source}) + "\n"
-            for e in first.examples
-        )
-    )
+    train_dir = _first_cycle_folder(tmp_path, first.examples)
     merge_dir = tmp_path / "cycle-1" / "merge"
     source = {"domain": "quarnel", "path": str(train_dir / "adapter"), "rank": 8, "alpha": 16.0,
               "target_modules": "all-linear"}  # fmt: skip
@@ -230,14 +236,7 @@ def test_a_chained_cycle_draws_new_profile_orders_deterministically(tmp_path: Pa
     first = build_training_set(
         suite, "quarnel", pool=[], extra=[], plan=plan(), budget=1000, seed=0
     )
-    train_dir = tmp_path / "cycle-1" / "train-quarnel"
-    (train_dir / "adapter").mkdir(parents=True)
-    (train_dir / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"question": e.question, "answer": e.answer, "source": e.source}) + "\n"
-            for e in first.examples
-        )
-    )
+    train_dir = _first_cycle_folder(tmp_path, first.examples)
     adapters = [str(train_dir / "adapter")]
 
     def profiles(built: TrainingSet) -> dict[str, str]:
