@@ -21,11 +21,11 @@ from kaizen.api.args import (
     EVALUATOR,
     TRAINER,
     InferenceArgs,
-    LoraTrainingArgs,
     ModelArgs,
     Program,
     cli,
 )
+from kaizen.api.args_training import LoraTrainingArgs
 
 
 def _pairs(value: list[str], what: str) -> list[str]:

@@ -1,0 +1,146 @@
+"""Typed arguments of the LoRA training steps: the options every training shares
+(`LoraTrainingArgs`, also the joint step's base) and the per-domain train step's own
+(`TrainArgs`). Re-exported by `kaizen.api.args`, the module the planner and programs import.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, field_validator
+
+from kaizen.api import fields as f
+from kaizen.api.args import TRAINER, ModelArgs, Program, cli
+
+
+class LoraTrainingArgs(ModelArgs):
+    """Arguments of a step that trains a LoRA adapter (train, joint): the adapter's shape, the
+    optimisation, and how the model is held while training (precision, gradient
+    checkpointing, packing, quantization, the parallelism under torchrun). A cycle gives every
+    such step its `spec.training`'s values, so that the joint adapter trains as the domain
+    adapters do."""
+
+    max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
+    """Truncate examples to this many tokens."""
+
+    rank: f.LoraRank = f.DEFAULT_LORA_RANK
+    """LoRA rank r."""
+
+    alpha: f.LoraAlpha = f.DEFAULT_LORA_ALPHA
+    """LoRA alpha; updates scale by alpha/rank."""
+
+    dropout: f.LoraDropout = f.DEFAULT_LORA_DROPOUT
+    """LoRA dropout."""
+
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(f.DEFAULT_TARGET_MODULES),
+        min_length=1,
+        json_schema_extra=cli(nargs="+", metavar="NAME"),
+    )
+    """Modules that get LoRA weights, e.g. q_proj v_proj, or all-linear."""
+
+    learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
+    """Constant AdamW learning rate."""
+
+    steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
+    """Optimiser steps."""
+
+    batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
+    """Examples per optimiser step."""
+
+    max_grad_norm: f.MaxGradNorm = f.DEFAULT_MAX_GRAD_NORM
+    """Gradient clipping norm, 0 for none."""
+
+    seed: f.Seed = 0
+    """Seed for initialisation, dropout and data order."""
+
+    checkpoint_every: f.CheckpointEvery = f.DEFAULT_CHECKPOINT_EVERY
+    """Checkpoint every K steps into OUTPUT/checkpoints; a restarted step resumes from the
+    latest."""
+
+    precision: f.Precision = f.DEFAULT_PRECISION
+    """auto: bf16 on GPUs that support it (base weights in bf16, LoRA weights and optimiser in
+    float32, bf16 autocast), float32 elsewhere; bf16 or fp32 force it (bf16 needs a GPU)."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory for long sequences and large
+    models, about a third more compute."""
+
+    packing: bool = False
+    """Lay each batch's examples end to end in fewer rows (positions restart per example, a
+    block-diagonal mask keeps attention within each): less padding, the same loss."""
+
+    quantization: f.Quantization = f.DEFAULT_QUANTIZATION
+    """4bit: the frozen base weights in 4-bit NF4 (QLoRA, bitsandbytes, CUDA only); the
+    adapter trains in bf16/float32 as usual."""
+
+    parallelism: f.Parallelism = f.DEFAULT_PARALLELISM
+    """Under torchrun: ddp (every process holds the base, LoRA gradients summed) or fsdp (the
+    base sharded over the processes, for models one GPU cannot hold). The same adapter."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _all_linear_alone(cls, value: list[str]) -> list[str]:
+        if any(not name.strip() for name in value):
+            raise ValueError(f"target modules must be non-empty names, got {value}")
+        if "all-linear" in value and len(value) > 1:
+            raise ValueError("'all-linear' cannot be combined with other target modules")
+        return value
+
+
+class TrainArgs(LoraTrainingArgs):
+    """Train a LoRA adapter for one domain: writes adapter/ (peft format) and training.json."""
+
+    PROGRAM: ClassVar[Program] = TRAINER
+    COMMAND: ClassVar[str] = "train"
+    SUMMARY: ClassVar[str] = "train a LoRA adapter on one domain's training data"
+
+    suite: str = Field(min_length=1)
+    """Shipped suite name (e.g. demo) or suite directory."""
+
+    domain: str = Field(min_length=1)
+    """The suite domain to train on."""
+
+    plan: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
+    """plan.json of the analyze step: the domain must be a priority domain, and examples of
+    its targeted capabilities are repeated --capability-weight times."""
+
+    capability_weight: int = Field(default=2, ge=1, le=100)
+    """Copies of each example whose capability the plan targets."""
+
+    replay_fraction: f.ReplayFraction = f.DEFAULT_REPLAY_FRACTION
+    """Share of the training set drawn from the suite's other domains' pools (rehearsal
+    against forgetting), in [0, 1)."""
+
+    extra_data: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
+    )
+    """JSONL file of extra examples {question, answer[, domain, capability]}; lines for other
+    domains are skipped."""
+
+    synthesis_examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
+    """At most this many items synthesised from the domain's knowledge (0: none)."""
+
+    teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
+    """context: a teacher answers the synthesised questions with the facts in its prompt."""
+
+    teacher_model: str | None = Field(
+        default=None, min_length=1, json_schema_extra=cli(metavar="REF")
+    )
+    """Teacher model for --teacher context and --distill-weight (default: the model being
+    trained, with its adapters); for --distill-weight its tokenizer must have the student's
+    vocabulary."""
+
+    teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
+    """Share of the synthesised items the teacher answers."""
+
+    distill_weight: f.DistillWeight = 0.0
+    """Token-level distillation: weight of the KL between the teacher's top-k next-token
+    distribution and the student's on every answer token, added to the cross-entropy (0:
+    off)."""
+
+    distill_top_k: f.DistillTopK = f.DEFAULT_DISTILL_TOP_K
+    """Teacher tokens kept per answer position for --distill-weight."""
+
+    distill_temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
+    """Softmax temperature of the distillation KL (scaled by its square)."""
