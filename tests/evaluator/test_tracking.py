@@ -213,7 +213,7 @@ def test_a_validation_run_holds_the_chosen_combinations_retention(
 ) -> None:
     from kaizen.evaluator.gates import Gates
     from kaizen.evaluator.validate import validate_step
-    from tests.api.test_artifacts import _combination
+    from tests.api.artifact_samples import _combination
     from tests.evaluator.results_factory import domain_records, results
 
     baseline = results(domain_records("zep", [0, 0, 0, 0]) + domain_records("geo", [1, 0, 1, 0]))

@@ -17,7 +17,7 @@ from kaizen.api.artifacts import (
 )
 from kaizen.evaluator.analysis import build_plan
 from kaizen.evaluator.validate import Gates, compare
-from tests.api.test_artifacts import _data_card, _merge, _training
+from tests.api.artifact_samples import _data_card, _merge, _training
 from tests.evaluator.results_factory import domain_records, results
 
 

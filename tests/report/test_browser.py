@@ -18,7 +18,7 @@ import pytest
 from kaizen.api.artifacts import write_artifact
 from kaizen.api.lineage import ChainLineage
 from kaizen.report import build_chain_report, build_cycle_report
-from tests.api.test_artifacts import _lineage
+from tests.api.artifact_samples import _lineage
 from tests.report.cycle_dir import write_cycle
 
 sync_api = pytest.importorskip(

@@ -16,7 +16,7 @@ from kaizen.api.summary import ValidationDigest
 from kaizen.local.cli import main
 from kaizen.local.report import render_report
 from kaizen.report import ReportInputError, build_chain_report, build_cycle_report, read_cycle
-from tests.api.test_artifacts import _lineage
+from tests.api.artifact_samples import _lineage
 from tests.report.cycle_dir import write_cycle
 
 

@@ -24,7 +24,7 @@ from kaizen.api.artifacts import (
 from kaizen.trainer.data import Example, replay_examples
 from kaizen.trainer.lineage import earlier_lines, earlier_questions, training_sets
 from kaizen.trainer.targeted import source_kind
-from tests.api.test_artifacts import _combination, _joint, _merge, _training
+from tests.api.artifact_samples import _combination, _joint, _merge, _training
 
 
 def _lines(domain: str, tag: str) -> list[dict[str, Any]]:
