@@ -226,6 +226,9 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         model = load_base(args, load_options)
         teacher_model = model if args.teacher_model is None else _load_teacher(args)
         teacher = generator(teacher_model, teacher_tokenizer or tokenizer)
+    # One guard over the evaluation items for every line this step reads (its n-gram index is
+    # built once): pool, extra, synthesised and teacher lines, and the rehearsed ones below.
+    guard = ContaminationGuard.from_items(suite.items)
     built = build_training_set(
         suite,
         args.domain,
@@ -239,6 +242,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         teacher_mode=args.teacher,
         teacher_model=args.teacher_model,
         adapters=args.adapters,
+        guard=guard,
     )
     own = [e for e in built.examples if e.source == "pool"]
     added = [e for e in built.examples if e.source != "pool"]
@@ -255,7 +259,6 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     # lines the starting adapters' lineage learned for those domains (a chained cycle keeps
     # rehearsing what earlier cycles taught, not only the suite's pools).
     learned = earlier_lines(args.adapters)
-    guard = ContaminationGuard.from_items(suite.items)
     pools = {
         d: examples_from_pool([t for t in suite.training if t.domain == d])
         + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]

@@ -105,15 +105,17 @@ def build_training_set(
     teacher_mode: str = "none",
     teacher_model: str | None = None,
     adapters: Sequence[str] = (),
+    guard: ContaminationGuard | None = None,
 ) -> TrainingSet:
     """Pool + extra + items synthesised from knowledge, each line guarded against the suite.
 
     `teacher`, when given, answers `teacher_share` of the synthesised items with their facts
-    in its prompt (`teacher.distill`); rejected answers drop their item.
+    in its prompt (`teacher.distill`); rejected answers drop their item. `guard` is the
+    suite's contamination guard when the caller already built one (default: built here).
     """
     knowledge = suite.knowledge.for_domain(domain)
     steering = steering_for(plan, domain, suite)
-    guard = ContaminationGuard.from_items(suite.items)
+    guard = guard or ContaminationGuard.from_items(suite.items)
     dropped: list[DroppedLine] = []
     synthesized: list[Example] = []
     report = None
