@@ -122,18 +122,34 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return records
 
 
-def earlier_questions(adapters: Sequence[str]) -> set[str]:
-    """Normalised synthesised (or teacher-answered) questions `adapters` were trained on."""
+@dataclass(frozen=True)
+class Lineage:
+    """The training sets behind some adapters, each with its lines, read once."""
+
+    sets: tuple[tuple[TrainingSet, tuple[dict[str, object], ...]], ...]
+
+
+def read_lineage(adapters: Sequence[str]) -> Lineage:
+    """Find every training set behind `adapters` and read its lines."""
+    return Lineage(tuple((item, tuple(_lines(item.path))) for item in training_sets(adapters)))
+
+
+def _as_lineage(source: Sequence[str] | Lineage) -> Lineage:
+    return source if isinstance(source, Lineage) else read_lineage(source)
+
+
+def earlier_questions(source: Sequence[str] | Lineage) -> set[str]:
+    """Normalised synthesised (or teacher-answered) questions the adapters were trained on."""
     questions: set[str] = set()
-    for item in training_sets(adapters):
-        for record in _lines(item.path):
+    for _, records in _as_lineage(source).sets:
+        for record in records:
             if str(record.get("source", "")).startswith(("synthesis:", "teacher:")):
                 questions.add(normalize(str(record["question"])))
     return questions
 
 
-def earlier_lines(adapters: Sequence[str]) -> dict[str, list[Example]]:
-    """Per domain, the lines `adapters`' lineage was trained on for that domain itself.
+def earlier_lines(source: Sequence[str] | Lineage) -> dict[str, list[Example]]:
+    """Per domain, the lines the adapters' lineage was trained on for that domain itself.
 
     Lines a step borrowed from another domain (its replay) are left out: they are that
     domain's, and already in its own set or its pool. Each question once per domain. The
@@ -141,10 +157,10 @@ def earlier_lines(adapters: Sequence[str]) -> dict[str, list[Example]]:
     """
     by_domain: dict[str, list[Example]] = {}
     seen: set[tuple[str, str]] = set()
-    for item in training_sets(adapters):
+    for item, records in _as_lineage(source).sets:
         if item.domain is None:
             continue
-        for record in _lines(item.path):
+        for record in records:
             source = str(record.get("source", ""))
             answer = record.get("answer")
             if source.startswith(_BORROWED) or not isinstance(answer, str):

@@ -169,7 +169,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         tokenize_examples,
     )
     from kaizen.trainer.distillation import teacher_targets
-    from kaizen.trainer.lineage import earlier_lines
+    from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.lora import train_lora
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.targeted import build_training_set
@@ -229,6 +229,9 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     # One guard over the evaluation items for every line this step reads (its n-gram index is
     # built once): pool, extra, synthesised and teacher lines, and the rehearsed ones below.
     guard = ContaminationGuard.from_items(suite.items)
+    # What the starting adapters were trained on, read once: synthesis puts unseen lines
+    # first, and the replay rehearses the other domains' (below).
+    lineage = read_lineage(args.adapters)
     built = build_training_set(
         suite,
         args.domain,
@@ -241,7 +244,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         teacher_share=args.teacher_share,
         teacher_mode=args.teacher,
         teacher_model=args.teacher_model,
-        adapters=args.adapters,
+        adapters=lineage,
         guard=guard,
     )
     own = [e for e in built.examples if e.source == "pool"]
@@ -258,7 +261,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     # Rehearsal: other domains' pools make up --replay-fraction of the final set, with the
     # lines the starting adapters' lineage learned for those domains (a chained cycle keeps
     # rehearsing what earlier cycles taught, not only the suite's pools).
-    learned = earlier_lines(args.adapters)
+    learned = earlier_lines(lineage)
     pools = {
         d: examples_from_pool([t for t in suite.training if t.domain == d])
         + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]

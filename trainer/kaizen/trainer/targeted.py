@@ -26,7 +26,7 @@ from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import Suite
 from kaizen.trainer.data import Example
-from kaizen.trainer.lineage import earlier_questions
+from kaizen.trainer.lineage import Lineage, earlier_questions
 from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose
 from kaizen.trainer.teacher import distill
 
@@ -104,14 +104,15 @@ def build_training_set(
     teacher_share: float = 1.0,
     teacher_mode: str = "none",
     teacher_model: str | None = None,
-    adapters: Sequence[str] = (),
+    adapters: Sequence[str] | Lineage = (),
     guard: ContaminationGuard | None = None,
 ) -> TrainingSet:
     """Pool + extra + items synthesised from knowledge, each line guarded against the suite.
 
     `teacher`, when given, answers `teacher_share` of the synthesised items with their facts
     in its prompt (`teacher.distill`); rejected answers drop their item. `guard` is the
-    suite's contamination guard when the caller already built one (default: built here).
+    suite's contamination guard when the caller already built one (default: built here);
+    `adapters` the starting adapters, or their lineage already read (`lineage.read_lineage`).
     """
     knowledge = suite.knowledge.for_domain(domain)
     steering = steering_for(plan, domain, suite)
