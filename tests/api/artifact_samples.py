@@ -205,11 +205,18 @@ def _merge() -> dict[str, Any]:
     """A merge.json as `kaizen.trainer.programs.merge` writes it."""
     source = {"rank": 8, "alpha": 16.0, "target_modules": ["q_proj", "v_proj"]}
     return {
-        "schema": 1,
+        "schema": 2,
         "step": "merge",
         "cycle": None,
         "model": BASE,
-        "config": {"combination": "ties", "density": 0.5, "seed": 0},
+        "config": {
+            "combination": "ties",
+            "density": 0.5,
+            "seed": 0,
+            "candidates": ["cat"],
+            "search_densities": [1.0],
+            "search_weights": ["n"],
+        },
         "combination": "ties",
         "rank": 8,
         "sources": [
@@ -219,6 +226,16 @@ def _merge() -> dict[str, Any]:
         "seconds": 1.5,
         "versions": VERSIONS,
         "adapter": "/artifacts/merge/adapter",
+        "merges": [
+            {"name": "ties", "method": "ties", "density": 0.5, "weight_rule": "one",
+             "weight": 1.0, "rank": 8, "adapter": "/artifacts/merge/adapter", "seconds": 0.4},
+            {"name": "ties-d1-wn", "method": "ties", "density": 1.0, "weight_rule": "n",
+             "weight": 2.0, "rank": 8, "seconds": 0.4,
+             "adapter": "/artifacts/merge/candidates/ties-d1-wn/adapter"},
+            {"name": "cat", "method": "cat", "density": None, "weight_rule": "one",
+             "weight": 1.0, "rank": 16, "seconds": 0.3,
+             "adapter": "/artifacts/merge/candidates/cat/adapter"},
+        ],  # fmt: skip
     }
 
 
@@ -262,9 +279,16 @@ def _joint() -> dict[str, Any]:
 def _combination() -> dict[str, Any]:
     """A combination.json as `kaizen.evaluator.combine.combine` writes it."""
 
-    def row(name: str, place: int, zep: float, retention: float | None) -> dict[str, Any]:
+    def row(
+        name: str, place: int, zep: float, retention: float | None, merged: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        method, density, weight, rule = merged
         return {
             "name": name,
+            "method": method,
+            "density": density,
+            "weight": weight,
+            "weight_rule": rule,
             "adapter": f"/a/{name}/adapter",
             "results": f"/a/combine/candidates/{name}/results.json",
             "domains": {"zep": zep, "geo": 0.5, "sci": 0.6},
@@ -290,7 +314,7 @@ def _combination() -> dict[str, Any]:
         }
 
     return {
-        "schema": 1,
+        "schema": 2,
         "step": "combine",
         "cycle": "demo",
         "suite": {"name": "demo", "version": "1", "digest": "sha256:" + "2" * 64, "path": "/s"},
@@ -302,8 +326,13 @@ def _combination() -> dict[str, Any]:
         "chosen": "joint",
         "adapter": "/a/combine/adapter",
         "target_met": True,
-        "candidates": [row("joint", 1, 0.8, 1.0), row("ties", 2, 0.4, 0.5)],
+        "candidates": [
+            row("joint", 1, 0.8, 1.0, ("joint", None, None, None)),
+            row("ties-wn", 2, 0.6, 0.75, ("ties", 0.5, 2.0, "n")),
+            row("ties", 3, 0.4, 0.5, ("ties", 0.5, 1.0, "one")),
+        ],
         "seconds": 61.0,
+        "merge_seconds": 1.2,
     }
 
 

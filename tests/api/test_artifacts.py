@@ -12,10 +12,12 @@ from kaizen.api.artifacts import (
     VERSION_KEY,
     Artifact,
     ArtifactError,
+    CombinationReport,
     EvaluationResults,
     ImprovementPlan,
     JointRecord,
     MergedSource,
+    MergeRecord,
     TrainingConfig,
     ValidationReport,
     main,
@@ -28,6 +30,7 @@ from tests.api.artifact_samples import (
     SAMPLES,
     _combination,
     _joint,
+    _merge,
     _plan,
     _report,
     _results,
@@ -42,7 +45,9 @@ REGENERATE = "run `python -m kaizen.api.artifacts --schemas docs/schemas`"
 LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
+    CombinationReport: 2,
     JointRecord: 2,
+    MergeRecord: 2,
     ValidationReport: 3,
 }
 
@@ -87,8 +92,8 @@ def test_lm_eval_tasks_folded_in_by_the_evaluator_validate() -> None:
     assert EvaluationResults.model_validate(data).to_dict() == data
 
 
-def _write(tmp_path: Path, content: object) -> Path:
-    path = tmp_path / "plan.json"
+def _write(tmp_path: Path, content: object, name: str = "plan.json") -> Path:
+    path = tmp_path / name
     path.write_text(content if isinstance(content, str) else json.dumps(content))
     return path
 
@@ -250,6 +255,33 @@ def test_a_version_1_joint_record_reads_as_version_2_without_its_settings(
     record = read_artifact(_write(tmp_path, old), JointRecord)
     assert record.schema_version == 2 and record.config is None and record.device is None
     assert (record.resumed_from, record.versions, record.steps) == (0, {}, new["steps"])
+
+
+def test_version_1_merge_and_combination_files_read_without_the_grid(tmp_path: Path) -> None:
+    # Version 2 added each merge's settings (merge.json `merges`, the search in `config`) and
+    # each candidate's in combination.json: a version-1 file reads with them empty or null.
+    merge = _merge()
+    old_merge = {k: v for k, v in merge.items() if k != "merges"} | {"schema": 1}
+    old_merge["config"] = {k: merge["config"][k] for k in ("combination", "density", "seed")}
+    record = read_artifact(_write(tmp_path, old_merge, "merge.json"), MergeRecord)
+    assert record.schema_version == 2 and record.merges == []
+    assert (record.config.search_densities, record.config.search_weights) == ([], [])
+    combination = _combination()
+    grid_keys = {"method", "density", "weight", "weight_rule"}
+    old_combination = {k: v for k, v in combination.items() if k != "merge_seconds"} | {
+        "schema": 1,
+        "candidates": [
+            {k: v for k, v in row.items() if k not in grid_keys}
+            for row in combination["candidates"]
+        ],
+    }
+    report = read_artifact(
+        _write(tmp_path, old_combination, "combination.json"), CombinationReport
+    )
+    assert report.schema_version == 2 and report.merge_seconds is None
+    assert [(c.name, c.method, c.weight) for c in report.candidates] == [
+        ("joint", None, None), ("ties-wn", None, None), ("ties", None, None),
+    ]  # fmt: skip
 
 
 def test_a_version_2_plan_reads_with_its_domains_analysed_on_all_items(tmp_path: Path) -> None:

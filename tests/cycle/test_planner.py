@@ -83,6 +83,7 @@ FULL_SPEC: dict[str, Any] = {
         "candidates": ["dare_ties", "joint", "svd"],
         "minRetention": 0.8,
         "density": 0.3,
+        "search": {"densities": [0.9], "weights": ["1/n"]},
         "seed": 4,
     },
     "validation": {
@@ -311,6 +312,7 @@ def test_the_spec_reaches_every_argument() -> None:
     ]
     assert (merge.combination, merge.density, merge.seed) == ("dare_ties", 0.3, 4)
     assert merge.candidates == ["svd"]
+    assert (merge.search_densities, merge.search_weights) == ([0.9], ["1/n"])
     joint = by_name["joint"]
     assert isinstance(joint, JointArgs)
     assert joint.data_pairs() == [
@@ -322,11 +324,19 @@ def test_the_spec_reaches_every_argument() -> None:
     assert joint.steps == sum(t.steps for t in trains)  # type: ignore[attr-defined]
     combine = by_name["combine"]
     assert isinstance(combine, CombineArgs)
+    # Each merge method's grid points (merge.search) follow its plain one; `svd` prunes
+    # nothing, so it has no density points.
+    candidates = f"{ROOT}/ml/demo/merge/candidates"
     assert combine.candidate_pairs() == [
         ("dare_ties", f"{ROOT}/ml/demo/merge/adapter"),
+        ("dare_ties-winvn", f"{candidates}/dare_ties-winvn/adapter"),
+        ("dare_ties-d0.9", f"{candidates}/dare_ties-d0.9/adapter"),
+        ("dare_ties-d0.9-winvn", f"{candidates}/dare_ties-d0.9-winvn/adapter"),
         ("joint", f"{ROOT}/ml/demo/joint/adapter"),
-        ("svd", f"{ROOT}/ml/demo/merge/candidates/svd/adapter"),
+        ("svd", f"{candidates}/svd/adapter"),
+        ("svd-winvn", f"{candidates}/svd-winvn/adapter"),
     ]
+    assert combine.merge_record == f"{ROOT}/ml/demo/merge/merge.json"
     assert combine.min_retention == 0.8
     assert combine.alone_pairs() == [
         ("zephyria", f"{ROOT}/ml/demo/score-zephyria/results.json"),

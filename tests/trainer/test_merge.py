@@ -176,3 +176,42 @@ def test_further_methods_are_written_beside_the_first_each_as_if_made_alone(
         )
         assert made.keys() == single.keys()
         assert all(made[key].allclose(single[key], atol=1e-6) for key in made), method
+
+
+def test_grid_points_merge_at_their_own_density_and_weight(tiny_model_dir, adapters, tmp_path) -> None:
+    """Each point of `merge.search`'s grid is its own merge: weight n scales ties' averaged
+    update by n (sqrt(n) on each LoRA factor), weight 1/n halves cat's sum into the mean, and
+    density 1.0 keeps entries density 0.5 pruned."""
+    from safetensors.torch import load_file
+
+    from kaizen.api.merge_grid import expand
+
+    sources = [read_source(name, adapters[name]) for name in ("lumora", "spiders")]
+    points = expand(("ties", "cat"), 0.5, densities=[1.0], weights=["n", "1/n"])
+    result = merge_adapters(
+        sources,
+        tmp_path,
+        load_base=lambda: load_model(str(tiny_model_dir), device="cpu"),
+        points=points,
+    )
+    assert result.combination == "ties" and set(result.points) == {p.name for p in points}
+    assert set(result.candidates) == {p.name for p in points[1:]}
+    assert set(result.point_seconds) == set(result.points)
+
+    def weights(name: str):
+        folder = result.adapter_dir if name == "ties" else result.candidates[name][0]
+        return load_file(folder / "adapter_model.safetensors")
+
+    ties, ties_n, ties_d1 = weights("ties"), weights("ties-wn"), weights("ties-d1")
+    assert ties.keys() == ties_n.keys() == ties_d1.keys()
+    assert all(ties_n[k].allclose(ties[k] * 2**0.5, atol=1e-6) for k in ties)
+    assert not all(ties_d1[k].allclose(ties[k], atol=1e-6) for k in ties)
+    # Density 1.0 prunes nothing before the sign election: more entries survive.
+    kept = sum(int((t != 0).sum()) for t in ties.values())
+    assert sum(int((t != 0).sum()) for t in ties_d1.values()) > kept
+    cat, cat_mean = weights("cat"), weights("cat-winvn")
+    for key_a in (key for key in cat if "lora_A" in key):
+        key_b = key_a.replace("lora_A", "lora_B")
+        update, mean = cat[key_b] @ cat[key_a], cat_mean[key_b] @ cat_mean[key_a]
+        assert mean.allclose(update * 0.5, atol=1e-6), key_a
+    assert result.candidates["cat-wn"][1] == 16 and result.rank == 8

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.args import CombineArgs
-from kaizen.api.artifacts import CombinationReport, write_artifact
+from kaizen.api.artifacts import CombinationReport, MergeRecord, read_artifact, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import CombinationDigest, StepSummary, file_digest
 from kaizen.evaluator.evaluate import (
@@ -120,6 +120,24 @@ def _evaluate_candidate(
     return results, time.perf_counter() - started
 
 
+def _merge_settings(args: CombineArgs) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """Each merged candidate's method, density and weight by name, from `--merge-record`,
+    and the merges' total time; nothing without one."""
+    if args.merge_record is None:
+        return {}, None
+    record = read_artifact(args.merge_record, MergeRecord)
+    settings = {
+        point.name: {
+            "method": point.method,
+            "density": point.density,
+            "weight": point.weight,
+            "weight_rule": point.weight_rule,
+        }
+        for point in record.merges
+    }
+    return settings, round(sum(point.seconds for point in record.merges), 3)
+
+
 def _row(candidate: Candidate, place: int, target: float, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": candidate.name,
@@ -163,6 +181,9 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
             "peak_memory_mib": performance["peak_memory_mib"],
             "seconds": round(seconds, 3),
         }
+    settings, merge_seconds = _merge_settings(args)
+    for name, row in extra.items():
+        row.update(settings.get(name, {"method": "joint"} if name == "joint" else {}))
     ranked = rank(measured)
     best = ranked[0]
     chosen = out / ADAPTER_DIR
@@ -184,6 +205,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
                 _row(c, place, target, extra[c.name]) for place, c in enumerate(ranked, start=1)
             ],
             "seconds": round(time.perf_counter() - started, 3),
+            "merge_seconds": merge_seconds,
         }
     )
     report_path = out / COMBINATION_FILE
@@ -268,6 +290,7 @@ def run_combine(args: CombineArgs) -> int:
     folder = suite_folder(args.suite)
     # What the candidates and the adapters alone are is part of what decides the output.
     inputs = [path for _, path in args.alone_pairs()] + [p for _, p in args.candidate_pairs()]
+    inputs += [args.merge_record] if args.merge_record is not None else []
     inputs += [str(folder)] if folder is not None else []
     return run_step(
         args.step, args.output, lambda out: combine(args, out), args=args, inputs=inputs

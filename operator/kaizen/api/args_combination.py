@@ -26,6 +26,7 @@ from kaizen.api.args import (
     cli,
 )
 from kaizen.api.args_training import LoraTrainingArgs
+from kaizen.api.merge_grid import MergePoint, expand
 
 
 def _pairs(value: list[str], what: str) -> list[str]:
@@ -70,8 +71,29 @@ class MergeArgs(ModelArgs):
     density: f.Density = f.DEFAULT_DENSITY
     """Fraction of weights kept by ties and dare_*."""
 
+    search_densities: list[f.Density] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--search-density", metavar="D")
+    )
+    """Also merge every method at density D (ties, dare_*) into candidates/<point>/adapter
+    (repeat for several; `kaizen.api.merge_grid` names the points)."""
+
+    search_weights: list[f.WeightRule] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--search-weight", metavar="RULE")
+    )
+    """Also merge every method with each adapter weighted by RULE: n, 1/n (n: the number of
+    adapters) or one (repeat for several)."""
+
     seed: f.Seed = 0
     """Seed of the random pruning of dare_*."""
+
+    def points(self) -> list[MergePoint]:
+        """Every merge to make, the first into adapter/ (`kaizen.api.merge_grid.expand`)."""
+        return expand(
+            (self.combination, *self.candidates),
+            self.density,
+            self.search_densities,
+            self.search_weights,
+        )
 
     @field_validator("sources")
     @classmethod
@@ -143,6 +165,10 @@ class CombineArgs(InferenceArgs):
 
     min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
     """Target: every trained domain keeps at least this share of its adapter's gain."""
+
+    merge_record: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
+    """merge.json of the merge step: each merged candidate's method, density and weight go
+    into its row of combination.json."""
 
     domains: list[str] = Field(default_factory=list, json_schema_extra=cli(separator=","))
     """Domains evaluated (default: all; the baseline's selection)."""

@@ -39,7 +39,15 @@ class CandidateScore(Record):
     """One candidate combination, scored on the dev items."""
 
     name: str
-    """The combination (`ties`, `joint`, …)."""
+    """The candidate (`ties`, `ties-d1-wn`, `joint`, …: `kaizen.api.merge_grid`)."""
+    method: str | None = None
+    """Its peft method, or `joint` (null: not known, e.g. no merge.json given)."""
+    density: float | None = None
+    """The share of each adapter's entries its merge kept (null: no pruning, or not a merge)."""
+    weight: float | None = None
+    """Each adapter's weight in its merge (null: not a merge)."""
+    weight_rule: str | None = None
+    """How that weight was set from the number n of adapters: `one`, `n` or `1/n`."""
     adapter: str
     """Its adapter folder."""
     results: str
@@ -68,14 +76,24 @@ class CandidateScore(Record):
     """Its place in the choice (1: chosen)."""
 
 
+def _combination_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A combination.json of version 1 as version 2: its candidates' settings unknown (null)."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class CombinationReport(Artifact):
     """`combination.json`: every candidate combination, scored on dev items, and the choice."""
 
     FILE_NAME: ClassVar[str] = "combination.json"
     KIND: ClassVar[str] = "combination report"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: _combination_v1
+    }
+
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: each candidate's `method`, `density`, `weight`,
+    `weight_rule`, and `merge_seconds`)."""
     step: str
     """Step name."""
     cycle: str | None
@@ -102,6 +120,9 @@ class CombinationReport(Artifact):
     """Every candidate, best first."""
     seconds: float
     """Wall time of the whole step."""
+    merge_seconds: float | None = None
+    """Wall time of the merges the merge step made (its merge.json's, without the model
+    load; null when no merge.json was given)."""
 
 
 # -- joint.json ------------------------------------------------------------------------------

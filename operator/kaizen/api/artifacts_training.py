@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from kaizen.api import fields as f
-from kaizen.api.artifacts_base import Artifact, ModelRef, Record, SuiteRef
+from kaizen.api.artifacts_base import VERSION_KEY, Artifact, ModelRef, Record, SuiteRef
 
 # -- training.json ---------------------------------------------------------------------------
 
@@ -317,6 +318,33 @@ class MergeConfig(Record):
     """Share of weights kept by the pruning combinations."""
     seed: int
     """Seed of the random pruning (`dare_*`)."""
+    candidates: list[str] = Field(default_factory=list)
+    """Further methods asked for (`--candidate`)."""
+    search_densities: list[float] = Field(default_factory=list)
+    """Densities also tried (`--search-density`)."""
+    search_weights: list[str] = Field(default_factory=list)
+    """Weight rules also tried (`--search-weight`)."""
+
+
+class MergePointRecord(Record):
+    """One merge the step made (`kaizen.api.merge_grid`)."""
+
+    name: str
+    """The point's name: its method, `-d<density>` and `-wn`/`-winvn` when not the plain one."""
+    method: str
+    """peft combination type."""
+    density: float | None
+    """Share of each adapter's entries kept (null: the method prunes nothing)."""
+    weight_rule: f.WeightRule
+    """Each adapter's weight by the number n of adapters: `one`, `n` or `1/n`."""
+    weight: float
+    """That weight, for this merge's number of adapters."""
+    rank: int
+    """Rank of the merged adapter."""
+    adapter: str
+    """Its folder (`adapter/` for the first, `candidates/<name>/adapter` for the others)."""
+    seconds: float
+    """Wall time of combining and saving it (the model load is not in it)."""
 
 
 class MergedSource(Record):
@@ -334,14 +362,23 @@ class MergedSource(Record):
     """Its target layer names (or peft's pattern string)."""
 
 
+def _merge_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A merge.json of version 1 as version 2: it did not list its merges."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class MergeRecord(Artifact):
     """`merge.json`: how the domain adapters were combined into the candidate."""
 
     FILE_NAME: ClassVar[str] = "merge.json"
     KIND: ClassVar[str] = "merge record"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: _merge_v1
+    }
+
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `merges`, and the search settings in `config`)."""
     step: str
     """Step name."""
     cycle: str | None
@@ -362,3 +399,6 @@ class MergeRecord(Artifact):
     """Versions of torch, transformers and peft."""
     adapter: str
     """The merged adapter folder (peft format)."""
+    merges: list[MergePointRecord] = Field(default_factory=list)
+    """Every merge made, the first (`adapter`) first; empty when a single source was copied
+    and in a version-1 file."""

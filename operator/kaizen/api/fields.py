@@ -140,6 +140,17 @@ DEFAULT_MIN_RETENTION = 0.9
 Density = Annotated[float, Field(gt=0.0, le=1.0)]
 DEFAULT_DENSITY = 0.5
 
+#: Each adapter's weight in a merge, by the number n of adapters merged: `one` (peft's
+#: default: `cat` sums the updates, `ties` averages the entries the adapters agree on), `n`
+#: (undoes that average, so each adapter's own update keeps its size), `1/n` (the mean of the
+#: updates). `kaizen.api.merge_grid`.
+WeightRule = Literal["one", "n", "1/n"]
+WEIGHT_RULES: tuple[str, ...] = ("one", "n", "1/n")
+#: What `auto` also tries for every merge method (`merge.search`): density 1.0 (no pruning)
+#: besides `merge.density`, and each adapter weighted n besides 1.
+DEFAULT_SEARCH_DENSITIES: tuple[float, ...] = (1.0,)
+DEFAULT_SEARCH_WEIGHTS: tuple[WeightRule, ...] = ("n",)
+
 # -- validation ------------------------------------------------------------------------------
 
 MinImprovement = Annotated[float, Field(ge=-1.0, le=1.0)]

@@ -261,6 +261,33 @@ class TrainingSpec(SpecModel):
     the adapters' mean stays `steps`."""
 
 
+class MergeSearchSpec(SpecModel):
+    """The merge settings `combination: auto` tries for every merge method of `candidates`,
+    besides `density` and weight 1; each point is one more candidate scored on the dev items
+    (`kaizen.api.merge_grid`, docs/ml-notes.md)."""
+
+    densities: list[f.Density] = Field(
+        default_factory=lambda: list(f.DEFAULT_SEARCH_DENSITIES), max_length=8
+    )
+    """Densities also tried by `ties` and `dare_*` (1.0 prunes nothing; `dare_*` skip it,
+    being then `linear` / `ties`). Empty: only `density`."""
+
+    weights: list[f.WeightRule] = Field(
+        default_factory=lambda: list(f.DEFAULT_SEARCH_WEIGHTS), max_length=3
+    )
+    """Adapter weights also tried, by the number n of adapters: `n` (undoes `ties`'s average
+    over the adapters that agree, so each keeps its update's size), `1/n` (`cat`, `svd`: the
+    mean of the updates instead of their sum), `one`. Empty: weight 1 only."""
+
+    @field_validator("densities", "weights")
+    @classmethod
+    def _no_repeats(cls, value: list[Any]) -> list[Any]:
+        repeated = sorted({str(v) for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once")
+        return value
+
+
 class MergeSpec(SpecModel):
     """How what the per-domain adapters learned is combined into one candidate adapter."""
 
@@ -292,6 +319,11 @@ class MergeSpec(SpecModel):
 
     density: f.Density = f.DEFAULT_DENSITY
     """Fraction of weights kept by `ties` and `dare_*`."""
+
+    search: MergeSearchSpec = Field(default_factory=MergeSearchSpec)
+    """Under `auto`, the densities and adapter weights tried besides `density` and weight 1
+    (each point one more dev evaluation); ignored by a fixed `combination`."""
+
 
     seed: f.Seed = 0
     """Seed for the random pruning of `dare_*`."""

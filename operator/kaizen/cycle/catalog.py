@@ -217,26 +217,39 @@ def _build_merge(
 def combination_candidates(
     planner: StepPlanner, status: ImprovementCycleStatus
 ) -> list[tuple[str, str]]:
-    """(name, adapter) of every candidate the combine step scores, in `merge.candidates` order."""
+    """(name, adapter) of every candidate the combine step scores, in `merge.candidates` order,
+    each merge method's grid points (`merge.search`) after its plain one."""
     domains = len(priority_domains(status))
-    methods = planner.merge_methods(domains)
+    points = planner.merge_points(domains)
     if domains == 1:
         # One adapter: the merge step copied it; there is nothing else to try.
-        return [("copy", planner.merge_candidate_path(methods[0], domains))]
-    joint = (status.joint and status.joint.path) or planner.adapter_path(JOINT)
-    named: dict[str, str] = {m: planner.merge_candidate_path(m, domains) for m in methods}
+        return [("copy", planner.merge_candidate_path(points[0].name, domains))]
+    by_method: dict[str, list[tuple[str, str]]] = {}
+    for point in points:
+        by_method.setdefault(point.method, []).append(
+            (point.name, planner.merge_candidate_path(point.name, domains))
+        )
     if planner.joint_wanted(domains):
-        named["joint"] = joint
-    order = [c for c in planner.candidates() if c in named]
-    return [(name, named[name]) for name in order + [m for m in named if m not in order]]
+        joint = (status.joint and status.joint.path) or planner.adapter_path(JOINT)
+        by_method["joint"] = [("joint", joint)]
+    order = [c for c in planner.candidates() if c in by_method]
+    return [
+        pair
+        for method in order + [m for m in by_method if m not in order]
+        for pair in by_method[method]
+    ]
 
 
 def _build_combine(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
     alone = [(d, planner.results_path(score_step_name(d))) for d in priority_domains(status)]
+    domains = len(priority_domains(status))
     return planner.combine_args(
-        _baseline_results(planner, status), alone, combination_candidates(planner, status)
+        _baseline_results(planner, status),
+        alone,
+        combination_candidates(planner, status),
+        planner.merge_record_path() if domains > 1 and planner.merge_methods(domains) else None,
     )
 
 

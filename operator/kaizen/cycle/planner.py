@@ -27,7 +27,8 @@ from kaizen.api.args import (
     TrainArgs,
     ValidateArgs,
 )
-from kaizen.api.artifacts import CombinationReport
+from kaizen.api.artifacts import CombinationReport, MergeRecord
+from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.cycle.types import StepInvocation
 
@@ -51,7 +52,7 @@ PLAN_FILE = "plan.json"
 #: The combine step's table of candidates and its choice.
 COMBINATION_FILE = CombinationReport.FILE_NAME
 ADAPTER_DIR = "adapter"
-#: Where the merge step writes combinations beyond its first (`candidates/<method>/adapter`).
+#: Where the merge step writes merges beyond its first (`candidates/<point>/adapter`).
 CANDIDATES_DIR = "candidates"
 #: A train step's training set as trained on.
 DATA_FILE = "data.jsonl"
@@ -332,15 +333,35 @@ class StepPlanner:
         """Whether a joint adapter is trained: asked for, and more than one domain to join."""
         return f.JOINT in self.candidates() and domains > 1
 
-    def merge_candidate_path(self, method: str, domains: int) -> str:
-        """The adapter the merge step writes for `method`."""
-        if method == self.merge_methods(domains)[0]:
+    def merge_search(self, domains: int) -> tuple[list[float], list[f.WeightRule]]:
+        """The densities and weight rules the merge step tries besides the plain ones:
+        `merge.search` under `auto` with adapters to combine, else none."""
+        merge = self.spec.merge
+        if merge.combination != f.AUTO or domains < 2:
+            return [], []
+        return list(merge.search.densities), list(merge.search.weights)
+
+    def merge_points(self, domains: int) -> list[MergePoint]:
+        """Every merge the merge step makes (`kaizen.api.merge_grid`), the first into
+        `adapter/`; one domain's adapter is copied, once."""
+        densities, weights = self.merge_search(domains)
+        points = expand(self.merge_methods(domains), self.spec.merge.density, densities, weights)
+        return points[:1] if domains == 1 else points
+
+    def merge_candidate_path(self, name: str, domains: int) -> str:
+        """The adapter the merge step writes for the point `name`."""
+        if name == self.merge_points(domains)[0].name:
             return self.adapter_path(MERGE)
-        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / method / ADAPTER_DIR)
+        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / name / ADAPTER_DIR)
+
+    def merge_record_path(self) -> str:
+        """The merge step's merge.json."""
+        return str(PurePosixPath(self.dir(MERGE)) / MergeRecord.FILE_NAME)
 
     def merge_args(self, sources: Sequence[tuple[str, str]]) -> MergeArgs:
         merge = self.spec.merge
         methods = self.merge_methods(len(sources))
+        densities, weights = self.merge_search(len(sources))
         return MergeArgs(
             **self._contract(MERGE),
             **self._model(),
@@ -348,6 +369,8 @@ class StepPlanner:
             combination=methods[0],
             candidates=methods[1:],
             density=merge.density,
+            search_densities=densities,
+            search_weights=weights,
             seed=merge.seed,
         )
 
@@ -381,6 +404,7 @@ class StepPlanner:
         baseline: str,
         alone: Sequence[tuple[str, str]],
         candidates: Sequence[tuple[str, str]],
+        merge_record: str | None = None,
     ) -> CombineArgs:
         evaluation = self.spec.evaluation
         return CombineArgs(
@@ -392,6 +416,7 @@ class StepPlanner:
             alone=[f"{domain}={path}" for domain, path in alone],
             candidates=[f"{name}={path}" for name, path in candidates],
             min_retention=self.spec.merge.min_retention,
+            merge_record=merge_record,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
             max_new_tokens=evaluation.max_new_tokens,

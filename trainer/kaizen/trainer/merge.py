@@ -2,9 +2,10 @@
 
 Each source adapter is loaded onto the same base model under its own name, then peft
 combines them (`linear`, `cat`, `ties`, `dare_linear`, `dare_ties`, `svd`) into the model's
-`default` adapter, which is saved in peft format. Further methods (`also`) are applied to
-the same loaded sources, one after the other, into `candidates/<method>/adapter`, for the
-combine step to choose among. One source is copied unchanged: there is nothing to combine. Incompatible sources (different ranks for the combinations that
+`default` adapter, which is saved in peft format. Further merges (other methods, or the same
+method at another density or adapter weight: `kaizen.api.merge_grid`) are applied to the
+same loaded sources, one after the other, into `candidates/<name>/adapter`, for the combine
+step to choose among. One source is copied unchanged: there is nothing to combine. Incompatible sources (different ranks for the combinations that
 need equal ranks, mixed target-module kinds) are refused before any model is loaded.
 """
 
@@ -18,14 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kaizen.api.fields import COMBINATIONS
+from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.files import atomic_directory, copy_directory
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
     from transformers import PreTrainedModel
 
-#: Combinations that prune weights to `density`.
-USES_DENSITY = ("ties", "dare_linear", "dare_ties")
 #: peft combines these element-wise, so every source must have the same rank.
 SAME_RANK = ("linear", "ties", "dare_linear", "dare_ties")
 #: What `MergeResult.combination` says when a single adapter was copied.
@@ -65,13 +65,18 @@ class MergeResult:
 
     adapter_dir: Path
     combination: str
-    """The combination applied, or `copy` for a single source."""
+    """The name of the first merge point (its method, for a plain point), or `copy` for a
+    single source."""
     sources: tuple[SourceAdapter, ...]
     rank: int
     """Rank of the merged adapter (the sum of the ranks for `cat`)."""
     seconds: float
     candidates: dict[str, tuple[Path, int]] = field(default_factory=dict)
-    """Each further method's adapter folder and rank."""
+    """Each further point's adapter folder and rank."""
+    points: dict[str, MergePoint] = field(default_factory=dict)
+    """Every merge made, by name (the first is `combination`'s); empty for a copy."""
+    point_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each merge (combining and saving; the model load is not in it)."""
 
 
 def read_source(domain: str, path: str | Path) -> SourceAdapter:
@@ -147,14 +152,24 @@ def merge_adapters(
     density: float = 0.5,
     seed: int = 0,
     also: Sequence[str] = (),
+    points: Sequence[MergePoint] | None = None,
 ) -> MergeResult:
-    """Combine `sources` into `output_dir/adapter`, and with each of `also` into
-    `output_dir/candidates/<method>/adapter`; `load_base()` is called only when there is work
-    to do."""
-    for method in (combination, *also):
-        check_compatible(sources, method, density)
+    """Combine `sources` into `output_dir/adapter`, and at each further point into
+    `output_dir/candidates/<point>/adapter`; `load_base()` is called only when there is work
+    to do.
+
+    `points` (`kaizen.api.merge_grid`) are the merges to make, the first into `adapter/`;
+    without them, `combination` then each of `also`, at `density` and weight 1.
+    """
+    if points is None:
+        points = expand((combination, *also), density)
+    if not points:
+        raise ConfigurationError("no merge to make: give a combination")
+    for point in points:
+        check_compatible(sources, point.method, point.density or 1.0)
     started = time.perf_counter()
     adapter_dir = Path(output_dir) / "adapter"
+    first = points[0]
     if len(sources) == 1:
         # Every method of one adapter is that adapter: one copy, no candidates.
         copy_directory(sources[0].path, adapter_dir)
@@ -174,41 +189,46 @@ def merge_adapters(
         model.load_adapter(str(source.path), adapter_name=name)
     rank = 0
     candidates: dict[str, tuple[Path, int]] = {}
-    for method in dict.fromkeys((combination, *also)):
-        target = adapter_dir if method == combination else candidate_dir(output_dir, method)
+    timings: dict[str, float] = {}
+    for point in {p.name: p for p in points}.values():
+        began = time.perf_counter()
+        target = adapter_dir if point is first else candidate_dir(output_dir, point.name)
         # DARE drops weights at random (torch.bernoulli): the seed makes the merge repeatable,
-        # and reseeding per method makes each one independent of which others were asked for.
+        # and reseeding per point makes each one independent of which others were asked for.
         torch.manual_seed(seed)
         try:
             model.add_weighted_adapter(
                 adapters=names,
-                weights=[1.0] * len(names),
+                weights=[point.weight_value(len(names))] * len(names),
                 adapter_name="default",
-                combination_type=method,
-                density=density if method in USES_DENSITY else None,
+                combination_type=point.method,
+                density=point.density,
             )
         except ValueError as error:
             raise ConfigurationError(
-                f"peft cannot merge these adapters with {method!r}: {error}"
+                f"peft cannot merge these adapters with {point.name!r}: {error}"
             ) from None
         with atomic_directory(target) as tmp:
             model.save_pretrained(str(tmp), selected_adapters=["default"])
         config: Any = model.peft_config["default"]
-        if method == combination:
+        if point is first:
             rank = int(config.r)
         else:
-            candidates[method] = (target, int(config.r))
+            candidates[point.name] = (target, int(config.r))
         model.delete_adapter("default")
+        timings[point.name] = time.perf_counter() - began
     return MergeResult(
         adapter_dir,
-        combination,
+        first.name,
         tuple(sources),
         rank,
         time.perf_counter() - started,
         candidates,
+        {p.name: p for p in points},
+        timings,
     )
 
 
-def candidate_dir(output_dir: str | Path, method: str) -> Path:
-    """Where a further method's adapter goes: `candidates/<method>/adapter`."""
-    return Path(output_dir) / "candidates" / method / "adapter"
+def candidate_dir(output_dir: str | Path, name: str) -> Path:
+    """Where a further point's adapter goes: `candidates/<name>/adapter`."""
+    return Path(output_dir) / "candidates" / name / "adapter"

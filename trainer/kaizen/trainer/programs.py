@@ -442,10 +442,18 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
     from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
 
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
-    for method in (args.combination, *args.candidates):
-        check_compatible(sources, method, args.density)
+    points = args.points()
+    for point in points:
+        check_compatible(sources, point.method, point.density or 1.0)
     check_adapters(args.adapters)
-    config = {"combination": args.combination, "density": args.density, "seed": args.seed}
+    config = {
+        "combination": args.combination,
+        "density": args.density,
+        "seed": args.seed,
+        "candidates": list(args.candidates),
+        "search_densities": list(args.search_densities),
+        "search_weights": list(args.search_weights),
+    }
     tracking_config = {
         **config,
         "sources": {s.domain: str(s.path) for s in sources},
@@ -458,11 +466,10 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             sources,
             out,
             load_base=lambda: load_base(args),
-            combination=args.combination,
-            density=args.density,
             seed=args.seed,
-            also=args.candidates,
+            points=points,
         )
+        made = {result.combination: (result.adapter_dir, result.rank), **result.candidates}
         record = MergeRecord.model_validate(
             {
                 "step": args.step,
@@ -475,6 +482,15 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
                 "seconds": round(result.seconds, 3),
                 "versions": versions(),
                 "adapter": str(result.adapter_dir),
+                "merges": [
+                    {
+                        **point.describe(len(sources)),
+                        "rank": made[name][1],
+                        "adapter": str(made[name][0]),
+                        "seconds": round(result.point_seconds[name], 3),
+                    }
+                    for name, point in result.points.items()
+                ],
             }
         )
         write_artifact(out / MERGE_FILE, record)
