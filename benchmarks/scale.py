@@ -1,11 +1,20 @@
-"""How the operator scales: N concurrent cycles on the API emulator, steps that finish at once.
+"""How the operator scales: N concurrent cycles on the API emulator or a real API server.
 
-    python benchmarks/scale.py                        # N = 100, 500, 1000
+    python benchmarks/scale.py                        # N = 100, 500, 1000, the burst
     python benchmarks/scale.py --cycles 100 --json scale.json
     python benchmarks/scale.py --cycles 100 --server apiserver   # the real kube-apiserver tier
+    python benchmarks/scale.py --cycles 500 --step-seconds 20 60  # steady: steps of 20-60 s
+
+Two loads. The burst (`--step-seconds 0.05`, the default): every step ends 0.05 s after its
+pod starts, so all cycles move in lockstep and their Job ends arrive in waves as fast as the
+stack can take them; its latency is queueing. The steady load (`--step-seconds MIN MAX`):
+each Job runs for a duration drawn uniformly from [MIN, MAX] (seeded by --seed and the Job's
+name), so the cycles drift apart and Job ends arrive as a stream at about
+N x steps per cycle / cycle length a second (the rate is reported), as real steps of
+minutes give.
 
 For each N: an emulator (tests/kube/emulator) and a job simulator (tests/kube/jobsim) whose
-steps report at once (tests/kube/fast_steps.py, after --step-seconds) run in this process; the
+steps report at once (tests/kube/fast_steps.py, after their duration) run in this process; the
 operator runs as its own process (`python -m kaizen.operator`, kopf, standalone) with its own
 token, so its requests, CPU time and memory are counted apart from the emulator's. Cycles are
 spread over namespaces of --per-namespace cycles (one job simulator each) and created at once.
@@ -31,7 +40,9 @@ Reported, per N:
   * how long the operator was runnable but waiting for a CPU (its event loop's thread and all
     its threads, from /proc/<pid>/task/*/schedstat), and the machine's CPU pressure (the share
     of the run in which some task waited for a CPU, /proc/pressure/cpu); the load average;
-  * API requests: the operator's, per second of the run and per cycle; everyone's;
+  * the rate of Job ends (per second over the run, and in the busiest 10 s);
+  * API requests: the operator's, per second of the run, per cycle, and per step by kind
+    (verb and resource); everyone's;
   * resync after a restart: the operator killed (SIGKILL) and started again with every cycle
     finished; seconds until its `kaizen_cycles` gauge counts every cycle, and its requests.
 
@@ -51,7 +62,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -65,8 +75,24 @@ from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
 from tests.kube.cluster import CYCLES, JOBS, Cluster, running_cluster  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+from scale_measure import (  # noqa: E402
+    StepDurations,
+    cpu_pressure_seconds,
+    cpu_seconds,
+    cycles_gauge,
+    event_rate,
+    histogram,
+    load_average,
+    percentiles,
+    rss_mib,
+    sched_seconds,
+    scrape,
+)
+
 from tests.kube.fast_steps import run_fast_step  # noqa: E402
 from tests.kube.jobsim import JobSimulator  # noqa: E402
+
+__all__ = ["histogram", "percentiles"]  # read by tests/benchmarks/test_scale_benchmark.py
 
 G, V, P = "kaizen.dev", "v1alpha1", "improvementcycles"
 OPERATOR_TOKEN = "kaizen-operator"
@@ -76,7 +102,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--per-namespace", type=int, default=50)
-    parser.add_argument("--step-seconds", type=float, default=0.05)
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        nargs="+",
+        default=[0.05],
+        metavar="SECONDS",
+        help="how long each simulated step runs: SECONDS (every step alike: the Job ends of a "
+        "wave arrive as one burst) or MIN MAX (drawn uniformly per Job, seeded by --seed: a "
+        "steady stream of Job ends, as real steps of minutes give)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="of the step durations (MIN MAX)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per N, seconds")
     parser.add_argument("--metrics-port", type=int, default=19090)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -99,53 +135,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead: the cost of an operator restart with this many finished cycles "
         "(copies of one cycle run to the end, with its Jobs)",
     )
-    return parser.parse_args(argv)
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"n": len(values), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99)}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def sched_seconds(pid: int, thread: int | None = None) -> tuple[float, float]:
-    """(on a CPU, waiting for one) seconds of a process's threads, or of one of them
-    (/proc/<pid>/task/<tid>/schedstat; (0, 0) where the kernel keeps no such statistics)."""
-    cpu = waited = 0.0
-    tasks = [thread] if thread is not None else [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    for tid in tasks:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-            cpu, waited = cpu + int(fields[0]) / 1e9, waited + int(fields[1]) / 1e9
-    return cpu, waited
-
-
-def cpu_pressure_seconds() -> float:
-    """Machine-wide: seconds in which some runnable task waited for a CPU (PSI; 0 if none)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return int(some.rsplit("total=", 1)[1]) / 1e6
-    return 0.0
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of a process, MiB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+    args = parser.parse_args(argv)
+    try:
+        args.durations = StepDurations(args.step_seconds, args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 class Recorder:
@@ -250,75 +245,6 @@ def operator_process(
         log.close()
 
 
-def cycles_gauge(port: int) -> float | None:
-    """The operator's `kaizen_cycles` summed over phases (None while it cannot be read)."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-    except OSError:
-        return None
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.decode().splitlines()
-        if line.startswith("kaizen_cycles{")
-    )
-
-
-def scrape(port: int) -> str:
-    return cast(
-        bytes, urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
-    ).decode()
-
-
-def histogram(text: str, name: str, **labels: str) -> dict[str, float]:
-    """Count, mean and estimated p50/p95/p99 (seconds) of histogram `name` in a metrics page
-    (its series with these labels)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    by_bound: dict[float, float] = {}  # summed over the series that match
-    count = total = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name != name:
-            continue
-        for sample in family.samples:
-            if any(sample.labels.get(k) != v for k, v in labels.items()):
-                continue
-            if sample.name == name + "_bucket":
-                bound = float(sample.labels["le"])
-                by_bound[bound] = by_bound.get(bound, 0.0) + sample.value
-            elif sample.name == name + "_count":
-                count += sample.value
-            elif sample.name == name + "_sum":
-                total += sample.value
-    if not count:
-        return {"n": 0}
-    buckets = sorted(by_bound.items())
-
-    def quantile(q: float) -> float:
-        rank, lower, below = q * count, 0.0, 0.0
-        for bound, cumulative in buckets:
-            if cumulative >= rank:
-                if bound == float("inf"):
-                    return lower  # beyond the largest bucket: its bound (as Prometheus does)
-                inside = cumulative - below
-                return round(
-                    lower + (bound - lower) * ((rank - below) / inside if inside else 1), 3
-                )
-            lower, below = bound, cumulative
-        return lower
-
-    return {
-        "n": int(count),
-        "mean": round(total / count, 3),
-        "p50": quantile(0.5),
-        "p95": quantile(0.95),
-        "p99": quantile(0.99),
-    }
-
-
-def load_average() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def cycle_body(name: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{G}/{V}",
@@ -369,7 +295,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                     namespace,
                     max_parallel=2 * args.per_namespace,
                     step_runner=run_fast_step,
-                    step_seconds=args.step_seconds,
+                    step_seconds=args.durations,
                 )
             )
         recorder = Recorder(cluster).start()
@@ -379,11 +305,13 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "server": args.server,
             "cycles": n,
             "namespaces": len(namespaces),
+            "step_seconds": args.durations.describe(),
         }
         with operator_process(cluster, workdir, namespaces, args.metrics_port) as operator:
             while cycles_gauge(args.metrics_port) is None and operator.poll() is None:
                 time.sleep(0.2)  # the metrics server is up once startup ran
             requests0 = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
+            kinds0 = cluster.requests_of(OPERATOR_TOKEN)
             total0 = cluster.requests_served()
             op_cpu0, bench_cpu0 = cpu_seconds(operator.pid), cpu_seconds(bench_pid)
             server_cpu0 = server_cpu_seconds(cluster)
@@ -417,6 +345,9 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             page = scrape(args.metrics_port)
             loop1, threads1 = sched_seconds(operator.pid, operator.pid), sched_seconds(operator.pid)
             op_requests = cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0
+            steps = max(1, len(recorder.step_recorded))
+            kinds = cluster.requests_of(OPERATOR_TOKEN)
+            by_kind = {k: v - kinds0.get(k, 0) for k, v in sorted(kinds.items())}
             result.update(
                 succeeded=len(recorder.succeeded),
                 failed=len(recorder.failed),
@@ -424,6 +355,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 create_to_succeeded=percentiles(
                     [t - recorder.created[k] for k, t in recorder.succeeded.items()]
                 ),
+                job_end_rate=event_rate(list(recorder.job_complete.values())),
                 event_to_status=percentiles(
                     [
                         recorder.step_recorded[k] - t
@@ -466,6 +398,11 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 operator_requests=op_requests,
                 operator_requests_per_second=round(op_requests / elapsed, 1),
                 operator_requests_per_cycle=round(op_requests / n, 1),
+                # By kind, per step that reached the status (emulator: "<METHOD> <resource>",
+                # the real server: "<verb> <resource>" from its audit log; watches included).
+                operator_requests_per_step={
+                    k: round(v / steps, 2) for k, v in by_kind.items() if v > 0
+                },
                 all_requests_per_second=round((cluster.requests_served() - total0) / elapsed, 1),
             )
             operator.send_signal(signal.SIGKILL)
@@ -505,7 +442,7 @@ def restart_cost(n: int, args: argparse.Namespace) -> dict[str, Any]:
         api = kubernetes.client.CustomObjectsApi(cluster.api_client())
         with (
             JobSimulator(
-                cluster, namespace, step_runner=run_fast_step, step_seconds=args.step_seconds
+                cluster, namespace, step_runner=run_fast_step, step_seconds=args.durations
             ),
             operator_process(cluster, workdir, [namespace], args.metrics_port),
         ):

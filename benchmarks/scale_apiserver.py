@@ -8,7 +8,8 @@ benchmark reads from the emulator's handle:
   `write_kubeconfig(path, token)` to write a kubeconfig with it;
 * requests counted per user from the server's audit log (level Metadata, one line per
   finished request): `requests_by_token()` (by user name; the operator's user name is its
-  token's name) and `requests_served()`;
+  token's name), `requests_of(token)` (that user's, by verb and resource) and
+  `requests_served()`;
 * `server_cpu_seconds()`: the CPU time of etcd, kube-apiserver and the controller manager
   (the emulator's is part of the benchmark's own process);
 * `prepare_namespace(name)`: create it and wait for its `default` ServiceAccount (the
@@ -26,6 +27,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.apiserver.server import ApiServer, find_binaries
 
@@ -48,6 +50,7 @@ class MeteredApiServer(ApiServer):
         self.operator_token = operator_token
         self.audit_log = workdir / "audit.log"
         self._counts: Counter[str] = Counter()
+        self._kinds: Counter[tuple[str, str]] = Counter()  # by (user, "<verb> <resource>")
         self._offset = 0
         super().__init__(workdir, found)
 
@@ -89,11 +92,18 @@ class MeteredApiServer(ApiServer):
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if entry.get("stage") == "ResponseComplete":
-                    self._counts[(entry.get("user") or {}).get("username", "?")] += 1
+                    user = (entry.get("user") or {}).get("username", "?")
+                    self._counts[user] += 1
+                    self._kinds[user, _request_kind(entry)] += 1
         return self._counts
 
     def requests_by_token(self) -> dict[str, int]:
         return dict(self._read_audit())
+
+    def requests_of(self, token: str) -> dict[str, int]:
+        """Requests finished so far by the user of `token`, by ``"<verb> <resource>"``."""
+        self._read_audit()
+        return {kind: n for (user, kind), n in self._kinds.items() if user == token}
 
     def requests_served(self) -> int:
         return sum(self._read_audit().values())
@@ -106,6 +116,17 @@ class MeteredApiServer(ApiServer):
                 ticks = fields.split()
                 total += (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
         return total
+
+
+def _request_kind(entry: dict[str, Any]) -> str:
+    """``"<verb> <group>/<version>/<resource>[/<subresource>]"`` of an audit entry (its URI
+    for a request that names no resource)."""
+    ref = entry.get("objectRef") or {}
+    if not ref.get("resource"):
+        return f"{entry.get('verb', '?')} {str(entry.get('requestURI', '?')).split('?')[0]}"
+    group = f"{ref['apiGroup']}/{ref.get('apiVersion', '')}" if ref.get("apiGroup") else "v1"
+    sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+    return f"{entry.get('verb', '?')} {group}/{ref['resource']}{sub}"
 
 
 @contextlib.contextmanager

@@ -295,6 +295,17 @@ class Cluster:
         """Requests served so far, by the bearer token of the client that sent them."""
         return self.call(lambda: dict(self.emulator.requests_by_token))
 
+    def requests_of(self, token: str) -> dict[str, int]:
+        """Requests served so far to the client with bearer ``token``, by
+        ``"<METHOD> <resource>[/<subresource>]"`` (WATCH for watches)."""
+        return self.call(
+            lambda: {
+                kind: count
+                for (sender, kind), count in self.emulator.requests_by_token_and_kind.items()
+                if sender == token
+            }
+        )
+
     def write_kubeconfig(self, path: Path, token: str) -> Path:
         """A kubeconfig for this emulator with its own token (to count one client's requests)."""
         config = yaml.safe_load(self.kubeconfig_path.read_text())

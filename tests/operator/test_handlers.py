@@ -275,7 +275,8 @@ def test_only_kube_imports_the_kubernetes_client() -> None:
 
 async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() -> None:
     # The Job controller writes a step's status about four times (started, success criteria
-    # met, complete); kopf reports each. Only the writes that can change a decision reconcile.
+    # met, complete); kopf reports each. Only the writes that can change a decision reconcile
+    # (this Job was not created by the reconciler: its ADDED event is news).
     from tests.operator.test_reconciler import NAME, NS, UID, FakeKube, cycle_body
 
     kube = FakeKube()
@@ -291,7 +292,7 @@ async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() ->
         (
             "MODIFIED",
             {"succeeded": 1, "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}]},
-            True,  # active went to 0
+            False,  # active went to 0, but the end is not written yet: nothing to act on
         ),
         (
             "MODIFIED",
@@ -321,4 +322,6 @@ async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() ->
             type=event,
         )
         assert (("get_cycle", NAME) in kube.calls) == reconciles, (event, job_status)
-    assert len(reconciler.job_signatures) == 0  # forgotten with the Job
+    # Forgotten with the Job; what is left are the Jobs the reconciler created (noted then).
+    assert "demo-x" not in {name for _, name in kube.jobs}
+    assert len(reconciler.job_signatures) == len(kube.jobs) == 1

@@ -59,6 +59,20 @@ class FakeKube:
         self.calls.append(("list_pods", job_name))
         return copy.deepcopy(self.pods.get(job_name, []))
 
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods by the labels a step Job's template gives them (its cycle) and the Job
+        controller adds (`job-name`); here a cycle's Jobs are named after it."""
+        self.calls.append(("list_cycle_pods", label_selector))
+        wanted = dict(part.split("=") for part in label_selector.split(","))
+        cycle = wanted.get("kaizen.dev/cycle", "")
+        found = []
+        for job, pods in self.pods.items():
+            if cycle and job.startswith(f"{cycle}-"):
+                for pod in copy.deepcopy(pods):
+                    pod["metadata"].setdefault("labels", {})["job-name"] = job
+                    found.append(pod)
+        return found
+
     async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> Any:
         name = manifest["metadata"]["name"]
         self.calls.append(("create_job", name))

@@ -49,6 +49,8 @@ class TrainJobKube(FakeKube):
         ]
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        if label_selector not in self.selected_pods and "kaizen.dev/cycle=" in label_selector:
+            return await super().list_pods(namespace, label_selector)  # plain Jobs' pods
         self.calls.append(("list_pods_selected", label_selector))
         return copy.deepcopy(self.selected_pods.get(label_selector, []))
 

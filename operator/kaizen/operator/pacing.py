@@ -158,6 +158,25 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
 
 #: Job conditions the engine acts on (SuccessCriteriaMet, FailureTarget come just before them).
 _DECISIVE_CONDITIONS = ("Complete", "Failed", "Suspended")
+#: Conditions the Job controller sets when it has decided the Job's end, before it writes the
+#: end itself (Complete or Failed) once the Job's pods have terminated.
+_ENDING_CONDITIONS = ("SuccessCriteriaMet", "FailureTarget")
+
+
+def job_ending(job: Mapping[str, Any]) -> bool:
+    """Whether the Job controller has decided a Job's end but not written it yet.
+
+    Such a write (SuccessCriteriaMet or FailureTarget, `active` back to 0) tells the engine
+    nothing it can act on: a step's outcome is read once the Job is Complete or Failed, which
+    the controller writes next. Its reconciliation cost four requests per step for nothing.
+    """
+    conditions = [
+        c.get("type") for c in (job.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True"
+    ]  # fmt: skip
+    return any(c in _ENDING_CONDITIONS for c in conditions) and not any(
+        c in ("Complete", "Failed") for c in conditions
+    )
 
 
 def job_signature(job: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -185,7 +204,9 @@ class JobSignatures:
 
     The Job controller writes a Job's status several times per step (started, success
     criteria met, complete) and kopf reports each write; only the changes the engine acts on
-    need a reconciliation. Forgotten when the Job is deleted; empty after a restart.
+    need a reconciliation. A Job the operator has just created is noted with the server's
+    answer to the create, so its ADDED event (which shows nothing the create did not) costs
+    no reconciliation either. Forgotten when the Job is deleted; empty after a restart.
     """
 
     def __init__(self) -> None:
@@ -199,6 +220,7 @@ class JobSignatures:
         return bool(name) and self._seen.get((namespace, name)) == job_signature(job)
 
     def handled(self, namespace: str, job: Mapping[str, Any]) -> None:
+        """The cycle was reconciled after (or, for a Job it just created, knowing) `job`."""
         name = (job.get("metadata") or {}).get("name")
         if name:
             self._seen[(namespace, name)] = job_signature(job)

@@ -311,7 +311,7 @@ class CycleReconciler:
                     self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                     continue
                 try:
-                    await self.kube.create_job(manifest, uid)
+                    created = await self.kube.create_job(manifest, uid)
                 except Exception as error:  # noqa: BLE001 - the other steps still get their Jobs
                     logger.warning(
                         "Creating Job %s/%s failed: %s", namespace, invocation.job_name, error
@@ -339,6 +339,9 @@ class CycleReconciler:
                         )
                         self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                 else:
+                    if _just_created(created):
+                        # Its ADDED event will show what this answer shows: no reconciliation.
+                        self.job_signatures.handled(namespace, created)
                     self._refusals.pop((namespace, invocation.job_name), None)
                     outcome.created.append(invocation.job_name)
                     started_kinds.append(invocation.kind)
@@ -402,35 +405,76 @@ class CycleReconciler:
         if status is None:
             return {}
         by_name = {job["metadata"]["name"]: job for job in jobs if owned_by(job, uid)}
+        unfinished = [
+            record
+            for record in status.steps
+            if record.state not in (StepState.SUCCEEDED, StepState.FAILED)
+        ]
+        refusals = {
+            record.name: self._refusal(namespace, record.name, record.job_name, uid)
+            for record in unfinished
+            if record.job_name not in by_name
+        }
+        # The pods to read, of plain Jobs: a finished Job's carry the termination message;
+        # an unfinished one's say why they are not running (no node for them, an image that
+        # cannot be pulled) unless the Job counts a ready pod; a vanished Job's may outlive it
+        # (orphan propagation).
+        wanted = [
+            record.job_name
+            for record in unfinished
+            if (
+                (job := by_name.get(record.job_name)) is not None
+                and not _is_trainjob(job)
+                and (job_finished(job) or not _pod_ready(job))
+            )
+            or (
+                record.job_name not in by_name
+                and refusals.get(record.name) is None
+                and record.state in (StepState.QUEUED, StepState.RUNNING)
+            )
+        ]
+        pods_of = await self._job_pods(namespace, cycle, wanted)
         observations: dict[str, StepObservation] = {}
-        for record in status.steps:
-            if record.state in (StepState.SUCCEEDED, StepState.FAILED):
-                continue
+        for record in unfinished:
             job = by_name.get(record.job_name)
             if job is None:
-                refusal = self._refusal(namespace, record.name, record.job_name, uid)
+                refusal = refusals.get(record.name)
                 if refusal is not None:
                     observations[record.name] = refusal
-                elif record.state in (StepState.QUEUED, StepState.RUNNING):
-                    # Seen before and gone: its pods may outlive it (orphan propagation).
-                    pods = await self.kube.list_job_pods(namespace, record.job_name)
-                    left = observe_orphaned_pods(record.name, record.job_name, pods)
+                elif record.job_name in pods_of:
+                    left = observe_orphaned_pods(
+                        record.name, record.job_name, pods_of[record.job_name]
+                    )
                     if left is not None:
                         observations[record.name] = left
                 continue
             if job_finished(job):  # (metrics) known now, if its watch event did not say so yet
                 ended = self._ended.setdefault((namespace, cycle), {})
                 ended.setdefault(record.job_name, (time.monotonic(), "list"))
-            # A finished Job's pods carry the termination message; an unfinished one's say
-            # why they are not running (no node for them, an image that cannot be pulled).
             if _is_trainjob(job):
                 pods = await self.kube.list_pods(namespace, pod_selector(record.job_name))
                 observation = observe_trainjob(job, pods)
             else:
-                pods = await self.kube.list_job_pods(namespace, record.job_name)
-                observation = observe_job(job, pods)
+                observation = observe_job(job, pods_of.get(record.job_name, []))
             observations[record.name] = dataclasses.replace(observation, name=record.name)
         return observations
+
+    async def _job_pods(
+        self, namespace: str, cycle: str, job_names: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The pods of these Jobs of the cycle, by Job name: one request however many Jobs
+        (the Jobs' pods by their `job-name` label for one; the cycle's pods for several)."""
+        if not job_names:
+            return {}
+        if len(job_names) == 1:
+            return {job_names[0]: await self.kube.list_job_pods(namespace, job_names[0])}
+        found: dict[str, list[dict[str, Any]]] = {name: [] for name in job_names}
+        for pod in await self.kube.list_pods(namespace, job_selector(cycle)):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            owner = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+            if owner in found:
+                found[owner].append(pod)
+        return found
 
     async def _list_workloads(self, namespace: str, cycle: str) -> list[dict[str, Any]]:
         """The cycle's Jobs, and its TrainJobs when the operator runs with TrainJob support."""
@@ -464,6 +508,22 @@ class CycleReconciler:
             del self._refusals[(namespace, job_name)]
         state = StepState.FAILED if status == 422 else StepState.PENDING
         return StepObservation(name=step, state=state, reason=reason, message=message)
+
+
+def _just_created(job: Any) -> bool:
+    """Whether the answer to a create is a Job as it is right after creation: no status yet,
+    not suspended (a suspended Job's ADDED event says it waits for quota: the engine shows
+    that). A Job found existing (created by an earlier attempt) may have moved on since."""
+    if not isinstance(job, Mapping) or job.get("kind", "Job") != "Job":
+        return False
+    return not job.get("status") and not (job.get("spec") or {}).get("suspend")
+
+
+def _pod_ready(job: Mapping[str, Any]) -> bool:
+    """Whether an unfinished Job counts a ready pod (`status.ready`, Kubernetes ≥ 1.24): its
+    pod runs, so the pods cannot say it is stuck."""
+    status = job.get("status") or {}
+    return bool(status.get("active")) and int(status.get("ready") or 0) >= 1
 
 
 def _is_trainjob(obj: Mapping[str, Any]) -> bool:

@@ -29,6 +29,8 @@ class RealisticEmulator(EmulatorWrites):
     request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
     #: Every request served, by the bearer token it came with (which client sent it).
     requests_by_token: Counter[str] = attrs.field(factory=Counter, init=False)
+    #: Every request served, by token and kind: ``(token, "<METHOD> <resource>[/<sub>]")``.
+    requests_by_token_and_kind: Counter[tuple[str, str]] = attrs.field(factory=Counter, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -39,9 +41,12 @@ class RealisticEmulator(EmulatorWrites):
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         # Skip KubernetesEmulator._handle (its state changes); the layers' _serve_* do it all.
-        self.request_counts[_request_key(request)] += 1
+        key = _request_key(request)
+        self.request_counts[key] += 1
         auth = request.headers.get("Authorization") or request.headers.get("authorization") or ""
-        self.requests_by_token[auth.removeprefix("Bearer ").strip()] += 1
+        token = auth.removeprefix("Bearer ").strip()
+        self.requests_by_token[token] += 1
+        self.requests_by_token_and_kind[token, key] += 1
         self._bound_request_log()
         for fault in self.faults:
             if fault.check(request):

@@ -44,7 +44,7 @@ class SimulatorBase:
         api_client_factory: Callable[[], kubernetes.client.ApiClient] | None = None,
         trainjobs: bool = False,
         step_runner: StepRunner | None = None,
-        step_seconds: float = 0.0,
+        step_seconds: float | Callable[[str], float] = 0.0,
     ) -> None:
         self.namespace = namespace
         #: Also run Kubeflow Trainer TrainJobs (see :mod:`.trainjobs`).
@@ -53,7 +53,8 @@ class SimulatorBase:
         self.extra_env = dict(extra_env or {})
         self.retry_delay = retry_delay
         self.kill_orphans = kill_orphans
-        #: Runs each container in this process (see ``StepRunner``) after ``step_seconds``.
+        #: Runs each container in this process (see ``StepRunner``) after ``step_seconds``
+        #: (or ``step_seconds(job_name)``: one duration per Job, e.g. drawn at random).
         self.step_runner = step_runner
         self.step_seconds = step_seconds
         factory = api_client_factory or cluster.api_client

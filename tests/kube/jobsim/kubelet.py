@@ -287,7 +287,11 @@ class Kubelet(SimulatorBase):
         """The container as ``step_runner``, after ``step_seconds`` (a deleted pod or the
         deadline ends it first, as SIGTERM would: exit code 143)."""
         assert self.step_runner is not None
-        hold = self.step_seconds
+        hold = (
+            self.step_seconds(str(run.job["metadata"]["name"]))
+            if callable(self.step_seconds)
+            else self.step_seconds
+        )
         if deadline is not None:
             hold = min(hold, max(0.0, deadline - time.monotonic()))
         if (hold > 0 and run.cancel.wait(hold)) or run.cancel.is_set():
