@@ -52,7 +52,9 @@ def test_without_a_search_each_method_is_its_plain_point() -> None:
     ("rule", "adapters", "weight"),
     [("one", 3, 1.0), ("n", 3, 3.0), ("n", 2, 2.0), ("1/n", 4, 0.25), ("1/n", 1, 1.0)],
 )
-def test_a_weight_rule_follows_the_number_of_adapters(rule: str, adapters: int, weight: float) -> None:
+def test_a_weight_rule_follows_the_number_of_adapters(
+    rule: str, adapters: int, weight: float
+) -> None:
     point = expand(("ties",), 0.5, weights=[rule])[-1]
     assert point.weight == rule and point.weight_value(adapters) == pytest.approx(weight)
     assert point.describe(adapters)["weight"] == pytest.approx(weight)

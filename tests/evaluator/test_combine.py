@@ -144,6 +144,43 @@ def test_the_test_items_never_reach_the_choice(setup: dict[str, Any]) -> None:
     }
 
 
+def test_each_merged_candidate_carries_its_merge_settings(setup: dict[str, Any]) -> None:
+    """With the merge step's merge.json, every candidate's row says how it was merged (method,
+    density, weight); a candidate the merge step did not make (here `joint`) has its name's."""
+    from kaizen.api.artifacts import MergeRecord, write_artifact
+    from tests.api.artifact_samples import _merge
+
+    record = _merge()
+    record["merges"] = [
+        {**record["merges"][0], "name": "one", "adapter": setup["adapters"]["one"]},
+        {**record["merges"][1], "name": "two", "adapter": setup["adapters"]["two"]},
+    ]
+    merge_json = write_artifact(setup["root"] / "merge.json", MergeRecord.model_validate(record))
+    args = _args(setup, "with-record").model_copy(
+        update={
+            "merge_record": str(merge_json),
+            "candidates": [
+                f"one={setup['adapters']['one']}",
+                f"two={setup['adapters']['two']}",
+                f"joint={setup['adapters']['one']}",
+            ],
+        }
+    )
+    combine(args, Path(args.output))
+    report = read_artifact(Path(args.output) / "combination.json", CombinationReport)
+    settings = {c.name: (c.method, c.density, c.weight, c.weight_rule) for c in report.candidates}
+    assert settings == {
+        "one": ("ties", 0.5, 1.0, "one"),
+        "two": ("ties", 1.0, 2.0, "n"),
+        "joint": ("joint", None, None, None),
+    }
+    assert report.merge_seconds == 0.8  # the two merges' seconds in merge.json
+    # Without it, the rows say nothing they do not know.
+    plain = read_artifact(setup["root"] / "ref" / "combination.json", CombinationReport)
+    assert {(c.method, c.weight) for c in plain.candidates} == {(None, None)}
+    assert plain.merge_seconds is None
+
+
 def test_alone_results_of_other_items_are_refused(setup: dict[str, Any]) -> None:
     # alpha's adapter's results given as beta's: none of beta's dev items are in them.
     args = _args(setup, "wrong").model_copy(update={"alone": [f"beta={setup['alone']['alpha']}"]})

@@ -75,3 +75,12 @@ def test_undefined_retention_never_beats_a_measured_one() -> None:
     measured = _candidate("m", 1, zep=0.1, mer=0.2)
     assert measured.min_retention is not None and measured.min_retention < 0.5
     assert [c.name for c in rank([undefined, measured])] == ["m", "u"]
+
+
+def test_grid_points_compete_like_any_candidate() -> None:
+    """`merge.search`'s points are candidates like the methods: the one keeping more of the
+    worst domain's gain wins; in a full tie the plain merge, listed before its points, wins."""
+    plain = _candidate("ties", 0, zep=0.6, mer=0.6)
+    weighted = _candidate("ties-wn", 1, zep=0.8, mer=0.6)
+    unpruned = _candidate("ties-d1", 2, zep=0.6, mer=0.6)
+    assert [c.name for c in rank([unpruned, plain, weighted])] == ["ties-wn", "ties", "ties-d1"]

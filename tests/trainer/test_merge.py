@@ -178,7 +178,9 @@ def test_further_methods_are_written_beside_the_first_each_as_if_made_alone(
         assert all(made[key].allclose(single[key], atol=1e-6) for key in made), method
 
 
-def test_grid_points_merge_at_their_own_density_and_weight(tiny_model_dir, adapters, tmp_path) -> None:
+def test_grid_points_merge_at_their_own_density_and_weight(
+    tiny_model_dir, adapters, tmp_path
+) -> None:
     """Each point of `merge.search`'s grid is its own merge: weight n scales ties' averaged
     update by n (sqrt(n) on each LoRA factor), weight 1/n halves cat's sum into the mean, and
     density 1.0 keeps entries density 0.5 pruned."""

@@ -268,12 +268,32 @@ def _track(args: CombineArgs, out: Path, report: CombinationReport) -> None:
         metrics["combination/mean_gain"] = chosen.mean_gain
         tracker.log(metrics)
         tracker.summary(metrics | {"combination/chosen": report.chosen})
-        columns = ["candidate", "rank", "min_retention", "mean_gain", "worst_untrained", "seconds"]
+        columns = [
+            "candidate",
+            "method",
+            "density",
+            "weight",
+            "rank",
+            "min_retention",
+            "mean_gain",
+            "worst_untrained",
+            "seconds",
+        ]
         tracker.table(
             "candidates",
             columns,
             [
-                [c.name, c.rank, c.min_retention, c.mean_gain, c.worst_untrained_change, c.seconds]
+                [
+                    c.name,
+                    c.method,
+                    c.density,
+                    c.weight,
+                    c.rank,
+                    c.min_retention,
+                    c.mean_gain,
+                    c.worst_untrained_change,
+                    c.seconds,
+                ]
                 for c in report.candidates
             ],
         )

@@ -87,9 +87,7 @@ class CombinationReport(Artifact):
     FILE_NAME: ClassVar[str] = "combination.json"
     KIND: ClassVar[str] = "combination report"
 
-    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: _combination_v1
-    }
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _combination_v1}
 
     schema_version: Literal[2] = Field(default=2, alias="schema")
     """Layout version of this file (2: each candidate's `method`, `density`, `weight`,

@@ -373,9 +373,7 @@ class MergeRecord(Artifact):
     FILE_NAME: ClassVar[str] = "merge.json"
     KIND: ClassVar[str] = "merge record"
 
-    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: _merge_v1
-    }
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _merge_v1}
 
     schema_version: Literal[2] = Field(default=2, alias="schema")
     """Layout version of this file (2: `merges`, and the search settings in `config`)."""

@@ -88,9 +88,7 @@ def expand(
     for method in dict.fromkeys(methods):
         if method in USES_DENSITY:
             tried = [density] + [
-                d
-                for d in densities
-                if d != density and not (method in RANDOM_PRUNING and d == 1.0)
+                d for d in densities if d != density and not (method in RANDOM_PRUNING and d == 1.0)
             ]
             grid: list[float | None] = list(dict.fromkeys(tried))
         else:
