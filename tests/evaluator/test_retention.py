@@ -84,3 +84,13 @@ def test_grid_points_compete_like_any_candidate() -> None:
     weighted = _candidate("ties-wn", 1, zep=0.8, mer=0.6)
     unpruned = _candidate("ties-d1", 2, zep=0.6, mer=0.6)
     assert [c.name for c in rank([unpruned, plain, weighted])] == ["ties-wn", "ties", "ties-d1"]
+
+
+def test_the_message_names_the_best_runners_up_and_counts_the_rest() -> None:
+    from kaizen.evaluator.combine import _message
+
+    ranked = rank([_candidate(f"c{i}", i, zep=0.8 - 0.05 * i, mer=0.6) for i in range(9)])
+    message = _message(ranked, 0.9)
+    assert message.startswith("chose c0: min retention 1.00 reaches the target 0.90 (others: c1")
+    assert "c5 0.69" in message and "c6" not in message
+    assert message.endswith(", 3 more in combination.json)")

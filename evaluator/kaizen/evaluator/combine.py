@@ -38,6 +38,8 @@ from kaizen.runtime.tracking import TrackingOptions, artifact_name
 COMBINATION_FILE = CombinationReport.FILE_NAME
 ADAPTER_DIR = "adapter"
 CANDIDATES_DIR = "candidates"
+#: Runners-up named in the step's message (a grid makes many; the file has them all).
+MESSAGE_OTHERS = 5
 
 
 def dev_items(results: dict[str, Any], path: str | Path, what: str) -> list[dict[str, Any]]:
@@ -242,8 +244,10 @@ def _message(ranked: list[Candidate], target: float) -> str:
         state = f"min retention {worst:.2f} is BELOW the target {target:.2f}"
     others = ", ".join(
         f"{c.name} {'n/a' if c.min_retention is None else f'{c.min_retention:.2f}'}"
-        for c in ranked[1:]
+        for c in ranked[1 : 1 + MESSAGE_OTHERS]
     )
+    if len(ranked) > 1 + MESSAGE_OTHERS:
+        others += f", {len(ranked) - 1 - MESSAGE_OTHERS} more in {COMBINATION_FILE}"
     return f"chose {best.name}: {state}" + (f" (others: {others})" if others else "")
 
 
