@@ -275,9 +275,7 @@ def test_version_1_merge_and_combination_files_read_without_the_grid(tmp_path: P
             for row in combination["candidates"]
         ],
     }
-    report = read_artifact(
-        _write(tmp_path, old_combination, "combination.json"), CombinationReport
-    )
+    report = read_artifact(_write(tmp_path, old_combination, "combination.json"), CombinationReport)
     assert report.schema_version == 2 and report.merge_seconds is None
     assert [(c.name, c.method, c.weight) for c in report.candidates] == [
         ("joint", None, None), ("ties-wn", None, None), ("ties", None, None),
