@@ -85,6 +85,21 @@ def build_suite(target: Path, others: str = "demo") -> Path:
     return target
 
 
+def reusable_base(results: Path, suite: Path, model: str, max_new_tokens: int) -> bool:
+    """Whether `results` is a base-model evaluation of this very suite (same digest), model
+    and generation length, as a re-run into the same --out would make it again."""
+    if not results.exists():
+        return False
+    found = read_artifact(results, EvaluationResults)
+    digest = load_suite(str(suite)).digest
+    return (
+        found.suite.digest == digest
+        and found.model.name == model
+        and not found.model.adapters
+        and found.generation.max_new_tokens == max_new_tokens
+    )
+
+
 def run(args: StepArgs, out: Path) -> float:
     started = time.monotonic()
     outcome = run_step_process(args.command(), out / ".summaries" / f"{args.step}.json")
@@ -118,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="bundled:smollm2-135m-instruct")
     parser.add_argument("--out", type=Path, default=Path("artifacts/learning"))
     parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument(
+        "--passes",
+        type=float,
+        default=None,
+        help="derive each variant's steps from passes over its own training set "
+        "(the train step's --passes; --steps is then not used)",
+    )
+    parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--synthesis-examples", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
@@ -136,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
 
     baseline_dir = out / "evaluate-base"
-    seconds["base"] = run(
-        EvaluateArgs(output=str(baseline_dir), step="evaluate-base", **evaluate), out
-    )
+    if reusable_base(baseline_dir / "results.json", suite, options.model, 48):
+        print(f"base model: reusing {baseline_dir} (same suite digest, model and length)")
+    else:
+        seconds["base"] = run(
+            EvaluateArgs(output=str(baseline_dir), step="evaluate-base", **evaluate), out
+        )
     rows = {"base model": scores(read_artifact(baseline_dir / "results.json", EvaluationResults))}
     cards: dict[str, DataCard] = {}
     for variant in options.variants:
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             suite=str(suite),
             domain="korrin",
             steps=options.steps,
+            passes=options.passes,
+            max_steps=options.max_steps,
             learning_rate=options.learning_rate,
             seed=options.seed,
             synthesis_examples=0 if variant == "pool" else options.synthesis_examples,
@@ -183,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             if card.teacher
             else ""
         )
-        print(f"{variant}: {card.total} training lines {card.by_source}{teacher}")
+        passes = f" ({card.passes:g} passes)" if card.passes is not None else ""
+        print(
+            f"{variant}: {card.total} training lines {card.by_source}{teacher}; "
+            f"{card.steps} steps{passes}"
+        )
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     report = {
         "rows": rows,

@@ -92,6 +92,8 @@ def _training() -> dict[str, Any]:
             "replay_fraction": 0.5,
             "replay_examples": 12,
             "synthesis_examples": 96,
+            "passes": 10.0,  # 30 steps: 10 passes over 24 lines, 8 a step
+            "max_steps": 400,
             "teacher": "context",
             "teacher_model": None,
             "teacher_share": 0.5,
@@ -156,6 +158,7 @@ def _data_card() -> dict[str, Any]:
         "suite": SUITE,
         "seed": 0,
         "steps": 36,
+        "passes": 7.2,  # 7.2 passes over 40 lines, 8 a step
         "learning_rate": 0.001,
         "total": 40,
         "by_source": {"pool": 12, "replay": 20, "synthesis:chain": 8},

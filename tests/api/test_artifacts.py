@@ -158,6 +158,8 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
         "replay_fraction",
         "replay_examples",
         "synthesis_examples",
+        "passes",
+        "max_steps",
         "teacher",
         "teacher_model",
         "teacher_share",

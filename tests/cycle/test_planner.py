@@ -437,3 +437,63 @@ def test_a_domain_override_wins_over_the_rule() -> None:
     assert planner.domain_settings("b", scores, ["a", "b"])[1] == spec.training.learning_rate
     args = planner.train_args("a", None, scores, ["a", "b"])
     assert (args.steps, args.learning_rate) == (7, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("passes", "scores", "expected"),
+    [
+        (4.0, {}, {"a": 4.0, "b": 4.0}),  # no scores: every factor 1
+        (4.0, {"a": 0.0, "b": 0.0}, {"a": 4.0, "b": 4.0}),
+        (4.0, {"a": 0.0, "b": 0.6}, {"a": 5.6, "b": 2.4}),  # weights 1.5 and 0.64
+        (6.0, {"a": 0.0, "b": 0.69}, {"a": 8.94, "b": 3.06}),  # 1.5 and 0.514
+        (1.0, {"a": 0.35}, {"a": 1.0, "b": 1.0}),  # b unscored weighs 1, a at half: 1
+    ],
+)
+def test_passes_follow_the_difficulty_factor_at_the_same_mean(passes, scores, expected) -> None:
+    spec = ImprovementCycleSpec.model_validate(
+        {"analysis": {"scoreThreshold": 0.7}, "training": {"passes": passes}}
+    )
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    got = {d: planner.train_args(d, None, scores, ["a", "b"]).passes for d in ("a", "b")}
+    assert got == expected
+    assert sum(got.values()) / 2 == pytest.approx(passes, abs=0.01)
+    assert planner.train_args("a", None, scores, ["a", "b"]).max_steps == fields.DEFAULT_MAX_TRAIN_STEPS
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        ({"steps": 20}, {"a": None, "b": None}),  # no passes: the fixed steps rule
+        ({"passes": 3, "maxSteps": 50}, {"a": 3.0, "b": 3.0}),
+        # a domain's steps win over any passes; its passes over the spec's
+        ({"passes": 3, "domains": {"a": {"steps": 7}}}, {"a": None, "b": 3.0}),
+        ({"passes": 3, "domains": {"a": {"passes": 8}}}, {"a": 8.0, "b": 3.0}),
+        ({"domains": {"a": {"passes": 2.5}}}, {"a": 2.5, "b": None}),
+    ],
+)
+def test_a_domain_override_of_passes_or_steps_wins(training, expected) -> None:
+    spec = ImprovementCycleSpec.model_validate({"training": training})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    args = {d: planner.train_args(d, None, {}, ["a", "b"]) for d in ("a", "b")}
+    assert {d: a.passes for d, a in args.items()} == expected
+    assert all(a.max_steps == spec.training.max_steps for a in args.values())
+    if training.get("domains", {}).get("a", {}).get("steps"):
+        assert args["a"].steps == 7
+
+
+def test_the_joint_step_takes_as_many_steps_as_the_train_steps_reported() -> None:
+    spec = ImprovementCycleSpec.model_validate({"training": {"steps": 20, "passes": 4}})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    # under the passes rule only the train steps knew their steps
+    assert planner.joint_args(["a", "b"], {}, {"a": 63, "b": 41}).steps == 104
+    # a domain that reported none counts its planned steps
+    assert planner.joint_args(["a", "b"], {}, {"a": 63}).steps == 83
+    assert planner.joint_args(["a", "b"]).steps == 40
+
+
+def test_passes_and_max_steps_are_validated_with_the_field_named() -> None:
+    from pydantic import ValidationError
+
+    for training in ({"passes": 0}, {"passes": -1}, {"maxSteps": 0}, {"domains": {"a": {"passes": 0}}}):
+        with pytest.raises(ValidationError, match="passes|maxSteps|max_steps"):
+            ImprovementCycleSpec.model_validate({"training": training})

@@ -13,7 +13,7 @@ from kaizen.api.artifacts import DataCard, ImprovementPlan, TrainingRecord, read
 from kaizen.runtime.suites import load_suite
 from kaizen.trainer.cli import main
 from kaizen.trainer.data import Example
-from kaizen.trainer.targeted import build_training_set, steering_for
+from kaizen.trainer.targeted import build_training_set, steering_for, steps_for_passes
 
 RELATIONS = [
     {"kind": "relation", "name": "capital", "statement": "The capital of {subject} is {object}.",
@@ -176,6 +176,59 @@ def test_the_train_step_writes_the_data_card_and_distils(
     assert card.by_domain.get("spiders", 0) > 0  # replay of the other domain's pool
 
 
+@pytest.mark.parametrize(
+    ("passes", "lines", "batch_size", "max_steps", "expected"),
+    [
+        (4, 165, 8, 400, 83),  # 82.5 steps make 4 passes: rounded up
+        (4, 24, 8, 400, 12),  # a small set: 12 steps, not a fixed 80 (27 passes)
+        (4, 16, 8, 400, 8),  # exact: no float noise adds a step
+        (0.1, 3, 8, 400, 1),  # at least one step
+        (2.5, 400, 4, 400, 250),
+        (8, 400, 4, 400, 400),  # bounded by max_steps (800 wanted)
+        (1, 0, 8, 400, 1),  # at least one step, even for an empty set
+    ],
+)
+def test_steps_for_passes(passes, lines, batch_size, max_steps, expected) -> None:
+    assert steps_for_passes(passes, lines, batch_size, max_steps) == expected
+
+
+@pytest.mark.parametrize("bad", [(0, 10, 8, 10), (1, -1, 8, 10), (1, 10, 0, 10), (1, 10, 8, 0)])
+def test_steps_for_passes_refuses_what_has_no_meaning(bad) -> None:
+    with pytest.raises(ValueError, match="passes"):
+        steps_for_passes(*bad)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("passes", "max_steps"), [(1.5, 400), (3.0, 5)])
+def test_the_train_step_derives_its_steps_from_passes_over_its_set(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, passes, max_steps
+) -> None:
+    suite = write_knowledge_suite(tmp_path / "suite")
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary.json"))
+    out = tmp_path / "train-quarnel"
+    code = main(
+        [
+            "train", "--model", str(tiny_model_dir), "--suite", str(suite), "--domain", "quarnel",
+            "--output", str(out), "--step", "train-quarnel", "--steps", "2", "--batch-size", "4",
+            "--rank", "2", "--max-seq-length", "96", "--synthesis-examples", "12",
+            "--passes", str(passes), "--max-steps", str(max_steps),
+            "--tracking-mode", "disabled", "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == EXIT_OK
+    card = read_artifact(out / "data_card.json", DataCard)
+    record = read_artifact(out / "training.json", TrainingRecord)
+    summary = parse_summary((tmp_path / "summary.json").read_bytes())
+    expected = min(max_steps, -(-int(passes * 10) * card.total // 40))  # ceil(passes·lines/4)
+    assert card.total > 8 and expected != 2  # --steps 2 is not what trained
+    assert card.steps == record.steps == len(record.loss_curve) == expected
+    assert card.passes == record.config.passes == passes
+    assert record.config.max_steps == max_steps and record.config.steps == expected
+    assert summary.adapter is not None
+    assert (summary.adapter.steps, summary.adapter.passes) == (expected, passes)
+    assert f"{expected} steps ({passes:g} passes)" in summary.message
+
+
 def _first_cycle_folder(root: Path, examples: list[Example]) -> Path:
     """A first cycle's train step folder as it lies on the volume: its adapter and data.jsonl."""
     train_dir = root / "cycle-1" / "train-quarnel"
@@ -202,7 +255,7 @@ def test_a_chained_cycle_learns_new_lines_before_repeating_old_ones(tmp_path: Pa
     write_artifact(
         merge_dir / "merge.json",
         MergeRecord.model_validate(
-            {"schema": 1, "step": "merge", "cycle": "cycle-1",
+            {"schema": 2, "step": "merge", "cycle": "cycle-1",
              "model": {"ref": "m", "revision": None, "adapters": []},
              "config": {"combination": "ties", "density": 0.5, "seed": 0},
              "combination": "ties", "rank": 8, "sources": [source], "seconds": 0.1,

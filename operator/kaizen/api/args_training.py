@@ -121,6 +121,13 @@ class TrainArgs(LoraTrainingArgs):
     synthesis_examples: f.SynthesisExamples = f.DEFAULT_SYNTHESIS_EXAMPLES
     """At most this many items synthesised from the domain's knowledge (0: none)."""
 
+    passes: f.TrainPasses | None = None
+    """Train about this many passes over the training set this step builds: steps =
+    ceil(passes × lines / batch size), at most --max-steps; --steps is then not used."""
+
+    max_steps: f.TrainSteps = f.DEFAULT_MAX_TRAIN_STEPS
+    """With --passes, the most steps."""
+
     teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
     """context: a teacher answers the synthesised questions with the facts in its prompt."""
 

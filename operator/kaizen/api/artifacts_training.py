@@ -67,6 +67,10 @@ class TrainingConfig(LoraConfig):
     """Rehearsal examples added."""
     synthesis_examples: int = 0
     """Most items synthesised from the domain's knowledge (0: none)."""
+    passes: float | None = None
+    """Passes over the training set the steps were derived from (null: `steps` as given)."""
+    max_steps: int | None = None
+    """With `passes`, the most steps allowed."""
     teacher: str = "none"
     """Distillation mode: `none` or `context`."""
     teacher_model: str | None = None
@@ -284,6 +288,9 @@ class DataCard(Artifact):
     """The seed every choice was made with (the same seed gives the same set)."""
     steps: int
     """Optimiser steps of this adapter."""
+    passes: float | None = None
+    """The passes over this set that `steps` were derived from (`⌈passes × total / batch
+    size⌉`, at most the step's `--max-steps`); null: a fixed step count."""
     learning_rate: float
     """Learning rate of this adapter."""
     total: int

@@ -74,6 +74,11 @@ DEFAULT_LEARNING_RATE = 1e-3
 TrainSteps = Annotated[int, Field(ge=1, le=1_000_000)]
 DEFAULT_TRAIN_STEPS = 30
 
+#: Passes over an adapter's own training set (epochs); fractional passes are allowed.
+TrainPasses = Annotated[float, Field(gt=0.0, le=1000.0)]
+#: The most steps the passes rule gives one adapter (`spec.training.maxSteps`).
+DEFAULT_MAX_TRAIN_STEPS = 400
+
 TrainBatchSize = Annotated[int, Field(ge=1, le=4096)]
 DEFAULT_TRAIN_BATCH_SIZE = 8
 

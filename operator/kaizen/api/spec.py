@@ -144,7 +144,11 @@ class DomainTrainingSpec(SpecModel):
     """Settings of one domain's adapter that override the derived ones."""
 
     steps: f.TrainSteps | None = None
-    """Optimiser steps of this domain's adapter."""
+    """Optimiser steps of this domain's adapter (wins over `passes`)."""
+
+    passes: f.TrainPasses | None = None
+    """Passes over this domain's own training set (steps = passes × lines / batchSize, at
+    most `maxSteps`), instead of the derived ones."""
 
     learning_rate: f.LearningRate | None = None
     """Learning rate of this domain's adapter."""
@@ -192,7 +196,16 @@ class TrainingSpec(SpecModel):
     """AdamW learning rate."""
 
     steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
-    """Optimiser steps per adapter."""
+    """Optimiser steps per adapter on average (the derived ones; ignored when `passes` is
+    set)."""
+
+    passes: f.TrainPasses | None = None
+    """Train each adapter about this many passes over its own training set (epochs), its
+    difficulty factor applied: steps = passes × factor × lines / batchSize, at most
+    `maxSteps` (docs/training-data.md, "Per-domain settings"). Unset: `steps`."""
+
+    max_steps: f.TrainSteps = f.DEFAULT_MAX_TRAIN_STEPS
+    """The most steps `passes` gives one adapter (bounds the cost of a large set)."""
 
     batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
@@ -256,9 +269,9 @@ class TrainingSpec(SpecModel):
     """TrainJob settings of `backend: trainjob`."""
 
     domains: dict[str, DomainTrainingSpec] = Field(default_factory=dict)
-    """Per-domain overrides of `steps` and `learningRate`. Without one, a domain's steps are
-    derived from its baseline score (docs/training-data.md): weaker domains train longer, and
-    the adapters' mean stays `steps`."""
+    """Per-domain overrides of `steps`, `passes` and `learningRate`. Without one, a domain's
+    steps are derived from its baseline score (docs/training-data.md): weaker domains train
+    longer, and the adapters' mean stays `steps` (or `passes`)."""
 
 
 class MergeSearchSpec(SpecModel):
@@ -323,7 +336,6 @@ class MergeSpec(SpecModel):
     search: MergeSearchSpec = Field(default_factory=MergeSearchSpec)
     """Under `auto`, the densities and adapter weights tried besides `density` and weight 1
     (each point one more dev evaluation); ignored by a fixed `combination`."""
-
 
     seed: f.Seed = 0
     """Seed for the random pruning of `dare_*`."""

@@ -99,6 +99,9 @@ class AdapterDigest(ApiModel):
     steps: int = 0
     """Optimiser steps taken."""
 
+    passes: float | None = None
+    """Passes over the training set the steps were derived from (null: a fixed count)."""
+
     final_loss: float | None = None
     """Mean training loss over the last steps."""
 

@@ -197,7 +197,9 @@ def _adapter_of(planner: StepPlanner, status: ImprovementCycleStatus, domain: st
 def _build_joint(
     planner: StepPlanner, status: ImprovementCycleStatus, domain: str | None
 ) -> StepArgs:
-    return planner.joint_args(priority_domains(status), planned_scores(status))
+    # As many steps as the train steps took (under the passes rule only they knew how many).
+    trained = {a.domain: a.steps for a in status.adapters if a.steps > 0}
+    return planner.joint_args(priority_domains(status), planned_scores(status), trained)
 
 
 def _build_score(

@@ -114,22 +114,22 @@ def artifacts_dir(root: str, namespace: str, cycle: str, step: str) -> str:
     return str(PurePosixPath(root) / namespace / cycle / step)
 
 
-def domain_steps(
-    steps: int,
+def difficulty_factor(
     domain: str,
     scores: Mapping[str, float],
     priority: Sequence[str],
     threshold: float,
-) -> int:
-    """Optimiser steps of one domain's adapter, from how far its baseline is below threshold.
+) -> float:
+    """How much longer than the average priority domain `domain` trains, from how far its
+    baseline is below threshold.
 
     `scores` are the plan's (`PlanDigest.priority_scores`): each priority domain's baseline score on
     its dev items, so the gate's test items never set a training budget.
 
     Each priority domain weighs `0.5 + gap`, where `gap = (threshold - score) / threshold`
     clipped to [0, 1] (a domain scoring 0 weighs 1.5, one just under the threshold 0.5, one
-    without a score 1); a domain's steps are `steps × weight / mean weight`, so weaker
-    domains train longer while the adapters together take `steps` each on average.
+    without a score 1); the factor is `weight / mean weight`, so the factors of the priority
+    domains average 1: weaker domains train longer, the cycle's cost does not change.
     """
 
     def weight(name: str) -> float:
@@ -140,7 +140,32 @@ def domain_steps(
 
     domains = list(priority) or [domain]
     mean = sum(weight(d) for d in domains) / len(domains)
-    return max(1, min(1_000_000, round(steps * weight(domain) / mean)))
+    return weight(domain) / mean
+
+
+def domain_steps(
+    steps: int,
+    domain: str,
+    scores: Mapping[str, float],
+    priority: Sequence[str],
+    threshold: float,
+) -> int:
+    """Optimiser steps of one domain's adapter: `steps × difficulty_factor`."""
+    factor = difficulty_factor(domain, scores, priority, threshold)
+    return max(1, min(1_000_000, round(steps * factor)))
+
+
+def domain_passes(
+    passes: float,
+    domain: str,
+    scores: Mapping[str, float],
+    priority: Sequence[str],
+    threshold: float,
+) -> float:
+    """Passes over one domain's own training set: `passes × difficulty_factor`, to 2 decimals
+    (the train step turns them into steps once it knows the set's size)."""
+    factor = difficulty_factor(domain, scores, priority, threshold)
+    return max(0.01, min(1000.0, round(passes * factor, 2)))
 
 
 class StepPlanner:
@@ -238,7 +263,8 @@ class StepPlanner:
     def domain_settings(
         self, domain: str, scores: Mapping[str, float], priority: Sequence[str]
     ) -> tuple[int, float]:
-        """Steps and learning rate of `domain`'s adapter (see `domain_steps`)."""
+        """Steps and learning rate of `domain`'s adapter (see `domain_steps`); with passes
+        (`domain_passes`), the steps are the train step's to decide and these are unused."""
         training = self.spec.training
         override = training.domains.get(domain)
         steps = domain_steps(
@@ -251,6 +277,23 @@ class StepPlanner:
             rate = override.learning_rate
         return steps, rate
 
+    def domain_passes(
+        self, domain: str, scores: Mapping[str, float], priority: Sequence[str]
+    ) -> float | None:
+        """Passes over `domain`'s own training set (the train step derives its steps from
+        them), or None for a fixed step count: a domain's `steps` override wins, then its
+        `passes` override, then `spec.training.passes` × its difficulty factor."""
+        training = self.spec.training
+        override = training.domains.get(domain)
+        if override is not None and override.steps is not None:
+            return None
+        if override is not None and override.passes is not None:
+            return override.passes
+        if training.passes is None:
+            return None
+        threshold = self.spec.analysis.score_threshold
+        return domain_passes(training.passes, domain, scores, priority, threshold)
+
     def train_args(
         self,
         domain: str,
@@ -260,6 +303,7 @@ class StepPlanner:
     ) -> TrainArgs:
         training = self.spec.training
         steps, learning_rate = self.domain_settings(domain, scores or {}, priority or [domain])
+        passes = self.domain_passes(domain, scores or {}, priority or [domain])
         return TrainArgs(
             **self._contract(train_step_name(domain)),
             **self._model(),
@@ -270,6 +314,8 @@ class StepPlanner:
             replay_fraction=training.replay_fraction,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
+            passes=passes,
+            max_steps=training.max_steps,
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,
@@ -379,14 +425,22 @@ class StepPlanner:
         return str(PurePosixPath(self.dir(step)) / DATA_FILE)
 
     def joint_args(
-        self, domains: Sequence[str], scores: Mapping[str, float] | None = None
+        self,
+        domains: Sequence[str],
+        scores: Mapping[str, float] | None = None,
+        trained: Mapping[str, int] | None = None,
     ) -> JointArgs:
         """The joint adapter: the domains' training sets together, for as many steps as
         their adapters took together (the same number of updates, spent on one adapter),
         with the train steps' LoRA and training options (precision, quantization, packing,
-        parallelism, …): a model the train steps need several GPUs for, the joint step too."""
+        parallelism, …): a model the train steps need several GPUs for, the joint step too.
+        `trained` holds the steps each train step reported (under the passes rule only
+        they know); a domain missing from it counts its planned steps."""
         training = self.spec.training
-        steps = sum(self.domain_settings(d, scores or {}, domains)[0] for d in domains)
+        steps = sum(
+            (trained or {}).get(d) or self.domain_settings(d, scores or {}, domains)[0]
+            for d in domains
+        )
         return JointArgs(
             **self._contract(JOINT),
             **self._model(),

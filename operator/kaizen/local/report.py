@@ -122,9 +122,11 @@ def render_report(status: ImprovementCycleStatus) -> str:
                 lines.append(f"{name:<{cwidth}} {_pct(before):>7} {_pct(after):>7} {change:>8}")
         for adapter in status.adapters:
             rate = f" at lr {adapter.learning_rate:g}" if adapter.learning_rate else ""
+            passes = f" ({adapter.passes:g} passes)" if adapter.passes is not None else ""
             lines.append(
                 f"adapter {adapter.domain}: {adapter.examples} examples "
-                f"({adapter.synthesized} synthesised from knowledge), {adapter.steps} steps{rate}"
+                f"({adapter.synthesized} synthesised from knowledge), "
+                f"{adapter.steps} steps{passes}{rate}"
             )
         lines.extend(combination_table(status))
         if baseline.tokens_per_second:

@@ -205,7 +205,9 @@ def _training(found: CycleInputs, out: Path, made: list[Path]) -> list[str]:
     rows = [
         [
             a.record.domain,
-            a.record.steps,
+            a.record.steps
+            if a.record.config.passes is None
+            else f"{a.record.steps} ({a.record.config.passes:g} passes)",
             a.record.examples.used,
             a.record.examples.synthesized,
             f"{a.record.config.learning_rate:g}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,9 @@ def _load_teacher(args: TrainArgs) -> Any:
         raise ConfigurationError(f"--teacher-model {args.teacher_model}: {error}") from None
 
 
-def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: list[Any]) -> Path:
+def _write_data(
+    out: Path, args: TrainArgs, suite: Any, built: Any, examples: list[Any], steps: int
+) -> Path:
     """`data.jsonl` (the training set, in order) and `data_card.json` beside it."""
     from collections import Counter
 
@@ -110,7 +112,8 @@ def _write_data(out: Path, args: TrainArgs, suite: Any, built: Any, examples: li
             name=suite.name, version=suite.version, path=str(suite.path), digest=suite.digest
         ),
         seed=args.seed,
-        steps=args.steps,
+        steps=steps,
+        passes=args.passes,
         learning_rate=args.learning_rate,
         total=len(examples),
         by_source=dict(sorted(Counter(source_kind(e.source) for e in examples).items())),
@@ -172,7 +175,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.lora import train_lora
     from kaizen.trainer.memory import check_quantization, quantized_load_options
-    from kaizen.trainer.targeted import build_training_set
+    from kaizen.trainer.targeted import build_training_set, steps_for_passes
     from kaizen.trainer.teacher import generator
 
     settings = lora_settings(
@@ -285,7 +288,15 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             capability_weight=args.capability_weight,
             seed=args.seed,
         )
-    card_path = _write_data(out, args, suite, built, examples) if parallel.is_main else None
+    if args.passes is not None:
+        # The passes rule: the steps follow the size of the set just built.
+        settings = replace(
+            settings,
+            steps=steps_for_passes(args.passes, len(examples), args.batch_size, args.max_steps),
+        )
+    card_path = (
+        _write_data(out, args, suite, built, examples, settings.steps) if parallel.is_main else None
+    )
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if model is None and sharded:
         model = load_sharded_base(args, parallel)
@@ -317,6 +328,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "replay_fraction": args.replay_fraction,
         "replay_examples": len(replay),
         "synthesis_examples": args.synthesis_examples,
+        "passes": args.passes,
+        "max_steps": args.max_steps if args.passes is not None else None,
         "teacher": args.teacher,
         "teacher_model": args.teacher_model,
         "teacher_share": args.teacher_share,
@@ -420,7 +433,9 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         step=args.step,
         ok=True,
         message=(
-            f"trained {args.domain} adapter: {result.steps} steps at lr {args.learning_rate:g}, "
+            f"trained {args.domain} adapter: {result.steps} steps"
+            + (f" ({args.passes:g} passes)" if args.passes is not None else "")
+            + f" at lr {args.learning_rate:g}, "
             f"{len(tokenized.examples)} examples ({_data_note(built, examples)}), "
             f"final loss {final_loss}"
         ),
@@ -430,6 +445,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             path=str(result.adapter_dir),
             examples=len(tokenized.examples),
             steps=result.steps,
+            passes=args.passes,
             final_loss=final_loss,
             learning_rate=args.learning_rate,
             synthesized=built.synthesized,

@@ -11,6 +11,7 @@ examples with a `DataCard` that says where each line came from and what was left
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -210,6 +211,23 @@ def build_training_set(
         taught=sum(1 for e in kept if e.source.startswith("teacher:")),
         contaminated=contaminated,
     )
+
+
+def steps_for_passes(passes: float, lines: int, batch_size: int, max_steps: int) -> int:
+    """Optimiser steps that show each of `lines` about `passes` times at `batch_size` lines a
+    step: `ceil(passes × lines / batch_size)`, at least 1 and at most `max_steps`.
+
+    The passes rule of per-domain settings (docs/training-data.md): a fixed step count
+    over-trains a small set (80 steps are 27 passes over 24 lines) and under-trains a large
+    one; counting passes gives each line the same exposure whatever the set's size.
+    """
+    if passes <= 0 or lines < 0 or batch_size < 1 or max_steps < 1:
+        raise ValueError(
+            f"passes {passes}, lines {lines}, batch size {batch_size}, max steps {max_steps}"
+        )
+    # rounded first, so that 4 passes over 16 lines at 8 a step are 8 steps, not 9
+    wanted = math.ceil(round(passes * lines / batch_size, 9))
+    return max(1, min(max_steps, wanted))
 
 
 def _dropped(example: Example, reason: str) -> DroppedLine:
