@@ -17,9 +17,12 @@ trains one adapter for Korrin three ways, on the same base model, steps and seed
 Each adapter is scored on Korrin's paraphrases, its compositions, and the other domains, and
 the table compares them with the base model measured in the same run. Every step runs as the
 real step program (`python -m kaizen.trainer train`, `python -m kaizen.evaluator evaluate`)
-with typed arguments. About 12 minutes on 2 CPU cores with the bundled model.
+with typed arguments. About 12 minutes on 2 CPU cores with the bundled model. `--passes K`
+gives each variant the passes rule of per-domain settings (its steps follow its own set's
+size) instead of a fixed `--steps`. A base evaluation already in `--out` for the same suite,
+model and length is reused.
 
-    python benchmarks/learning.py --out artifacts/learning
+    python benchmarks/learning.py --out artifacts/learning [--passes 4] [--others core]
 """
 
 from __future__ import annotations
