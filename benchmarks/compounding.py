@@ -46,6 +46,8 @@ def cycle_manifest(suite: Path, options: argparse.Namespace) -> dict[str, Any]:
     spec["analysis"]["maxPriorityDomains"] = options.max_priority_domains
     spec["analysis"]["scoreThreshold"] = options.score_threshold
     spec["training"]["steps"] = options.steps
+    if getattr(options, "passes", None) is not None:
+        spec["training"]["passes"] = options.passes  # the passes rule: steps follow each set
     spec["training"]["synthesis"] = {"examples": options.synthesis_examples}
     spec["tracking"] = {"mode": "disabled"}
     return dict(cycle)
@@ -79,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("artifacts/compounding"))
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument(
+        "--passes",
+        type=float,
+        default=None,
+        help="spec.training.passes: each adapter's steps follow its own set's size",
+    )
     parser.add_argument("--synthesis-examples", type=int, default=96)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument(

@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             step = min(saved, key=lambda s: (abs(s - passes * per_pass), s))
             adapter = saved[step]
             name = f"evaluate-{domain}-p{passes}"
-            run(EvaluateArgs(output=str(out / name), step=name, adapters=[str(adapter)], **evaluate), out)
+            run(
+                EvaluateArgs(
+                    output=str(out / name), step=name, adapters=[str(adapter)], **evaluate
+                ),
+                out,
+            )
             scores = by_domain(read_artifact(out / name / "results.json", EvaluationResults))
             first = max(0, round((passes - 1) * per_pass))
             window = losses[first:step] or losses[-1:]

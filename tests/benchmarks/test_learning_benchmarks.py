@@ -18,7 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from compounding import cycle_manifest  # noqa: E402
-from learning import build_suite  # noqa: E402
+from learning import build_suite, reusable_base  # noqa: E402
 
 
 def test_the_korrin_suite_is_known_only_by_facts_and_held_out(tmp_path: Path) -> None:
@@ -45,6 +45,62 @@ def test_the_chained_cycle_is_the_demo_cycle_pointed_at_korrin(tmp_path: Path) -
     assert cycle.spec.analysis.max_priority_domains == 1
     assert cycle.spec.analysis.score_threshold == 0.9
     assert cycle.spec.training.synthesis.examples == 96
+    assert cycle.spec.training.passes is None
+    options.passes = 4.0  # type: ignore[attr-defined]
+    assert parse_cycle(cycle_manifest(tmp_path / "suite", options)).spec.training.passes == 4.0
+
+
+def test_a_base_evaluation_is_reused_only_for_the_same_suite_model_and_length(
+    tmp_path: Path,
+) -> None:
+    from kaizen.api.artifacts import EvaluationResults, write_artifact
+    from tests.api.artifact_samples import SAMPLES
+
+    suite = build_suite(tmp_path / "suite")
+    results = tmp_path / "results.json"
+    assert not reusable_base(results, suite, "m", 48)  # nothing there yet
+    sample = SAMPLES[EvaluationResults]()
+
+    def write(digest: str, model: str, adapters: list[str], tokens: int) -> None:
+        data = json.loads(json.dumps(sample))
+        data["suite"]["digest"] = digest
+        data["model"].update({"name": model, "adapters": adapters})
+        data["generation"]["max_new_tokens"] = tokens
+        write_artifact(results, EvaluationResults.model_validate(data))
+
+    digest = load_suite(str(suite)).digest
+    write(digest, "m", [], 48)
+    assert reusable_base(results, suite, "m", 48)
+    for other in (("sha256:0", "m", [], 48), (digest, "n", [], 48), (digest, "m", ["/a"], 48),
+                  (digest, "m", [], 32)):  # fmt: skip
+        write(*other)
+        assert not reusable_base(results, suite, "m", 48), other
+
+
+@pytest.mark.e2e
+def test_the_passes_sweep_scores_dev_items_after_each_pass(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    args = [
+        sys.executable, str(BENCHMARKS / "passes.py"), "--model", str(tiny_model_dir),
+        "--out", str(tmp_path / "out"), "--domains", "zephyria", "--max-passes", "2",
+        "--checkpoint-every", "1", "--synthesis-examples", "8",
+    ]  # fmt: skip
+    process = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert process.returncode == 0, process.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "passes.json").read_text())
+    zephyria = report["domains"]["zephyria"]
+    per_pass = zephyria["lines"] / 8
+    assert list(zephyria["passes"]) == ["1", "2"]
+    for passes, row in zephyria["passes"].items():
+        # the adapter scored is the one kept nearest to that many passes over the set
+        assert abs(row["step"] - int(passes) * per_pass) <= 1
+        assert set(row["dev"]) == set(report["base"]) >= {"zephyria", "geography"}
+        assert row["loss_last_pass"] > 0
+    # only dev items were scored
+    results = json.loads((tmp_path / "out" / "evaluate-zephyria-p1" / "results.json").read_text())
+    assert {item["split"] for item in results["items"]} == {"dev"}
 
 
 @pytest.mark.cycle
