@@ -457,7 +457,10 @@ def test_passes_follow_the_difficulty_factor_at_the_same_mean(passes, scores, ex
     got = {d: planner.train_args(d, None, scores, ["a", "b"]).passes for d in ("a", "b")}
     assert got == expected
     assert sum(got.values()) / 2 == pytest.approx(passes, abs=0.01)
-    assert planner.train_args("a", None, scores, ["a", "b"]).max_steps == fields.DEFAULT_MAX_TRAIN_STEPS
+    assert (
+        planner.train_args("a", None, scores, ["a", "b"]).max_steps
+        == fields.DEFAULT_MAX_TRAIN_STEPS
+    )
 
 
 @pytest.mark.parametrize(
@@ -494,6 +497,11 @@ def test_the_joint_step_takes_as_many_steps_as_the_train_steps_reported() -> Non
 def test_passes_and_max_steps_are_validated_with_the_field_named() -> None:
     from pydantic import ValidationError
 
-    for training in ({"passes": 0}, {"passes": -1}, {"maxSteps": 0}, {"domains": {"a": {"passes": 0}}}):
+    for training in (
+        {"passes": 0},
+        {"passes": -1},
+        {"maxSteps": 0},
+        {"domains": {"a": {"passes": 0}}},
+    ):
         with pytest.raises(ValidationError, match="passes|maxSteps|max_steps"):
             ImprovementCycleSpec.model_validate({"training": training})
