@@ -212,7 +212,10 @@ async def test_job_events_of_a_settled_cycle_cost_nothing() -> None:
         )
     assert kube.calls == []
     # A Job of a cycle recreated under the same name (another uid) is not covered.
-    other = {"metadata": {"ownerReferences": [{"uid": "uid-2", "controller": True}]}}
+    other = {
+        "metadata": {"ownerReferences": [{"uid": "uid-2", "controller": True}]},
+        "status": {"active": 1},
+    }
     await handlers.job_event(
         namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logger, body=other
     )
@@ -276,7 +279,7 @@ def test_only_kube_imports_the_kubernetes_client() -> None:
 async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() -> None:
     # The Job controller writes a step's status about four times (started, success criteria
     # met, complete); kopf reports each. Only the writes that can change a decision reconcile
-    # (this Job was not created by the reconciler: its ADDED event is news).
+    # (a Job as created, with no status yet, tells nothing: its step is recorded as launched).
     from tests.operator.test_reconciler import NAME, NS, UID, FakeKube, cycle_body
 
     kube = FakeKube()
@@ -286,7 +289,7 @@ async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() ->
     labels = {"kaizen.dev/cycle": NAME}
     meta = {"name": "demo-x", "uid": "job-1", "ownerReferences": [{"uid": UID, "controller": True}]}
     versions = [
-        ("ADDED", {}, True),
+        ("ADDED", {}, False),  # as created: the step was recorded as launched then
         ("MODIFIED", {"active": 1}, True),
         ("MODIFIED", {"active": 1}, False),  # a write that changed nothing it reads
         (
@@ -322,6 +325,32 @@ async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() ->
             type=event,
         )
         assert (("get_cycle", NAME) in kube.calls) == reconciles, (event, job_status)
-    # Forgotten with the Job; what is left are the Jobs the reconciler created (noted then).
-    assert "demo-x" not in {name for _, name in kube.jobs}
-    assert len(reconciler.job_signatures) == len(kube.jobs) == 1
+    assert len(reconciler.job_signatures) == 0  # forgotten with the Job
+
+
+async def test_a_job_created_suspended_is_news_and_its_step_waits_for_quota() -> None:
+    # Kueue holds a Job suspended from its creation: its ADDED event is what says so.
+    from tests.operator.test_reconciler import NAME, NS, UID, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    memo = SimpleNamespace(kaizen=reconciler)
+    await reconciler.reconcile(NS, NAME)
+    ((_, name),) = kube.jobs
+    job = kube.jobs[(NS, name)]
+    job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "gpus"
+    job["spec"]["suspend"] = True
+    job["metadata"]["ownerReferences"] = [{"uid": UID, "controller": True}]
+    kube.calls.clear()
+    await handlers.job_event(
+        namespace=NS,
+        labels={"kaizen.dev/cycle": NAME},
+        memo=memo,
+        logger=logging.getLogger("t"),
+        body=copy.deepcopy(job),
+        type="ADDED",
+    )
+    assert ("get_cycle", NAME) in kube.calls
+    (step,) = kube.cycles[(NS, NAME)]["status"]["steps"]
+    assert step["state"] == "Queued" and "waiting for quota" in step["message"]

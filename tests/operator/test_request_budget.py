@@ -31,8 +31,9 @@ from tests.operator.test_reconciler import NAME, NOW, NS, UID, FakeKube, cycle_b
 WRITES = ("ADDED", "pod created", "pod ready", "SuccessCriteriaMet", "Complete")
 
 #: Calls the reconciler makes for each write of a step's Job that runs alone (the baseline):
-#: nothing for the ADDED event of the Job it created (the create's answer said as much) nor
-#: for SuccessCriteriaMet (the outcome is read at Complete); one read of the cycle, one list
+#: nothing for the ADDED event of the Job it created (a Job as created says nothing the
+#: launch record does not) nor for SuccessCriteriaMet (the outcome is read at Complete); one
+#: read of the cycle, one list
 #: of its Jobs, at most one list of pods, the status patch when something changed, and the
 #: next step's Job.
 ALONE = {

@@ -26,7 +26,7 @@ from kaizen.operator import metrics
 from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
-from kaizen.operator.pacing import backoff, controller_uid, job_ending
+from kaizen.operator.pacing import backoff, controller_uid, job_ending, job_fresh
 from kaizen.operator.reconciler import CycleReconciler, job_finished
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import GROUP as TRAINJOB_GROUP
@@ -190,9 +190,10 @@ async def job_event(
     """A step Job changed (created, progressed, finished, deleted): reconcile its cycle.
 
     Not for a cycle known to be finished and settled (a TTL deletion, a stopped sibling), nor
-    for a Job write that changes nothing the engine acts on (`JobSignatures`; the ADDED event
-    of a Job the operator created), nor for the write that only announces the Job's end
-    (`job_ending`: SuccessCriteriaMet or FailureTarget before Complete or Failed). kopf
+    for a Job write that changes nothing the engine acts on (`JobSignatures`), nor for a Job
+    as created (`job_fresh`: its ADDED event, no status yet, not suspended), nor for the
+    write that only announces the Job's end (`job_ending`: SuccessCriteriaMet or
+    FailureTarget before Complete or Failed). kopf
     does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
     30 s), not only by the safety-net timer a minute later. The event's arrival (stamped by
     the watch stream) starts the latency metrics: `kaizen_job_event_queue_seconds` until the
@@ -212,9 +213,9 @@ async def job_event(
     if body is not None:
         if type == "DELETED":
             signatures.forget(ns, body)
-        elif signatures.unchanged(ns, body) or job_ending(body):
-            # Nothing the engine acts on changed (a write of fields it does not read, the ADDED
-            # event of a Job it created), or the Job's end is decided and not yet written.
+        elif signatures.unchanged(ns, body) or job_fresh(body) or job_ending(body):
+            # Nothing the engine acts on changed (a write of fields it does not read), the Job
+            # is as created (its ADDED event), or its end is decided and not yet written.
             return
     try:
         await reconciler.reconcile(ns, cycle, job_event=arrived)

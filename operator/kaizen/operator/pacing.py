@@ -163,6 +163,17 @@ _DECISIVE_CONDITIONS = ("Complete", "Failed", "Suspended")
 _ENDING_CONDITIONS = ("SuccessCriteriaMet", "FailureTarget")
 
 
+def job_fresh(job: Mapping[str, Any]) -> bool:
+    """Whether a Job is as it was created: no status yet, and not suspended.
+
+    Its event (the ADDED event of the Job the operator has just created, as a rule) tells the
+    engine nothing it can act on: the step was recorded as launched when the Job was created,
+    and the Job controller's first write (a pod created, `active: 1`) comes next. A suspended
+    Job's is news: it waits for quota, which the step's status shows.
+    """
+    return not job.get("status") and not (job.get("spec") or {}).get("suspend")
+
+
 def job_ending(job: Mapping[str, Any]) -> bool:
     """Whether the Job controller has decided a Job's end but not written it yet.
 
@@ -204,9 +215,7 @@ class JobSignatures:
 
     The Job controller writes a Job's status several times per step (started, success
     criteria met, complete) and kopf reports each write; only the changes the engine acts on
-    need a reconciliation. A Job the operator has just created is noted with the server's
-    answer to the create, so its ADDED event (which shows nothing the create did not) costs
-    no reconciliation either. Forgotten when the Job is deleted; empty after a restart.
+    need a reconciliation. Forgotten when the Job is deleted; empty after a restart.
     """
 
     def __init__(self) -> None:
@@ -220,7 +229,7 @@ class JobSignatures:
         return bool(name) and self._seen.get((namespace, name)) == job_signature(job)
 
     def handled(self, namespace: str, job: Mapping[str, Any]) -> None:
-        """The cycle was reconciled after (or, for a Job it just created, knowing) `job`."""
+        """The cycle was reconciled after `job` (this version of it)."""
         name = (job.get("metadata") or {}).get("name")
         if name:
             self._seen[(namespace, name)] = job_signature(job)

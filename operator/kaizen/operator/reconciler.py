@@ -311,7 +311,7 @@ class CycleReconciler:
                     self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                     continue
                 try:
-                    created = await self.kube.create_job(manifest, uid)
+                    await self.kube.create_job(manifest, uid)
                 except Exception as error:  # noqa: BLE001 - the other steps still get their Jobs
                     logger.warning(
                         "Creating Job %s/%s failed: %s", namespace, invocation.job_name, error
@@ -339,9 +339,6 @@ class CycleReconciler:
                         )
                         self._post(body, CycleEvent("Warning", JOB_REJECTED, message))
                 else:
-                    if _just_created(created):
-                        # Its ADDED event will show what this answer shows: no reconciliation.
-                        self.job_signatures.handled(namespace, created)
                     self._refusals.pop((namespace, invocation.job_name), None)
                     outcome.created.append(invocation.job_name)
                     started_kinds.append(invocation.kind)
@@ -508,15 +505,6 @@ class CycleReconciler:
             del self._refusals[(namespace, job_name)]
         state = StepState.FAILED if status == 422 else StepState.PENDING
         return StepObservation(name=step, state=state, reason=reason, message=message)
-
-
-def _just_created(job: Any) -> bool:
-    """Whether the answer to a create is a Job as it is right after creation: no status yet,
-    not suspended (a suspended Job's ADDED event says it waits for quota: the engine shows
-    that). A Job found existing (created by an earlier attempt) may have moved on since."""
-    if not isinstance(job, Mapping) or job.get("kind", "Job") != "Job":
-        return False
-    return not job.get("status") and not (job.get("spec") or {}).get("suspend")
 
 
 def _pod_ready(job: Mapping[str, Any]) -> bool:
