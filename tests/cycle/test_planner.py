@@ -427,6 +427,32 @@ def test_token_level_distillation_is_off_unless_asked_for(teacher, expected) -> 
     assert (args.distill_weight, args.distill_top_k, args.distill_temperature) == expected
 
 
+@pytest.mark.parametrize(
+    ("merge", "domains", "expected"),
+    [
+        # auto: each method at its plain point, then merge.search's (default: density 1.0
+        # for the pruning methods, weight n for all).
+        (
+            {"combination": "auto", "candidates": ["ties", "linear", "joint"]},
+            2,
+            ["ties", "ties-wn", "ties-d1", "ties-d1-wn", "linear", "linear-wn"],
+        ),
+        ({"combination": "auto", "candidates": ["cat"], "search": {"weights": []}}, 3, ["cat"]),
+        # A fixed combination searches nothing; one domain's adapter is copied, once.
+        ({"combination": "dare_ties", "search": {"weights": ["1/n"]}}, 2, ["dare_ties"]),
+        ({"combination": "auto", "candidates": ["ties", "cat"]}, 1, ["ties"]),
+    ],
+)
+def test_the_merge_step_makes_the_grid_only_under_auto(
+    merge: dict[str, Any], domains: int, expected: list[str]
+) -> None:
+    spec = ImprovementCycleSpec.model_validate({"merge": merge})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    assert [p.name for p in planner.merge_points(domains)] == expected
+    sources = [(f"d{i}", f"/a/d{i}") for i in range(domains)]
+    assert [p.name for p in planner.merge_args(sources).points()][: len(expected)] == expected
+
+
 def test_a_domain_override_wins_over_the_rule() -> None:
     spec = ImprovementCycleSpec.model_validate(
         {"training": {"steps": 20, "domains": {"a": {"steps": 7, "learningRate": 0.01}}}}
