@@ -70,7 +70,7 @@ def _report() -> dict[str, Any]:
 def _training() -> dict[str, Any]:
     """A training.json as `kaizen.trainer.programs.train` writes it."""
     return {
-        "schema": 1,
+        "schema": 2,
         "step": "train-zep",
         "cycle": "demo",
         "domain": "zep",
@@ -152,7 +152,7 @@ def _data_card() -> dict[str, Any]:
     """A data_card.json as `kaizen.trainer.programs.train` writes it."""
     line = {"source": "synthesis:chain", "capability": "cross_referencing"}
     return {
-        "schema": 1,
+        "schema": 2,
         "step": "train-zep",
         "domain": "zep",
         "suite": SUITE,

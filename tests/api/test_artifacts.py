@@ -13,12 +13,14 @@ from kaizen.api.artifacts import (
     Artifact,
     ArtifactError,
     CombinationReport,
+    DataCard,
     EvaluationResults,
     ImprovementPlan,
     JointRecord,
     MergedSource,
     MergeRecord,
     TrainingConfig,
+    TrainingRecord,
     ValidationReport,
     main,
     read_artifact,
@@ -46,6 +48,8 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
     CombinationReport: 2,
+    DataCard: 2,
+    TrainingRecord: 2,
     JointRecord: 2,
     MergeRecord: 2,
     ValidationReport: 3,
@@ -322,3 +326,24 @@ def test_the_report_refuses_a_combination_that_is_not_the_candidates(tmp_path: P
     candidate["model"]["adapters"] = ["/a/train-geo/adapter"]
     with pytest.raises(ConfigurationError, match=rf"{path}: adapter: the chosen adapter"):
         retention_record(path, candidate)
+
+
+@pytest.mark.parametrize("model", [TrainingRecord, DataCard], ids=lambda m: m.FILE_NAME)
+def test_a_version_1_training_record_or_card_reads_as_a_fixed_step_count(
+    model: type[Artifact], tmp_path: Path
+) -> None:
+    # Version 2 added the passes the steps were derived from: a version-1 file trained a
+    # fixed count, and reads with passes (and the bound) unknown.
+    new = SAMPLES[model]()
+    old = json.loads(json.dumps(new)) | {"schema": 1}
+    for part in (old, old.get("config", {})):
+        part.pop("passes", None)
+        part.pop("max_steps", None)
+    read = read_artifact(_write(tmp_path, old, model.FILE_NAME), model)
+    assert read.schema_version == 2
+    if isinstance(read, TrainingRecord):
+        assert read.config.passes is None and read.config.max_steps is None
+        assert read.config.steps == new["config"]["steps"]
+    else:
+        assert isinstance(read, DataCard)
+        assert read.passes is None and read.steps == new["steps"]

@@ -137,14 +137,21 @@ class DistillationUse(Record):
     """Mean KL term over the last steps."""
 
 
+def _training_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A training.json of version 1 as version 2: its steps were a fixed count (no passes)."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class TrainingRecord(Artifact):
     """`training.json`: how one domain's adapter was trained."""
 
     FILE_NAME: ClassVar[str] = "training.json"
     KIND: ClassVar[str] = "training record"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _training_v1}
+
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `passes` and `max_steps` in `config`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     cycle: str | None
@@ -270,14 +277,21 @@ class TeacherUse(Record):
     """Answers that stated the known fact, kept for training."""
 
 
+def _data_card_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A data_card.json of version 1 as version 2: its steps were a fixed count (no passes)."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class DataCard(Artifact):
     """`data_card.json`: the training set of one adapter, where each line came from and why."""
 
     FILE_NAME: ClassVar[str] = "data_card.json"
     KIND: ClassVar[str] = "data card"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
-    """Layout version of this file."""
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _data_card_v1}
+
+    schema_version: Literal[2] = Field(default=2, alias="schema")
+    """Layout version of this file (2: `passes`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     domain: str
