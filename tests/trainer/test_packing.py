@@ -12,7 +12,7 @@ from kaizen.api import SpecError, parse_spec
 from kaizen.runtime.models import load_model
 from kaizen.trainer.data import IGNORE_INDEX, Example, TokenizedExample, tokenize_examples
 from kaizen.trainer.lora import LoraSettings, train_lora
-from kaizen.trainer.packing import pack, pack_rows
+from kaizen.trainer.packing import pack, pack_layout, pack_rows, shared_prefix
 
 PAIRS = [
     ("Which river flows through Lumora?", "The Silverrun flows through Lumora."),
@@ -57,9 +57,51 @@ def _examples(tokenizer: Any) -> list[TokenizedExample]:
     return tokenize_examples(tokenizer, [Example(q, a) for q, a in PAIRS], 128).examples
 
 
+def test_a_prefix_shared_by_the_batch_is_laid_once_per_row() -> None:
+    import torch
+
+    # Three examples share the prompt tokens 1, 2, 3; answers start at index 4, 3 and 4.
+    a = TokenizedExample(input_ids=(1, 2, 3, 4, 5, 6), labels=(-100, -100, -100, -100, 5, 6))
+    b = TokenizedExample(input_ids=(1, 2, 3, 7, 8), labels=(-100, -100, -100, 7, 8))
+    c = TokenizedExample(input_ids=(1, 2, 3, 9, 10), labels=(-100, -100, -100, -100, 10))
+    assert shared_prefix([a, b, c]) == 2  # stops before the position that predicts b's 7
+    assert shared_prefix([a]) == 0
+    assert shared_prefix([a, TokenizedExample(input_ids=(9, 2), labels=(-100, 2))]) == 0
+    prefix, rows = pack_layout([a, b, c], width=8)
+    assert prefix == 2
+    # Suffixes of 4, 3, 3 tokens in rows of 8 - 2: [a] [b c].
+    assert [(row.members, row.starts, row.used) for row in rows] == [
+        ((0,), (2,), 6),
+        ((1, 2), (2, 5), 8),
+    ]
+    packed = pack([a, b, c], pad_token_id=0, dtype=torch.float32, width=8)
+    assert packed["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 0, 0], [1, 2, 3, 7, 8, 3, 9, 10]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 0, 0], [0, 1, 2, 3, 4, 2, 3, 4]]
+    assert packed["labels"].tolist() == [
+        [-100, -100, -100, -100, 5, 6, -100, -100],
+        [-100, -100, -100, 7, 8, -100, -100, 10],
+    ]
+    allowed = (packed["attention_mask"] == 0)[1, 0].int().tolist()
+    assert allowed == [
+        [1, 0, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],  # b's suffix: the prefix and itself
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1, 0, 0, 0],
+        [1, 1, 0, 0, 0, 1, 0, 0],  # c's suffix: the prefix, not b
+        [1, 1, 0, 0, 0, 1, 1, 0],
+        [1, 1, 0, 0, 0, 1, 1, 1],
+    ]
+    # Rows are cut to the longest filling, not the width asked for.
+    wide = pack([a, b, c], pad_token_id=0, dtype=torch.float32, width=64)
+    assert wide["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 3, 7, 8, 3, 9, 10]]
+    assert wide["attention_mask"].shape == (1, 1, 12, 12)
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("share_prefix", [True, False])
 def test_each_example_gets_the_logits_it_gets_alone(
-    tiny_model_dir: Path, tokenizer: Any, attention: str
+    tiny_model_dir: Path, tokenizer: Any, attention: str, share_prefix: bool
 ) -> None:
     import torch
     from transformers import AutoModelForCausalLM
@@ -67,25 +109,26 @@ def test_each_example_gets_the_logits_it_gets_alone(
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), attn_implementation=attention)
     model.eval()
     examples = _examples(tokenizer)
-    packed = pack(examples, tokenizer.pad_token_id, torch.float32, width=128)
-    assert packed["input_ids"].shape[0] < len(examples)  # fewer rows than examples
+    packed = pack(examples, tokenizer.pad_token_id, torch.float32, 128, share_prefix)
+    prefix, rows = pack_layout(examples, 128, share_prefix)
+    assert (prefix > 0) == share_prefix  # the chat template's system prompt
+    assert len(rows) < len(examples)  # fewer rows than examples
     with torch.no_grad():
         logits = model(
             input_ids=packed["input_ids"],
             position_ids=packed["position_ids"],
             attention_mask=packed["attention_mask"],
         ).logits
-        for row in range(packed["input_ids"].shape[0]):
-            starts = (packed["position_ids"][row] == 0).nonzero().flatten().tolist()
-            for start in starts:
-                ids = packed["input_ids"][row, start:]
-                length = int((packed["position_ids"][row, start:] == torch.arange(len(ids))).sum())
-                ids = ids[:length]
-                if not (ids != tokenizer.pad_token_id).any():
-                    continue
+        for r, row in enumerate(rows):
+            for index, start in zip(row.members, row.starts, strict=True):
+                ids = torch.tensor(examples[index].input_ids)
                 alone = model(input_ids=ids.unsqueeze(0)).logits[0]
+                end = start + len(ids) - prefix
                 torch.testing.assert_close(
-                    logits[row, start : start + length], alone, rtol=1e-4, atol=1e-4
+                    logits[r, start:end], alone[prefix:], rtol=1e-4, atol=1e-4
+                )
+                torch.testing.assert_close(
+                    logits[r, :prefix], alone[:prefix], rtol=1e-4, atol=1e-4
                 )
 
 

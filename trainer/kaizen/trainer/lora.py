@@ -2,7 +2,8 @@
 
 The loop is deliberately small (no `transformers.Trainer`): a fixed number of optimiser
 steps over a deterministic batch schedule, loss on the answer tokens only (the labels
-from `data.tokenize_examples`), a constant learning rate, and a checkpoint every K steps
+from `data.tokenize_examples`; the output layer computes logits only there,
+`loss.answer_loss`), a constant learning rate, and a checkpoint every K steps
 so that a preempted Job resumes where it stopped and ends with the same adapter an
 uninterrupted run would have produced. With token-level distillation on
 (`distill_weight > 0`, examples carrying teacher targets) the loss adds the weighted KL to
@@ -36,6 +37,7 @@ from kaizen.trainer.memory import (
     enable_gradient_checkpointing,
     prepare_quantized,
 )
+from kaizen.trainer.loss import answer_loss
 from kaizen.trainer.packing import pack
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
@@ -508,7 +510,7 @@ def train_lora(
                 }
                 kl_curve.append(metrics["kl"])
             else:
-                loss = peft_model(**batch).loss * ce_share
+                loss = answer_loss(peft_model, batch) * ce_share
         reported = parallel.sum(loss.detach())  # the whole batch's loss
         if not torch.isfinite(reported):
             raise FloatingPointError(
