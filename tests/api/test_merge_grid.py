@@ -76,7 +76,7 @@ def test_bad_grids_are_refused() -> None:
 
 def test_the_spec_search_has_defaults_and_is_validated() -> None:
     merge = MergeSpec()
-    assert (merge.search.densities, merge.search.weights) == ([1.0], ["n"])
+    assert (merge.search.densities, merge.search.weights) == ([1.0], ["1/n"])
     parsed = MergeSpec.model_validate({"search": {"densities": [], "weights": ["n", "1/n"]}})
     assert (parsed.search.densities, parsed.search.weights) == ([], ["n", "1/n"])
     for search, message in [

@@ -431,11 +431,11 @@ def test_token_level_distillation_is_off_unless_asked_for(teacher, expected) -> 
     ("merge", "domains", "expected"),
     [
         # auto: each method at its plain point, then merge.search's (default: density 1.0
-        # for the pruning methods, weight n for all).
+        # for the pruning methods, weight 1/n for all).
         (
             {"combination": "auto", "candidates": ["ties", "linear", "joint"]},
             2,
-            ["ties", "ties-wn", "ties-d1", "ties-d1-wn", "linear", "linear-wn"],
+            ["ties", "ties-winvn", "ties-d1", "ties-d1-winvn", "linear", "linear-winvn"],
         ),
         ({"combination": "auto", "candidates": ["cat"], "search": {"weights": []}}, 3, ["cat"]),
         # A fixed combination searches nothing; one domain's adapter is copied, once.

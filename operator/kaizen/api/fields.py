@@ -152,9 +152,12 @@ DEFAULT_DENSITY = 0.5
 WeightRule = Literal["one", "n", "1/n"]
 WEIGHT_RULES: tuple[str, ...] = ("one", "n", "1/n")
 #: What `auto` also tries for every merge method (`merge.search`): density 1.0 (no pruning)
-#: besides `merge.density`, and each adapter weighted n besides 1.
+#: besides `merge.density`, and each adapter weighted 1/n besides 1. Chosen from measurements
+#: (docs/ml-notes.md): TIES at density 1.0 was the only merge to keep every domain's gain with
+#: three adapters; 1/n lifted the summing methods (linear, cat, dare_*) on the demo; weight n
+#: lowered every method in both runs.
 DEFAULT_SEARCH_DENSITIES: tuple[float, ...] = (1.0,)
-DEFAULT_SEARCH_WEIGHTS: tuple[WeightRule, ...] = ("n",)
+DEFAULT_SEARCH_WEIGHTS: tuple[WeightRule, ...] = ("1/n",)
 
 # -- validation ------------------------------------------------------------------------------
 

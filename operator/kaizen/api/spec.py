@@ -288,9 +288,9 @@ class MergeSearchSpec(SpecModel):
     weights: list[f.WeightRule] = Field(
         default_factory=lambda: list(f.DEFAULT_SEARCH_WEIGHTS), max_length=3
     )
-    """Adapter weights also tried, by the number n of adapters: `n` (undoes `ties`'s average
-    over the adapters that agree, so each keeps its update's size), `1/n` (`cat`, `svd`: the
-    mean of the updates instead of their sum), `one`. Empty: weight 1 only."""
+    """Adapter weights also tried, by the number n of adapters: `1/n` (`cat`, `linear`, `svd`,
+    `dare_*`: the mean of the updates instead of their sum), `n` (undoes `ties`'s average over
+    the adapters that agree, so each keeps its update's size), `one`. Empty: weight 1 only."""
 
     @field_validator("densities", "weights")
     @classmethod
