@@ -33,10 +33,12 @@ def test_the_training_benchmark_compares_hf_trainer_and_kaizen(
     assert figures["hf_trainer"]["tokens"] > 0
     for name in ("kaizen", "kaizen_packing"):
         assert figures[name]["vs_hf_trainer"] > 0
+        assert figures[name]["vs_hf_trainer_cpu"] > 0
     assert all(figure["mfu"] > 0 for figure in figures.values())
     # Two rounds each, the fastest counted.
     for figure in figures.values():
         assert len(figure["runs_tokens_per_second"]) == 2
+        assert figure["tokens_per_cpu_second"] > 0
         assert figure["tokens_per_second"] == pytest.approx(
             max(figure["runs_tokens_per_second"]), abs=0.01
         )
