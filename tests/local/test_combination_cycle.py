@@ -19,7 +19,11 @@ def test_auto_scores_every_candidate_on_dev_items_and_promotes_the_choice(
     spec = tiny_cycle(
         tiny_model_dir,
         name="auto",
-        merge={"combination": "auto", "candidates": ["ties", "joint", "svd"]},
+        merge={
+            "combination": "auto",
+            "candidates": ["ties", "joint", "svd"],
+            "search": {"densities": [1.0], "weights": []},
+        },
     )
     cycle_file = tmp_path / "cycle.yaml"
     cycle_file.write_text(yaml.safe_dump(spec))
@@ -42,12 +46,22 @@ def test_auto_scores_every_candidate_on_dev_items_and_promotes_the_choice(
         for d in trained
     )
     report = json.loads((cycle_dir / "combine" / "combination.json").read_text())
-    assert sorted(c["name"] for c in report["candidates"]) == ["joint", "svd", "ties"]
-    assert (
-        cycle_dir / "merge" / "candidates" / "svd" / "adapter" / "adapter_config.json"
-    ).is_file()
+    # merge.search's grid: TIES also at density 1.0 (svd prunes nothing), each point a
+    # candidate whose row says how it was merged (from the merge step's merge.json).
+    settings = {c["name"]: (c["method"], c["density"], c["weight"]) for c in report["candidates"]}
+    assert settings == {
+        "ties": ("ties", 0.5, 1.0),
+        "ties-d1": ("ties", 1.0, 1.0),
+        "svd": ("svd", None, 1.0),
+        "joint": ("joint", None, None),
+    }
+    merges = json.loads((cycle_dir / "merge" / "merge.json").read_text())["merges"]
+    assert [m["name"] for m in merges] == ["ties", "ties-d1", "svd"]
+    for name in ("ties-d1", "svd"):
+        adapter = cycle_dir / "merge" / "candidates" / name / "adapter"
+        assert (adapter / "adapter_config.json").is_file()
     chosen = status["combination"]
-    assert chosen["chosen"] == report["chosen"] and chosen["candidates"] == 3
+    assert chosen["chosen"] == report["chosen"] and chosen["candidates"] == 4
     assert set(chosen["retention"]) == set(status["alone"]) and len(status["alone"]) == 2
     # Every candidate was scored on the dev items alone; the candidate and the gate on all.
     baseline = json.loads((cycle_dir / "evaluate-baseline" / "results.json").read_text())
