@@ -314,8 +314,8 @@ class MergeSpec(SpecModel):
     candidates: list[f.Candidate] = Field(
         default_factory=lambda: list(f.DEFAULT_CANDIDATES), min_length=1
     )
-    """What `combination: auto` tries (each costs one evaluation of the dev items; `joint`
-    also one training)."""
+    """What `combination: auto` tries (each costs one evaluation of the dev items, a merge
+    method one per point of `search`; `joint` also one training)."""
 
     min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
     """Target: in every trained domain the combination keeps at least this share of what the
