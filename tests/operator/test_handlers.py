@@ -111,6 +111,10 @@ class _Failing:
         self.job_signatures = JobSignatures()
         self.delays: list[float] = []
         self.retries = Retries(self.reconcile, sleep=self._sleep)
+        self.settings = OperatorSettings.from_env({})
+
+    def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
+        return False  # it never succeeds
 
     async def _sleep(self, delay: float) -> None:
         self.delays.append(delay)
@@ -354,3 +358,34 @@ async def test_a_job_created_suspended_is_news_and_its_step_waits_for_quota() ->
     assert ("get_cycle", NAME) in kube.calls
     (step,) = kube.cycles[(NS, NAME)]["status"]["steps"]
     assert step["state"] == "Queued" and "waiting for quota" in step["message"]
+
+
+async def test_the_safety_net_skips_a_cycle_its_job_events_reconciled_within_the_interval() -> None:
+    # kopf's timer fires every interval while a cycle runs (its idle time counts spec changes,
+    # not status ones): a cycle reconciled since is not quiet, and costs no request.
+    from tests.operator.test_reconciler import NAME, NS, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    now = [1000.0]
+    settings = OperatorSettings.from_env({"KAIZEN_RECONCILE_INTERVAL": "60"})
+    reconciler = CycleReconciler(
+        kube, settings, post_event=lambda *_: None, monotonic=lambda: now[0]
+    )
+    memo = SimpleNamespace(kaizen=reconciler)
+    logger = logging.getLogger("t")
+
+    async def tick() -> bool:
+        kube.calls.clear()
+        await handlers.safety_net(namespace=NS, name=NAME, memo=memo, logger=logger)
+        return ("get_cycle", NAME) in kube.calls
+
+    assert await tick()  # never reconciled by this operator: reconciled
+    now[0] += 59.0
+    assert not await tick()  # the timer's own run 59 s ago
+    await reconciler.reconcile(NS, NAME)  # a Job event's, at 1059 s
+    now[0] += 59.0
+    assert not await tick()
+    now[0] += 1.0  # quiet for the whole interval
+    assert await tick()
+    await reconciler.retries.close()

@@ -154,11 +154,15 @@ class CycleReconciler:
         *,
         post_event: EventPoster,
         clock: Callable[[], str] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.post_event = post_event
         self.clock = clock
+        self.monotonic = monotonic
+        # When each cycle's last reconciliation that went through ended (`monotonic()`).
+        self._reconciled_at: dict[tuple[str, str], float] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
         # Metrics only. Job events not yet answered, by cycle; and by cycle and Job name, when
@@ -212,6 +216,7 @@ class CycleReconciler:
                 with metrics.reconcile_timer():
                     outcome = await self._reconcile(namespace, name)
                 self.retries.succeeded(namespace, name)
+                self._reconciled_at[key] = self.monotonic()
                 return outcome
         except Exception:
             metrics.record_error()
@@ -225,9 +230,15 @@ class CycleReconciler:
                 self._locks.pop(key, None)
                 self._waiting.pop(key, None)
 
+    def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
+        """Whether a reconciliation of the cycle went through in the last `seconds`."""
+        done = self._reconciled_at.get((namespace, name))
+        return done is not None and self.monotonic() - done < seconds
+
     async def _reconcile(self, namespace: str, name: str) -> Outcome | None:
         body = await self.kube.get_cycle(namespace, name)
         if body is None:
+            self._reconciled_at.pop((namespace, name), None)
             self.settled.forget(namespace, name)
             self._arrivals.pop((namespace, name), None)
             self._ended.pop((namespace, name), None)
@@ -240,6 +251,7 @@ class CycleReconciler:
         if self.settled.note(namespace, name, body):
             # Ended, and its status answers the current spec: its Jobs cannot change anything.
             self._ended.pop((namespace, name), None)
+            self._reconciled_at.pop((namespace, name), None)
             metrics.record_phase(namespace, name, (body.get("status") or {}).get("phase"))
             return None
         uid = meta.get("uid")
