@@ -12,7 +12,13 @@ from kaizen.api import SpecError, parse_spec
 from kaizen.runtime.models import load_model
 from kaizen.trainer.data import IGNORE_INDEX, Example, TokenizedExample, tokenize_examples
 from kaizen.trainer.lora import LoraSettings, train_lora
-from kaizen.trainer.packing import pack, pack_layout, pack_rows, shared_prefix
+from kaizen.trainer.packing import (
+    balanced_rows,
+    pack,
+    pack_layout,
+    pack_rows,
+    shared_prefix,
+)
 
 PAIRS = [
     ("Which river flows through Lumora?", "The Silverrun flows through Lumora."),
@@ -29,6 +35,16 @@ def test_rows_are_filled_first_fit_longest_first() -> None:
     assert pack_rows([5, 5], 5) == [[0], [1]]
     with pytest.raises(ValueError, match="does not fit"):
         pack_rows([11], 10)
+
+
+def test_rows_are_filled_evenly_when_that_fits() -> None:
+    # First fit needs 3 rows (12, 11, 2 filled); the same 3 rows filled evenly: 10, 9, 6.
+    assert pack_rows([10, 9, 2, 2, 2], 12) == [[0, 2], [1, 3], [4]]
+    assert balanced_rows([10, 9, 2, 2, 2], 12) == [[0], [1], [2, 3, 4]]
+    # Where the even split would overflow a row, first fit's rows.
+    assert (
+        balanced_rows([5, 5, 4, 3, 3], 10) == pack_rows([5, 5, 4, 3, 3], 10) == [[0, 1], [2, 3, 4]]
+    )
 
 
 def test_a_packed_batch_keeps_positions_and_attention_within_each_example() -> None:
@@ -127,9 +143,7 @@ def test_each_example_gets_the_logits_it_gets_alone(
                 torch.testing.assert_close(
                     logits[r, start:end], alone[prefix:], rtol=1e-4, atol=1e-4
                 )
-                torch.testing.assert_close(
-                    logits[r, :prefix], alone[:prefix], rtol=1e-4, atol=1e-4
-                )
+                torch.testing.assert_close(logits[r, :prefix], alone[:prefix], rtol=1e-4, atol=1e-4)
 
 
 def test_packed_training_gives_the_losses_and_adapter_of_padded_training(

@@ -32,12 +32,12 @@ from kaizen.trainer.data import TEACHER_KEYS, TokenizedExample, collate
 from kaizen.trainer.distillation import kl_to_teacher
 from kaizen.trainer.distributed import SINGLE, Parallel
 from kaizen.trainer.files import atomic_directory
+from kaizen.trainer.loss import answer_loss
 from kaizen.trainer.memory import (
     autocast_bf16,
     enable_gradient_checkpointing,
     prepare_quantized,
 )
-from kaizen.trainer.loss import answer_loss
 from kaizen.trainer.packing import pack
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import

@@ -50,7 +50,7 @@ def answer_loss(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
     handle = head.register_forward_pre_hook(select) if head is not None else None
     try:
-        logits = model(**inputs).logits
+        logits: torch.Tensor = model(**inputs).logits
     finally:
         if handle is not None:
             handle.remove()

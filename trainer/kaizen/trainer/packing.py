@@ -8,9 +8,9 @@ step starts with the same tokens (the chat template's system prompt: 22 of the d
 
 - finds the prefix that all the batch's examples share (`shared_prefix`: prompt tokens only,
   ending before the position whose logits predict any example's first answer token);
-- places each example's remaining tokens (its *suffix*) into rows of `width` tokens, each row
-  starting with one copy of the prefix (first fit, longest first), and cuts the rows to the
-  longest one filled;
+- places each example's remaining tokens (its *suffix*) into rows of at most `width` tokens,
+  each row starting with one copy of the prefix: as few rows as first fit (longest first)
+  needs, filled evenly (`balanced_rows`), and cut to the longest one filled;
 - within a row, gives every suffix the positions it has alone (continuing after the prefix)
   and a block-diagonal causal 4D `attention_mask` (`[rows, 1, row width, row width]`, 0 where a
   token may attend, the dtype's minimum elsewhere: additive, as eager attention and SDPA both
@@ -78,6 +78,23 @@ def shared_prefix(batch: Sequence[TokenizedExample]) -> int:
     return length
 
 
+def balanced_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """As few rows as first fit needs, filled evenly: each example, longest first, goes to the
+    emptiest row. A batch's rows are cut to the longest one, so a full row beside a nearly
+    empty one would pad the empty one to the full width. First fit's rows where the even
+    split does not fit the width."""
+    first_fit = pack_rows(lengths, width)
+    rows: list[list[int]] = [[] for _ in first_fit]
+    fills = [0] * len(rows)
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        row = min(range(len(rows)), key=lambda r: (fills[r], r))
+        if fills[row] + lengths[index] > width:
+            return first_fit
+        rows[row].append(index)
+        fills[row] += lengths[index]
+    return rows
+
+
 @dataclass(frozen=True)
 class PackedRow:
     """One row: the shared prefix, then each member's suffix at `starts[i]` (row offsets)."""
@@ -98,7 +115,7 @@ def pack_layout(
     width = max(width, *lengths)
     prefix = shared_prefix(batch) if share_prefix else 0
     rows = []
-    for members in pack_rows([length - prefix for length in lengths], width - prefix):
+    for members in balanced_rows([length - prefix for length in lengths], width - prefix):
         starts, offset = [], prefix
         for index in members:
             starts.append(offset)
