@@ -402,6 +402,7 @@ from kaizen.operator.observe import (  # noqa: E402
 from kaizen.operator.observe import (  # noqa: E402
     STUCK_WAITING_REASONS as STUCK_WAITING_REASONS,
 )
+from kaizen.operator.observe import failed_step as failed_step  # noqa: E402
 from kaizen.operator.observe import newest_first as newest_first  # noqa: E402
 from kaizen.operator.observe import observe_job as observe_job  # noqa: E402
 from kaizen.operator.observe import observe_orphaned_pods as observe_orphaned_pods  # noqa: E402

@@ -87,22 +87,7 @@ def observe_job(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
     failed = true_condition(job, "Failed")
     if failed is not None:
         terminated = next((t for t in map(terminated_state, newest) if t is not None), None)
-        summary, problem = read_summary(terminated)
-        exit_code = terminated.get("exitCode") if terminated else None
-        reason = failed.get("reason") or "Failed"
-        detail = failed.get("message") or ""
-        parts = [f"Job failed ({reason})" + (f": {detail}" if detail else "")]
-        if exit_code is not None:
-            parts.append(f"exit code {exit_code}")
-        if summary is None and problem:
-            parts.append(problem)
-        return StepObservation(
-            name=name,
-            state=StepState.FAILED,
-            exit_code=exit_code,
-            summary=summary,
-            message="; ".join(parts),
-        )
+        return failed_step(name, "Job", failed, terminated)
 
     if (job.get("spec") or {}).get("suspend"):
         return suspended(name, job, "Job")
@@ -141,6 +126,29 @@ def observe_orphaned_pods(
         if state is not None and state.get("exitCode") == 0 and summary is not None and summary.ok:
             return StepObservation(name, StepState.SUCCEEDED, exit_code=0, summary=summary)
     return None
+
+
+def failed_step(
+    name: str, kind: str, failed: Mapping[str, Any], terminated: Mapping[str, Any] | None
+) -> StepObservation:
+    """A Job or TrainJob whose `Failed` condition is true: its reason and message, the
+    container's exit code, and the step's summary when it wrote one (else why not)."""
+    summary, problem = read_summary(terminated)
+    exit_code = terminated.get("exitCode") if terminated else None
+    reason = failed.get("reason") or "Failed"
+    detail = failed.get("message") or ""
+    parts = [f"{kind} failed ({reason})" + (f": {detail}" if detail else "")]
+    if exit_code is not None:
+        parts.append(f"exit code {exit_code}")
+    if summary is None and problem:
+        parts.append(problem)
+    return StepObservation(
+        name=name,
+        state=StepState.FAILED,
+        exit_code=exit_code,
+        summary=summary,
+        message="; ".join(parts),
+    )
 
 
 def starting(name: str, kind: str) -> StepObservation:

@@ -35,6 +35,7 @@ from kaizen.operator.jobs import (
     CycleRef,
     container_resources,
     container_security_context,
+    failed_step,
     is_train_step,
     newest_first,
     pod_security_context,
@@ -212,22 +213,7 @@ def observe_trainjob(
 
     failed = true_condition(trainjob, "Failed")
     if failed is not None:
-        summary, problem = read_summary(terminated)
-        exit_code = terminated.get("exitCode") if terminated else None
-        reason = failed.get("reason") or "Failed"
-        detail = failed.get("message") or ""
-        parts = [f"TrainJob failed ({reason})" + (f": {detail}" if detail else "")]
-        if exit_code is not None:
-            parts.append(f"exit code {exit_code}")
-        if summary is None and problem:
-            parts.append(problem)
-        return StepObservation(
-            name=name,
-            state=StepState.FAILED,
-            exit_code=exit_code,
-            summary=summary,
-            message="; ".join(parts),
-        )
+        return failed_step(name, "TrainJob", failed, terminated)
 
     if (trainjob.get("spec") or {}).get("suspend") or true_condition(trainjob, "Suspended"):
         return suspended(name, trainjob, "TrainJob")
