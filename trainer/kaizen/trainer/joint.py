@@ -30,11 +30,11 @@ from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import AdapterDigest, StepSummary, atomic_write_bytes, file_digest
 from kaizen.trainer.distributed import SINGLE, Parallel
 from kaizen.trainer.steps import (
+    adapter_run,
     check_adapters,
     load_training_base,
     lora_settings,
     run_training_step,
-    tracking,
     versions,
 )
 
@@ -98,7 +98,6 @@ def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     """
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
     from kaizen.trainer.data import Example, tokenize_examples
-    from kaizen.trainer.lora import train_lora
     from kaizen.trainer.memory import check_quantization
 
     settings = lora_settings(args)
@@ -135,25 +134,19 @@ def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "max_seq_length": args.max_seq_length,
         "processes": parallel.world_size,
     }
-    destination = tracking(args, disabled=not parallel.is_main)
-    with destination.run(
+    with adapter_run(
+        args,
+        out,
+        parallel,
         job_type="joint",
-        name=args.step,
         config={**config, "domains": domains, "model": args.model, "adapters": args.adapters},
-        directory=out,
-    ) as tracker:
-        result = train_lora(
+    ) as run:
+        result = run.train(
             model,
             tokenized.examples,
             settings,
-            out,
             pad_token_id=tokenizer.pad_token_id,
-            base=json.dumps([args.model, args.revision, args.adapters, "joint"]),
-            on_metrics=lambda step, metrics: tracker.log(
-                {f"train/{name}": value for name, value in metrics.items()}, step=step
-            ),
-            progress=not args.quiet and parallel.is_main,
-            parallel=parallel,
+            base=["joint"],
         )
         record = JointRecord.model_validate(
             {
@@ -188,8 +181,7 @@ def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         )
         if parallel.is_main:
             write_artifact(out / JOINT_FILE, record)
-            tracker.summary({"final_loss": result.final_loss})
-            tracker.artifact("joint-adapter", "lora-adapter", [result.adapter_dir])
+        run.finish({"final_loss": result.final_loss}, "joint-adapter", result.adapter_dir)
     name = "+".join(domains)
     return StepSummary(
         step=args.step,

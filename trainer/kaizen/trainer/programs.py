@@ -26,6 +26,7 @@ from kaizen.api.summary import (
 )
 from kaizen.trainer.distributed import SINGLE, Parallel
 from kaizen.trainer.steps import (
+    adapter_run,
     check_adapters,
     load_base,
     load_sharded_base,
@@ -173,7 +174,6 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     )
     from kaizen.trainer.distillation import teacher_targets
     from kaizen.trainer.lineage import earlier_lines, read_lineage
-    from kaizen.trainer.lora import train_lora
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.targeted import build_training_set, steps_for_passes
     from kaizen.trainer.teacher import generator
@@ -342,25 +342,14 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "model": args.model,
         "adapters": args.adapters,
     }
-    destination = tracking(args, disabled=not parallel.is_main)
-    with destination.run(
-        job_type="train", name=args.step, config=tracking_config, directory=out
-    ) as tracker:
-        base: list[Any] = [args.model, args.revision, args.adapters]
-        if settings.distilling:
-            base.append({"teacher": args.teacher_model})
-        result = train_lora(
+    with adapter_run(args, out, parallel, job_type="train", config=tracking_config) as run:
+        result = run.train(
             model,
             trained_examples,
             settings,
-            out,
             pad_token_id=tokenizer.pad_token_id,
-            base=json.dumps(base),
-            on_metrics=lambda step, metrics: tracker.log(
-                {f"train/{name}": value for name, value in metrics.items()}, step=step
-            ),
-            progress=not args.quiet and parallel.is_main,
-            parallel=parallel,
+            # The teacher's targets are part of what a checkpoint learned from.
+            base=[{"teacher": args.teacher_model}] if settings.distilling else [],
         )
         record = TrainingRecord.model_validate(
             {
@@ -422,11 +411,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         summary = {"final_loss": result.final_loss, "tokens_per_second": record.tokens_per_second}
         if result.final_kl is not None:
             summary["final_kl"] = result.final_kl
-        tracker.summary(summary)
-        if parallel.is_main:
-            tracker.artifact(
-                _artifact_name(f"adapter-{args.domain}"), "lora-adapter", [result.adapter_dir]
-            )
+        run.finish(summary, _artifact_name(f"adapter-{args.domain}"), result.adapter_dir)
 
     final_loss = round(result.final_loss, 4)
     return StepSummary(

@@ -1,7 +1,7 @@
 """What the steps that train an adapter share (train, joint): their `LoraSettings` from the
 typed arguments, how the base model is loaded (quantized, or sharded for FSDP), the tracking
-run, and running under torchrun, where rank 0 runs the step contract and the other ranks
-train beside it.
+run and the `train_lora` call inside it (`adapter_run`), and running under torchrun, where
+rank 0 runs the step contract and the other ranks train beside it.
 
 Both steps take `LoraTrainingArgs`, so whatever the train step honours of `spec.training`
 (precision, gradient checkpointing, packing, quantization, parallelism) the joint step
@@ -10,7 +10,10 @@ honours the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,9 @@ from kaizen.api.summary import EXIT_OK, StepSummary
 from kaizen.trainer.distributed import Parallel, from_environment, process_group
 
 if TYPE_CHECKING:  # torch is imported late: a usage error never loads it
-    from kaizen.trainer.lora import LoraSettings
+    from kaizen.runtime.tracking import Tracker
+    from kaizen.trainer.data import TokenizedExample
+    from kaizen.trainer.lora import LoraSettings, TrainingResult
 
 #: A step's work on one rank: its artifact directory and its place among the ranks.
 Work = Callable[[Path, Parallel], StepSummary]
@@ -111,6 +116,71 @@ def tracking(args: StepArgs, disabled: bool = False) -> Any:
 
     options = TrackingOptions.from_args(args)
     return dataclasses.replace(options, mode="disabled") if disabled else options
+
+
+def base_key(args: ModelArgs, *extra: Any) -> str:
+    """What a checkpoint's weights were trained on: `--model`, `--revision`, the `--adapter`s
+    and what else the step names (the joint marker, a distillation teacher). A checkpoint made
+    on another base is not resumed (`train_lora`'s `base`)."""
+    return json.dumps([args.model, args.revision, args.adapters, *extra])
+
+
+@dataclass(frozen=True)
+class AdapterRun:
+    """One training step's adapter inside its tracking run: `train` is the one place a step
+    calls `train_lora`, so the train and joint steps log, report progress, name their base
+    and share out the ranks the same way."""
+
+    args: LoraTrainingArgs
+    out: Path
+    parallel: Parallel
+    tracker: Tracker
+
+    def train(
+        self,
+        model: Any,
+        examples: Sequence[TokenizedExample],
+        settings: LoraSettings,
+        *,
+        pad_token_id: int,
+        base: Sequence[Any] = (),
+    ) -> TrainingResult:
+        """Train into `out/adapter`: every step's metrics logged as `train/<name>`, progress on
+        rank 0 unless `--quiet`, `base` (beyond the model and adapters) in the checkpoint key."""
+        from kaizen.trainer.lora import train_lora
+
+        return train_lora(
+            model,
+            examples,
+            settings,
+            self.out,
+            pad_token_id=pad_token_id,
+            base=base_key(self.args, *base),
+            on_metrics=lambda step, metrics: self.tracker.log(
+                {f"train/{name}": value for name, value in metrics.items()}, step=step
+            ),
+            progress=not self.args.quiet and self.parallel.is_main,
+            parallel=self.parallel,
+        )
+
+    def finish(self, summary: dict[str, Any], artifact: str, adapter_dir: Path) -> None:
+        """The run's summary values, and (rank 0) the adapter as a `lora-adapter` artifact."""
+        self.tracker.summary(summary)
+        if self.parallel.is_main:
+            self.tracker.artifact(artifact, "lora-adapter", [adapter_dir])
+
+
+@contextmanager
+def adapter_run(
+    args: LoraTrainingArgs, out: Path, parallel: Parallel, *, job_type: str, config: dict[str, Any]
+) -> Iterator[AdapterRun]:
+    """The step's tracking run (one per step: the other ranks' are disabled) around its
+    adapter's training."""
+    destination = tracking(args, disabled=not parallel.is_main)
+    with destination.run(
+        job_type=job_type, name=args.step, config=config, directory=out
+    ) as tracker:
+        yield AdapterRun(args, out, parallel, tracker)
 
 
 def versions() -> dict[str, str]:
