@@ -323,7 +323,7 @@ def candidates(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
         items += recall_items(knowledge, fact)
     items += composed_items(knowledge, facts)
     items += counterfactual_items(knowledge, facts, rng)
-    items += profile_items(knowledge, facts, random.Random(_stable_seed(seed, "profile")))
+    items += profile_items(knowledge, facts, random.Random(stable_seed(seed, ["profile"])))
     items += passage_items(knowledge)
     seen: set[str] = set()
     unique = []
@@ -362,9 +362,17 @@ def _behind_failures(item: Candidate, failed: Iterable[str]) -> bool:
     return any(e and e in text for e in entities for text in texts)
 
 
-def _stable_seed(seed: int, *parts: str) -> int:
-    digest = hashlib.sha256("|".join([str(seed), *parts]).encode()).hexdigest()
-    return int(digest[:12], 16)
+def stable_seed(seed: int, parts: Iterable[str], *, separator: str = "|", width: int = 12) -> int:
+    """A seed derived from `seed` and `parts`: the same in every process and on every machine
+    (unlike `hash()`, salted per process), and another one for other parts. It is the integer of
+    the first `width` hex digits of the sha256 of `seed` and `parts` joined by `separator`.
+
+    Every seed synthesis derives comes from here (an entity profile's orders, a domain's
+    shuffles, a chained cycle's draws: `targeted.synthesis_seed`); the same inputs must keep
+    giving the same seed, or the same cycle would draw other lines after an upgrade.
+    """
+    text = separator.join([str(seed), *parts])
+    return int(hashlib.sha256(text.encode()).hexdigest()[:width], 16)
 
 
 @dataclass
@@ -398,7 +406,7 @@ def choose(
     Capabilities with fewer candidates than their share give the rest to the others, in
     proportion.
     """
-    rng = random.Random(_stable_seed(seed, domain))
+    rng = random.Random(stable_seed(seed, [domain]))
     seen_set = set(seen)
     weights = capability_weights(steering)
     groups: dict[str, list[Candidate]] = {c: [] for c in CAPABILITIES}

@@ -10,7 +10,6 @@ examples with a `DataCard` that says where each line came from and what was left
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -28,7 +27,7 @@ from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import Suite
 from kaizen.trainer.data import Example
 from kaizen.trainer.lineage import Lineage, earlier_questions
-from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose
+from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose, stable_seed
 from kaizen.trainer.teacher import distill
 
 #: Lines of each source shown in a data card.
@@ -82,8 +81,9 @@ def synthesis_seed(seed: int, earlier: Collection[str]) -> int:
     """
     if not earlier:
         return seed
-    text = "\n".join([str(seed), *sorted(earlier)])
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    # One line per earlier question, 8 hex digits: the derivation this seed was introduced
+    # with, kept so that a chain's later cycles still draw the lines they drew before.
+    return stable_seed(seed, sorted(earlier), separator="\n", width=8)
 
 
 def _example(item: Candidate) -> Example:
