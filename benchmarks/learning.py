@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import EvaluateArgs, StepArgs, TrainArgs
+from kaizen.api.args import EvaluateArgs, StepArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
@@ -83,9 +83,38 @@ def build_suite(target: Path, others: str = "demo") -> Path:
     lines = [json.dumps(p) for p in pool]
     lines += [line for line in demo_pool if line.strip() and json.loads(line)["domain"] in domains]
     (target / "train.jsonl").write_text("\n".join(lines) + "\n")
-    shutil.copy(KORRIN / "knowledge.jsonl", target / "knowledge.jsonl")
+    (target / "knowledge.jsonl").write_text(_knowledge(demo, domains))
     load_suite(str(target))  # refuse to go on with a suite the loader would refuse
     return target
+
+
+def _knowledge(lent: Any, domains: tuple[str, ...]) -> str:
+    """Korrin's knowledge and the lent domains' (as a suite of them all would ship it). A lent
+    relation whose name Korrin also uses is renamed, with its facts, so both keep their
+    wording."""
+    korrin = [
+        json.loads(x) for x in (KORRIN / "knowledge.jsonl").read_text().splitlines() if x.strip()
+    ]
+    taken = {r["name"] for r in korrin if r["kind"] == "relation"}
+    path = lent.path / "knowledge.jsonl"
+    lines = (
+        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    )
+    renamed = {
+        r["name"]: f"{lent.name}_{r['name']}"
+        for r in lines
+        if r["kind"] == "relation" and r["name"] in taken
+    }
+    kept = []
+    for record in lines:
+        if record["kind"] == "relation":
+            record = record | {"name": renamed.get(record["name"], record["name"])}
+        elif record.get("domain") not in domains:
+            continue
+        elif record["kind"] == "fact":
+            record = record | {"relation": renamed.get(record["relation"], record["relation"])}
+        kept.append(record)
+    return "".join(json.dumps(r) + "\n" for r in korrin + kept)
 
 
 def reusable_base(results: Path, suite: Path, model: str, max_new_tokens: int) -> bool:
@@ -147,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--synthesis-examples", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--replay-focus",
+        type=float,
+        default=None,
+        help="the train step's --replay-focus (default: the step's own default)",
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -160,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
     evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
     seconds: dict[str, float] = {}
+    focus = {} if options.replay_focus is None else {"replay_focus": options.replay_focus}
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):
@@ -186,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=options.seed,
             synthesis_examples=0 if variant == "pool" else options.synthesis_examples,
             teacher="context" if variant == "+teacher" else "none",
+            **focus,
             **common,
         )
         seconds[f"train {variant}"] = run(train, out)

@@ -70,7 +70,7 @@ def _report() -> dict[str, Any]:
 def _training() -> dict[str, Any]:
     """A training.json as `kaizen.trainer.programs.train` writes it."""
     return {
-        "schema": 2,
+        "schema": 3,
         "step": "train-zep",
         "cycle": "demo",
         "domain": "zep",
@@ -94,6 +94,7 @@ def _training() -> dict[str, Any]:
             "synthesis_examples": 96,
             "passes": 10.0,  # 30 steps: 10 passes over 24 lines, 8 a step
             "max_steps": 400,
+            "min_steps": 20,
             "teacher": "context",
             "teacher_model": None,
             "teacher_share": 0.5,
@@ -152,7 +153,7 @@ def _data_card() -> dict[str, Any]:
     """A data_card.json as `kaizen.trainer.programs.train` writes it."""
     line = {"source": "synthesis:chain", "capability": "cross_referencing"}
     return {
-        "schema": 2,
+        "schema": 3,
         "step": "train-zep",
         "domain": "zep",
         "suite": SUITE,
@@ -184,6 +185,12 @@ def _data_card() -> dict[str, Any]:
             "share": 1.0,
             "asked": 3,
             "accepted": 2,
+        },
+        "rehearsal": {
+            "fraction": 0.5,
+            "focus": 0.5,
+            "resemblance": {"geo": 0.08},
+            "shares": {"geo": 1.0},
         },
         "dropped": [
             {

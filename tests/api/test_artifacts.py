@@ -48,8 +48,8 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
     CombinationReport: 2,
-    DataCard: 2,
-    TrainingRecord: 2,
+    DataCard: 3,
+    TrainingRecord: 3,
     JointRecord: 2,
     MergeRecord: 2,
     ValidationReport: 3,
@@ -164,6 +164,7 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
         "synthesis_examples",
         "passes",
         "max_steps",
+        "min_steps",
         "teacher",
         "teacher_model",
         "teacher_share",
@@ -339,11 +340,24 @@ def test_a_version_1_training_record_or_card_reads_as_a_fixed_step_count(
     for part in (old, old.get("config", {})):
         part.pop("passes", None)
         part.pop("max_steps", None)
+        part.pop("min_steps", None)
+        part.pop("rehearsal", None)
     read = read_artifact(_write(tmp_path, old, model.FILE_NAME), model)
-    assert read.schema_version == 2
+    assert read.schema_version == LAYOUT_VERSIONS[model]
     if isinstance(read, TrainingRecord):
         assert read.config.passes is None and read.config.max_steps is None
+        assert read.config.min_steps is None
         assert read.config.steps == new["config"]["steps"]
     else:
         assert isinstance(read, DataCard)
         assert read.passes is None and read.steps == new["steps"]
+        assert read.rehearsal is None
+
+
+def test_a_version_2_data_card_reads_without_its_rehearsal_spread(tmp_path: Path) -> None:
+    # Version 3 added how the rehearsal lines were spread over the other domains.
+    old = SAMPLES[DataCard]() | {"schema": 2}
+    old.pop("rehearsal")
+    read = read_artifact(_write(tmp_path, old, DataCard.FILE_NAME), DataCard)
+    assert isinstance(read, DataCard)
+    assert read.schema_version == 3 and read.rehearsal is None and read.passes == old["passes"]

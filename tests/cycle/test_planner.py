@@ -494,6 +494,7 @@ def test_passes_follow_the_difficulty_factor_at_the_same_mean(passes, scores, ex
     [
         ({"steps": 20}, {"a": None, "b": None}),  # no passes: the fixed steps rule
         ({"passes": 3, "maxSteps": 50}, {"a": 3.0, "b": 3.0}),
+        ({"passes": 3, "minSteps": 50, "maxSteps": 50}, {"a": 3.0, "b": 3.0}),
         # a domain's steps win over any passes; its passes over the spec's
         ({"passes": 3, "domains": {"a": {"steps": 7}}}, {"a": None, "b": 3.0}),
         ({"passes": 3, "domains": {"a": {"passes": 8}}}, {"a": 8.0, "b": 3.0}),
@@ -506,6 +507,7 @@ def test_a_domain_override_of_passes_or_steps_wins(training, expected) -> None:
     args = {d: planner.train_args(d, None, {}, ["a", "b"]) for d in ("a", "b")}
     assert {d: a.passes for d, a in args.items()} == expected
     assert all(a.max_steps == spec.training.max_steps for a in args.values())
+    assert all(a.min_steps == spec.training.min_steps for a in args.values())
     if training.get("domains", {}).get("a", {}).get("steps"):
         assert args["a"].steps == 7
 
@@ -531,3 +533,30 @@ def test_passes_and_max_steps_are_validated_with_the_field_named() -> None:
     ):
         with pytest.raises(ValidationError, match="passes|maxSteps|max_steps"):
             ImprovementCycleSpec.model_validate({"training": training})
+
+
+def test_min_steps_above_max_steps_is_refused_with_both_fields_named() -> None:
+    from pydantic import ValidationError
+
+    from kaizen.api.args_training import TrainArgs
+
+    with pytest.raises(
+        ValidationError, match=r"training.minSteps \(60\) must not exceed training.maxSteps \(50\)"
+    ):
+        ImprovementCycleSpec.model_validate({"training": {"minSteps": 60, "maxSteps": 50}})
+    with pytest.raises(
+        ValidationError, match=r"--min-steps \(60\) must not exceed --max-steps \(50\)"
+    ):
+        TrainArgs(
+            output="/o",
+            step="train-a",
+            model="m",
+            suite="s",
+            domain="a",
+            min_steps=60,
+            max_steps=50,
+        )
+    assert (
+        ImprovementCycleSpec.model_validate({"training": {}}).training.min_steps
+        == fields.DEFAULT_MIN_TRAIN_STEPS
+    )

@@ -202,28 +202,3 @@ def test_a_missing_plan_is_a_configuration_error(tmp_path: Path) -> None:
         read_plan(tmp_path / "nope.json")
 
 
-def test_replay_count_makes_the_requested_share() -> None:
-    from kaizen.trainer.data import replay_count
-
-    assert replay_count(30, 0.0) == 0
-    assert replay_count(30, 0.5) == 30
-    assert replay_count(30, 0.25) == 10
-    with pytest.raises(ConfigurationError, match="replay fraction"):
-        replay_count(30, 1.0)
-
-
-def test_replay_draws_evenly_from_the_other_domains_only() -> None:
-    from kaizen.trainer.data import Example, replay_examples
-
-    pools = {
-        "target": [Example(f"t{i}?", "t") for i in range(5)],
-        "big": [Example(f"b{i}?", "b") for i in range(20)],
-        "small": [Example(f"s{i}?", "s") for i in range(2)],
-    }
-    chosen = replay_examples(pools, domain="target", count=8, seed=0)
-    answers = [e.answer for e in chosen]
-    assert len(chosen) == 8 and "t" not in answers
-    assert answers.count("s") == 2 and answers.count("b") == 6  # the small pool is not crowded out
-    assert all(e.source.startswith("replay:") for e in chosen)
-    assert replay_examples(pools, domain="target", count=8, seed=0) == chosen  # deterministic
-    assert len(replay_examples(pools, domain="target", count=100)) == 22  # capped by what exists

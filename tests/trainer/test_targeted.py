@@ -177,31 +177,45 @@ def test_the_train_step_writes_the_data_card_and_distils(
 
 
 @pytest.mark.parametrize(
-    ("passes", "lines", "batch_size", "max_steps", "expected"),
+    ("passes", "lines", "batch_size", "max_steps", "min_steps", "expected"),
     [
-        (4, 165, 8, 400, 83),  # 82.5 steps make 4 passes: rounded up
-        (4, 24, 8, 400, 12),  # a small set: 12 steps, not a fixed 80 (27 passes)
-        (4, 16, 8, 400, 8),  # exact: no float noise adds a step
-        (0.1, 3, 8, 400, 1),  # at least one step
-        (2.5, 400, 4, 400, 250),
-        (8, 400, 4, 400, 400),  # bounded by max_steps (800 wanted)
-        (1, 0, 8, 400, 1),  # at least one step, even for an empty set
+        (4, 165, 8, 400, 1, 83),  # 82.5 steps make 4 passes: rounded up
+        (4, 24, 8, 400, 1, 12),  # a small set: 12 steps, not a fixed 80 (27 passes)
+        (4, 24, 8, 400, 20, 20),  # ... unless the lower bound asks for more
+        (4, 165, 8, 400, 20, 83),  # a bound below the rule changes nothing
+        (4, 16, 8, 400, 1, 8),  # exact: no float noise adds a step
+        (0.1, 3, 8, 400, 1, 1),  # at least one step
+        (2.5, 400, 4, 400, 1, 250),
+        (8, 400, 4, 400, 1, 400),  # bounded by max_steps (800 wanted)
+        (8, 400, 4, 400, 400, 400),  # both bounds at once
+        (1, 0, 8, 400, 1, 1),  # at least one step, even for an empty set
     ],
 )
-def test_steps_for_passes(passes, lines, batch_size, max_steps, expected) -> None:
-    assert steps_for_passes(passes, lines, batch_size, max_steps) == expected
+def test_steps_for_passes(passes, lines, batch_size, max_steps, min_steps, expected) -> None:
+    assert steps_for_passes(passes, lines, batch_size, max_steps, min_steps) == expected
 
 
-@pytest.mark.parametrize("bad", [(0, 10, 8, 10), (1, -1, 8, 10), (1, 10, 0, 10), (1, 10, 8, 0)])
+@pytest.mark.parametrize(
+    "bad",
+    [(0, 10, 8, 10, 1), (1, -1, 8, 10, 1), (1, 10, 0, 10, 1), (1, 10, 8, 0, 1), (1, 10, 8, 5, 6)],
+)
 def test_steps_for_passes_refuses_what_has_no_meaning(bad) -> None:
     with pytest.raises(ValueError, match="passes"):
         steps_for_passes(*bad)
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("passes", "max_steps"), [(1.5, 400), (3.0, 5)])
+@pytest.mark.parametrize(
+    ("passes", "max_steps", "min_steps"),
+    [(1.5, 400, 1), (3.0, 5, 1), (0.5, 400, 9)],  # the rule; the upper bound; the lower one
+)
 def test_the_train_step_derives_its_steps_from_passes_over_its_set(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, passes, max_steps
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    passes,
+    max_steps,
+    min_steps,
 ) -> None:
     suite = write_knowledge_suite(tmp_path / "suite")
     monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary.json"))
@@ -211,7 +225,7 @@ def test_the_train_step_derives_its_steps_from_passes_over_its_set(
             "train", "--model", str(tiny_model_dir), "--suite", str(suite), "--domain", "quarnel",
             "--output", str(out), "--step", "train-quarnel", "--steps", "2", "--batch-size", "4",
             "--rank", "2", "--max-seq-length", "96", "--synthesis-examples", "12",
-            "--passes", str(passes), "--max-steps", str(max_steps),
+            "--passes", str(passes), "--max-steps", str(max_steps), "--min-steps", str(min_steps),
             "--tracking-mode", "disabled", "--quiet",
         ]
     )  # fmt: skip
@@ -219,11 +233,14 @@ def test_the_train_step_derives_its_steps_from_passes_over_its_set(
     card = read_artifact(out / "data_card.json", DataCard)
     record = read_artifact(out / "training.json", TrainingRecord)
     summary = parse_summary((tmp_path / "summary.json").read_bytes())
-    expected = min(max_steps, -(-int(passes * 10) * card.total // 40))  # ceil(passes·lines/4)
+    wanted = -(-int(passes * 10) * card.total // 40)  # ceil(passes·lines/4)
+    expected = min(max_steps, max(min_steps, wanted))
+    assert (expected == min_steps) == (min_steps > 1)  # the lower bound case is one
     assert card.total > 8 and expected != 2  # --steps 2 is not what trained
     assert card.steps == record.steps == len(record.loss_curve) == expected
     assert card.passes == record.config.passes == passes
     assert record.config.max_steps == max_steps and record.config.steps == expected
+    assert record.config.min_steps == min_steps
     assert summary.adapter is not None
     assert (summary.adapter.steps, summary.adapter.passes) == (expected, passes)
     assert f"{expected} steps ({passes:g} passes)" in summary.message

@@ -1,13 +1,13 @@
 """Typed arguments of the LoRA training steps: the options every training shares
 (`LoraTrainingArgs`, also the joint step's base) and the per-domain train step's own
-(`TrainArgs`). Re-exported by `kaizen.api.args`, the module the planner and programs import.
+(`TrainArgs`), on the rendering and parsing of `kaizen.api.args`.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kaizen.api import fields as f
 from kaizen.api.args import TRAINER, ModelArgs, Program, cli
@@ -112,6 +112,10 @@ class TrainArgs(LoraTrainingArgs):
     """Share of the training set drawn from the suite's other domains' pools (rehearsal
     against forgetting), in [0, 1)."""
 
+    replay_focus: f.ReplayFocus = f.DEFAULT_REPLAY_FOCUS
+    """Share of the rehearsal lines spread over the other domains by their resemblance to this
+    domain's set (TF-IDF cosine) instead of evenly, in [0, 1]."""
+
     extra_data: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
     )
@@ -127,6 +131,9 @@ class TrainArgs(LoraTrainingArgs):
 
     max_steps: f.TrainSteps = f.DEFAULT_MAX_TRAIN_STEPS
     """With --passes, the most steps."""
+
+    min_steps: f.TrainSteps = f.DEFAULT_MIN_TRAIN_STEPS
+    """With --passes, the fewest steps (at most --max-steps)."""
 
     teacher: f.TeacherMode = f.DEFAULT_TEACHER_MODE
     """context: a teacher answers the synthesised questions with the facts in its prompt."""
@@ -151,3 +158,11 @@ class TrainArgs(LoraTrainingArgs):
 
     distill_temperature: f.DistillTemperature = f.DEFAULT_DISTILL_TEMPERATURE
     """Softmax temperature of the distillation KL (scaled by its square)."""
+
+    @model_validator(mode="after")
+    def _step_bounds(self) -> TrainArgs:
+        if self.min_steps > self.max_steps:
+            raise ValueError(
+                f"--min-steps ({self.min_steps}) must not exceed --max-steps ({self.max_steps})"
+            )
+        return self

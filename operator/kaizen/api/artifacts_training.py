@@ -71,6 +71,8 @@ class TrainingConfig(LoraConfig):
     """Passes over the training set the steps were derived from (null: `steps` as given)."""
     max_steps: int | None = None
     """With `passes`, the most steps allowed."""
+    min_steps: int | None = None
+    """With `passes`, the fewest steps allowed (null: before version 3, or no passes)."""
     teacher: str = "none"
     """Distillation mode: `none` or `context`."""
     teacher_model: str | None = None
@@ -142,16 +144,24 @@ def _training_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 2}
 
 
+def _training_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A training.json of version 2 as version 3: the passes rule had no lower bound."""
+    return {**raw, VERSION_KEY: 3}
+
+
 class TrainingRecord(Artifact):
     """`training.json`: how one domain's adapter was trained."""
 
     FILE_NAME: ClassVar[str] = "training.json"
     KIND: ClassVar[str] = "training record"
 
-    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _training_v1}
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda raw: _training_v2(_training_v1(raw)),
+        2: _training_v2,
+    }
 
-    schema_version: Literal[2] = Field(default=2, alias="schema")
-    """Layout version of this file (2: `passes` and `max_steps` in `config`)."""
+    schema_version: Literal[3] = Field(default=3, alias="schema")
+    """Layout version of this file (2: `passes` and `max_steps` in `config`; 3: `min_steps`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     cycle: str | None
@@ -277,9 +287,27 @@ class TeacherUse(Record):
     """Answers that stated the known fact, kept for training."""
 
 
+class RehearsalReport(Record):
+    """How the rehearsal lines were spread over the other domains."""
+
+    fraction: float
+    """Share of the set drawn from the other domains (`--replay-fraction`)."""
+    focus: float
+    """Share of those lines spread by resemblance rather than evenly (`--replay-focus`)."""
+    resemblance: dict[str, float]
+    """Each other domain's resemblance to this set: cosine of TF-IDF word vectors, in [0, 1]."""
+    shares: dict[str, float]
+    """Each other domain's share of the rehearsal lines (`by_domain` has the counts drawn)."""
+
+
 def _data_card_v1(raw: dict[str, Any]) -> dict[str, Any]:
     """A data_card.json of version 1 as version 2: its steps were a fixed count (no passes)."""
     return {**raw, VERSION_KEY: 2}
+
+
+def _data_card_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A data_card.json of version 2 as version 3: how rehearsal was spread was not recorded."""
+    return {**raw, VERSION_KEY: 3}
 
 
 class DataCard(Artifact):
@@ -288,10 +316,13 @@ class DataCard(Artifact):
     FILE_NAME: ClassVar[str] = "data_card.json"
     KIND: ClassVar[str] = "data card"
 
-    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _data_card_v1}
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda raw: _data_card_v2(_data_card_v1(raw)),
+        2: _data_card_v2,
+    }
 
-    schema_version: Literal[2] = Field(default=2, alias="schema")
-    """Layout version of this file (2: `passes`)."""
+    schema_version: Literal[3] = Field(default=3, alias="schema")
+    """Layout version of this file (2: `passes`; 3: `rehearsal`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     domain: str
@@ -319,6 +350,8 @@ class DataCard(Artifact):
     """How the synthesised items were chosen (null: synthesis off or no knowledge)."""
     teacher: TeacherUse | None = None
     """Distillation (null: off)."""
+    rehearsal: RehearsalReport | None = None
+    """How the rehearsal lines were spread (null: none, or a card written before version 3)."""
     dropped: list[DroppedLine] = Field(default_factory=list)
     """Lines left out: contamination, duplicates, rejected teacher answers."""
     examples: list[CardLine] = Field(default_factory=list)

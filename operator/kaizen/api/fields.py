@@ -78,6 +78,9 @@ DEFAULT_TRAIN_STEPS = 30
 TrainPasses = Annotated[float, Field(gt=0.0, le=1000.0)]
 #: The most steps the passes rule gives one adapter (`spec.training.maxSteps`).
 DEFAULT_MAX_TRAIN_STEPS = 400
+#: The fewest steps the passes rule gives one adapter (`spec.training.minSteps`): a LoRA of a
+#: few lines needs this many optimiser updates to fit them at all (docs/training-data.md).
+DEFAULT_MIN_TRAIN_STEPS = 20
 
 TrainBatchSize = Annotated[int, Field(ge=1, le=4096)]
 DEFAULT_TRAIN_BATCH_SIZE = 8
@@ -97,6 +100,11 @@ DEFAULT_CHECKPOINT_EVERY = 10
 ReplayFraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 #: Rehearsal keeps what the model knew (docs/design.md: without it geography fell 90% → 30%).
 DEFAULT_REPLAY_FRACTION = 0.5
+
+ReplayFocus = Annotated[float, Field(ge=0.0, le=1.0)]
+#: Half the rehearsal lines go to the domains the trained set resembles most (forgetting
+#: concentrates there; docs/training-data.md), half evenly.
+DEFAULT_REPLAY_FOCUS = 0.5
 
 SynthesisExamples = Annotated[int, Field(ge=0, le=100_000)]
 #: Items synthesised from a domain's knowledge per adapter (0: none).

@@ -207,6 +207,10 @@ class TrainingSpec(SpecModel):
     max_steps: f.TrainSteps = f.DEFAULT_MAX_TRAIN_STEPS
     """The most steps `passes` gives one adapter (bounds the cost of a large set)."""
 
+    min_steps: f.TrainSteps = f.DEFAULT_MIN_TRAIN_STEPS
+    """The fewest steps `passes` gives one adapter: a set of a few lines needs this many
+    optimiser updates to be learned at all, however few passes they make."""
+
     batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
 
@@ -219,6 +223,11 @@ class TrainingSpec(SpecModel):
     replay_fraction: f.ReplayFraction = f.DEFAULT_REPLAY_FRACTION
     """Share of each adapter's training set drawn from the suite's other domains (rehearsal),
     so the adapter learns its domain without forgetting what the model already knew."""
+
+    replay_focus: f.ReplayFocus = f.DEFAULT_REPLAY_FOCUS
+    """Share of those rehearsal lines given to the other domains in proportion to how much
+    their training pools resemble the adapter's own set (the rest is spread evenly): an
+    adapter forgets most where its new lines look like the old ones. 0: evenly."""
 
     extra_data: f.ArgValue | None = Field(default=None)
     """Your own training data: a JSONL file of `{"question", "answer", "domain",
@@ -563,6 +572,11 @@ class ImprovementCycleSpec(SpecModel):
         if self.evaluation.max_gpu_memory is not None and self.evaluation.device_map != "auto":
             raise ValueError("evaluation.maxGpuMemory needs evaluation.deviceMap: auto")
         training = self.training
+        if training.min_steps > training.max_steps:
+            raise ValueError(
+                f"training.minSteps ({training.min_steps}) must not exceed training.maxSteps "
+                f"({training.max_steps})"
+            )
         if training.parallelism == "fsdp" and training.quantization != "none":
             raise ValueError(
                 "training.parallelism fsdp cannot be combined with training.quantization "

@@ -16,17 +16,9 @@ from pathlib import PurePosixPath
 from typing import Any, cast
 
 from kaizen.api import fields as f
-from kaizen.api.args import (
-    EVALUATOR,
-    AnalyzeArgs,
-    CombineArgs,
-    EvaluateArgs,
-    JointArgs,
-    MergeArgs,
-    StepArgs,
-    TrainArgs,
-    ValidateArgs,
-)
+from kaizen.api.args import EVALUATOR, AnalyzeArgs, EvaluateArgs, StepArgs, ValidateArgs
+from kaizen.api.args_combination import CombineArgs, JointArgs, MergeArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import CombinationReport, MergeRecord
 from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.spec import ImprovementCycleSpec
@@ -312,10 +304,12 @@ class StepPlanner:
             plan=plan,
             **self._lora_training(steps, learning_rate),
             replay_fraction=training.replay_fraction,
+            replay_focus=training.replay_focus,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
             passes=passes,
             max_steps=training.max_steps,
+            min_steps=training.min_steps,
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,43 +130,6 @@ def read_extra_examples(path: str | Path, domain: str) -> list[Example]:
 def examples_from_pool(pool: Iterable[Any]) -> list[Example]:
     """Convert a suite's training pool (`TrainExample`s) to `Example`s."""
     return [Example(item.question, item.answer, getattr(item, "capability", None)) for item in pool]
-
-
-def replay_examples(
-    pools: Mapping[str, Sequence[Example]], *, domain: str, count: int, seed: int = 0
-) -> list[Example]:
-    """`count` examples from the other domains' pools, spread evenly across them (rehearsal).
-
-    Training an adapter only on new facts teaches the model to answer everything in their
-    image: after a fictional-world adapter, it invented names for real capitals too. Mixing
-    in what the model already knew keeps its other domains intact. A pool may hold lines an
-    earlier version learned (`lineage.earlier_lines`): they keep their `rehearsal:` source.
-    """
-    others = {name: list(pool) for name, pool in sorted(pools.items()) if name != domain and pool}
-    if count <= 0 or not others:
-        return []
-    rng = random.Random(seed + 1)
-    for pool in others.values():
-        rng.shuffle(pool)
-    chosen: list[Example] = []
-    # Round-robin across domains so a large pool does not crowd out the others.
-    index = 0
-    while len(chosen) < count and any(index < len(p) for p in others.values()):
-        for name, pool in others.items():
-            if index < len(pool) and len(chosen) < count:
-                example = pool[index]
-                if not example.source.startswith("rehearsal:"):
-                    example = replace(example, source=f"replay:{name}")
-                chosen.append(example)
-        index += 1
-    return chosen
-
-
-def replay_count(own: int, fraction: float) -> int:
-    """How many replay examples make `fraction` of a set that has `own` examples of its own."""
-    if not 0.0 <= fraction < 1.0:
-        raise ConfigurationError(f"replay fraction must be in [0, 1), got {fraction}")
-    return round(own * fraction / (1.0 - fraction))
 
 
 def assemble_examples(

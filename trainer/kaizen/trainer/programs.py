@@ -14,8 +14,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.args import MergeArgs, TrainArgs
-from kaizen.api.artifacts import DataCard, MergeRecord, SuiteRef, TrainingRecord, write_artifact
+from kaizen.api.args_combination import MergeArgs
+from kaizen.api.args_training import TrainArgs
+from kaizen.api.artifacts import (
+    DataCard,
+    MergeRecord,
+    RehearsalReport,
+    SuiteRef,
+    TrainingRecord,
+    write_artifact,
+)
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import (
     AdapterDigest,
@@ -85,7 +93,13 @@ def _load_teacher(args: TrainArgs) -> Any:
 
 
 def _write_data(
-    out: Path, args: TrainArgs, suite: Any, built: Any, examples: list[Any], steps: int
+    out: Path,
+    args: TrainArgs,
+    suite: Any,
+    built: Any,
+    examples: list[Any],
+    steps: int,
+    rehearsal: RehearsalReport,
 ) -> Path:
     """`data.jsonl` (the training set, in order) and `data_card.json` beside it."""
     from collections import Counter
@@ -133,6 +147,7 @@ def _write_data(
         ),
         synthesis=built.synthesis,
         teacher=built.teacher,
+        rehearsal=rehearsal,
         dropped=built.dropped,
         examples=card_examples(examples),
         data=str(data_path),
@@ -168,13 +183,18 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         examples_from_pool,
         read_extra_examples,
         read_plan,
-        replay_count,
-        replay_examples,
         tokenize_examples,
     )
     from kaizen.trainer.distillation import teacher_targets
     from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.memory import check_quantization, quantized_load_options
+    from kaizen.trainer.rehearsal import (
+        knowledge_lines,
+        replay_count,
+        replay_examples,
+        replay_shares,
+        resemblance,
+    )
     from kaizen.trainer.targeted import build_training_set, steps_for_passes
     from kaizen.trainer.teacher import generator
 
@@ -265,17 +285,32 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     # lines the starting adapters' lineage learned for those domains (a chained cycle keeps
     # rehearsing what earlier cycles taught, not only the suite's pools).
     learned = earlier_lines(lineage)
-    pools = {
-        d: examples_from_pool([t for t in suite.training if t.domain == d])
-        + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]
-        for d in suite.domains
-        if d != args.domain
-    }
+    pools = {}
+    for d in suite.domains:
+        if d == args.domain:
+            continue
+        # the pool as written, the domain's facts in every wording, what earlier versions learned
+        written = examples_from_pool([t for t in suite.training if t.domain == d])
+        pools[d] = (
+            written
+            + knowledge_lines(suite.knowledge.for_domain(d), guard, known=written)
+            + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]
+        )
+    # More of the budget goes to the domains this set resembles: forgetting concentrates there.
+    resembles = resemblance(built.examples, {d: p for d, p in pools.items() if p})
+    shares = replay_shares(resembles, args.replay_focus)
     replay = replay_examples(
         pools,
         domain=args.domain,
         count=replay_count(len(examples), args.replay_fraction),
         seed=args.seed,
+        shares=shares,
+    )
+    rehearsal = RehearsalReport(
+        fraction=args.replay_fraction,
+        focus=args.replay_focus,
+        resemblance={d: round(r, 4) for d, r in resembles.items()},
+        shares={d: round(x, 4) for d, x in shares.items()},
     )
     if replay:
         examples = assemble_examples(
@@ -292,10 +327,14 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         # The passes rule: the steps follow the size of the set just built.
         settings = replace(
             settings,
-            steps=steps_for_passes(args.passes, len(examples), args.batch_size, args.max_steps),
+            steps=steps_for_passes(
+                args.passes, len(examples), args.batch_size, args.max_steps, args.min_steps
+            ),
         )
     card_path = (
-        _write_data(out, args, suite, built, examples, settings.steps) if parallel.is_main else None
+        _write_data(out, args, suite, built, examples, settings.steps, rehearsal)
+        if parallel.is_main
+        else None
     )
     tokenized = tokenize_examples(tokenizer, examples, args.max_seq_length)
     if model is None and sharded:
@@ -330,6 +369,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "synthesis_examples": args.synthesis_examples,
         "passes": args.passes,
         "max_steps": args.max_steps if args.passes is not None else None,
+        "min_steps": args.min_steps if args.passes is not None else None,
         "teacher": args.teacher,
         "teacher_model": args.teacher_model,
         "teacher_share": args.teacher_share,
