@@ -24,7 +24,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import EvaluateArgs, StepArgs, TrainArgs
+from kaizen.api.args import EvaluateArgs, StepArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
 from kaizen.local.executor import run_step_process
 

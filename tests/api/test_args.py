@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 
 from kaizen.api import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV, parse_summary
-from kaizen.api.args import (
-    EVALUATOR_COMMANDS,
-    TRAINER_COMMANDS,
-    AnalyzeArgs,
-    EvaluateArgs,
-    MergeArgs,
-    StepUsageError,
-    TrainArgs,
-    ValidateArgs,
-    parse_step_argv,
-)
+from kaizen.api.args import AnalyzeArgs, EvaluateArgs, StepUsageError, ValidateArgs, parse_step_argv
+from kaizen.api.args_combination import MergeArgs
+from kaizen.api.args_training import TrainArgs
+from kaizen.api.commands import EVALUATOR_COMMANDS, TRAINER_COMMANDS
 from kaizen.api.runner import run_program
 
 ROUND_TRIPS = [

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from kaizen.api import EXIT_OK, StepSummary, parse_summary
-from kaizen.api.args import AnalyzeArgs, EvaluateArgs, MergeArgs, TrainArgs
+from kaizen.api.args import AnalyzeArgs, EvaluateArgs
+from kaizen.api.args_combination import MergeArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import StepProvenance, read_artifact
 from kaizen.api.provenance import (
     MISSING,

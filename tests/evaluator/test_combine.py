@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kaizen.api.args import CombineArgs
+from kaizen.api.args_combination import CombineArgs
 from kaizen.api.artifacts import CombinationReport, read_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.evaluator.combine import combine

@@ -15,18 +15,16 @@ from pathlib import Path
 
 from kaizen.api.args import (
     EVALUATOR,
-    EVALUATOR_COMMANDS,
-    TRAINER_COMMANDS,
     AnalyzeArgs,
     EvaluateArgs,
-    MergeArgs,
     StepArgs,
     StepUsageError,
-    TrainArgs,
     ValidateArgs,
     parse_step_argv,
 )
-from kaizen.api.args_combination import CombineArgs, JointArgs
+from kaizen.api.args_combination import CombineArgs, JointArgs, MergeArgs
+from kaizen.api.args_training import TrainArgs
+from kaizen.api.commands import EVALUATOR_COMMANDS, TRAINER_COMMANDS
 from kaizen.api.summary import (
     EXIT_CONFIG_ERROR,
     SUMMARY_PATH_ENV,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kaizen.api.args import JointArgs
+from kaizen.api.args_combination import JointArgs
 from kaizen.api.artifacts import JointRecord, read_artifact
 from kaizen.api.summary import EXIT_CONFIG_ERROR, EXIT_OK, SUMMARY_PATH_ENV, parse_summary
 from kaizen.trainer.cli import main

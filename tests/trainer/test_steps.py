@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import JointArgs, TrainArgs
+from kaizen.api.args_combination import JointArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.runtime.models import load_model
 from kaizen.runtime.tracking import Tracker
 from kaizen.trainer.data import Example, tokenize_examples

@@ -14,16 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kaizen.api.args import (
-    EVALUATOR,
-    EVALUATOR_COMMANDS,
-    AnalyzeArgs,
-    CombineArgs,
-    EvaluateArgs,
-    StepArgs,
-    ValidateArgs,
-)
+from kaizen.api.args import EVALUATOR, AnalyzeArgs, EvaluateArgs, StepArgs, ValidateArgs
 from kaizen.api.args import build_parser as build_step_parser
+from kaizen.api.args_combination import CombineArgs
+from kaizen.api.commands import EVALUATOR_COMMANDS
 from kaizen.api.runner import run_program, run_step
 
 PROG = f"python -m {EVALUATOR}"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import CombineArgs
+from kaizen.api.args_combination import CombineArgs
 from kaizen.api.artifacts import CombinationReport, MergeRecord, read_artifact, write_artifact
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import CombinationDigest, StepSummary, file_digest

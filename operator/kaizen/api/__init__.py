@@ -7,13 +7,13 @@ This package imports nothing else of `kaizen`; evaluator, trainer and operator d
 from kaizen.api.args import (
     AnalyzeArgs,
     EvaluateArgs,
-    MergeArgs,
     StepArgs,
     StepUsageError,
-    TrainArgs,
     ValidateArgs,
     parse_step_argv,
 )
+from kaizen.api.args_combination import MergeArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import (
     ARTIFACTS,
     Artifact,

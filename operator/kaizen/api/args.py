@@ -6,6 +6,11 @@ The planner builds an `EvaluateArgs`, `TrainArgs`, … from the cycle spec and r
 so the Job's command, the local subprocess and a person typing the command agree by
 construction, and `from_argv(m.to_argv()) == m` for every model.
 
+This module holds the machinery and the evaluation steps' arguments; the training steps'
+are in `args_training` (`LoraTrainingArgs`, `TrainArgs`), the combination steps' in
+`args_combination` (`MergeArgs`, `JointArgs`, `CombineArgs`), and each program's list of
+them in `commands`.
+
 Flags follow the field names (`max_new_tokens` → `--max-new-tokens`); a field may name its
 own flag, be a comma-separated list, take several values after one flag, or have a
 negating flag, through the `cli(...)` metadata helper.
@@ -472,21 +477,3 @@ class ValidateArgs(StepArgs):
         """`{task: floor}` of --lm-eval-min-score."""
         pairs = (entry.rpartition("=") for entry in self.lm_eval_min_scores)
         return {task.strip(): float(score) for task, _, score in pairs}
-
-
-# The training steps' arguments live in their own module, built on the classes above.
-# The combination steps' arguments live in their own module, built on the classes above.
-from kaizen.api.args_combination import CombineArgs as CombineArgs  # noqa: E402
-from kaizen.api.args_combination import JointArgs as JointArgs  # noqa: E402
-from kaizen.api.args_combination import MergeArgs as MergeArgs  # noqa: E402
-from kaizen.api.args_training import LoraTrainingArgs as LoraTrainingArgs  # noqa: E402
-from kaizen.api.args_training import TrainArgs as TrainArgs  # noqa: E402
-
-#: Every step kind's arguments, by program.
-EVALUATOR_COMMANDS: tuple[type[StepArgs], ...] = (
-    EvaluateArgs,
-    AnalyzeArgs,
-    ValidateArgs,
-    CombineArgs,
-)
-TRAINER_COMMANDS: tuple[type[StepArgs], ...] = (TrainArgs, MergeArgs, JointArgs)

@@ -6,8 +6,7 @@ priority domains' training sets, a candidate beside the merges, with the train s
 training options (`LoraTrainingArgs`). `CombineArgs` (evaluator
 `combine`): score every candidate on the suite's dev items, with the model loaded as the
 evaluate steps load it (`InferenceArgs`), measure each trained domain's retention against
-its adapter alone, and choose. Re-exported by `kaizen.api.args`, whose rendering and
-parsing they share.
+its adapter alone, and choose. They share the rendering and parsing of `kaizen.api.args`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import MergeArgs, StepArgs
+from kaizen.api.args import StepArgs
+from kaizen.api.args_combination import MergeArgs
 from kaizen.api.artifacts import StepProvenance
 from kaizen.api.summary import file_digest
 

@@ -1,7 +1,7 @@
 """Pure builders between the engine and `batch/v1` Jobs: a step's Job manifest.
 
 Nothing here talks to the API: `build_step_job` returns a dict. What a Job shows is read
-back by `kaizen.operator.observe` (re-exported here).
+back by `kaizen.operator.observe`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from kaizen.api.args import AnalyzeArgs, EvaluateArgs, JointArgs, TrainArgs, ValidateArgs
+from kaizen.api.args import AnalyzeArgs, EvaluateArgs, ValidateArgs
+from kaizen.api.args_combination import JointArgs
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
 from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources, Toleration
@@ -393,22 +395,3 @@ def build_step_job(
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
-
-
-# What a Job (or TrainJob) shows, read back into the engine's terms, lives in its own module.
-from kaizen.operator.observe import (  # noqa: E402
-    ORPHANED_POD as ORPHANED_POD,
-)
-from kaizen.operator.observe import (  # noqa: E402
-    STUCK_WAITING_REASONS as STUCK_WAITING_REASONS,
-)
-from kaizen.operator.observe import failed_step as failed_step  # noqa: E402
-from kaizen.operator.observe import newest_first as newest_first  # noqa: E402
-from kaizen.operator.observe import observe_job as observe_job  # noqa: E402
-from kaizen.operator.observe import observe_orphaned_pods as observe_orphaned_pods  # noqa: E402
-from kaizen.operator.observe import read_summary as read_summary  # noqa: E402
-from kaizen.operator.observe import starting as starting  # noqa: E402
-from kaizen.operator.observe import stuck_pod as stuck_pod  # noqa: E402
-from kaizen.operator.observe import suspended as suspended  # noqa: E402
-from kaizen.operator.observe import terminated_state as terminated_state  # noqa: E402
-from kaizen.operator.observe import true_condition as true_condition  # noqa: E402

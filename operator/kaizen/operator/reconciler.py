@@ -22,15 +22,9 @@ from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
 from kaizen.cycle.engine import INVALID_SPEC, JOB_REJECTED, invalid_spec, reconcile
 from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
-from kaizen.operator.jobs import (
-    ORPHANED_POD,
-    CycleRef,
-    build_step_job,
-    job_selector,
-    observe_job,
-    observe_orphaned_pods,
-)
+from kaizen.operator.jobs import CycleRef, build_step_job, job_selector
 from kaizen.operator.kube import JobOwnedByAnother
+from kaizen.operator.observe import ORPHANED_POD, observe_job, observe_orphaned_pods
 from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND

@@ -14,8 +14,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from kaizen.api.args import TRAINER, TRAINER_COMMANDS, JointArgs, StepArgs, TrainArgs
+from kaizen.api.args import TRAINER, StepArgs
 from kaizen.api.args import build_parser as build_step_parser
+from kaizen.api.args_combination import JointArgs
+from kaizen.api.args_training import TrainArgs
+from kaizen.api.commands import TRAINER_COMMANDS
 from kaizen.api.runner import run_program
 
 PROG = f"python -m {TRAINER}"

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kaizen.api.args import JointArgs
+from kaizen.api.args_combination import JointArgs
 from kaizen.api.artifacts import JointRecord, LoraConfig, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import AdapterDigest, StepSummary, atomic_write_bytes, file_digest

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.args import LoraTrainingArgs, ModelArgs, StepArgs
+from kaizen.api.args import ModelArgs, StepArgs
+from kaizen.api.args_training import LoraTrainingArgs
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import EXIT_OK, StepSummary
 from kaizen.trainer.distributed import Parallel, from_environment, process_group
