@@ -16,22 +16,18 @@ import yaml
 from kaizen.api import fields, parse_spec
 from kaizen.api.args import (
     EVALUATOR,
-    EVALUATOR_COMMANDS,
     TRAINER,
-    TRAINER_COMMANDS,
     AnalyzeArgs,
-    CombineArgs,
     EvaluateArgs,
     InferenceArgs,
-    JointArgs,
-    LoraTrainingArgs,
-    MergeArgs,
     ModelArgs,
     StepArgs,
-    TrainArgs,
     ValidateArgs,
     parse_step_argv,
 )
+from kaizen.api.args_combination import CombineArgs, JointArgs, MergeArgs
+from kaizen.api.args_training import LoraTrainingArgs, TrainArgs
+from kaizen.api.commands import EVALUATOR_COMMANDS, TRAINER_COMMANDS
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.cycle import StepObservation, reconcile
 from kaizen.cycle.catalog import STEP_KINDS, kind_of
