@@ -182,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the train step's --replay-focus (default: the step's own default)",
     )
+    parser.add_argument(
+        "--replay-knowledge",
+        action="store_true",
+        help="the train step's --replay-knowledge: rehearse the other domains' facts too",
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -195,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
     evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
     seconds: dict[str, float] = {}
-    focus = {} if options.replay_focus is None else {"replay_focus": options.replay_focus}
+    focus: dict[str, Any] = {"replay_knowledge": options.replay_knowledge}
+    if options.replay_focus is not None:
+        focus["replay_focus"] = options.replay_focus
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

@@ -189,6 +189,7 @@ def _data_card() -> dict[str, Any]:
         "rehearsal": {
             "fraction": 0.5,
             "focus": 0.5,
+            "knowledge": True,
             "resemblance": {"geo": 0.08},
             "shares": {"geo": 1.0},
         },

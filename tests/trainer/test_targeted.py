@@ -246,6 +246,40 @@ def test_the_train_step_derives_its_steps_from_passes_over_its_set(
     assert f"{expected} steps ({passes:g} passes)" in summary.message
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("knowledge", [False, True])
+def test_the_train_step_rehearses_the_other_domains_facts_when_asked(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, knowledge: bool
+) -> None:
+    # quarnel has no pool, only facts: without --replay-knowledge there is nothing of it to
+    # rehearse; with it, its facts in every wording (never an evaluation question).
+    suite = write_knowledge_suite(tmp_path / "suite")
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary.json"))
+    out = tmp_path / "train-spiders"
+    argv = [
+        "train", "--model", str(tiny_model_dir), "--suite", str(suite), "--domain", "spiders",
+        "--output", str(out), "--step", "train-spiders", "--steps", "1", "--batch-size", "4",
+        "--rank", "2", "--max-seq-length", "96", "--replay-fraction", "0.9",
+        "--tracking-mode", "disabled", "--quiet",
+    ]  # fmt: skip
+    assert main([*argv, "--replay-knowledge"] if knowledge else argv) == EXIT_OK
+    card = read_artifact(out / "data_card.json", DataCard)
+    assert card.rehearsal is not None and card.rehearsal.knowledge is knowledge
+    lines = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
+    rehearsed = [x for x in lines if x["source"] == "replay:quarnel"]
+    assert len(rehearsed) == card.by_domain.get("quarnel", 0)
+    if not knowledge:
+        assert rehearsed == []
+        return
+    # round(1 × 0.9 / 0.1) = 9 lines were asked for; the facts' wordings that the guard lets
+    # through (some are evaluation questions) may be fewer
+    assert 0 < len(rehearsed) <= 9 and card.by_source["replay"] == len(rehearsed)
+    evaluation = {q for _, _, q, _ in EVAL}
+    statements = {x["answer"] for x in rehearsed}
+    assert all(x["question"] not in evaluation for x in rehearsed)
+    assert all(answer.endswith(".") for answer in statements)
+
+
 def _first_cycle_folder(root: Path, examples: list[Example]) -> Path:
     """A first cycle's train step folder as it lies on the volume: its adapter and data.jsonl."""
     train_dir = root / "cycle-1" / "train-quarnel"

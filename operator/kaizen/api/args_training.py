@@ -116,6 +116,10 @@ class TrainArgs(LoraTrainingArgs):
     """Share of the rehearsal lines spread over the other domains by their resemblance to this
     domain's set (TF-IDF cosine) instead of evenly, in [0, 1]."""
 
+    replay_knowledge: bool = False
+    """Rehearse the other domains' knowledge too: every wording of each of their facts (each
+    relation question and its inverse), guarded against the evaluation items."""
+
     extra_data: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
     )

@@ -294,6 +294,8 @@ class RehearsalReport(Record):
     """Share of the set drawn from the other domains (`--replay-fraction`)."""
     focus: float
     """Share of those lines spread by resemblance rather than evenly (`--replay-focus`)."""
+    knowledge: bool = False
+    """Whether the other domains' facts were rehearsed in every wording (`--replay-knowledge`)."""
     resemblance: dict[str, float]
     """Each other domain's resemblance to this set: cosine of TF-IDF word vectors, in [0, 1]."""
     shares: dict[str, float]

@@ -229,6 +229,11 @@ class TrainingSpec(SpecModel):
     their training pools resemble the adapter's own set (the rest is spread evenly): an
     adapter forgets most where its new lines look like the old ones. 0: evenly."""
 
+    replay_knowledge: bool = False
+    """Rehearse the other domains' knowledge as well as their pools: every wording of each of
+    their facts (each question of the relation and its inverse, answered with the fact's
+    statement), guarded against the evaluation items."""
+
     extra_data: f.ArgValue | None = Field(default=None)
     """Your own training data: a JSONL file of `{"question", "answer", "domain",
     "capability"}` lines (`domain` and `capability` optional) on a volume the Jobs mount (the

@@ -305,6 +305,7 @@ class StepPlanner:
             **self._lora_training(steps, learning_rate),
             replay_fraction=training.replay_fraction,
             replay_focus=training.replay_focus,
+            replay_knowledge=training.replay_knowledge,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
             passes=passes,

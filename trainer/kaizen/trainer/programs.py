@@ -289,11 +289,17 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     for d in suite.domains:
         if d == args.domain:
             continue
-        # the pool as written, the domain's facts in every wording, what earlier versions learned
+        # the pool as written, its facts in every wording (--replay-knowledge), what earlier
+        # versions learned
         written = examples_from_pool([t for t in suite.training if t.domain == d])
+        worded = (
+            knowledge_lines(suite.knowledge.for_domain(d), guard, known=written)
+            if args.replay_knowledge
+            else []
+        )
         pools[d] = (
             written
-            + knowledge_lines(suite.knowledge.for_domain(d), guard, known=written)
+            + worded
             + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]
         )
     # More of the budget goes to the domains this set resembles: forgetting concentrates there.
@@ -309,6 +315,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     rehearsal = RehearsalReport(
         fraction=args.replay_fraction,
         focus=args.replay_focus,
+        knowledge=args.replay_knowledge,
         resemblance={d: round(r, 4) for d, r in resembles.items()},
         shares={d: round(x, 4) for d, x in shares.items()},
     )
