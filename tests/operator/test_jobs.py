@@ -167,11 +167,12 @@ def test_gpu_job_essentials() -> None:
     assert pod["priorityClassName"] == "ml-training"
     preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert preferred[0]["preference"]["matchExpressions"][0]["values"] == ["eu-1a"]
-    # Two GPUs: one training process per GPU, on this node, through torchrun.
+    # Two GPUs: one training process per GPU, on this node, through torchrun (by the trainer's
+    # launcher, which keeps a rank's configuration error as exit code 3).
     assert container["command"][:7] == [
         "python",
         "-m",
-        "torch.distributed.run",
+        "kaizen.trainer.launch",
         "--standalone",
         "--nproc-per-node=2",
         "-m",
@@ -360,7 +361,7 @@ def test_the_joint_job_is_placed_and_launched_as_a_train_job(gpus: int) -> None:
     at = train_command.index("kaizen.trainer")
     assert joint_command[: at + 1] == train_command[: at + 1]
     assert (train_command[at + 1], joint_command[at + 1]) == ("train", "joint")
-    launcher = ["torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    launcher = ["kaizen.trainer.launch", "--standalone", f"--nproc-per-node={gpus}"]
     assert (joint_command[2:5] == launcher) == (gpus > 1)
     for flag, value in (("--precision", "bf16"), ("--parallelism", "fsdp")):
         assert joint_command[joint_command.index(flag) + 1] == value

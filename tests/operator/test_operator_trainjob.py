@@ -94,7 +94,7 @@ def test_a_cycle_trains_its_adapters_in_trainjobs(
     train_runs = [r for r in env.sim.runs if "-node-0-" in r.pod]
     assert len(train_runs) == 2
     for run in train_runs:
-        assert run.argv[1:5] == ["-m", "torch.distributed.run", "-m", "kaizen.trainer"]
+        assert run.argv[1:5] == ["-m", "kaizen.trainer.launch", "-m", "kaizen.trainer"]
         assert run.exit_code == 0
     adapters = [Path(a["path"]) for a in status["adapters"]]
     assert all((path / "adapter_config.json").is_file() for path in adapters)

@@ -159,7 +159,7 @@ def test_trainjob_essentials() -> None:
     assert trainer["command"][:6] == [
         "python",
         "-m",
-        "torch.distributed.run",
+        "kaizen.trainer.launch",
         "-m",
         "kaizen.trainer",
         "train",
@@ -231,7 +231,7 @@ def test_the_joint_step_runs_as_a_trainjob_placed_as_the_train_steps() -> None:
         assert joint_job["trainer"][key] == train_job["trainer"][key], key
     assert joint_job["trainer"]["numNodes"] == 4
     command = joint_job["trainer"]["command"]
-    assert command[:6] == ["python", "-m", "torch.distributed.run", "-m", "kaizen.trainer", "joint"]
+    assert command[:6] == ["python", "-m", "kaizen.trainer.launch", "-m", "kaizen.trainer", "joint"]
     assert command[command.index("--parallelism") + 1] == "fsdp"
     assert "--gradient-checkpointing" in command
     # With the Job backend the joint step is a Job, as the train steps are.

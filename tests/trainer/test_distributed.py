@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from kaizen.api.runner import ConfigurationError
-from kaizen.api.summary import EXIT_OK, SUMMARY_PATH_ENV, parse_summary
+from kaizen.api.summary import EXIT_CONFIG_ERROR, EXIT_OK, SUMMARY_PATH_ENV, parse_summary
 from kaizen.trainer.distributed import Parallel, from_environment
+from kaizen.trainer.launch import exit_code
 from tests.trainer.test_cli import _train_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -264,3 +265,43 @@ def test_gradient_checkpointing_trains_the_same_adapter(
     )
     for key in without:
         torch.testing.assert_close(with_[key], without[key], rtol=1e-5, atol=1e-6)
+
+
+def test_the_launcher_exits_3_when_any_rank_had_a_configuration_error() -> None:
+    # torchrun stops the other ranks (a signal: negative) and would exit 1 for all of these.
+    assert exit_code([EXIT_CONFIG_ERROR, -15]) == EXIT_CONFIG_ERROR
+    assert exit_code([1, EXIT_CONFIG_ERROR]) == EXIT_CONFIG_ERROR
+    assert exit_code([1, -15]) == 1
+    assert exit_code([-9]) == 1
+
+
+@pytest.mark.e2e
+def test_a_configuration_error_under_torchrun_exits_3_with_its_reason(
+    tiny_model_dir: Path, tiny_suite: Path, tmp_path: Path
+) -> None:
+    """The command the operator gives a pod with two GPUs, with a batch the ranks cannot share.
+
+    torchrun itself exits 1 whatever its ranks exit with; through `kaizen.trainer.launch` the
+    Job sees 3, which its podFailurePolicy fails at once instead of retrying."""
+    out = tmp_path / "train-lumora"
+    summary_path = tmp_path / "summary"
+    args = _train_args(tiny_model_dir, tiny_suite, "lumora", out)
+    args[args.index("--batch-size") + 1] = "1"
+    launcher = [sys.executable, "-m", "kaizen.trainer.launch", "--standalone", "--nproc-per-node=2"]
+    env = {**os.environ, SUMMARY_PATH_ENV: str(summary_path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, "-m", "kaizen.trainer", *args, "--tracking-mode", "disabled"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == EXIT_CONFIG_ERROR, done.stderr[-3000:]
+    summary = parse_summary(summary_path.read_bytes())
+    assert not summary.ok and summary.reason == "ConfigurationError"
+    assert "batch size 1 is smaller than the 2 training processes" in summary.message
+    assert "[launch] configuration error: train-lumora: ConfigurationError: batch size 1" in (
+        done.stderr
+    )
+    assert not (out / "adapter").exists()

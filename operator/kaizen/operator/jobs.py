@@ -37,8 +37,10 @@ MANAGED_BY = "kaizen-operator"
 GPU_RESOURCE = "nvidia.com/gpu"
 #: The UID and GID the images create for the non-root user.
 RUN_AS = 1000
-#: torchrun, as a module of the image's Python (no console script on PATH needed).
-TORCHRUN = ("-m", "torch.distributed.run")
+#: torchrun, as a module of the image's Python (no console script on PATH needed), through the
+#: trainer's launcher: torchrun's options, its run, and the ranks' exit code (3 for a
+#: configuration error, which torchrun alone reports as 1; `kaizen.trainer.launch`).
+TORCHRUN = ("-m", "kaizen.trainer.launch")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def is_train_step(invocation: StepInvocation) -> bool:
 def torchrun_command(
     invocation: StepInvocation, settings: OperatorSettings, launcher_args: Sequence[str] = ()
 ) -> list[str]:
-    """A training step under torchrun: `python -m torch.distributed.run <launcher args> -m
+    """A training step under torchrun: `python -m kaizen.trainer.launch <torchrun options> -m
     kaizen.trainer train|joint ...`; the trainer's own arguments are unchanged."""
     command = _command(invocation.argv, settings)
     return [command[0], *TORCHRUN, *launcher_args, *command[1:]]

@@ -7,8 +7,8 @@ trainer: image, command, environment, `numNodes` and `resourcesPerNode`. The Tra
 controller turns it into a JobSet with one indexed Job `node` whose pods each run torchrun;
 its torch plugin sets `PET_NNODES`, `PET_NPROC_PER_NODE`, `PET_NODE_RANK`,
 `PET_MASTER_ADDR` and `PET_MASTER_PORT`, which torchrun reads as its defaults, so the
-command here is `python -m torch.distributed.run -m kaizen.trainer train ...` with no
-launcher arguments. What the TrainJob's own fields cannot say (the artifact volume, the
+command here is `python -m kaizen.trainer.launch -m kaizen.trainer train ...` (torchrun, with
+the ranks' exit code) with no launcher arguments. What the TrainJob's own fields cannot say (the artifact volume, the
 security contexts, node selector, tolerations, affinity, the ServiceAccount) goes into a
 `runtimePatches` entry owned by the operator (manager `kaizen.dev/operator`).
 

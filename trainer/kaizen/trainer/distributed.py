@@ -1,15 +1,15 @@
 """Data-parallel LoRA across processes: torchrun's ranks share each global batch.
 
-A train step launched under torchrun (`python -m torch.distributed.run ... -m kaizen.trainer
-train ...`, as the operator does for a pod with several GPUs and for a TrainJob) runs one
-process per device. Every rank loads the same base model, builds the same examples and
-attaches the same (seeded) LoRA weights; at each step it takes its share of the global batch
-(`rows[rank::world]`), and the gradients of the LoRA weights are summed over the ranks. The
-loss of each rank is weighted so that the sum is exactly the loss one process would compute on
-the whole batch: the cross-entropy is a mean over the batch's answer tokens, so a rank's mean
-counts `n_rank / n_global` of it (likewise the distillation KL over its positions). Hence the
-adapter does not depend on the number of processes, up to floating-point summation order
-(`tests/trainer/test_distributed.py` checks two gloo ranks against one process).
+A train step launched under torchrun (`python -m kaizen.trainer.launch ... -m kaizen.trainer
+train ...`, torchrun keeping the ranks' exit code, as the operator does for a pod with several
+GPUs and for a TrainJob) runs one process per device. Every rank loads the same base model,
+builds the same examples and attaches the same (seeded) LoRA weights; at each step it takes its
+share of the global batch (`rows[rank::world]`), and the gradients of the LoRA weights are
+summed over the ranks. The loss of each rank is weighted so that the sum is exactly the loss one
+process would compute on the whole batch: the cross-entropy is a mean over the batch's answer
+tokens, so a rank's mean counts `n_rank / n_global` of it (likewise the distillation KL over its
+positions). Hence the adapter does not depend on the number of processes, up to floating-point
+summation order (`tests/trainer/test_distributed.py` checks two gloo ranks against one process).
 
 Only rank 0 writes: checkpoints, the adapter, `training.json`, the data card, the tracking run
 and the step summary. The other ranks compute and stay silent. LoRA weights are small, so

@@ -11,6 +11,7 @@ honours the same way.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kaizen.api.args import ModelArgs, StepArgs
 from kaizen.api.args_training import LoraTrainingArgs
 from kaizen.api.runner import ConfigurationError, run_step
-from kaizen.api.summary import EXIT_OK, StepSummary
+from kaizen.api.summary import EXIT_CONFIG_ERROR, EXIT_OK, StepSummary
 from kaizen.trainer.distributed import Parallel, from_environment, process_group
 
 if TYPE_CHECKING:  # torch is imported late: a usage error never loads it
@@ -215,7 +216,13 @@ def _run_ranks(args: StepArgs, work: Work, inputs: list[str], parallel: Parallel
     if not parallel.is_main:
         if not parallel.broadcast(None):
             return EXIT_OK  # rank 0 reused an earlier output, or failed before training
-        work(Path(args.output), parallel)
+        try:
+            work(Path(args.output), parallel)
+        except ConfigurationError as error:
+            # Rank 0 meets the same inputs and reports it in the summary; this rank's exit
+            # code says so too, for the launcher (`kaizen.trainer.launch`).
+            print(f"[rank {parallel.rank}] configuration error: {error}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
         return EXIT_OK
     told = False
 
