@@ -237,11 +237,15 @@ async def test_kopfs_watch_stream_stamps_each_event_with_its_arrival() -> None:
     async def stream(**_: Any) -> AsyncIterator[Any]:
         yield {"type": "ADDED", "object": {"metadata": {"name": "j"}}}
         yield "a bookmark"  # not an event: passed through untouched
-        yield {"type": "MODIFIED", "object": {"metadata": {"name": "j"}}}
+        yield {
+            "type": "MODIFIED",
+            "object": {"metadata": {"name": "j", "managedFields": [{"manager": "kube"}]}},
+        }
 
     before = time.monotonic()
     events = [event async for event in metrics._stamped(stream)(resource="jobs")]
     assert events[1] == "a bookmark"
+    assert events[2]["object"] == {"metadata": {"name": "j"}}  # slimmed before kopf queues it
     stamps = [events[0][metrics.ARRIVED], events[2][metrics.ARRIVED]]
     assert before <= stamps[0] <= stamps[1] <= time.monotonic()
     assert metrics.job_event(events[2], "j", True) == metrics.JobEvent(stamps[1], "finished", "j")

@@ -1,8 +1,10 @@
 """The one module that calls the Kubernetes API: async wrappers over the official client.
 
 Every call runs the synchronous client in one of `API_CONCURRENCY` worker threads and returns
-plain dicts with the server's own camelCase keys. Jobs go through the generic custom-objects
-endpoints (`/apis/batch/v1/...`) so manifests travel untouched by the typed models.
+plain dicts with the server's own camelCase keys, without `metadata.managedFields` and, for
+Jobs, without their pod template (`kaizen.operator.slim`: the operator reads neither, and
+holds many objects at once). Jobs go through the generic custom-objects endpoints
+(`/apis/batch/v1/...`) so manifests travel untouched by the typed models.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
 from kaizen.operator import metrics
+from kaizen.operator.slim import slim, slim_all
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +91,14 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def _dict(value: Any) -> dict[str, Any]:
-    return cast(dict[str, Any], value or {})
+    """An object as the API returned it, slimmed (`kaizen.operator.slim`)."""
+    return cast(dict[str, Any], slim(value or {}))
+
+
+def _items(value: Any, *, jobs: bool = False) -> list[dict[str, Any]]:
+    """The items of a list the API returned, each slimmed (`jobs`: a list of batch/v1 Jobs,
+    whose items carry no kind)."""
+    return slim_all(_dict(value).get("items") or [], job=jobs)
 
 
 class Kube:
@@ -148,7 +158,7 @@ class Kube:
             GROUP, VERSION, namespace, PLURAL,
             label_selector=label_selector,
         )  # fmt: skip
-        return list(_dict(result).get("items") or [])
+        return _items(result)
 
     async def create_cycle(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
         """Create a cycle; if one with its name exists, accept it only when `owner_uid` owns it."""
@@ -245,7 +255,7 @@ class Kube:
             group, version, namespace, plural,
             label_selector=label_selector,
         )  # fmt: skip
-        return list(_dict(result).get("items") or [])
+        return _items(result, jobs=resource == JOB)
 
     async def list_trainjobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Kubeflow Trainer TrainJobs in `namespace` matching a label selector."""
@@ -263,7 +273,7 @@ class Kube:
             label_selector=label_selector,
             _preload_content=False,
         )
-        return list((_raw(response) or {}).get("items") or [])
+        return _items(_raw(response))
 
     async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
         """Create a Job (or TrainJob, by the manifest's kind); if one with its name exists,

@@ -42,6 +42,8 @@ from collections.abc import (
 )
 from typing import Any, NamedTuple
 
+from kaizen.operator.slim import slim
+
 logger = logging.getLogger(__name__)
 
 try:
@@ -139,7 +141,8 @@ def reconcile_timer() -> Iterator[None]:
 
 
 def stamp_watch_arrivals() -> bool:
-    """Make kopf stamp every raw watch event with the moment it reached this process.
+    """Make kopf stamp every raw watch event with the moment it reached this process, and
+    slim its object (`kaizen.operator.slim`: no `managedFields`) before kopf queues it.
 
     kopf hands `on.event` handlers the raw event, but only after its per-object queue; the
     stamp (`event[ARRIVED]`, `time.monotonic()`) is what the Job-event latency is measured
@@ -170,6 +173,7 @@ def _stamped(
             async for event in stream:
                 if isinstance(event, dict):
                     event[ARRIVED] = time.monotonic()
+                    slim(event.get("object"))
                 yield event
 
     infinite_watch._kaizen_stamped = True  # type: ignore[attr-defined]
