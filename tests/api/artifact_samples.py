@@ -394,8 +394,8 @@ def _lineage() -> dict[str, Any]:
         "reason": "Promoted",
         "promoted": True,
         "adapters": ["/a/nightly-1/merge/adapter"],
-        "baseline": {"overall": 0.5, "domains": {"geo": 0.4, "zep": 0.6}},
-        "candidate": {"overall": 0.6, "domains": {"geo": 0.6, "zep": 0.6}},
+        "baseline": {"overall": 0.5, "domains": {"geo": 0.4, "zep": 0.6}, "test": 0.48},
+        "candidate": {"overall": 0.6, "domains": {"geo": 0.6, "zep": 0.6}, "test": 0.56},
         "overall_delta": 0.1,
         "p_value": 0.004,
         "start_time": "2026-12-01T01:00:00Z",
@@ -426,7 +426,7 @@ def _lineage() -> dict[str, Any]:
         "completion_time": "2026-12-03T01:20:00Z",
     }
     return {
-        "schema": 1,
+        "schema": 2,
         "chain": "nightly",
         "namespace": "ml",
         "model": "bundled:smollm2-135m-instruct",

@@ -28,10 +28,12 @@ from kaizen.api.artifacts import (
     schema_file_name,
     write_artifact,
 )
+from kaizen.api.lineage import ChainLineage
 from tests.api.artifact_samples import (
     SAMPLES,
     _combination,
     _joint,
+    _lineage,
     _merge,
     _plan,
     _report,
@@ -52,6 +54,7 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     TrainingRecord: 3,
     JointRecord: 2,
     MergeRecord: 2,
+    ChainLineage: 2,
     ValidationReport: 3,
 }
 
@@ -361,3 +364,24 @@ def test_a_version_2_data_card_reads_without_its_rehearsal_spread(tmp_path: Path
     read = read_artifact(_write(tmp_path, old, DataCard.FILE_NAME), DataCard)
     assert isinstance(read, DataCard)
     assert read.schema_version == 3 and read.rehearsal is None and read.passes == old["passes"]
+
+
+def test_a_version_1_lineage_reads_as_version_2_without_test_item_scores(tmp_path: Path) -> None:
+    # Version 2 added each version's score on the test items (what stop.targetScore reads).
+    new = _lineage()
+    old = {**new, "schema": 1, "entries": []}
+    for entry in new["entries"]:
+        entry = dict(entry)
+        for side in ("baseline", "candidate"):
+            if side in entry:
+                entry[side] = {k: v for k, v in entry[side].items() if k != "test"}
+        old["entries"].append(entry)
+    lineage = read_artifact(_write(tmp_path, old), ChainLineage)
+    assert lineage.schema_version == 2 and len(lineage.entries) == 3
+    first = lineage.entries[0]
+    assert first.baseline is not None and first.candidate is not None
+    assert (first.baseline.test, first.candidate.test) == (None, None)
+    assert first.to_record().test_score is None
+    assert (
+        read_artifact(_write(tmp_path, new), ChainLineage).entries[0].to_record().test_score == 0.56
+    )

@@ -51,8 +51,10 @@ def finished(
     after: float = 0.6,
     failed: str | None = None,
     generation: int = 1,
+    tested: tuple[float, float] | None = None,
 ) -> ObservedCycle:
-    """A finished cycle as an executor would see it."""
+    """A finished cycle as an executor would see it; `before` and `after` are the evaluations
+    over all items, `tested` the validation gate's (baseline, candidate) on the test items."""
     merged = f"/artifacts/ml/{name}/merge/adapter"
     promote = failed is None and verdict == "Promote"
     status = ImprovementCycleStatus(
@@ -63,7 +65,13 @@ def finished(
         candidate=None if failed else ScoreDigest(overall=after, domains={"geo": after}),
         merged=None if failed else MergeDigest(path=merged, combination="ties"),
         validation=(
-            ValidationDigest(verdict=verdict, overall_delta=after - before, p_value=0.01)  # type: ignore[arg-type]
+            ValidationDigest(
+                verdict=verdict,  # type: ignore[arg-type]
+                overall_delta=after - before,
+                p_value=0.01,
+                baseline_score=tested[0] if tested else None,
+                candidate_score=tested[1] if tested else None,
+            )
             if verdict and not failed
             else None
         ),
@@ -169,11 +177,40 @@ def test_plateau_stops_after_k_cycles_without_promotion() -> None:
     assert [r.reason for r in c.status.lineage] == ["Rejected", "NothingToImprove"]
 
 
-def test_target_score_stops_the_chain() -> None:
+def test_target_score_stops_the_chain_on_the_test_items_score() -> None:
     c = chain({"afterPrevious": True, "stop": {"targetScore": 0.6}})
     c, _ = step(c, [], T0)
-    c, d = step(c, [finished("nightly-1", 1, start=["/base"], after=0.65)], T0)
+    one = finished("nightly-1", 1, start=["/base"], after=0.65, tested=(0.5, 0.62))
+    c, d = step(c, [one], T0)
     assert d.create is None and c.status is not None and c.status.stop_reason == "TargetScore"
+    assert (c.status.score, c.status.test_score) == (0.65, 0.62)
+    assert "score on the test items 0.620 reached targetScore 0.6" in (c.status.message or "")
+    (record,) = d.recorded
+    assert record.candidate is not None and record.baseline is not None
+    assert (record.baseline.test, record.candidate.test, record.test_score) == (0.5, 0.62, 0.62)
+
+
+def test_a_pooled_score_over_the_target_does_not_stop_the_chain() -> None:
+    """The score over all items pools in the dev items the cycles trained towards and chose
+    by; the target is a held-out figure, the validation gate's test items."""
+    c = chain({"afterPrevious": True, "stop": {"targetScore": 0.6}})
+    c, _ = step(c, [], T0)
+    seen = [finished("nightly-1", 1, start=["/base"], after=0.65, tested=(0.5, 0.55))]
+    c, d = step(c, seen, T0)
+    assert d.create is not None and c.status is not None and c.status.stop_reason is None
+    assert (c.status.score, c.status.test_score) == (0.65, 0.55)
+    # A cycle that does not promote measures the current version again: its test score is
+    # the version's latest; one that reached no validation leaves it as it was.
+    promoted = seen[0].status.promoted_adapters  # type: ignore[union-attr]
+    seen.append(finished("nightly-2", 2, start=promoted, verdict=None, before=0.66))
+    c, d = step(c, seen, T0)
+    assert c.status is not None and (c.status.score, c.status.test_score) == (0.66, 0.55)
+    seen.append(
+        finished("nightly-3", 3, start=promoted, verdict="Reject", before=0.64, tested=(0.6, 0.58))
+    )
+    c, d = step(c, seen, T0)
+    assert d.create is None and c.status is not None and c.status.stop_reason == "TargetScore"
+    assert (c.status.version, c.status.test_score) == (1, 0.6)
 
 
 def test_history_limits_delete_only_folded_cycles_and_the_lineage_keeps_them() -> None:

@@ -426,6 +426,8 @@ def validate_step(
             validation=ValidationDigest(
                 verdict=report.verdict,
                 overall_delta=round(report.overall_delta, 4),
+                baseline_score=round(report.overall.baseline, 4),
+                candidate_score=round(report.overall.candidate, 4),
                 p_value=significant(report.mcnemar.p_value),
                 minimum_detectable_effect=mde,
                 domain_deltas={name: round(d.delta, 4) for name, d in report.domains.items()},

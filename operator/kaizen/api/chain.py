@@ -99,7 +99,8 @@ class ChainStop(ApiModel):
     """Stop after this many cycles in a row without a promotion (a plateau)."""
 
     target_score: float | None = Field(default=None, gt=0.0, le=1.0)
-    """Stop once the current version's overall score reaches this."""
+    """Stop once the current version's score on the suite's test items reaches this (the
+    held-out items the validation gate compares on; `status.testScore`)."""
 
 
 class CycleTemplateMeta(ApiModel):
@@ -185,6 +186,10 @@ class LineageScores(ApiModel):
     domains: dict[str, float] = Field(default_factory=dict)
     """Score per domain (0–1)."""
 
+    test: float | None = None
+    """Overall score on the suite's test items, as the validation gate measured it (held out
+    from training and from every choice); none when the cycle was not validated."""
+
 
 class ChainCycleRecord(ApiModel):
     """One finished cycle of the chain, and the model version it left."""
@@ -249,6 +254,12 @@ class ChainCycleRecord(ApiModel):
         chosen = self.candidate if self.promoted else self.baseline
         return chosen.overall if chosen else None
 
+    @property
+    def test_score(self) -> float | None:
+        """The test-item score of the version this cycle left, when the cycle was validated."""
+        chosen = self.candidate if self.promoted else self.baseline
+        return chosen.test if chosen else None
+
 
 class VersionReference(ApiModel):
     """The current version's own evaluation: what the next cycle's candidate is compared with."""
@@ -297,6 +308,10 @@ class ImprovementChainStatus(ApiModel):
 
     best_score: float | None = None
     """The best overall score of any version so far."""
+
+    test_score: float | None = None
+    """The current version's overall score on the suite's test items, from the latest cycle
+    that validated it (what `stop.targetScore` reads); none before any validation."""
 
     last_verdict: str | None = None
     """The outcome of the latest finished cycle (Promoted, Rejected, … or its failure reason)."""

@@ -8,11 +8,12 @@ ConfigMap `<chain>-lineage` (key `lineage.json`). Registered in `kaizen.api.arti
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from kaizen.api.artifacts_base import Artifact, Record, optional_key
+from kaizen.api.artifacts_base import VERSION_KEY, Artifact, Record, optional_key
 from kaizen.api.chain import ChainCycleRecord
 
 
@@ -23,6 +24,9 @@ class VersionScores(Record):
     """Micro-averaged score over all items (0–1)."""
     domains: dict[str, float]
     """Score per domain (0–1)."""
+    test: float | None = optional_key()
+    """Overall score on the suite's test items, as the validation gate measured it (held out
+    from training and from every choice); absent when the cycle was not validated."""
 
 
 class LineageEntry(Record):
@@ -73,13 +77,20 @@ class LineageEntry(Record):
         return ChainCycleRecord.model_validate(self.model_dump(exclude_none=True))
 
 
+def _lineage_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A lineage.json of version 1 as version 2: its entries have no test-item scores."""
+    return {**raw, VERSION_KEY: 2}
+
+
 class ChainLineage(Artifact):
     """`lineage.json`: every cycle a chain ran, oldest first, and where the model stands."""
 
     FILE_NAME: ClassVar[str] = "lineage.json"
     KIND: ClassVar[str] = "chain lineage"
 
-    schema_version: Literal[1] = Field(default=1, alias="schema")
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _lineage_v1}
+
+    schema_version: Literal[2] = Field(default=2, alias="schema")
     """Layout version of this file."""
     chain: str
     """The chain's name."""

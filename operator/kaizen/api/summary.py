@@ -167,6 +167,13 @@ class ValidationDigest(ApiModel):
     overall_delta: float
     """Candidate overall score minus baseline overall score."""
 
+    baseline_score: float | None = None
+    """The baseline's overall score on the validated items (the suite's test items, held out
+    from training and from every choice): the figure `stop.targetScore` of a chain reads."""
+
+    candidate_score: float | None = None
+    """The candidate's overall score on the same items."""
+
     p_value: float
     """Two-sided exact McNemar p-value on per-item correctness (3 significant digits)."""
 

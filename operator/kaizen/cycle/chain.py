@@ -90,10 +90,12 @@ def cycle_name(chain: str, index: int) -> str:
     return f"{chain}-{index}"
 
 
-def _scores(digest: ScoreDigest | None) -> LineageScores | None:
+def _scores(digest: ScoreDigest | None, test: float | None) -> LineageScores | None:
+    """A version's scores: its evaluation over all items, and the validation gate's figure on
+    the test items (`test`) when the cycle got that far."""
     if digest is None:
         return None
-    return LineageScores(overall=digest.overall, domains=dict(digest.domains))
+    return LineageScores(overall=digest.overall, domains=dict(digest.domains), test=test)
 
 
 def _record(
@@ -129,8 +131,12 @@ def _record(
         reason=reason,
         promoted=promoted,
         adapters=adapters,
-        baseline=_scores(seen.baseline if seen else None),
-        candidate=_scores(seen.candidate if seen else None),
+        baseline=_scores(
+            seen.baseline if seen else None, validation.baseline_score if validation else None
+        ),
+        candidate=_scores(
+            seen.candidate if seen else None, validation.candidate_score if validation else None
+        ),
         overall_delta=validation.overall_delta if validation else None,
         p_value=validation.p_value if validation else None,
         start_time=seen.start_time if seen else None,
@@ -168,11 +174,14 @@ def _fold(status: ImprovementChainStatus, record: ChainCycleRecord) -> CycleEven
         status.reference = None  # set by the caller from the cycle, when it can be one
         status.cycles_without_promotion = 0
         status.score = record.candidate.overall if record.candidate else status.score
+        status.test_score = record.candidate.test if record.candidate else None
     else:
         status.cycles_without_promotion += 1
         if record.baseline is not None:
             # The cycle measured the current version again (its baseline): keep the latest.
             status.score = record.baseline.overall
+            if record.baseline.test is not None:
+                status.test_score = record.baseline.test
     for value in (record.baseline.overall if record.baseline else None, status.score):
         if value is not None and (status.best_score is None or value > status.best_score):
             status.best_score = value
@@ -207,8 +216,11 @@ def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str
         return "MaxCycles"
     if stop.plateau_cycles is not None and status.cycles_without_promotion >= stop.plateau_cycles:
         return "Plateau"
+    # The held-out figure: the test items the validation gate compares on, which neither the
+    # analysis, the training data nor the choice of combination ever read. The score over all
+    # items pools in the dev items the cycles trained towards and chose by.
     target = stop.target_score
-    if target is not None and status.score is not None and status.score >= target:
+    if target is not None and status.test_score is not None and status.test_score >= target:
         return "TargetScore"
     return None
 
@@ -219,7 +231,8 @@ def _stop_message(chain: ImprovementChain, reason: str, status: ImprovementChain
         "MaxCycles": f"maxCycles {stop.max_cycles} reached",
         "Plateau": f"{status.cycles_without_promotion} cycles in a row without a promotion "
         f"(plateauCycles {stop.plateau_cycles})",
-        "TargetScore": f"score {_fmt(status.score)} reached targetScore {stop.target_score}",
+        "TargetScore": f"score on the test items {_fmt(status.test_score)} reached "
+        f"targetScore {stop.target_score}",
     }[reason]
 
 
@@ -499,6 +512,8 @@ def _summarise(
         phase, reason = ChainPhase.WAITING, "Waiting"
         message = f"waiting for the next run at {status.next_run_time or 'the next trigger'}"
     message = f"{message}; version {status.version}, score {_fmt(status.score)}"
+    if status.test_score is not None:
+        message += f" ({_fmt(status.test_score)} on the test items)"
     if phase == ChainPhase.COMPLETED and (previous is None or previous.phase != phase):
         events.append(CycleEvent("Normal", "ChainCompleted", message))
     if phase == ChainPhase.STALLED and (previous is None or previous.phase != phase):
