@@ -200,5 +200,3 @@ def test_bad_plan_is_a_configuration_error(tmp_path: Path, text: str, message: s
 def test_a_missing_plan_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="improvement plan file not found"):
         read_plan(tmp_path / "nope.json")
-
-

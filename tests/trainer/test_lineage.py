@@ -22,8 +22,8 @@ from kaizen.api.artifacts import (
     write_artifact,
 )
 from kaizen.trainer.data import Example
-from kaizen.trainer.rehearsal import replay_examples
 from kaizen.trainer.lineage import earlier_lines, earlier_questions, training_sets
+from kaizen.trainer.rehearsal import replay_examples
 from kaizen.trainer.targeted import source_kind
 from tests.api.artifact_samples import _combination, _joint, _merge, _training
 
