@@ -78,9 +78,10 @@ DEFAULT_TRAIN_STEPS = 30
 TrainPasses = Annotated[float, Field(gt=0.0, le=1000.0)]
 #: The most steps the passes rule gives one adapter (`spec.training.maxSteps`).
 DEFAULT_MAX_TRAIN_STEPS = 400
-#: The fewest steps the passes rule gives one adapter (`spec.training.minSteps`): a LoRA of a
-#: few lines needs this many optimiser updates to fit them at all (docs/training-data.md).
-DEFAULT_MIN_TRAIN_STEPS = 20
+#: The fewest steps the passes rule gives one adapter (`spec.training.minSteps`). 1: the rule
+#: alone. A higher bound makes a tiny set learn more and forget more (measured;
+#: docs/training-data.md), so it is the user's choice.
+DEFAULT_MIN_TRAIN_STEPS = 1
 
 TrainBatchSize = Annotated[int, Field(ge=1, le=4096)]
 DEFAULT_TRAIN_BATCH_SIZE = 8

@@ -208,8 +208,8 @@ class TrainingSpec(SpecModel):
     """The most steps `passes` gives one adapter (bounds the cost of a large set)."""
 
     min_steps: f.TrainSteps = f.DEFAULT_MIN_TRAIN_STEPS
-    """The fewest steps `passes` gives one adapter: a set of a few lines needs this many
-    optimiser updates to be learned at all, however few passes they make."""
+    """The fewest steps `passes` gives one adapter: a set of a few lines may need more
+    optimiser updates than its passes make to be learned at all (it then also forgets more)."""
 
     batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
