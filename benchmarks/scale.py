@@ -123,6 +123,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "<LOGS>/<server>-<N>/ before its working folder is removed",
     )
     parser.add_argument(
+        "--memory-reports",
+        type=Path,
+        metavar="DIR",
+        help="the operator writes a memory report (kaizen.operator.diagnostics: RSS, Python's "
+        "allocator, objects by type) into DIR/<server>-<N>/ every --report-every seconds of "
+        "the run and once every cycle finished",
+    )
+    parser.add_argument("--report-every", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="with --memory-reports: trace the operator's allocations with FRAMES frames each "
+        "and write a tracemalloc snapshot with each report; tracing slows the operator several "
+        "times and costs memory, so its RSS and latency are not those of an untraced run",
+    )
+    parser.add_argument(
         "--server",
         choices=("emulator", "apiserver"),
         default="emulator",
@@ -212,7 +230,11 @@ class Recorder:
 
 @contextlib.contextmanager
 def operator_process(
-    cluster: Cluster, workdir: Path, namespaces: list[str], metrics_port: int
+    cluster: Cluster,
+    workdir: Path,
+    namespaces: list[str],
+    metrics_port: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     kubeconfig = cluster.write_kubeconfig(workdir / "operator.kubeconfig", OPERATOR_TOKEN)
     env = {
@@ -223,6 +245,7 @@ def operator_process(
         "KAIZEN_SCANNING": "false",
         "KAIZEN_METRICS_PORT": str(metrics_port),
         "KAIZEN_NAMESPACES": ",".join(namespaces),
+        **(extra_env or {}),
     }
     log = (workdir / "operator.log").open("ab")
     proc = subprocess.Popen(
@@ -243,6 +266,15 @@ def operator_process(
                 proc.kill()
                 proc.wait()
         log.close()
+
+
+def report_now(folder: Path, operator: subprocess.Popen[bytes]) -> None:
+    """Ask the operator for a memory report and wait until it is written (after the
+    tracemalloc snapshot, if any: a snapshot of a few hundred MiB takes seconds)."""
+    reports = len(list(folder.glob("memory-*.txt")))
+    operator.send_signal(signal.SIGUSR2)
+    while operator.poll() is None and len(list(folder.glob("memory-*.txt"))) <= reports:
+        time.sleep(0.5)
 
 
 def cycle_body(name: str) -> dict[str, Any]:
@@ -307,7 +339,18 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "namespaces": len(namespaces),
             "step_seconds": args.durations.describe(),
         }
-        with operator_process(cluster, workdir, namespaces, args.metrics_port) as operator:
+        reports = args.memory_reports / f"{args.server}-{n}" if args.memory_reports else None
+        extra_env = (
+            {
+                "KAIZEN_MEMORY_REPORTS_DIR": str(reports),
+                "KAIZEN_TRACEMALLOC_FRAMES": str(args.tracemalloc),
+            }
+            if reports
+            else {}
+        )
+        with operator_process(
+            cluster, workdir, namespaces, args.metrics_port, extra_env
+        ) as operator:
             while cycles_gauge(args.metrics_port) is None and operator.poll() is None:
                 time.sleep(0.2)  # the metrics server is up once startup ran
             requests0 = cluster.requests_by_token().get(OPERATOR_TOKEN, 0)
@@ -320,6 +363,9 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             started = time.monotonic()
             result["load_average_at_start"] = load_average()
             peak_rss, peak_load = 0.0, 0.0
+            # The operator's RSS every 15 s of the run (seconds, MiB): where the peak is.
+            rss_timeline: list[tuple[float, float]] = []
+            next_rss, next_report = 0.0, args.report_every
             for i in range(n):
                 name = f"c{i:04d}"
                 namespace = namespaces[i // args.per_namespace]
@@ -332,6 +378,13 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 peak_rss = max(peak_rss, rss_mib(operator.pid)[0])
                 peak_load = max(peak_load, load_average()[0])
                 time.sleep(0.5)
+                since = time.monotonic() - started
+                if since >= next_rss:
+                    rss_timeline.append((round(since), round(rss_mib(operator.pid)[0], 1)))
+                    next_rss = since + 15.0
+                if reports and since >= next_report:
+                    operator.send_signal(signal.SIGUSR2)
+                    next_report += args.report_every
                 if int(time.monotonic() - started) % 15 == 0:
                     print(
                         f"  {time.monotonic() - started:5.0f} s: {len(recorder.succeeded)} "
@@ -341,6 +394,8 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                         flush=True,
                     )
             elapsed = time.monotonic() - started
+            if reports:  # the last report, every cycle finished
+                report_now(reports, operator)
             rss, hwm = rss_mib(operator.pid)
             page = scrape(args.metrics_port)
             loop1, threads1 = sched_seconds(operator.pid, operator.pid), sched_seconds(operator.pid)
@@ -391,6 +446,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 load_average_at_end=load_average(),
                 load_average_1min_peak=peak_load,
                 operator_rss_mib={"end": round(rss, 1), "peak": round(max(hwm, peak_rss), 1)},
+                operator_rss_timeline=rss_timeline,
                 operator_cpu_seconds=round(cpu_seconds(operator.pid) - op_cpu0, 1),
                 # The emulator (if it is the server), the job simulators and the recorder.
                 benchmark_process_cpu_seconds=round(cpu_seconds(bench_pid) - bench_cpu0, 1),

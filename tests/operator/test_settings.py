@@ -27,6 +27,8 @@ DEFAULTS = {
     "wandb_api_key_secret": "",
     "hub_token_secret": "",
     "trainjob": False,
+    "memory_reports_dir": "",
+    "tracemalloc_frames": 0,
 }
 
 

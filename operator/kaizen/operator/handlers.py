@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import zlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import kopf
@@ -22,7 +24,7 @@ import kopf
 from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
 from kaizen.cycle.chain import LABEL_CHAIN
-from kaizen.operator import metrics
+from kaizen.operator import diagnostics, metrics
 from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
@@ -119,13 +121,31 @@ async def startup(
     memo.kaizen_chains = ChainReconciler(kube, post_event=post_event)
     if operator.metrics_port is not None:
         metrics.serve(operator.metrics_port)
+    if operator.memory_reports_dir:
+        memo.kaizen_tracer = report_memory(
+            Path(operator.memory_reports_dir), operator.tracemalloc_frames
+        )
     logger.info("Kaizen operator settings: %s", operator)
     if settings.peering.mandatory and not settings.peering.standalone:
         logger.info("Peering %r with priority %d", settings.peering.name, settings.peering.priority)
 
 
+def report_memory(folder: Path, frames: int = 0) -> diagnostics.MemoryTracer:
+    """Each SIGUSR2 writes a memory report into `folder` (`kaizen.operator.diagnostics`); with
+    `frames` > 0, allocations are traced and each report comes with a tracemalloc snapshot."""
+    tracer = diagnostics.MemoryTracer(folder, frames)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR2, lambda: tracer.dump(f"SIGUSR2 {tracer.dumps}"))
+    return tracer
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
+    tracer = getattr(memo, "kaizen_tracer", None)
+    if tracer is not None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)
+        tracer.dump("at exit")
+        tracer.stop()
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is not None:
         await reconciler.retries.close()

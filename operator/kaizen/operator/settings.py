@@ -77,6 +77,14 @@ class OperatorSettings:
     """Run the train steps of cycles with `training.backend: trainjob` as Kubeflow Trainer
     TrainJobs, and watch them (needs Kubeflow Trainer installed and RBAC for trainjobs)."""
 
+    memory_reports_dir: str = ""
+    """Folder for memory reports (`kaizen.operator.diagnostics`), one on each SIGUSR2 and at
+    exit; empty: none."""
+
+    tracemalloc_frames: int = 0
+    """With `memory_reports_dir`: trace allocations with this many frames each and write a
+    tracemalloc snapshot beside each report; 0: no tracing (it costs CPU and memory)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
         """Settings from `environ` (default `os.environ`); unset variables keep defaults."""
@@ -101,6 +109,11 @@ def _convert(name: str, raw: str) -> Any:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if name in ("job_ttl_seconds", "metrics_port"):
         return int(raw)
+    if name == "tracemalloc_frames":
+        frames = int(raw)
+        if frames < 0:
+            raise ValueError("must be 0 (no tracing) or more")
+        return frames
     if name == "reconcile_interval":
         value = float(raw)
         if value <= 0:
