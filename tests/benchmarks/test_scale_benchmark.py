@@ -107,10 +107,25 @@ def _assert_measured(result: dict[str, Any]) -> None:
 
 @pytest.mark.integration
 def test_two_cycles_on_the_emulator_with_steady_steps(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--step-seconds", "0.05", "0.3", "--seed", "3")
+    reports = tmp_path / "reports"
+    result = _run(
+        tmp_path, "--step-seconds", "0.05", "0.3", "--seed", "3",
+        "--memory-reports", str(reports), "--report-every", "1",
+    )  # fmt: skip
     assert result["server"] == "emulator"
     assert result["step_seconds"] == {"mode": "steady", "uniform": [0.05, 0.3], "seed": 3}
     _assert_measured(result)
+    # The operator's RSS over the run, and its memory reports (on SIGUSR2 every second, the
+    # last one with every cycle finished): each names its RSS and the objects it holds.
+    timeline = result["operator_rss_timeline"]
+    assert timeline and all(rss > 0 for _, rss in timeline)
+    assert [t for t, _ in timeline] == sorted(t for t, _ in timeline)
+    written = sorted(reports.glob("emulator-2/memory-*.txt"))
+    assert len(written) >= 2
+    last = written[-1].read_text()
+    assert "rss_mib " in last and "pymalloc_allocated_mib " in last
+    assert "ImprovementCycle: " in last  # the cycles' bodies kopf keeps, found by kind
+    assert not list(reports.glob("emulator-2/*.tracemalloc"))  # no tracing asked for
     # The operator's requests by kind, per step: it reads the cycle and lists Jobs and pods,
     # patches the status and creates one Job per step.
     per_step = result["operator_requests_per_step"]
