@@ -39,6 +39,7 @@ from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
+from kaizen.runtime.suites.records import SuiteError
 
 HERE = Path(__file__).resolve().parent
 KORRIN = HERE / "suites" / "korrin"
@@ -83,15 +84,32 @@ def build_suite(target: Path, others: str = "demo") -> Path:
     lines = [json.dumps(p) for p in pool]
     lines += [line for line in demo_pool if line.strip() and json.loads(line)["domain"] in domains]
     (target / "train.jsonl").write_text("\n".join(lines) + "\n")
-    (target / "knowledge.jsonl").write_text(_knowledge(demo, domains))
-    load_suite(str(target))  # refuse to go on with a suite the loader would refuse
-    return target
+    knowledge_path = target / "knowledge.jsonl"
+    knowledge_path.write_text(_knowledge(demo, domains))
+    korrin_lines = len((KORRIN / "knowledge.jsonl").read_text().splitlines())
+    while True:  # refuse to go on with a suite the loader would refuse, except for ...
+        try:
+            load_suite(str(target))
+            return target
+        except SuiteError as error:
+            # ... a lent fact that Korrin's wording of its relation turns into an evaluation
+            # question ("What is the capital of Austria?"): a suite must leave it out.
+            if (
+                error.path != str(knowledge_path)
+                or error.line is None
+                or error.line <= korrin_lines
+            ):
+                raise
+            kept = knowledge_path.read_text().splitlines()
+            del kept[error.line - 1]
+            knowledge_path.write_text("\n".join(kept) + "\n")
 
 
 def _knowledge(lent: Any, domains: tuple[str, ...]) -> str:
-    """Korrin's knowledge and the lent domains' (as a suite of them all would ship it). A lent
-    relation whose name Korrin also uses is renamed, with its facts, so both keep their
-    wording."""
+    """Korrin's knowledge and the lent domains' facts, as one suite of them all would ship it:
+    one definition of each relation. Where the lent suite defines a relation Korrin also
+    names (`capital`, `currency`), Korrin's definition is kept, so the lent facts of that
+    relation are worded as Korrin's are."""
     korrin = [
         json.loads(x) for x in (KORRIN / "knowledge.jsonl").read_text().splitlines() if x.strip()
     ]
@@ -100,20 +118,12 @@ def _knowledge(lent: Any, domains: tuple[str, ...]) -> str:
     lines = (
         [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
     )
-    renamed = {
-        r["name"]: f"{lent.name}_{r['name']}"
-        for r in lines
-        if r["kind"] == "relation" and r["name"] in taken
-    }
-    kept = []
-    for record in lines:
-        if record["kind"] == "relation":
-            record = record | {"name": renamed.get(record["name"], record["name"])}
-        elif record.get("domain") not in domains:
-            continue
-        elif record["kind"] == "fact":
-            record = record | {"relation": renamed.get(record["relation"], record["relation"])}
-        kept.append(record)
+    kept = [
+        record
+        for record in lines
+        if (record["kind"] == "relation" and record["name"] not in taken)
+        or (record["kind"] != "relation" and record.get("domain") in domains)
+    ]
     return "".join(json.dumps(r) + "\n" for r in korrin + kept)
 
 
