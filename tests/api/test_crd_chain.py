@@ -58,6 +58,7 @@ def test_printer_columns_and_status_subresource() -> None:
     assert columns["Version"] == ".status.version"
     assert columns["Last"] == ".status.lastVerdict"
     assert columns["Best"] == ".status.bestScore"
+    assert columns["Test"] == ".status.testScore"  # what stop.targetScore reads
     assert columns["Current"] == ".status.currentCycle"
     assert columns["Next"] == ".status.nextRunTime"
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'

@@ -122,3 +122,22 @@ def test_another_base_model_does_not_resume_an_old_chain(tmp_path: Path) -> None
 def test_a_local_chain_needs_a_bound(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="spec.stop.maxCycles"):
         runner(CycleStandIn(tmp_path)).run(chain())
+
+
+def test_the_lineage_table_shows_the_test_item_scores_beside_the_overall_ones() -> None:
+    from kaizen.local.chain import render_lineage
+    from tests.api.artifact_samples import SAMPLES
+
+    lineage = ChainLineage.model_validate(SAMPLES[ChainLineage]())
+    table = render_lineage(lineage).splitlines()
+    assert "test b." in table[1] and "test a." in table[1]
+    entry = lineage.entries[0]
+    assert entry.baseline is not None and entry.candidate is not None
+    row = next(line for line in table if line.startswith(entry.cycle))
+    cells = [f"{100 * v:.1f}%" for v in (entry.baseline.overall, entry.candidate.overall)]
+    cells += [
+        f"{100 * v:.1f}%" for v in (entry.baseline.test, entry.candidate.test) if v is not None
+    ]
+    assert len(cells) == 4
+    positions = [row.index(cell) for cell in cells]
+    assert positions == sorted(positions)  # before, after, test before, test after

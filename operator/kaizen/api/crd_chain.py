@@ -47,6 +47,13 @@ PRINTER_COLUMNS = [
         "description": "Best overall score of any version.",
     },
     {
+        "name": "Test",
+        "type": "number",
+        "jsonPath": ".status.testScore",
+        "description": "The current version's score on the suite's test items (what "
+        "stop.targetScore reads).",
+    },
+    {
         "name": "Score",
         "type": "number",
         "jsonPath": ".status.score",

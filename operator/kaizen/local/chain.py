@@ -265,7 +265,9 @@ class LocalChainRunner:
 
 
 def render_lineage(lineage: ChainLineage) -> str:
-    """The chain's lineage as a plain-text table: one row per cycle, then scores per version."""
+    """The chain's lineage as a plain-text table: one row per cycle (overall scores before and
+    after, and on the test items the validation gate measured, which `stop.targetScore`
+    reads), then scores per version."""
 
     def pct(value: float | None) -> str:
         return "   -  " if value is None else f"{100 * value:5.1f}%"
@@ -273,16 +275,19 @@ def render_lineage(lineage: ChainLineage) -> str:
     lines = [f"chain {lineage.chain}: version {lineage.version} of {lineage.model}"]
     width = max([len(e.cycle) for e in lineage.entries] + [len("cycle")]) + 2
     lines.append(
-        f"{'cycle':<{width}} {'from':>4} {'to':>4}  {'outcome':<18} {'before':>7} {'after':>7} {'p':>9}"
+        f"{'cycle':<{width}} {'from':>4} {'to':>4}  {'outcome':<18} {'before':>7} {'after':>7} "
+        f"{'test b.':>7} {'test a.':>7} {'p':>9}"
     )
-    lines.append("-" * (width + 60))
+    lines.append("-" * (width + 76))
     for e in lineage.entries:
         p = "" if e.p_value is None else f"{e.p_value:.3g}"
         mark = " *" if e.promoted else ""
         lines.append(
             f"{e.cycle:<{width}} {'v' + str(e.from_version):>4} {'v' + str(e.version):>4}  "
             f"{e.reason:<18} {pct(e.baseline.overall if e.baseline else None):>7} "
-            f"{pct(e.candidate.overall if e.candidate else None):>7} {p:>9}{mark}"
+            f"{pct(e.candidate.overall if e.candidate else None):>7} "
+            f"{pct(e.baseline.test if e.baseline else None):>7} "
+            f"{pct(e.candidate.test if e.candidate else None):>7} {p:>9}{mark}"
         )
     lines.append("(* promoted: a new version)")
     # Per-domain scores of each version: version 0 from the first baseline, then each promotion.
