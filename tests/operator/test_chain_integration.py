@@ -149,8 +149,9 @@ def test_a_chain_runs_three_cycles_each_from_the_previous_promoted_adapters(
     configmap = env.cluster.get(CONFIGMAPS, env.namespace, "loop-lineage")
     assert configmap is not None
     artifact = json.loads(configmap["data"]["lineage.json"])
-    assert artifact["schema"] == 1 and artifact["version"] == 3
+    assert artifact["schema"] == 2 and artifact["version"] == 3  # lineage.json v2: test scores
     assert [e["cycle"] for e in artifact["entries"]] == ["loop-1", "loop-2", "loop-3"]
+    assert all(e["candidate"]["test"] is not None for e in artifact["entries"])  # validated
     assert configmap["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
 
     events = wait_for(
