@@ -45,13 +45,12 @@ from kaizen.api.spec import (
     ImprovementCycleSpec,
     MergeSpec,
     ModelSpec,
-    ResourcesSpec,
     SecretKeyRef,
-    StepResources,
     TrackingSpec,
     TrainingSpec,
     ValidationSpec,
 )
+from kaizen.api.spec_resources import ResourcesSpec, StepResources
 from kaizen.api.status import (
     Condition,
     ImprovementCycleStatus,

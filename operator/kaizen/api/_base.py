@@ -1,4 +1,4 @@
-"""Shared pydantic base classes for the Kaizen API: camelCase aliases, strict fields."""
+"""Shared pydantic base classes for the Kaizen API: camelCase aliases, strict spec fields."""
 
 from __future__ import annotations
 
@@ -20,3 +20,10 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, object]:
         """The JSON-compatible dict with camelCase keys and without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SpecModel(ApiModel):
+    """A part of the spec: types are strict, as in the CRD's schema (`"8"` is not a number,
+    `true` is not one either)."""
+
+    model_config = ConfigDict(strict=True)

@@ -16,7 +16,8 @@ from kaizen.api.args_combination import JointArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.fields import parse_quantity
 from kaizen.api.resource import API_VERSION, KIND
-from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef, StepResources, Toleration
+from kaizen.api.spec import ImprovementCycleSpec, SecretKeyRef
+from kaizen.api.spec_resources import StepResources, Toleration
 from kaizen.api.summary import EXIT_CONFIG_ERROR, SUMMARY_PATH_ENV
 from kaizen.cycle.types import StepInvocation
 from kaizen.operator.settings import OperatorSettings
