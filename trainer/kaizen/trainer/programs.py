@@ -302,7 +302,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             + worded
             + [e for e in learned.get(d, []) if guard.check(e.question, e.answer) is None]
         )
-    # More of the budget goes to the domains this set resembles: forgetting concentrates there.
+    # Each domain's resemblance to this set goes to the card; with --replay-focus it also
+    # steers the rehearsal lines towards the domains this set resembles.
     resembles = resemblance(built.examples, {d: p for d, p in pools.items() if p})
     shares = replay_shares(resembles, args.replay_focus)
     replay = replay_examples(
