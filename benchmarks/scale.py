@@ -86,7 +86,7 @@ from scale_measure import (  # noqa: E402
     percentiles,
     rss_mib,
     sched_seconds,
-    scrape,
+    scrape_settled,
 )
 
 from tests.kube.fast_steps import run_fast_step  # noqa: E402
@@ -397,7 +397,8 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             if reports:  # the last report, every cycle finished
                 report_now(reports, operator)
             rss, hwm = rss_mib(operator.pid)
-            page = scrape(args.metrics_port)
+            recorded = sum(1 for k in recorder.job_complete if k in recorder.step_recorded)
+            page = scrape_settled(args.metrics_port, "kaizen_job_event_to_status_seconds", recorded)
             loop1, threads1 = sched_seconds(operator.pid, operator.pid), sched_seconds(operator.pid)
             op_requests = cluster.requests_by_token().get(OPERATOR_TOKEN, 0) - requests0
             steps = max(1, len(recorder.step_recorded))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,19 @@ def scrape(port: int) -> str:
     return cast(
         bytes, urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
     ).decode()
+
+
+def scrape_settled(port: int, name: str, count: int, patience: float = 15.0) -> str:
+    """The metrics page once histogram `name` counts `count` observations (or after `patience`
+    seconds, as it is then). The benchmark sees a status patch through its watch as soon as the
+    API server applies it; the operator observes the step's timing only when the patch's
+    response reaches it, a moment later on a loaded machine."""
+    deadline = time.monotonic() + patience
+    page = scrape(port)
+    while histogram(page, name)["n"] < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page = scrape(port)
+    return page
 
 
 def histogram(text: str, name: str, **labels: str) -> dict[str, float]:

@@ -87,7 +87,12 @@ def _promoted(index: int, start: list[str], before: float, after: float) -> Obse
             candidate=ScoreDigest(overall=after, domains={"geography": after}),
             merged=MergeDigest(path=merged, combination="ties"),
             validation=ValidationDigest(
-                verdict="Promote", overall_delta=after - before, p_value=0.002
+                verdict="Promote",
+                overall_delta=after - before,
+                p_value=0.002,
+                # The gate's figures on the test items (held out from training).
+                baseline_score=before - 0.05,
+                candidate_score=after - 0.05,
             ),
             promoted_adapters=[*start, merged],
         ),
@@ -117,7 +122,9 @@ def test_printer_columns_show_the_status_the_engine_writes(
     )
     table = chains.raw("GET", f"/apis/{G}/{V}/namespaces/{namespace}/{P}", accept=TABLE)
     columns = [c["name"] for c in table["columnDefinitions"] if not c.get("priority")]
-    assert columns == ["Name", "Version", "Last", "Best", "Current", "Next", "Ready", "Age"]
+    assert columns == [
+        "Name", "Version", "Last", "Best", "Test", "Current", "Next", "Ready", "Age"
+    ]  # fmt: skip
     (row,) = table["rows"]
     cells = dict(zip([c["name"] for c in table["columnDefinitions"]], row["cells"], strict=True))
     assert cells == {
@@ -125,6 +132,7 @@ def test_printer_columns_show_the_status_the_engine_writes(
         "Version": 1,
         "Last": "Promoted",
         "Best": 0.55,
+        "Test": 0.5,  # the current version's test-item score: what stop.targetScore reads
         "Score": 0.55,
         "Current": "nightly-2",
         "Next": following,
@@ -135,22 +143,26 @@ def test_printer_columns_show_the_status_the_engine_writes(
         "Age": cells["Age"],
     }
     out = chains.kubectl("get", "improvementchains", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "VERSION", "LAST", "BEST", "CURRENT", "NEXT", "READY", "AGE"]
-    assert out[1].split()[:7] == [
+    assert out[0].split() == [
+        "NAME", "VERSION", "LAST", "BEST", "TEST", "CURRENT", "NEXT", "READY", "AGE"
+    ]  # fmt: skip
+    assert out[1].split()[:8] == [
         "nightly",
         "1",
         "Promoted",
         "0.55",
+        "0.5",
         "nightly-2",
         following,
         "True",
     ]
     wide = chains.kubectl("get", "chain", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert wide[0].split() == [
-        "NAME", "VERSION", "LAST", "BEST", "SCORE", "CURRENT", "NEXT", "READY", "PHASE",
+        "NAME", "VERSION", "LAST", "BEST", "TEST", "SCORE", "CURRENT", "NEXT", "READY", "PHASE",
         "SCHEDULE", "SUSPEND", "AGE",
     ]  # fmt: skip
-    assert wide[1].split()[:11] == [
-        "nightly", "1", "Promoted", "0.55", "0.55", "nightly-2", following, "True", "Running",
+    assert wide[1].split()[:12] == [
+        "nightly", "1", "Promoted", "0.55", "0.5", "0.55", "nightly-2", following, "True",
+        "Running",
         "0", "2",  # the schedule "0 2 * * *" splits in five
     ]  # fmt: skip
