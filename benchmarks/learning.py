@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the train step's --replay-knowledge: rehearse the other domains' facts too",
     )
+    parser.add_argument(
+        "--anchor-share",
+        type=float,
+        default=None,
+        help="the train step's --anchor-share: this share of the rehearsal lines are anchors",
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -213,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     focus: dict[str, Any] = {"replay_knowledge": options.replay_knowledge}
     if options.replay_focus is not None:
         focus["replay_focus"] = options.replay_focus
+    if options.anchor_share is not None:
+        focus["anchor_share"] = options.anchor_share
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

@@ -70,7 +70,7 @@ def _report() -> dict[str, Any]:
 def _training() -> dict[str, Any]:
     """A training.json as `kaizen.trainer.programs.train` writes it."""
     return {
-        "schema": 3,
+        "schema": 4,
         "step": "train-zep",
         "cycle": "demo",
         "domain": "zep",
@@ -91,6 +91,7 @@ def _training() -> dict[str, Any]:
             "capability_weight": 2,
             "replay_fraction": 0.5,
             "replay_examples": 12,
+            "anchor_share": 0.25,
             "synthesis_examples": 96,
             "passes": 10.0,  # 30 steps: 10 passes over 24 lines, 8 a step
             "max_steps": 400,
@@ -153,7 +154,7 @@ def _data_card() -> dict[str, Any]:
     """A data_card.json as `kaizen.trainer.programs.train` writes it."""
     line = {"source": "synthesis:chain", "capability": "cross_referencing"}
     return {
-        "schema": 3,
+        "schema": 4,
         "step": "train-zep",
         "domain": "zep",
         "suite": SUITE,
@@ -192,6 +193,9 @@ def _data_card() -> dict[str, Any]:
             "knowledge": True,
             "resemblance": {"geo": 0.08},
             "shares": {"geo": 1.0},
+            "anchor_share": 0.25,
+            "anchors": 3,
+            "anchors_asked": 4,
         },
         "dropped": [
             {

@@ -50,8 +50,8 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
     CombinationReport: 2,
-    DataCard: 3,
-    TrainingRecord: 3,
+    DataCard: 4,
+    TrainingRecord: 4,
     JointRecord: 2,
     MergeRecord: 2,
     ChainLineage: 2,
@@ -164,6 +164,7 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
         "capability_weight",
         "replay_fraction",
         "replay_examples",
+        "anchor_share",
         "synthesis_examples",
         "passes",
         "max_steps",
@@ -363,7 +364,20 @@ def test_a_version_2_data_card_reads_without_its_rehearsal_spread(tmp_path: Path
     old.pop("rehearsal")
     read = read_artifact(_write(tmp_path, old, DataCard.FILE_NAME), DataCard)
     assert isinstance(read, DataCard)
-    assert read.schema_version == 3 and read.rehearsal is None and read.passes == old["passes"]
+    assert read.schema_version == 4 and read.rehearsal is None and read.passes == old["passes"]
+
+
+def test_version_3_records_read_as_version_4_without_anchors(tmp_path: Path) -> None:
+    # Version 4 added the anchors (a share of the rehearsal lines; none before).
+    card = SAMPLES[DataCard]() | {"schema": 3}
+    card["rehearsal"] = {k: v for k, v in card["rehearsal"].items() if not k.startswith("anchor")}
+    read = read_artifact(_write(tmp_path, card, DataCard.FILE_NAME), DataCard)
+    assert read.schema_version == 4 and read.rehearsal is not None
+    assert (read.rehearsal.anchor_share, read.rehearsal.anchors) == (0.0, 0)
+    record = SAMPLES[TrainingRecord]() | {"schema": 3}
+    record["config"] = {k: v for k, v in record["config"].items() if k != "anchor_share"}
+    got = read_artifact(_write(tmp_path, record, TrainingRecord.FILE_NAME), TrainingRecord)
+    assert got.schema_version == 4 and got.config.anchor_share == 0.0
 
 
 def test_a_version_1_lineage_reads_as_version_2_without_test_item_scores(tmp_path: Path) -> None:

@@ -120,6 +120,11 @@ class TrainArgs(LoraTrainingArgs):
     """Rehearse the other domains' knowledge too: every wording of each of their facts (each
     relation question and its inverse), guarded against the evaluation items."""
 
+    anchor_share: f.AnchorShare = f.DEFAULT_ANCHOR_SHARE
+    """Share of the rehearsal lines that are anchors: this domain's relations asked of the
+    other domains' entities, answered by the model before training (its own answers kept),
+    in [0, 1]."""
+
     extra_data: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
     )

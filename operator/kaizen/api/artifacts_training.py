@@ -65,6 +65,8 @@ class TrainingConfig(LoraConfig):
     """Share of the training set drawn from other domains (rehearsal)."""
     replay_examples: int
     """Rehearsal examples added."""
+    anchor_share: float = 0.0
+    """Share of the rehearsal lines that are anchors (`--anchor-share`; 0: none)."""
     synthesis_examples: int = 0
     """Most items synthesised from the domain's knowledge (0: none)."""
     passes: float | None = None
@@ -149,6 +151,11 @@ def _training_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 3}
 
 
+def _training_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """A training.json of version 3 as version 4: no rehearsal line was an anchor."""
+    return {**raw, VERSION_KEY: 4}
+
+
 class TrainingRecord(Artifact):
     """`training.json`: how one domain's adapter was trained."""
 
@@ -156,12 +163,14 @@ class TrainingRecord(Artifact):
     KIND: ClassVar[str] = "training record"
 
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: lambda raw: _training_v2(_training_v1(raw)),
-        2: _training_v2,
+        1: lambda raw: _training_v3(_training_v2(_training_v1(raw))),
+        2: lambda raw: _training_v3(_training_v2(raw)),
+        3: _training_v3,
     }
 
-    schema_version: Literal[3] = Field(default=3, alias="schema")
-    """Layout version of this file (2: `passes` and `max_steps` in `config`; 3: `min_steps`)."""
+    schema_version: Literal[4] = Field(default=4, alias="schema")
+    """Layout version of this file (2: `passes` and `max_steps` in `config`; 3: `min_steps`;
+    4: `anchor_share`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     cycle: str | None
@@ -300,6 +309,13 @@ class RehearsalReport(Record):
     """Each other domain's resemblance to this set: cosine of TF-IDF word vectors, in [0, 1]."""
     shares: dict[str, float]
     """Each other domain's share of the rehearsal lines (`by_domain` has the counts drawn)."""
+    anchor_share: float = 0.0
+    """Share of the rehearsal lines asked to be anchors (`--anchor-share`)."""
+    anchors: int = 0
+    """Anchors in the set: this domain's relations asked of other domains' entities, with the
+    model's own answers before training (`by_source`'s `anchor`)."""
+    anchors_asked: int = 0
+    """Anchor questions the model answered (the rest of the answers were not needed)."""
 
 
 def _data_card_v1(raw: dict[str, Any]) -> dict[str, Any]:
@@ -312,6 +328,11 @@ def _data_card_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 3}
 
 
+def _data_card_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """A data_card.json of version 3 as version 4: no rehearsal line was an anchor."""
+    return {**raw, VERSION_KEY: 4}
+
+
 class DataCard(Artifact):
     """`data_card.json`: the training set of one adapter, where each line came from and why."""
 
@@ -319,12 +340,14 @@ class DataCard(Artifact):
     KIND: ClassVar[str] = "data card"
 
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: lambda raw: _data_card_v2(_data_card_v1(raw)),
-        2: _data_card_v2,
+        1: lambda raw: _data_card_v3(_data_card_v2(_data_card_v1(raw))),
+        2: lambda raw: _data_card_v3(_data_card_v2(raw)),
+        3: _data_card_v3,
     }
 
-    schema_version: Literal[3] = Field(default=3, alias="schema")
-    """Layout version of this file (2: `passes`; 3: `rehearsal`)."""
+    schema_version: Literal[4] = Field(default=4, alias="schema")
+    """Layout version of this file (2: `passes`; 3: `rehearsal`; 4: the anchors in
+    `rehearsal`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     domain: str

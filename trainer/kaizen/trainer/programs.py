@@ -139,7 +139,7 @@ def _write_data(
             sorted(
                 Counter(
                     e.source.split(":", 1)[1]
-                    if e.source.startswith(("replay:", "rehearsal:"))
+                    if e.source.startswith(("replay:", "rehearsal:", "anchor:"))
                     else args.domain
                     for e in examples
                 ).items()
@@ -178,6 +178,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     from kaizen.runtime.contamination import ContaminationGuard
     from kaizen.runtime.models import ModelNotFound, load_tokenizer
     from kaizen.runtime.suites import load_suite
+    from kaizen.trainer.anchors import AnchorReport, anchor_count, anchor_examples, anchor_questions
     from kaizen.trainer.data import (
         assemble_examples,
         examples_from_pool,
@@ -232,9 +233,12 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         raise ConfigurationError(f"--model {args.model}: {error}") from None
     context_teacher = args.teacher == "context" and synthesis_possible
     sharded = args.parallelism == "fsdp" and parallel.distributed
-    if sharded and (context_teacher or settings.distilling or args.quantization != "none"):
+    anchoring = args.anchor_share > 0 and args.replay_fraction > 0
+    if sharded and (
+        context_teacher or anchoring or settings.distilling or args.quantization != "none"
+    ):
         raise ConfigurationError(
-            "--parallelism fsdp cannot be combined with a teacher or --quantization "
+            "--parallelism fsdp cannot be combined with a teacher, --anchor-share or --quantization "
             "(no process holds the whole model to generate or quantize with); use ddp"
         )
     teacher_tokenizer = None
@@ -306,19 +310,33 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     # steers the rehearsal lines towards the domains this set resembles.
     resembles = resemblance(built.examples, {d: p for d, p in pools.items() if p})
     shares = replay_shares(resembles, args.replay_focus)
+    rehearsed = replay_count(len(examples), args.replay_fraction)
+    anchors, anchored = [], AnchorReport()
+    if anchoring and rehearsed:
+        # The model answers before any LoRA weight exists (as the context teacher does).
+        model = model if model is not None else load_base(args, load_options)
+        anchors = anchor_examples(
+            anchor_questions(
+                suite.knowledge, args.domain, resembles=resembles, guard=guard, seed=args.seed
+            ),
+            anchor_count(rehearsed, args.anchor_share),
+            generator(model, tokenizer),
+            guard,
+            anchored,
+        )
     replay = replay_examples(
-        pools,
-        domain=args.domain,
-        count=replay_count(len(examples), args.replay_fraction),
-        seed=args.seed,
-        shares=shares,
+        pools, domain=args.domain, count=rehearsed - len(anchors), seed=args.seed, shares=shares
     )
+    replay += anchors
     rehearsal = RehearsalReport(
         fraction=args.replay_fraction,
         focus=args.replay_focus,
         knowledge=args.replay_knowledge,
         resemblance={d: round(r, 4) for d, r in resembles.items()},
         shares={d: round(x, 4) for d, x in shares.items()},
+        anchor_share=args.anchor_share,
+        anchors=len(anchors),
+        anchors_asked=anchored.asked,
     )
     if replay:
         examples = assemble_examples(
@@ -374,6 +392,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "capability_weight": args.capability_weight,
         "replay_fraction": args.replay_fraction,
         "replay_examples": len(replay),
+        "anchor_share": args.anchor_share,
         "synthesis_examples": args.synthesis_examples,
         "passes": args.passes,
         "max_steps": args.max_steps if args.passes is not None else None,

@@ -242,12 +242,14 @@ def _dropped(example: Example, reason: str) -> DroppedLine:
 
 
 def source_kind(source: str) -> str:
-    """The card's source bucket: `pool`, `extra`, `replay`, `rehearsal`, `synthesis:<kind>`,
-    `teacher:<kind>`."""
+    """The card's source bucket: `pool`, `extra`, `replay`, `rehearsal`, `anchor`,
+    `synthesis:<kind>`, `teacher:<kind>`."""
     if source.startswith("replay:"):
         return "replay"
     if source.startswith("rehearsal:"):
         return "rehearsal"
+    if source.startswith("anchor:"):
+        return "anchor"
     if source.startswith(("synthesis:", "teacher:")) or source == "pool":
         return source
     return "extra"
