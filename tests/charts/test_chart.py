@@ -288,6 +288,8 @@ BAD_VALUES = [
     ({"jobs": {"defaultResources": {"memory": "4 GB"}}}, "at '/jobs/defaultResources/memory'"),
     ({"logFormat": "xml"}, "at '/logFormat'"),
     ({"reconcileInterval": 0}, "at '/reconcileInterval'"),
+    ({"maxReconciliations": 0}, "at '/maxReconciliations'"),
+    ({"listChunkSize": -1}, "at '/listChunkSize'"),
     (
         {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
         "metrics.serviceMonitor.enabled needs metrics.enabled",

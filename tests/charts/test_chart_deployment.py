@@ -71,6 +71,8 @@ def test_default_job_images_and_resources_are_the_operators_defaults(chart: Any)
         "default_cpu",
         "default_memory",
         "reconcile_interval",
+        "max_reconciliations",
+        "list_chunk_size",
     ):
         assert getattr(settings, field) == getattr(defaults, field), field
 

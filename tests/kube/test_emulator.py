@@ -91,6 +91,33 @@ def test_list_has_kind_and_numeric_resource_version(co, core, namespace, cluster
     assert pods.items == [] and pods.metadata.resource_version.isdigit()
 
 
+def test_lists_come_in_chunks_with_limit_and_continue(core, namespace):
+    # As a real API server answers kubectl (chunks of 500) and kopf with watching.chunk_size.
+    for n in range(7):
+        labels = {"pick": "yes"} if n != 3 else {}
+        core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": f"m{n}", "labels": labels}}
+        )
+    first = core.list_namespaced_config_map(namespace, label_selector="pick=yes", limit=4)
+    assert [i.metadata.name for i in first.items] == ["m0", "m1", "m2", "m4"]
+    assert first.metadata.remaining_item_count == 2 and first.metadata._continue
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "m9", "labels": {"pick": "yes"}}}
+    )
+    rest = core.list_namespaced_config_map(
+        namespace, label_selector="pick=yes", limit=4, _continue=first.metadata._continue
+    )
+    assert [i.metadata.name for i in rest.items] == ["m5", "m6", "m9"]
+    assert not rest.metadata._continue and rest.metadata.remaining_item_count is None
+    # Every chunk reports the first one's resourceVersion: a watch from it misses nothing.
+    assert rest.metadata.resource_version == first.metadata.resource_version
+    whole = core.list_namespaced_config_map(namespace, limit=0)
+    assert len(whole.items) == 8 and not whole.metadata._continue
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map(namespace, limit=2, _continue="not-a-token")
+    assert err.value.status == 400 and "continue" in json.loads(err.value.body)["message"]
+
+
 def test_label_and_field_selectors(core, namespace):
     for name, labels in [("a", {"job-name": "j1", "x": "1"}), ("b", {"job-name": "j2"}), ("c", {})]:
         core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})

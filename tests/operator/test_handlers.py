@@ -18,8 +18,9 @@ from kopf._core.intents import causes
 from kaizen.operator import handlers, pacing
 from kaizen.operator.__main__ import kopf_args
 from kaizen.operator.kube import ApiException
-from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles
+from kaizen.operator.pacing import Retries
 from kaizen.operator.reconciler import CycleReconciler
+from kaizen.operator.runs import CycleRuns
 from kaizen.operator.settings import OperatorSettings
 
 
@@ -103,23 +104,22 @@ def test_kopf_settings() -> None:
     assert production.scanning.disabled is True
 
 
-class _Failing:
+class _Failing(CycleRuns[None]):
+    """Every reconciliation fails with `error`; retries wait until the test ends."""
+
     def __init__(self, error: BaseException) -> None:
+        super().__init__(limit=4)
         self.error = error
         self.calls: list[tuple[str, str]] = []
-        self.settled = SettledCycles()
-        self.job_signatures = JobSignatures()
         self.delays: list[float] = []
         self.retries = Retries(self.reconcile, sleep=self._sleep)
         self.settings = OperatorSettings.from_env({})
 
-    def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
-        return False  # it never succeeds
-
     async def _sleep(self, delay: float) -> None:
         self.delays.append(delay)
+        await asyncio.Event().wait()  # cancelled by close()
 
-    async def reconcile(self, namespace: str, name: str, *, job_event: object = None) -> None:
+    async def _reconcile(self, namespace: str, name: str) -> None:
         self.calls.append((namespace, name))
         raise self.error
 
@@ -144,11 +144,13 @@ async def test_job_events_never_raise() -> None:
         memo=SimpleNamespace(kaizen=failing),
         logger=logger,
     )
-    assert failing.calls[0] == ("ns", "c")
+    await failing.drain()  # the run it requested failed, and a retry is pending
+    assert failing.calls == [("ns", "c")] and failing.delays == [0.2]
     await handlers.safety_net(
         namespace="ns", name="c", memo=SimpleNamespace(kaizen=failing), logger=logger
     )
-    await failing.retries.close()
+    assert failing.calls == [("ns", "c")] * 2
+    await failing.close()
 
 
 async def test_a_failed_job_event_is_retried_within_seconds_not_by_the_timer() -> None:
@@ -214,6 +216,7 @@ async def test_job_events_of_a_settled_cycle_cost_nothing() -> None:
         await handlers.job_event(
             namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logger, body=job
         )
+    await reconciler.drain()
     assert kube.calls == []
     # A Job of a cycle recreated under the same name (another uid) is not covered.
     other = {
@@ -223,6 +226,7 @@ async def test_job_events_of_a_settled_cycle_cost_nothing() -> None:
     await handlers.job_event(
         namespace=NS, labels={"kaizen.dev/cycle": NAME}, memo=memo, logger=logger, body=other
     )
+    await reconciler.drain()
     assert kube.calls == [("get_cycle", NAME)]
     # An edited finished cycle is not settled: the edit must be answered.
     edited = {**body, "metadata": {**body["metadata"], "generation": 2}}
@@ -328,6 +332,7 @@ async def test_job_writes_the_engine_does_not_act_on_cost_no_reconciliation() ->
             body=body,
             type=event,
         )
+        await reconciler.drain()
         assert (("get_cycle", NAME) in kube.calls) == reconciles, (event, job_status)
     assert len(reconciler.job_signatures) == 0  # forgotten with the Job
 
@@ -355,6 +360,7 @@ async def test_a_job_created_suspended_is_news_and_its_step_waits_for_quota() ->
         body=copy.deepcopy(job),
         type="ADDED",
     )
+    await reconciler.drain()
     assert ("get_cycle", NAME) in kube.calls
     (step,) = kube.cycles[(NS, NAME)]["status"]["steps"]
     assert step["state"] == "Queued" and "waiting for quota" in step["message"]

@@ -139,10 +139,11 @@ async def _drive(kube: FakeKube) -> tuple[list[tuple[list[str], str, Counter[str
                         body=_write(kube, name, step, write),
                         type="ADDED" if write == "ADDED" else "MODIFIED",
                     )
+                    await reconciler.drain()  # the run the event requested
                     table.append(([step], write, Counter(_kind(c) for c, _ in kube.calls)))
             driven.update(name for name, _ in wave)
     finally:
-        await reconciler.retries.close()
+        await reconciler.close()
     return table, len(posted)
 
 

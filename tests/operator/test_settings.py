@@ -21,6 +21,8 @@ DEFAULTS = {
     "default_memory": "4Gi",
     "python": "python",
     "reconcile_interval": 60.0,
+    "max_reconciliations": 32,
+    "list_chunk_size": 500,
     "metrics_port": None,
     "scanning": True,
     "default_queue_name": "",
@@ -69,6 +71,8 @@ def test_values_come_from_the_environment() -> None:
         "KAIZEN_RECONCILE_INTERVAL": "2.5",
         "KAIZEN_METRICS_PORT": "9090",
         "KAIZEN_SCANNING": "false",
+        "KAIZEN_MAX_RECONCILIATIONS": "8",
+        "KAIZEN_LIST_CHUNK_SIZE": "0",
     }
     settings = OperatorSettings.from_env(env)
     assert settings.evaluator_image == "registry.local/ev:1"
@@ -82,6 +86,8 @@ def test_values_come_from_the_environment() -> None:
     assert settings.reconcile_interval == 2.5
     assert settings.metrics_port == 9090
     assert settings.scanning is False
+    assert settings.max_reconciliations == 8
+    assert settings.list_chunk_size == 0  # one response
 
 
 @pytest.mark.parametrize(
@@ -90,6 +96,9 @@ def test_values_come_from_the_environment() -> None:
         ("KAIZEN_JOB_TTL_SECONDS", "a day"),
         ("KAIZEN_RECONCILE_INTERVAL", "0"),
         ("KAIZEN_SCANNING", "maybe"),
+        ("KAIZEN_MAX_RECONCILIATIONS", "0"),
+        ("KAIZEN_MAX_RECONCILIATIONS", "many"),
+        ("KAIZEN_LIST_CHUNK_SIZE", "-1"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -79,6 +79,9 @@ def configure_kopf(
     # Short watches: a silently dropped connection is noticed within a minute.
     settings.watching.server_timeout = 30
     settings.watching.client_timeout = 60
+    # The first list of each resource (at start-up, after a watch expires) in chunks: one
+    # response of 5,000 Jobs was ~37 MB of JSON and ~210 MB parsed, before anything is slimmed.
+    settings.watching.chunk_size = operator.list_chunk_size or None
     # Server-side filtering: the operator never sees Jobs that are not its own.
     settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
     if operator.trainjob:
@@ -148,7 +151,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
         tracer.stop()
     reconciler = getattr(memo, "kaizen", None)
     if reconciler is not None:
-        await reconciler.retries.close()
+        await reconciler.close()
     if reconciler is not None and hasattr(reconciler.kube, "close"):
         reconciler.kube.close()
 
@@ -213,9 +216,11 @@ async def job_event(
     for a Job write that changes nothing the engine acts on (`JobSignatures`), nor for a Job
     as created (`job_fresh`: its ADDED event, no status yet, not suspended), nor for the
     write that only announces the Job's end (`job_ending`: SuccessCriteriaMet or
-    FailureTarget before Complete or Failed). kopf
-    does not retry event handlers: a failure is retried here, soon (0.2 s, doubling up to
-    30 s), not only by the safety-net timer a minute later. The event's arrival (stamped by
+    FailureTarget before Complete or Failed). The reconciliation is requested, not awaited
+    (`CycleRuns.request`: at most one waits per cycle, and it reads the cycle when it runs), so
+    kopf holds no event while it waits. kopf does not retry event handlers: a failed run is
+    retried by the reconciler, soon (0.2 s, doubling up to 30 s), not only by the safety-net
+    timer a minute later. The event's arrival (stamped by
     the watch stream) starts the latency metrics: `kaizen_job_event_queue_seconds` until the
     reconciliation answering it starts, `kaizen_job_event_to_status_seconds` (for a Job that
     ended) until the status patch with its step's outcome is acknowledged.
@@ -232,24 +237,15 @@ async def job_event(
     signatures = reconciler.job_signatures
     if body is not None:
         if type == "DELETED":
-            signatures.forget(ns, body)
+            reconciler.forget_job(ns, cycle, body)
         elif signatures.unchanged(ns, body) or job_fresh(body) or job_ending(body):
             # Nothing the engine acts on changed (a write of fields it does not read), the Job
             # is as created (its ADDED event), or its end is decided and not yet written.
             return
-    try:
-        await reconciler.reconcile(ns, cycle, job_event=arrived)
-        if body is not None and type != "DELETED":
-            signatures.handled(ns, body)
-    except Exception as error:  # noqa: BLE001 - retried below, and by the timer
-        delay = reconciler.retries.failed(ns, cycle)
-        logger.warning(
-            "Reconciling cycle %s/%s after a Job event failed (%s); %s",
-            ns,
-            cycle,
-            error,
-            f"retrying in {delay:g} s" if delay is not None else "a retry is pending",
-        )
+    # Not awaited: kopf lets go of this event (and hands over the Job's next one) at once.
+    reconciler.request(
+        ns, cycle, job_event=arrived, job=body if body is not None and type != "DELETED" else None
+    )
 
 
 if _IMPORT_SETTINGS.trainjob:

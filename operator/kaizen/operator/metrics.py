@@ -11,7 +11,9 @@ metric it queries is one defined here.
 | `kaizen_reconcile_duration_seconds` | histogram | | one reconciliation of one cycle, end to end |
 | `kaizen_reconcile_errors_total` | counter | | reconciliations that ended in an error (retried) |
 | `kaizen_job_event_to_status_seconds` | histogram | `seen` | a step's Job ended, as this process first knew it → the status patch recording the step's outcome acknowledged |
-| `kaizen_job_event_queue_seconds` | histogram | `job` | a Job watch event reaching this process → the start of the reconciliation that answers it (kopf's queue, the cycle's lock) |
+| `kaizen_job_event_queue_seconds` | histogram | `job` | a Job watch event reaching this process → the start of the reconciliation that answers it (the cycle's lock, a free slot) |
+| `kaizen_reconciliations_in_flight` | gauge | | reconciliations holding one of the `KAIZEN_MAX_RECONCILIATIONS` slots |
+| `kaizen_reconciliations_waiting` | gauge | | reconciliations waiting for a slot (they hold no API objects yet) |
 
 `seen` is `watch` when the Job's watch event told the operator first (the time counts from the
 event's arrival in this process), `list` when a reconciliation's own listing of the cycle's Jobs
@@ -82,9 +84,17 @@ if prometheus_client is not None:
     JOB_EVENT_QUEUE = prometheus_client.Histogram(
         "kaizen_job_event_queue_seconds",
         "From a Job watch event reaching the operator to the start of the reconciliation that "
-        "answers it: kopf's per-object queue, the handler, the wait for the cycle's lock.",
+        "answers it: kopf's per-object queue, the wait for the cycle's lock and for a slot.",
         ["job"],
         buckets=EVENT_BUCKETS,
+    )
+    IN_FLIGHT = prometheus_client.Gauge(
+        "kaizen_reconciliations_in_flight",
+        "Reconciliations holding a slot (at most KAIZEN_MAX_RECONCILIATIONS at once).",
+    )
+    WAITING = prometheus_client.Gauge(
+        "kaizen_reconciliations_waiting",
+        "Reconciliations waiting for a slot, before they read their cycle.",
     )
     CYCLES = prometheus_client.Gauge(
         "kaizen_cycles", "ImprovementCycles this replica has seen, by phase.", ["phase"]
@@ -258,6 +268,13 @@ def record_transition(
         ).inc()
         if state == "Failed":
             STEPS_FAILED.labels(reason=reason).inc()
+
+
+def record_slots(in_flight: int, waiting: int) -> None:
+    """Reconciliations holding a slot and waiting for one, now."""
+    if prometheus_client is not None:
+        IN_FLIGHT.set(in_flight)
+        WAITING.set(waiting)
 
 
 def record_error() -> None:

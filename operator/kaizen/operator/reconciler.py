@@ -3,13 +3,14 @@
 The order of effects matters: the new status is written first, so every recorded outcome
 survives anything that later deletes a Job; then Jobs are created, unfinished Jobs are
 deleted when the cycle failed, and finally Events are posted. Reconciliations of the same
-cycle never overlap (one `asyncio.Lock` per cycle), and a request that arrives while one is
-already waiting is folded into it: the waiting one reads the newer state anyway.
+cycle never overlap (one `asyncio.Lock` per cycle), at most `settings.max_reconciliations` are
+in flight (`Slots`, taken after the lock and before anything is read), and a request that
+arrives while a run has not read the cycle yet is folded into it: that run reads the newer
+state anyway. Job events `request` a run and return; the other triggers await theirs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -25,7 +26,7 @@ from kaizen.operator import metrics
 from kaizen.operator.jobs import CycleRef, build_step_job, job_selector
 from kaizen.operator.kube import JobOwnedByAnother
 from kaizen.operator.observe import ORPHANED_POD, observe_job, observe_orphaned_pods
-from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles
+from kaizen.operator.runs import CycleRuns
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND
 from kaizen.operator.trainjobs import (
@@ -43,9 +44,6 @@ JOB_NAME_TAKEN = "JobNameTaken"
 
 #: Seconds between two looks at a pod left running by a deleted Job (no event announces its end).
 ORPHAN_RECHECK_SECONDS = 5.0
-
-#: Job-event arrivals kept per cycle for the next reconciliation (a bound, not a rule).
-MAX_PENDING_ARRIVALS = 64
 
 #: Posts one Event about the cycle: (cycle body, type, reason, message).
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
@@ -138,7 +136,7 @@ class Outcome:
     deleted: list[str] = dataclasses.field(default_factory=list)
 
 
-class CycleReconciler:
+class CycleReconciler(CycleRuns["Outcome"]):
     """Reconciles cycles one at a time per cycle; shared by every trigger (handlers, Job events, timer)."""
 
     def __init__(
@@ -155,79 +153,10 @@ class CycleReconciler:
         self.post_event = post_event
         self.clock = clock
         self.monotonic = monotonic
-        # When each cycle's last reconciliation that went through ended (`monotonic()`).
-        self._reconciled_at: dict[tuple[str, str], float] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._waiting: dict[tuple[str, str], int] = {}
-        # Metrics only. Job events not yet answered, by cycle; and by cycle and Job name, when
-        # the operator first knew that a Job of an unfinished step ended, and how (watch, list).
-        self._arrivals: dict[tuple[str, str], list[metrics.JobEvent]] = {}
-        self._ended: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
+        super().__init__(settings.max_reconciliations, monotonic)
         # The last refusal of each Job the API would not create, by (namespace, Job name):
         # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.
         self._refusals: dict[tuple[str, str], tuple[str, int, str, str]] = {}
-        #: Finished cycles that need nothing: no reconciliation on resume or on Job events.
-        self.settled = SettledCycles()
-        #: Prompt retries (with backoff) of reconciliations that failed outside kopf's retries.
-        self.retries = Retries(self.reconcile)
-        #: What each Job looked like when it last caused a reconciliation (see JobSignatures).
-        self.job_signatures = JobSignatures()
-
-    @property
-    def busy(self) -> int:
-        """How many cycles are being reconciled right now."""
-        return sum(1 for lock in self._locks.values() if lock.locked())
-
-    async def reconcile(
-        self, namespace: str, name: str, *, job_event: metrics.JobEvent | None = None
-    ) -> Outcome | None:
-        """Reconcile one cycle; None when it is gone, being deleted, finished and settled (its
-        status answers its spec: nothing to do), or folded into a waiting run.
-
-        `job_event`: the Job event that asks for this run, for the latency metrics: the run
-        that answers it (this one, or the waiting run it is folded into) records its queueing,
-        and the run whose status patch records the Job's outcome the time from its arrival.
-        """
-        key = (namespace, name)
-        if job_event is not None:
-            if job_event.job == "finished":
-                ended = self._ended.setdefault(key, {})
-                ended.setdefault(job_event.name, (job_event.arrived, "watch"))
-            pending = self._arrivals.setdefault(key, [])
-            pending.append(job_event)
-            del pending[:-MAX_PENDING_ARRIVALS]
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        if lock.locked() and self._waiting.get(key, 0) > 0:
-            return None
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        arrivals: list[metrics.JobEvent] = []
-        try:
-            async with lock:
-                self._waiting[key] -= 1
-                # Events that came before this run read the cycle are answered by it.
-                arrivals = self._arrivals.pop(key, [])
-                metrics.record_event_queue(arrivals, time.monotonic())
-                with metrics.reconcile_timer():
-                    outcome = await self._reconcile(namespace, name)
-                self.retries.succeeded(namespace, name)
-                self._reconciled_at[key] = self.monotonic()
-                return outcome
-        except Exception:
-            metrics.record_error()
-            if arrivals:  # still unanswered: the retry answers them
-                pending = self._arrivals.setdefault(key, [])
-                pending[:0] = arrivals
-                del pending[:-MAX_PENDING_ARRIVALS]
-            raise
-        finally:
-            if not lock.locked() and not self._waiting.get(key):
-                self._locks.pop(key, None)
-                self._waiting.pop(key, None)
-
-    def reconciled_within(self, namespace: str, name: str, seconds: float) -> bool:
-        """Whether a reconciliation of the cycle went through in the last `seconds`."""
-        done = self._reconciled_at.get((namespace, name))
-        return done is not None and self.monotonic() - done < seconds
 
     async def _reconcile(self, namespace: str, name: str) -> Outcome | None:
         body = await self.kube.get_cycle(namespace, name)

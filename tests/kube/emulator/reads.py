@@ -1,9 +1,19 @@
-"""The emulator's read layer: lists, single-object reads (``/status``, ``/log``) and watches."""
+"""The emulator's read layer: lists, single-object reads (``/status``, ``/log``) and watches.
+
+Lists honour ``limit`` and ``continue`` as a real API server does (kopf lists in chunks with
+``settings.watching.chunk_size``, kubectl in chunks of 500): a chunk ends with a ``continue``
+token and ``remainingItemCount``, and every chunk reports the first one's resourceVersion.
+Unlike a real server, a later chunk shows the objects as they are now, not as of that
+resourceVersion (a watch from it replays the changes anyway).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import bisect
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -25,10 +35,22 @@ class EmulatorReads(EmulatorStore):
         res = request.resource
         assert res is not None
         items = self._select(request, res, self._namespace(request, info))
+        meta: dict[str, Any] = {"resourceVersion": str(self._rv)}
+        limit, after = _chunking(request.params)
+        if after is not None:  # items sort by (namespace, name): the chunk after the last one
+            meta["resourceVersion"] = after[0]
+            items = [i for i in items if _sort_key(i) > (after[1], after[2])]
+        if limit and len(items) > limit:
+            last = _sort_key(items[limit - 1])
+            meta["continue"] = base64.urlsafe_b64encode(
+                json.dumps([meta["resourceVersion"], *last]).encode()
+            ).decode()
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
         return {
             "apiVersion": self._api_version(res),
             "kind": f"{self._kind(res)}List",
-            "metadata": {"resourceVersion": str(self._rv)},
+            "metadata": meta,
             "items": items,
         }
 
@@ -133,3 +155,24 @@ class EmulatorReads(EmulatorStore):
                     "metadata": {"resourceVersion": str(self._rv)},
                 },
             }
+
+
+def _sort_key(item: Mapping[str, Any]) -> tuple[str, str]:
+    meta = item.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _chunking(params: Mapping[str, str]) -> tuple[int, tuple[str, str, str] | None]:
+    """``limit`` (0: none) and where ``continue`` resumes: (resourceVersion, namespace, name)."""
+    try:
+        limit = int(params.get("limit") or 0)
+    except ValueError:
+        raise _error(400, "BadRequest", f"limit: invalid value {params.get('limit')!r}") from None
+    token = params.get("continue") or ""
+    if not token:
+        return max(0, limit), None
+    try:
+        rv, ns, name = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, TypeError, binascii.Error):
+        raise _error(400, "BadRequest", "continue key is not valid") from None
+    return max(0, limit), (str(rv), str(ns), str(name))
