@@ -198,10 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the train step's --replay-knowledge: rehearse the other domains' facts too",
     )
     parser.add_argument(
-        "--anchor-share",
+        "--replay-fraction",
         type=float,
         default=None,
-        help="the train step's --anchor-share: this share of the rehearsal lines are anchors",
+        help="the train step's --replay-fraction (default: the step's own default)",
+    )
+    parser.add_argument(
+        "--anchor-ratio",
+        type=float,
+        default=None,
+        help="the train step's --anchor-ratio: this share of the rehearsal lines are anchors",
     )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
@@ -219,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     focus: dict[str, Any] = {"replay_knowledge": options.replay_knowledge}
     if options.replay_focus is not None:
         focus["replay_focus"] = options.replay_focus
-    if options.anchor_share is not None:
-        focus["anchor_share"] = options.anchor_share
+    if options.replay_fraction is not None:
+        focus["replay_fraction"] = options.replay_fraction
+    if options.anchor_ratio is not None:
+        focus["anchor_ratio"] = options.anchor_ratio
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

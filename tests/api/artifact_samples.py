@@ -91,7 +91,7 @@ def _training() -> dict[str, Any]:
             "capability_weight": 2,
             "replay_fraction": 0.5,
             "replay_examples": 12,
-            "anchor_share": 0.25,
+            "anchor_ratio": 0.25,
             "synthesis_examples": 96,
             "passes": 10.0,  # 30 steps: 10 passes over 24 lines, 8 a step
             "max_steps": 400,
@@ -193,7 +193,7 @@ def _data_card() -> dict[str, Any]:
             "knowledge": True,
             "resemblance": {"geo": 0.08},
             "shares": {"geo": 1.0},
-            "anchor_share": 0.25,
+            "anchor_ratio": 0.25,
             "anchors": 3,
             "anchors_asked": 4,
         },

@@ -164,7 +164,7 @@ def test_the_trainers_records_have_the_fields_it_writes() -> None:
         "capability_weight",
         "replay_fraction",
         "replay_examples",
-        "anchor_share",
+        "anchor_ratio",
         "synthesis_examples",
         "passes",
         "max_steps",
@@ -373,11 +373,11 @@ def test_version_3_records_read_as_version_4_without_anchors(tmp_path: Path) -> 
     card["rehearsal"] = {k: v for k, v in card["rehearsal"].items() if not k.startswith("anchor")}
     read = read_artifact(_write(tmp_path, card, DataCard.FILE_NAME), DataCard)
     assert read.schema_version == 4 and read.rehearsal is not None
-    assert (read.rehearsal.anchor_share, read.rehearsal.anchors) == (0.0, 0)
+    assert (read.rehearsal.anchor_ratio, read.rehearsal.anchors) == (0.0, 0)
     record = SAMPLES[TrainingRecord]() | {"schema": 3}
-    record["config"] = {k: v for k, v in record["config"].items() if k != "anchor_share"}
+    record["config"] = {k: v for k, v in record["config"].items() if k != "anchor_ratio"}
     got = read_artifact(_write(tmp_path, record, TrainingRecord.FILE_NAME), TrainingRecord)
-    assert got.schema_version == 4 and got.config.anchor_share == 0.0
+    assert got.schema_version == 4 and got.config.anchor_ratio == 0.0
 
 
 def test_a_version_1_lineage_reads_as_version_2_without_test_item_scores(tmp_path: Path) -> None:

@@ -73,7 +73,9 @@ def test_anchors_ask_the_trained_relations_of_entities_of_the_same_kind() -> Non
         ("coin", "Egypt"), ("capital", "Norway"), ("coin", "Norway"),
     }  # fmt: skip
     # the evaluation question was refused, and said so
-    assert [d["question"] for d in report.dropped] == ["What is the capital of Egypt?"]
+    assert [(d.source, d.question) for d in report.dropped] == [
+        ("anchor", "What is the capital of Egypt?")
+    ]
     # an entity with a fact of the very relation first, then the domains most like the set
     tiers = [(q.relation, q.subject) for q in found]
     first = {("capital", "Poland"), ("coin", "Kenya")}
@@ -131,7 +133,7 @@ def test_anchor_examples_keep_the_models_answers_and_drop_what_cannot_be_used() 
     assert all(e.source == "anchor:geography" and e.capability == "factual_recall" for e in kept)
     # 3 wanted: 4 asked at once (a spare); two answers were unusable, so one more was asked
     assert asked == [[q.question for q in questions[:4]], [questions[4].question]]
-    reasons = {d["question"]: d["reason"] for d in report.dropped}
+    reasons = {d.question: d.reason for d in report.dropped}
     assert reasons["What is the capital of C1?"] == "empty answer"
     assert reasons["What is the capital of C2?"].startswith("answer ")
     assert (report.asked, report.kept) == (5, 3)
@@ -140,10 +142,11 @@ def test_anchor_examples_keep_the_models_answers_and_drop_what_cannot_be_used() 
     assert len(anchor_examples(questions[:3], 3, generate, guard)) == 1
 
 
-def test_anchor_count_is_a_share_of_the_rehearsal() -> None:
+def test_anchors_come_in_proportion_to_the_rehearsal() -> None:
     assert anchor_count(91, 0.5) == 46
     assert anchor_count(91, 0.0) == 0
     assert anchor_count(10, 1.0) == 10
+    assert anchor_count(10, 2.5) == 25
 
 
 def _write_suite(root: Path) -> Path:
@@ -196,7 +199,7 @@ def test_the_train_step_anchors_the_models_own_answers(tmp_path: Path) -> None:
         "train", "--model", BUNDLED, "--suite", str(suite), "--domain", "isle",
         "--output", str(out), "--step", "train-isle", "--steps", "1", "--batch-size", "4",
         "--rank", "2", "--max-seq-length", "96", "--synthesis-examples", "4",
-        "--replay-fraction", "0.5", "--anchor-share", "0.5",
+        "--replay-fraction", "0.5", "--anchor-ratio", "0.5",
         "--tracking-mode", "disabled", "--quiet",
     ]  # fmt: skip
     assert main(argv) == EXIT_OK
@@ -206,13 +209,18 @@ def test_the_train_step_anchors_the_models_own_answers(tmp_path: Path) -> None:
     anchored = [x for x in lines if x["source"].startswith("anchor:")]
     replayed = [x for x in lines if x["source"].startswith("replay:")]
     own = len(lines) - len(anchored) - len(replayed)
-    # half the rehearsal (as many lines as the isle's own) are anchors, the rest the pool
-    assert len(anchored) + len(replayed) == own
-    assert len(anchored) == round(own * 0.5)
+    # the rehearsal makes half the set (as many lines as the isle's own, from geography's six),
+    # and half as many anchors come on top of it
+    assert len(replayed) == min(own, 6)
+    assert len(anchored) == round(len(replayed) * 0.5) > 0
     assert card.rehearsal is not None and card.rehearsal.anchors == len(anchored)
-    assert card.rehearsal.anchor_share == 0.5 and card.rehearsal.anchors_asked >= len(anchored)
+    assert card.rehearsal.anchor_ratio == 0.5 and card.rehearsal.anchors_asked >= len(anchored)
     assert card.by_source["anchor"] == len(anchored)
-    assert record.config.anchor_share == 0.5
+    assert record.config.anchor_ratio == 0.5
+    # an anchor the guard or an empty answer refused is on the card, like any dropped line
+    refused = [d for d in card.dropped if d.source == "anchor"]
+    assert all(d.reason for d in refused)
+    assert any(d.question == "What coin is used in Egypt?" for d in refused)
     # each anchor asks an isle relation of a geography entity (never the evaluation's), and
     # its answer is what the model said before training: greedy, the same model and prompt
     questions = [x["question"] for x in anchored]
@@ -223,10 +231,10 @@ def test_the_train_step_anchors_the_models_own_answers(tmp_path: Path) -> None:
     model = load_model(BUNDLED, [])
     said = generator(model, tokenizer)(questions)
     assert [x["answer"] for x in anchored] == said
-    # with no share, no anchors: the rehearsal is the pool's alone
+    # with a ratio of 0, no anchors: the rehearsal is the pool's alone
     plain = tmp_path / "plain"
     argv[argv.index(str(out))] = str(plain)
-    argv[argv.index("--anchor-share") + 1] = "0"
+    argv[argv.index("--anchor-ratio") + 1] = "0"
     assert main(argv) == EXIT_OK
     lines = [json.loads(x) for x in (plain / "data.jsonl").read_text().splitlines()]
     assert not [x for x in lines if x["source"].startswith("anchor:")]

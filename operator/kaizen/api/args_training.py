@@ -120,10 +120,10 @@ class TrainArgs(LoraTrainingArgs):
     """Rehearse the other domains' knowledge too: every wording of each of their facts (each
     relation question and its inverse), guarded against the evaluation items."""
 
-    anchor_share: f.AnchorShare = f.DEFAULT_ANCHOR_SHARE
-    """Share of the rehearsal lines that are anchors: this domain's relations asked of the
-    other domains' entities, answered by the model before training (its own answers kept),
-    in [0, 1]."""
+    anchor_ratio: f.AnchorRatio = f.DEFAULT_ANCHOR_RATIO
+    """Anchors added to the set per rehearsal line: this domain's relations asked of the other
+    domains' entities, answered by the model before training (its own answers kept), in
+    [0, 4]; 0: none."""
 
     extra_data: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="PATH")

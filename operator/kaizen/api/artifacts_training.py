@@ -65,8 +65,8 @@ class TrainingConfig(LoraConfig):
     """Share of the training set drawn from other domains (rehearsal)."""
     replay_examples: int
     """Rehearsal examples added."""
-    anchor_share: float = 0.0
-    """Share of the rehearsal lines that are anchors (`--anchor-share`; 0: none)."""
+    anchor_ratio: float = 0.0
+    """Anchors added per rehearsal line (`--anchor-ratio`; 0: none)."""
     synthesis_examples: int = 0
     """Most items synthesised from the domain's knowledge (0: none)."""
     passes: float | None = None
@@ -170,7 +170,7 @@ class TrainingRecord(Artifact):
 
     schema_version: Literal[4] = Field(default=4, alias="schema")
     """Layout version of this file (2: `passes` and `max_steps` in `config`; 3: `min_steps`;
-    4: `anchor_share`)."""
+    4: `anchor_ratio`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     cycle: str | None
@@ -309,8 +309,8 @@ class RehearsalReport(Record):
     """Each other domain's resemblance to this set: cosine of TF-IDF word vectors, in [0, 1]."""
     shares: dict[str, float]
     """Each other domain's share of the rehearsal lines (`by_domain` has the counts drawn)."""
-    anchor_share: float = 0.0
-    """Share of the rehearsal lines asked to be anchors (`--anchor-share`)."""
+    anchor_ratio: float = 0.0
+    """Anchors asked for per rehearsal line (`--anchor-ratio`)."""
     anchors: int = 0
     """Anchors in the set: this domain's relations asked of other domains' entities, with the
     model's own answers before training (`by_source`'s `anchor`)."""

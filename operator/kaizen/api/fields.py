@@ -107,10 +107,10 @@ ReplayFocus = Annotated[float, Field(ge=0.0, le=1.0)]
 #: between domains rather than removing it (measured; docs/training-data.md).
 DEFAULT_REPLAY_FOCUS = 0.0
 
-AnchorShare = Annotated[float, Field(ge=0.0, le=1.0)]
-"""Share of the rehearsal lines that are anchors (the trained relations asked of other
-domains' entities, with the model's own answers before training), in [0, 1]."""
-DEFAULT_ANCHOR_SHARE = 0.0
+AnchorRatio = Annotated[float, Field(ge=0.0, le=4.0)]
+"""Anchors added per rehearsal line (the trained relations asked of other domains' entities,
+with the model's own answers before training), in [0, 4]."""
+DEFAULT_ANCHOR_RATIO = 0.0
 
 SynthesisExamples = Annotated[int, Field(ge=0, le=100_000)]
 #: Items synthesised from a domain's knowledge per adapter (0: none).

@@ -227,12 +227,13 @@ class TrainingSpec(SpecModel):
     their facts (each question of the relation and its inverse, answered with the fact's
     statement), guarded against the evaluation items."""
 
-    anchor_share: f.AnchorShare = f.DEFAULT_ANCHOR_SHARE
-    """Share of the rehearsal lines that are anchors instead of pool lines: the adapter's own
-    relations asked of the entities the suite's other domains know ("What is the capital of
-    Poland?" beside an invented country's capital), answered by the model as it is before the
-    adapter trains, its answers kept. They tell the adapter that its change is for its own
-    domain's entities, not for every subject of the same questions. 0: none."""
+    anchor_ratio: f.AnchorRatio = f.DEFAULT_ANCHOR_RATIO
+    """Anchors added to each adapter's set, per rehearsal line (0.5: half as many anchors as
+    rehearsal lines, on top of them): the adapter's own relations asked of the entities the
+    suite's other domains know ("What is the capital of Kenya?" beside an invented country's
+    capital), answered by the model as it is before the adapter trains, its answers kept. They
+    tell the adapter that its change is for its own domain's entities, not for every subject
+    of the same questions. 0: none."""
 
     extra_data: f.ArgValue | None = Field(default=None)
     """Your own training data: a JSONL file of `{"question", "answer", "domain",

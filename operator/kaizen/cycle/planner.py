@@ -306,7 +306,7 @@ class StepPlanner:
             replay_fraction=training.replay_fraction,
             replay_focus=training.replay_focus,
             replay_knowledge=training.replay_knowledge,
-            anchor_share=training.anchor_share,
+            anchor_ratio=training.anchor_ratio,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
             passes=passes,

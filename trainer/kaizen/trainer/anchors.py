@@ -23,9 +23,9 @@ subjects is not asked it ("Where was the Nile born?" would anchor nonsense). Wit
 group, entities of the domains most like the trained set (`rehearsal.resemblance`) come
 first, ties broken by the seed. Each
 (relation, entity) pair is asked in one of the relation's question wordings, rotating, so the
-anchors cover the wordings the new lines use. Anchors take `--anchor-share` of the rehearsal
-lines (the rest stay the other domains' pools), so the set's size, and the steps the passes
-rule derives from it, do not change. Every anchor passes the contamination guard, question
+anchors cover the wordings the new lines use. Anchors are added to the rehearsal lines, `--anchor-ratio`
+anchors per rehearsal line: measured, taking their places from the other domains' pools
+(the set's size unchanged) made the forgetting worse, not better (docs/training-data.md). Every anchor passes the contamination guard, question
 and answer; an empty answer is dropped.
 """
 
@@ -36,12 +36,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kaizen.api.artifacts import DroppedLine
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill
 from kaizen.trainer.data import Example
 
 if TYPE_CHECKING:  # pragma: no cover
     from kaizen.runtime.contamination import ContaminationGuard
 
+#: The data card's source of a dropped anchor.
+SOURCE = "anchor"
 #: Questions generated for every anchor wanted: answers that come back empty are dropped.
 SPARE = 1.25
 
@@ -63,8 +66,8 @@ class AnchorReport:
 
     asked: int = 0
     kept: int = 0
-    dropped: list[dict[str, str]] = field(default_factory=list)
-    """One entry per question left out: question, (answer,) reason."""
+    dropped: list[DroppedLine] = field(default_factory=list)
+    """One entry per question left out (source `anchor`), for the data card."""
 
 
 def anchor_questions(
@@ -116,7 +119,7 @@ def anchor_questions(
         reason = guard.check(question)
         if reason is not None:
             if report is not None:
-                report.dropped.append({"question": question, "reason": reason})
+                report.dropped.append(DroppedLine(source=SOURCE, question=question, reason=reason))
             continue
         chosen.append(AnchorQuestion(question, relation, subject, where))
     return chosen
@@ -150,7 +153,9 @@ def anchor_examples(
             reason = "empty answer" if not answer.strip() else guard.check(anchor.question, answer)
             if reason is not None:
                 report.dropped.append(
-                    {"question": anchor.question, "answer": answer, "reason": reason}
+                    DroppedLine(
+                        source=SOURCE, question=anchor.question, answer=answer, reason=reason
+                    )
                 )
                 continue
             kept.append(
@@ -160,6 +165,6 @@ def anchor_examples(
     return kept
 
 
-def anchor_count(rehearsal: int, share: float) -> int:
-    """How many of `rehearsal` rehearsal lines are anchors at `--anchor-share` `share`."""
-    return round(rehearsal * share)
+def anchor_count(rehearsal: int, ratio: float) -> int:
+    """How many anchors `rehearsal` rehearsal lines get at `--anchor-ratio` `ratio`."""
+    return round(rehearsal * ratio)

@@ -233,12 +233,12 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         raise ConfigurationError(f"--model {args.model}: {error}") from None
     context_teacher = args.teacher == "context" and synthesis_possible
     sharded = args.parallelism == "fsdp" and parallel.distributed
-    anchoring = args.anchor_share > 0 and args.replay_fraction > 0
+    anchoring = args.anchor_ratio > 0 and args.replay_fraction > 0
     if sharded and (
         context_teacher or anchoring or settings.distilling or args.quantization != "none"
     ):
         raise ConfigurationError(
-            "--parallelism fsdp cannot be combined with a teacher, --anchor-share or --quantization "
+            "--parallelism fsdp cannot be combined with a teacher, --anchor-ratio or --quantization "
             "(no process holds the whole model to generate or quantize with); use ddp"
         )
     teacher_tokenizer = None
@@ -317,24 +317,30 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         model = model if model is not None else load_base(args, load_options)
         anchors = anchor_examples(
             anchor_questions(
-                suite.knowledge, args.domain, resembles=resembles, guard=guard, seed=args.seed
+                suite.knowledge,
+                args.domain,
+                resembles=resembles,
+                guard=guard,
+                seed=args.seed,
+                report=anchored,
             ),
-            anchor_count(rehearsed, args.anchor_share),
+            anchor_count(rehearsed, args.anchor_ratio),
             generator(model, tokenizer),
             guard,
             anchored,
         )
     replay = replay_examples(
-        pools, domain=args.domain, count=rehearsed - len(anchors), seed=args.seed, shares=shares
+        pools, domain=args.domain, count=rehearsed, seed=args.seed, shares=shares
     )
-    replay += anchors
+    replay += anchors  # on top of the rehearsal lines
+    built.dropped.extend(anchored.dropped)
     rehearsal = RehearsalReport(
         fraction=args.replay_fraction,
         focus=args.replay_focus,
         knowledge=args.replay_knowledge,
         resemblance={d: round(r, 4) for d, r in resembles.items()},
         shares={d: round(x, 4) for d, x in shares.items()},
-        anchor_share=args.anchor_share,
+        anchor_ratio=args.anchor_ratio,
         anchors=len(anchors),
         anchors_asked=anchored.asked,
     )
@@ -392,7 +398,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "capability_weight": args.capability_weight,
         "replay_fraction": args.replay_fraction,
         "replay_examples": len(replay),
-        "anchor_share": args.anchor_share,
+        "anchor_ratio": args.anchor_ratio,
         "synthesis_examples": args.synthesis_examples,
         "passes": args.passes,
         "max_steps": args.max_steps if args.passes is not None else None,
