@@ -22,7 +22,7 @@ DEFAULTS = {
     "python": "python",
     "reconcile_interval": 60.0,
     "max_reconciliations": 32,
-    "list_chunk_size": 500,
+    "list_chunk_size": 100,
     "metrics_port": None,
     "scanning": True,
     "default_queue_name": "",
