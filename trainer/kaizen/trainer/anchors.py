@@ -21,12 +21,14 @@ of the trained domain's subjects asked this one (an entity with a currency, aske
 capital as the invented country is); an entity with nothing in common with the relation's
 subjects is not asked it ("Where was the Nile born?" would anchor nonsense). Within each
 group, entities of the domains most like the trained set (`rehearsal.resemblance`) come
-first, ties broken by the seed. Each
-(relation, entity) pair is asked in one of the relation's question wordings, rotating, so the
-anchors cover the wordings the new lines use. Anchors are added to the rehearsal lines, `--anchor-ratio`
-anchors per rehearsal line: measured, taking their places from the other domains' pools
-(the set's size unchanged) made the forgetting worse, not better (docs/training-data.md). Every anchor passes the contamination guard, question
-and answer; an empty answer is dropped.
+first, ties broken by the seed. Each (relation, entity) pair is asked in one of the relation's
+question wordings, rotating, so the anchors cover the wordings the new lines use.
+
+Anchors are added to the rehearsal lines, `--anchor-ratio` anchors per rehearsal line.
+Measured, taking their places from the other domains' pools (the set's size unchanged) made
+the forgetting worse, not better (docs/training-data.md). Every anchor passes the
+contamination guard, question and answer; an empty answer is dropped, and both are listed on
+the data card.
 """
 
 from __future__ import annotations
