@@ -80,6 +80,9 @@ def test_the_dashboard_queries_only_metrics_the_operator_exports() -> None:
         "kaizen_cycles",
         "kaizen_step_outcomes_total",
         "kaizen_api_errors_total",
+        # the bound on reconciliations in flight, and what waits for it
+        "kaizen_reconciliations_in_flight",
+        "kaizen_reconciliations_waiting",
     ):
         assert needed in queried
     ids = [p["id"] for p in dashboard["panels"]]
