@@ -276,12 +276,6 @@ class JobSignatures:
         name = str((job.get("metadata") or {}).get("name") or "")
         return bool(name) and self._seen.get((namespace, name)) == job_signature(job)
 
-    def handled(self, namespace: str, job: Mapping[str, Any]) -> None:
-        """The cycle was reconciled after `job` (this version of it)."""
-        name = (job.get("metadata") or {}).get("name")
-        if name:
-            self._seen[(namespace, name)] = job_signature(job)
-
     def record(self, namespace: str, name: str, signature: tuple[Any, ...]) -> None:
         """The cycle was reconciled after Job `name` had this signature."""
         self._seen[(namespace, name)] = signature

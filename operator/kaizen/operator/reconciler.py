@@ -152,7 +152,6 @@ class CycleReconciler(CycleRuns["Outcome"]):
         self.settings = settings
         self.post_event = post_event
         self.clock = clock
-        self.monotonic = monotonic
         super().__init__(settings.max_reconciliations, monotonic)
         # The last refusal of each Job the API would not create, by (namespace, Job name):
         # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.

@@ -116,26 +116,24 @@ class OperatorSettings:
         return cls(**values)
 
 
+#: Integer settings with a lower bound: (the least value, what a smaller one is told).
+_INT_MINIMUM = {
+    "tracemalloc_frames": (0, "must be 0 (no tracing) or more"),
+    "max_reconciliations": (1, "must be 1 or more"),
+    "list_chunk_size": (0, "must be 0 (one response) or more"),
+}
+
+
 def _convert(name: str, raw: str) -> Any:
     if name == "namespaces":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if name in ("job_ttl_seconds", "metrics_port"):
         return int(raw)
-    if name == "tracemalloc_frames":
-        frames = int(raw)
-        if frames < 0:
-            raise ValueError("must be 0 (no tracing) or more")
-        return frames
-    if name == "max_reconciliations":
-        bound = int(raw)
-        if bound < 1:
-            raise ValueError("must be 1 or more")
-        return bound
-    if name == "list_chunk_size":
-        size = int(raw)
-        if size < 0:
-            raise ValueError("must be 0 (one response) or more")
-        return size
+    if name in _INT_MINIMUM:
+        value, (minimum, refusal) = int(raw), _INT_MINIMUM[name]
+        if value < minimum:
+            raise ValueError(refusal)
+        return value
     if name == "reconcile_interval":
         value = float(raw)
         if value <= 0:
