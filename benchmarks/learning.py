@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "--anchor-ratio",
         type=float,
         default=None,
-        help="the train step's --anchor-ratio: this share of the rehearsal lines are anchors",
+        help="the train step's --anchor-ratio: anchors added per rehearsal line",
     )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(

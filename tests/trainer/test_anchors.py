@@ -136,7 +136,7 @@ def test_anchor_examples_keep_the_models_answers_and_drop_what_cannot_be_used() 
     reasons = {d.question: d.reason for d in report.dropped}
     assert reasons["What is the capital of C1?"] == "empty answer"
     assert reasons["What is the capital of C2?"].startswith("answer ")
-    assert (report.asked, report.kept) == (5, 3)
+    assert report.asked == 5 and len(kept) == 3
     assert anchor_examples(questions, 0, generate, guard) == []
     # fewer usable answers than wanted: all of them, no error
     assert len(anchor_examples(questions[:3], 3, generate, guard)) == 1

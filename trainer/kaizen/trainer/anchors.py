@@ -67,7 +67,7 @@ class AnchorReport:
     """What the anchors cost and what was left out."""
 
     asked: int = 0
-    kept: int = 0
+    """Questions the model answered."""
     dropped: list[DroppedLine] = field(default_factory=list)
     """One entry per question left out (source `anchor`), for the data card."""
 
@@ -163,7 +163,6 @@ def anchor_examples(
             kept.append(
                 Example(anchor.question, answer, "factual_recall", f"anchor:{anchor.domain}")
             )
-    report.kept += len(kept)
     return kept
 
 
