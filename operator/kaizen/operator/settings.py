@@ -130,10 +130,10 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("job_ttl_seconds", "metrics_port"):
         return int(raw)
     if name in _INT_MINIMUM:
-        value, (minimum, refusal) = int(raw), _INT_MINIMUM[name]
-        if value < minimum:
+        number, (minimum, refusal) = int(raw), _INT_MINIMUM[name]
+        if number < minimum:
             raise ValueError(refusal)
-        return value
+        return number
     if name == "reconcile_interval":
         value = float(raw)
         if value <= 0:
