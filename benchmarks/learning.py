@@ -209,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the train step's --anchor-ratio: anchors added per rehearsal line",
     )
+    parser.add_argument(
+        "--preserve-weight",
+        type=float,
+        default=None,
+        help="the train step's --preserve-weight: KL to the model before training on the "
+        "rehearsal and anchor lines",
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -229,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         focus["replay_fraction"] = options.replay_fraction
     if options.anchor_ratio is not None:
         focus["anchor_ratio"] = options.anchor_ratio
+    if options.preserve_weight is not None:
+        focus["preserve_weight"] = options.preserve_weight
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

@@ -70,7 +70,7 @@ def _report() -> dict[str, Any]:
 def _training() -> dict[str, Any]:
     """A training.json as `kaizen.trainer.programs.train` writes it."""
     return {
-        "schema": 4,
+        "schema": 5,
         "step": "train-zep",
         "cycle": "demo",
         "domain": "zep",
@@ -92,6 +92,7 @@ def _training() -> dict[str, Any]:
             "replay_fraction": 0.5,
             "replay_examples": 12,
             "anchor_ratio": 0.25,
+            "preserve_weight": 1.0,
             "synthesis_examples": 96,
             "passes": 10.0,  # 30 steps: 10 passes over 24 lines, 8 a step
             "max_steps": 400,
@@ -144,6 +145,15 @@ def _training() -> dict[str, Any]:
             "positions": 300,
             "top_k_mass": 0.93,
             "teacher_seconds": 1.25,
+            "kl_curve": [0.5, 0.25, 0.125],
+            "final_kl": 0.2917,
+        },
+        "preservation": {
+            "weight": 1.0,
+            "examples": 12,
+            "positions": 96,
+            "top_k_mass": 0.88,
+            "seconds": 0.5,
             "kl_curve": [0.5, 0.25, 0.125],
             "final_kl": 0.2917,
         },

@@ -51,7 +51,7 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     ImprovementPlan: 3,
     CombinationReport: 2,
     DataCard: 4,
-    TrainingRecord: 4,
+    TrainingRecord: 5,
     JointRecord: 2,
     MergeRecord: 2,
     ChainLineage: 2,
@@ -375,9 +375,23 @@ def test_version_3_records_read_as_version_4_without_anchors(tmp_path: Path) -> 
     assert read.schema_version == 4 and read.rehearsal is not None
     assert (read.rehearsal.anchor_ratio, read.rehearsal.anchors) == (0.0, 0)
     record = SAMPLES[TrainingRecord]() | {"schema": 3}
-    record["config"] = {k: v for k, v in record["config"].items() if k != "anchor_ratio"}
+    record.pop("preservation")
+    record["config"] = {
+        k: v for k, v in record["config"].items() if k not in ("anchor_ratio", "preserve_weight")
+    }
     got = read_artifact(_write(tmp_path, record, TrainingRecord.FILE_NAME), TrainingRecord)
-    assert got.schema_version == 4 and got.config.anchor_ratio == 0.0
+    assert got.schema_version == 5 and got.config.anchor_ratio == 0.0
+
+
+def test_a_version_4_training_record_reads_without_preservation(tmp_path: Path) -> None:
+    # Version 5 added the KL to the model before training on the rehearsal lines (off before).
+    record = SAMPLES[TrainingRecord]() | {"schema": 4}
+    record.pop("preservation")
+    record["config"].pop("preserve_weight")
+    got = read_artifact(_write(tmp_path, record, TrainingRecord.FILE_NAME), TrainingRecord)
+    assert isinstance(got, TrainingRecord)
+    assert got.schema_version == 5 and got.config.preserve_weight == 0.0
+    assert got.preservation is None and got.distillation is not None
 
 
 def test_a_version_1_lineage_reads_as_version_2_without_test_item_scores(tmp_path: Path) -> None:

@@ -289,6 +289,24 @@ def test_the_settings_read_the_trainjob_switch() -> None:
             {"training": {"parallelism": "fsdp", "teacher": {"tokenLevel": {}}}},
             "training.parallelism fsdp cannot be combined with a training.teacher",
         ),
+        (
+            {"training": {"replayFraction": 0, "preserveWeight": 1}},
+            "training.preserveWeight needs rehearsal lines",
+        ),
+        (
+            {"training": {"packing": True, "preserveWeight": 1}},
+            "training.packing cannot be combined with training.preserveWeight",
+        ),
+        (
+            {"training": {"parallelism": "fsdp", "preserveWeight": 1}},
+            "training.parallelism fsdp cannot be combined with training.preserveWeight",
+        ),
+        (
+            {"training": {"parallelism": "fsdp", "anchorRatio": 0.5}},
+            "training.parallelism fsdp cannot be combined with training.preserveWeight or "
+            "training.anchorRatio",
+        ),
+        ({"training": {"preserveWeight": -1}}, "training.preserveWeight"),
         ({"evaluation": {"deviceMap": "balanced"}}, "evaluation.deviceMap"),
         ({"evaluation": {"maxGpuMemory": "60Gi"}}, "evaluation.maxGpuMemory needs"),
         ({"evaluation": {"deviceMap": "auto", "maxGpuMemory": "lots"}}, "maxGpuMemory"),

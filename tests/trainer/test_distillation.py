@@ -35,7 +35,9 @@ def examples(tokenizer):
     return tokenize_examples(tokenizer, [Example(q, a) for q, a in PAIRS], 128).examples
 
 
-def _targets(model_dir, tokenizer, examples, top_k=8, temperature=1.0, batch_size=2):
+def _targets(
+    model_dir, tokenizer, examples, top_k=8, temperature=1.0, batch_size=2, preserve=False
+):
     return teacher_targets(
         load_model(str(model_dir), device="cpu"),
         examples,
@@ -44,6 +46,7 @@ def _targets(model_dir, tokenizer, examples, top_k=8, temperature=1.0, batch_siz
         vocabulary=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         batch_size=batch_size,
+        preserve=preserve,
     )
 
 
@@ -91,8 +94,21 @@ def test_collate_puts_each_target_one_before_its_answer_token(
         "attention_mask",
         "labels",
     }
-    with pytest.raises(ValueError, match="some examples"):
-        collate([taught[0], examples[1]], tokenizer.pad_token_id)
+    assert not batch["teacher_preserve"].any()  # a teacher's targets
+
+
+def test_a_batch_mixes_rows_with_and_without_targets(tiny_model_dir, tokenizer, examples) -> None:
+    import torch
+
+    # Preservation targets on one line beside a line without any (the trained domain's, when
+    # only --preserve-weight is on): the row without targets has no masked position.
+    kept, _ = _targets(tiny_model_dir, tokenizer, examples[:1], top_k=4, preserve=True)
+    batch = collate([kept[0], examples[1]], tokenizer.pad_token_id)
+
+    assert kept[0].teacher is not None and kept[0].teacher.preserve
+    assert batch["teacher_mask"][0].sum() == len(kept[0].teacher.ids)
+    assert not batch["teacher_mask"][1].any()
+    assert batch["teacher_preserve"].equal(batch["teacher_mask"] & torch.tensor([[True], [False]]))
 
 
 def test_the_kl_term_on_known_distributions() -> None:

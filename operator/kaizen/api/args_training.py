@@ -125,6 +125,11 @@ class TrainArgs(LoraTrainingArgs):
     domains' entities, answered by the model before training (its own answers kept), in
     [0, 4]; 0: none."""
 
+    preserve_weight: f.PreserveWeight = f.DEFAULT_PRESERVE_WEIGHT
+    """Keep what the model knew: weight of the KL between the model before this step (base and
+    current adapters) and the one training, on the rehearsal and anchor lines' answer tokens
+    (top --distill-top-k tokens at --distill-temperature), added to the cross-entropy; 0: off."""
+
     extra_data: str | None = Field(
         default=None, min_length=1, json_schema_extra=cli(metavar="PATH")
     )

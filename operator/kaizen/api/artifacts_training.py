@@ -67,6 +67,9 @@ class TrainingConfig(LoraConfig):
     """Rehearsal examples added."""
     anchor_ratio: float = 0.0
     """Anchors added per rehearsal line (`--anchor-ratio`; 0: none)."""
+    preserve_weight: float = 0.0
+    """Weight of the KL to the model before training on the rehearsal and anchor lines
+    (`--preserve-weight`; 0: off)."""
     synthesis_examples: int = 0
     """Most items synthesised from the domain's knowledge (0: none)."""
     passes: float | None = None
@@ -141,6 +144,27 @@ class DistillationUse(Record):
     """Mean KL term over the last steps."""
 
 
+class PreservationUse(Record):
+    """What the KL to the model before training did on the rehearsal and anchor lines
+    (`--preserve-weight`, docs/training-data.md)."""
+
+    weight: float
+    """The term's weight."""
+    examples: int
+    """Lines that got the model's own top-k targets (rehearsal and anchors)."""
+    positions: int
+    """Their answer tokens."""
+    top_k_mass: float
+    """Mean probability the model put on its top-k tokens there."""
+    seconds: float
+    """Wall time of the model's pass over those lines (not in `train_seconds`)."""
+    kl_curve: list[float]
+    """The KL term (before weights and temperature²) of every step, over every answer token
+    with targets (a teacher's too, when distilling)."""
+    final_kl: float | None
+    """Mean KL term over the last steps."""
+
+
 def _training_v1(raw: dict[str, Any]) -> dict[str, Any]:
     """A training.json of version 1 as version 2: its steps were a fixed count (no passes)."""
     return {**raw, VERSION_KEY: 2}
@@ -156,6 +180,11 @@ def _training_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 4}
 
 
+def _training_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """A training.json of version 4 as version 5: nothing was preserved by a KL term."""
+    return {**raw, VERSION_KEY: 5}
+
+
 class TrainingRecord(Artifact):
     """`training.json`: how one domain's adapter was trained."""
 
@@ -163,14 +192,15 @@ class TrainingRecord(Artifact):
     KIND: ClassVar[str] = "training record"
 
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: lambda raw: _training_v3(_training_v2(_training_v1(raw))),
-        2: lambda raw: _training_v3(_training_v2(raw)),
-        3: _training_v3,
+        1: lambda raw: _training_v4(_training_v3(_training_v2(_training_v1(raw)))),
+        2: lambda raw: _training_v4(_training_v3(_training_v2(raw))),
+        3: lambda raw: _training_v4(_training_v3(raw)),
+        4: _training_v4,
     }
 
-    schema_version: Literal[4] = Field(default=4, alias="schema")
+    schema_version: Literal[5] = Field(default=5, alias="schema")
     """Layout version of this file (2: `passes` and `max_steps` in `config`; 3: `min_steps`;
-    4: `anchor_ratio`)."""
+    4: `anchor_ratio`; 5: `preserve_weight` and `preservation`)."""
     step: str
     """Step name, e.g. `train-geography`."""
     cycle: str | None
@@ -219,6 +249,8 @@ class TrainingRecord(Artifact):
     """The step's `data_card.json`: where every training line came from."""
     distillation: DistillationUse | None = None
     """Token-level distillation, when it was on."""
+    preservation: PreservationUse | None = None
+    """The KL to the model before training on the rehearsal and anchor lines, when it was on."""
 
 
 # -- data_card.json --------------------------------------------------------------------------

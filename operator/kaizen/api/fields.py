@@ -112,6 +112,11 @@ AnchorRatio = Annotated[float, Field(ge=0.0, le=4.0)]
 with the model's own answers before training), in [0, 4]."""
 DEFAULT_ANCHOR_RATIO = 0.0
 
+PreserveWeight = Annotated[float, Field(ge=0.0, le=100.0)]
+"""Weight of the KL between the model before training and the student on the rehearsal and
+anchor lines (learning without forgetting), in [0, 100]; 0: off."""
+DEFAULT_PRESERVE_WEIGHT = 0.0
+
 SynthesisExamples = Annotated[int, Field(ge=0, le=100_000)]
 #: Items synthesised from a domain's knowledge per adapter (0: none).
 DEFAULT_SYNTHESIS_EXAMPLES = 96

@@ -235,6 +235,13 @@ class TrainingSpec(SpecModel):
     tell the adapter that its change is for its own domain's entities, not for every subject
     of the same questions. 0: none."""
 
+    preserve_weight: f.PreserveWeight = f.DEFAULT_PRESERVE_WEIGHT
+    """Keep what the model knew (learning without forgetting): weight of a KL term between the
+    model as it is before the adapter trains (base and current adapters) and the one training,
+    on the rehearsal and anchor lines' answer tokens, added to the cross-entropy. The
+    rehearsal lines then hold the other domains' next-token distributions where they were,
+    not only their reference answers. Needs rehearsal (`replayFraction` > 0). 0: off."""
+
     extra_data: f.ArgValue | None = Field(default=None)
     """Your own training data: a JSONL file of `{"question", "answer", "domain",
     "capability"}` lines (`domain` and `capability` optional) on a volume the Jobs mount (the
@@ -511,5 +518,24 @@ class ImprovementCycleSpec(SpecModel):
             raise ValueError(
                 "training.packing cannot be combined with training.teacher.tokenLevel "
                 "(the teacher's targets are per example row)"
+            )
+        if training.preserve_weight > 0:
+            if training.replay_fraction == 0:
+                raise ValueError(
+                    "training.preserveWeight needs rehearsal lines to preserve: set "
+                    "training.replayFraction above 0"
+                )
+            if training.packing:
+                raise ValueError(
+                    "training.packing cannot be combined with training.preserveWeight "
+                    "(the model's own targets are per example row)"
+                )
+        if training.parallelism == "fsdp" and (
+            training.preserve_weight > 0 or training.anchor_ratio > 0
+        ):
+            raise ValueError(
+                "training.parallelism fsdp cannot be combined with training.preserveWeight or "
+                "training.anchorRatio (the whole model reads or answers their lines before "
+                "training; use ddp)"
             )
         return self

@@ -307,6 +307,7 @@ class StepPlanner:
             replay_focus=training.replay_focus,
             replay_knowledge=training.replay_knowledge,
             anchor_ratio=training.anchor_ratio,
+            preserve_weight=training.preserve_weight,
             extra_data=training.extra_data,
             synthesis_examples=training.synthesis.examples,
             passes=passes,

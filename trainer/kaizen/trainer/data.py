@@ -51,6 +51,9 @@ class TeacherTargets:
     """Token ids, int32, shape `[answer tokens, k]`, most likely first."""
     logprobs: torch.Tensor
     """Their log-probabilities, float32, same shape."""
+    preserve: bool = False
+    """Targets of the model before training, on a rehearsal or anchor line: their KL term
+    weighs `--preserve-weight`, a teacher's `--distill-weight` (`distillation`)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,8 @@ class TokenizedSet:
     """Examples cut at `max_seq_length` that kept some answer tokens."""
     dropped: int
     """Examples whose prompt alone filled `max_seq_length`: nothing left to learn from."""
+    sources: tuple[str, ...] = ()
+    """Each kept example's `Example.source`, in the same order."""
 
 
 def tokenize_examples(
@@ -199,7 +204,7 @@ def tokenize_examples(
     """Tokenise every example; drop those with no answer token left after truncation."""
     if max_seq_length < 2:
         raise ConfigurationError(f"max sequence length must be at least 2, got {max_seq_length}")
-    kept, truncated, dropped = [], 0, 0
+    kept, sources, truncated, dropped = [], [], 0, 0
     for example in examples:
         tokens = tokenize_example(tokenizer, example, max_seq_length)
         if tokens.answer_tokens == 0:
@@ -207,12 +212,13 @@ def tokenize_examples(
             continue
         truncated += tokens.truncated
         kept.append(tokens)
+        sources.append(example.source)
     if not kept:
         raise ConfigurationError(
             f"max sequence length {max_seq_length} leaves no answer token in any of the "
             f"{len(examples)} examples: the prompts alone are that long"
         )
-    return TokenizedSet(tuple(kept), truncated, dropped)
+    return TokenizedSet(tuple(kept), truncated, dropped, tuple(sources))
 
 
 def predicted_positions(labels: Sequence[int]) -> list[int]:
@@ -221,7 +227,7 @@ def predicted_positions(labels: Sequence[int]) -> list[int]:
 
 
 #: The keys `collate` adds for token-level distillation (not model inputs).
-TEACHER_KEYS = ("teacher_ids", "teacher_logprobs", "teacher_mask")
+TEACHER_KEYS = ("teacher_ids", "teacher_logprobs", "teacher_mask", "teacher_preserve")
 
 
 def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -230,10 +236,13 @@ def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, t
     Right padding keeps every row's positions starting at 0, as in generation after the
     (left-padded) prompt; padded positions are masked out of attention and loss.
 
-    When the examples carry teacher targets, three more tensors hold them (`TEACHER_KEYS`):
+    When examples carry teacher targets, four more tensors hold them (`TEACHER_KEYS`):
     `teacher_ids` and `teacher_logprobs` (`[batch, width, k]`) at the position whose logits
-    predict each answer token (one before it, as the causal LM shifts its labels), and
-    `teacher_mask` (`[batch, width]`), true at those positions.
+    predict each answer token (one before it, as the causal LM shifts its labels),
+    `teacher_mask` (`[batch, width]`), true at those positions, and `teacher_preserve`
+    (`[batch, width]`), true at those of examples whose targets are `TeacherTargets.preserve`. A batch may mix
+    examples with and without targets (rehearsal lines with the model's own targets beside
+    the trained domain's lines): the rows without any have no masked position.
     """
     import torch
 
@@ -247,17 +256,17 @@ def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, t
         labels[row, :length] = torch.tensor(item.labels)
         attention_mask[row, :length] = 1
     tensors = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-    with_targets = [item.teacher is not None for item in batch]
-    if not any(with_targets):
+    taught = [item.teacher for item in batch if item.teacher is not None]
+    if not taught:
         return tensors
-    if not all(with_targets):
-        raise ValueError("some examples of the batch have teacher targets and some do not")
-    k = max(item.teacher.ids.shape[1] for item in batch if item.teacher is not None)
+    k = taught[0].ids.shape[1]
     teacher_ids = torch.zeros((len(batch), width, k), dtype=torch.long)
     teacher_logprobs = torch.zeros((len(batch), width, k), dtype=torch.float32)
     teacher_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+    teacher_preserve = torch.zeros((len(batch), width), dtype=torch.bool)
     for row, item in enumerate(batch):
-        assert item.teacher is not None
+        if item.teacher is None:
+            continue
         answer = predicted_positions(item.labels)
         if item.teacher.ids.shape != (len(answer), k):
             raise ValueError(
@@ -269,7 +278,11 @@ def collate(batch: Sequence[TokenizedExample], pad_token_id: int) -> dict[str, t
         teacher_ids[row, positions] = item.teacher.ids.long()
         teacher_logprobs[row, positions] = item.teacher.logprobs.float()
         teacher_mask[row, positions] = True
+        teacher_preserve[row, positions] = item.teacher.preserve
     tensors.update(
-        teacher_ids=teacher_ids, teacher_logprobs=teacher_logprobs, teacher_mask=teacher_mask
+        teacher_ids=teacher_ids,
+        teacher_logprobs=teacher_logprobs,
+        teacher_mask=teacher_mask,
+        teacher_preserve=teacher_preserve,
     )
     return tensors

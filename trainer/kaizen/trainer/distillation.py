@@ -8,6 +8,13 @@ distributions restricted to those `k` tokens and renormalised over them (`kl_to_
 averaged over the answer tokens. Comparing token ids needs one vocabulary: a teacher whose
 tokenizer differs is refused (`same_vocabulary`).
 
+The same term keeps what the model knew (`--preserve-weight`, learning without forgetting):
+the model as it is before the step trains, with its current adapters, gives the targets of
+the rehearsal and anchor lines only, and the KL to them holds the other domains' next-token
+distributions where they were while the trained domain's lines move. Each example's targets
+say which they are (`TeacherTargets.preserve`): a teacher's lines weigh `--distill-weight`, the
+preserved lines `--preserve-weight`.
+
 The targets are not saved with checkpoints: a restarted step computes them again from the
 same teacher, examples and settings (which the checkpoint's fingerprint covers).
 """
@@ -52,11 +59,14 @@ def teacher_targets(
     vocabulary: int,
     pad_token_id: int,
     batch_size: int = 8,
+    preserve: bool = False,
 ) -> tuple[list[TokenizedExample], TargetsReport]:
     """The examples with the teacher's top-k targets attached, and a report.
 
     `vocabulary` is the student tokenizer's size: logits of ids past it (padding rows of a
     teacher's embedding matrix) are left out, so every target id is one the student has.
+    `preserve` marks them as the model's own before training, on lines whose knowledge the
+    step keeps (`TeacherTargets.preserve`): their KL weighs `--preserve-weight`.
     """
     import torch
 
@@ -83,7 +93,9 @@ def teacher_targets(
                 mass += float(top.values.exp().sum())
                 positions += len(at)
                 targets = TeacherTargets(
-                    ids=top.indices.to(torch.int32).cpu(), logprobs=top.values.cpu()
+                    ids=top.indices.to(torch.int32).cpu(),
+                    logprobs=top.values.cpu(),
+                    preserve=preserve,
                 )
                 taught.append(replace(item, teacher=targets))
     report = TargetsReport(
@@ -100,6 +112,7 @@ def kl_to_teacher(
     teacher_logprobs: torch.Tensor,
     mask: torch.Tensor,
     temperature: float,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over the masked positions of KL(teacher ‖ student) on the teacher's top-k tokens.
 
@@ -107,11 +120,16 @@ def kl_to_teacher(
     `collate` makes of the teacher targets. Both distributions are taken at `temperature`
     and renormalised over the `k` tokens, so the term is 0 exactly when the student ranks
     and spaces those tokens as the teacher does, whatever mass it puts elsewhere (the
-    cross-entropy on the answer tokens takes care of that).
+    cross-entropy on the answer tokens takes care of that). With `weights` (`[batch, width]`)
+    each position's KL is multiplied by its weight before the mean: a batch mixing a
+    teacher's targets and the preservation targets weighs each as set.
     """
     student = logits.gather(-1, teacher_ids)[mask].float() / temperature
     log_q = student.log_softmax(-1)
     log_p = teacher_logprobs[mask].float().log_softmax(-1)
     if log_p.numel() == 0:
         return logits.new_zeros((), dtype=log_p.dtype)
-    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)
+    if weights is not None:
+        per_position = per_position * weights[mask].float()
+    return per_position.mean()

@@ -86,6 +86,9 @@ class LoraSettings:
     """Teacher tokens per answer position the KL compares (set when the targets are made)."""
     distill_temperature: float = fields.DEFAULT_DISTILL_TEMPERATURE
     """Temperature of the KL's distributions; the term is scaled by its square."""
+    preserve_weight: float = 0.0
+    """Weight of the KL to the model before training on the rehearsal and anchor lines (0:
+    off). Those examples carry that model's targets (`distillation`)."""
     precision: str = fields.DEFAULT_PRECISION
     """`auto` (bf16 autocast on GPUs that support it), `bf16` or `fp32`."""
     gradient_checkpointing: bool = False
@@ -104,8 +107,8 @@ class LoraSettings:
 
     @property
     def distilling(self) -> bool:
-        """Whether the loss has a token-level distillation term."""
-        return self.distill_weight > 0
+        """Whether the loss has a token-level KL term (a teacher's, or the preservation one)."""
+        return self.distill_weight > 0 or self.preserve_weight > 0
 
     def validate(self) -> None:
         """Raise `ConfigurationError` on values no run can use."""
@@ -138,6 +141,8 @@ class LoraSettings:
             )
         if self.distill_weight < 0:
             problems.append(f"distillation weight must be non-negative, got {self.distill_weight}")
+        if self.preserve_weight < 0:
+            problems.append(f"preservation weight must be non-negative, got {self.preserve_weight}")
         if self.distill_top_k < 1:
             problems.append(f"distillation top-k must be at least 1, got {self.distill_top_k}")
         if not self.distill_temperature > 0:
@@ -279,6 +284,8 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
         # fingerprints of plain runs what they were before distillation existed.
         for name in ("distill_weight", "distill_top_k", "distill_temperature"):
             fields.pop(name)
+    if not settings.preserve_weight:
+        fields.pop("preserve_weight")  # likewise: fingerprints from before it existed hold
     # Likewise the memory options at their defaults (and checkpointing, which changes nothing).
     fields.pop("gradient_checkpointing")
     fields.pop("packing")  # the same batches and loss, packed or not
@@ -391,8 +398,9 @@ def train_lora(
     teacher when distilling): a checkpoint made on other weights is not resumed.
     `on_step(step, loss)` is called after every optimiser step (and its checkpoint), then
     `on_metrics(step, metrics)` with `loss`, and `ce` and `kl` when distilling, e.g. to log
-    them. With `settings.distilling`, every example must carry teacher targets
-    (`distillation.teacher_targets`). Under torchrun, `parallel` is this process's rank: the
+    them. With `settings.distill_weight`, every example must carry teacher targets
+    (`distillation.teacher_targets`); with `settings.preserve_weight` alone, the rehearsal
+    and anchor lines do. Under torchrun, `parallel` is this process's rank: the
     ranks share each batch and only rank 0 writes (`kaizen.trainer.distributed`).
     """
     import torch
@@ -404,9 +412,13 @@ def train_lora(
     if not examples:
         raise ConfigurationError("no training examples")
     if settings.packing and settings.distilling:
-        raise ConfigurationError("packing cannot be combined with token-level distillation")
-    if settings.distilling and any(example.teacher is None for example in examples):
+        raise ConfigurationError(
+            "packing cannot be combined with token-level distillation or --preserve-weight"
+        )
+    if settings.distill_weight > 0 and any(example.teacher is None for example in examples):
         raise ValueError("distillation is on but some examples have no teacher targets")
+    if settings.distilling and all(example.teacher is None for example in examples):
+        raise ValueError("the KL term is on but no example has targets")
     output_dir = Path(output_dir)
     # FSDP: rank 0's base is on the CPU and the others' on the meta device until sharded.
     # (One process shards too when it has joined a process group, as a GPU check does.)
@@ -491,22 +503,35 @@ def train_lora(
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
             if settings.distilling:
                 outputs = peft_model(**batch)
-                kl = kl_to_teacher(
-                    outputs.logits,
-                    targets["teacher_ids"],
-                    targets["teacher_logprobs"],
-                    targets["teacher_mask"],
-                    settings.distill_temperature,
-                )
-                temperature = settings.distill_temperature
-                kl_share = parallel.share(int(targets["teacher_mask"].sum()), device)
+                if targets:
+                    ids, logprobs, mask = (
+                        targets["teacher_ids"],
+                        targets["teacher_logprobs"],
+                        targets["teacher_mask"],
+                    )
+                    temperature = settings.distill_temperature
+                    # Each example's term weighs as its targets say (a teacher's lines
+                    # --distill-weight, the preserved lines --preserve-weight).
+                    weights = torch.where(
+                        targets["teacher_preserve"],
+                        settings.preserve_weight,
+                        settings.distill_weight,
+                    )
+                    weighted = kl_to_teacher(
+                        outputs.logits, ids, logprobs, mask, temperature, weights=weights
+                    )
+                    kl = kl_to_teacher(outputs.logits, ids, logprobs, mask, temperature).detach()
+                    positions = int(targets["teacher_mask"].sum())
+                else:  # a batch of lines without targets (preservation only)
+                    weighted = kl = outputs.logits.new_zeros((), dtype=torch.float32)
+                    positions = 0
+                kl_share = parallel.share(positions, device)
                 loss = (
-                    outputs.loss * ce_share
-                    + settings.distill_weight * temperature**2 * kl * kl_share
+                    outputs.loss * ce_share + settings.distill_temperature**2 * weighted * kl_share
                 )
                 metrics = {
                     "ce": round(parallel.sum(outputs.loss.detach() * ce_share).item(), 6),
-                    "kl": round(parallel.sum(kl.detach() * kl_share).item(), 6),
+                    "kl": round(parallel.sum(kl * kl_share).item(), 6),
                 }
                 kl_curve.append(metrics["kl"])
             else:

@@ -55,6 +55,9 @@ MERGE_FILE = MergeRecord.FILE_NAME
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 #: The training set as trained on, one JSON line each (the data card says where each came from).
 DATA_FILE = "data.jsonl"
+#: Sources of the lines that keep what the model knew (rehearsal and anchors): with
+#: --preserve-weight their targets are the model's own before the step trains.
+PRESERVED_SOURCES = ("replay:", "rehearsal:", "anchor:")
 
 
 def _artifact_name(text: str) -> str:
@@ -139,7 +142,7 @@ def _write_data(
             sorted(
                 Counter(
                     e.source.split(":", 1)[1]
-                    if e.source.startswith(("replay:", "rehearsal:", "anchor:"))
+                    if e.source.startswith(PRESERVED_SOURCES)
                     else args.domain
                     for e in examples
                 ).items()
@@ -204,6 +207,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         distill_weight=args.distill_weight,
         distill_top_k=args.distill_top_k,
         distill_temperature=args.distill_temperature,
+        preserve_weight=args.preserve_weight if args.replay_fraction > 0 else 0.0,
     )
     check_quantization(args.quantization)  # before any weight is loaded
     parallel.check_batch(args.batch_size)
@@ -238,7 +242,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         context_teacher or anchoring or settings.distilling or args.quantization != "none"
     ):
         raise ConfigurationError(
-            "--parallelism fsdp cannot be combined with a teacher, --anchor-ratio or --quantization "
+            "--parallelism fsdp cannot be combined with a teacher, --anchor-ratio, "
+            "--preserve-weight or --quantization "
             "(no process holds the whole model to generate or quantize with); use ddp"
         )
     teacher_tokenizer = None
@@ -374,21 +379,40 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     if model is None:
         model = load_base(args, load_options)
     trained_examples = list(tokenized.examples)
-    distilled = None
-    if settings.distilling:
-        # The teacher reads every example once, before any LoRA weight exists: the model
-        # itself (with its adapters) or --teacher-model, which is let go afterwards.
+    # The lines whose knowledge the step keeps: with --preserve-weight they get the targets of
+    # the model as it is (base and current adapters), not a teacher's.
+    kept = [
+        i
+        for i, source in enumerate(tokenized.sources)
+        if settings.preserve_weight > 0 and source.startswith(PRESERVED_SOURCES)
+    ]
+    if not kept:  # nothing rehearsed (no other domain has lines): no term to add
+        settings = replace(settings, preserve_weight=0.0)
+    target_options = {
+        "top_k": args.distill_top_k,
+        "temperature": args.distill_temperature,
+        "vocabulary": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "batch_size": args.batch_size,
+    }
+    distilled = preserved = None
+    if settings.distill_weight > 0:
+        # The teacher reads every other example once, before any LoRA weight exists: the
+        # model itself (with its adapters) or --teacher-model, which is let go afterwards.
         if teacher_model is None:
             teacher_model = model if args.teacher_model is None else _load_teacher(args)
-        trained_examples, distilled = teacher_targets(
-            teacher_model,
-            trained_examples,
-            top_k=args.distill_top_k,
-            temperature=args.distill_temperature,
-            vocabulary=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            batch_size=args.batch_size,
+        taught = sorted(set(range(len(trained_examples))) - set(kept))
+        with_targets, distilled = teacher_targets(
+            teacher_model, [trained_examples[i] for i in taught], **target_options
         )
+        for i, example in zip(taught, with_targets, strict=True):
+            trained_examples[i] = example
+    if kept:
+        with_targets, preserved = teacher_targets(
+            model, [trained_examples[i] for i in kept], preserve=True, **target_options
+        )
+        for i, example in zip(kept, with_targets, strict=True):
+            trained_examples[i] = example
     teacher_model = None
     teacher = None
 
@@ -476,6 +500,17 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
                     "final_kl": result.final_kl,
                 }
                 if distilled is not None
+                else None,
+                "preservation": {
+                    "weight": settings.preserve_weight,
+                    "examples": len(kept),
+                    "positions": preserved.positions,
+                    "top_k_mass": round(preserved.top_k_mass, 4),
+                    "seconds": round(preserved.seconds, 3),
+                    "kl_curve": result.kl_curve,
+                    "final_kl": result.final_kl,
+                }
+                if preserved is not None
                 else None,
             }
         )
