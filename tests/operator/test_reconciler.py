@@ -15,6 +15,7 @@ import pytest
 
 from kaizen.api import EXIT_CONFIG_ERROR, ScoreDigest, StepSummary
 from kaizen.cycle.planner import job_name
+from kaizen.operator.jobs import job_selector
 from kaizen.operator.kube import JobOwnedByAnother
 from kaizen.operator.reconciler import CycleReconciler, merge_patch
 from kaizen.operator.settings import OperatorSettings
@@ -231,6 +232,61 @@ async def test_a_finished_step_is_folded_in_and_the_next_one_starts(
     await reconciler.reconcile(NS, NAME)
     assert ("create_job", BASELINE_JOB) not in kube.calls
     assert status(kube)["steps"][0]["state"] == "Succeeded"
+
+
+class HeldKube(FakeKube):
+    """Its reads of the cycle wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def get_cycle(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_cycle", name))
+        await self.release.wait()
+        found = self.cycles.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+
+async def test_a_jobs_end_is_answered_after_one_round_of_reads() -> None:
+    # The watch saw the Job end (MODIFIED): the run reads the cycle, its Jobs and their pods
+    # (the ended Job's termination message) at the same time, then answers as a run that
+    # read them one by one does.
+    kube = HeldKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(
+        kube, OperatorSettings.from_env({}), post_event=lambda *_: None, clock=lambda: NOW
+    )
+    kube.release.set()
+    await reconciler.reconcile(NS, NAME)
+    kube.finish(BASELINE_JOB, exit_code=0, message=baseline_summary())
+    kube.release.clear()
+    kube.calls.clear()
+
+    job = kube.jobs[(NS, BASELINE_JOB)]
+    assert reconciler.request(NS, NAME, job={**job, "kind": "Job"}, changed=True)
+    for _ in range(20):  # the run starts and issues its reads; the cycle's is held
+        await asyncio.sleep(0)
+    assert kube.calls == [
+        ("get_cycle", NAME),
+        ("list_jobs", job_selector(NAME)),
+        ("list_cycle_pods", job_selector(NAME)),
+    ]
+    kube.release.set()
+    await reconciler.drain()
+    assert [call for call, _ in kube.calls[3:]] == ["patch_status", "create_job"]
+    steps = status(kube)["steps"]
+    assert [(s["name"], s["state"]) for s in steps][0] == ("evaluate-baseline", "Succeeded")
+
+    # A Job seen at start-up (listed, not changed) or a timer's run: the cycle alone first.
+    kube.calls.clear()
+    kube.release.clear()
+    assert reconciler.request(NS, NAME, job={**job, "kind": "Job"})
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert kube.calls == [("get_cycle", NAME)]
+    kube.release.set()
+    await reconciler.drain()
 
 
 async def test_success_without_a_readable_summary_fails_the_cycle_clearly(

@@ -28,8 +28,9 @@ from kaizen.operator import diagnostics, metrics
 from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
+from kaizen.operator.observe import job_finished
 from kaizen.operator.pacing import backoff, controller_uid, job_ending, job_fresh
-from kaizen.operator.reconciler import CycleReconciler, job_finished
+from kaizen.operator.reconciler import CycleReconciler
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import GROUP as TRAINJOB_GROUP
 from kaizen.operator.trainjobs import PLURAL as TRAINJOB_PLURAL
@@ -244,7 +245,11 @@ async def job_event(
             return
     # Not awaited: kopf lets go of this event (and hands over the Job's next one) at once.
     reconciler.request(
-        ns, cycle, job_event=arrived, job=body if body is not None and type != "DELETED" else None
+        ns,
+        cycle,
+        job_event=arrived,
+        job=body if body is not None and type != "DELETED" else None,
+        changed=type == "MODIFIED",
     )
 
 

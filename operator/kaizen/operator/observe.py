@@ -231,3 +231,24 @@ def stuck_pod(name: str, pod: Mapping[str, Any]) -> StepObservation | None:
                 message=message + (f": {detail}" if detail else ""),
             )
     return None
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """Whether a Job has reached Complete or Failed."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+
+
+def pod_ready(job: Mapping[str, Any]) -> bool:
+    """Whether an unfinished Job counts a ready pod (`status.ready`, Kubernetes ≥ 1.24): its
+    pod runs, so the pods cannot say it is stuck."""
+    status = job.get("status") or {}
+    return bool(status.get("active")) and int(status.get("ready") or 0) >= 1
+
+
+def pods_wanted(job: Mapping[str, Any]) -> bool:
+    """Whether reconciling a plain Job's step reads the Job's pods: once it has ended (the
+    termination message), or while it counts no ready pod (why it is not running)."""
+    return job.get("kind", "Job") == "Job" and (job_finished(job) or not pod_ready(job))

@@ -192,6 +192,10 @@ class SettledCycles:
         """Whether the cycle `name` with this uid is known settled (a recreated cycle is not)."""
         return uid is not None and self._uids.get((namespace, name)) == uid
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the cycle `(namespace, name)` was settled when last read (any uid)."""
+        return key in self._uids
+
     def forget(self, namespace: str, name: str) -> None:
         self._uids.pop((namespace, name), None)
 

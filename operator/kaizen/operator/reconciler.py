@@ -6,17 +6,20 @@ deleted when the cycle failed, and finally Events are posted. Reconciliations of
 cycle never overlap (one `asyncio.Lock` per cycle), at most `settings.max_reconciliations` are
 in flight (`Slots`, taken after the lock and before anything is read), and a request that
 arrives while a run has not read the cycle yet is folded into it: that run reads the newer
-state anyway. Job events `request` a run and return; the other triggers await theirs.
+state anyway. Job events `request` a run and return; the other triggers await theirs. A run
+that answers Job events reads the cycle, its Jobs and the pods it will need at the same time
+(`_read`); the others read the cycle first, and its Jobs only when it is not settled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from kaizen.api.resource import ImprovementCycle, SpecError, parse_cycle
 from kaizen.api.status import ImprovementCycleStatus, Phase, StepState
@@ -25,7 +28,13 @@ from kaizen.cycle.types import CycleEvent, Decision, StepObservation
 from kaizen.operator import metrics
 from kaizen.operator.jobs import CycleRef, build_step_job, job_selector
 from kaizen.operator.kube import JobOwnedByAnother
-from kaizen.operator.observe import ORPHANED_POD, observe_job, observe_orphaned_pods
+from kaizen.operator.observe import (
+    ORPHANED_POD,
+    job_finished,
+    observe_job,
+    observe_orphaned_pods,
+    pod_ready,
+)
 from kaizen.operator.runs import CycleRuns
 from kaizen.operator.settings import OperatorSettings
 from kaizen.operator.trainjobs import KIND as TRAINJOB_KIND
@@ -100,14 +109,6 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-def job_finished(job: Mapping[str, Any]) -> bool:
-    """Whether a Job has reached Complete or Failed."""
-    conditions = (job.get("status") or {}).get("conditions") or []
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
-    )
-
-
 def owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
     """Whether `obj` has an ownerReference to `uid`."""
     owners = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -157,8 +158,38 @@ class CycleReconciler(CycleRuns["Outcome"]):
         # (owner uid, HTTP status, message, reason). The next reconcile tells the engine.
         self._refusals: dict[tuple[str, str], tuple[str, int, str, str]] = {}
 
+    async def _read(
+        self, namespace: str, name: str
+    ) -> tuple[
+        dict[str, Any] | None, list[dict[str, Any]] | None, dict[str, list[dict[str, Any]]] | None
+    ]:
+        """The cycle; and, for a run that answers a Job's change, its Jobs and, when a changed
+        Job ended or counts no ready pod, all its Jobs' pods, read at the same time (the answer
+        to a Job's end waits for one round trip to the API server instead of three). Without
+        such events (a resume, an edit, the timer, Jobs listed at start-up), or for a cycle
+        settled when last read (its Jobs' events are late, or those of a cycle recreated under
+        its name), only the cycle: a finished cycle then costs one read, as at a restart."""
+        news = self.job_news(namespace, name)
+        if news is None or (namespace, name) in self.settled:
+            return await self.kube.get_cycle(namespace, name), None, None
+        reads: list[Awaitable[Any]] = [
+            self.kube.get_cycle(namespace, name),
+            self._list_workloads(namespace, name),
+        ]
+        if news:
+            reads.append(self._cycle_pods(namespace, name))
+        results = await asyncio.gather(*reads, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return (
+            cast(dict[str, Any] | None, results[0]),
+            cast(list[dict[str, Any]], results[1]),
+            cast(dict[str, list[dict[str, Any]]], results[2]) if news else None,
+        )
+
     async def _reconcile(self, namespace: str, name: str) -> Outcome | None:
-        body = await self.kube.get_cycle(namespace, name)
+        body, listed, pods_read = await self._read(namespace, name)
         if body is None:
             self._reconciled_at.pop((namespace, name), None)
             self.settled.forget(namespace, name)
@@ -200,8 +231,8 @@ class CycleReconciler(CycleRuns["Outcome"]):
             if _restartable(cycle.status, cycle.metadata.generation):
                 # The spec was invalid before any step ran and has been fixed since: start afresh.
                 cycle = cycle.model_copy(update={"status": None})
-            jobs = await self._list_workloads(namespace, name)
-            observations = await self._observe(namespace, name, cycle.status, jobs, uid)
+            jobs = listed if listed is not None else await self._list_workloads(namespace, name)
+            observations = await self._observe(namespace, name, cycle.status, jobs, uid, pods_read)
             if any(seen.reason == ORPHANED_POD for seen in observations.values()):
                 # The operator watches Jobs, not pods: no event announces the pod's end.
                 self.retries.later(namespace, name, ORPHAN_RECHECK_SECONDS)
@@ -331,8 +362,10 @@ class CycleReconciler(CycleRuns["Outcome"]):
         status: ImprovementCycleStatus | None,
         jobs: list[dict[str, Any]],
         uid: str | None,
+        pods_read: Mapping[str, list[dict[str, Any]]] | None,
     ) -> dict[str, StepObservation]:
-        """Observations of the unfinished steps the status lists, from their current Jobs."""
+        """Observations of the unfinished steps the status lists, from their current Jobs
+        (and their pods: `pods_read`, all the cycle's by Job, when they were read already)."""
         if status is None:
             return {}
         by_name = {job["metadata"]["name"]: job for job in jobs if owned_by(job, uid)}
@@ -356,7 +389,7 @@ class CycleReconciler(CycleRuns["Outcome"]):
             if (
                 (job := by_name.get(record.job_name)) is not None
                 and not _is_trainjob(job)
-                and (job_finished(job) or not _pod_ready(job))
+                and (job_finished(job) or not pod_ready(job))
             )
             or (
                 record.job_name not in by_name
@@ -364,7 +397,11 @@ class CycleReconciler(CycleRuns["Outcome"]):
                 and record.state in (StepState.QUEUED, StepState.RUNNING)
             )
         ]
-        pods_of = await self._job_pods(namespace, cycle, wanted)
+        pods_of = (
+            {job: pods_read.get(job, []) for job in wanted}
+            if pods_read is not None
+            else await self._job_pods(namespace, cycle, wanted)
+        )
         observations: dict[str, StepObservation] = {}
         for record in unfinished:
             job = by_name.get(record.job_name)
@@ -399,12 +436,17 @@ class CycleReconciler(CycleRuns["Outcome"]):
             return {}
         if len(job_names) == 1:
             return {job_names[0]: await self.kube.list_job_pods(namespace, job_names[0])}
-        found: dict[str, list[dict[str, Any]]] = {name: [] for name in job_names}
+        everyone = await self._cycle_pods(namespace, cycle)
+        return {name: everyone.get(name, []) for name in job_names}
+
+    async def _cycle_pods(self, namespace: str, cycle: str) -> dict[str, list[dict[str, Any]]]:
+        """Every pod of the cycle's Jobs, by Job name (one request)."""
+        found: dict[str, list[dict[str, Any]]] = {}
         for pod in await self.kube.list_pods(namespace, job_selector(cycle)):
             labels = (pod.get("metadata") or {}).get("labels") or {}
             owner = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
-            if owner in found:
-                found[owner].append(pod)
+            if owner:
+                found.setdefault(owner, []).append(pod)
         return found
 
     async def _list_workloads(self, namespace: str, cycle: str) -> list[dict[str, Any]]:
@@ -439,13 +481,6 @@ class CycleReconciler(CycleRuns["Outcome"]):
             del self._refusals[(namespace, job_name)]
         state = StepState.FAILED if status == 422 else StepState.PENDING
         return StepObservation(name=step, state=state, reason=reason, message=message)
-
-
-def _pod_ready(job: Mapping[str, Any]) -> bool:
-    """Whether an unfinished Job counts a ready pod (`status.ready`, Kubernetes ≥ 1.24): its
-    pod runs, so the pods cannot say it is stuck."""
-    status = job.get("status") or {}
-    return bool(status.get("active")) and int(status.get("ready") or 0) >= 1
 
 
 def _is_trainjob(obj: Mapping[str, Any]) -> bool:

@@ -11,6 +11,11 @@ triggers (a cycle created, resumed or edited; the safety-net timer; a retry) awa
 `reconcile`. Awaiting it in the Job-event handler kept each event, and every later event of
 the same Job in kopf's queue for it, for as long as the run waited: at 500 cycles on a
 saturated API server, 950-1,600 copies of Job events (docs/reliability.md, memory).
+
+A run that answers a Job's change (a watch event, not the listing at start-up) knows, before
+it reads anything, that the cycle has Jobs to look at and which of them it will read the pods
+of (`pods_wanted`): `job_news` tells `_reconcile`, which then reads the cycle, its Jobs and
+those pods at once rather than one after the other (`CycleReconciler`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from kaizen.operator import metrics
+from kaizen.operator.observe import pods_wanted
 from kaizen.operator.pacing import JobSignatures, Retries, SettledCycles, Slots, job_signature
 
 logger = logging.getLogger(__name__)
@@ -54,6 +60,10 @@ class CycleRuns(Generic[OutcomeT]):
         # The runs `request` started, and the Job signatures the next run of a cycle records.
         self._requests: set[asyncio.Task[None]] = set()
         self._signatures: dict[Key, dict[str, tuple[Any, ...]]] = {}
+        # Cycles with Job events waiting for a run, with the Jobs whose pods it will read; and
+        # the same for the run in progress (`job_news`).
+        self._news: dict[Key, set[str]] = {}
+        self._answering: dict[Key, frozenset[str]] = {}
         # Metrics only. Job events not yet answered, by cycle; and by cycle and Job name, when
         # the operator first knew that a Job of an unfinished step ended, and how (watch, list).
         self._arrivals: dict[Key, list[metrics.JobEvent]] = {}
@@ -61,6 +71,11 @@ class CycleRuns(Generic[OutcomeT]):
 
     async def _reconcile(self, namespace: str, name: str) -> OutcomeT | None:
         raise NotImplementedError
+
+    def job_news(self, namespace: str, name: str) -> frozenset[str] | None:
+        """For the run in progress of a cycle: None when no Job event asked for it; else the
+        Jobs the events showed needing a look at their pods (ended, or no ready pod)."""
+        return self._answering.get((namespace, name))
 
     @property
     def busy(self) -> int:
@@ -91,6 +106,7 @@ class CycleRuns(Generic[OutcomeT]):
         *,
         job_event: metrics.JobEvent | None = None,
         job: Mapping[str, Any] | None = None,
+        changed: bool = False,
     ) -> bool:
         """Ask for a reconciliation of the cycle without waiting for it (a Job event's); False
         when it is folded into a run that has not read the cycle yet.
@@ -100,9 +116,19 @@ class CycleRuns(Generic[OutcomeT]):
         queued behind it, for as long as the cycle's lock and a slot took. `job` (a Job as the
         event showed it) is recorded in `job_signatures` once a run that read the cycle after
         it succeeds. A failed run is retried by `retries` (0.2 s, doubling), and logged.
+        `changed`: the watch saw the Job change (a MODIFIED event, not one of the objects
+        listed at start-up, which belong as often to finished cycles): the run then reads the
+        cycle's Jobs and the pods it will need at once with the cycle (`job_news`).
         """
         key = (namespace, name)
         self._note(key, job_event, job)
+        if changed:
+            news = self._news.setdefault(key, set())
+            if job is not None and (job_name := (job.get("metadata") or {}).get("name")):
+                if pods_wanted(job):
+                    news.add(job_name)
+                else:
+                    news.discard(job_name)
         if key in self._unstarted:
             return False
         self._unstarted.add(key)
@@ -169,6 +195,7 @@ class CycleRuns(Generic[OutcomeT]):
         started = False
         arrivals: list[metrics.JobEvent] = []
         signatures: dict[str, tuple[Any, ...]] = {}
+        news: set[str] | None = None
         try:
             async with lock, self.slots.slot():
                 started = True
@@ -176,6 +203,9 @@ class CycleRuns(Generic[OutcomeT]):
                 # Events that came before this run read the cycle are answered by it.
                 arrivals = self._arrivals.pop(key, [])
                 signatures = self._signatures.pop(key, {})
+                news = self._news.pop(key, None)
+                if news is not None:
+                    self._answering[key] = frozenset(news)
                 metrics.record_event_queue(arrivals, time.monotonic())
                 with metrics.reconcile_timer():
                     outcome = await self._reconcile(*key)
@@ -192,8 +222,11 @@ class CycleRuns(Generic[OutcomeT]):
                 del pending[:-MAX_PENDING_ARRIVALS]
             if signatures:  # recorded by the retry, unless a newer event of the Job came
                 self._signatures[key] = {**signatures, **self._signatures.get(key, {})}
+            if news is not None:  # the retry reads those pods too
+                self._news.setdefault(key, set()).update(news)
             raise
         finally:
+            self._answering.pop(key, None)
             if not started:  # cancelled while waiting: the next request starts a run
                 self._unstarted.discard(key)
             if not lock.locked() and key not in self._unstarted:
