@@ -41,6 +41,8 @@ def same_vocabulary(teacher_tokenizer: Any, student_tokenizer: Any) -> bool:
 class TargetsReport:
     """What the teacher pass produced and cost."""
 
+    examples: int
+    """Examples that got targets."""
     positions: int
     """Answer tokens that got targets."""
     top_k_mass: float
@@ -99,11 +101,40 @@ def teacher_targets(
                 )
                 taught.append(replace(item, teacher=targets))
     report = TargetsReport(
+        examples=len(taught),
         positions=positions,
         top_k_mass=mass / positions if positions else 0.0,
         seconds=time.perf_counter() - started,
     )
     return taught, report
+
+
+def attach_targets(
+    examples: Sequence[TokenizedExample],
+    *,
+    teacher: Any | None,
+    model: Any,
+    kept: Sequence[int],
+    **options: Any,
+) -> tuple[list[TokenizedExample], TargetsReport | None, TargetsReport | None]:
+    """The examples with their targets, and the reports of the teacher's pass and the kept
+    lines' pass (None when not made): `teacher` (None: no token-level distillation) gives
+    those of every example but the `kept` ones (indices), which get `model`'s own
+    (`preserve`). `options` are `teacher_targets`'s."""
+    examples = list(examples)
+    distilled = preserved = None
+    if teacher is not None:
+        taught = sorted(set(range(len(examples))) - set(kept))
+        with_targets, distilled = teacher_targets(teacher, [examples[i] for i in taught], **options)
+        for i, example in zip(taught, with_targets, strict=True):
+            examples[i] = example
+    if kept:
+        with_targets, preserved = teacher_targets(
+            model, [examples[i] for i in kept], preserve=True, **options
+        )
+        for i, example in zip(kept, with_targets, strict=True):
+            examples[i] = example
+    return examples, distilled, preserved
 
 
 def kl_to_teacher(

@@ -8,7 +8,6 @@ artifact directory; the summary carries only the digest the operator puts in sta
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,7 +19,6 @@ from kaizen.api.artifacts import (
     DataCard,
     MergeRecord,
     RehearsalReport,
-    SuiteRef,
     TrainingRecord,
     write_artifact,
 )
@@ -29,9 +27,9 @@ from kaizen.api.summary import (
     AdapterDigest,
     MergeDigest,
     StepSummary,
-    atomic_write_bytes,
     file_digest,
 )
+from kaizen.trainer.cards import PRESERVED_SOURCES, data_note, write_data
 from kaizen.trainer.distributed import SINGLE, Parallel
 from kaizen.trainer.steps import (
     adapter_run,
@@ -45,19 +43,11 @@ from kaizen.trainer.steps import (
 )
 
 if TYPE_CHECKING:  # the training code is imported late: a usage error never loads torch
-    from collections.abc import Sequence
-
-    from kaizen.trainer.data import Example
-    from kaizen.trainer.targeted import TrainingSet
+    pass
 
 TRAINING_FILE = TrainingRecord.FILE_NAME
 MERGE_FILE = MergeRecord.FILE_NAME
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-#: The training set as trained on, one JSON line each (the data card says where each came from).
-DATA_FILE = "data.jsonl"
-#: Sources of the lines that keep what the model knew (rehearsal and anchors): with
-#: --preserve-weight their targets are the model's own before the step trains.
-PRESERVED_SOURCES = ("replay:", "rehearsal:", "anchor:")
 
 
 def _artifact_name(text: str) -> str:
@@ -95,84 +85,6 @@ def _load_teacher(args: TrainArgs) -> Any:
         raise ConfigurationError(f"--teacher-model {args.teacher_model}: {error}") from None
 
 
-def _write_data(
-    out: Path,
-    args: TrainArgs,
-    suite: Any,
-    built: Any,
-    examples: list[Any],
-    steps: int,
-    rehearsal: RehearsalReport,
-) -> Path:
-    """`data.jsonl` (the training set, in order) and `data_card.json` beside it."""
-    from collections import Counter
-
-    from kaizen.trainer.targeted import card_examples, source_kind
-
-    data_path = out / DATA_FILE
-    lines = [
-        json.dumps(
-            {
-                "question": e.question,
-                "answer": e.answer,
-                "capability": e.capability,
-                "source": e.source,
-            },
-            ensure_ascii=False,
-        )
-        for e in examples
-    ]
-    atomic_write_bytes(data_path, ("\n".join(lines) + "\n").encode())
-    card = DataCard(
-        step=args.step,
-        domain=args.domain,
-        suite=SuiteRef(
-            name=suite.name, version=suite.version, path=str(suite.path), digest=suite.digest
-        ),
-        seed=args.seed,
-        steps=steps,
-        passes=args.passes,
-        learning_rate=args.learning_rate,
-        total=len(examples),
-        by_source=dict(sorted(Counter(source_kind(e.source) for e in examples).items())),
-        by_capability=dict(
-            sorted(Counter(e.capability or "unspecified" for e in examples).items())
-        ),
-        by_domain=dict(
-            sorted(
-                Counter(
-                    e.source.split(":", 1)[1]
-                    if e.source.startswith(PRESERVED_SOURCES)
-                    else args.domain
-                    for e in examples
-                ).items()
-            )
-        ),
-        synthesis=built.synthesis,
-        teacher=built.teacher,
-        rehearsal=rehearsal,
-        dropped=built.dropped,
-        examples=card_examples(examples),
-        data=str(data_path),
-    )
-    card_path = out / DataCard.FILE_NAME
-    write_artifact(card_path, card)
-    return card_path
-
-
-def _data_note(built: TrainingSet, examples: Sequence[Example]) -> str:
-    """What the set held beyond the pool: synthesised lines, how many an earlier version
-    already saw (a domain whose knowledge is used up says so here), rehearsed lines."""
-    parts = [f"{built.synthesized} synthesised"]
-    repeated = built.synthesis.repeated if built.synthesis is not None else 0
-    if repeated:
-        parts[0] += f", {repeated} of them seen by an earlier version"
-    rehearsed = sum(1 for e in examples if e.source.startswith("rehearsal:"))
-    if rehearsed:
-        parts.append(f"{rehearsed} rehearsed from earlier versions")
-    return "; ".join(parts)
-
-
 def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummary:
     """Train one domain's adapter into `out/adapter`; write `out/training.json`.
 
@@ -189,7 +101,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         read_plan,
         tokenize_examples,
     )
-    from kaizen.trainer.distillation import teacher_targets
+    from kaizen.trainer.distillation import attach_targets
     from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.rehearsal import (
@@ -369,7 +281,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             ),
         )
     card_path = (
-        _write_data(out, args, suite, built, examples, settings.steps, rehearsal)
+        write_data(out, args, suite, built, examples, settings.steps, rehearsal)
         if parallel.is_main
         else None
     )
@@ -378,41 +290,29 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         model = load_sharded_base(args, parallel)
     if model is None:
         model = load_base(args, load_options)
-    trained_examples = list(tokenized.examples)
-    # The lines whose knowledge the step keeps: with --preserve-weight they get the targets of
-    # the model as it is (base and current adapters), not a teacher's.
-    kept = [
-        i
-        for i, source in enumerate(tokenized.sources)
-        if settings.preserve_weight > 0 and source.startswith(PRESERVED_SOURCES)
-    ]
-    if not kept:  # nothing rehearsed (no other domain has lines): no term to add
-        settings = replace(settings, preserve_weight=0.0)
-    target_options = {
-        "top_k": args.distill_top_k,
-        "temperature": args.distill_temperature,
-        "vocabulary": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "batch_size": args.batch_size,
-    }
-    distilled = preserved = None
-    if settings.distill_weight > 0:
+    if settings.distill_weight > 0 and teacher_model is None:
         # The teacher reads every other example once, before any LoRA weight exists: the
         # model itself (with its adapters) or --teacher-model, which is let go afterwards.
-        if teacher_model is None:
-            teacher_model = model if args.teacher_model is None else _load_teacher(args)
-        taught = sorted(set(range(len(trained_examples))) - set(kept))
-        with_targets, distilled = teacher_targets(
-            teacher_model, [trained_examples[i] for i in taught], **target_options
-        )
-        for i, example in zip(taught, with_targets, strict=True):
-            trained_examples[i] = example
-    if kept:
-        with_targets, preserved = teacher_targets(
-            model, [trained_examples[i] for i in kept], preserve=True, **target_options
-        )
-        for i, example in zip(kept, with_targets, strict=True):
-            trained_examples[i] = example
+        teacher_model = model if args.teacher_model is None else _load_teacher(args)
+    # The rehearsal and anchor lines keep what the model knew (--preserve-weight): the model
+    # as it is gives their targets, not a teacher.
+    trained_examples, distilled, preserved = attach_targets(
+        tokenized.examples,
+        teacher=teacher_model if settings.distill_weight > 0 else None,
+        model=model,
+        kept=[
+            i
+            for i, source in enumerate(tokenized.sources)
+            if settings.preserve_weight > 0 and source.startswith(PRESERVED_SOURCES)
+        ],
+        top_k=args.distill_top_k,
+        temperature=args.distill_temperature,
+        vocabulary=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        batch_size=args.batch_size,
+    )
+    if preserved is None:  # nothing rehearsed (no other domain has lines): no term to add
+        settings = replace(settings, preserve_weight=0.0)
     teacher_model = None
     teacher = None
 
@@ -503,7 +403,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
                 else None,
                 "preservation": {
                     "weight": settings.preserve_weight,
-                    "examples": len(kept),
+                    "examples": preserved.examples,
                     "positions": preserved.positions,
                     "top_k_mass": round(preserved.top_k_mass, 4),
                     "seconds": round(preserved.seconds, 3),
@@ -529,7 +429,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             f"trained {args.domain} adapter: {result.steps} steps"
             + (f" ({args.passes:g} passes)" if args.passes is not None else "")
             + f" at lr {args.learning_rate:g}, "
-            f"{len(tokenized.examples)} examples ({_data_note(built, examples)}), "
+            f"{len(tokenized.examples)} examples ({data_note(built, examples)}), "
             f"final loss {final_loss}"
         ),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS) if parallel.is_main else None,
