@@ -395,3 +395,29 @@ async def test_the_safety_net_skips_a_cycle_its_job_events_reconciled_within_the
     now[0] += 1.0  # quiet for the whole interval
     assert await tick()
     await reconciler.retries.close()
+
+
+async def test_a_deleted_trainjob_is_forgotten_like_a_deleted_job() -> None:
+    # kopf's event type reaches the Job-event handler from the TrainJob one too: a deleted
+    # TrainJob's signature goes, and a TrainJob of the same name later is news again.
+    from tests.operator.test_reconciler import NAME, NS, FakeKube, cycle_body
+
+    kube = FakeKube()
+    kube.cycles[(NS, NAME)] = cycle_body()
+    reconciler = CycleReconciler(kube, OperatorSettings.from_env({}), post_event=lambda *_: None)
+    trainjob = {"kind": "TrainJob", "metadata": {"name": f"{NAME}-train-x", "uid": "tj"}}
+    reconciler.job_signatures.record(NS, f"{NAME}-train-x", pacing.job_signature(trainjob))
+    assert reconciler.job_signatures.unchanged(NS, trainjob)
+
+    await handlers.trainjob_event(
+        namespace=NS,
+        labels={"kaizen.dev/cycle": NAME},
+        memo=SimpleNamespace(kaizen=reconciler),
+        logger=logging.getLogger("t"),
+        body=trainjob,
+        type="DELETED",
+    )
+    await reconciler.drain()
+
+    assert not reconciler.job_signatures.unchanged(NS, trainjob)
+    assert len(reconciler.job_signatures) == 0
