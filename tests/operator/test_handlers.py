@@ -398,8 +398,9 @@ async def test_the_safety_net_skips_a_cycle_its_job_events_reconciled_within_the
 
 
 async def test_a_deleted_trainjob_is_forgotten_like_a_deleted_job() -> None:
-    # kopf's event type reaches the Job-event handler from the TrainJob one too: a deleted
-    # TrainJob's signature goes, and a TrainJob of the same name later is news again.
+    # TrainJob events are handled by the Job-event handler itself, kopf's event type
+    # included: a deleted TrainJob's signature goes, and a TrainJob of the same name later
+    # is news again.
     from tests.operator.test_reconciler import NAME, NS, FakeKube, cycle_body
 
     kube = FakeKube()
@@ -409,7 +410,7 @@ async def test_a_deleted_trainjob_is_forgotten_like_a_deleted_job() -> None:
     reconciler.job_signatures.record(NS, f"{NAME}-train-x", pacing.job_signature(trainjob))
     assert reconciler.job_signatures.unchanged(NS, trainjob)
 
-    await handlers.trainjob_event(
+    await handlers.job_event(
         namespace=NS,
         labels={"kaizen.dev/cycle": NAME},
         memo=SimpleNamespace(kaizen=reconciler),

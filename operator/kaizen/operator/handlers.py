@@ -253,40 +253,18 @@ async def job_event(
     )
 
 
-async def trainjob_event(
-    namespace: str | None,
-    labels: Mapping[str, str],
-    memo: Any,
-    logger: kopf.Logger,
-    body: Mapping[str, Any] | None = None,
-    type: str | None = None,  # noqa: A002 - kopf's name for the watch event's type
-    event: Mapping[str, Any] | None = None,
-    **_: Any,
-) -> None:
-    """A train step's TrainJob changed: reconcile its cycle (as for a Job; the event's type
-    too, so that a deleted TrainJob is forgotten like a deleted Job)."""
-    # kopf's decorator types job_event as its own callback protocol; it is the function.
-    handle = cast(Any, job_event)
-    await handle(
-        namespace=namespace,
-        labels=labels,
-        memo=memo,
-        logger=logger,
-        body=body,
-        type=type,
-        event=event,
-    )
-
-
 if _IMPORT_SETTINGS.trainjob:
     # Registered only with TrainJob support: without Kubeflow Trainer (or RBAC for it) the
-    # watch would fail for ever. The setting is read when this module is imported.
+    # watch would fail for ever. The setting is read when this module is imported. A train
+    # step's TrainJob is handled as its Job would be, by the same function (kopf's arguments,
+    # the event's type included, reach it unchanged).
     kopf.on.event(
         TRAINJOB_GROUP,
         TRAINJOB_VERSION,
         TRAINJOB_PLURAL,
+        id="trainjob_event",
         labels={LABEL_CYCLE: kopf.PRESENT, LABEL_MANAGED_BY: MANAGED_BY},
-    )(trainjob_event)
+    )(cast(Any, job_event))
 
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
