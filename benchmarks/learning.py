@@ -216,6 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the train step's --preserve-weight: KL to the model before training on the "
         "rehearsal and anchor lines",
     )
+    parser.add_argument(
+        "--target-modules",
+        nargs="+",
+        default=None,
+        help="the train step's --target-modules (default: every linear layer)",
+    )
+    parser.add_argument(
+        "--rank", type=int, default=None, help="the train step's --rank (default: the step's)"
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -238,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         focus["anchor_ratio"] = options.anchor_ratio
     if options.preserve_weight is not None:
         focus["preserve_weight"] = options.preserve_weight
+    if options.target_modules is not None:
+        focus["target_modules"] = options.target_modules
+    if options.rank is not None:
+        focus["rank"] = options.rank
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

@@ -370,6 +370,8 @@ class DataCard(Artifact):
 
     FILE_NAME: ClassVar[str] = "data_card.json"
     KIND: ClassVar[str] = "data card"
+    #: The training set it describes, one JSON line per example, in the same folder.
+    DATA_FILE: ClassVar[str] = "data.jsonl"
 
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         1: lambda raw: _data_card_v3(_data_card_v2(_data_card_v1(raw))),

@@ -19,7 +19,7 @@ from kaizen.api import fields as f
 from kaizen.api.args import EVALUATOR, AnalyzeArgs, EvaluateArgs, StepArgs, ValidateArgs
 from kaizen.api.args_combination import CombineArgs, JointArgs, MergeArgs
 from kaizen.api.args_training import TrainArgs
-from kaizen.api.artifacts import CombinationReport, MergeRecord
+from kaizen.api.artifacts import CombinationReport, DataCard, MergeRecord
 from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.spec import ImprovementCycleSpec
 from kaizen.cycle.types import StepInvocation
@@ -46,8 +46,6 @@ COMBINATION_FILE = CombinationReport.FILE_NAME
 ADAPTER_DIR = "adapter"
 #: Where the merge step writes merges beyond its first (`candidates/<point>/adapter`).
 CANDIDATES_DIR = "candidates"
-#: A train step's training set as trained on.
-DATA_FILE = "data.jsonl"
 #: The cycle's HTML report folder, beside the step folders.
 REPORT_DIR = "report"
 
@@ -419,7 +417,7 @@ class StepPlanner:
 
     def data_path(self, step: str) -> str:
         """The training set a train step trained on."""
-        return str(PurePosixPath(self.dir(step)) / DATA_FILE)
+        return str(PurePosixPath(self.dir(step)) / DataCard.DATA_FILE)
 
     def joint_args(
         self,

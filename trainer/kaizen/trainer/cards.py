@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from kaizen.trainer.data import Example
     from kaizen.trainer.targeted import TrainingSet
 
-#: The training set as trained on, one JSON line each (the data card says where each came from).
-DATA_FILE = "data.jsonl"
 #: Sources of the lines that keep what the model knew (rehearsal and anchors): with
 #: --preserve-weight their targets are the model's own before the step trains.
 PRESERVED_SOURCES = ("replay:", "rehearsal:", "anchor:")
@@ -36,7 +34,7 @@ def write_data(
     """`data.jsonl` (the training set, in order) and `data_card.json` beside it."""
     from kaizen.trainer.targeted import card_examples, source_kind
 
-    data_path = out / DATA_FILE
+    data_path = out / DataCard.DATA_FILE
     lines = [
         json.dumps(
             {

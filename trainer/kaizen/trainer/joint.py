@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.args_combination import JointArgs
-from kaizen.api.artifacts import JointRecord, LoraConfig, write_artifact
+from kaizen.api.artifacts import DataCard, JointRecord, LoraConfig, write_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import AdapterDigest, StepSummary, atomic_write_bytes, file_digest
 from kaizen.trainer.distributed import SINGLE, Parallel
@@ -39,7 +39,6 @@ from kaizen.trainer.steps import (
 )
 
 JOINT_FILE = JointRecord.FILE_NAME
-DATA_FILE = "data.jsonl"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
@@ -107,7 +106,7 @@ def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     lines, added = union(sets)
     if parallel.is_main:
         atomic_write_bytes(
-            out / DATA_FILE,
+            out / DataCard.DATA_FILE,
             "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode(),
         )
     check_adapters(args.adapters)

@@ -23,6 +23,7 @@ from pathlib import Path
 from kaizen.api.artifacts import (
     ArtifactError,
     CombinationReport,
+    DataCard,
     JointRecord,
     MergeRecord,
     TrainingRecord,
@@ -31,7 +32,6 @@ from kaizen.api.artifacts import (
 from kaizen.runtime.scoring import normalize
 from kaizen.trainer.data import Example
 
-DATA_FILE = "data.jsonl"
 #: Folders above an adapter searched for the step records that made it
 #: (`<step>/adapter`, `<step>/candidates/<name>/adapter`).
 _LEVELS = 3
@@ -42,7 +42,7 @@ _MARKERS = (
     JointRecord.FILE_NAME,
     MergeRecord.FILE_NAME,
     CombinationReport.FILE_NAME,
-    DATA_FILE,
+    DataCard.DATA_FILE,
 )
 
 
@@ -81,7 +81,7 @@ def training_sets(adapters: Sequence[str]) -> list[TrainingSet]:
         visited.add(folder)
         training = _read(folder / TrainingRecord.FILE_NAME, TrainingRecord)
         if isinstance(training, TrainingRecord):
-            found.append(TrainingSet(folder / DATA_FILE, training.domain))
+            found.append(TrainingSet(folder / DataCard.DATA_FILE, training.domain))
             queue += [Path(a) for a in training.model.adapters]
             continue
         joint = _read(folder / JointRecord.FILE_NAME, JointRecord)
@@ -100,8 +100,8 @@ def training_sets(adapters: Sequence[str]) -> list[TrainingSet]:
                 Path(c.adapter) for c in combination.candidates if c.name == combination.chosen
             ]
             continue
-        if (folder / DATA_FILE).is_file():
-            found.append(TrainingSet(folder / DATA_FILE, None))
+        if (folder / DataCard.DATA_FILE).is_file():
+            found.append(TrainingSet(folder / DataCard.DATA_FILE, None))
     unique: dict[Path, TrainingSet] = {}
     for item in found:
         unique.setdefault(item.path, item)
