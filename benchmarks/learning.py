@@ -36,7 +36,8 @@ from typing import Any
 
 from kaizen.api.args import EvaluateArgs, StepArgs
 from kaizen.api.args_training import TrainArgs
-from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
+from kaizen.api.artifacts import DataCard, EvaluationResults, ItemResult, read_artifact
+from kaizen.evaluator.stats import mcnemar_exact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
 from kaizen.runtime.suites.records import SuiteError
@@ -170,6 +171,39 @@ def scores(results: EvaluationResults) -> dict[str, float]:
     return table
 
 
+def churn(base: list[ItemResult], after: list[ItemResult]) -> dict[str, dict[str, Any]]:
+    """Per domain other than Korrin, the items the base model answered and the adapter does
+    not (`lost`), the reverse (`gained`), the net change and the exact McNemar p-value of the
+    two counts: a domain's net change is the difference of two such counts, and at 48 items a
+    domain it says whether a loss is more than the churn every update brings."""
+    before = {item.id: item.correct for item in base}
+    table: dict[str, dict[str, Any]] = {}
+    for item in after:
+        if item.domain == "korrin":
+            continue
+        if item.id not in before:
+            raise ValueError(f"item {item.id} is not in the base model's evaluation")
+        row = table.setdefault(item.domain, {"lost": 0, "gained": 0})
+        row["lost"] += before[item.id] and not item.correct
+        row["gained"] += item.correct and not before[item.id]
+    for row in table.values():
+        row["net"] = row["gained"] - row["lost"]
+        row["p"] = mcnemar_exact(row["gained"], row["lost"])
+    return table
+
+
+def churn_lines(label: str, table: dict[str, dict[str, Any]]) -> list[str]:
+    """The churn table as markdown: lost/gained per domain, the worst net and its p-value."""
+    worst = min(table, key=lambda domain: table[domain]["net"])
+    cells = [f"−{row['lost']} +{row['gained']}" for row in table.values()]
+    return [
+        "| items lost / gained | " + " | ".join(table) + " | worst net (p) |",
+        "|---|" + "---|" * (len(table) + 1),
+        f"| {label} | " + " | ".join(cells) + f" | {worst} {table[worst]['net']:+d} "
+        f"(p = {table[worst]['p']:.2g}) |",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="bundled:smollm2-135m-instruct")
@@ -259,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds["base"] = run(
             EvaluateArgs(output=str(baseline_dir), step="evaluate-base", **evaluate), out
         )
-    rows = {"base model": scores(read_artifact(baseline_dir / "results.json", EvaluationResults))}
+    base = read_artifact(baseline_dir / "results.json", EvaluationResults)
+    rows = {"base model": scores(base)}
+    churns: dict[str, dict[str, dict[str, Any]]] = {}
     cards: dict[str, DataCard] = {}
     for variant in options.variants:
         name = variant.strip("+")
@@ -292,13 +328,18 @@ def main(argv: list[str] | None = None) -> int:
             ),
             out,
         )
-        rows[variant] = scores(read_artifact(eval_dir / "results.json", EvaluationResults))
+        results = read_artifact(eval_dir / "results.json", EvaluationResults)
+        rows[variant] = scores(results)
+        churns[variant] = churn(base.items, results.items)
 
     columns = list(rows["base model"])
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for label, row in rows.items():
         lines.append(f"| {label} | " + " | ".join(f"{row[c]:.0%}" for c in columns) + " |")
     print("\n".join(lines))
+    for variant, table in churns.items():
+        print()
+        print("\n".join(churn_lines(variant, table)))
     print()
     for variant, card in cards.items():
         teacher = (
@@ -314,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     report = {
         "rows": rows,
+        "churn": churns,
         "seconds": seconds,
         "cards": {v: c.to_dict() for v, c in cards.items()},
         "settings": vars(options) | {"out": str(out)},

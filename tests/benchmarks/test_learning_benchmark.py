@@ -1,0 +1,59 @@
+"""benchmarks/learning.py: the churn table it prints beside the scores (which items of the
+other domains an adapter lost and gained against the base model, and whether the net is more
+than churn). The runs themselves are measured by hand (docs/training-data.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from kaizen.api.artifacts import ItemResult
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import learning  # noqa: E402
+
+
+def item(id: str, domain: str, correct: bool) -> ItemResult:
+    return ItemResult(
+        id=id,
+        domain=domain,
+        capability="factual_recall",
+        question="q",
+        reference="r",
+        scorer="contains",
+        response="a",
+        extracted="a",
+        score=1.0 if correct else 0.0,
+        correct=correct,
+        new_tokens=1,
+        truncated=False,
+        seconds=0.1,
+    )
+
+
+def test_churn_counts_lost_and_gained_items_per_other_domain() -> None:
+    base = [item(f"geo-{i}", "geography", i < 6) for i in range(10)]
+    base += [item(f"ari-{i}", "arithmetic", False) for i in range(4)]
+    base += [item("kor-1", "korrin", False)]
+    # Geography: 0-5 were right; the adapter loses 0-4 and gains 6 -> 5 lost, 1 gained.
+    after = [item(f"geo-{i}", "geography", i in (5, 6)) for i in range(10)]
+    after += [item(f"ari-{i}", "arithmetic", i < 2) for i in range(4)]
+    after += [item("kor-1", "korrin", True)]
+
+    table = learning.churn(base, after)
+
+    assert list(table) == ["geography", "arithmetic"]  # Korrin is what was trained
+    assert table["geography"] == {"lost": 5, "gained": 1, "net": -4, "p": pytest.approx(0.21875)}
+    assert table["arithmetic"] == {"lost": 0, "gained": 2, "net": 2, "p": pytest.approx(0.5)}
+    lines = learning.churn_lines("+synthesis", table)
+    assert lines[0] == "| items lost / gained | geography | arithmetic | worst net (p) |"
+    assert lines[2] == "| +synthesis | −5 +1 | −0 +2 | geography -4 (p = 0.22) |"
+
+
+def test_churn_refuses_an_item_the_base_model_was_not_asked() -> None:
+    with pytest.raises(ValueError, match="geo-9 is not in the base model's evaluation"):
+        learning.churn([item("geo-1", "geography", True)], [item("geo-9", "geography", True)])
