@@ -122,19 +122,20 @@ def attach_targets(
     those of every example but the `kept` ones (indices), which get `model`'s own
     (`preserve`). `options` are `teacher_targets`'s."""
     examples = list(examples)
-    distilled = preserved = None
-    if teacher is not None:
-        taught = sorted(set(range(len(examples))) - set(kept))
-        with_targets, distilled = teacher_targets(teacher, [examples[i] for i in taught], **options)
-        for i, example in zip(taught, with_targets, strict=True):
-            examples[i] = example
-    if kept:
-        with_targets, preserved = teacher_targets(
-            model, [examples[i] for i in kept], preserve=True, **options
+    taught = sorted(set(range(len(examples))) - set(kept))
+    passes = ((teacher, taught, False, teacher is not None), (model, list(kept), True, bool(kept)))
+    reports: list[TargetsReport | None] = []
+    for source, indices, preserve, made in passes:
+        if not made:
+            reports.append(None)
+            continue
+        with_targets, report = teacher_targets(
+            source, [examples[i] for i in indices], preserve=preserve, **options
         )
-        for i, example in zip(kept, with_targets, strict=True):
+        for i, example in zip(indices, with_targets, strict=True):
             examples[i] = example
-    return examples, distilled, preserved
+        reports.append(report)
+    return examples, reports[0], reports[1]
 
 
 def kl_to_teacher(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
@@ -41,9 +41,6 @@ from kaizen.trainer.steps import (
     tracking,
     versions,
 )
-
-if TYPE_CHECKING:  # the training code is imported late: a usage error never loads torch
-    pass
 
 TRAINING_FILE = TrainingRecord.FILE_NAME
 MERGE_FILE = MergeRecord.FILE_NAME
