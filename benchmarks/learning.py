@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kaizen.api.args import EvaluateArgs, StepArgs
+from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, ItemResult, read_artifact
 from kaizen.evaluator.stats import mcnemar_exact
@@ -204,6 +205,33 @@ def churn_lines(label: str, table: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+def route(model: str, suite: Path, adapter: Path, out: Path) -> MergeArgs:
+    """The merge step on Korrin's adapter alone, asked for its routed candidate."""
+    return MergeArgs(
+        output=str(out),
+        step=out.name,
+        model=model,
+        sources=[f"korrin={adapter}"],
+        routed=True,
+        suite=str(suite),
+        tracking_mode="disabled",
+        quiet=True,
+        cycle="learning",
+    )
+
+
+def routed_share(items: list[ItemResult], domain: str) -> dict[str, int]:
+    """How many of `domain`'s items went through its route, and of the others' through any."""
+    mine = [item for item in items if item.domain == domain]
+    others = [item for item in items if item.domain != domain]
+    return {
+        "own": sum(domain in (item.route or []) for item in mine),
+        "own_items": len(mine),
+        "stray": sum(bool(item.route) for item in others),
+        "other_items": len(others),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="bundled:smollm2-135m-instruct")
@@ -259,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rank", type=int, default=None, help="the train step's --rank (default: the step's)"
     )
+    parser.add_argument(
+        "--routed",
+        action="store_true",
+        help="also score each variant's adapter routed (the merge step's routed candidate: "
+        "applied only to prompts naming Korrin's knowledge)",
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
         "--others",
@@ -297,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"base model": scores(base)}
     churns: dict[str, dict[str, dict[str, Any]]] = {}
     cards: dict[str, DataCard] = {}
+    coverage: dict[str, dict[str, int]] = {}
     for variant in options.variants:
         name = variant.strip("+")
         train_dir = out / f"train-{name}"
@@ -331,6 +366,24 @@ def main(argv: list[str] | None = None) -> int:
         results = read_artifact(eval_dir / "results.json", EvaluationResults)
         rows[variant] = scores(results)
         churns[variant] = churn(base.items, results.items)
+        if options.routed:
+            label = f"{variant} routed"
+            routed = route(options.model, suite, train_dir / "adapter", out / f"route-{name}")
+            seconds[f"route {variant}"] = run(routed, out)
+            eval_dir = out / f"evaluate-{name}-routed"
+            seconds[f"evaluate {label}"] = run(
+                EvaluateArgs(
+                    output=str(eval_dir),
+                    step=f"evaluate-{name}-routed",
+                    adapters=[str(out / f"route-{name}" / "candidates" / "routed" / "adapter")],
+                    **evaluate,
+                ),
+                out,
+            )
+            results = read_artifact(eval_dir / "results.json", EvaluationResults)
+            rows[label] = scores(results)
+            churns[label] = churn(base.items, results.items)
+            coverage[label] = routed_share(results.items, "korrin")
 
     columns = list(rows["base model"])
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
@@ -340,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     for variant, table in churns.items():
         print()
         print("\n".join(churn_lines(variant, table)))
+    for label, share in coverage.items():
+        print(
+            f"{label}: {share['own']} of {share['own_items']} Korrin items went through its "
+            f"route, {share['stray']} of {share['other_items']} other items did"
+        )
     print()
     for variant, card in cards.items():
         teacher = (
@@ -356,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "rows": rows,
         "churn": churns,
+        "routing": coverage,
         "seconds": seconds,
         "cards": {v: c.to_dict() for v, c in cards.items()},
         "settings": vars(options) | {"out": str(out)},

@@ -18,6 +18,7 @@ from kaizen.api.artifacts import (
     ImprovementPlan,
     JointRecord,
     MergeRecord,
+    RouteTable,
     StepProvenance,
     TrainingRecord,
     ValidationReport,
@@ -383,6 +384,20 @@ def _combination() -> dict[str, Any]:
     }
 
 
+def _routes() -> dict[str, Any]:
+    """A routes.json as `kaizen.trainer.merge.write_routed` writes it."""
+    return {
+        "schema": 1,
+        "step": "merge",
+        "rule": "keys: the proper names of the domain's knowledge",
+        "routes": [
+            {"name": "zephyria", "adapter": "00-zephyria", "keys": ["Zephyria", "Port Ilvane"]},
+            {"name": "meridian_lark", "adapter": "01-meridian_lark", "keys": ["Meridian Lark"]},
+        ],
+        "left_out": {"arithmetic": "its knowledge names nothing of its own to route by"},
+    }
+
+
 def _provenance() -> dict[str, Any]:
     """A provenance.json as `kaizen.api.runner.run_step` writes it."""
     return {
@@ -464,4 +479,5 @@ SAMPLES = {
     DataCard: _data_card,
     JointRecord: _joint,
     CombinationReport: _combination,
+    RouteTable: _routes,
 }

@@ -478,3 +478,31 @@ def test_a_combination_below_its_retention_target_says_so_in_status_and_events()
     record = step_of(final, "combine")
     assert record.message.startswith("chose ties of 3: min retention 0.56 (target 0.90, MISSED)")
     assert "geography n/a" in record.message
+
+
+@pytest.mark.parametrize(
+    ("candidates", "scored"),
+    [
+        (["ties", "routed"], ["ties", "ties-winvn", "ties-d1", "ties-d1-winvn", "routed"]),
+        # The merge step always makes one merge (ties), which nobody asked to score.
+        (["joint", "routed"], ["joint", "routed"]),
+    ],
+)
+def test_a_routed_candidate_is_made_by_the_merge_step_and_scored_by_combine(
+    candidates: list[str], scored: list[str]
+) -> None:
+    decisions = drive(make_cycle({"merge": {"combination": "auto", "candidates": candidates}}))
+    by_name = {s.name: s for d in decisions for s in d.start}
+    merge, combine = by_name["merge"].argv, by_name["combine"].argv
+    assert "--routed" in merge and merge[merge.index("--suite") + 1] == "demo"
+    routed = f"routed={ROOT}/ml/demo/merge/candidates/routed/adapter"
+    assert routed in combine
+    named = [combine[i + 1].partition("=")[0] for i, a in enumerate(combine) if a == "--candidate"]
+    assert named == scored
+
+
+def test_without_routed_the_merge_step_is_not_asked_for_it() -> None:
+    decisions = drive(make_cycle({"merge": {"combination": "auto"}}))
+    by_name = {s.name: s for d in decisions for s in d.start}
+    assert "--routed" not in by_name["merge"].argv
+    assert not any("routed=" in a for a in by_name["combine"].argv)

@@ -24,6 +24,7 @@ from typing import Any
 
 from kaizen.api.args_combination import CombineArgs
 from kaizen.api.artifacts import CombinationReport, MergeRecord, read_artifact, write_artifact
+from kaizen.api.fields import JOINT, ROUTED
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import CombinationDigest, StepSummary, file_digest
 from kaizen.evaluator.evaluate import (
@@ -33,6 +34,7 @@ from kaizen.evaluator.evaluate import (
     run_evaluation,
 )
 from kaizen.evaluator.retention import RULE, Candidate, mean_scores, measure, rank
+from kaizen.runtime.routing import is_adapter
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
 COMBINATION_FILE = CombinationReport.FILE_NAME
@@ -68,7 +70,7 @@ def _same_items(
 def _copy_adapter(source: str | Path, target: Path) -> None:
     """`source` into `target`, atomically (a temporary folder renamed into place)."""
     source = Path(source)
-    if not (source / "adapter_config.json").is_file():
+    if not is_adapter(source):
         raise ConfigurationError(f"--candidate {source}: not an adapter (no adapter_config.json)")
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -122,6 +124,28 @@ def _evaluate_candidate(
     return results, time.perf_counter() - started
 
 
+def routing_coverage(
+    items: list[dict[str, Any]], trained: dict[str, float]
+) -> dict[str, dict[str, float]] | None:
+    """Where routed adapters sent the dev items: each trained domain's share that took its own
+    route, each untrained domain's share that took any; None when no item was routed."""
+    if not items or "route" not in items[0]:
+        return None
+    own: dict[str, list[bool]] = {}
+    stray: dict[str, list[bool]] = {}
+    for item in items:
+        domain, routes = item["domain"], item.get("route") or []
+        if domain in trained:
+            own.setdefault(domain, []).append(domain in routes)
+        else:
+            stray.setdefault(domain, []).append(bool(routes))
+    share = {
+        key: {d: round(sum(v) / len(v), 4) for d, v in sorted(table.items())}
+        for key, table in (("own", own), ("stray", stray))
+    }
+    return share
+
+
 def _merge_settings(args: CombineArgs) -> tuple[dict[str, dict[str, Any]], float | None]:
     """Each merged candidate's method, density and weight by name, from `--merge-record`,
     and the merges' total time; nothing without one."""
@@ -163,9 +187,10 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
     base = mean_scores(base_items)
     alone = _alone_scores(args, base_items)
     for _, adapter in args.candidate_pairs():
-        if not (Path(adapter) / "adapter_config.json").is_file():
+        if not is_adapter(adapter):
             raise ConfigurationError(
-                f"--candidate {adapter}: not an adapter directory (no adapter_config.json)"
+                f"--candidate {adapter}: not an adapter directory (no adapter_config.json, "
+                "no routes.json)"
             )
     measured: list[Candidate] = []
     extra: dict[str, dict[str, Any]] = {}
@@ -176,7 +201,9 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
         _same_items(base_items, results["items"], Path(args.baseline), f"candidate {name}")
         measured.append(measure(name, order, mean_scores(results["items"]), base, alone))
         performance = results["performance"]
+        coverage = routing_coverage(results["items"], alone)
         extra[name] = {
+            **({"routing": coverage} if coverage else {}),
             "adapter": adapter,
             "results": str(out / CANDIDATES_DIR / name / "results.json"),
             "tokens_per_second": performance["tokens_per_second"],
@@ -185,7 +212,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
         }
     settings, merge_seconds = _merge_settings(args)
     for name, row in extra.items():
-        row.update(settings.get(name, {"method": "joint"} if name == "joint" else {}))
+        row.update(settings.get(name, {"method": name} if name in (JOINT, ROUTED) else {}))
     ranked = rank(measured)
     best = ranked[0]
     chosen = out / ADAPTER_DIR

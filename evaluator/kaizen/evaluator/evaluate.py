@@ -31,13 +31,8 @@ from kaizen.api.summary import (
     file_digest,
 )
 from kaizen.evaluator import stats
-from kaizen.evaluator.generation import (
-    DEFAULT_STOP_STRINGS,
-    GenerationReport,
-    Sampling,
-    generate,
-)
-from kaizen.evaluator.loglik import rank_choices
+from kaizen.evaluator.answering import answer, without_routes
+from kaizen.evaluator.generation import DEFAULT_STOP_STRINGS, Sampling
 from kaizen.runtime import models
 from kaizen.runtime.scoring import score
 from kaizen.runtime.suites import load_suite
@@ -232,31 +227,20 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
     model, tokenizer = _load(options)
     prompts = [models.format_chat(tokenizer, item.conversation()) for item in suite.items]
     # Multiple-choice items are ranked by log-likelihood; every other item is generated.
-    generated = [i for i, item in enumerate(suite.items) if item.choices is None]
-    ranked = [i for i, item in enumerate(suite.items) if item.choices is not None]
-    report = (
-        generate(
-            model,
-            tokenizer,
-            [prompts[i] for i in generated],
-            max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size,
-            stop_strings=tuple(options.stop_strings),
-            sampling=sampling,
-            progress=not options.quiet,
-        )
-        if generated
-        else GenerationReport(outputs=[], wall_seconds=0.0, batch_size=options.batch_size)
-    )
-    outputs: dict[int, Any] = dict(zip(generated, report.outputs, strict=True))
-    choices, loglik_report = rank_choices(
+    answers = answer(
         model,
         tokenizer,
-        [(prompts[i], suite.items[i].choices or ()) for i in ranked],
+        suite.items,
+        prompts,
+        max_new_tokens=options.max_new_tokens,
         batch_size=options.batch_size,
+        stop_strings=tuple(options.stop_strings),
+        sampling=sampling,
+        progress=not options.quiet,
     )
-    ranking = dict(zip(ranked, choices, strict=True))
-    loglik_share = loglik_report.wall_seconds / len(ranked) if ranked else 0.0
+    report, ranking = answers.report, answers.ranked
+    ranked = len(ranking)
+    loglik_share = answers.loglik_seconds / ranked if ranked else 0.0
     records: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     for index, (item, prompt) in enumerate(zip(suite.items, prompts, strict=True)):
@@ -269,7 +253,7 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
                 loglik_share,
             )
         else:
-            output = outputs[index]
+            output = answers.generated[index]
             text, new_tokens, prompt_tokens, truncated, seconds = (
                 output.text,
                 output.new_tokens,
@@ -308,6 +292,8 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
             extra = {"choices": list(item.choices or ()), "logprobs": ranking[index]["logprobs"]}
             record.update(extra)
             response.update(extra)
+        if answers.routes is not None:
+            record["route"] = response["route"] = answers.routes[index]
         records.append(record)
         responses.append(response)
     domains = aggregate(records, "domain")
@@ -346,25 +332,26 @@ def run_evaluation(options: EvaluateOptions, out: Path) -> dict[str, Any]:
         "performance": {
             "tokens_per_second": report.tokens_per_second,
             "new_tokens": report.new_tokens,
-            "wall_seconds": report.wall_seconds + loglik_report.wall_seconds,
+            "wall_seconds": report.wall_seconds + answers.loglik_seconds,
             "generation_seconds": report.wall_seconds,
-            "loglik_seconds": loglik_report.wall_seconds,
-            "latency_per_item_seconds": (report.wall_seconds + loglik_report.wall_seconds)
+            "loglik_seconds": answers.loglik_seconds,
+            "latency_per_item_seconds": (report.wall_seconds + answers.loglik_seconds)
             / len(records),
             "peak_memory_mib": peak_memory_mib(),
         },
         "items": records,
     }
     if options.lm_eval_tasks:
-        tasks, _ = lmeval.run_lm_eval(
-            model,
-            tokenizer,
-            options.lm_eval_tasks,
-            batch_size=report.batch_size,
-            limit=options.limit,
-            seed=options.seed,
-            quiet=options.quiet,
-        )
+        with without_routes(model):
+            tasks, _ = lmeval.run_lm_eval(
+                model,
+                tokenizer,
+                options.lm_eval_tasks,
+                batch_size=report.batch_size,
+                limit=options.limit,
+                seed=options.seed,
+                quiet=options.quiet,
+            )
         lmeval.fold_results(results, tasks)
     artifact = EvaluationResults.model_validate(results)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)

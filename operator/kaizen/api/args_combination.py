@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kaizen.api import fields as f
 from kaizen.api.args import (
@@ -84,6 +84,20 @@ class MergeArgs(ModelArgs):
 
     seed: f.Seed = 0
     """Seed of the random pruning of dare_*."""
+
+    routed: bool = False
+    """Also write candidates/routed/adapter: the sources kept apart as routed adapters, each
+    applied only to prompts naming its domain's knowledge (`kaizen.runtime.routing`; needs
+    --suite). Made for a single source too."""
+
+    suite: str | None = None
+    """The suite whose knowledge gives the routes' keys (with --routed)."""
+
+    @model_validator(mode="after")
+    def _routed_needs_suite(self) -> MergeArgs:
+        if self.routed and not self.suite:
+            raise ValueError("--routed needs --suite: the routes' keys come from its knowledge")
+        return self
 
     def points(self) -> list[MergePoint]:
         """Every merge to make, the first into adapter/ (`kaizen.api.merge_grid.expand`)."""

@@ -51,6 +51,8 @@ from kaizen.api.artifacts_combination import (
     DomainRetention,
     JointRecord,
     JointSource,
+    Route,
+    RouteTable,
 )
 from kaizen.api.artifacts_plan import (
     DomainAnalysis,
@@ -107,6 +109,8 @@ __all__ = [
     "DomainRetention",
     "JointRecord",
     "JointSource",
+    "Route",
+    "RouteTable",
     "CardLine",
     "ComparedSide",
     "DataCard",
@@ -336,6 +340,9 @@ class ItemResult(Record):
     """The choices of a multiple-choice item; absent otherwise."""
     logprobs: list[float] | None = optional_key()
     """Summed log-probability of each choice; absent unless multiple choice."""
+    route: list[str] | None = optional_key()
+    """The routes of routed adapters (`routes.json`) the item's prompt went through (empty:
+    it named no route's key and was answered without them); absent without routed adapters."""
 
 
 class LmEvalTask(Record):
@@ -430,6 +437,7 @@ ARTIFACTS: tuple[type[Artifact], ...] = (
     MergeRecord,
     JointRecord,
     CombinationReport,
+    RouteTable,
     ValidationReport,
     StepProvenance,
     ChainLineage,

@@ -1,9 +1,10 @@
-"""`combination.json` and `joint.json`: how the domain adapters' learning was combined.
+"""`combination.json`, `joint.json` and `routes.json`: how the domain adapters' learning was combined.
 
 `combination.json` (the combine step) keeps the table of every candidate scored on the dev
 items (per-domain scores, each trained domain's retention, the untrained domains' change,
 time), the rule that chose, and the choice. `joint.json` (the joint step) records the
-adapter trained on the union of the domains' training sets.
+adapter trained on the union of the domains' training sets. `routes.json` (the merge step's
+`routed` candidate) is the route table of a folder of routed adapters.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from kaizen.api.artifacts_base import VERSION_KEY, Artifact, ModelRef, Record, SuiteRef
+from kaizen.api.artifacts_base import (
+    VERSION_KEY,
+    Artifact,
+    ModelRef,
+    Record,
+    SuiteRef,
+    optional_key,
+)
 from kaizen.api.artifacts_training import LoraConfig
 
 # -- combination.json ------------------------------------------------------------------------
@@ -33,6 +41,15 @@ class DomainRetention(Record):
     nothing there, so there is nothing to retain)."""
     items: int
     """Dev items of the domain."""
+
+
+class RoutingCoverage(Record):
+    """Where routed adapters sent the dev items (`kaizen.runtime.routing`)."""
+
+    own: dict[str, float]
+    """Each trained domain's share of dev items that went through its own route."""
+    stray: dict[str, float]
+    """Each untrained domain's share of dev items that went through some route."""
 
 
 class CandidateScore(Record):
@@ -74,6 +91,8 @@ class CandidateScore(Record):
     """Wall time of the candidate's evaluation (model load included)."""
     rank: int
     """Its place in the choice (1: chosen)."""
+    routing: RoutingCoverage | None = optional_key()
+    """Where its routes sent the dev items; absent unless it is routed adapters."""
 
 
 def _combination_v1(raw: dict[str, Any]) -> dict[str, Any]:
@@ -196,3 +215,37 @@ class JointRecord(Artifact):
     """Autocast dtype, when mixed precision was used."""
     versions: dict[str, str] = Field(default_factory=dict)
     """Versions of torch, transformers and peft (empty in a version-1 file)."""
+
+
+# -- routes.json -----------------------------------------------------------------------------
+
+
+class Route(Record):
+    """One domain's adapter and the names that send a prompt through it."""
+
+    name: str = Field(min_length=1)
+    """The route: the domain whose adapter it applies."""
+    adapter: str = Field(min_length=1)
+    """The adapter folder, relative to the folder of routes.json."""
+    keys: list[str] = Field(min_length=1)
+    """Names (whole words, any case) whose mention in a prompt applies the adapter."""
+
+
+class RouteTable(Artifact):
+    """`routes.json`: domain adapters kept apart, each applied only to the prompts that name
+    one of its keys (`kaizen.runtime.routing`). A prompt naming the keys of several routes
+    gets the sum of their adapters; a prompt naming none gets the model without them."""
+
+    FILE_NAME: ClassVar[str] = "routes.json"
+    KIND: ClassVar[str] = "route table"
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    """Layout version of this file."""
+    step: str | None = None
+    """The step that wrote it."""
+    rule: str
+    """How the keys were chosen."""
+    routes: list[Route] = Field(min_length=1)
+    """Every route, in the order the adapters were given."""
+    left_out: dict[str, str] = Field(default_factory=dict)
+    """Domains given that have no route, and why (no name of their own to route by)."""

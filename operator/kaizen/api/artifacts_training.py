@@ -8,7 +8,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from kaizen.api import fields as f
-from kaizen.api.artifacts_base import VERSION_KEY, Artifact, ModelRef, Record, SuiteRef
+from kaizen.api.artifacts_base import (
+    VERSION_KEY,
+    Artifact,
+    ModelRef,
+    Record,
+    SuiteRef,
+    optional_key,
+)
 
 # -- training.json ---------------------------------------------------------------------------
 
@@ -437,6 +444,8 @@ class MergeConfig(Record):
     """Densities also tried (`--search-density`)."""
     search_weights: list[str] = Field(default_factory=list)
     """Weight rules also tried (`--search-weight`)."""
+    routed: bool | None = optional_key()
+    """True when routed adapters were also asked for (`--routed`); absent otherwise."""
 
 
 class MergePointRecord(Record):
@@ -513,3 +522,6 @@ class MergeRecord(Artifact):
     merges: list[MergePointRecord] = Field(default_factory=list)
     """Every merge made, the first (`adapter`) first; empty when a single source was copied
     and in a version-1 file."""
+    routed: str | None = optional_key()
+    """The folder of routed adapters (`routes.json`, `kaizen.runtime.routing`) written beside
+    the merges; absent unless `--routed` asked for it."""

@@ -146,9 +146,14 @@ MergeMethod = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd"
 COMBINATIONS: tuple[str, ...] = ("linear", "cat", "ties", "dare_linear", "dare_ties", "svd")
 #: One adapter trained on the union of the priority domains' data instead of one per domain.
 JOINT = "joint"
-#: A candidate way of combining what the domain adapters learned: a merge method or `joint`.
-Candidate = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint"]
-CANDIDATES: tuple[str, ...] = (*COMBINATIONS, JOINT)
+#: The domain adapters kept apart, each applied only to the prompts that name its domain's
+#: knowledge (`kaizen.runtime.routing`): an `auto` candidate only, since serving it needs the
+#: route table (docs/routing.md).
+ROUTED = "routed"
+#: A candidate way of combining what the domain adapters learned: a merge method, `joint` or
+#: `routed`.
+Candidate = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint", "routed"]
+CANDIDATES: tuple[str, ...] = (*COMBINATIONS, JOINT, ROUTED)
 #: Try `merge.candidates`, score each on the dev items and keep the best (docs/ml-notes.md).
 AUTO = "auto"
 Combination = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint", "auto"]

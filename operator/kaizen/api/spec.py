@@ -337,7 +337,9 @@ class MergeSpec(SpecModel):
         default_factory=lambda: list(f.DEFAULT_CANDIDATES), min_length=1
     )
     """What `combination: auto` tries (each costs one evaluation of the dev items, a merge
-    method one per point of `search`; `joint` also one training)."""
+    method one per point of `search`; `joint` also one training). `routed` keeps the domain
+    adapters apart, each applied only to prompts naming its domain's knowledge: it needs the
+    suite's knowledge, and serving it needs its route table (docs/routing.md)."""
 
     min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
     """Target: in every trained domain the combination keeps at least this share of what the

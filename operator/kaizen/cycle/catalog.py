@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kaizen.api import fields
 from kaizen.api.args import StepArgs
 from kaizen.api.numbers import format_p
 from kaizen.api.status import ImprovementCycleStatus, Phase
@@ -223,11 +224,14 @@ def combination_candidates(
     each merge method's grid points (`merge.search`) after its plain one."""
     domains = len(priority_domains(status))
     points = planner.merge_points(domains)
+    routed = [(fields.ROUTED, planner.routed_path())] if planner.routed_wanted() else []
     if domains == 1:
-        # One adapter: the merge step copied it; there is nothing else to try.
-        return [("copy", planner.merge_candidate_path(points[0].name, domains))]
-    by_method: dict[str, list[tuple[str, str]]] = {}
-    for point in points:
+        # One adapter: the merge step copied it; only routing it is something else to try.
+        return [("copy", planner.merge_candidate_path(points[0].name, domains)), *routed]
+    by_method: dict[str, list[tuple[str, str]]] = {fields.ROUTED: routed} if routed else {}
+    # A merge made only because the merge step always makes one (candidates `joint` and
+    # `routed` alone) is not a candidate.
+    for point in (p for p in points if p.method in planner.candidates()):
         by_method.setdefault(point.method, []).append(
             (point.name, planner.merge_candidate_path(point.name, domains))
         )

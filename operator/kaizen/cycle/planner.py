@@ -366,9 +366,14 @@ class StepPlanner:
         methods = [cast(f.MergeMethod, c) for c in self.candidates() if c in f.COMBINATIONS]
         if domains == 1:
             return methods[:1] or [f.DEFAULT_MERGE_METHOD]
-        if not methods and not self.joint_wanted(domains):
+        # The merge step writes the routed candidate too, and always makes one merge.
+        if not methods and (not self.joint_wanted(domains) or self.routed_wanted()):
             return [f.DEFAULT_MERGE_METHOD]
         return methods
+
+    def routed_wanted(self) -> bool:
+        """Whether the merge step also keeps the adapters apart as routed adapters."""
+        return f.ROUTED in self.candidates()
 
     def joint_wanted(self, domains: int) -> bool:
         """Whether a joint adapter is trained: asked for, and more than one domain to join."""
@@ -378,7 +383,8 @@ class StepPlanner:
         """The densities and weight rules the merge step tries besides the plain ones:
         `merge.search` under `auto` with adapters to combine, else none."""
         merge = self.spec.merge
-        if merge.combination != f.AUTO or domains < 2:
+        asked = [m for m in self.merge_methods(domains) if m in self.candidates()]
+        if merge.combination != f.AUTO or domains < 2 or not asked:
             return [], []
         return list(merge.search.densities), list(merge.search.weights)
 
@@ -394,6 +400,10 @@ class StepPlanner:
         if name == self.merge_points(domains)[0].name:
             return self.adapter_path(MERGE)
         return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / name / ADAPTER_DIR)
+
+    def routed_path(self) -> str:
+        """The routed candidate the merge step writes (`candidates/routed/adapter`)."""
+        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / f.ROUTED / ADAPTER_DIR)
 
     def merge_record_path(self) -> str:
         """The merge step's merge.json."""
@@ -413,6 +423,8 @@ class StepPlanner:
             search_densities=densities,
             search_weights=weights,
             seed=merge.seed,
+            routed=self.routed_wanted(),
+            suite=self.spec.evaluation.suite if self.routed_wanted() else None,
         )
 
     def data_path(self, step: str) -> str:

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.runtime import routing
+
 if TYPE_CHECKING:  # pragma: no cover - imported lazily: torch is slow to import
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -218,7 +220,9 @@ def load_model(
     `from_pretrained` (e.g. a `quantization_config`: the model is then placed on the current
     GPU as it loads, since quantized weights cannot be moved afterwards; or a `device_map`
     from `placement_options`: accelerate places the layers as they load, and `device` is
-    not used).
+    not used). A folder of routed adapters (`kaizen.runtime.routing`) and every adapter after
+    it stay unmerged: the model returned is then a peft model whose `kaizen_routing` says
+    which of them each prompt gets.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -235,8 +239,10 @@ def load_model(
     # meta tensors): such a model is loaded in host memory, merged there, then dispatched.
     dispatch: dict[str, Any] | None = None
     if adapters and "device_map" in options and not quantized:
-        if not merge:
-            raise ValueError("unmerged adapters on a model spread over devices are not supported")
+        if not merge or any(routing.is_routed(a) for a in adapters):
+            raise ValueError(
+                "unmerged (or routed) adapters on a model spread over devices are not supported"
+            )
         dispatch = {
             key: options.pop(key)
             for key in ("device_map", "max_memory", "offload_folder")
@@ -245,13 +251,18 @@ def load_model(
     model: Any = AutoModelForCausalLM.from_pretrained(
         resolve_model(ref), revision=revision, dtype=dtype, **options
     )
-    for adapter in adapters:
+    # From the first folder of routed adapters on, adapters stay unmerged: which of them
+    # apply depends on the prompt (`kaizen.runtime.routing`).
+    first_routed = next((i for i, a in enumerate(adapters) if routing.is_routed(a)), len(adapters))
+    for adapter in adapters[:first_routed]:
         if not (Path(adapter) / "adapter_config.json").exists():
             raise ModelNotFound(f"adapter directory {adapter} has no adapter_config.json")
         from peft import PeftModel
 
         peft_model = PeftModel.from_pretrained(model, adapter)
         model = peft_model.merge_and_unload() if merge else peft_model
+    if first_routed < len(adapters):
+        model = routing.attach(model, adapters[first_routed:])
     if dispatch is not None:
         model = _dispatch(model, **dispatch)
     if not placed:

@@ -12,12 +12,14 @@ need equal ranks, mixed target-module kinds) are refused before any model is loa
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api.artifacts import Route, RouteTable, write_artifact
 from kaizen.api.fields import COMBINATIONS
 from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.runner import ConfigurationError
@@ -232,3 +234,47 @@ def merge_adapters(
 def candidate_dir(output_dir: str | Path, name: str) -> Path:
     """Where a further point's adapter goes: `candidates/<name>/adapter`."""
     return Path(output_dir) / "candidates" / name / "adapter"
+
+
+#: The `routed` candidate's folder name under `candidates/`.
+ROUTED = "routed"
+
+
+def write_routed(
+    sources: Sequence[SourceAdapter],
+    target: str | Path,
+    keys: dict[str, list[str]],
+    *,
+    step: str | None = None,
+) -> RouteTable:
+    """`sources` kept apart into the folder `target` as routed adapters: each one copied to
+    `<index>-<domain>/`, and `routes.json` routing to it the prompts that name one of
+    `keys[domain]` (`kaizen.runtime.routing`). A domain without keys gets no route (listed
+    in the table's `left_out`); `ConfigurationError` when none has one."""
+    from kaizen.runtime.routing import RULE
+
+    routes: list[Route] = []
+    left_out: dict[str, str] = {}
+    for index, source in enumerate(sources):
+        names = keys.get(source.domain, [])
+        if not names:
+            left_out[source.domain] = (
+                "its knowledge names nothing of its own to route by (no proper name that no "
+                "other domain's knowledge names)"
+            )
+            continue
+        folder = f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', source.domain)[:40]}"
+        routes.append(Route(name=source.domain, adapter=folder, keys=names))
+    if not routes:
+        raise ConfigurationError(
+            f"routed adapters: no domain of {[s.domain for s in sources]} has a name to route by "
+            "in the suite's knowledge (knowledge.jsonl facts or passage titles); drop the "
+            "`routed` candidate or give the domains knowledge"
+        )
+    table = RouteTable(step=step, rule=RULE, routes=routes, left_out=left_out)
+    by_domain = {source.domain: source for source in sources}
+    with atomic_directory(target) as tmp:
+        for route in routes:
+            copy_directory(by_domain[route.name].path, tmp / route.adapter)
+        write_artifact(tmp / RouteTable.FILE_NAME, table)
+    return table

@@ -9,6 +9,7 @@ artifact directory; the summary carries only the digest the operator puts in sta
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -448,6 +449,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
     from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
 
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
+    keys = _route_keys(args, [source.domain for source in sources])
     points = args.points()
     for point in points:
         check_compatible(sources, point.method, point.density or 1.0)
@@ -459,6 +461,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
         "candidates": list(args.candidates),
         "search_densities": list(args.search_densities),
         "search_weights": list(args.search_weights),
+        **({"routed": True} if args.routed else {}),
     }
     tracking_config = {
         **config,
@@ -476,6 +479,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             points=points,
         )
         made = {result.combination: (result.adapter_dir, result.rank), **result.candidates}
+        routed = _write_routed(args, sources, keys, out)
         record = MergeRecord.model_validate(
             {
                 "step": args.step,
@@ -497,6 +501,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
                     }
                     for name, point in result.points.items()
                 ],
+                **({"routed": routed} if routed else {}),
             }
         )
         write_artifact(out / MERGE_FILE, record)
@@ -506,12 +511,39 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
         step=args.step,
         ok=True,
         message=f"merged {', '.join(domains)} with {result.combination} into a rank-{result.rank} adapter"
-        + (f" (also {', '.join(result.candidates)})" if result.candidates else ""),
+        + (f" (also {', '.join(result.candidates)})" if result.candidates else "")
+        + ("; routed adapters beside" if routed else ""),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
         merge=MergeDigest(
             path=str(result.adapter_dir), combination=result.combination, sources=domains
         ),
     )
+
+
+def _route_keys(args: MergeArgs, domains: list[str]) -> dict[str, list[str]]:
+    """Each domain's routing keys from `--suite`'s knowledge (nothing without `--routed`)."""
+    if not args.routed:
+        return {}
+    from kaizen.runtime.routing import route_keys
+    from kaizen.runtime.suites import load_suite
+
+    assert args.suite is not None  # MergeArgs requires it with --routed
+    return route_keys(load_suite(args.suite).knowledge, domains)
+
+
+def _write_routed(
+    args: MergeArgs, sources: list[Any], keys: dict[str, list[str]], out: Path
+) -> str | None:
+    """The routed candidate (`candidates/routed/adapter`) when `--routed` asks for it."""
+    if not args.routed:
+        return None
+    from kaizen.trainer.merge import ROUTED, candidate_dir, write_routed
+
+    target = candidate_dir(out, ROUTED)
+    table = write_routed(sources, target, keys, step=args.step)
+    for domain, why in table.left_out.items():
+        print(f"[merge] routed adapters: {domain} has no route: {why}", file=sys.stderr)
+    return str(target)
 
 
 def run_train(args: TrainArgs) -> int:
@@ -524,4 +556,9 @@ def run_train(args: TrainArgs) -> int:
 
 
 def run_merge(args: MergeArgs) -> int:
-    return run_step(args.step, args.output, lambda out: merge(args, out), args=args)
+    from kaizen.runtime.suites.loader import suite_folder
+
+    # With --routed, the suite's knowledge decides the routes' keys.
+    suite = suite_folder(args.suite) if args.routed and args.suite else None
+    inputs = [str(suite)] if suite is not None else []
+    return run_step(args.step, args.output, lambda out: merge(args, out), args=args, inputs=inputs)

@@ -64,11 +64,25 @@ def check_adapters(paths: list[str]) -> None:
     """Every `--adapter` is an adapter folder (before the base model is loaded)."""
     # load_model would find a missing adapter only after loading the base model; and
     # its error is a FileNotFoundError, which run_step would count as retryable.
+    from kaizen.runtime.routing import is_adapter, is_routed, read_routes
+
     for path in paths:
-        if not (Path(path) / "adapter_config.json").is_file():
+        if not is_adapter(path):
             raise ConfigurationError(
-                f"--adapter {path}: not an adapter directory (no adapter_config.json)"
+                f"--adapter {path}: not an adapter directory (no adapter_config.json or routes.json)"
             )
+        if is_routed(path):
+            read_routes(path)
+
+
+def base_adapters(args: ModelArgs) -> list[str]:
+    """The `--adapter`s a step trains on, each folder of routed adapters reduced to its route
+    of the step's `--domain` (none for a step without one, or a domain it has no route for):
+    a domain's adapter learns on top of what that domain's prompts are served with
+    (`kaizen.runtime.routing`)."""
+    from kaizen.runtime.routing import resolve
+
+    return resolve(args.adapters, getattr(args, "domain", None))
 
 
 def load_base(args: ModelArgs, load_options: dict[str, Any] | None = None) -> Any:
@@ -77,7 +91,7 @@ def load_base(args: ModelArgs, load_options: dict[str, Any] | None = None) -> An
 
     try:
         return load_model(
-            args.model, args.adapters, revision=args.revision, load_options=load_options
+            args.model, base_adapters(args), revision=args.revision, load_options=load_options
         )
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
@@ -89,7 +103,7 @@ def load_sharded_base(args: ModelArgs, parallel: Parallel) -> Any:
     from kaizen.trainer import fsdp
 
     try:
-        return fsdp.load_base(args.model, args.adapters, args.revision, parallel)
+        return fsdp.load_base(args.model, base_adapters(args), args.revision, parallel)
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
 

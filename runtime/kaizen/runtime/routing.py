@@ -1,0 +1,240 @@
+"""Routed adapters: each domain's adapter applied only to the prompts that name its knowledge.
+
+A merge makes every domain's adapter act on every prompt, so each one's update moves what
+the others (and the base model) answered, most of all where the base model barely knew the
+answer (docs/forgetting.md). Routing keeps the adapters apart instead: a folder of routed
+adapters holds each domain's adapter and a route table (`routes.json`,
+`kaizen.api.artifacts.RouteTable`) that lists, per domain, the names whose mention sends a
+prompt through its adapter. For each prompt:
+
+- the user turns are searched for every route's keys (whole words, any case);
+- the adapters of the routes found are applied together (their updates summed, as `cat`
+  merges them); a prompt naming no key is answered by the model without the routed adapters.
+
+The keys come from the suite's knowledge (`route_keys`): the proper names a domain's facts
+and passages are about. A name two domains' knowledge share routes neither (it cannot tell
+them apart). So a routed candidate protects every prompt outside the trained domains by
+construction, and a question about a domain that names none of its keys gets none of its
+learning: the combine step reports both (each domain's dev items and the routes they took).
+
+A routed folder stacks like any adapter in a model's adapter list. Plain adapters before the
+first routed folder are merged into the weights; from it on, adapters stay unmerged and each
+prompt gets the routes it names plus every later plain adapter. A training step on a domain
+(`resolve`) takes each routed folder's route of that domain, merged like a plain adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kaizen.api.artifacts import ArtifactError, RouteTable, read_artifact
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.suites.knowledge import Knowledge
+
+ROUTES_FILE = RouteTable.FILE_NAME
+ADAPTER_CONFIG = "adapter_config.json"
+#: How `route_keys` chooses a domain's keys (recorded in every routes.json).
+RULE = (
+    "keys: the proper names of the domain's knowledge (the subjects and objects of its facts, "
+    "its passages' titles) that hold a capital letter and at least 3 characters, without a "
+    "leading 'the' and not only digits, and that no other domain's knowledge names; a prompt "
+    "goes through every route whose key its user turns name (whole words, any case)"
+)
+MIN_KEY_LENGTH = 3
+_ARTICLE = re.compile(r"^(the|a|an)\s+", re.IGNORECASE)
+
+
+def is_routed(path: str | Path) -> bool:
+    """Whether `path` is a folder of routed adapters (it holds routes.json)."""
+    return (Path(path) / ROUTES_FILE).is_file()
+
+
+def is_adapter(path: str | Path) -> bool:
+    """Whether `path` is an adapter folder: a peft adapter or a folder of routed adapters."""
+    return (Path(path) / ADAPTER_CONFIG).is_file() or is_routed(path)
+
+
+def read_routes(folder: str | Path) -> RouteTable:
+    """The route table of a routed folder, checked: unique route names, adapters inside the
+    folder and present; `ConfigurationError` naming the file and field otherwise."""
+    path = Path(folder) / ROUTES_FILE
+    try:
+        table = read_artifact(path, RouteTable)
+    except (OSError, ArtifactError) as error:
+        raise ConfigurationError(str(error)) from None
+    seen: set[str] = set()
+    for index, route in enumerate(table.routes):
+        where = f"{path}: routes[{index}]"
+        if route.name in seen:
+            raise ConfigurationError(f"{where}.name: route {route.name!r} is listed twice")
+        seen.add(route.name)
+        relative = PurePosixPath(route.adapter)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ConfigurationError(
+                f"{where}.adapter: {route.adapter!r} must be a folder inside {Path(folder)}"
+            )
+        if not (Path(folder) / relative / ADAPTER_CONFIG).is_file():
+            raise ConfigurationError(
+                f"{where}.adapter: {Path(folder) / relative} has no {ADAPTER_CONFIG}"
+            )
+        blank = [key for key in route.keys if not key.strip()]
+        if blank:
+            raise ConfigurationError(f"{where}.keys: a key is empty")
+    return table
+
+
+def adapter_folder(folder: str | Path, table: RouteTable, route: str) -> Path:
+    """The adapter folder of `route` in the routed folder `folder`."""
+    entry = next(r for r in table.routes if r.name == route)
+    return Path(folder) / entry.adapter
+
+
+class Router:
+    """Finds which routes of a table a text names."""
+
+    def __init__(self, table: RouteTable) -> None:
+        self.names = tuple(route.name for route in table.routes)
+        self._patterns = [_pattern(route.keys) for route in table.routes]
+
+    def match(self, text: str) -> tuple[str, ...]:
+        """The routes whose keys `text` names, in the table's order."""
+        return tuple(
+            name
+            for name, pattern in zip(self.names, self._patterns, strict=True)
+            if pattern.search(text)
+        )
+
+
+def _pattern(keys: Sequence[str]) -> re.Pattern[str]:
+    # Longest first, so that a key inside a longer one does not stop the longer one matching.
+    alternatives = sorted({" ".join(k.split()) for k in keys}, key=len, reverse=True)
+    body = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in alternatives)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+
+
+def prompt_text(conversation: Sequence[Mapping[str, str]]) -> str:
+    """What routing reads of a chat: its user turns (not the system prompt, not answers)."""
+    return "\n".join(turn["content"] for turn in conversation if turn.get("role") == "user")
+
+
+def _clean(name: str) -> str | None:
+    name = _ARTICLE.sub("", " ".join(name.split()))
+    if len(name) < MIN_KEY_LENGTH or name.isdigit() or not any(c.isupper() for c in name):
+        return None
+    return name
+
+
+def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[str]]:
+    """Each of `domains`' keys (`RULE`), in the order its knowledge names them; a domain
+    without one maps to an empty list. Names every domain of `knowledge` is checked against,
+    so pass the whole suite's knowledge, not only the trained domains'."""
+    owners: dict[str, set[str]] = {}
+    order: dict[str, list[str]] = {}
+    names = [
+        (fact.domain, name) for fact in knowledge.facts for name in (fact.subject, fact.object)
+    ]
+    names += [(p.domain, p.title) for p in knowledge.passages if p.title]
+    for domain, raw in names:
+        name = _clean(raw)
+        if name is None:
+            continue
+        owners.setdefault(name.casefold(), set()).add(domain)
+        known = order.setdefault(domain, [])
+        if name.casefold() not in {k.casefold() for k in known}:
+            known.append(name)
+    return {
+        domain: [k for k in order.get(domain, []) if owners[k.casefold()] == {domain}]
+        for domain in domains
+    }
+
+
+def resolve(adapters: Sequence[str], route: str | None) -> list[str]:
+    """Plain adapter folders for a model that serves one route: each routed folder replaced by
+    its adapter of route `route` (nothing when it has no such route, or `route` is None)."""
+    plain: list[str] = []
+    for adapter in adapters:
+        if not is_routed(adapter):
+            plain.append(adapter)
+            continue
+        table = read_routes(adapter)
+        if route is not None and route in {r.name for r in table.routes}:
+            plain.append(str(adapter_folder(adapter, table, route)))
+    return plain
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One entry of a model's adapter list, from the first routed folder on."""
+
+    router: Router | None
+    """None: a plain adapter, applied to every prompt."""
+    adapters: Mapping[str, str]
+    """peft adapter name by route (a plain adapter: by "")."""
+
+
+class Routing:
+    """Which peft adapters a model with routed adapters applies to each prompt."""
+
+    def __init__(self, layers: Sequence[_Layer]) -> None:
+        self._layers = tuple(layers)
+
+    def routes(self, text: str) -> tuple[str, ...]:
+        """The routes `text` goes through (of every routed folder, in order)."""
+        return tuple(
+            name for layer in self._layers if layer.router for name in layer.router.match(text)
+        )
+
+    def adapters(self, text: str) -> tuple[str, ...]:
+        """The peft adapters to apply to `text`: its routes' and every plain one's."""
+        active: list[str] = []
+        for layer in self._layers:
+            names = layer.router.match(text) if layer.router else ("",)
+            active += [layer.adapters[name] for name in names]
+        return tuple(active)
+
+    @contextmanager
+    def active(self, model: Any, adapters: tuple[str, ...]) -> Iterator[None]:
+        """`model` (a peft model) with exactly `adapters` applied, their updates summed."""
+        if not adapters:
+            with model.disable_adapter():
+                yield
+            return
+        model.base_model.set_adapter(list(adapters))
+        yield
+
+
+def attach(model: Any, adapters: Sequence[str]) -> Any:
+    """`model` as a peft model holding every adapter of `adapters` (the first a routed
+    folder), unmerged, with its `Routing` as `model.kaizen_routing`."""
+    from peft import PeftModel
+
+    layers: list[_Layer] = []
+    folders: list[tuple[str, Path]] = []
+    for index, adapter in enumerate(adapters):
+        if is_routed(adapter):
+            table = read_routes(adapter)
+            names = {route.name: f"routed{index}_{n}" for n, route in enumerate(table.routes)}
+            folders += [(names[r.name], Path(adapter) / r.adapter) for r in table.routes]
+            layers.append(_Layer(Router(table), names))
+        else:
+            if not (Path(adapter) / ADAPTER_CONFIG).is_file():
+                raise ConfigurationError(f"adapter directory {adapter} has no {ADAPTER_CONFIG}")
+            folders.append((f"plain{index}", Path(adapter)))
+            layers.append(_Layer(None, {"": f"plain{index}"}))
+    (first, path), rest = folders[0], folders[1:]
+    peft_model: Any = PeftModel.from_pretrained(model, str(path), adapter_name=first)
+    for name, folder in rest:
+        peft_model.load_adapter(str(folder), adapter_name=name)
+    peft_model.kaizen_routing = Routing(layers)
+    return peft_model
+
+
+def routing_of(model: Any) -> Routing | None:
+    """The `Routing` of a model loaded with routed adapters; None for any other model."""
+    routing = getattr(model, "kaizen_routing", None)
+    return routing if isinstance(routing, Routing) else None
