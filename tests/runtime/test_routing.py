@@ -1,0 +1,159 @@
+"""Routing tables: which names route, which prompts they catch, and every refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kaizen.api.artifacts import Route, RouteTable, write_artifact
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.routing import (
+    Router,
+    is_adapter,
+    is_routed,
+    prompt_text,
+    read_routes,
+    resolve,
+    route_keys,
+)
+from kaizen.runtime.suites import Fact, Knowledge, Passage, load_suite, shipped_suites
+
+
+def _fact(domain: str, subject: str, obj: str) -> Fact:
+    return Fact(domain=domain, subject=subject, relation="r", object=obj)
+
+
+def test_keys_are_each_domains_own_proper_names() -> None:
+    knowledge = Knowledge(
+        facts=(
+            _fact("vale", "Ostravale", "the Lissel"),
+            _fact("vale", "Ostravale", "1842"),  # digits: not a name
+            _fact("vale", "Ostravale", "wheat"),  # no capital letter: not a name
+            _fact("vale", "Ostravale", "Europe"),  # shared with geo: routes neither
+            _fact("geo", "France", "Europe"),
+            _fact("geo", "Chad", "Africa"),
+            _fact("geo", "Io", "Jupiter"),  # under 3 characters
+        ),
+        passages=(Passage(domain="fjord", text="A deep fjord.", title="The Kelmar Fjord"),),
+    )
+    keys = route_keys(knowledge, ["vale", "fjord", "geo", "empty"])
+    assert keys == {
+        "vale": ["Ostravale", "Lissel"],
+        "fjord": ["Kelmar Fjord"],
+        "geo": ["France", "Chad", "Africa", "Jupiter"],
+        "empty": [],
+    }
+
+
+def test_a_name_is_matched_as_whole_words_in_any_case_and_spacing() -> None:
+    table = RouteTable(
+        rule="test",
+        routes=[
+            Route(name="vale", adapter="a", keys=["Ostravale", "Lissel"]),
+            Route(name="fjord", adapter="b", keys=["Kelmar Fjord", "Kelmar Fjord Station"]),
+        ],
+    )
+    router = Router(table)
+    assert router.match("Who founded OSTRAVALE?") == ("vale",)
+    assert router.match("Ostravale's river") == ("vale",)
+    assert router.match("the kelmar\n  fjord is deep") == ("fjord",)
+    assert router.match("Ostravalean coins") == ()
+    assert router.match("a Kelmar boat") == ()
+    assert router.match("From Kelmar Fjord Station to the Lissel") == ("vale", "fjord")
+    assert router.match("nothing here") == ()
+
+
+def test_routing_reads_the_user_turns_only() -> None:
+    chat = [
+        {"role": "system", "content": "You know Ostravale."},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "Ostravale"},
+        {"role": "user", "content": "second"},
+    ]
+    assert prompt_text(chat) == "first\nsecond"
+
+
+def _adapter(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    return folder
+
+
+def _table(root: Path, routes: list[dict], **extra: object) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    raw = {"schema": 1, "rule": "test", "routes": routes, **extra}
+    (root / "routes.json").write_text(json.dumps(raw))
+    return root
+
+
+def test_a_routed_folder_is_an_adapter_and_resolves_to_a_domains_route(tmp_path: Path) -> None:
+    routed = tmp_path / "routed"
+    _adapter(routed / "00-vale")
+    _adapter(routed / "01-fjord")
+    write_artifact(
+        routed / "routes.json",
+        RouteTable(
+            rule="test",
+            routes=[
+                Route(name="vale", adapter="00-vale", keys=["Ostravale"]),
+                Route(name="fjord", adapter="01-fjord", keys=["Kelmar"]),
+            ],
+        ),
+    )
+    plain = _adapter(tmp_path / "plain")
+    assert is_routed(routed) and is_adapter(routed)
+    assert is_adapter(plain) and not is_routed(plain)
+    assert not is_adapter(tmp_path)
+    adapters = [str(plain), str(routed)]
+    assert resolve(adapters, "fjord") == [str(plain), str(routed / "01-fjord")]
+    assert resolve(adapters, "geo") == [str(plain)]
+    assert resolve(adapters, None) == [str(plain)]
+
+
+@pytest.mark.parametrize(
+    ("routes", "field", "message"),
+    [
+        (
+            [{"name": "a", "adapter": "x", "keys": ["A1"]}, {"name": "a", "adapter": "x", "keys": ["B1"]}],
+            "routes[1].name",
+            "listed twice",
+        ),
+        ([{"name": "a", "adapter": "../x", "keys": ["A1"]}], "routes[0].adapter", "inside"),
+        ([{"name": "a", "adapter": "missing", "keys": ["A1"]}], "routes[0].adapter", "adapter_config"),
+        ([{"name": "a", "adapter": "x", "keys": [" "]}], "routes[0].keys", "empty"),
+    ],
+)  # fmt: skip
+def test_a_bad_route_table_names_its_file_and_field(
+    tmp_path: Path, routes: list[dict], field: str, message: str
+) -> None:
+    root = _table(tmp_path / "routed", routes)
+    _adapter(root / "x")
+    with pytest.raises(ConfigurationError) as caught:
+        read_routes(root)
+    assert f"routes.json: {field}" in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_a_route_table_without_routes_or_keys_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="routes"):
+        read_routes(_table(tmp_path / "none", []))
+    with pytest.raises(ConfigurationError, match="keys"):
+        read_routes(_table(tmp_path / "nokeys", [{"name": "a", "adapter": "x", "keys": []}]))
+
+
+#: Shipped domains whose knowledge names no proper noun (numbers, common nouns): routed
+#: adapters leave them out.
+UNROUTABLE = {"core": {"arithmetic", "biology", "chemistry"}, "demo": set()}
+
+
+@pytest.mark.parametrize("suite", shipped_suites())
+def test_shipped_domains_route_by_names_no_other_domain_uses(suite: str) -> None:
+    knowledge = load_suite(suite).knowledge
+    keys = route_keys(knowledge, knowledge.domains)
+    assert {domain for domain, names in keys.items() if not names} == UNROUTABLE[suite]
+    seen: dict[str, str] = {}
+    for domain, names in keys.items():
+        for name in names:
+            assert seen.setdefault(name.casefold(), domain) == domain, name

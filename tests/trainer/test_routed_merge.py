@@ -1,0 +1,105 @@
+"""The merge step's routed candidate, and training on top of a routed folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from kaizen.api.args_combination import MergeArgs
+from kaizen.api.args_training import TrainArgs
+from kaizen.api.artifacts import MergeRecord, RouteTable, read_artifact
+from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.routing import read_routes, resolve
+from kaizen.trainer.programs import merge
+from kaizen.trainer.steps import base_adapters, check_adapters
+from tests.trainer.conftest import LUMORA, SPIDERS
+from tests.trainer.test_merge import _train
+
+
+@pytest.fixture(scope="module")
+def adapters(
+    tiny_model_dir: Path, tokenizer: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Two rank-4 adapters on different facts."""
+    root = tmp_path_factory.mktemp("routed-adapters")
+    return {
+        "lumora": _train(tiny_model_dir, tokenizer, root / "lumora", LUMORA, rank=4),
+        "spiders": _train(tiny_model_dir, tokenizer, root / "spiders", SPIDERS, rank=4),
+    }
+
+
+def _args(
+    tmp_path: Path, model: Path, sources: dict[str, Path], suite: str, **kw: Any
+) -> MergeArgs:
+    return MergeArgs(
+        output=str(tmp_path / "merge"), step="merge", model=str(model),
+        sources=[f"{d}={p}" for d, p in sources.items()], routed=True, suite=suite,
+        tracking_mode="disabled", quiet=True, **kw,
+    )  # fmt: skip
+
+
+def test_the_merge_step_writes_routed_adapters_beside_its_merges(
+    tiny_model_dir: Path,
+    adapters: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    sources = {"zephyria": adapters["lumora"], "meridian_lark": adapters["spiders"]}
+    summary = merge(_args(tmp_path, tiny_model_dir, sources, "demo"), tmp_path / "merge")
+    assert "routed adapters beside" in summary.message
+    record = read_artifact(tmp_path / "merge" / "merge.json", MergeRecord)
+    routed = tmp_path / "merge" / "candidates" / "routed" / "adapter"
+    assert record.routed == str(routed)
+    assert record.config.routed is True
+    table = read_routes(routed)
+    assert [r.name for r in table.routes] == ["zephyria", "meridian_lark"]
+    assert "Zephyria" in table.routes[0].keys and "Meridian Lark" in table.routes[1].keys
+    # Each route's adapter is its source, byte for byte.
+    for route, source in zip(table.routes, sources.values(), strict=True):
+        copied = routed / route.adapter / "adapter_model.safetensors"
+        assert copied.read_bytes() == (source / "adapter_model.safetensors").read_bytes()
+    # A training step on a domain starts from that domain's route; others from none of them.
+    assert resolve([str(routed)], "zephyria") == [str(routed / table.routes[0].adapter)]
+    check_adapters([str(routed)])
+    train = TrainArgs(
+        output=str(tmp_path / "t"), step="t", model="m", suite="demo", domain="meridian_lark",
+        adapters=[str(routed)],
+    )  # fmt: skip
+    assert base_adapters(train) == [str(routed / table.routes[1].adapter)]
+
+
+def test_a_single_adapter_is_routed_too(
+    tiny_model_dir: Path,
+    adapters: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    merge(
+        _args(tmp_path, tiny_model_dir, {"zephyria": adapters["lumora"]}, "demo"),
+        tmp_path / "merge",
+    )
+    table = read_artifact(
+        tmp_path / "merge" / "candidates" / "routed" / "adapter" / "routes.json", RouteTable
+    )
+    assert [r.name for r in table.routes] == ["zephyria"]
+
+
+def test_a_domain_without_names_is_left_out_and_none_at_all_is_refused(
+    tiny_model_dir: Path,
+    adapters: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    sources = {"astronomy": adapters["lumora"], "arithmetic": adapters["spiders"]}
+    merge(_args(tmp_path / "a", tiny_model_dir, sources, "core"), tmp_path / "a" / "merge")
+    table = read_routes(tmp_path / "a" / "merge" / "candidates" / "routed" / "adapter")
+    assert [r.name for r in table.routes] == ["astronomy"]
+    assert list(table.left_out) == ["arithmetic"]
+    only = {"arithmetic": adapters["spiders"], "biology": adapters["lumora"]}
+    with pytest.raises(ConfigurationError, match="no domain of .*arithmetic.* has a name"):
+        merge(_args(tmp_path / "b", tiny_model_dir, only, "core"), tmp_path / "b" / "merge")
+
+
+def test_routed_without_a_suite_is_refused() -> None:
+    with pytest.raises(ValidationError, match="--routed needs --suite"):
+        MergeArgs(output="o", step="s", model="m", sources=["a=/a"], routed=True)
