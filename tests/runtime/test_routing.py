@@ -157,3 +157,24 @@ def test_shipped_domains_route_by_names_no_other_domain_uses(suite: str) -> None
     for domain, names in keys.items():
         for name in names:
             assert seen.setdefault(name.casefold(), domain) == domain, name
+
+
+def test_kaizen_route_prints_each_prompts_routes_and_adapters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kaizen.local.cli import main
+
+    routed = tmp_path / "routed"
+    _adapter(routed / "00-vale")
+    write_artifact(
+        routed / "routes.json",
+        RouteTable(rule="test", routes=[Route(name="vale", adapter="00-vale", keys=["Ostravale"])]),
+    )
+    assert main(["route", str(routed), "Who rules Ostravale?", "What is 2 + 2?"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {"text": "Who rules Ostravale?", "routes": ["vale"], "adapters": [str(routed / "00-vale")]},
+        {"text": "What is 2 + 2?", "routes": [], "adapters": []},
+    ]
+    assert main(["route", str(tmp_path)]) == 2
+    assert "routes.json" in capsys.readouterr().err

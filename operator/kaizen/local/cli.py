@@ -110,6 +110,25 @@ def _crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _route(args: argparse.Namespace) -> int:
+    import json
+
+    from kaizen.api.runner import ConfigurationError
+    from kaizen.runtime.routing import Router, adapter_folder, read_routes
+
+    try:
+        table = read_routes(args.folder)
+    except ConfigurationError as error:
+        raise SpecError([str(error)]) from None
+    router = Router(table)
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    for text in texts:
+        routes = router.match(text)
+        adapters = [str(adapter_folder(args.folder, table, r)) for r in routes]
+        print(json.dumps({"text": text, "routes": list(routes), "adapters": adapters}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kaizen", description="Continuous-improvement cycles for language models."
@@ -188,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--chain", action="store_true", help="the ImprovementChain CRD instead of the cycle's"
     )
     crd.set_defaults(func=_crd)
+    route = sub.add_parser(
+        "route",
+        help="print which adapters of a folder of routed adapters (routes.json) each prompt "
+        "gets, one JSON line per prompt: what a multi-LoRA server's gateway applies",
+    )
+    route.add_argument("folder", type=Path, help="a folder of routed adapters (holds routes.json)")
+    route.add_argument(
+        "text", nargs="*", help="prompts (the user's turns); default: one per line of stdin"
+    )
+    route.set_defaults(func=_route)
     return parser
 
 
