@@ -378,6 +378,10 @@ def _combination() -> dict[str, Any]:
             row("joint", 1, 0.8, 1.0, ("joint", None, None, None)),
             row("ties-wn", 2, 0.6, 0.75, ("ties", 0.5, 2.0, "n")),
             row("ties", 3, 0.4, 0.5, ("ties", 0.5, 1.0, "one")),
+            {
+                **row("routed", 4, 0.2, 0.25, ("routed", None, None, None)),
+                "routing": {"own": {"geo": 1.0, "zep": 0.4}, "stray": {"sci": 0.0}},
+            },
         ],
         "seconds": 61.0,
         "merge_seconds": 1.2,

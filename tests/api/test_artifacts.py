@@ -284,6 +284,7 @@ def test_version_1_merge_and_combination_files_read_without_the_grid(tmp_path: P
         "candidates": [
             {k: v for k, v in row.items() if k not in grid_keys}
             for row in combination["candidates"]
+            if "routing" not in row  # routed adapters came after version 1
         ],
     }
     report = read_artifact(_write(tmp_path, old_combination, "combination.json"), CombinationReport)

@@ -52,3 +52,34 @@ def test_the_report_says_when_a_domain_was_planned_on_test_items() -> None:
         ),
     )
     assert "(no dev items in lone: planned on the gate's test items there" in render_report(status)
+
+
+def test_both_reports_say_where_a_routed_candidate_sent_the_dev_items(tmp_path) -> None:
+    from pathlib import Path
+
+    from kaizen.api import CombinationDigest
+    from kaizen.api.artifacts import CombinationReport, write_artifact
+    from kaizen.local.report import combination_table
+    from kaizen.report.cycle import _combination
+    from kaizen.report.inputs import CycleInputs
+    from tests.api.artifact_samples import SAMPLES
+
+    report = CombinationReport.model_validate(SAMPLES[CombinationReport]())
+    path = write_artifact(Path(tmp_path) / "combination.json", report)
+    status = ImprovementCycleStatus(
+        phase=Phase.SUCCEEDED,
+        combination=CombinationDigest(
+            path="/a/combine/adapter", chosen="joint", candidates=4, report_path=str(path),
+            retention={"zep": 1.0}, min_retention=1.0, target=0.9, target_met=True,
+        ),
+    )  # fmt: skip
+    lines = combination_table(status)
+    assert (
+        "(routed: dev items through their own route: geo 100.0%, zep 40.0%; "
+        "untrained domains' items through a route: sci 0.0%)"
+    ) in lines
+    assert not any(line.startswith("(ties") for line in lines)
+    html = "".join(
+        _combination(CycleInputs(directory=Path(tmp_path), name="c", combination=report))
+    )
+    assert "through their own domain's route: geo 100.0%, zep 40.0%" in html

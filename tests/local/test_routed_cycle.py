@@ -13,7 +13,7 @@ import yaml
 from tests.local.test_local_cycle import kaizen, tiny_cycle
 
 
-def _run(tmp_path: Path, spec: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+def _run(tmp_path: Path, spec: dict[str, Any]) -> tuple[Path, dict[str, Any], str]:
     name = spec["metadata"]["name"]
     cycle_file = tmp_path / f"{name}.yaml"
     cycle_file.write_text(yaml.safe_dump(spec))
@@ -22,7 +22,8 @@ def _run(tmp_path: Path, spec: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     cycle_dir = tmp_path / "art" / "default" / name
-    return cycle_dir, json.loads((cycle_dir / "status.json").read_text())["status"]
+    status = json.loads((cycle_dir / "status.json").read_text())["status"]
+    return cycle_dir, status, run.stdout
 
 
 @pytest.mark.cycle
@@ -30,13 +31,16 @@ def test_a_routed_combination_is_chosen_evaluated_and_stacked_by_the_next_cycle(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     merge = {"combination": "auto", "candidates": ["routed"]}
-    first_dir, first = _run(tmp_path, tiny_cycle(tiny_model_dir, name="first", merge=merge))
+    first_dir, first, printed = _run(
+        tmp_path, tiny_cycle(tiny_model_dir, name="first", merge=merge)
+    )
     trained = sorted(a["domain"] for a in first["adapters"])
     assert len(trained) == 2
     report = json.loads((first_dir / "combine" / "combination.json").read_text())
     assert [c["name"] for c in report["candidates"]] == ["routed"]
     (row,) = report["candidates"]
     assert row["method"] == "routed" and set(row["routing"]["own"]) == set(trained)
+    assert "(routed: dev items through their own route: " in printed
     routed = first_dir / "combine" / "adapter"
     table = json.loads((routed / "routes.json").read_text())
     # A trained domain whose knowledge names nothing of its own (the demo's arithmetic has
@@ -53,12 +57,14 @@ def test_a_routed_combination_is_chosen_evaluated_and_stacked_by_the_next_cycle(
     # step starts from its own domain's route, and its routed candidate stacks on the first.
     spec = tiny_cycle(tiny_model_dir, name="second", merge=merge)
     spec["spec"]["model"]["adapters"] = [str(routed)]
-    second_dir, second = _run(tmp_path, spec)
+    second_dir, second, _ = _run(tmp_path, spec)
     baseline = json.loads((second_dir / "evaluate-baseline" / "results.json").read_text())
     assert baseline["model"]["adapters"] == [str(routed)]
     assert all("route" in item for item in baseline["items"])
     for adapter in second["adapters"]:
-        record = json.loads((second_dir / f"train-{adapter['domain']}" / "training.json").read_text())
+        record = json.loads(
+            (second_dir / f"train-{adapter['domain']}" / "training.json").read_text()
+        )
         assert record["model"]["adapters"] == [str(routed)]
     candidate = json.loads((second_dir / "evaluate-candidate" / "results.json").read_text())
     assert candidate["model"]["adapters"] == [str(routed), str(second_dir / "combine" / "adapter")]

@@ -55,6 +55,14 @@ def combination_table(status: ImprovementCycleStatus) -> list[str]:
             for d in trained
         )
         lines.append(f"(* chosen; each adapter alone on its dev items, base -> alone: {alone})")
+        for c in report.candidates:
+            if c.routing is not None:
+                own = ", ".join(f"{d} {_pct(v).strip()}" for d, v in c.routing.own.items())
+                stray = ", ".join(f"{d} {_pct(v).strip()}" for d, v in c.routing.stray.items())
+                lines.append(
+                    f"({c.name}: dev items through their own route: {own or 'none'}; "
+                    f"untrained domains' items through a route: {stray or 'none'})"
+                )
     if combination.target_met is False:
         lines.append(
             f"TARGET MISSED: no combination kept {combination.target:.2f} of every adapter's "

@@ -311,6 +311,15 @@ def _combination(found: CycleInputs) -> list[str]:
     headers = ["#", "candidate", *(f"R {d}" for d in trained)]
     headers += ["min R", "mean gain", "worst untrained", "tokens/s", "time"]
     section.append(table(headers, rows, numeric=tuple(range(2, len(headers))), classes=classes))
+    for c in report.candidates:
+        if c.routing is not None:
+            own = ", ".join(f"{esc(d)} {pct(v)}" for d, v in c.routing.own.items())
+            stray = ", ".join(f"{esc(d)} {pct(v)}" for d, v in c.routing.stray.items())
+            section.append(
+                f"<p>{esc(c.name)} (routed adapters, docs/routing.md): dev items that went "
+                f"through their own domain's route: {own or 'none'}; untrained domains' dev "
+                f"items that went through a route: {stray or 'none'}.</p>"
+            )
     return section
 
 
