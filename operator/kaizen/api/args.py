@@ -287,7 +287,8 @@ class ModelArgs(StepArgs):
         default_factory=list, json_schema_extra=cli(flag="--adapter", metavar="DIR")
     )
     """An adapter already promoted for this model, merged into the base weights first (repeat
-    for several, applied in order)."""
+    for several, applied in order); a folder of routed adapters (routes.json) applies each of
+    its adapters to the prompts that name its route (docs/routing.md)."""
 
     revision: str | None = Field(default=None, json_schema_extra=cli(metavar="R"))
     """Hub revision (branch, tag or commit) of --model."""

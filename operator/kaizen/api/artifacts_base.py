@@ -138,7 +138,8 @@ class ModelRef(Record):
     revision: str | None
     """Hub revision, when one was pinned."""
     adapters: list[str]
-    """LoRA adapter folders merged into the base before this step."""
+    """LoRA adapter folders applied before this step, in order (merged into the base; a folder
+    of routed adapters, routes.json, applied prompt by prompt)."""
 
 
 A = TypeVar("A", bound=Artifact)
