@@ -34,8 +34,8 @@ QUESTIONS = {
 }
 #: Names two routes' keys: both adapters apply.
 BOTH = "Is Ostravale north of the Kelmar Fjord?"
-#: Keys inside longer words are not keys.
-INSIDE = "What is an Ostravalean coin worth?"
+#: A key inside another word is not that key.
+INSIDE = "What is an Ostravaleborn coin worth?"
 
 
 def _suite(root: Path) -> Path:

@@ -59,7 +59,10 @@ def test_a_name_is_matched_as_whole_words_in_any_case_and_spacing() -> None:
     assert router.match("Who founded OSTRAVALE?") == ("vale",)
     assert router.match("Ostravale's river") == ("vale",)
     assert router.match("the kelmar\n  fjord is deep") == ("fjord",)
-    assert router.match("Ostravalean coins") == ()
+    # Demonyms and plurals name their entity; other words that start with a key do not.
+    assert router.match("Ostravaleans love cloudball") == ("vale",)
+    assert router.match("an Ostravalese coin, the Lissels") == ("vale",)
+    assert router.match("Ostravaleborn coins, Lisselton") == ()
     assert router.match("a Kelmar boat") == ()
     assert router.match("From Kelmar Fjord Station to the Lissel") == ("vale", "fjord")
     assert router.match("nothing here") == ()

@@ -7,7 +7,8 @@ adapters holds each domain's adapter and a route table (`routes.json`,
 `kaizen.api.artifacts.RouteTable`) that lists, per domain, the names whose mention sends a
 prompt through its adapter. For each prompt:
 
-- the user turns are searched for every route's keys (whole words, any case);
+- the user turns are searched for every route's keys (whole words, any case, also with an
+  English plural or demonym ending: "Zephyrians" names Zephyria, "Ostravalean" Ostravale);
 - the adapters of the routes found are applied together (their updates summed, as `cat`
   merges them); a prompt naming no key is answered by the model without the routed adapters.
 
@@ -43,7 +44,8 @@ RULE = (
     "keys: the proper names of the domain's knowledge (the subjects and objects of its facts, "
     "its passages' titles) that hold a capital letter and at least 3 characters, without a "
     "leading 'the' and not only digits, and that no other domain's knowledge names; a prompt "
-    "goes through every route whose key its user turns name (whole words, any case)"
+    "goes through every route whose key its user turns name (whole words, any case, also with "
+    "a plural or demonym ending: -s, -es, -n, -an, -ian, -ean, -ese, -ish)"
 )
 MIN_KEY_LENGTH = 3
 _ARTICLE = re.compile(r"^(the|a|an)\s+", re.IGNORECASE)
@@ -110,11 +112,17 @@ class Router:
         )
 
 
+#: Endings a key may carry and still name its entity: English demonyms and adjectives
+#: (Zephyrian, Ostravalean, Korrinese, Korrinish), then a plural (Zephyrians). Any other
+#: letters after a key make another word (Titan is not Titanic).
+_ENDINGS = r"(?:n|an|ian|ean|ese|ish)?(?:s|es)?"
+
+
 def _pattern(keys: Sequence[str]) -> re.Pattern[str]:
     # Longest first, so that a key inside a longer one does not stop the longer one matching.
     alternatives = sorted({" ".join(k.split()) for k in keys}, key=len, reverse=True)
     body = "|".join(re.escape(k).replace(r"\ ", r"\s+") for k in alternatives)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+    return re.compile(rf"(?<!\w)(?:{body}){_ENDINGS}(?!\w)", re.IGNORECASE)
 
 
 def prompt_text(conversation: Sequence[Mapping[str, str]]) -> str:
