@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kaizen.api import ImprovementCycleStatus, Phase
 from kaizen.api.artifacts import ArtifactError, CombinationReport, read_artifact
+from kaizen.api.fields import ROUTED
 from kaizen.api.numbers import format_p
 
 
@@ -143,9 +144,15 @@ def render_report(status: ImprovementCycleStatus) -> str:
                 f"{baseline.peak_memory_mb or 0:.0f} MiB"
             )
             if candidate is not None and candidate.tokens_per_second:
+                routed = status.combination is not None and status.combination.chosen == ROUTED
+                how = (
+                    "routed adapters, unmerged: each prompt gets its routes' adapters"
+                    if routed
+                    else "adapters merged into the weights"
+                )
                 speed += (
                     f"; candidate {candidate.tokens_per_second:.1f} tokens/s, "
-                    f"{candidate.peak_memory_mb or 0:.0f} MiB (adapters merged into the weights)"
+                    f"{candidate.peak_memory_mb or 0:.0f} MiB ({how})"
                 )
             lines.append(speed)
     validation = status.validation
