@@ -399,6 +399,8 @@ def _routes() -> dict[str, Any]:
             {"name": "meridian_lark", "adapter": "01-meridian_lark", "keys": ["Meridian Lark"]},
         ],
         "left_out": {"arithmetic": "its knowledge names nothing of its own to route by"},
+        "fallback": "fallback",
+        "fallback_from": "ties",
     }
 
 

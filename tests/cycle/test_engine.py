@@ -483,9 +483,13 @@ def test_a_combination_below_its_retention_target_says_so_in_status_and_events()
 @pytest.mark.parametrize(
     ("candidates", "scored"),
     [
-        (["ties", "routed"], ["ties", "ties-winvn", "ties-d1", "ties-d1-winvn", "routed"]),
-        # The merge step always makes one merge (ties), which nobody asked to score.
-        (["joint", "routed"], ["joint", "routed"]),
+        (
+            ["ties", "routed"],
+            ["ties", "ties-winvn", "ties-d1", "ties-d1-winvn", "routed", "routed-ties"],
+        ),
+        # The merge step always makes one merge (ties), which nobody asked to score alone:
+        # it is only the fallback of `routed-ties`.
+        (["joint", "routed"], ["joint", "routed", "routed-ties"]),
     ],
 )
 def test_a_routed_candidate_is_made_by_the_merge_step_and_scored_by_combine(
@@ -495,8 +499,8 @@ def test_a_routed_candidate_is_made_by_the_merge_step_and_scored_by_combine(
     by_name = {s.name: s for d in decisions for s in d.start}
     merge, combine = by_name["merge"].argv, by_name["combine"].argv
     assert "--routed" in merge and merge[merge.index("--suite") + 1] == "demo"
-    routed = f"routed={ROOT}/ml/demo/merge/candidates/routed/adapter"
-    assert routed in combine
+    for name in ("routed", "routed-ties"):
+        assert f"{name}={ROOT}/ml/demo/merge/candidates/{name}/adapter" in combine
     named = [combine[i + 1].partition("=")[0] for i, a in enumerate(combine) if a == "--candidate"]
     assert named == scored
 

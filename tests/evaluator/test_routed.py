@@ -139,6 +139,20 @@ def test_a_plain_adapter_after_the_routed_folder_applies_to_every_prompt(
     assert stacked["vale0"].response == both["vale0"].response
 
 
+def test_a_prompt_naming_no_route_gets_the_fallback_adapter(setup: dict[str, Any]) -> None:
+    sources = [read_source("vale", setup["adapters"]["vale"])]
+    folder = setup["root"] / "routed-fallback"
+    fallback = ("fjord", Path(setup["adapters"]["fjord"]))
+    write_routed(sources, folder, {"vale": ["Ostravale"]}, fallback=fallback)
+    routed = _evaluate(setup, "eval-fallback", (str(folder),))
+    fjord = _evaluate(setup, "eval-fjord-fallback", (setup["adapters"]["fjord"],))
+    vale = _evaluate(setup, "eval-vale-fallback", (setup["adapters"]["vale"],))
+    assert routed["plain0"].route == [] and routed["plain0"].response == fjord["plain0"].response
+    assert routed["fjord0"].response == fjord["fjord0"].response
+    # A prompt naming a route gets that route only, not the fallback too.
+    assert routed["vale0"].route == ["vale"] and routed["vale0"].response == vale["vale0"].response
+
+
 def test_combine_scores_routed_adapters_and_reports_where_items_went(
     setup: dict[str, Any], tmp_path: Path
 ) -> None:

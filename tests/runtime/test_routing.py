@@ -181,3 +181,15 @@ def test_kaizen_route_prints_each_prompts_routes_and_adapters(
     ]
     assert main(["route", str(tmp_path)]) == 2
     assert "routes.json" in capsys.readouterr().err
+
+
+def test_a_fallback_outside_the_folder_or_missing_is_refused(tmp_path: Path) -> None:
+    for fallback, message in (("../x", "inside"), ("gone", "adapter_config")):
+        root = _table(
+            tmp_path / fallback.strip("./"),
+            [{"name": "a", "adapter": "x", "keys": ["A1"]}],
+            fallback=fallback,
+        )
+        _adapter(root / "x")
+        with pytest.raises(ConfigurationError, match=rf"routes\.json: fallback: .*{message}"):
+            read_routes(root)

@@ -48,12 +48,22 @@ def test_the_merge_step_writes_routed_adapters_beside_its_merges(
 ) -> None:
     sources = {"zephyria": adapters["lumora"], "meridian_lark": adapters["spiders"]}
     summary = merge(_args(tmp_path, tiny_model_dir, sources, "demo"), tmp_path / "merge")
-    assert "routed adapters beside" in summary.message
+    assert "routed adapters routed, routed-ties" in summary.message
     record = read_artifact(tmp_path / "merge" / "merge.json", MergeRecord)
     routed = tmp_path / "merge" / "candidates" / "routed" / "adapter"
-    assert record.routed == str(routed)
+    with_fallback = tmp_path / "merge" / "candidates" / "routed-ties" / "adapter"
+    assert record.routed == {"routed": str(routed), "routed-ties": str(with_fallback)}
     assert record.config.routed is True
     table = read_routes(routed)
+    assert table.fallback is None
+    # routed-ties: the same routes, and the merge step's ties merge for every other prompt.
+    fallback = read_routes(with_fallback)
+    assert (fallback.fallback, fallback.fallback_from) == ("fallback", "ties")
+    assert [r.keys for r in fallback.routes] == [r.keys for r in table.routes]
+    merged = tmp_path / "merge" / "adapter" / "adapter_model.safetensors"
+    copied = with_fallback / "fallback" / "adapter_model.safetensors"
+    assert copied.read_bytes() == merged.read_bytes()
+    assert resolve([str(with_fallback)], "geography") == [str(with_fallback / "fallback")]
     assert [r.name for r in table.routes] == ["zephyria", "meridian_lark"]
     assert "Zephyria" in table.routes[0].keys and "Meridian Lark" in table.routes[1].keys
     # Each route's adapter is its source, byte for byte.
@@ -83,6 +93,8 @@ def test_a_single_adapter_is_routed_too(
         tmp_path / "merge" / "candidates" / "routed" / "adapter" / "routes.json", RouteTable
     )
     assert [r.name for r in table.routes] == ["zephyria"]
+    # One adapter has nothing to merge: no fallback candidate.
+    assert not (tmp_path / "merge" / "candidates" / "routed-ties").exists()
 
 
 def test_a_domain_without_names_is_left_out_and_none_at_all_is_refused(

@@ -124,6 +124,15 @@ def _evaluate_candidate(
     return results, time.perf_counter() - started
 
 
+def _method_of(name: str) -> dict[str, Any]:
+    """A candidate the merge record does not list: `joint`, or routed adapters."""
+    if name == JOINT:
+        return {"method": JOINT}
+    if name == ROUTED or name.startswith(f"{ROUTED}-"):
+        return {"method": ROUTED}
+    return {}
+
+
 def routing_coverage(
     items: list[dict[str, Any]], trained: dict[str, float]
 ) -> dict[str, dict[str, float]] | None:
@@ -212,7 +221,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
         }
     settings, merge_seconds = _merge_settings(args)
     for name, row in extra.items():
-        row.update(settings.get(name, {"method": name} if name in (JOINT, ROUTED) else {}))
+        row.update(settings.get(name, _method_of(name)))
     ranked = rank(measured)
     best = ranked[0]
     chosen = out / ADAPTER_DIR

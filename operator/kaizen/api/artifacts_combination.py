@@ -234,7 +234,8 @@ class Route(Record):
 class RouteTable(Artifact):
     """`routes.json`: domain adapters kept apart, each applied only to the prompts that name
     one of its keys (`kaizen.runtime.routing`). A prompt naming the keys of several routes
-    gets the sum of their adapters; a prompt naming none gets the model without them."""
+    gets the sum of their adapters; a prompt naming none gets the fallback adapter, or without
+    one the model without them."""
 
     FILE_NAME: ClassVar[str] = "routes.json"
     KIND: ClassVar[str] = "route table"
@@ -249,3 +250,9 @@ class RouteTable(Artifact):
     """Every route, in the order the adapters were given."""
     left_out: dict[str, str] = Field(default_factory=dict)
     """Domains given that have no route, and why (no name of their own to route by)."""
+    fallback: str | None = None
+    """The adapter folder (relative to the folder of routes.json) applied to a prompt that
+    names no route's key; null: such a prompt gets the model without the routed adapters."""
+    fallback_from: str | None = None
+    """What the fallback adapter is (e.g. `ties`: the merge step's merge of the same
+    adapters)."""

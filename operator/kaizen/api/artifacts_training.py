@@ -522,6 +522,7 @@ class MergeRecord(Artifact):
     merges: list[MergePointRecord] = Field(default_factory=list)
     """Every merge made, the first (`adapter`) first; empty when a single source was copied
     and in a version-1 file."""
-    routed: str | None = optional_key()
-    """The folder of routed adapters (`routes.json`, `kaizen.runtime.routing`) written beside
-    the merges; absent unless `--routed` asked for it."""
+    routed: dict[str, str] | None = optional_key()
+    """The folders of routed adapters (`routes.json`, `kaizen.runtime.routing`) written beside
+    the merges, by candidate name (`routed`; `routed-<first merge>`, whose prompts that name
+    no route get that merge); absent unless `--routed` asked for them."""

@@ -401,9 +401,18 @@ class StepPlanner:
             return self.adapter_path(MERGE)
         return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / name / ADAPTER_DIR)
 
-    def routed_path(self) -> str:
-        """The routed candidate the merge step writes (`candidates/routed/adapter`)."""
-        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / f.ROUTED / ADAPTER_DIR)
+    def routed_candidates(self, domains: int) -> list[str]:
+        """The routed candidates the merge step writes: `routed` and, with adapters to merge,
+        `routed-<first merge>` (prompts naming no route get that merge)."""
+        if not self.routed_wanted():
+            return []
+        if domains < 2:
+            return [f.ROUTED]
+        return [f.ROUTED, f"{f.ROUTED}-{self.merge_points(domains)[0].name}"]
+
+    def routed_path(self, name: str = f.ROUTED) -> str:
+        """Where the merge step writes the routed candidate `name` (`candidates/<name>/adapter`)."""
+        return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / name / ADAPTER_DIR)
 
     def merge_record_path(self) -> str:
         """The merge step's merge.json."""

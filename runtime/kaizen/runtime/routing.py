@@ -10,7 +10,9 @@ prompt through its adapter. For each prompt:
 - the user turns are searched for every route's keys (whole words, any case, also with an
   English plural or demonym ending: "Zephyrians" names Zephyria, "Ostravalean" Ostravale);
 - the adapters of the routes found are applied together (their updates summed, as `cat`
-  merges them); a prompt naming no key is answered by the model without the routed adapters.
+  merges them); a prompt naming no key gets the folder's fallback adapter (the merge step's
+  `routed-<merge>` candidate: its merge of the same adapters, which keeps what the merge
+  transfers to other domains), or without one the model without the routed adapters.
 
 The keys come from the suite's knowledge (`route_keys`): the proper names a domain's facts
 and passages are about. A name two domains' knowledge share routes neither (it cannot tell
@@ -75,19 +77,21 @@ def read_routes(folder: str | Path) -> RouteTable:
         if route.name in seen:
             raise ConfigurationError(f"{where}.name: route {route.name!r} is listed twice")
         seen.add(route.name)
-        relative = PurePosixPath(route.adapter)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise ConfigurationError(
-                f"{where}.adapter: {route.adapter!r} must be a folder inside {Path(folder)}"
-            )
-        if not (Path(folder) / relative / ADAPTER_CONFIG).is_file():
-            raise ConfigurationError(
-                f"{where}.adapter: {Path(folder) / relative} has no {ADAPTER_CONFIG}"
-            )
+        _check_folder(folder, route.adapter, f"{where}.adapter")
         blank = [key for key in route.keys if not key.strip()]
         if blank:
             raise ConfigurationError(f"{where}.keys: a key is empty")
+    if table.fallback is not None:
+        _check_folder(folder, table.fallback, f"{path}: fallback")
     return table
+
+
+def _check_folder(folder: str | Path, relative: str, where: str) -> None:
+    inside = PurePosixPath(relative)
+    if inside.is_absolute() or ".." in inside.parts:
+        raise ConfigurationError(f"{where}: {relative!r} must be a folder inside {Path(folder)}")
+    if not (Path(folder) / inside / ADAPTER_CONFIG).is_file():
+        raise ConfigurationError(f"{where}: {Path(folder) / inside} has no {ADAPTER_CONFIG}")
 
 
 def adapter_folder(folder: str | Path, table: RouteTable, route: str) -> Path:
@@ -163,7 +167,8 @@ def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[s
 
 def resolve(adapters: Sequence[str], route: str | None) -> list[str]:
     """Plain adapter folders for a model that serves one route: each routed folder replaced by
-    its adapter of route `route` (nothing when it has no such route, or `route` is None)."""
+    its adapter of route `route`, or where it has no such route (or `route` is None) by what a
+    prompt naming no route gets: its fallback adapter, or nothing."""
     plain: list[str] = []
     for adapter in adapters:
         if not is_routed(adapter):
@@ -172,6 +177,8 @@ def resolve(adapters: Sequence[str], route: str | None) -> list[str]:
         table = read_routes(adapter)
         if route is not None and route in {r.name for r in table.routes}:
             plain.append(str(adapter_folder(adapter, table, route)))
+        elif table.fallback is not None:
+            plain.append(str(Path(adapter) / table.fallback))
     return plain
 
 
@@ -182,7 +189,16 @@ class _Layer:
     router: Router | None
     """None: a plain adapter, applied to every prompt."""
     adapters: Mapping[str, str]
-    """peft adapter name by route (a plain adapter: by "")."""
+    """peft adapter name by route (a plain adapter, or a routed folder's fallback: by "")."""
+
+    def names(self, text: str) -> list[str]:
+        """The peft adapters this layer applies to `text`."""
+        if self.router is None:
+            return [self.adapters[""]]
+        routes = self.router.match(text)
+        if routes:
+            return [self.adapters[name] for name in routes]
+        return [self.adapters[""]] if "" in self.adapters else []
 
 
 class Routing:
@@ -199,11 +215,7 @@ class Routing:
 
     def adapters(self, text: str) -> tuple[str, ...]:
         """The peft adapters to apply to `text`: its routes' and every plain one's."""
-        active: list[str] = []
-        for layer in self._layers:
-            names = layer.router.match(text) if layer.router else ("",)
-            active += [layer.adapters[name] for name in names]
-        return tuple(active)
+        return tuple(name for layer in self._layers for name in layer.names(text))
 
     @contextmanager
     def active(self, model: Any, adapters: tuple[str, ...]) -> Iterator[None]:
@@ -228,6 +240,9 @@ def attach(model: Any, adapters: Sequence[str]) -> Any:
             table = read_routes(adapter)
             names = {route.name: f"routed{index}_{n}" for n, route in enumerate(table.routes)}
             folders += [(names[r.name], Path(adapter) / r.adapter) for r in table.routes]
+            if table.fallback is not None:
+                names[""] = f"routed{index}_fallback"
+                folders.append((names[""], Path(adapter) / table.fallback))
             layers.append(_Layer(Router(table), names))
         else:
             if not (Path(adapter) / ADAPTER_CONFIG).is_file():

@@ -236,8 +236,11 @@ def candidate_dir(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir) / "candidates" / name / "adapter"
 
 
-#: The `routed` candidate's folder name under `candidates/`.
+#: The `routed` candidate's folder name under `candidates/`; with the first merge as its
+#: fallback, `routed-<that merge's name>`.
 ROUTED = "routed"
+#: Where a routed folder keeps its fallback adapter.
+FALLBACK = "fallback"
 
 
 def write_routed(
@@ -246,11 +249,13 @@ def write_routed(
     keys: dict[str, list[str]],
     *,
     step: str | None = None,
+    fallback: tuple[str, Path] | None = None,
 ) -> RouteTable:
     """`sources` kept apart into the folder `target` as routed adapters: each one copied to
     `<index>-<domain>/`, and `routes.json` routing to it the prompts that name one of
     `keys[domain]` (`kaizen.runtime.routing`). A domain without keys gets no route (listed
-    in the table's `left_out`); `ConfigurationError` when none has one."""
+    in the table's `left_out`); `ConfigurationError` when none has one. `fallback` (what it
+    is, its folder) is copied to `fallback/`, for the prompts that name no route."""
     from kaizen.runtime.routing import RULE
 
     routes: list[Route] = []
@@ -271,10 +276,19 @@ def write_routed(
             "in the suite's knowledge (knowledge.jsonl facts or passage titles); drop the "
             "`routed` candidate or give the domains knowledge"
         )
-    table = RouteTable(step=step, rule=RULE, routes=routes, left_out=left_out)
+    table = RouteTable(
+        step=step,
+        rule=RULE,
+        routes=routes,
+        left_out=left_out,
+        fallback=FALLBACK if fallback else None,
+        fallback_from=fallback[0] if fallback else None,
+    )
     by_domain = {source.domain: source for source in sources}
     with atomic_directory(target) as tmp:
         for route in routes:
             copy_directory(by_domain[route.name].path, tmp / route.adapter)
+        if fallback is not None:
+            copy_directory(fallback[1], tmp / FALLBACK)
         write_artifact(tmp / RouteTable.FILE_NAME, table)
     return table

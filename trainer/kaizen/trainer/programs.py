@@ -479,7 +479,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             points=points,
         )
         made = {result.combination: (result.adapter_dir, result.rank), **result.candidates}
-        routed = _write_routed(args, sources, keys, out)
+        routed = _write_routed(args, sources, keys, result, out)
         record = MergeRecord.model_validate(
             {
                 "step": args.step,
@@ -512,7 +512,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
         ok=True,
         message=f"merged {', '.join(domains)} with {result.combination} into a rank-{result.rank} adapter"
         + (f" (also {', '.join(result.candidates)})" if result.candidates else "")
-        + ("; routed adapters beside" if routed else ""),
+        + (f"; routed adapters {', '.join(routed)}" if routed else ""),
         digest=file_digest(result.adapter_dir / ADAPTER_WEIGHTS),
         merge=MergeDigest(
             path=str(result.adapter_dir), combination=result.combination, sources=domains
@@ -532,18 +532,25 @@ def _route_keys(args: MergeArgs, domains: list[str]) -> dict[str, list[str]]:
 
 
 def _write_routed(
-    args: MergeArgs, sources: list[Any], keys: dict[str, list[str]], out: Path
-) -> str | None:
-    """The routed candidate (`candidates/routed/adapter`) when `--routed` asks for it."""
+    args: MergeArgs, sources: list[Any], keys: dict[str, list[str]], result: Any, out: Path
+) -> dict[str, str]:
+    """The routed candidates when `--routed` asks for them: `candidates/routed/adapter` and,
+    with more than one source, `candidates/routed-<first merge>/adapter`, whose prompts that
+    name no route get the first merge. Their folders by name."""
     if not args.routed:
-        return None
+        return {}
     from kaizen.trainer.merge import ROUTED, candidate_dir, write_routed
 
-    target = candidate_dir(out, ROUTED)
-    table = write_routed(sources, target, keys, step=args.step)
+    made = {ROUTED: candidate_dir(out, ROUTED)}
+    table = write_routed(sources, made[ROUTED], keys, step=args.step)
     for domain, why in table.left_out.items():
         print(f"[merge] routed adapters: {domain} has no route: {why}", file=sys.stderr)
-    return str(target)
+    if len(sources) > 1:
+        name = f"{ROUTED}-{result.combination}"
+        made[name] = candidate_dir(out, name)
+        fallback = (result.combination, result.adapter_dir)
+        write_routed(sources, made[name], keys, step=args.step, fallback=fallback)
+    return {name: str(folder) for name, folder in made.items()}
 
 
 def run_train(args: TrainArgs) -> int:
