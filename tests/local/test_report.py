@@ -83,3 +83,23 @@ def test_both_reports_say_where_a_routed_candidate_sent_the_dev_items(tmp_path) 
         _combination(CycleInputs(directory=Path(tmp_path), name="c", combination=report))
     )
     assert "through their own domain's route: geo 100.0%, zep 40.0%" in html
+
+
+def test_the_generation_line_says_when_the_candidate_is_routed() -> None:
+    from kaizen.api import CombinationDigest
+
+    def status(chosen: str) -> ImprovementCycleStatus:
+        return ImprovementCycleStatus(
+            phase=Phase.SUCCEEDED,
+            baseline=ScoreDigest(overall=0.4, domains={"z": 0.0}, tokens_per_second=190.0,
+                                 peak_memory_mb=1361.0),
+            candidate=ScoreDigest(overall=0.8, domains={"z": 1.0}, tokens_per_second=63.0,
+                                  peak_memory_mb=1260.0),
+            combination=CombinationDigest(path="/a", chosen=chosen, candidates=2,
+                                          retention={"z": 1.0}, min_retention=1.0, target=0.9,
+                                          target_met=True),
+        )  # fmt: skip
+
+    routed = render_report(status("routed-ties"))
+    assert "candidate 63.0 tokens/s, 1260 MiB (routed adapters, unmerged" in routed
+    assert "(adapters merged into the weights)" in render_report(status("ties"))

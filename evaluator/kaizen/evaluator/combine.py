@@ -24,7 +24,7 @@ from typing import Any
 
 from kaizen.api.args_combination import CombineArgs
 from kaizen.api.artifacts import CombinationReport, MergeRecord, read_artifact, write_artifact
-from kaizen.api.fields import JOINT, ROUTED
+from kaizen.api.fields import JOINT, ROUTED, is_routed_candidate
 from kaizen.api.runner import ConfigurationError, run_step
 from kaizen.api.summary import CombinationDigest, StepSummary, file_digest
 from kaizen.evaluator.evaluate import (
@@ -128,7 +128,7 @@ def _method_of(name: str) -> dict[str, Any]:
     """A candidate the merge record does not list: `joint`, or routed adapters."""
     if name == JOINT:
         return {"method": JOINT}
-    if name == ROUTED or name.startswith(f"{ROUTED}-"):
+    if is_routed_candidate(name):
         return {"method": ROUTED}
     return {}
 

@@ -150,6 +150,14 @@ JOINT = "joint"
 #: knowledge (`kaizen.runtime.routing`): an `auto` candidate only, since serving it needs the
 #: route table (docs/routing.md).
 ROUTED = "routed"
+
+
+def is_routed_candidate(name: str) -> bool:
+    """Whether a candidate's name is routed adapters: `routed`, or `routed-<merge>` (prompts
+    naming no route get that merge)."""
+    return name == ROUTED or name.startswith(f"{ROUTED}-")
+
+
 #: A candidate way of combining what the domain adapters learned: a merge method, `joint` or
 #: `routed`.
 Candidate = Literal["linear", "cat", "ties", "dare_linear", "dare_ties", "svd", "joint", "routed"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kaizen.api import ImprovementCycleStatus, Phase
 from kaizen.api.artifacts import ArtifactError, CombinationReport, read_artifact
-from kaizen.api.fields import ROUTED
+from kaizen.api.fields import is_routed_candidate
 from kaizen.api.numbers import format_p
 
 
@@ -144,7 +144,9 @@ def render_report(status: ImprovementCycleStatus) -> str:
                 f"{baseline.peak_memory_mb or 0:.0f} MiB"
             )
             if candidate is not None and candidate.tokens_per_second:
-                routed = status.combination is not None and status.combination.chosen == ROUTED
+                routed = status.combination is not None and is_routed_candidate(
+                    status.combination.chosen
+                )
                 how = (
                     "routed adapters, unmerged: each prompt gets its routes' adapters"
                     if routed
