@@ -154,8 +154,12 @@ def test_a_prompt_naming_no_route_gets_the_fallback_adapter(setup: dict[str, Any
 
 
 def test_combine_scores_routed_adapters_and_reports_where_items_went(
-    setup: dict[str, Any], tmp_path: Path
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from tests.evaluator.test_tracking import read_run
+
+    (tmp_path / "wandb-dir").mkdir()
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
     root: Path = setup["root"]
     suite = root / "suite-dev"
     if not suite.exists():
@@ -185,9 +189,12 @@ def test_combine_scores_routed_adapters_and_reports_where_items_went(
         output=str(tmp_path / "combine"), step="combine", model=setup["model"], suite=str(suite),
         baseline=baseline, alone=[f"{d}={p}" for d, p in alone.items()],
         candidates=[f"routed={setup['routed']}"], max_new_tokens=4, batch_size=4,
-        quiet=True, tracking_mode="disabled",
+        quiet=True, tracking_mode="offline",
     )  # fmt: skip
     combine(args, tmp_path / "combine")
+    run = read_run(tmp_path / "wandb-dir")
+    assert float(run["history"]["routing/own/vale"]) == 1.0
+    assert float(run["history"]["routing/stray/plain"]) == 0.0
     report = read_artifact(tmp_path / "combine" / "combination.json", CombinationReport)
     (row,) = report.candidates
     assert row.method == "routed"

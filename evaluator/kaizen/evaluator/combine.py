@@ -305,6 +305,9 @@ def _track(args: CombineArgs, out: Path, report: CombinationReport) -> None:
         }
         if chosen.min_retention is not None:
             metrics["retention/min"] = chosen.min_retention
+        if chosen.routing is not None:
+            metrics |= {f"routing/own/{d}": v for d, v in chosen.routing.own.items()}
+            metrics |= {f"routing/stray/{d}": v for d, v in chosen.routing.stray.items()}
         metrics["combination/mean_gain"] = chosen.mean_gain
         tracker.log(metrics)
         tracker.summary(metrics | {"combination/chosen": report.chosen})
