@@ -236,10 +236,8 @@ def candidate_dir(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir) / "candidates" / name / "adapter"
 
 
-#: The `routed` candidate's folder name under `candidates/`; with the first merge as its
-#: fallback, `routed-<that merge's name>`.
-ROUTED = "routed"
-#: Where a routed folder keeps its fallback adapter.
+#: Where a routed folder keeps its fallback adapter. (The routed candidates' folders under
+#: `candidates/` are `routed` and, with the first merge as fallback, `routed-<its name>`.)
 FALLBACK = "fallback"
 
 

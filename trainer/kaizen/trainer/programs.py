@@ -539,7 +539,8 @@ def _write_routed(
     name no route get the first merge. Their folders by name."""
     if not args.routed:
         return {}
-    from kaizen.trainer.merge import ROUTED, candidate_dir, write_routed
+    from kaizen.api.fields import ROUTED
+    from kaizen.trainer.merge import candidate_dir, write_routed
 
     made = {ROUTED: candidate_dir(out, ROUTED)}
     table = write_routed(sources, made[ROUTED], keys, step=args.step)
