@@ -123,3 +123,19 @@ def test_the_executor_refuses_a_folder_outside_its_root_even_without_validation(
     with pytest.raises(SpecError):
         executor.run(escaped)
     assert executor.cycle_dir(cycle) == (tmp_path / "artifacts" / "default" / "c").resolve()
+
+
+def test_check_notes_the_domains_a_routed_candidate_could_not_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "evaluation": {"suite": "demo"},
+        "merge": {"combination": "auto", "candidates": ["ties", "routed"]},
+    }
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert code == 0 and "is valid" in out
+    assert "routed: domain(s) arithmetic of suite 'demo' have no name" in out + err
+    # Without routed among the candidates there is nothing to say.
+    spec["merge"]["candidates"] = ["ties"]
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert "routed" not in out + err

@@ -10,8 +10,10 @@ of the first step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kaizen.api import ImprovementCycle
+from kaizen.api.fields import AUTO, ROUTED
 
 #: lm-evaluation-harness tasks become domains of this name in the results.
 LMEVAL_PREFIX = "lmeval:"
@@ -65,4 +67,21 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 f"spec.training.domains.{domain}: {domain!r} is not evaluated "
                 "(spec.evaluation.domains), so it can never be a priority domain"
             )
+    if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
+        report.notes.extend(_routing_notes(suite, sorted(evaluated & set(suite.domains))))
     return report
+
+
+def _routing_notes(suite: Any, domains: list[str]) -> list[str]:
+    """Which evaluated domains the `routed` candidate could not route (no key of their own)."""
+    from kaizen.runtime.routing import route_keys
+
+    keys = route_keys(suite.knowledge, domains)
+    unroutable = [d for d in domains if not keys[d]]
+    if not unroutable:
+        return []
+    return [
+        f"spec.merge.candidates: routed: domain(s) {', '.join(unroutable)} of suite "
+        f"{suite.name!r} have no name of their own in its knowledge to route by; trained, "
+        "they get no route (routed-<merge> sends their prompts through the merge instead)"
+    ]
