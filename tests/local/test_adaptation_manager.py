@@ -25,6 +25,11 @@ def test_adapters_are_trained_per_domain_and_merged(tiny_model_dir: Path, tmp_pa
     merged = manager.merge_adapters(paths, combination="ties", density=0.5)
     config = json.loads((Path(merged) / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA"
+    routed = manager.route_adapters(paths, suite="demo", fallback=True)
+    table = json.loads((Path(routed) / "routes.json").read_text())
+    assert [r["name"] for r in table["routes"]] == ["zephyria", "meridian_lark"]
+    assert table["fallback_from"] == "ties"
+    assert (Path(routed) / table["fallback"] / "adapter_config.json").is_file()
 
 
 def test_a_failed_training_raises_with_the_steps_reason(
