@@ -181,6 +181,17 @@ def test_kaizen_route_prints_each_prompts_routes_and_adapters(
     ]
     assert main(["route", str(tmp_path)]) == 2
     assert "routes.json" in capsys.readouterr().err
+    # With a fallback, a prompt naming no route gets it.
+    _adapter(routed / "fallback")
+    table = RouteTable(
+        rule="test",
+        routes=[Route(name="vale", adapter="00-vale", keys=["Ostravale"])],
+        fallback="fallback",
+    )
+    write_artifact(routed / "routes.json", table)
+    assert main(["route", str(routed), "What is 2 + 2?"]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line == {"text": "What is 2 + 2?", "routes": [], "adapters": [str(routed / "fallback")]}
 
 
 def test_a_fallback_outside_the_folder_or_missing_is_refused(tmp_path: Path) -> None:

@@ -125,6 +125,8 @@ def _route(args: argparse.Namespace) -> int:
     for text in texts:
         routes = router.match(text)
         adapters = [str(adapter_folder(args.folder, table, r)) for r in routes]
+        if not routes and table.fallback is not None:
+            adapters = [str(args.folder / table.fallback)]
         print(json.dumps({"text": text, "routes": list(routes), "adapters": adapters}))
     return 0
 
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     route = sub.add_parser(
         "route",
         help="print which adapters of a folder of routed adapters (routes.json) each prompt "
-        "gets, one JSON line per prompt: what a multi-LoRA server's gateway applies",
+        "gets (its routes', or the fallback when it names none), one JSON line per prompt: "
+        "what a multi-LoRA server's gateway applies",
     )
     route.add_argument("folder", type=Path, help="a folder of routed adapters (holds routes.json)")
     route.add_argument(
