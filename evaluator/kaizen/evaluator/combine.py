@@ -71,7 +71,9 @@ def _copy_adapter(source: str | Path, target: Path) -> None:
     """`source` into `target`, atomically (a temporary folder renamed into place)."""
     source = Path(source)
     if not is_adapter(source):
-        raise ConfigurationError(f"--candidate {source}: not an adapter (no adapter_config.json)")
+        raise ConfigurationError(
+            f"--candidate {source}: not an adapter (no adapter_config.json, no routes.json)"
+        )
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
@@ -148,11 +150,10 @@ def routing_coverage(
             own.setdefault(domain, []).append(domain in routes)
         else:
             stray.setdefault(domain, []).append(bool(routes))
-    share = {
+    return {
         key: {d: round(sum(v) / len(v), 4) for d, v in sorted(table.items())}
         for key, table in (("own", own), ("stray", stray))
     }
-    return share
 
 
 def _merge_settings(args: CombineArgs) -> tuple[dict[str, dict[str, Any]], float | None]:
