@@ -38,10 +38,12 @@ from kaizen.api.args import EvaluateArgs, StepArgs
 from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, ItemResult, read_artifact
+from kaizen.api.fields import ROUTED
 from kaizen.evaluator.stats import mcnemar_exact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
 from kaizen.runtime.suites.records import SuiteError
+from kaizen.trainer.merge import candidate_dir
 
 HERE = Path(__file__).resolve().parent
 KORRIN = HERE / "suites" / "korrin"
@@ -353,37 +355,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         seconds[f"train {variant}"] = run(train, out)
         cards[variant] = read_artifact(train_dir / "data_card.json", DataCard)
-        eval_dir = out / f"evaluate-{name}"
-        seconds[f"evaluate {variant}"] = run(
-            EvaluateArgs(
-                output=str(eval_dir),
-                step=f"evaluate-{name}",
-                adapters=[str(train_dir / "adapter")],
-                **evaluate,
-            ),
-            out,
-        )
-        results = read_artifact(eval_dir / "results.json", EvaluationResults)
-        rows[variant] = scores(results)
-        churns[variant] = churn(base.items, results.items)
-        if options.routed:
-            label = f"{variant} routed"
-            routed = route(options.model, suite, train_dir / "adapter", out / f"route-{name}")
-            seconds[f"route {variant}"] = run(routed, out)
-            eval_dir = out / f"evaluate-{name}-routed"
+
+        def evaluate_adapter(label: str, step: str, adapter: Path) -> EvaluationResults:
+            """`adapter` scored on the suite as `step`; its row and churn kept as `label`."""
+            eval_dir = out / step
             seconds[f"evaluate {label}"] = run(
-                EvaluateArgs(
-                    output=str(eval_dir),
-                    step=f"evaluate-{name}-routed",
-                    adapters=[str(out / f"route-{name}" / "candidates" / "routed" / "adapter")],
-                    **evaluate,
-                ),
+                EvaluateArgs(output=str(eval_dir), step=step, adapters=[str(adapter)], **evaluate),
                 out,
             )
             results = read_artifact(eval_dir / "results.json", EvaluationResults)
             rows[label] = scores(results)
             churns[label] = churn(base.items, results.items)
-            coverage[label] = routed_share(results.items, "korrin")
+            return results
+
+        evaluate_adapter(variant, f"evaluate-{name}", train_dir / "adapter")
+        if options.routed:
+            routed = route(options.model, suite, train_dir / "adapter", out / f"route-{name}")
+            seconds[f"route {variant}"] = run(routed, out)
+            folder = candidate_dir(routed.output, ROUTED)
+            results = evaluate_adapter(f"{variant} routed", f"evaluate-{name}-routed", folder)
+            coverage[f"{variant} routed"] = routed_share(results.items, "korrin")
 
     columns = list(rows["base model"])
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]

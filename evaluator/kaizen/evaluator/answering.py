@@ -61,9 +61,9 @@ def answer(
     else:
         answers.routes = {}
         for index, item in enumerate(items):
-            text = prompt_text(item.conversation())
-            answers.routes[index] = list(routing.routes(text))
-            groups.setdefault(routing.adapters(text), []).append(index)
+            routes, adapters = routing.select(prompt_text(item.conversation()))
+            answers.routes[index] = list(routes)
+            groups.setdefault(adapters, []).append(index)
     for adapters, indices in sorted(groups.items()):
         open_items = [i for i in indices if items[i].choices is None]
         closed = [i for i in indices if items[i].choices is not None]
@@ -98,4 +98,4 @@ def without_routes(model: Any) -> AbstractContextManager[None]:
     """A context in which a routed model applies what a prompt naming no route gets (for
     lm-eval's requests, which are not routed); a no-op context for any other model."""
     routing = routing_of(model)
-    return routing.active(model, routing.adapters("")) if routing else nullcontext()
+    return routing.active(model, routing.select("")[1]) if routing else nullcontext()

@@ -224,7 +224,7 @@ def combination_candidates(
     each merge method's grid points (`merge.search`) after its plain one."""
     domains = len(priority_domains(status))
     points = planner.merge_points(domains)
-    routed = [(name, planner.routed_path(name)) for name in planner.routed_candidates(domains)]
+    routed = [(name, planner.candidate_path(name)) for name in planner.routed_candidates(domains)]
     if domains == 1:
         # One adapter: the merge step copied it; only routing it is something else to try.
         return [("copy", planner.merge_candidate_path(points[0].name, domains)), *routed]

@@ -399,7 +399,7 @@ class StepPlanner:
         """The adapter the merge step writes for the point `name`."""
         if name == self.merge_points(domains)[0].name:
             return self.adapter_path(MERGE)
-        return self.routed_path(name)
+        return self.candidate_path(name)
 
     def routed_candidates(self, domains: int) -> list[str]:
         """The routed candidates the merge step writes: `routed` and, with adapters to merge,
@@ -410,9 +410,9 @@ class StepPlanner:
             return [f.ROUTED]
         return [f.ROUTED, f"{f.ROUTED}-{self.merge_points(domains)[0].name}"]
 
-    def routed_path(self, name: str = f.ROUTED) -> str:
-        """Where the merge step writes a candidate beyond `adapter/`, a further merge or the
-        routed candidate `name`: `candidates/<name>/adapter`."""
+    def candidate_path(self, name: str) -> str:
+        """Where the merge step writes a candidate beyond `adapter/` (a further merge point or
+        a routed candidate): `candidates/<name>/adapter`."""
         return str(PurePosixPath(self.dir(MERGE)) / CANDIDATES_DIR / name / ADAPTER_DIR)
 
     def merge_record_path(self) -> str:

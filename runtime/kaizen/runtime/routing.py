@@ -191,14 +191,14 @@ class _Layer:
     adapters: Mapping[str, str]
     """peft adapter name by route (a plain adapter, or a routed folder's fallback: by "")."""
 
-    def names(self, text: str) -> list[str]:
-        """The peft adapters this layer applies to `text`."""
+    def select(self, text: str) -> tuple[tuple[str, ...], list[str]]:
+        """(the routes `text` goes through here, the peft adapters this layer applies to it)."""
         if self.router is None:
-            return [self.adapters[""]]
+            return (), [self.adapters[""]]
         routes = self.router.match(text)
         if routes:
-            return [self.adapters[name] for name in routes]
-        return [self.adapters[""]] if "" in self.adapters else []
+            return routes, [self.adapters[name] for name in routes]
+        return (), [self.adapters[""]] if "" in self.adapters else []
 
 
 class Routing:
@@ -207,15 +207,16 @@ class Routing:
     def __init__(self, layers: Sequence[_Layer]) -> None:
         self._layers = tuple(layers)
 
-    def routes(self, text: str) -> tuple[str, ...]:
-        """The routes `text` goes through (of every routed folder, in order)."""
-        return tuple(
-            name for layer in self._layers if layer.router for name in layer.router.match(text)
-        )
-
-    def adapters(self, text: str) -> tuple[str, ...]:
-        """The peft adapters to apply to `text`: its routes' and every plain one's."""
-        return tuple(name for layer in self._layers for name in layer.names(text))
+    def select(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the routes `text` goes through, of every routed folder in order; the peft
+        adapters to apply to it: its routes' or the fallbacks, and every plain one)."""
+        routes: list[str] = []
+        active: list[str] = []
+        for layer in self._layers:
+            matched, names = layer.select(text)
+            routes += matched
+            active += names
+        return tuple(routes), tuple(active)
 
     @contextmanager
     def active(self, model: Any, adapters: tuple[str, ...]) -> Iterator[None]:

@@ -122,20 +122,19 @@ def attach_targets(
     those of every example but the `kept` ones (indices), which get `model`'s own
     (`preserve`). `options` are `teacher_targets`'s."""
     examples = list(examples)
-    taught = sorted(set(range(len(examples))) - set(kept))
-    passes = ((teacher, taught, False, teacher is not None), (model, list(kept), True, bool(kept)))
-    reports: list[TargetsReport | None] = []
-    for source, indices, preserve, made in passes:
-        if not made:
-            reports.append(None)
-            continue
+
+    def attach(source: Any, indices: Sequence[int], preserve: bool) -> TargetsReport:
         with_targets, report = teacher_targets(
             source, [examples[i] for i in indices], preserve=preserve, **options
         )
         for i, example in zip(indices, with_targets, strict=True):
             examples[i] = example
-        reports.append(report)
-    return examples, reports[0], reports[1]
+        return report
+
+    taught = sorted(set(range(len(examples))) - set(kept))
+    distilled = attach(teacher, taught, False) if teacher is not None else None
+    preserved = attach(model, list(kept), True) if kept else None
+    return examples, distilled, preserved
 
 
 def kl_to_teacher(
