@@ -290,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
         "--rank", type=int, default=None, help="the train step's --rank (default: the step's)"
     )
     parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "linear", "cosine"),
+        default=None,
+        help="the train step's --lr-schedule (default: the step's own default)",
+    )
+    parser.add_argument(
+        "--warmup-ratio", type=float, default=None, help="the train step's --warmup-ratio"
+    )
+    parser.add_argument(
         "--routed",
         action="store_true",
         help="also score each variant's adapter routed (the merge step's routed candidate: "
@@ -321,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         focus["target_modules"] = options.target_modules
     if options.rank is not None:
         focus["rank"] = options.rank
+    if options.lr_schedule is not None:
+        focus["lr_schedule"] = options.lr_schedule
+    if options.warmup_ratio is not None:
+        focus["warmup_ratio"] = options.warmup_ratio
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from kaizen.api.runner import ConfigurationError
 from kaizen.runtime.models import format_prompt, load_model
 from kaizen.trainer.data import Example, tokenize_examples
-from kaizen.trainer.lora import LoraSettings, batch_indices, epoch_order, train_lora
+from kaizen.trainer.lora import LoraSettings, train_lora
+from kaizen.trainer.schedule import batch_indices, epoch_order
 
 
 def _greedy(model, tokenizer, question: str) -> str:
@@ -81,13 +83,16 @@ class Preempted(Exception):
     """Stands in for a node drain in the middle of training."""
 
 
+@pytest.mark.parametrize("schedule", [("constant", 0.0), ("cosine", 0.2)], ids=str)
 def test_interrupted_training_resumes_to_the_same_adapter(
-    tiny_model_dir, tokenizer, tmp_path
+    tiny_model_dir, tokenizer, tmp_path, schedule
 ) -> None:
-    # Dropout makes the resumed run depend on the restored random state too.
+    # Dropout makes the resumed run depend on the restored random state too; a decaying
+    # schedule, on the step's rate being set from the step alone.
     settings = LoraSettings(
-        steps=7, batch_size=1, learning_rate=1e-2, dropout=0.1, checkpoint_every=3
-    )
+        steps=7, batch_size=1, learning_rate=1e-2, dropout=0.1, checkpoint_every=3,
+        lr_schedule=schedule[0], warmup_ratio=schedule[1],
+    )  # fmt: skip
     straight = _train(tiny_model_dir, tokenizer, tmp_path / "straight", settings)
 
     def preempt(step: int, loss: float) -> None:
@@ -128,6 +133,16 @@ def test_a_longer_run_continues_a_shorter_one(tiny_model_dir, tokenizer, tmp_pat
     assert len(longer.loss_curve) == 4
     with pytest.raises(ConfigurationError, match="past the 3 steps"):
         _train(tiny_model_dir, tokenizer, tmp_path, LoraSettings(steps=3, batch_size=1))
+
+
+def test_under_a_decaying_schedule_a_longer_run_starts_afresh(
+    tiny_model_dir, tokenizer, tmp_path
+) -> None:
+    # Its rates at the shorter run's steps differ: that run's checkpoint is not its past.
+    short = LoraSettings(steps=2, batch_size=1, lr_schedule="linear")
+    _train(tiny_model_dir, tokenizer, tmp_path, short)
+    longer = _train(tiny_model_dir, tokenizer, tmp_path, replace(short, steps=4))
+    assert longer.resumed_from == 0 and len(longer.loss_curve) == 4
 
 
 def test_named_target_modules_only_get_lora_weights(tiny_model_dir, tokenizer, tmp_path) -> None:

@@ -40,7 +40,14 @@ class LoraTrainingArgs(ModelArgs):
     """Modules that get LoRA weights, e.g. q_proj v_proj, or all-linear."""
 
     learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
-    """Constant AdamW learning rate."""
+    """AdamW learning rate (the peak, under a decaying --lr-schedule)."""
+
+    lr_schedule: f.LrSchedule = f.DEFAULT_LR_SCHEDULE
+    """constant; or linear / cosine: warmup over --warmup-ratio of the steps, then decay to 0
+    at the last step."""
+
+    warmup_ratio: f.WarmupRatio = f.DEFAULT_WARMUP_RATIO
+    """Share of the steps over which the learning rate rises from 0 (decaying schedules)."""
 
     steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""

@@ -32,7 +32,7 @@ class LoraConfig(Record):
     target_modules: list[str]
     """Modules that got LoRA weights, or `all-linear`."""
     learning_rate: float
-    """Constant AdamW learning rate."""
+    """AdamW learning rate (the peak, under a decaying schedule)."""
     steps: int
     """Optimiser steps asked for."""
     batch_size: int
@@ -55,6 +55,10 @@ class LoraConfig(Record):
     """Each batch's examples packed into fewer rows (attention kept within each example)."""
     pack_length: int = 0
     """Tokens per packed row (0: the batch's longest example)."""
+    lr_schedule: str = f.DEFAULT_LR_SCHEDULE
+    """`constant`, `linear` or `cosine` (warmup, then decay to 0 at the last step)."""
+    warmup_ratio: float = f.DEFAULT_WARMUP_RATIO
+    """Share of the steps the learning rate rose over."""
     quantization: str = f.DEFAULT_QUANTIZATION
     """`none`, or `4bit`: the frozen base in 4-bit NF4 (QLoRA)."""
     parallelism: str = f.DEFAULT_PARALLELISM

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import resource
 import shutil
 import sys
@@ -39,6 +38,7 @@ from kaizen.trainer.memory import (
     prepare_quantized,
 )
 from kaizen.trainer.packing import pack
+from kaizen.trainer.schedule import SCHEDULES, batch_indices, rate_at
 
 if TYPE_CHECKING:  # pragma: no cover - torch and peft are slow to import
     import torch
@@ -67,7 +67,9 @@ class LoraSettings:
     target_modules: tuple[str, ...] = fields.DEFAULT_TARGET_MODULES
     """Module names that get LoRA weights, or `all-linear`."""
     learning_rate: float = fields.DEFAULT_LEARNING_RATE
-    """Constant AdamW learning rate."""
+    """AdamW learning rate: the peak of `lr_schedule` (`schedule.rate_at`)."""
+    lr_schedule: str = fields.DEFAULT_LR_SCHEDULE
+    warmup_ratio: float = fields.DEFAULT_WARMUP_RATIO
     steps: int = fields.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""
     batch_size: int = fields.DEFAULT_TRAIN_BATCH_SIZE
@@ -79,7 +81,7 @@ class LoraSettings:
     checkpoint_every: int = fields.DEFAULT_CHECKPOINT_EVERY
     """Save a resumable checkpoint every this many steps (and after the last)."""
     group_by_length: bool = True
-    """Batch examples of similar length together (`epoch_order`): less padding per step."""
+    """Batch examples of similar length together (`schedule.epoch_order`): less padding per step."""
     distill_weight: float = 0.0
     """Weight of the token-level distillation KL term (0: off, plain cross-entropy)."""
     distill_top_k: int = fields.DEFAULT_DISTILL_TOP_K
@@ -127,6 +129,10 @@ class LoraSettings:
             problems.append(f"{ALL_LINEAR!r} cannot be combined with other target modules")
         if not self.learning_rate > 0:
             problems.append(f"learning rate must be positive, got {self.learning_rate}")
+        if self.lr_schedule not in SCHEDULES:
+            problems.append(f"lr schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"warmup ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.steps < 1:
             problems.append(f"steps must be at least 1, got {self.steps}")
         if self.batch_size < 1:
@@ -210,59 +216,6 @@ class TrainingResult:
         return self.tokens / self.train_seconds if self.train_seconds > 0 else None
 
 
-#: Batches are grouped by length within windows of this many batches (HF's `group_by_length`
-#: uses 50 with a "megabatch"; a small window keeps batches close to a uniform shuffle).
-LENGTH_GROUP_WINDOW = 8
-
-
-def epoch_order(
-    count: int, batch_size: int, epoch: int, seed: int, lengths: Sequence[int] | None = None
-) -> list[int]:
-    """The order in which epoch `epoch` visits the examples: a seeded permutation.
-
-    With `lengths`, the permutation is cut into windows of `LENGTH_GROUP_WINDOW` batches;
-    each window is sorted by length and cut into batches, and those batches are shuffled
-    (seeded) within the window. A batch then holds examples of similar length, so it pads
-    little, while every example is still visited once per epoch in an order that changes
-    with the seed and the epoch.
-    """
-    order = list(range(count))
-    random.Random(f"{seed}:{epoch}").shuffle(order)
-    if lengths is None:
-        return order
-    window = batch_size * LENGTH_GROUP_WINDOW
-    rng = random.Random(f"{seed}:{epoch}:length")
-    grouped: list[int] = []
-    for start in range(0, count, window):
-        part = sorted(order[start : start + window], key=lambda index: lengths[index])
-        batches = [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-        rng.shuffle(batches)
-        grouped.extend(index for batch in batches for index in batch)
-    return grouped
-
-
-def batch_indices(
-    count: int, batch_size: int, step: int, seed: int, lengths: Sequence[int] | None = None
-) -> list[int]:
-    """Example indices of batch `step` (0-based): a pure function, so a resumed run sees the same batches.
-
-    Batches walk an endless stream of epochs, each ordered by `epoch_order` (grouped by
-    length when `lengths` is given); a batch larger than the set (or one straddling two
-    epochs) wraps around.
-    """
-    if lengths is not None and len(lengths) != count:
-        raise ValueError(f"{len(lengths)} lengths for {count} examples")
-    start = step * batch_size
-    orders: dict[int, list[int]] = {}
-    indices = []
-    for position in range(start, start + batch_size):
-        epoch, offset = divmod(position, count)
-        if epoch not in orders:
-            orders[epoch] = epoch_order(count, batch_size, epoch, seed, lengths)
-        indices.append(orders[epoch][offset])
-    return indices
-
-
 def peak_memory_mb(device: torch.device) -> float:
     """Peak CUDA memory allocated on GPU, else the process's peak resident set size, in MiB."""
     import torch
@@ -274,10 +227,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], base: str) -> str:
-    # Steps and the checkpoint interval may change between attempts (a longer run can
-    # continue a shorter one: the learning rate is constant); everything else must match.
+    # The checkpoint interval may change between attempts, and under a constant learning rate
+    # the steps too (a longer run can continue a shorter one); everything else must match.
     fields = asdict(settings)
-    fields.pop("steps")
+    if settings.lr_schedule == "constant" and not settings.warmup_ratio:
+        for name in ("steps", "lr_schedule", "warmup_ratio"):  # fingerprints from before
+            fields.pop(name)
     fields.pop("checkpoint_every")
     if not settings.distilling:
         # Without distillation these do not touch the adapter: leaving them out keeps the
@@ -546,6 +501,11 @@ def train_lora(
             parallel.reduce_gradients(trainable)
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
+        for group in optimizer.param_groups:
+            group["lr"] = rate_at(
+                step, settings.steps, settings.learning_rate, settings.lr_schedule,
+                settings.warmup_ratio,
+            )  # fmt: skip
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_curve.append(round(reported.item(), 6))

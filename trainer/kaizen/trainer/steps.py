@@ -44,6 +44,8 @@ def lora_settings(args: LoraTrainingArgs, **extra: Any) -> LoraSettings:
         target_modules=tuple(args.target_modules),
         learning_rate=args.learning_rate,
         steps=args.steps,
+        lr_schedule=args.lr_schedule,
+        warmup_ratio=args.warmup_ratio,
         batch_size=args.batch_size,
         seed=args.seed,
         max_grad_norm=args.max_grad_norm,
