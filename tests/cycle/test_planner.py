@@ -58,6 +58,8 @@ FULL_SPEC: dict[str, Any] = {
         "dropout": 0.1,
         "targetModules": ["q_proj", "v_proj"],
         "learningRate": 2e-4,
+        "lrSchedule": "cosine",
+        "warmupRatio": 0.1,
         "steps": 12,
         "batchSize": 2,
         "maxSeqLength": 256,

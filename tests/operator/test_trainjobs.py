@@ -307,6 +307,8 @@ def test_the_settings_read_the_trainjob_switch() -> None:
             "training.anchorRatio",
         ),
         ({"training": {"preserveWeight": -1}}, "training.preserveWeight"),
+        ({"training": {"lrSchedule": "step"}}, "training.lrSchedule"),
+        ({"training": {"warmupRatio": 1}}, "training.warmupRatio"),
         ({"evaluation": {"deviceMap": "balanced"}}, "evaluation.deviceMap"),
         ({"evaluation": {"maxGpuMemory": "60Gi"}}, "evaluation.maxGpuMemory needs"),
         ({"evaluation": {"deviceMap": "auto", "maxGpuMemory": "lots"}}, "maxGpuMemory"),

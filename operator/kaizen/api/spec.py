@@ -186,7 +186,14 @@ class TrainingSpec(SpecModel):
     """Modules that get LoRA weights; `all-linear` means every linear layer but the output head."""
 
     learning_rate: f.LearningRate = f.DEFAULT_LEARNING_RATE
-    """AdamW learning rate."""
+    """AdamW learning rate (the peak, under a decaying `lrSchedule`)."""
+
+    lr_schedule: f.LrSchedule = f.DEFAULT_LR_SCHEDULE
+    """How the learning rate moves over each adapter's steps: `constant`; or `linear` /
+    `cosine`, a warmup over `warmupRatio` of the steps, then a decay to 0 at the last step."""
+
+    warmup_ratio: f.WarmupRatio = f.DEFAULT_WARMUP_RATIO
+    """Share of the steps over which a decaying schedule's rate rises from 0."""
 
     steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
     """Optimiser steps per adapter on average (the derived ones; ignored when `passes` is

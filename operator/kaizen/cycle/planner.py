@@ -327,6 +327,8 @@ class StepPlanner:
             "dropout": training.dropout,
             "target_modules": list(training.target_modules),
             "learning_rate": learning_rate,
+            "lr_schedule": training.lr_schedule,
+            "warmup_ratio": training.warmup_ratio,
             "steps": steps,
             "batch_size": training.batch_size,
             "max_seq_length": training.max_seq_length,
