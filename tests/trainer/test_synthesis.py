@@ -70,23 +70,6 @@ def test_every_fact_gets_several_surface_forms_and_its_inverse() -> None:
     assert inverse.expected == "Quarnel" and inverse.capability == RECALL
 
 
-def test_a_fact_is_asked_as_its_statement_with_either_end_left_blank() -> None:
-    forms = [c for c in by_kind("cloze") if c.facts == ("the Danth|source|the Pelle Hills",)]
-    assert [(c.question, c.expected) for c in forms] == [
-        ("Complete the sentence: The Danth rises in ___.", "the Pelle Hills"),
-        ("Complete the sentence: ___ rises in the Pelle Hills.", "the Danth"),
-    ]
-    assert {c.answer for c in forms} == {"The Danth rises in the Pelle Hills."}
-    assert all(c.capability == RECALL for c in forms)
-
-
-def test_an_end_the_statement_names_twice_gets_no_cloze() -> None:
-    twice = Relation("twin", "{subject} is twinned with {object}, and {object} with it.", ("?",))
-    fact = Fact("d", "Arl", "twin", "Brem")
-    found = candidates(Knowledge(relations={"twin": twice}, facts=(fact,)))
-    assert [c.expected for c in found if c.kind == "cloze"] == ["Arl"]
-
-
 def test_facts_sharing_an_entity_compose_into_one_question() -> None:
     (chain,) = [c for c in by_kind("chain") if c.facts[-1] == "Ostrivel|river|the Danth"]
     assert chain.question == "Which river flows through the capital of Quarnel?"

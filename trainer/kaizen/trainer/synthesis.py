@@ -4,9 +4,7 @@ From the facts of one domain (a small graph: facts that share an entity connect)
 module builds candidate question–answer items of four capabilities:
 
 - `factual_recall`: every question template of a fact's relation (and its inverse
-  questions), so one fact is learned in several surface forms; the fact's statement with one
-  end left blank to complete (a form whose word order is the statement's, not a question's);
-  and entity profiles: what is
+  questions), so one fact is learned in several surface forms; and entity profiles: what is
   known about one entity (its facts as subject and as object) in several seeded orders, so a
   fact is stored from both of its ends and not tied to one sentence position;
 - `cross_referencing`: two facts composed through a shared entity, asked in one question:
@@ -52,9 +50,6 @@ PROFILE_PROMPTS = (
     "What facts are there about {entity}?",
 )
 PROFILE_STATEMENTS = 4
-#: A cloze item: the fact's statement with its object (or its subject) left blank.
-CLOZE_PROMPT = "Complete the sentence: {sentence}"
-BLANK = "___"
 
 
 @dataclass(frozen=True)
@@ -65,8 +60,8 @@ class Candidate:
     answer: str
     capability: str
     kind: str
-    """How it was made: `surface`, `inverse`, `cloze`, `profile`, `chain`, `sibling`,
-    `premise`, `three-hop`, `passage`."""
+    """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
+    `three-hop`, `passage`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`)."""
     expected: str = ""
@@ -123,27 +118,6 @@ def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
         Candidate(fill(q, fact), statement, RECALL, "inverse", (fact.key,), fact.subject)
         for q in relation.inverse_questions
     ]
-    return items + cloze_items(knowledge, fact)
-
-
-def cloze_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
-    """The fact's statement with its object, then its subject, left blank to complete.
-
-    A relation's questions ask a fact in question word order ("What is the capital of
-    Korrin?"); a paraphrase may put the known end first ("Korrin is governed from which
-    city?"). The blanked statement is the fact in its own order, asked from either end,
-    answered with the whole statement. An end the statement names more than once (or not at
-    all) gets no cloze.
-    """
-    template = knowledge.relations[fact.relation].statement
-    statement = knowledge.statement(fact)
-    items = []
-    for end, expected in (("object", fact.object), ("subject", fact.subject)):
-        if template.count("{" + end + "}") != 1:
-            continue
-        blanked = fill(template, fact, **{end: BLANK})
-        question = CLOZE_PROMPT.format(sentence=_sentence(blanked))
-        items.append(Candidate(question, statement, RECALL, "cloze", (fact.key,), expected))
     return items
 
 
