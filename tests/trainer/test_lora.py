@@ -61,7 +61,13 @@ def test_training_lowers_the_loss_and_the_adapter_changes_the_answer(
 
 
 def _train(
-    tiny_model_dir, tokenizer, out: Path, settings: LoraSettings, on_step=None, device="cpu"
+    tiny_model_dir,
+    tokenizer,
+    out: Path,
+    settings: LoraSettings,
+    on_step=None,
+    device="cpu",
+    on_metrics=None,
 ):
     pairs = [
         ("Which river flows through Lumora?", "The Silverrun."),
@@ -75,6 +81,7 @@ def _train(
         out,
         pad_token_id=tokenizer.pad_token_id,
         on_step=on_step,
+        on_metrics=on_metrics,
         progress=False,
     )
 
@@ -141,8 +148,14 @@ def test_under_a_decaying_schedule_a_longer_run_starts_afresh(
     # Its rates at the shorter run's steps differ: that run's checkpoint is not its past.
     short = LoraSettings(steps=2, batch_size=1, lr_schedule="linear")
     _train(tiny_model_dir, tokenizer, tmp_path, short)
-    longer = _train(tiny_model_dir, tokenizer, tmp_path, replace(short, steps=4))
+    rates: list[float] = []
+    longer = _train(
+        tiny_model_dir, tokenizer, tmp_path, replace(short, steps=4),
+        on_metrics=lambda step, metrics: rates.append(metrics["lr"]),
+    )  # fmt: skip
     assert longer.resumed_from == 0 and len(longer.loss_curve) == 4
+    # Each step's rate is logged (W&B's train/lr): 4/4, 3/4, 2/4, 1/4 of the peak.
+    assert rates == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
 def test_named_target_modules_only_get_lora_weights(tiny_model_dir, tokenizer, tmp_path) -> None:

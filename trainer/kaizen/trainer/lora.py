@@ -69,7 +69,9 @@ class LoraSettings:
     learning_rate: float = fields.DEFAULT_LEARNING_RATE
     """AdamW learning rate: the peak of `lr_schedule` (`schedule.rate_at`)."""
     lr_schedule: str = fields.DEFAULT_LR_SCHEDULE
+    """`constant`, or `linear` / `cosine`: warmup, then decay to 0 at the last step."""
     warmup_ratio: float = fields.DEFAULT_WARMUP_RATIO
+    """Share of the steps over which a decaying schedule's rate rises from 0."""
     steps: int = fields.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""
     batch_size: int = fields.DEFAULT_TRAIN_BATCH_SIZE
@@ -352,7 +354,7 @@ def train_lora(
     `base` names the weights under the adapter (model and promoted adapters, and the
     teacher when distilling): a checkpoint made on other weights is not resumed.
     `on_step(step, loss)` is called after every optimiser step (and its checkpoint), then
-    `on_metrics(step, metrics)` with `loss`, and `ce` and `kl` when distilling, e.g. to log
+    `on_metrics(step, metrics)` with `loss` and `lr`, and `ce` and `kl` when distilling, e.g. to log
     them. With `settings.distill_weight`, every example must carry teacher targets
     (`distillation.teacher_targets`); with `settings.preserve_weight` alone, the rehearsal
     and anchor lines do. Under torchrun, `parallel` is this process's rank: the
@@ -501,11 +503,12 @@ def train_lora(
             parallel.reduce_gradients(trainable)
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
+        rate = rate_at(
+            step, settings.steps, settings.learning_rate, settings.lr_schedule,
+            settings.warmup_ratio,
+        )  # fmt: skip
         for group in optimizer.param_groups:
-            group["lr"] = rate_at(
-                step, settings.steps, settings.learning_rate, settings.lr_schedule,
-                settings.warmup_ratio,
-            )  # fmt: skip
+            group["lr"] = rate
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_curve.append(round(reported.item(), 6))
@@ -531,7 +534,7 @@ def train_lora(
         if on_step is not None:
             on_step(done, loss_curve[-1])
         if on_metrics is not None:
-            on_metrics(done, {"loss": loss_curve[-1], **metrics})
+            on_metrics(done, {"loss": loss_curve[-1], "lr": rate, **metrics})
     train_seconds = earlier_seconds + time.perf_counter() - started
     bar.close()
 
