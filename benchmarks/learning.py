@@ -32,13 +32,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from kaizen.api.args import EvaluateArgs, StepArgs
 from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, ItemResult, read_artifact
-from kaizen.api.fields import ROUTED
+from kaizen.api.fields import ROUTED, LrSchedule
 from kaizen.evaluator.stats import mcnemar_exact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--lr-schedule",
-        choices=("constant", "linear", "cosine"),
+        choices=get_args(LrSchedule),
         default=None,
         help="the train step's --lr-schedule (default: the step's own default)",
     )

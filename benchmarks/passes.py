@@ -149,6 +149,7 @@ def train_args(
         domain=domain,
         steps=steps,
         learning_rate=options.learning_rate,
+        lr_schedule="constant",  # step s of the long run is then a run of s steps
         batch_size=options.batch_size,
         seed=options.seed,
         synthesis_examples=options.synthesis_examples,

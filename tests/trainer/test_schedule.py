@@ -13,8 +13,9 @@ def rates(schedule: str, steps: int = 10, warmup: float = 0.0) -> list[float]:
     return [round(rate_at(s, steps, 1e-3, schedule, warmup), 9) for s in range(steps)]
 
 
-def test_a_constant_rate_is_the_rate_at_every_step_and_ignores_warmup() -> None:
-    assert rates("constant", warmup=0.5) == [1e-3] * 10
+def test_a_constant_rate_is_the_rate_at_every_step_after_its_warmup() -> None:
+    assert rates("constant") == [1e-3] * 10
+    assert rates("constant", warmup=0.2) == [5e-4] + [1e-3] * 9
 
 
 def test_a_linear_decay_falls_in_a_straight_line_and_the_last_step_still_moves() -> None:

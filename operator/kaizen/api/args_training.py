@@ -43,11 +43,11 @@ class LoraTrainingArgs(ModelArgs):
     """AdamW learning rate (the peak, under a decaying --lr-schedule)."""
 
     lr_schedule: f.LrSchedule = f.DEFAULT_LR_SCHEDULE
-    """constant; or linear / cosine: warmup over --warmup-ratio of the steps, then decay to 0
-    at the last step."""
+    """After the warmup (--warmup-ratio), constant; or linear / cosine: a decay to 0 at the
+    last step."""
 
     warmup_ratio: f.WarmupRatio = f.DEFAULT_WARMUP_RATIO
-    """Share of the steps over which the learning rate rises from 0 (decaying schedules)."""
+    """Share of the steps over which the learning rate rises from 0 (any schedule)."""
 
     steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""

@@ -56,7 +56,7 @@ class LoraConfig(Record):
     pack_length: int = 0
     """Tokens per packed row (0: the batch's longest example)."""
     lr_schedule: str = f.DEFAULT_LR_SCHEDULE
-    """`constant`, `linear` or `cosine` (warmup, then decay to 0 at the last step)."""
+    """`constant`, `linear` or `cosine` (after the warmup: stay, or decay to 0 at the end)."""
     warmup_ratio: float = f.DEFAULT_WARMUP_RATIO
     """Share of the steps the learning rate rose over."""
     quantization: str = f.DEFAULT_QUANTIZATION

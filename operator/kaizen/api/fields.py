@@ -92,9 +92,9 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 Seed = Annotated[int, Field(ge=0)]
 
 LrSchedule = Literal["constant", "linear", "cosine"]
-#: How the learning rate moves over a run: `constant`, or a linear warmup over the first
-#: `warmup_ratio` of the steps and then a decay to 0 at the last step, in a straight line
-#: (`linear`) or along half a cosine (`cosine`).
+#: How the learning rate moves over a run, after a linear warmup over the first
+#: `warmup_ratio` of the steps (none by default): it stays (`constant`) or decays to 0 at the
+#: last step, in a straight line (`linear`) or along half a cosine (`cosine`).
 DEFAULT_LR_SCHEDULE: LrSchedule = "constant"
 WarmupRatio = Annotated[float, Field(ge=0.0, lt=1.0)]
 DEFAULT_WARMUP_RATIO = 0.0

@@ -189,11 +189,11 @@ class TrainingSpec(SpecModel):
     """AdamW learning rate (the peak, under a decaying `lrSchedule`)."""
 
     lr_schedule: f.LrSchedule = f.DEFAULT_LR_SCHEDULE
-    """How the learning rate moves over each adapter's steps: `constant`; or `linear` /
-    `cosine`, a warmup over `warmupRatio` of the steps, then a decay to 0 at the last step."""
+    """How the learning rate moves over each adapter's steps after the warmup (`warmupRatio`):
+    `constant`; or `linear` / `cosine`, a decay to 0 at the last step."""
 
     warmup_ratio: f.WarmupRatio = f.DEFAULT_WARMUP_RATIO
-    """Share of the steps over which a decaying schedule's rate rises from 0."""
+    """Share of the steps over which the rate rises from 0 to `learningRate` (0: none)."""
 
     steps: f.TrainSteps = f.DEFAULT_TRAIN_STEPS
     """Optimiser steps per adapter on average (the derived ones; ignored when `passes` is

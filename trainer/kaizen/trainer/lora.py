@@ -69,9 +69,9 @@ class LoraSettings:
     learning_rate: float = fields.DEFAULT_LEARNING_RATE
     """AdamW learning rate: the peak of `lr_schedule` (`schedule.rate_at`)."""
     lr_schedule: str = fields.DEFAULT_LR_SCHEDULE
-    """`constant`, or `linear` / `cosine`: warmup, then decay to 0 at the last step."""
+    """After the warmup, `constant`; or `linear` / `cosine`: decay to 0 at the last step."""
     warmup_ratio: float = fields.DEFAULT_WARMUP_RATIO
-    """Share of the steps over which a decaying schedule's rate rises from 0."""
+    """Share of the steps over which the rate rises from 0 (any schedule)."""
     steps: int = fields.DEFAULT_TRAIN_STEPS
     """Optimiser steps."""
     batch_size: int = fields.DEFAULT_TRAIN_BATCH_SIZE

@@ -29,18 +29,18 @@ def rate_at(
 ) -> float:
     """The learning rate of step `step` (0-based) of `steps`, peaking at `rate`.
 
-    `constant` is `rate` throughout (no warmup). The decaying schedules rise linearly from
-    `rate / warmup` over the warmup steps, then fall to 0 at step `steps`: in a straight line
-    (`linear`) or along half a cosine (`cosine`). The last step still moves (its rate is
-    above 0).
+    Every schedule first rises linearly to `rate` over `warmup_ratio` of the steps (none by
+    default). Then `constant` stays at `rate`, and the decaying schedules fall to 0 at step
+    `steps`: in a straight line (`linear`) or along half a cosine (`cosine`). The last step
+    still moves (its rate is above 0).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"learning rate schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if schedule == "constant":
-        return rate
     warmup = warmup_steps(steps, warmup_ratio)
     if step < warmup:
         return rate * (step + 1) / warmup
+    if schedule == "constant":
+        return rate
     left = (steps - step) / max(1, steps - warmup)  # 1 at the first decaying step, → 0
     if schedule == "linear":
         return rate * left
