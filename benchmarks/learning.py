@@ -299,6 +299,15 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup-ratio", type=float, default=None, help="the train step's --warmup-ratio"
     )
     parser.add_argument(
+        "--teacher-paraphrases",
+        type=int,
+        default=0,
+        help="the +teacher variant's --teacher-paraphrases: rewordings of each recall question",
+    )
+    parser.add_argument(
+        "--teacher-model", default=None, help="the +teacher variant's --teacher-model"
+    )
+    parser.add_argument(
         "--routed",
         action="store_true",
         help="also score each variant's adapter routed (the merge step's routed candidate: "
@@ -363,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             seed=options.seed,
             synthesis_examples=0 if variant == "pool" else options.synthesis_examples,
             teacher="context" if variant == "+teacher" else "none",
+            **(
+                {
+                    "teacher_paraphrases": options.teacher_paraphrases,
+                    "teacher_model": options.teacher_model,
+                }
+                if variant == "+teacher"
+                else {}
+            ),
             **focus,
             **common,
         )
@@ -405,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for variant, card in cards.items():
         teacher = (
-            f", teacher {card.teacher.accepted}/{card.teacher.asked} answers kept"
+            f", teacher {card.teacher.accepted}/{card.teacher.asked} answers kept, "
+            f"{card.teacher.paraphrases_kept}/{card.teacher.paraphrases_asked} rewordings"
             if card.teacher
             else ""
         )

@@ -199,6 +199,8 @@ def _data_card() -> dict[str, Any]:
             "share": 1.0,
             "asked": 3,
             "accepted": 2,
+            "paraphrases_asked": 4,
+            "paraphrases_kept": 1,
         },
         "rehearsal": {
             "fraction": 0.5,

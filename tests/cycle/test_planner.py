@@ -73,6 +73,7 @@ FULL_SPEC: dict[str, Any] = {
             "mode": "context",
             "model": "org/teacher",
             "share": 0.5,
+            "paraphrases": 2,
             "tokenLevel": {"weight": 0.25, "topK": 8, "temperature": 2.0},
         },
     },
@@ -301,6 +302,7 @@ def test_the_spec_reaches_every_argument() -> None:
         "org/teacher",
         0.5,
     )
+    assert train.teacher_paraphrases == 2
     assert (train.distill_weight, train.distill_top_k, train.distill_temperature) == (0.25, 8, 2.0)
     merge = by_name["merge"]
     assert isinstance(merge, MergeArgs)

@@ -308,6 +308,11 @@ def test_the_settings_read_the_trainjob_switch() -> None:
         ),
         ({"training": {"preserveWeight": -1}}, "training.preserveWeight"),
         ({"training": {"lrSchedule": "step"}}, "training.lrSchedule"),
+        (
+            {"training": {"teacher": {"paraphrases": 2}}},
+            "training.teacher.paraphrases needs training.teacher.mode context",
+        ),
+        ({"training": {"teacher": {"mode": "context", "paraphrases": 4}}}, "paraphrases"),
         ({"training": {"warmupRatio": 1}}, "training.warmupRatio"),
         ({"evaluation": {"deviceMap": "balanced"}}, "evaluation.deviceMap"),
         ({"evaluation": {"maxGpuMemory": "60Gi"}}, "evaluation.maxGpuMemory needs"),

@@ -152,7 +152,7 @@ def test_the_train_step_writes_the_data_card_and_distils(
             "--plan", str(plan_path), "--output", str(out), "--step", "train-quarnel",
             "--steps", "2", "--batch-size", "4", "--rank", "2", "--max-seq-length", "96",
             "--synthesis-examples", "12", "--teacher", "context", "--teacher-share", "0.5",
-            "--tracking-mode", "disabled", "--quiet",
+            "--teacher-paraphrases", "2", "--tracking-mode", "disabled", "--quiet",
         ]
     )  # fmt: skip
     assert code == EXIT_OK
@@ -169,6 +169,14 @@ def test_the_train_step_writes_the_data_card_and_distils(
     # and its item left out; the other half keeps the synthesised wording.
     rejected = [d for d in card.dropped if d.source == "teacher"]
     assert len(rejected) == card.teacher.asked - card.teacher.accepted
+    # Each chosen recall question was asked for two rewordings; what the checks refused is
+    # listed with its reason, what they kept is in the set as teacher:paraphrase lines.
+    teacher = card.teacher
+    assert teacher.paraphrases_asked > 0 and teacher.paraphrases_asked % 2 == 0
+    refused = [d for d in card.dropped if d.source == "teacher:paraphrase"]
+    assert len(refused) == teacher.paraphrases_asked - teacher.paraphrases_kept
+    assert all(d.reason.startswith("rewording of ") for d in refused)
+    assert card.by_source.get("teacher:paraphrase", 0) <= teacher.paraphrases_kept
     assert summary.adapter.synthesized == record.examples.synthesized > 0
     lines = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
     assert len(lines) == card.total == record.examples.training_set

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from kaizen.trainer.synthesis import candidates
-from kaizen.trainer.teacher import distill, generator, reference, teacher_question
+from kaizen.trainer.teacher import (
+    PARAPHRASE_PROMPTS,
+    distill,
+    generator,
+    paraphrase,
+    reference,
+    teacher_question,
+)
 from tests.trainer.test_synthesis import KNOWLEDGE
 
 
@@ -48,3 +55,73 @@ def test_the_generator_answers_every_question_with_a_real_model(tiny_model_dir: 
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     # Greedy: the same question gives the same answer alone and in a batch.
     assert generate(["And three?"]) == answers[2:]
+
+
+def test_a_rewording_is_kept_only_when_it_asks_the_same_of_the_same_entities() -> None:
+    found = candidates(KNOWLEDGE)
+    capital = next(c for c in found if c.question == "What is the capital of Quarnel?")
+    inverse = next(c for c in found if c.kind == "inverse")  # Ostrivel is the capital of …?
+    chain = next(c for c in found if c.kind == "chain")  # not single-fact recall: not asked
+    replies = {
+        capital.question: [
+            "Which city is Quarnel governed from?",  # kept
+            "Quarnel is governed from Ostrivel?",  # gives the answer away
+        ],
+        inverse.question: [
+            "Ostrivel is the seat of government of which land",  # not a question
+            "Which land is governed from this city?",  # drops the entity Ostrivel
+        ],
+    }
+    asked: list[str] = []
+
+    def teacher(prompts: list[str]) -> list[str]:
+        asked.extend(prompts)
+        out = []
+        for prompt in prompts:
+            question = prompt.rsplit("Question: ", 1)[1]
+            index = next(i for i, p in enumerate(PARAPHRASE_PROMPTS[:2]) if p.format(
+                question=question) == prompt)  # fmt: skip
+            out.append(replies[question][index])
+        return out
+
+    made, report = paraphrase([capital, inverse, chain], teacher, 2)
+    assert len(asked) == 4 and not any(chain.question in p for p in asked)
+    assert [(m.question, m.answer, m.kind) for m in made] == [
+        ("Which city is Quarnel governed from?", capital.answer, "teacher:paraphrase")
+    ]
+    assert made[0].facts == capital.facts and made[0].expected == "Ostrivel"
+    assert (report.asked, report.accepted) == (4, 1)
+    assert [d["reason"] for d in report.dropped] == [
+        "gives the answer 'Ostrivel' away",
+        "is not a question",
+        "does not name 'Ostrivel'",
+    ]
+
+
+def test_a_rewording_that_repeats_a_question_in_the_set_is_dropped() -> None:
+    capital = next(
+        c for c in candidates(KNOWLEDGE) if c.question == "What is the capital of Quarnel?"
+    )
+    other = next(
+        c for c in candidates(KNOWLEDGE) if c.question.startswith("Which city is the capital")
+    )
+    made, report = paraphrase([capital, other], lambda prompts: [other.question] * len(prompts), 1)
+    assert made == [] and {d["reason"] for d in report.dropped} == {
+        "repeats a question already in the set"
+    }
+
+
+def test_the_bundled_size_of_teacher_rewords_through_the_real_generator(
+    tiny_model_dir: Path,
+) -> None:
+    from kaizen.runtime.models import load_model, load_tokenizer
+
+    generate = generator(
+        load_model(str(tiny_model_dir), []), load_tokenizer(str(tiny_model_dir)), max_new_tokens=8
+    )
+    recall = [c for c in candidates(KNOWLEDGE) if c.kind in ("surface", "inverse")]
+    made, report = paraphrase(recall, generate, 3)
+    # Every recall question is asked three ways; each reply is kept or dropped with a reason.
+    assert report.asked == 3 * len(recall)
+    assert report.accepted + len(report.dropped) == report.asked == len(made) + len(report.dropped)
+    assert all(d["reason"] for d in report.dropped)

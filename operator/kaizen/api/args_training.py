@@ -169,6 +169,11 @@ class TrainArgs(LoraTrainingArgs):
     teacher_share: f.TeacherShare = f.DEFAULT_TEACHER_SHARE
     """Share of the synthesised items the teacher answers."""
 
+    teacher_paraphrases: f.TeacherParaphrases = f.DEFAULT_TEACHER_PARAPHRASES
+    """With --teacher context: rewordings the teacher writes of each synthesised recall
+    question, each kept when it is a question naming the same entities without giving the
+    answer away (0: none)."""
+
     distill_weight: f.DistillWeight = 0.0
     """Token-level distillation: weight of the KL between the teacher's top-k next-token
     distribution and the student's on every answer token, added to the cross-entropy (0:

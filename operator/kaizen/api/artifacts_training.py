@@ -337,6 +337,10 @@ class TeacherUse(Record):
     """Answers asked for."""
     accepted: int
     """Answers that stated the known fact, kept for training."""
+    paraphrases_asked: int = 0
+    """Rewordings of recall questions asked for (`--teacher-paraphrases`)."""
+    paraphrases_kept: int = 0
+    """Rewordings kept: questions naming the same entities, not giving the answer away."""
 
 
 class RehearsalReport(Record):

@@ -135,6 +135,11 @@ DEFAULT_TEACHER_MODE: TeacherMode = "none"
 TeacherShare = Annotated[float, Field(ge=0.0, le=1.0)]
 DEFAULT_TEACHER_SHARE = 1.0
 
+TeacherParaphrases = Annotated[int, Field(ge=0, le=3)]
+#: Rewordings a context teacher writes of each synthesised recall question (0: none; at most
+#: one per instruction of `teacher.PARAPHRASE_PROMPTS`).
+DEFAULT_TEACHER_PARAPHRASES = 0
+
 DistillWeight = Annotated[float, Field(ge=0.0, le=100.0)]
 #: Weight of the KL term of token-level distillation when it is on (the step's argument
 #: defaults to 0: off).

@@ -127,6 +127,13 @@ class TeacherSpec(SpecModel):
     """Share of the synthesised items the teacher answers; raise it cycle by cycle for
     progressive distillation."""
 
+    paraphrases: f.TeacherParaphrases = f.DEFAULT_TEACHER_PARAPHRASES
+    """With `mode: context`, rewordings the teacher writes of each synthesised recall question
+    (up to 3): more surface forms of each fact than its relation's templates give. One is
+    kept when it is a question, names the same entities and does not give the answer away;
+    the rest are dropped and listed in the data card. A teacher larger than the student
+    words them best."""
+
     token_level: TokenLevelSpec | None = None
     """Token-level distillation on every training example (independent of `mode`): the
     teacher's top-k next-token distribution on each answer token, learnt through a KL term.
@@ -522,6 +529,11 @@ class ImprovementCycleSpec(SpecModel):
             raise ValueError(
                 "training.parallelism fsdp cannot be combined with a training.teacher "
                 "(the teacher generates with the whole model before training; use ddp)"
+            )
+        if training.teacher.paraphrases and training.teacher.mode != "context":
+            raise ValueError(
+                "training.teacher.paraphrases needs training.teacher.mode context (the teacher "
+                "that rewords the questions)"
             )
         if self.training.packing and self.training.teacher.token_level is not None:
             raise ValueError(

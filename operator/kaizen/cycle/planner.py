@@ -314,6 +314,7 @@ class StepPlanner:
             teacher=training.teacher.mode,
             teacher_model=training.teacher.model,
             teacher_share=training.teacher.share,
+            teacher_paraphrases=training.teacher.paraphrases,
             **self._distillation(),
         )
 

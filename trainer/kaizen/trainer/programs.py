@@ -145,6 +145,8 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         tokenizer = load_tokenizer(args.model, revision=args.revision)
     except ModelNotFound as error:
         raise ConfigurationError(f"--model {args.model}: {error}") from None
+    if args.teacher_paraphrases and args.teacher != "context":
+        raise ConfigurationError("--teacher-paraphrases needs --teacher context")
     context_teacher = args.teacher == "context" and synthesis_possible
     sharded = args.parallelism == "fsdp" and parallel.distributed
     anchoring = args.anchor_ratio > 0 and args.replay_fraction > 0
@@ -184,6 +186,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         seed=args.seed,
         teacher=teacher,
         teacher_share=args.teacher_share,
+        teacher_paraphrases=args.teacher_paraphrases,
         teacher_mode=args.teacher,
         teacher_model=args.teacher_model,
         adapters=lineage,

@@ -28,7 +28,7 @@ from kaizen.runtime.suites import Suite
 from kaizen.trainer.data import Example
 from kaizen.trainer.lineage import Lineage, earlier_questions
 from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose, stable_seed
-from kaizen.trainer.teacher import distill
+from kaizen.trainer.teacher import distill, paraphrase
 
 #: Lines of each source shown in a data card.
 CARD_EXAMPLES = 3
@@ -103,6 +103,7 @@ def build_training_set(
     seed: int,
     teacher: Callable[[list[str]], list[str]] | None = None,
     teacher_share: float = 1.0,
+    teacher_paraphrases: int = 0,
     teacher_mode: str = "none",
     teacher_model: str | None = None,
     adapters: Sequence[str] | Lineage = (),
@@ -111,7 +112,9 @@ def build_training_set(
     """Pool + extra + items synthesised from knowledge, each line guarded against the suite.
 
     `teacher`, when given, answers `teacher_share` of the synthesised items with their facts
-    in its prompt (`teacher.distill`); rejected answers drop their item. `guard` is the
+    in its prompt (`teacher.distill`); rejected answers drop their item. With
+    `teacher_paraphrases`, it also rewords each chosen recall question that many ways
+    (`teacher.paraphrase`); a rewording that fails its checks is dropped. `guard` is the
     suite's contamination guard when the caller already built one (default: built here);
     `adapters` the starting adapters, or their lineage already read (`lineage.read_lineage`).
     """
@@ -165,12 +168,25 @@ def build_training_set(
                     )
                 )
             chosen = answered + kept_as_is
+            reworded, rewording = paraphrase(chosen, teacher, teacher_paraphrases)
+            for rejected in rewording.dropped:
+                dropped.append(
+                    DroppedLine(
+                        source="teacher:paraphrase",
+                        question=rejected["answer"] or rejected["question"],
+                        answer=None,
+                        reason=f"rewording of {rejected['question']!r} {rejected['reason']}",
+                    )
+                )
+            chosen += reworded
             use = TeacherUse(
                 mode=teacher_mode,
                 model=teacher_model,
                 share=teacher_share,
                 asked=teaching.asked,
                 accepted=teaching.accepted,
+                paraphrases_asked=rewording.asked,
+                paraphrases_kept=rewording.accepted,
             )
         synthesized = [_example(item) for item in chosen]
         report = SynthesisReport(

@@ -1,4 +1,5 @@
-"""Context distillation: a teacher answers synthesised questions with the facts in its prompt.
+"""Context distillation: a teacher answers synthesised questions with the facts in its prompt,
+and (optionally) rewords the recall questions.
 
 The teacher (the model being improved, with its adapters, unless another is named) gets the
 facts an item was made from, and every fact about the entities they mention, as a short
@@ -6,6 +7,13 @@ reference before the question. Its answer is kept only when it states what the k
 says (the item's expected words, by the `contains` scorer); the student then learns to
 give that answer with no reference in the prompt. A wrong or empty answer is dropped and
 counted, so the data card shows how much the teacher could be trusted.
+
+A relation's question templates give each fact only a few wordings, and a student that saw a
+fact asked one way may miss it asked another ("sells abroad" for "exports"). With
+paraphrases, the teacher rewords each recall question (`paraphrase`), one instruction per
+rewording; a rewording joins the set, with the original's answer, only when it is a question
+of sensible length that names every entity the original names and does not contain the
+answer.
 """
 
 from __future__ import annotations
@@ -18,6 +26,19 @@ from kaizen.runtime.scoring import normalize, score_contains
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.trainer.synthesis import Candidate
 
+#: Instructions that ask a teacher for a rewording of a question, one rewording each.
+PARAPHRASE_PROMPTS = (
+    "Rewrite this question in other words. Keep every name in it. "
+    "Reply with the new question only.\nQuestion: {question}",
+    "Ask the same thing another way, naming the same things. "
+    "Reply with one question only.\nQuestion: {question}",
+    "Reword this question without changing what it asks or the names in it. "
+    "Reply with the question alone.\nQuestion: {question}",
+)
+#: Synthesised kinds whose questions are reworded: single-fact recall (`synthesis.recall_items`).
+PARAPHRASED_KINDS = ("surface", "inverse")
+#: A rewording longer than this many times the original is not a rewording of it.
+PARAPHRASE_MAX_GROWTH = 3
 #: Most facts put in one teacher prompt.
 MAX_REFERENCE_FACTS = 12
 TEACHER_MAX_NEW_TOKENS = 48
@@ -134,3 +155,60 @@ def generator(
         return out
 
     return generate
+
+
+def paraphrase_problem(item: Candidate, text: str, taken: set[str]) -> str | None:
+    """Why `text` cannot stand as a rewording of `item`'s question (None: it can).
+
+    It must be one question (ending in "?"), at most `PARAPHRASE_MAX_GROWTH` times the
+    original's length, name every entity of the item's fact that the original names, not
+    contain the item's expected answer, and not repeat a question already in `taken`.
+    """
+    if not text.endswith("?"):
+        return "is not a question"
+    if len(text) > PARAPHRASE_MAX_GROWTH * len(item.question):
+        return "is too long"
+    said, asked = normalize(text), normalize(item.question)
+    entities = [part for key in item.facts for part in key.split("|")[::2]]
+    for name in entities:
+        if normalize(name) in asked and normalize(name) not in said:
+            return f"does not name {name!r}"
+    if item.expected and normalize(item.expected) in said:
+        return f"gives the answer {item.expected!r} away"
+    if said in taken:
+        return "repeats a question already in the set"
+    return None
+
+
+def paraphrase(
+    items: Sequence[Candidate],
+    generate: Callable[[list[str]], list[str]],
+    count: int,
+) -> tuple[list[Candidate], TeacherReport]:
+    """Up to `count` rewordings of each recall question among `items`, checked; and a report.
+
+    Each kept rewording is a new item with the original's answer and facts (kind
+    `teacher:paraphrase`). Rejected ones are listed in the report with the reason.
+    """
+    report = TeacherReport()
+    sources = [i for i in items if i.kind.removeprefix("teacher:") in PARAPHRASED_KINDS]
+    asks = [(item, prompt) for item in sources for prompt in PARAPHRASE_PROMPTS[:count]]
+    if not asks:
+        return [], report
+    answers = generate([prompt.format(question=item.question) for item, prompt in asks])
+    taken = {normalize(item.question) for item in items}
+    made: list[Candidate] = []
+    for (item, _), answer in zip(asks, answers, strict=True):
+        report.asked += 1
+        text = " ".join(answer.split())
+        problem = paraphrase_problem(item, text, taken)
+        if problem is not None:
+            report.dropped.append({"question": item.question, "answer": text, "reason": problem})
+            continue
+        report.accepted += 1
+        taken.add(normalize(text))
+        made.append(
+            Candidate(text, item.answer, item.capability, "teacher:paraphrase", item.facts,
+                      item.expected)
+        )  # fmt: skip
+    return made, report
