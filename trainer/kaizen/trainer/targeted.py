@@ -154,6 +154,7 @@ def build_training_set(
             seen=earlier,
         )
         chosen = selection.items
+        reworded: list[Candidate] = []  # a teacher's rewordings: lines beyond the budget
         if teacher is not None:
             asked_count = round(len(chosen) * teacher_share)
             asked, kept_as_is = chosen[:asked_count], chosen[asked_count:]
@@ -178,7 +179,6 @@ def build_training_set(
                         reason=f"rewording of {rejected['question']!r} {rejected['reason']}",
                     )
                 )
-            chosen += reworded
             use = TeacherUse(
                 mode=teacher_mode,
                 model=teacher_model,
@@ -188,7 +188,7 @@ def build_training_set(
                 paraphrases_asked=rewording.asked,
                 paraphrases_kept=rewording.accepted,
             )
-        synthesized = [_example(item) for item in chosen]
+        synthesized = [_example(item) for item in chosen + reworded]
         report = SynthesisReport(
             budget=budget,
             facts=len(knowledge.facts),
