@@ -1,4 +1,4 @@
-"""The learning rate of each step: constant, or warmup then a linear or cosine decay to 0."""
+"""The learning rate of each step: a warmup, then constant or a linear or cosine decay to 0."""
 
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from typing import get_args
 
 from kaizen.api import fields
 
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES: tuple[str, ...] = get_args(fields.LrSchedule)
 
 
 def warmup_steps(steps: int, warmup_ratio: float) -> int:
