@@ -76,7 +76,8 @@ def test_an_adapter_run_logs_every_step_and_resumes_only_a_checkpoint_of_its_own
     first, recorded = train(["joint"])
     assert first.resumed_from == 0 and first.steps == 2
     assert [step for step, _ in recorded.logged] == [1, 2]
-    assert all(set(metrics) == {"train/loss"} for _, metrics in recorded.logged)
+    assert all(set(metrics) == {"train/loss", "train/lr"} for _, metrics in recorded.logged)
+    assert [m["train/lr"] for _, m in recorded.logged] == [settings.learning_rate] * 2
     assert [metrics["train/loss"] for _, metrics in recorded.logged] == first.loss_curve
     assert recorded.summary == {"final_loss": first.final_loss}
     assert [artifact.name for artifact in recorded.artifacts] == ["joint-adapter"]
