@@ -327,22 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
     seconds: dict[str, float] = {}
     focus: dict[str, Any] = {"replay_knowledge": options.replay_knowledge}
-    if options.replay_focus is not None:
-        focus["replay_focus"] = options.replay_focus
-    if options.replay_fraction is not None:
-        focus["replay_fraction"] = options.replay_fraction
-    if options.anchor_ratio is not None:
-        focus["anchor_ratio"] = options.anchor_ratio
-    if options.preserve_weight is not None:
-        focus["preserve_weight"] = options.preserve_weight
-    if options.target_modules is not None:
-        focus["target_modules"] = options.target_modules
-    if options.rank is not None:
-        focus["rank"] = options.rank
-    if options.lr_schedule is not None:
-        focus["lr_schedule"] = options.lr_schedule
-    if options.warmup_ratio is not None:
-        focus["warmup_ratio"] = options.warmup_ratio
+    # The train step's own options, passed through where given (else the step's defaults).
+    passed = (
+        "replay_focus", "replay_fraction", "anchor_ratio", "preserve_weight",
+        "target_modules", "rank", "lr_schedule", "warmup_ratio",
+    )  # fmt: skip
+    focus |= {name: getattr(options, name) for name in passed if getattr(options, name) is not None}
 
     baseline_dir = out / "evaluate-base"
     if reusable_base(baseline_dir / "results.json", suite, options.model, 48):
