@@ -308,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         "--teacher-model", default=None, help="the +teacher variant's --teacher-model"
     )
     parser.add_argument(
+        "--teacher-share",
+        type=float,
+        default=1.0,
+        help="the +teacher variant's --teacher-share: the share of synthesised items whose "
+        "answer the teacher gives (0: rewordings only, the answers as synthesised)",
+    )
+    parser.add_argument(
         "--routed",
         action="store_true",
         help="also score each variant's adapter routed (the merge step's routed candidate: "
@@ -366,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "teacher_paraphrases": options.teacher_paraphrases,
                     "teacher_model": options.teacher_model,
+                    "teacher_share": options.teacher_share,
                 }
                 if variant == "+teacher"
                 else {}

@@ -137,7 +137,7 @@ DEFAULT_TEACHER_SHARE = 1.0
 
 TeacherParaphrases = Annotated[int, Field(ge=0, le=3)]
 #: Rewordings a context teacher writes of each synthesised recall question (0: none; at most
-#: one per instruction of `teacher.PARAPHRASE_PROMPTS`).
+#: one per order of `teacher.PARAPHRASE_SHOTS`, `teacher.MAX_PARAPHRASES`).
 DEFAULT_TEACHER_PARAPHRASES = 0
 
 DistillWeight = Annotated[float, Field(ge=0.0, le=100.0)]

@@ -34,7 +34,7 @@ the data card.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from kaizen.trainer.data import Example
 
 if TYPE_CHECKING:  # pragma: no cover
     from kaizen.runtime.contamination import ContaminationGuard
+    from kaizen.trainer.teacher import Generate
 
 #: The data card's source of a dropped anchor.
 SOURCE = "anchor"
@@ -134,7 +135,7 @@ def _entity(subject: str, relation: str, domain: str) -> Fact:
 def anchor_examples(
     questions: list[AnchorQuestion],
     count: int,
-    generate: Callable[[list[str]], list[str]],
+    generate: Generate,
     guard: ContaminationGuard,
     report: AnchorReport | None = None,
 ) -> list[Example]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from kaizen.api.artifacts import (
@@ -28,7 +28,7 @@ from kaizen.runtime.suites import Suite
 from kaizen.trainer.data import Example
 from kaizen.trainer.lineage import Lineage, earlier_questions
 from kaizen.trainer.synthesis import Candidate, Steering, candidates, choose, stable_seed
-from kaizen.trainer.teacher import distill, paraphrase
+from kaizen.trainer.teacher import Generate, distill, paraphrase
 
 #: Lines of each source shown in a data card.
 CARD_EXAMPLES = 3
@@ -101,7 +101,7 @@ def build_training_set(
     plan: ImprovementPlan | None,
     budget: int,
     seed: int,
-    teacher: Callable[[list[str]], list[str]] | None = None,
+    teacher: Generate | None = None,
     teacher_share: float = 1.0,
     teacher_paraphrases: int = 0,
     teacher_mode: str = "none",
@@ -169,7 +169,7 @@ def build_training_set(
                     )
                 )
             chosen = answered + kept_as_is
-            reworded, rewording = paraphrase(chosen, teacher, teacher_paraphrases)
+            reworded, rewording = paraphrase(chosen, knowledge, teacher, teacher_paraphrases)
             for rejected in rewording.dropped:
                 dropped.append(
                     DroppedLine(

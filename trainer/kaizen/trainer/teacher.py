@@ -10,31 +10,44 @@ counted, so the data card shows how much the teacher could be trusted.
 
 A relation's question templates give each fact only a few wordings, and a student that saw a
 fact asked one way may miss it asked another ("sells abroad" for "exports"). With
-paraphrases, the teacher rewords each recall question (`paraphrase`), one instruction per
-rewording; a rewording joins the set, with the original's answer, only when it is a question
-of sensible length that names every entity the original names and does not contain the
-answer.
+paraphrases, the teacher rewords each recall question (`paraphrase`). It is shown a few
+worked rewordings as earlier turns of a chat (`paraphrase_chat`): small instruction-tuned
+models answer a bare "reword this" instruction instead of following it, but continue a
+pattern of turns. A rewording joins the set, with the original's answer, only when it is a
+question of sensible length that names every entity the original names, does not contain
+the answer or one of its aliases, repeats no question of the set, and the teacher, given the
+facts, answers it with the original's answer (a round trip: a rewording that asks something
+else is answered with something else).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from kaizen.runtime.scoring import normalize, score_contains
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.trainer.synthesis import Candidate
 
-#: Instructions that ask a teacher for a rewording of a question, one rewording each.
-PARAPHRASE_PROMPTS = (
-    "Rewrite this question in other words. Keep every name in it. "
-    "Reply with the new question only.\nQuestion: {question}",
-    "Ask the same thing another way, naming the same things. "
-    "Reply with one question only.\nQuestion: {question}",
-    "Reword this question without changing what it asks or the names in it. "
-    "Reply with the question alone.\nQuestion: {question}",
+#: What a teacher is (a chat's system turn) when it rewords questions.
+PARAPHRASE_SYSTEM = (
+    "You reword questions. Reply with one question that asks the same thing in different "
+    "words, keeping every name."
 )
+#: Worked rewordings shown to the teacher as earlier turns. General knowledge on relations a
+#: suite is unlikely to ask about, so they show the task without lending a suite's wording.
+PARAPHRASE_SHOTS = (
+    ("Who wrote the novel Emma?", "Which author is the novel Emma by?"),
+    ("How tall is Mount Elbrus?", "What is the height of Mount Elbrus?"),
+    (
+        "When did the Hanseatic League end?",
+        "In what year did the Hanseatic League come to an end?",
+    ),
+    ("Which instrument did Clara Schumann play?", "What did Clara Schumann play as a musician?"),
+)
+#: Most rewordings asked per question: one per order of the worked examples.
+MAX_PARAPHRASES = 3
 #: Synthesised kinds whose questions are reworded: single-fact recall (`synthesis.recall_items`).
 PARAPHRASED_KINDS = ("surface", "inverse")
 #: A rewording longer than this many times the original is not a rewording of it.
@@ -42,6 +55,11 @@ PARAPHRASE_MAX_GROWTH = 3
 #: Most facts put in one teacher prompt.
 MAX_REFERENCE_FACTS = 12
 TEACHER_MAX_NEW_TOKENS = 48
+
+Prompt: TypeAlias = str | list[dict[str, str]]
+"""What a teacher is given: a question (one user turn), or a whole chat ending in a user turn."""
+Generate: TypeAlias = Callable[[list[Prompt]], list[str]]
+"""A teacher: prompts in, one reply each out (batched by the teacher)."""
 
 
 @dataclass
@@ -80,7 +98,7 @@ def teacher_question(knowledge: Knowledge, item: Candidate) -> str:
 def distill(
     items: Sequence[Candidate],
     knowledge: Knowledge,
-    generate: Callable[[list[str]], list[str]],
+    generate: Generate,
 ) -> tuple[list[Candidate], TeacherReport]:
     """Ask the teacher every item; return the items with its checked answers, and a report.
 
@@ -125,20 +143,26 @@ def generator(
     *,
     batch_size: int = 16,
     max_new_tokens: int = TEACHER_MAX_NEW_TOKENS,
-) -> Callable[[list[str]], list[str]]:
-    """Greedy batched generation with the model's chat template (left padding)."""
+) -> Generate:
+    """Greedy batched generation with the model's chat template (left padding).
+
+    A prompt is a question (sent as one user turn) or a whole chat (`Prompt`).
+    """
     import torch
 
-    from kaizen.runtime.models import format_prompt
+    from kaizen.runtime.models import format_chat, format_prompt
 
-    def generate(questions: list[str]) -> list[str]:
+    def generate(questions: list[Prompt]) -> list[str]:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         out: list[str] = []
         device = next(model.parameters()).device
         for start in range(0, len(questions), batch_size):
-            prompts = [format_prompt(tokenizer, q) for q in questions[start : start + batch_size]]
+            prompts = [
+                format_prompt(tokenizer, q) if isinstance(q, str) else format_chat(tokenizer, q)
+                for q in questions[start : start + batch_size]
+            ]
             batch = tokenizer(
                 prompts, return_tensors="pt", padding=True, add_special_tokens=False
             ).to(device)
@@ -157,12 +181,39 @@ def generator(
     return generate
 
 
-def paraphrase_problem(item: Candidate, text: str, taken: set[str]) -> str | None:
+def paraphrase_chat(question: str, variant: int) -> list[dict[str, str]]:
+    """The chat that asks a teacher for rewording number `variant` of `question`.
+
+    Each variant shows the worked rewordings in another order, so greedy decoding gives
+    different rewordings rather than the same one again.
+    """
+    shift = variant % len(PARAPHRASE_SHOTS)
+    shots = PARAPHRASE_SHOTS[shift:] + PARAPHRASE_SHOTS[:shift]
+    turns = [{"role": "system", "content": PARAPHRASE_SYSTEM}]
+    for asked, reworded in shots:
+        turns += [{"role": "user", "content": asked}, {"role": "assistant", "content": reworded}]
+    return [*turns, {"role": "user", "content": question}]
+
+
+def answer_words(knowledge: Knowledge, item: Candidate) -> list[str]:
+    """The item's expected answer and the aliases its facts give that answer."""
+    words = [item.expected] if item.expected else []
+    expected = normalize(item.expected)
+    for fact in knowledge.facts:
+        if fact.key in item.facts and normalize(fact.object) == expected:
+            words += [alias for alias in fact.aliases if alias not in words]
+    return words
+
+
+def paraphrase_problem(
+    item: Candidate, text: str, taken: set[str], answers: Sequence[str] = ()
+) -> str | None:
     """Why `text` cannot stand as a rewording of `item`'s question (None: it can).
 
     It must be one question (ending in "?"), at most `PARAPHRASE_MAX_GROWTH` times the
     original's length, name every entity of the item's fact that the original names, not
-    contain the item's expected answer, and not repeat a question already in `taken`.
+    contain the item's expected answer or one of `answers` (its aliases), and not repeat a
+    question already in `taken`.
     """
     if not text.endswith("?"):
         return "is not a question"
@@ -173,8 +224,9 @@ def paraphrase_problem(item: Candidate, text: str, taken: set[str]) -> str | Non
     for name in entities:
         if normalize(name) in asked and normalize(name) not in said:
             return f"does not name {name!r}"
-    if item.expected and normalize(item.expected) in said:
-        return f"gives the answer {item.expected!r} away"
+    for answer in [item.expected, *answers]:
+        if answer and normalize(answer) in said:
+            return f"gives the answer {answer!r} away"
     if said in taken:
         return "repeats a question already in the set"
     return None
@@ -182,33 +234,50 @@ def paraphrase_problem(item: Candidate, text: str, taken: set[str]) -> str | Non
 
 def paraphrase(
     items: Sequence[Candidate],
-    generate: Callable[[list[str]], list[str]],
+    knowledge: Knowledge,
+    generate: Generate,
     count: int,
 ) -> tuple[list[Candidate], TeacherReport]:
     """Up to `count` rewordings of each recall question among `items`, checked; and a report.
 
-    Each kept rewording is a new item with the original's answer and facts (kind
-    `teacher:paraphrase`). Rejected ones are listed in the report with the reason.
+    A rewording that passes `paraphrase_problem` is then put back to the teacher with the
+    facts in its prompt (`teacher_question`), and kept only when that answer states the
+    original's expected answer. Each kept rewording is a new item with the original's answer
+    and facts (kind `teacher:paraphrase`). Rejected ones are listed in the report with the
+    reason.
     """
     report = TeacherReport()
     sources = [i for i in items if i.kind.removeprefix("teacher:") in PARAPHRASED_KINDS]
-    asks = [(item, prompt) for item in sources for prompt in PARAPHRASE_PROMPTS[:count]]
+    asks = [(item, variant) for item in sources for variant in range(min(count, MAX_PARAPHRASES))]
     if not asks:
         return [], report
-    answers = generate([prompt.format(question=item.question) for item, prompt in asks])
+    replies = generate([paraphrase_chat(item.question, variant) for item, variant in asks])
     taken = {normalize(item.question) for item in items}
-    made: list[Candidate] = []
-    for (item, _), answer in zip(asks, answers, strict=True):
+    passed: list[tuple[Candidate, Candidate]] = []  # (original, rewording)
+    for (item, _), answer in zip(asks, replies, strict=True):
         report.asked += 1
         text = " ".join(answer.split())
-        problem = paraphrase_problem(item, text, taken)
+        problem = paraphrase_problem(item, text, taken, answer_words(knowledge, item))
         if problem is not None:
             report.dropped.append({"question": item.question, "answer": text, "reason": problem})
             continue
-        report.accepted += 1
         taken.add(normalize(text))
-        made.append(
-            Candidate(text, item.answer, item.capability, "teacher:paraphrase", item.facts,
-                      item.expected)
-        )  # fmt: skip
+        passed.append((item, Candidate(text, item.answer, item.capability, "teacher:paraphrase",
+                                       item.facts, item.expected)))  # fmt: skip
+    if not passed:
+        return [], report
+    made: list[Candidate] = []
+    round_trip = generate([teacher_question(knowledge, reworded) for _, reworded in passed])
+    for (original, reworded), said in zip(passed, round_trip, strict=True):
+        if score_contains(" ".join(said.split()), [reworded.expected])[0] < 1.0:
+            report.dropped.append(
+                {
+                    "question": original.question,
+                    "answer": reworded.question,
+                    "reason": f"is not answered {reworded.expected!r} by the teacher",
+                }
+            )
+            continue
+        report.accepted += 1
+        made.append(reworded)
     return made, report
