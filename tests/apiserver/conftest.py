@@ -1,6 +1,7 @@
 """Fixtures of the `apiserver` tier: one real etcd + kube-apiserver + kube-controller-manager for
 the tests of this package (``apiserver``: stopped after its last test, not at the end of the whole
-session), a fresh namespace per test (``namespace``), and ``backend`` (emulator and real server).
+session), a fresh namespace per test (``namespace``), the Helm chart's ServiceAccount and RBAC
+(``chart_identity``), and ``backend`` (emulator and real server).
 
 Every test that uses ``apiserver`` (directly or through another fixture) is marked ``apiserver``.
 Without binaries (``scripts/kube-apiserver.sh build`` failed or never ran, or
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.apiserver.backends import Backend
+from tests.apiserver.operator_run import install_chart_identity
 from tests.apiserver.server import ApiServer, find_binaries, running_apiserver
 from tests.kube.cluster import running_cluster
 from tests.kube.emulator import random_suffix
@@ -37,6 +39,14 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         yield server
     left = [p.name for p in server.processes() if p.alive()]
     assert not left, f"still running after stop: {left}"
+
+
+@pytest.fixture(scope="package")
+def chart_identity(apiserver: ApiServer) -> tuple[str, str]:
+    """The chart's ServiceAccount and RBAC, installed once: (namespace, account)."""
+    pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not available")
+    namespace, account, _ = install_chart_identity(apiserver)
+    return namespace, account
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from tests.apiserver.operator_run import (
     V,
     forbidden,
     forbidden_in,
-    install_chart_identity,
     running_chart_operator,
 )
 from tests.apiserver.server import ApiServer
@@ -39,14 +38,6 @@ from tests.kube.jobsim import JobSimulator
 from tests.operator.test_operator_integration import STEPS, tiny_spec
 
 GOLDEN_JOB = Path(__file__).resolve().parents[1] / "operator" / "golden" / "evaluator-cpu.yaml"
-
-
-@pytest.fixture(scope="package")
-def chart_identity(apiserver: ApiServer) -> tuple[str, str]:
-    """The chart's ServiceAccount and RBAC, installed once: (namespace, account)."""
-    pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not available")
-    namespace, account, _ = install_chart_identity(apiserver)
-    return namespace, account
 
 
 @dataclass

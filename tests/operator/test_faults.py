@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,51 @@ def test_dropped_watches_and_an_api_server_restart(
         env.wait_phase("watched", "Training")
         env.cluster.restart_apiserver()  # watches end and old resourceVersions are 410 Gone
         env.assert_finished_once_per_step("watched")
+
+
+def test_cycles_not_served_for_a_while_after_an_api_server_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restarted API server may answer 404 ("404 page not found") to a custom resource until
+    # its CRD handler knows the CRD. kopf alone stops the operator on it; the operator lists
+    # and watches the cycles again (after 1 s, then 2 s), saying so, and misses nothing.
+    with fault_env(tmp_path, monkeypatch, step_seconds=0.5) as env, env.operator() as operator:
+        env.apply("before")
+        env.wait_phase("before", "Analyzing")
+        unserved = env.cluster.add_fault(
+            method="GET",
+            resource=CYCLES,
+            watch=True,
+            status=404,
+            reason="NotFound",
+            message="404 page not found",
+            times=2,
+        )
+        env.cluster.restart_apiserver()  # every watch ends; the next two of cycles answer 404
+        stopped = operator.runner.future.done
+        wait_for(
+            lambda: (env.cluster.call(lambda: unserved.fired), stopped()),
+            until=lambda seen: seen == (2, False) or seen[1],
+            what="two 404s",
+        )
+        assert not stopped(), f"the operator stopped: {operator.runner.exception!r}"
+        warnings = wait_for(
+            lambda: [m for m in operator.messages(logging.WARNING) if "does not serve" in m],
+            until=lambda found: len(found) == 2,
+            what="a warning for each 404",
+        )
+        assert all("improvementcycles.v1alpha1.kaizen.dev" in m for m in warnings), warnings
+        # The cycle created once they are served again runs, and so does the one before.
+        env.apply("after")
+        steps = [
+            step
+            for name in ("after", "before")
+            for step in env.wait_phase(name, "Succeeded")["status"]["steps"]
+        ]
+        assert all(s["state"] == "Succeeded" and s["attempt"] == 1 for s in steps), steps
+        assert env.jobs() == sorted(s["jobName"] for s in steps)  # one Job per step
+        assert any("served again" in m for m in operator.messages(logging.INFO))
+        assert not stopped()
 
 
 @pytest.mark.parametrize("propagation", ["Background", "Orphan"])

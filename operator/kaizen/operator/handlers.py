@@ -24,7 +24,7 @@ import kopf
 from kaizen.api.chain import CHAIN_PLURAL
 from kaizen.api.resource import GROUP, PLURAL, VERSION
 from kaizen.cycle.chain import LABEL_CHAIN
-from kaizen.operator import diagnostics, metrics
+from kaizen.operator import diagnostics, metrics, unserved
 from kaizen.operator.chain import ChainReconciler, seconds_until
 from kaizen.operator.jobs import LABEL_CYCLE, LABEL_MANAGED_BY, MANAGED_BY, job_selector
 from kaizen.operator.kube import ApiException, CycleOwnedByAnother, JobOwnedByAnother, Kube
@@ -44,6 +44,8 @@ FINALIZER = "kaizen.dev/finalizer"
 RETRY_DELAY = 15.0
 #: The timer's interval is fixed when this module is imported (kopf registers it then).
 _IMPORT_SETTINGS = OperatorSettings.from_env()
+# A 404 of a watch (a CRD not served yet after an API server restart) is retried, not fatal.
+unserved.retry_unserved_watches()
 # Watch events carry their arrival time, for the Job-event latency metrics.
 metrics.stamp_watch_arrivals()
 

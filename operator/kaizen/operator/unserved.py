@@ -1,0 +1,117 @@
+"""A watched resource that the API server does not serve for a while: kopf watches it again
+with backoff instead of stopping the operator.
+
+Listing or watching a custom resource answers `404 page not found` while the API server does
+not serve it: for a moment right after the server restarts (its `/readyz` may answer before the
+CRD's resource is served, and the operator's watches reconnect at once: seen once in CI on the
+1.20 test server under load), and while a CRD is deleted and created again. kopf (1.45) stops
+the whole operator on that answer: `api.request` retries only connection errors, timeouts,
+5xx, 403 and 429, so the `APINotFoundError` of the list (`fetching.fetch_objs`) or the watch
+(`api.stream`) leaves `watching.continuous_watch` and `watching.infinite_watch`, ends the
+resource's watcher task (`queueing.watcher`; kopf logs "Watcher for … has failed"), and the
+orchestrator re-raises it ("Multidimensional multitasker has failed: 404 page not found"), so
+`kopf run` exits. No setting changes that: `settings.networking.error_backoffs` covers only the
+errors above, `settings.watching.reconnect_backoff` only a stream that ended without one.
+
+So, like a client-go reflector, the operator lists and watches such a resource again for as
+long as it takes, after 1, 2, 4, 8, 16 s and then every 30 s (`retry_delay`), and says so: a
+WARNING for each try names the resource, the namespace, the server's answer and how long the
+resource has been unserved; an INFO line when it is served again. A CRD that is really gone
+is not waited for in silence: with kopf's CRD scanning on (the Helm chart's default) kopf
+notices the deletion, stops the watcher (warning "Unresolved resources cannot be served") and
+starts a new one when the CRD returns; with scanning off, the warnings go on until it returns.
+kopf has no hook for this: `watching.infinite_watch` (looked up by the watcher at each start)
+is wrapped once per process, as `kaizen.operator.metrics.stamp_watch_arrivals` wraps it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: The delay before the first try again (seconds); each next one doubles, up to `MAX_DELAY`.
+FIRST_DELAY = 1.0
+#: The longest delay between two tries (seconds), as client-go's reflectors cap theirs.
+MAX_DELAY = 30.0
+#: Set on the wrapper, so that a second call (a reloaded handlers module) does not wrap again.
+_MARK = "_kaizen_retries_unserved"
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after the `failures`-th 404 in a row (1, 2, 4, 8, 16, then 30)."""
+    # The exponent is bounded: the tries go on for as long as it takes (days, in 30 s steps).
+    doublings = min(max(0, failures - 1), 16)
+    return min(MAX_DELAY, FIRST_DELAY * float(2**doublings))
+
+
+def retry_unserved_watches() -> bool:
+    """Make kopf list and watch a resource again (with backoff) when the API server answers
+    404 for it, instead of stopping the operator. Idempotent; False, with a warning, when kopf
+    no longer has the private functions this relies on (a 404 then stops the operator)."""
+    try:
+        from kopf._cogs.clients import errors, watching
+    except ImportError:  # pragma: no cover - a kopf without the private modules
+        logger.warning("kopf's watching module moved: a 404 of a watch will stop the operator")
+        return False
+    original = getattr(watching, "infinite_watch", None)
+    not_found = getattr(errors, "APINotFoundError", None)
+    if original is None or not_found is None:  # pragma: no cover - a kopf that moved them
+        logger.warning("kopf has no infinite_watch: a 404 of a watch will stop the operator")
+        return False
+    if getattr(original, _MARK, False):
+        return True
+    setattr(watching, "infinite_watch", _retrying(original, not_found))  # noqa: B010 - private
+    return True
+
+
+def _retrying(
+    original: Callable[..., AsyncGenerator[Any, None]], not_found: type[Exception]
+) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(original)
+    async def infinite_watch(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        resource, namespace = kwargs.get("resource"), kwargs.get("namespace")
+        where = f"in namespace {namespace!r}" if namespace is not None else "cluster-wide"
+        failures = 0
+        unserved_since = 0.0
+        while True:
+            try:
+                async with contextlib.aclosing(original(*args, **kwargs)) as stream:
+                    async for event in stream:
+                        if failures:
+                            logger.info(
+                                "%s %s is served again after %.0f s: watching it",
+                                resource,
+                                where,
+                                time.monotonic() - unserved_since,
+                            )
+                            failures = 0
+                        yield event
+                # kopf's stream ends only in its own tests (`_iterations`): so does this one.
+                return
+            except not_found as error:
+                if not failures:
+                    unserved_since = time.monotonic()
+                failures += 1
+                delay = retry_delay(failures)
+                logger.warning(
+                    "The API server does not serve %s %s (404: %s; for %.0f s now): its CRD "
+                    "is missing, or not served yet after an API server restart. Listing and "
+                    "watching it again in %.0f s (retry %d)",
+                    resource,
+                    where,
+                    getattr(error, "message", None) or error,
+                    time.monotonic() - unserved_since,
+                    delay,
+                    failures,
+                )
+                await asyncio.sleep(delay)
+
+    setattr(infinite_watch, _MARK, True)
+    return infinite_watch
