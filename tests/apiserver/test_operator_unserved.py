@@ -10,6 +10,12 @@ cycles gets the 404 (``kaizen.operator.unserved`` retries it); with scanning on,
 deploys, kopf may notice the deletion first and stop that watch itself. Either way the
 operator keeps running and reconciles a cycle created once the CRD is back.
 
+Starting in such a moment is another gap: kopf reads the served resources once, at start-up,
+and would never serve the cycles. The last test starts the operator while the CRD exists but is
+not Established (a CRD of the same group holds one of its names), so that discovery does not
+list it (its group version answers 404, as right after a restart, or lists the chains alone);
+the operator waits, saying so, and serves the cycles once the CRD is established.
+
 Deleting the CRD deletes every cycle of the package's server: this module runs last.
 """
 
@@ -147,3 +153,137 @@ def test_the_operator_outlives_its_crd_deleted_and_created_again(
     if scanning == "off":
         # kopf never learns that the CRD went: only the retried watch tells.
         assert all(RESOURCE in m and "does not serve" in m for m in notices), notices
+
+
+# A CRD of the same group that claims the cycles' plural (as a short name): the cycles' CRD,
+# created after it, exists with NamesAccepted=False and is not Established, and discovery does
+# not list it: its group version answers `404 page not found` (while `/apis` lists it), as for
+# a moment right after a restart, or lists only the chains when their CRD is installed.
+# Deleting the blocker establishes the cycles' CRD.
+BLOCKER = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"blockers.{G}"},
+    "spec": {
+        "group": G,
+        "scope": "Namespaced",
+        "names": {
+            "plural": "blockers",
+            "singular": "blocker",
+            "kind": "Blocker",
+            "shortNames": [P],
+        },
+        "versions": [
+            {
+                "name": "v1beta1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object"}},
+            }
+        ],
+    },
+}
+
+
+def _crd_conditions(server: ApiServer) -> dict[str, str]:
+    crd = server.raw("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+    return {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+
+
+def _discovered(server: ApiServer) -> list[str] | None:
+    """The resources discovery lists in the cycles' group version; None for a 404."""
+    try:
+        document = server.raw("GET", f"/apis/{G}/{V}")
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return [r["name"] for r in document.get("resources") or []]
+
+
+@contextlib.contextmanager
+def _crd_not_served(server: ApiServer) -> Iterator[Callable[[], None]]:
+    """The cycles' CRD deleted and created again behind `BLOCKER`: it exists, not served.
+    Yields `serve`, which deletes the blocker and waits until the CRD is established and
+    published; on exit the blocker is gone and the CRD served whatever happened."""
+    blocker = yaml.safe_dump(BLOCKER)
+    with _crd_deleted(server) as restore:
+        try:
+            server.kubectl("apply", "-f", "-", input=blocker)
+            server.kubectl("wait", "--for=condition=Established", f"crd/blockers.{G}")
+            server.kubectl("apply", "-f", str(CRD_MANIFEST))
+            conditions = wait_for(
+                lambda: _crd_conditions(server),
+                until=lambda found: found.get("NamesAccepted") == "False",
+                what="the CRD's names to be refused",
+            )
+            assert conditions.get("Established") != "True", conditions
+            wait_for(
+                lambda: [
+                    v["version"]
+                    for g in server.raw("GET", "/apis")["groups"]
+                    if g["name"] == G
+                    for v in g["versions"]
+                ],
+                until=lambda versions: V in versions,
+                what=f"/apis to list {G}/{V} (registered for the CRD, Established or not)",
+            )
+            # Discovery lags the CRD's deletion a moment: until then it still lists the cycles.
+            # It answers 404 for the group version, or lists the chains alone where an earlier
+            # test installed their CRD (tests/apiserver/test_crd_chain.py).
+            wait_for(
+                lambda: _discovered(server),
+                until=lambda listed: P not in (listed or []),
+                what=f"/apis/{G}/{V} to list no {P}",
+            )
+
+            def serve() -> None:
+                server.kubectl("delete", "crd", f"blockers.{G}", "--timeout=60s")
+                restore()
+
+            yield serve
+        finally:
+            server.kubectl("delete", "crd", f"blockers.{G}", "--ignore-not-found", "--timeout=60s")
+
+
+@pytest.mark.parametrize("scanning", ["off", "on"])
+def test_the_operator_started_while_its_crd_is_not_served_serves_it_once_it_is(
+    apiserver: ApiServer,
+    chart_identity: tuple[str, str],
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scanning: str,
+) -> None:
+    settings_env = {
+        "KAIZEN_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "KAIZEN_ARTIFACT_PVC": "",
+        "KAIZEN_SCANNING": "true" if scanning == "on" else "false",
+    }
+    for key, value in settings_env.items():
+        monkeypatch.setenv(key, value)
+    kubeconfig = apiserver.service_account_kubeconfig(
+        *chart_identity, path=tmp_path / "operator.kubeconfig"
+    )
+    with (
+        _crd_not_served(apiserver) as serve,
+        running_chart_operator(kubeconfig, env=settings_env) as operator,
+    ):
+        # The operator says what it waits for (kopf alone would say "Unresolved resources
+        # cannot be served" and, with scanning off, never serve the cycles).
+        waiting = wait_for(
+            lambda: [m for m in operator.messages(logging.WARNING) if "does not serve" in m],
+            until=lambda found: len(found) >= 2,
+            what="a warning for each look at discovery",
+        )
+        gaps = (f"/apis/{G}/{V} answers 404", f"/apis/{G}/{V} lists no {P}")
+        assert all(RESOURCE in m and any(g in m for g in gaps) for m in waiting), waiting
+        _alive(operator)
+        serve()
+        _apply(apiserver, namespace, "after")
+        _reconciled(apiserver, namespace, "after")
+        _alive(operator)
+        assert any(f"{RESOURCE} is served after" in m for m in operator.messages(logging.INFO))
+        # kopf's one scan found the cycles.
+        unresolved = [m for m in operator.messages(logging.WARNING) if "Unresolved" in m]
+        assert not [m for m in unresolved if f"any_name='{P}'" in m], unresolved

@@ -274,6 +274,30 @@ def test_cycles_not_served_for_a_while_after_an_api_server_restart(
         assert not stopped()
 
 
+def test_the_operator_started_while_the_cycles_are_not_served_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started in that moment, kopf alone would read the served resources once, find no cycles
+    # and never serve them. The operator waits until discovery lists them, saying so.
+    with fault_env(tmp_path, monkeypatch) as env:
+        emulator = env.cluster.emulator
+        keys = [f"{G}/{V}/{plural}" for plural in (P, "improvementchains")]
+        unserved = env.cluster.call(lambda: {key: emulator.resources.pop(key) for key in keys})
+        with env.operator() as operator:
+            waiting = wait_for(
+                lambda: [m for m in operator.messages(logging.WARNING) if "does not serve" in m],
+                until=lambda found: len(found) >= 2,
+                what="a warning for each look at discovery",
+            )
+            assert all(f"{P}.{V}.{G} yet (/apis lists no {G}/{V}" in m for m in waiting), waiting
+            env.cluster.call(lambda: emulator.resources.update(unserved))
+            env.apply("after")
+            env.assert_finished_once_per_step("after")
+            assert any("is served after" in m for m in operator.messages(logging.INFO))
+            unresolved = [m for m in operator.messages(logging.WARNING) if "Unresolved" in m]
+            assert not unresolved, unresolved
+
+
 @pytest.mark.parametrize("propagation", ["Background", "Orphan"])
 def test_a_job_deleted_by_hand(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, propagation: str

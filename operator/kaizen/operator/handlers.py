@@ -119,7 +119,8 @@ def _namespace(namespace: str | None) -> str:
 async def startup(
     settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
-    """Read `KAIZEN_*` settings, configure kopf, connect the API client, start metrics."""
+    """Read `KAIZEN_*` settings, configure kopf, connect the API client, start metrics; then
+    wait until the API server serves the cycles."""
     operator = OperatorSettings.from_env()
     configure_kopf(settings, operator)
     kube = Kube.from_environment()
@@ -134,6 +135,9 @@ async def startup(
     logger.info("Kaizen operator settings: %s", operator)
     if settings.peering.mandatory and not settings.peering.standalone:
         logger.info("Peering %r with priority %d", settings.peering.name, settings.peering.priority)
+    # kopf reads the served resources once, after this handler: cycles not served yet (an API
+    # server restarting, a CRD not Established yet) would then never be served.
+    await unserved.wait_until_served(kube, GROUP, VERSION, PLURAL)
 
 
 def report_memory(folder: Path, frames: int = 0) -> diagnostics.MemoryTracer:

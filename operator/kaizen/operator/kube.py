@@ -90,6 +90,26 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
 
 
+def get_discovery(
+    api_client: client.ApiClient, path: str, _request_timeout: Any = None
+) -> dict[str, Any]:
+    """A discovery document (`/apis`, `/apis/<group>/<version>`), read from the path kopf reads
+    (the generated `ApisApi` asks for `/apis/`); an error answer raises `ApiException`."""
+    request = api_client.param_serialize(
+        method="GET",
+        resource_path=path,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.call_api(*request, _request_timeout=_request_timeout)
+    response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(
+            http_resp=response, body=(response.data or b"").decode(errors="replace"), data=None
+        )
+    return cast(dict[str, Any], json.loads(response.data or b"{}"))
+
+
 def _dict(value: Any) -> dict[str, Any]:
     """An object as the API returned it, slimmed (`kaizen.operator.slim`)."""
     return cast(dict[str, Any], slim(value or {}))
@@ -115,6 +135,30 @@ class Kube:
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]
+
+    # --- Discovery -----------------------------------------------------------------------
+
+    async def api_group_versions(self, group: str) -> list[str]:
+        """The versions of `group` that discovery (`/apis`) lists: none when it lists no such
+        group."""
+        groups = (await _call(get_discovery, self.api_client, "/apis")).get("groups") or []
+        return [
+            listed["version"]
+            for found in groups
+            if found.get("name") == group
+            for listed in found.get("versions") or []
+        ]
+
+    async def api_resources(self, group: str, version: str) -> list[str] | None:
+        """The names of the resources that discovery (`/apis/<group>/<version>`) lists, or None
+        when it answers 404 (the server serves nothing of that group version)."""
+        try:
+            document = await _call(get_discovery, self.api_client, f"/apis/{group}/{version}")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return [resource["name"] for resource in document.get("resources") or []]
 
     # --- ImprovementCycles ---------------------------------------------------------------
 

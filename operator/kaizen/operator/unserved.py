@@ -1,5 +1,6 @@
 """A watched resource that the API server does not serve for a while: kopf watches it again
-with backoff instead of stopping the operator.
+with backoff instead of stopping the operator, and the operator does not start before the
+server serves its cycles.
 
 Listing or watching a custom resource answers `404 page not found` while the API server does
 not serve it: for a moment right after the server restarts (its `/readyz` may answer before the
@@ -22,6 +23,17 @@ notices the deletion, stops the watcher (warning "Unresolved resources cannot be
 starts a new one when the CRD returns; with scanning off, the warnings go on until it returns.
 kopf has no hook for this: `watching.infinite_watch` (looked up by the watcher at each start)
 is wrapped once per process, as `kaizen.operator.metrics.stamp_watch_arrivals` wraps it too.
+
+Starting in such a moment is another matter: kopf reads which resources the server serves
+once, when its startup handlers are done (`observation.resource_observer` calls
+`scanning.scan_resources`), and takes a group version that `/apis` lists but whose discovery
+document answers 404 (`scanning._read_version`), or that `/apis` does not list, for one with no
+resources: "Unresolved resources cannot be served", and no watcher of the cycles is started.
+With CRD scanning off that lasts until the operator restarts; with it on, until the CRD object
+changes (it does not after an API server restart). So the startup handler first waits, with
+the same backoff and a WARNING per try, until discovery lists the cycles (`wait_until_served`).
+The liveness endpoint answers only after the startup handlers: past the chart's startupProbe
+(2 minutes) the pod is restarted, and waits again.
 """
 
 from __future__ import annotations
@@ -32,7 +44,11 @@ import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
+
+import urllib3
+
+from kaizen.operator.kube import ApiException
 
 logger = logging.getLogger(__name__)
 
@@ -115,3 +131,62 @@ def _retrying(
 
     setattr(infinite_watch, _MARK, True)
     return infinite_watch
+
+
+class Discovery(Protocol):
+    """The discovery calls of `kaizen.operator.kube.Kube`."""
+
+    async def api_group_versions(self, group: str) -> list[str]: ...
+
+    async def api_resources(self, group: str, version: str) -> list[str] | None: ...
+
+
+async def discovery_gap(kube: Discovery, group: str, version: str, plural: str) -> str | None:
+    """Why kopf's scan would not find `plural` in `group`/`version` now, or None when it would:
+    `/apis` must list the group version, and its document must list the resource."""
+    if version not in await kube.api_group_versions(group):
+        return f"/apis lists no {group}/{version}"
+    listed = await kube.api_resources(group, version)
+    if listed is None:
+        return f"/apis/{group}/{version} answers 404"
+    if plural not in listed:
+        return f"/apis/{group}/{version} lists no {plural}"
+    return None
+
+
+async def wait_until_served(kube: Discovery, group: str, version: str, plural: str) -> float:
+    """Return once discovery lists `plural` in `group`/`version` (as kopf's start-up scan reads
+    it), asking again after 1, 2, 4, 8, 16 s and then every 30 s, with a WARNING each time it
+    does not, for as long as it takes; the seconds waited. A server that does not answer or
+    answers 429 or 5xx is asked again too; any other error (401, 403) is raised."""
+    resource = f"{plural}.{version}.{group}"
+    started = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            gap = await discovery_gap(kube, group, version, plural)
+        except ApiException as error:
+            if error.status != 429 and (error.status or 0) < 500:
+                raise
+            gap = f"discovery answers {error.status} {error.reason}"
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            gap = f"the API server does not answer: {error}"
+        waited = time.monotonic() - started
+        if gap is None:
+            if failures:
+                logger.info("%s is served after %.0f s: starting", resource, waited)
+            return waited
+        failures += 1
+        delay = retry_delay(failures)
+        logger.warning(
+            "The API server does not serve %s yet (%s; for %.0f s now): its CRD is missing, not "
+            "Established yet, or not served yet after an API server restart. kopf reads the "
+            "served resources once, at start-up, and would not serve the cycles: waiting for "
+            "them before starting. Asking again in %.0f s (try %d)",
+            resource,
+            gap,
+            waited,
+            delay,
+            failures,
+        )
+        await asyncio.sleep(delay)
