@@ -23,6 +23,12 @@ size) instead of a fixed `--steps`. A base evaluation already in `--out` for the
 model and length is reused.
 
     python benchmarks/learning.py --out artifacts/learning [--passes 4] [--others core]
+
+Each run lists the Korrin items each adapter missed (and keeps them in learning.json);
+`--tally OUT [OUT ...]` counts, over the learning.json of earlier runs, how many missed each
+item: a handful of items missed at every seed is a gap in wording, not noise.
+
+    python benchmarks/learning.py --tally artifacts/learning-seed0 artifacts/learning-seed1
 """
 
 from __future__ import annotations
@@ -207,6 +213,36 @@ def churn_lines(label: str, table: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+def missed(items: list[ItemResult], domain: str) -> list[dict[str, str]]:
+    """`domain`'s items answered wrong: id, capability, question and the answer given."""
+    return [
+        {
+            "id": item.id,
+            "capability": item.capability,
+            "question": item.question,
+            "response": item.response,
+        }
+        for item in items
+        if item.domain == domain and not item.correct
+    ]
+
+
+def tally(reports: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+    """Over several runs' learning.json reports: (item id, question, runs that missed it, runs
+    that scored it) for every item missed at least once, the most missed first. A run scores
+    an item once per adapter it evaluated (each variant, and routed)."""
+    counts: dict[str, list[Any]] = {}
+    runs = 0
+    for report in reports:
+        for misses in report.get("missed", {}).values():
+            runs += 1
+            for miss in misses:
+                entry = counts.setdefault(miss["id"], [miss["question"], 0])
+                entry[1] += 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    return [(item, question, count, runs) for item, (question, count) in ranked]
+
+
 def route(model: str, suite: Path, adapter: Path, out: Path) -> MergeArgs:
     """The merge step on Korrin's adapter alone, asked for its routed candidate."""
     return MergeArgs(
@@ -237,6 +273,14 @@ def routed_share(items: list[ItemResult], domain: str) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="bundled:smollm2-135m-instruct")
+    parser.add_argument(
+        "--tally",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="OUT",
+        help="count the Korrin items missed over earlier runs' --out folders, and exit",
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/learning"))
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument(
@@ -328,6 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the shipped suite whose real domains are scored beside Korrin and replayed",
     )
     options = parser.parse_args(argv)
+    if options.tally:
+        found = [folder / "learning.json" for folder in options.tally]
+        for path in found:
+            if not path.is_file():
+                parser.error(f"--tally: {path} does not exist (not a learning run's --out)")
+        reports = [json.loads(path.read_text()) for path in found]
+        for item, question, count, runs in tally(reports):
+            print(f"{item}: missed in {count} of {runs} ({question})")
+        return 0
     out = options.out.resolve()
     suite = build_suite(out / "suite", options.others)
     common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
@@ -353,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     churns: dict[str, dict[str, dict[str, Any]]] = {}
     cards: dict[str, DataCard] = {}
     coverage: dict[str, dict[str, int]] = {}
+    misses: dict[str, list[dict[str, str]]] = {}
     for variant in options.variants:
         name = variant.strip("+")
         train_dir = out / f"train-{name}"
@@ -394,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             results = read_artifact(eval_dir / "results.json", EvaluationResults)
             rows[label] = scores(results)
             churns[label] = churn(base.items, results.items)
+            misses[label] = missed(results.items, "korrin")
             return results
 
         evaluate_adapter(variant, f"evaluate-{name}", train_dir / "adapter")
@@ -417,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{label}: {share['own']} of {share['own_items']} Korrin items went through its "
             f"route, {share['stray']} of {share['other_items']} other items did"
         )
+    for label, wrong in misses.items():
+        print(f"\n{label} missed {len(wrong)} Korrin items:")
+        print("\n".join(f"  {m['id']} ({m['capability']}): {m['question']}" for m in wrong))
     print()
     for variant, card in cards.items():
         teacher = (
@@ -435,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "churn": churns,
         "routing": coverage,
+        "missed": misses,
         "seconds": seconds,
         "cards": {v: c.to_dict() for v, c in cards.items()},
         "settings": vars(options) | {"out": str(out)},

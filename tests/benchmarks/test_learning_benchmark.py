@@ -1,9 +1,11 @@
 """benchmarks/learning.py: the churn table it prints beside the scores (which items of the
 other domains an adapter lost and gained against the base model, and whether the net is more
-than churn). The runs themselves are measured by hand (docs/training-data.md)."""
+than churn), and the missed Korrin items it lists and tallies over runs. The runs themselves
+are measured by hand (docs/training-data.md)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -57,3 +59,44 @@ def test_churn_counts_lost_and_gained_items_per_other_domain() -> None:
 def test_churn_refuses_an_item_the_base_model_was_not_asked() -> None:
     with pytest.raises(ValueError, match="geo-9 is not in the base model's evaluation"):
         learning.churn([item("geo-1", "geography", True)], [item("geo-9", "geography", True)])
+
+
+def test_the_missed_items_are_the_trained_domains_wrong_answers() -> None:
+    items = [item("kor-p1", "korrin", True), item("kor-p2", "korrin", False)]
+    items += [item("geo-1", "geography", False)]
+    assert learning.missed(items, "korrin") == [
+        {"id": "kor-p2", "capability": "factual_recall", "question": "q", "response": "a"}
+    ]
+
+
+def test_the_tally_counts_each_missed_item_over_runs_and_adapters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def miss(id: str) -> dict[str, str]:
+        return {"id": id, "capability": "factual_recall", "question": f"{id}?", "response": "x"}
+
+    runs = {  # two runs; the second scored its adapter routed too
+        "seed0": {"missed": {"+synthesis": [miss("kor-p11"), miss("kor-p13")]}},
+        "seed1": {"missed": {"+synthesis": [miss("kor-p11")], "+synthesis routed": []}},
+    }
+    for name, report in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "learning.json").write_text(json.dumps(report))
+
+    assert learning.tally(list(runs.values())) == [
+        ("kor-p11", "kor-p11?", 2, 3),
+        ("kor-p13", "kor-p13?", 1, 3),
+    ]
+    assert learning.main(["--tally", str(tmp_path / "seed0"), str(tmp_path / "seed1")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "kor-p11: missed in 2 of 3 (kor-p11?)",
+        "kor-p13: missed in 1 of 3 (kor-p13?)",
+    ]
+
+
+def test_the_tally_names_a_folder_that_holds_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        learning.main(["--tally", str(tmp_path)])
+    assert f"{tmp_path / 'learning.json'} does not exist" in capsys.readouterr().err
