@@ -105,25 +105,33 @@ def _unserved_notices(operator: OperatorHandle) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("scanning", ["off", "on"])
-def test_the_operator_outlives_its_crd_deleted_and_created_again(
+@pytest.fixture(params=["off", "on"], ids=["scanning-off", "scanning-on"])
+def chart_operator(
+    request: pytest.FixtureRequest,
     apiserver: ApiServer,
     chart_identity: tuple[str, str],
-    namespace: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    scanning: str,
-) -> None:
+) -> tuple[dict[str, str], Path]:
+    """The operator's settings (kopf's CRD scanning off, then on), also set in this process,
+    and a kubeconfig of the chart's service account."""
     settings_env = {
         "KAIZEN_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "KAIZEN_ARTIFACT_PVC": "",
-        "KAIZEN_SCANNING": "true" if scanning == "on" else "false",
+        "KAIZEN_SCANNING": "true" if request.param == "on" else "false",
     }
     for key, value in settings_env.items():
         monkeypatch.setenv(key, value)
     kubeconfig = apiserver.service_account_kubeconfig(
         *chart_identity, path=tmp_path / "operator.kubeconfig"
     )
+    return settings_env, kubeconfig
+
+
+def test_the_operator_outlives_its_crd_deleted_and_created_again(
+    apiserver: ApiServer, namespace: str, chart_operator: tuple[dict[str, str], Path]
+) -> None:
+    settings_env, kubeconfig = chart_operator
     # No job simulator: the Jobs stay pending, a reconciled cycle stays Evaluating.
     with running_chart_operator(kubeconfig, env=settings_env) as operator:
         _apply(apiserver, namespace, "before")
@@ -150,7 +158,7 @@ def test_the_operator_outlives_its_crd_deleted_and_created_again(
         _reconciled(apiserver, namespace, "after")
         _alive(operator)
 
-    if scanning == "off":
+    if settings_env["KAIZEN_SCANNING"] == "false":
         # kopf never learns that the CRD went: only the retried watch tells.
         assert all(RESOURCE in m and "does not serve" in m for m in notices), notices
 
@@ -246,25 +254,10 @@ def _crd_not_served(server: ApiServer) -> Iterator[Callable[[], None]]:
             server.kubectl("delete", "crd", f"blockers.{G}", "--ignore-not-found", "--timeout=60s")
 
 
-@pytest.mark.parametrize("scanning", ["off", "on"])
 def test_the_operator_started_while_its_crd_is_not_served_serves_it_once_it_is(
-    apiserver: ApiServer,
-    chart_identity: tuple[str, str],
-    namespace: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    scanning: str,
+    apiserver: ApiServer, namespace: str, chart_operator: tuple[dict[str, str], Path]
 ) -> None:
-    settings_env = {
-        "KAIZEN_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "KAIZEN_ARTIFACT_PVC": "",
-        "KAIZEN_SCANNING": "true" if scanning == "on" else "false",
-    }
-    for key, value in settings_env.items():
-        monkeypatch.setenv(key, value)
-    kubeconfig = apiserver.service_account_kubeconfig(
-        *chart_identity, path=tmp_path / "operator.kubeconfig"
-    )
+    settings_env, kubeconfig = chart_operator
     with (
         _crd_not_served(apiserver) as serve,
         running_chart_operator(kubeconfig, env=settings_env) as operator,

@@ -33,17 +33,23 @@ def test_installed_once_by_the_handlers_module_beside_the_arrival_stamps() -> No
     assert len(layers) == 3, layers
 
 
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the retries would have slept, in order (they sleep none)."""
+    delays: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(unserved.asyncio, "sleep", no_sleep)
+    return delays
+
+
 async def test_a_404_restarts_the_stream_after_a_delay_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    slept: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     from kopf._cogs.clients import errors
 
-    slept: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(unserved.asyncio, "sleep", no_sleep)
     starts = 0
 
     async def stream(**_: Any) -> AsyncIterator[Any]:
@@ -127,16 +133,10 @@ async def test_the_cycles_are_served_when_kopfs_scan_would_find_them(
 
 
 async def test_the_start_waits_until_the_cycles_are_served_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    slept: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     from kubernetes.client.exceptions import ApiException
 
-    slept: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(unserved.asyncio, "sleep", no_sleep)
     discovery = Discovery(
         (["v1alpha1"], None),
         ApiException(status=503, reason="Service Unavailable"),
