@@ -130,9 +130,10 @@ class TeacherSpec(SpecModel):
     paraphrases: f.TeacherParaphrases = f.DEFAULT_TEACHER_PARAPHRASES
     """With `mode: context`, rewordings the teacher writes of each synthesised recall question
     (up to 3): more surface forms of each fact than its relation's templates give. One is
-    kept when it is a question, names the same entities and does not give the answer away;
-    the rest are dropped and listed in the data card. A teacher larger than the student
-    words them best."""
+    kept when it is a question, names the same entities, gives neither the answer nor an
+    alias of it away, and the teacher, given the facts, answers it with the original's
+    answer; the rest are dropped and listed in the data card. A teacher larger than the
+    student words them best: the bundled model mostly rewords with the relation's own words."""
 
     token_level: TokenLevelSpec | None = None
     """Token-level distillation on every training example (independent of `mode`): the
