@@ -11,9 +11,9 @@ counted, so the data card shows how much the teacher could be trusted.
 A relation's question templates give each fact only a few wordings, and a student that saw a
 fact asked one way may miss it asked another ("sells abroad" for "exports"). With
 paraphrases, the teacher rewords each recall question (`paraphrase`). It is shown a few
-worked rewordings as earlier turns of a chat (`paraphrase_chat`): small instruction-tuned
-models answer a bare "reword this" instruction instead of following it, but continue a
-pattern of turns. A rewording joins the set, with the original's answer, only when it is a
+worked rewordings as earlier turns of a chat (`paraphrase_chat`): the bundled 135M model
+answers a bare "reword this" instruction instead of following it, but continues a pattern
+of turns. A rewording joins the set, with the original's answer, only when it is a
 question of sensible length that names every entity the original names, does not contain
 the answer or one of its aliases, repeats no question of the set, and the teacher, given the
 facts, answers it with the original's answer (a round trip: a rewording that asks something
