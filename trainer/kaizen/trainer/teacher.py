@@ -241,8 +241,8 @@ def paraphrase(
     """Up to `count` rewordings of each recall question among `items`, checked; and a report.
 
     A rewording that passes `paraphrase_problem` is then put back to the teacher with the
-    facts in its prompt (`teacher_question`), and kept only when that answer states the
-    original's expected answer. Each kept rewording is a new item with the original's answer
+    facts in its prompt (`distill`), and kept only when that answer states the original's
+    expected answer. Each kept rewording is a new item with the original's answer
     and facts (kind `teacher:paraphrase`). Rejected ones are listed in the report with the
     reason.
     """
@@ -266,10 +266,13 @@ def paraphrase(
                                        item.facts, item.expected)))  # fmt: skip
     if not passed:
         return [], report
+    # The round trip is `distill`'s check of an answer: the teacher, given the facts, must
+    # state the expected answer. Its answers are not kept: a rewording keeps the original's.
+    answered, _ = distill([reworded for _, reworded in passed], knowledge, generate)
+    confirmed = {item.question for item in answered}
     made: list[Candidate] = []
-    round_trip = generate([teacher_question(knowledge, reworded) for _, reworded in passed])
-    for (original, reworded), said in zip(passed, round_trip, strict=True):
-        if score_contains(" ".join(said.split()), [reworded.expected])[0] < 1.0:
+    for original, reworded in passed:
+        if reworded.question not in confirmed:
             report.dropped.append(
                 {
                     "question": original.question,
