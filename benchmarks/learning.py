@@ -44,7 +44,12 @@ from kaizen.api.args import EvaluateArgs, StepArgs
 from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import DataCard, EvaluationResults, ItemResult, read_artifact
-from kaizen.api.fields import ROUTED, LrSchedule
+from kaizen.api.fields import (
+    DEFAULT_TEACHER_PARAPHRASES,
+    DEFAULT_TEACHER_SHARE,
+    ROUTED,
+    LrSchedule,
+)
 from kaizen.evaluator.stats import mcnemar_exact
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
@@ -345,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--teacher-paraphrases",
         type=int,
-        default=0,
+        default=DEFAULT_TEACHER_PARAPHRASES,
         help="the +teacher variant's --teacher-paraphrases: rewordings of each recall question",
     )
     parser.add_argument(
@@ -354,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--teacher-share",
         type=float,
-        default=1.0,
+        default=DEFAULT_TEACHER_SHARE,
         help="the +teacher variant's --teacher-share: the share of synthesised items whose "
         "answer the teacher gives (0: rewordings only, the answers as synthesised)",
     )
