@@ -31,6 +31,7 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.apiserver.backends import cycle
 from tests.apiserver.operator_run import G, P, V, running_chart_operator
 from tests.apiserver.server import CRD_MANIFEST, ApiServer
 from tests.kube.cluster import CYCLES, JOBS, OperatorHandle, wait_for
@@ -40,12 +41,7 @@ RESOURCE = "improvementcycles.v1alpha1.kaizen.dev"  # as kopf names it in its lo
 
 
 def _apply(server: ApiServer, namespace: str, name: str) -> None:
-    body = {
-        "apiVersion": f"{G}/{V}",
-        "kind": "ImprovementCycle",
-        "metadata": {"name": name},
-        "spec": {"model": {"name": "example/model"}, "evaluation": {"suite": "demo", "limit": 2}},
-    }
+    body = cycle(name, model={"name": "example/model"}, evaluation={"suite": "demo", "limit": 2})
     co = kubernetes.client.CustomObjectsApi(server.api_client())
     co.create_namespaced_custom_object(G, V, namespace, P, body)
 
