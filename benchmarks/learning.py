@@ -339,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rank", type=int, default=None, help="the train step's --rank (default: the step's)"
     )
     parser.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="the train step's --dropout: LoRA dropout (default: the step's)",
+    )
+    parser.add_argument(
         "--lr-schedule",
         choices=get_args(LrSchedule),
         default=None,
@@ -395,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     # The train step's own options, passed through where given (else the step's defaults).
     passed = (
         "replay_focus", "replay_fraction", "anchor_ratio", "preserve_weight",
-        "target_modules", "rank", "lr_schedule", "warmup_ratio",
+        "target_modules", "rank", "dropout", "lr_schedule", "warmup_ratio",
     )  # fmt: skip
     focus |= {name: getattr(options, name) for name in passed if getattr(options, name) is not None}
 
