@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,30 @@ def test_the_tally_names_a_folder_that_holds_no_run(
     with pytest.raises(SystemExit):
         learning.main(["--tally", str(tmp_path)])
     assert f"{tmp_path / 'learning.json'} does not exist" in capsys.readouterr().err
+
+
+def test_the_tally_gives_each_adapters_targets_over_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def report(seed: int, paraphrases: float, two: float) -> dict[str, Any]:
+        base = {"paraphrases": 0.0, "two facts": 0.0}
+        return {
+            "settings": {"seed": seed},
+            "rows": {
+                "base model": base,
+                "+synthesis": {"paraphrases": paraphrases, "two facts": two},
+            },
+            "missed": {"+synthesis": []},
+        }
+
+    reports = [report(0, 22 / 24, 5 / 6), report(3, 21 / 24, 1.0), report(4, 0.9, 0.5)]
+    assert learning.spread(reports) == [
+        "+synthesis over seeds 0 3 4: "
+        "paraphrases 91.7 87.5 90.0 (mean 89.7, least 87.5, ≥ 90% in 2 of 3); "
+        "two facts 83.3 100.0 50.0 (mean 77.8, least 50.0, ≥ 60% in 2 of 3)"
+    ]
+    for number, one in enumerate(reports):
+        (tmp_path / str(number)).mkdir()
+        (tmp_path / str(number) / "learning.json").write_text(json.dumps(one))
+    assert learning.main(["--tally", *(str(tmp_path / str(n)) for n in range(3))]) == 0
+    assert capsys.readouterr().out.splitlines() == learning.spread(reports)
