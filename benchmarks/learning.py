@@ -250,15 +250,15 @@ def tally(reports: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
     return [(item, question, count, runs) for item, (question, count) in ranked]
 
 
-#: The issue's learning targets, as fractions: (row of the table, least value).
+#: The learning targets (docs/training-data.md), as fractions: (row of the table, least value).
 TARGETS = (("paraphrases", 0.9), ("two facts", 0.6))
 
 
 def spread(reports: list[dict[str, Any]]) -> list[str]:
     """Over several runs' learning.json reports: for each adapter and each target of
     `TARGETS`, its value in every run (in the order given), their mean and least value, and in
-    how many runs it met the target. One run's paraphrase figure moves by an item (4 points of
-    24) between seeds, so whether a setting meets a target is a question over seeds."""
+    how many runs it met the target. One paraphrase is 4.2 points of 24, and seeds move a few of
+    them, so whether a setting meets a target is a question over its seeds."""
     values: dict[str, dict[str, list[float]]] = {}
     seeds: dict[str, list[str]] = {}
     for report in reports:
