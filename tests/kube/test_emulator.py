@@ -416,6 +416,39 @@ def test_orphan_delete_keeps_dependents(cluster, co, batch, core, namespace):
     assert "ownerReferences" not in pod["metadata"]
 
 
+def test_an_object_created_after_its_owner_was_deleted_is_collected(
+    cluster, co, batch, core, namespace
+):
+    """A Job controller that read its Job just before the Job was deleted creates the Pod
+    afterwards: the garbage collector deletes it, since its only owner is gone."""
+    _tree(co, batch, core, namespace)
+    [job] = cluster.objects(JOBS, namespace)
+    co.delete_namespaced_custom_object(G, V, namespace, P, "c1")
+    assert cluster.objects(PODS, namespace) == []
+    late = core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "j1-late", "ownerReferences": _owned(job, "Job", "batch/v1")},
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+        },
+    )
+    assert late.metadata.name == "j1-late"  # the create itself succeeds
+    assert cluster.objects(PODS, namespace) == []
+    # An owner that is alive keeps it.
+    alive = co.create_namespaced_custom_object(G, V, namespace, P, cycle("c2"))
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {
+                "name": "kept",
+                "ownerReferences": _owned(alive, "ImprovementCycle", f"{G}/{V}"),
+            },
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+        },
+    )
+    assert [p["metadata"]["name"] for p in cluster.objects(PODS, namespace)] == ["kept"]
+
+
 def test_finalizers_delay_deletion(cluster, co, namespace):
     co.create_namespaced_custom_object(
         G, V, namespace, P, dict(cycle("c1"), metadata={"name": "c1", "finalizers": ["a/b"]})

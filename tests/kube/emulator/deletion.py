@@ -1,4 +1,5 @@
-"""The emulator's deletion layer: finalizers, preconditions, propagation policies and the GC."""
+"""The emulator's deletion layer: finalizers, preconditions, propagation policies and the GC
+(dependents of a removed object, and objects created with no owner left)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ class EmulatorDeletion(EmulatorReads):
                 if any(self._uid_alive(r.get("uid")) for r in others):
                     continue  # another owner keeps it alive
                 self._delete(res, dep, "Background")
+
+    def _collect_if_dangling(self, res: kmock.resource, obj: dict[str, Any]) -> None:
+        """The garbage collector's share of a creation: an object created with owners that
+        are all gone (a controller that read its owner just before the owner was deleted) is
+        deleted, as the real garbage collector deletes a dependent with no owner left."""
+        uids = [ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or []]
+        if uids and all(uids) and not any(self._uid_alive(uid) for uid in uids):
+            self._delete(res, copy.deepcopy(obj), "Background")
 
     def _uid_alive(self, uid: str | None) -> bool:
         return any(

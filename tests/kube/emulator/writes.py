@@ -102,7 +102,9 @@ class EmulatorWrites(EmulatorDeletion):
         if "status" in info.subresources:
             obj.pop("status", None)
         self._defaults(res, obj)
-        return self._store(res, obj, "ADDED")
+        created = self._store(res, obj, "ADDED")
+        self._collect_if_dangling(res, created)
+        return created
 
     async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
         info = self._info(request)
