@@ -92,12 +92,14 @@ def _alive(operator: OperatorHandle) -> None:
 
 def _unserved_notices(operator: OperatorHandle) -> list[str]:
     """Warnings that say the cycles are not served: ours (a watch answered 404) or kopf's
-    (its CRD scanning saw the CRD go)."""
+    (its CRD scanning saw the CRD go: gone, or terminating and so no longer patchable; kopf
+    may stop the watch at the second and, the resource already dropped, never log the first)."""
     return [
         m
         for m in operator.messages(logging.WARNING)
         if ("does not serve" in m and RESOURCE in m)
         or ("Unresolved resources" in m and "improvementcycles" in m)
+        or ("Non-patchable resources will not be served" in m and RESOURCE in m)
     ]
 
 
