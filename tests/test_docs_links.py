@@ -7,13 +7,14 @@ opens the top of the page on GitHub, with nothing to say it went wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = sorted([*(REPO / "docs").rglob("*.md"), REPO / "README.md"])
+from tests.test_docs_tables import DOCUMENTS, REPO
+
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"#{1,6}\s+(.*)")
 
@@ -23,6 +24,7 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@functools.cache
 def anchors(path: Path) -> set[str]:
     """The anchors of a Markdown file's headings (outside fenced code)."""
     found, fenced = set(), False

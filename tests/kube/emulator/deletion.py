@@ -67,7 +67,7 @@ class EmulatorDeletion(EmulatorReads):
         deleted, as the real garbage collector deletes a dependent with no owner left."""
         uids = [ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or []]
         if uids and all(uids) and not any(self._uid_alive(uid) for uid in uids):
-            self._delete(res, copy.deepcopy(obj), "Background")
+            self._delete(res, obj, "Background")  # it copies what it stores
 
     def _uid_alive(self, uid: str | None) -> bool:
         return any(
