@@ -175,3 +175,131 @@ async def test_a_refusal_of_discovery_is_not_waited_out() -> None:
     refused = Discovery(ApiException(status=403, reason="Forbidden"))
     with pytest.raises(ApiException):
         await unserved.wait_until_served(refused, "kaizen.dev", "v1alpha1", "improvementcycles")
+
+
+# kopf's scan, wrapped: a scan made while discovery lags a CRD created again is made again.
+
+CRD = {
+    "metadata": {"name": "improvementcycles.kaizen.dev"},
+    "spec": {"versions": [{"name": "v1alpha1", "served": True, "storage": True}]},
+    "status": {"conditions": [{"type": "NamesAccepted", "status": "True"}]},
+}
+ESTABLISHED = {
+    **CRD,
+    "status": {"conditions": [{"type": "Established", "status": "True"}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("crd", "ready"),
+    [
+        (None, False),
+        (CRD, False),  # names accepted, not Established yet
+        (ESTABLISHED, True),
+        ({**ESTABLISHED, "metadata": {"deletionTimestamp": "2026-12-06T09:00:00Z"}}, False),
+        (
+            {**ESTABLISHED, "spec": {"versions": [{"name": "v1alpha1", "served": False}]}},
+            False,
+        ),
+        ({**ESTABLISHED, "spec": {"versions": [{"name": "v1", "served": True}]}}, False),
+    ],
+    ids=["none", "not-established", "established", "deleting", "not-served", "other-version"],
+)
+def test_discovery_is_due_to_list_a_crd_that_is_established_and_serves_the_version(
+    crd: dict[str, Any] | None, ready: bool
+) -> None:
+    assert unserved.crd_ready(crd, "v1alpha1") is ready
+
+
+def _resource(plural: str, group: str = "kaizen.dev", version: str = "v1alpha1") -> Any:
+    from kopf._cogs.structs import references
+
+    return references.Resource(group=group, version=version, plural=plural, namespaced=True)
+
+
+class Scans:
+    """kopf's scan answering in turn the given plurals of kaizen.dev/v1alpha1, and CRDs whose
+    readiness is given per scan ({plural: ready})."""
+
+    def __init__(self, *answers: tuple[list[str], dict[str, bool]]) -> None:
+        self.answers = list(answers)
+        self.ready: dict[str, bool] = {}
+        self.groups: list[Any] = []
+        self.asked: list[str] = []
+
+    async def scan(self, *, settings: Any, logger: Any, groups: Any = None) -> set[Any]:
+        self.groups.append(groups)
+        plurals, self.ready = self.answers.pop(0)
+        return {_resource(p) for p in plurals} | {_resource("jobs", group="batch", version="v1")}
+
+    async def crd_ready(self, settings: Any, logger: Any, plural: str) -> bool:
+        self.asked.append(plural)
+        return self.ready.get(plural, False)
+
+    def wrapped(self) -> Any:
+        return unserved._rescanning(
+            self.scan,
+            "kaizen.dev",
+            "v1alpha1",
+            ("improvementcycles", "improvementchains"),
+            self.crd_ready,
+        )
+
+
+async def test_a_scan_that_misses_an_established_crd_scans_again_until_discovery_lists_it(
+    slept: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    lagging = ["improvementchains"], {"improvementcycles": True}
+    scans = Scans(lagging, lagging, (["improvementchains", "improvementcycles"], {}))
+    with caplog.at_level(logging.INFO, logger=unserved.__name__):
+        found = await scans.wrapped()(settings=None, logger=None, groups={"kaizen.dev"})
+    assert {r.plural for r in found} == {"improvementchains", "improvementcycles", "jobs"}
+    assert scans.groups == [{"kaizen.dev"}] * 3
+    assert slept == [1, 2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all(
+        "Discovery does not list improvementcycles.v1alpha1.kaizen.dev yet" in w
+        and "improvementchains" not in w
+        for w in warnings
+    ), warnings
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos == [
+        "Discovery lists improvementcycles.v1alpha1.kaizen.dev after 0 s: serving it"
+    ], infos
+
+
+async def test_a_crd_that_goes_while_waited_for_is_not_waited_for_any_more(
+    slept: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    scans = Scans(([], {"improvementcycles": True}), ([], {}))
+    with caplog.at_level(logging.INFO, logger=unserved.__name__):
+        found = await scans.wrapped()(settings=None, logger=None, groups=None)
+    assert {r.plural for r in found} == {"jobs"}
+    assert slept == [1]
+    assert "Not waiting for improvementcycles.v1alpha1.kaizen.dev any more" in caplog.text
+
+
+async def test_a_scan_is_taken_as_it_is_when_no_missing_crd_is_established(
+    slept: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Missing and not ready (gone, terminating, not Established): kopf's next CRD event scans.
+    scans = Scans((["improvementcycles"], {}))
+    with caplog.at_level(logging.DEBUG, logger=unserved.__name__):
+        found = await scans.wrapped()(settings=None, logger=None, groups={"kaizen.dev"})
+    assert {r.plural for r in found} == {"improvementcycles", "jobs"}
+    assert scans.asked == ["improvementchains"] and slept == [] and not caplog.records
+    # A scan of other groups is not looked at.
+    other = Scans(([], {"improvementcycles": True}))
+    await other.wrapped()(settings=None, logger=None, groups={"batch"})
+    assert other.asked == [] and slept == []
+
+
+def test_kopfs_scan_is_wrapped_once_by_the_handlers_module() -> None:
+    from kopf._cogs.clients import scanning
+
+    assert handlers.unserved is unserved
+    assert unserved.rescan_lagging_discovery("kaizen.dev", "v1alpha1", ["improvementcycles"])
+    wrapper = scanning.scan_resources
+    assert getattr(wrapper, "__wrapped__", None) is not None
+    assert wrapper.__wrapped__.__module__ == "kopf._cogs.clients.scanning"  # one layer

@@ -46,6 +46,8 @@ RETRY_DELAY = 15.0
 _IMPORT_SETTINGS = OperatorSettings.from_env()
 # A 404 of a watch (a CRD not served yet after an API server restart) is retried, not fatal.
 unserved.retry_unserved_watches()
+# A scan of the group made while discovery lags a CRD created again is made again.
+unserved.rescan_lagging_discovery(GROUP, VERSION, (PLURAL, CHAIN_PLURAL))
 # Watch events carry their arrival time, for the Job-event latency metrics.
 metrics.stamp_watch_arrivals()
 

@@ -34,6 +34,20 @@ changes (it does not after an API server restart). So the startup handler first 
 the same backoff and a WARNING per try, until discovery lists the cycles (`wait_until_served`).
 The liveness endpoint answers only after the startup handlers: past the chart's startupProbe
 (2 minutes) the pod is restarted, and waits again.
+
+A CRD created again while the operator runs meets the same lag. With scanning on, kopf scans
+the CRD's group again at each event of the CRD object (`observation.
+process_discovered_resource_event`), and serves what that scan finds; the last event of a new
+CRD is the one that makes it Established, and discovery lists the resource a moment later. A
+scan that runs in that moment finds no cycles, and no later event of the CRD comes to scan
+again: the cycles are never served until the operator restarts (a CI run on the 1.20 test
+server hit it, under load). So kopf's scans are wrapped too (`rescan_lagging_discovery`): when
+a scan of the operator's group misses one of its resources whose CRD is Established, not
+being deleted, and serves the version, discovery is behind the CRD, and the scan is made
+again after 1, 2, 4, 8, 16 s and then every 30 s, with a WARNING each time, until discovery
+lists the resource or the CRD stops being so (deleted, or not Established any more). A CRD
+that is missing, being deleted or not Established is not waited for: the scan's answer is
+right then, and kopf's next CRD event scans again.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 import urllib3
@@ -51,6 +65,7 @@ import urllib3
 from kaizen.operator.kube import ApiException
 
 logger = logging.getLogger(__name__)
+_log = logger  # for the wrapper of kopf's scan, whose `logger` argument is kopf's
 
 #: The delay before the first try again (seconds); each next one doubles, up to `MAX_DELAY`.
 FIRST_DELAY = 1.0
@@ -58,6 +73,8 @@ FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 #: Set on the wrapper, so that a second call (a reloaded handlers module) does not wrap again.
 _MARK = "_kaizen_retries_unserved"
+#: The same mark for the wrapper of kopf's discovery scan.
+_SCAN_MARK = "_kaizen_rescans_lagging_discovery"
 
 
 def retry_delay(failures: int) -> float:
@@ -190,3 +207,114 @@ async def wait_until_served(kube: Discovery, group: str, version: str, plural: s
             failures,
         )
         await asyncio.sleep(delay)
+
+
+#: Reads whether the CRD `<plural>.<group>` is Established, not being deleted, and serves the
+#: version: `(settings, logger, plural) -> bool`, with kopf's credentials.
+CrdReady = Callable[[Any, Any, str], Awaitable[bool]]
+
+
+def crd_ready(crd: dict[str, Any] | None, version: str) -> bool:
+    """A CRD object (None: there is none) is Established, not being deleted, and serves
+    `version`: discovery is due to list its resource."""
+    if not crd or (crd.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    established = any(
+        c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+    )
+    versions = (crd.get("spec") or {}).get("versions") or []
+    return established and any(v.get("name") == version and v.get("served") for v in versions)
+
+
+def rescan_lagging_discovery(group: str, version: str, plurals: Collection[str]) -> bool:
+    """Make kopf's discovery scans of `group` scan again (with backoff) while they miss one of
+    `plurals` in `version` whose CRD is Established: discovery has not caught up with the CRD
+    yet. Idempotent; False, with a warning, when kopf no longer has the private function this
+    relies on (a CRD created again may then stay unserved until the operator restarts)."""
+    try:
+        from kopf._cogs.clients import api, errors, scanning
+    except ImportError:  # pragma: no cover - a kopf without the private modules
+        logger.warning("kopf's scanning module moved: a CRD created again may not be served")
+        return False
+    original = getattr(scanning, "scan_resources", None)
+    if original is None:  # pragma: no cover - a kopf that moved it
+        logger.warning("kopf has no scan_resources: a CRD created again may not be served")
+        return False
+    if getattr(original, _SCAN_MARK, False):
+        return True
+
+    async def ready(settings: Any, log: Any, plural: str) -> bool:
+        url = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}"
+        try:
+            crd = await api.get(url, settings=settings, logger=log)
+        except errors.APINotFoundError:
+            return False
+        except errors.APIError as error:
+            # Not readable (RBAC without `get` on CRDs): the scan's answer stands, as before.
+            logger.debug("Cannot read the CRD %s.%s (%s): not waiting for it", plural, group, error)
+            return False
+        return crd_ready(crd, version)
+
+    wrapped = _rescanning(original, group, version, plurals, ready)
+    setattr(scanning, "scan_resources", wrapped)  # noqa: B010 - private
+    return True
+
+
+def _rescanning(
+    original: Callable[..., Awaitable[Collection[Any]]],
+    group: str,
+    version: str,
+    plurals: Collection[str],
+    ready: CrdReady,
+) -> Callable[..., Awaitable[Collection[Any]]]:
+    @functools.wraps(original)
+    async def scan_resources(
+        *, settings: Any, logger: Any, groups: Collection[str] | None = None
+    ) -> Collection[Any]:
+        resources = await original(settings=settings, logger=logger, groups=groups)
+        if groups is not None and group not in groups:
+            return resources
+        started = time.monotonic()
+        failures = 0
+        waited_for: set[str] = set()
+        while True:
+            listed = {(r.group, r.version, r.plural) for r in resources}
+            missing = [p for p in plurals if (group, version, p) not in listed]
+            lagging = [p for p in missing if await ready(settings, logger, p)]
+            waited = time.monotonic() - started
+            if not lagging:
+                if waited_for - set(missing):
+                    _log.info(
+                        "Discovery lists %s after %.0f s: serving it",
+                        _names(waited_for - set(missing), version, group),
+                        waited,
+                    )
+                if waited_for & set(missing):
+                    _log.info(
+                        "Not waiting for %s any more: its CRD is gone, being deleted, or not "
+                        "Established",
+                        _names(waited_for & set(missing), version, group),
+                    )
+                return resources
+            waited_for.update(lagging)
+            failures += 1
+            delay = retry_delay(failures)
+            _log.warning(
+                "Discovery does not list %s yet although its CRD is Established (for %.0f s "
+                "now): kopf would not serve it until its CRD changes again. Scanning again in "
+                "%.0f s (try %d)",
+                _names(lagging, version, group),
+                waited,
+                delay,
+                failures,
+            )
+            await asyncio.sleep(delay)
+            resources = await original(settings=settings, logger=logger, groups=groups)
+
+    setattr(scan_resources, _SCAN_MARK, True)
+    return scan_resources
+
+
+def _names(plurals: Collection[str], version: str, group: str) -> str:
+    return ", ".join(f"{p}.{version}.{group}" for p in sorted(plurals))
