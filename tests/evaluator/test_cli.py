@@ -82,6 +82,12 @@ def test_evaluate_exits_0_with_a_small_summary(tiny_evaluation: dict[str, Any]) 
     # --limit 2: two test and two dev items of each of the five domains.
     assert summary.evaluation.items == 20
     assert sorted(summary.evaluation.domains) == DEMO_DOMAINS
+    # Each capability's item count, as results.json counts them (the report prints them).
+    results = json.loads((tiny_evaluation["out"] / "results.json").read_text())
+    assert summary.evaluation.capability_items == {
+        name: c["n"] for name, c in results["capabilities"].items()
+    }
+    assert sum(summary.evaluation.capability_items.values()) == 20
     assert summary.digest == file_digest(tiny_evaluation["out"] / "results.json")
     assert summary.evaluation.results_path == str(tiny_evaluation["out"] / "results.json")
     # The marker written last by run_step holds the same summary.

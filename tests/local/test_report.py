@@ -44,6 +44,25 @@ def test_the_report_shows_capabilities_and_the_adapters_data() -> None:
     assert "no dev items" not in text
 
 
+def test_the_report_gives_each_capabilitys_item_count_when_the_evaluation_did() -> None:
+    counts = {"counterfactual": 3, "factual_recall": 64}
+    status = ImprovementCycleStatus(
+        baseline=ScoreDigest(
+            overall=0.4, capabilities={"counterfactual": 1 / 3, "factual_recall": 0.5},
+            capability_items=counts,
+        ),
+        candidate=ScoreDigest(
+            overall=0.6, capabilities={"counterfactual": 0.0, "factual_recall": 0.75},
+            capability_items=counts,
+        ),
+    )  # fmt: skip
+    lines = render_report(status).splitlines()
+    assert "capability       items  before   after   change" in lines
+    assert "counterfactual       3   33.3%    0.0%    -33.3" in lines
+    assert "factual_recall      64   50.0%   75.0%    +25.0" in lines
+    assert "(one item of n moves a capability by 100/n points)" in lines
+
+
 def test_the_report_says_when_a_domain_was_planned_on_test_items() -> None:
     status = ImprovementCycleStatus(
         baseline=ScoreDigest(overall=0.2, domains={"lone": 0.2}),

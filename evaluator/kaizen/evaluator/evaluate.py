@@ -368,6 +368,7 @@ def score_digest(results: dict[str, Any], results_path: Path, step: str) -> Scor
         overall=round(results["overall"]["micro"], 4),
         domains=domains,
         capabilities={name: round(c["score"], 4) for name, c in results["capabilities"].items()},
+        capability_items={name: c["n"] for name, c in results["capabilities"].items()},
         items=results["overall"]["n"],
         tokens_per_second=round(performance["tokens_per_second"], 2),
         peak_memory_mb=round(performance["peak_memory_mib"], 1),

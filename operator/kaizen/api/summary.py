@@ -47,6 +47,10 @@ class ScoreDigest(ApiModel):
     capabilities: dict[str, float] = Field(default_factory=dict)
     """Score per capability (0–1)."""
 
+    capability_items: dict[str, int] = Field(default_factory=dict)
+    """Items per capability: a capability's score moves by 1/n for one item, and a suite has
+    few items of some (3 counterfactual items: one item is 33 points)."""
+
     items: int = 0
     """Number of items evaluated."""
 

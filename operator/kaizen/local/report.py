@@ -6,6 +6,7 @@ from kaizen.api import ImprovementCycleStatus, Phase
 from kaizen.api.artifacts import ArtifactError, CombinationReport, read_artifact
 from kaizen.api.fields import is_routed_candidate
 from kaizen.api.numbers import format_p
+from kaizen.api.summary import ScoreDigest
 
 
 def _pct(value: float | None) -> str:
@@ -93,6 +94,26 @@ def _plan_lines(status: ImprovementCycleStatus) -> list[str]:
     return lines
 
 
+def _capability_lines(
+    baseline: ScoreDigest, candidate: ScoreDigest | None, capabilities: list[str]
+) -> list[str]:
+    """Scores by capability, with each capability's item count where the evaluation gave it:
+    one item of three is 33 points, and the reader should see that."""
+    counts = baseline.capability_items or (candidate.capability_items if candidate else {})
+    width = max(len(c) for c in capabilities) + 2
+    items = f" {'items':>5}" if counts else ""
+    lines = [f"{'capability':<{width}}{items} {'before':>7} {'after':>7} {'change':>8}"]
+    for name in capabilities:
+        before = baseline.capabilities.get(name)
+        after = candidate.capabilities.get(name) if candidate else None
+        change = "" if before is None or after is None else f"{100 * (after - before):+7.1f}"
+        n = f" {counts.get(name, ''):>5}" if counts else ""
+        lines.append(f"{name:<{width}}{n} {_pct(before):>7} {_pct(after):>7} {change:>8}")
+    if counts and min(counts.values()) < 10:
+        lines.append("(one item of n moves a capability by 100/n points)")
+    return lines
+
+
 def render_report(status: ImprovementCycleStatus) -> str:
     """A short plain-text table for the terminal."""
     lines: list[str] = []
@@ -120,15 +141,7 @@ def render_report(status: ImprovementCycleStatus) -> str:
         )
         if capabilities:
             lines.append("")
-            cwidth = max(len(c) for c in capabilities) + 2
-            lines.append(f"{'capability':<{cwidth}} {'before':>7} {'after':>7} {'change':>8}")
-            for name in capabilities:
-                before = baseline.capabilities.get(name)
-                after = candidate.capabilities.get(name) if candidate else None
-                change = (
-                    "" if before is None or after is None else f"{100 * (after - before):+7.1f}"
-                )
-                lines.append(f"{name:<{cwidth}} {_pct(before):>7} {_pct(after):>7} {change:>8}")
+            lines.extend(_capability_lines(baseline, candidate, capabilities))
         for adapter in status.adapters:
             rate = f" at lr {adapter.learning_rate:g}" if adapter.learning_rate else ""
             passes = f" ({adapter.passes:g} passes)" if adapter.passes is not None else ""
