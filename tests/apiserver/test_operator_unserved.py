@@ -31,6 +31,7 @@ import kubernetes
 import pytest
 import yaml
 
+from kaizen.operator import unserved
 from tests.apiserver.backends import cycle
 from tests.apiserver.operator_run import G, P, V, running_chart_operator
 from tests.apiserver.server import CRD_MANIFEST, ApiServer
@@ -191,8 +192,12 @@ BLOCKER = {
 }
 
 
+def _crd(server: ApiServer) -> dict[str, Any]:
+    return server.raw("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+
+
 def _crd_conditions(server: ApiServer) -> dict[str, str]:
-    crd = server.raw("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+    crd = _crd(server)
     return {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
 
 
@@ -224,6 +229,8 @@ def _crd_not_served(server: ApiServer) -> Iterator[Callable[[], None]]:
                 what="the CRD's names to be refused",
             )
             assert conditions.get("Established") != "True", conditions
+            # Not Established: kopf's scan that misses it is not made again.
+            assert not unserved.crd_ready(_crd(server), V)
             wait_for(
                 lambda: [
                     v["version"]
@@ -275,6 +282,8 @@ def test_the_operator_started_while_its_crd_is_not_served_serves_it_once_it_is(
         _reconciled(apiserver, namespace, "after")
         _alive(operator)
         assert any(f"{RESOURCE} is served after" in m for m in operator.messages(logging.INFO))
+        # The real CRD object, as the scan's wrapper reads it: due to be listed.
+        assert unserved.crd_ready(_crd(apiserver), V)
         # kopf's one scan found the cycles.
         unresolved = [m for m in operator.messages(logging.WARNING) if "Unresolved" in m]
         assert not [m for m in unresolved if f"any_name='{P}'" in m], unresolved

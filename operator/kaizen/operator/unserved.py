@@ -250,8 +250,9 @@ def rescan_lagging_discovery(group: str, version: str, plurals: Collection[str])
             crd = await api.get(url, settings=settings, logger=log)
         except errors.APINotFoundError:
             return False
-        except errors.APIError as error:
-            # Not readable (RBAC without `get` on CRDs): the scan's answer stands, as before.
+        except Exception as error:  # noqa: BLE001 - any failure leaves kopf's scan as it was
+            # Not readable (RBAC without `get` on CRDs, a server that does not answer): the
+            # scan's answer stands, as it would without this wrapper.
             logger.debug("Cannot read the CRD %s.%s (%s): not waiting for it", plural, group, error)
             return False
         return crd_ready(crd, version)
