@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in spread(reports):
             print(line)
         for item, question, count, runs in tally(reports):
-            print(f"{item}: missed in {count} of {runs} ({question})")
+            print(f"{item}: missed in {count} of {runs} adapter evaluations ({question})")
         return 0
     out = options.out.resolve()
     suite = build_suite(out / "suite", options.others)

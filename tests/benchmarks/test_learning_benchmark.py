@@ -90,8 +90,8 @@ def test_the_tally_counts_each_missed_item_over_runs_and_adapters(
     ]
     assert learning.main(["--tally", str(tmp_path / "seed0"), str(tmp_path / "seed1")]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "kor-p11: missed in 2 of 3 (kor-p11?)",
-        "kor-p13: missed in 1 of 3 (kor-p13?)",
+        "kor-p11: missed in 2 of 3 adapter evaluations (kor-p11?)",
+        "kor-p13: missed in 1 of 3 adapter evaluations (kor-p13?)",
     ]
 
 
