@@ -303,3 +303,29 @@ def test_kopfs_scan_is_wrapped_once_by_the_handlers_module() -> None:
     wrapper = scanning.scan_resources
     assert getattr(wrapper, "__wrapped__", None) is not None
     assert wrapper.__wrapped__.__module__ == "kopf._cogs.clients.scanning"  # one layer
+
+
+async def test_a_discovery_that_lags_past_the_limit_is_not_waited_for_ever(
+    slept: list[float], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(unserved.asyncio, "sleep", sleep)
+    monkeypatch.setattr(unserved.time, "monotonic", lambda: now[0])
+    lagging = ([], {"improvementcycles": True})
+    scans = Scans(*[lagging] * 20)
+    wrapped = unserved._rescanning(
+        scans.scan, "kaizen.dev", "v1alpha1", ["improvementcycles"], scans.crd_ready, limit=60
+    )
+    with caplog.at_level(logging.INFO, logger=unserved.__name__):
+        found = await wrapped(settings=None, logger=None, groups={"kaizen.dev"})
+    assert {r.plural for r in found} == {"jobs"}
+    assert slept == [1, 2, 4, 8, 16, 30]  # 61 s waited: the next look gives up
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "has not listed improvementcycles.v1alpha1.kaizen.dev for 61 s" in errors[0]
+    assert unserved.LAG_WAIT_LIMIT == 300

@@ -45,7 +45,9 @@ server hit it, under load). So kopf's scans are wrapped too (`rescan_lagging_dis
 a scan of the operator's group misses one of its resources whose CRD is Established, not
 being deleted, and serves the version, discovery is behind the CRD, and the scan is made
 again after 1, 2, 4, 8, 16 s and then every 30 s, with a WARNING each time, until discovery
-lists the resource or the CRD stops being so (deleted, or not Established any more). A CRD
+lists the resource or the CRD stops being so (deleted, or not Established any more); after
+`LAG_WAIT_LIMIT` (5 minutes: discovery lags by seconds) it goes on without it, with an ERROR,
+so that a broken discovery cannot hold the operator's first scan for ever. A CRD
 that is missing, being deleted or not Established is not waited for: the scan's answer is
 right then, and kopf's next CRD event scans again.
 """
@@ -75,6 +77,10 @@ MAX_DELAY = 30.0
 _MARK = "_kaizen_retries_unserved"
 #: The same mark for the wrapper of kopf's discovery scan.
 _SCAN_MARK = "_kaizen_rescans_lagging_discovery"
+#: How long a scan waits for discovery to list a resource whose CRD is Established (seconds).
+#: Discovery lags a CRD by seconds; a server whose discovery lags by minutes is broken, and the
+#: operator's first scan (which every watch waits for) must not wait on it for ever.
+LAG_WAIT_LIMIT = 300.0
 
 
 def retry_delay(failures: int) -> float:
@@ -268,6 +274,7 @@ def _rescanning(
     version: str,
     plurals: Collection[str],
     ready: CrdReady,
+    limit: float = LAG_WAIT_LIMIT,
 ) -> Callable[..., Awaitable[Collection[Any]]]:
     @functools.wraps(original)
     async def scan_resources(
@@ -299,6 +306,15 @@ def _rescanning(
                     )
                 return resources
             waited_for.update(lagging)
+            if waited >= limit:
+                _log.error(
+                    "Discovery has not listed %s for %.0f s although its CRD is Established: "
+                    "going on without it. kopf serves it once its CRD changes again or the "
+                    "operator restarts",
+                    _names(lagging, version, group),
+                    waited,
+                )
+                return resources
             failures += 1
             delay = retry_delay(failures)
             _log.warning(
