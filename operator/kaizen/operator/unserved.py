@@ -65,6 +65,7 @@ from typing import Any, Protocol
 import urllib3
 
 from kaizen.operator.kube import ApiException
+from kaizen.operator.observe import true_condition
 
 logger = logging.getLogger(__name__)
 _log = logger  # for the wrapper of kopf's scan, whose `logger` argument is kopf's
@@ -225,12 +226,10 @@ def crd_ready(crd: dict[str, Any] | None, version: str) -> bool:
     `version`: discovery is due to list its resource."""
     if not crd or (crd.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    established = any(
-        c.get("type") == "Established" and c.get("status") == "True" for c in conditions
-    )
     versions = (crd.get("spec") or {}).get("versions") or []
-    return established and any(v.get("name") == version and v.get("served") for v in versions)
+    return true_condition(crd, "Established") is not None and any(
+        v.get("name") == version and v.get("served") for v in versions
+    )
 
 
 def rescan_lagging_discovery(group: str, version: str, plurals: Collection[str]) -> bool:
@@ -292,17 +291,18 @@ def _rescanning(
             lagging = [p for p in missing if await ready(settings, logger, p)]
             waited = time.monotonic() - started
             if not lagging:
-                if waited_for - set(missing):
+                listed_now, given_up = waited_for - set(missing), waited_for & set(missing)
+                if listed_now:
                     _log.info(
                         "Discovery lists %s after %.0f s: serving it",
-                        _names(waited_for - set(missing), version, group),
+                        _names(listed_now, version, group),
                         waited,
                     )
-                if waited_for & set(missing):
+                if given_up:
                     _log.info(
                         "Not waiting for %s any more: its CRD is gone, being deleted, or not "
                         "Established",
-                        _names(waited_for & set(missing), version, group),
+                        _names(given_up, version, group),
                     )
                 return resources
             waited_for.update(lagging)
