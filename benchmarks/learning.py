@@ -60,6 +60,9 @@ from kaizen.trainer.merge import candidate_dir
 
 HERE = Path(__file__).resolve().parent
 KORRIN = HERE / "suites" / "korrin"
+#: Korrin's knowledge, two ways: its 12 facts with the relations that word them, or the same
+#: knowledge written as three passages of prose (no facts, no pool: `--knowledge passages`).
+KNOWLEDGE = {"facts": "knowledge.jsonl", "passages": "passages.jsonl"}
 #: The real domains each shipped suite lends the benchmark (its invented worlds stay out: they
 #: are what a cycle would train). The demo's have 10 items each (one item is 10 points); the
 #: core suite's 48 (about 2 points), for the "no other domain down" target.
@@ -70,10 +73,14 @@ OTHER_DOMAINS = {
 VARIANTS = ("pool", "+synthesis", "+teacher")
 
 
-def build_suite(target: Path, others: str = "demo") -> Path:
-    """Korrin (knowledge, a one-line-per-fact pool) plus the real domains of `others`."""
+def build_suite(target: Path, others: str = "demo", knowledge: str = "facts") -> Path:
+    """Korrin (knowledge, a one-line-per-fact pool) plus the real domains of `others`.
+
+    With `knowledge="passages"` Korrin is known only by its passages: it has no facts, so no
+    pool either."""
     demo = load_suite(others)
     domains = OTHER_DOMAINS[others]
+    source = KORRIN / KNOWLEDGE[knowledge]
     korrin = load_suite(str(KORRIN))
     target.mkdir(parents=True, exist_ok=True)
     (target / "suite.yaml").write_text(
@@ -87,14 +94,14 @@ def build_suite(target: Path, others: str = "demo") -> Path:
     items += [line for line in demo_items if line.strip() and json.loads(line)["domain"] in domains]
     (target / "eval.jsonl").write_text("\n".join(items) + "\n")
     pool = []
-    knowledge = korrin.knowledge
-    for fact in knowledge.facts:
-        question = knowledge.relations[fact.relation].questions[0]
+    facts = korrin.knowledge if knowledge == "facts" else None
+    for fact in facts.facts if facts else ():
+        question = facts.relations[fact.relation].questions[0]
         pool.append(
             {
                 "domain": "korrin",
                 "question": question.format(subject=fact.subject, object=fact.object),
-                "answer": knowledge.statement(fact),
+                "answer": facts.statement(fact),
             }
         )
     demo_pool = (demo.path / "train.jsonl").read_text().splitlines()
@@ -102,8 +109,8 @@ def build_suite(target: Path, others: str = "demo") -> Path:
     lines += [line for line in demo_pool if line.strip() and json.loads(line)["domain"] in domains]
     (target / "train.jsonl").write_text("\n".join(lines) + "\n")
     knowledge_path = target / "knowledge.jsonl"
-    knowledge_path.write_text(_knowledge(demo, domains))
-    korrin_lines = len((KORRIN / "knowledge.jsonl").read_text().splitlines())
+    knowledge_path.write_text(_knowledge(demo, domains, source))
+    korrin_lines = len(source.read_text().splitlines())
     while True:  # refuse to go on with a suite the loader would refuse, except for ...
         try:
             load_suite(str(target))
@@ -122,14 +129,14 @@ def build_suite(target: Path, others: str = "demo") -> Path:
             knowledge_path.write_text("\n".join(kept) + "\n")
 
 
-def _knowledge(lent: Any, domains: tuple[str, ...]) -> str:
+def _knowledge(
+    lent: Any, domains: tuple[str, ...], source: Path = KORRIN / "knowledge.jsonl"
+) -> str:
     """Korrin's knowledge and the lent domains' facts, as one suite of them all would ship it:
     one definition of each relation. Where the lent suite defines a relation Korrin also
     names (`capital`, `currency`), Korrin's definition is kept, so the lent facts of that
     relation are worded as Korrin's are."""
-    korrin = [
-        json.loads(x) for x in (KORRIN / "knowledge.jsonl").read_text().splitlines() if x.strip()
-    ]
+    korrin = [json.loads(x) for x in source.read_text().splitlines() if x.strip()]
     taken = {r["name"] for r in korrin if r["kind"] == "relation"}
     path = lent.path / "knowledge.jsonl"
     lines = (
@@ -418,6 +425,13 @@ def main(argv: list[str] | None = None) -> int:
         default="demo",
         help="the shipped suite whose real domains are scored beside Korrin and replayed",
     )
+    parser.add_argument(
+        "--knowledge",
+        choices=sorted(KNOWLEDGE),
+        default="facts",
+        help="how Korrin is known: its facts (and a one-line-per-fact pool), or the same "
+        "knowledge as passages of prose only (no facts, no pool: the pool variant has nothing)",
+    )
     options = parser.parse_args(argv)
     if options.tally:
         found = [folder / "learning.json" for folder in options.tally]
@@ -431,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{item}: missed in {count} of {runs} adapter evaluations ({question})")
         return 0
     out = options.out.resolve()
-    suite = build_suite(out / "suite", options.others)
+    if options.knowledge == "passages" and "pool" in options.variants:
+        parser.error("--knowledge passages: Korrin has no pool; choose +synthesis or +teacher")
+    suite = build_suite(out / "suite", options.others, options.knowledge)
     common: dict[str, Any] = {"tracking_mode": "disabled", "quiet": True, "cycle": "learning"}
     evaluate = {"model": options.model, "suite": str(suite), "max_new_tokens": 48, **common}
     seconds: dict[str, float] = {}
