@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation, fill
+from kaizen.trainer import passages
 
 RECALL = "factual_recall"
 CROSS = "cross_referencing"
@@ -61,11 +62,14 @@ class Candidate:
     capability: str
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
-    `three-hop`, `passage`."""
+    `three-hop`, `passage`, `passage-profile`, `passage-cloze`."""
     facts: tuple[str, ...] = ()
-    """Keys of the facts it uses (`subject|relation|object`)."""
+    """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
+    `name|passage|`, the name it is about."""
     expected: str = ""
     """The word(s) a right answer must contain (what a teacher's answer is checked against)."""
+    context: tuple[str, ...] = ()
+    """The passage sentences it comes from (shown to a teacher beside the facts)."""
 
 
 @dataclass(frozen=True)
@@ -265,14 +269,30 @@ def counterfactual_items(
     return items
 
 
-def passage_items(knowledge: Knowledge) -> list[Candidate]:
-    """A passage taught as what the model says about its title."""
+def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
+    """What passages teach: a short passage as what the model says about its title; then,
+    from their sentences (`passages`), what they say of each name they mention and each name
+    left out of its sentence."""
     items = []
     for passage in knowledge.passages:
         if passage.title is None or len(passage.text) > PASSAGE_CHARS:
             continue
         for q in (f"What do you know about {passage.title}?", f"Tell me about {passage.title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
+    found = passages.sentences(knowledge)
+    rng = random.Random(stable_seed(seed, ["passage-profile"]))
+    for item in passages.profile_items(found, rng) + passages.cloze_items(found):
+        items.append(
+            Candidate(
+                item.question,
+                item.answer,
+                RECALL,
+                item.kind,
+                (f"{item.name}|passage|",),
+                item.expected,
+                item.context,
+            )  # fmt: skip
+        )
     return items
 
 
@@ -324,7 +344,7 @@ def candidates(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     items += composed_items(knowledge, facts)
     items += counterfactual_items(knowledge, facts, rng)
     items += profile_items(knowledge, facts, random.Random(stable_seed(seed, ["profile"])))
-    items += passage_items(knowledge)
+    items += passage_items(knowledge, seed=seed)
     seen: set[str] = set()
     unique = []
     for item in items:

@@ -73,7 +73,8 @@ class TeacherReport:
 
 
 def reference(knowledge: Knowledge, item: Candidate) -> list[str]:
-    """The statements a teacher is shown for `item`: its facts, then facts on the same entities."""
+    """The statements a teacher is shown for `item`: its facts, then facts on the same entities,
+    then the passage sentences it was made from."""
     keys = set(item.facts)
     entities = {normalize(part) for key in item.facts for part in key.split("|")[::2]}
     own = [f for f in knowledge.facts if f.key in keys]
@@ -83,7 +84,8 @@ def reference(knowledge: Knowledge, item: Candidate) -> list[str]:
         if f.key not in keys and {normalize(f.subject), normalize(f.object)} & entities
     ]
     chosen = (own + near)[:MAX_REFERENCE_FACTS]
-    return [knowledge.statement(f) for f in chosen]
+    said = [knowledge.statement(f) for f in chosen]
+    return said + [sentence for sentence in item.context if sentence not in said]
 
 
 def teacher_question(knowledge: Knowledge, item: Candidate) -> str:

@@ -1,0 +1,148 @@
+"""What a domain known only by passages of prose is taught: sentences, names, profiles, cloze."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kaizen.runtime.suites.knowledge import Knowledge, Passage
+from kaizen.trainer.passages import (
+    cloze_items,
+    names_in,
+    profile_items,
+    sentences,
+    split_sentences,
+    stand_alone,
+)
+from kaizen.trainer.synthesis import RECALL, candidates
+from kaizen.trainer.teacher import reference, teacher_question
+
+ISLAND = Passage(
+    "quarnel",
+    "Quarnel is an island in the Caldrin Sea. It was founded by King Arvo. Its capital is "
+    "Ostrivel. The currency of Quarnel is the brill. The Danth rises in the Grey Hills.",
+    title="Quarnel",
+)
+TOWN = Passage(
+    "quarnel",
+    "Ostrivel is the oldest town of Quarnel.  The Hall of Seven Doors stands in Ostrivel. "
+    "Farmers near Ostrivel grow rye, and farmers sell it at the market.",
+)
+
+
+def knowledge() -> Knowledge:
+    return Knowledge(passages=(ISLAND, TOWN))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("One. Two!  Three? four.", ["One.", "Two!", "Three? four."]),
+        ("It is 3.5 km long. Then it ends.", ["It is 3.5 km long.", "Then it ends."]),
+        ('He said "Go." "Now," she said.', ['He said "Go."', '"Now," she said.']),
+    ],
+)
+def test_sentences_end_at_a_stop_before_a_capital(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "title", "expected"),
+    [
+        ("It was founded by King Arvo.", "Quarnel", "Quarnel was founded by King Arvo."),
+        ("Its capital is Ostrivel.", "Quarnel", "Quarnel's capital is Ostrivel."),
+        ("She was born in Drenholt.", "Queen Ysolde", "Queen Ysolde was born in Drenholt."),
+        ("Items are sold here.", "Quarnel", "Items are sold here."),
+        ("It was founded by King Arvo.", None, "It was founded by King Arvo."),
+    ],
+)
+def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
+    sentence: str, title: str | None, expected: str
+) -> None:
+    assert stand_alone(sentence, title) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("The Hall of Seven Doors stands in Ostrivel.", ["Hall of Seven Doors", "Ostrivel"]),
+        ("Quarnel's capital is Ostrivel.", ["Quarnel", "Ostrivel"]),
+        ("In 1820 the Council of Nine met at Vell, Orm and Drast.", ["Council of Nine", "Vell", "Orm", "Drast"]),
+        ("She met King Arvo of the North.", ["King Arvo of the North"]),
+        ("Farmers near Ostrivel grow rye.", ["Ostrivel"]),
+        ("Brill is the currency.", ["Brill"]),
+        ("The Danth rises in the hills of the north.", ["Danth"]),
+    ],
+)
+def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(
+    sentence: str, expected: list[str]
+) -> None:
+    assert names_in(sentence, frozenset({"farmers"})) == expected
+
+
+def test_every_sentence_stands_alone_with_its_names() -> None:
+    found = sentences(knowledge())
+    texts = [s.text for s in found]
+    assert "Quarnel was founded by King Arvo." in texts
+    assert "Quarnel's capital is Ostrivel." in texts
+    farmers = next(s for s in found if s.text.startswith("Farmers"))
+    # "farmers" is written in lower case elsewhere in the domain's text: not a name.
+    assert farmers.names == ("Ostrivel",)
+    assert {s.passage for s in found} == {0, 1}
+
+
+def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() -> None:
+    items = profile_items(sentences(knowledge()), random.Random(0))
+    ostrivel = [i for i in items if i.name == "Ostrivel"]
+    assert len(ostrivel) == 4  # one a prompt
+    said = {s for i in ostrivel for s in i.context}
+    # From both passages, and from both ends: the island's sentence names it too.
+    assert said == {
+        "Quarnel's capital is Ostrivel.",
+        "Ostrivel is the oldest town of Quarnel.",
+        "The Hall of Seven Doors stands in Ostrivel.",
+        "Farmers near Ostrivel grow rye, and farmers sell it at the market.",
+    }
+    assert len({i.answer for i in ostrivel}) > 1  # seeded orders differ
+    # A name the prose writes with "the" is asked about with it.
+    assert "Tell me about the Caldrin Sea." in {i.question for i in items}
+    assert profile_items(sentences(knowledge()), random.Random(0)) == items
+
+
+def test_a_profile_holds_at_most_four_sentences() -> None:
+    many = Passage("x", " ".join(f"Orm met person number {n}." for n in range(6)), title=None)
+    items = profile_items(sentences(Knowledge(passages=(many,))), random.Random(0))
+    assert {len(i.context) for i in items} == {4, 2}
+
+
+def test_cloze_items_ask_for_each_name_and_a_short_complement() -> None:
+    asked = {i.question: (i.expected, i.answer) for i in cloze_items(sentences(knowledge()))}
+    # "S is C." is asked the other way round, for a name and for a short complement.
+    assert asked["What is Quarnel's capital?"] == ("Ostrivel", "Quarnel's capital is Ostrivel.")
+    assert asked["What is the currency of Quarnel?"][0] == "brill"
+    assert asked["What is the oldest town of Quarnel?"][0] == "Ostrivel"
+    # A passive is no "S is C.": the name at its end is an echo question.
+    assert asked["Quarnel was founded by what?"][0] == "King Arvo"
+    assert "What was Quarnel?" not in asked
+    # Elsewhere, a blank.
+    assert asked["Fill in the blank: The ___ rises in the Grey Hills."][0] == "Danth"
+    assert asked["The Danth rises in what?"][0] == "Grey Hills"
+    for question, (expected, answer) in asked.items():
+        assert expected in answer
+        assert expected not in question.replace("Fill in the blank: ", "")
+
+
+def test_a_passages_only_domain_gets_synthesised_items() -> None:
+    items = candidates(knowledge(), seed=3)
+    kinds = {i.kind for i in items}
+    assert {"passage", "passage-profile", "passage-cloze"} <= kinds
+    assert {i.capability for i in items} == {RECALL}
+    assert len({i.question for i in items}) == len(items)
+    assert candidates(knowledge(), seed=3) == items
+    assert candidates(knowledge(), seed=4) != items  # profile orders follow the seed
+    cloze = next(i for i in items if i.question == "What is Quarnel's capital?")
+    assert cloze.facts == ("Ostrivel|passage|",)
+    # A teacher is shown the sentence the item comes from.
+    assert reference(knowledge(), cloze) == ["Quarnel's capital is Ostrivel."]
+    assert "Quarnel's capital is Ostrivel." in teacher_question(knowledge(), cloze)
