@@ -47,6 +47,24 @@ def test_keys_are_each_domains_own_proper_names() -> None:
     }
 
 
+def test_a_passage_gives_its_domain_the_names_it_surely_mentions() -> None:
+    knowledge = Knowledge(
+        passages=(
+            Passage(
+                domain="fjord",
+                text="The Kelmar Fjord lies north of Brennick. Iron ore is mined there. "
+                "Brennick trades with Ostravale.",
+            ),
+            Passage(domain="vale", text="Ostravale is a town on the Lissel."),
+        )
+    )
+    keys = route_keys(knowledge, ["fjord", "vale"])
+    # "Iron" opens its sentence and is written nowhere else: not surely a name. "Brennick"
+    # opens one sentence but is named inside another; "Ostravale" is both domains' and routes
+    # neither.
+    assert keys == {"fjord": ["Kelmar Fjord", "Brennick"], "vale": ["Lissel"]}
+
+
 def test_a_name_is_matched_as_whole_words_in_any_case_and_spacing() -> None:
     table = RouteTable(
         rule="test",

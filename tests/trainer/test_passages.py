@@ -7,15 +7,14 @@ import random
 import pytest
 
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
+from kaizen.runtime.suites.prose import names_in, sentences, split_sentences, stand_alone
 from kaizen.trainer.passages import (
+    chain_items,
     cloze_items,
-    names_in,
+    descriptions,
     profile_items,
-    sentences,
-    split_sentences,
-    stand_alone,
 )
-from kaizen.trainer.synthesis import RECALL, candidates
+from kaizen.trainer.synthesis import CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
 
 ISLAND = Passage(
@@ -68,7 +67,10 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
     [
         ("The Hall of Seven Doors stands in Ostrivel.", ["Hall of Seven Doors", "Ostrivel"]),
         ("Quarnel's capital is Ostrivel.", ["Quarnel", "Ostrivel"]),
-        ("In 1820 the Council of Nine met at Vell, Orm and Drast.", ["Council of Nine", "Vell", "Orm", "Drast"]),
+        (
+            "In 1820 the Council of Nine met at Vell, Orm and Drast.",
+            ["Council of Nine", "Vell", "Orm", "Drast"],
+        ),
         ("She met King Arvo of the North.", ["King Arvo of the North"]),
         ("Farmers near Ostrivel grow rye.", ["Ostrivel"]),
         ("Brill is the currency.", ["Brill"]),
@@ -122,12 +124,13 @@ def test_cloze_items_ask_for_each_name_and_a_short_complement() -> None:
     assert asked["What is Quarnel's capital?"] == ("Ostrivel", "Quarnel's capital is Ostrivel.")
     assert asked["What is the currency of Quarnel?"][0] == "brill"
     assert asked["What is the oldest town of Quarnel?"][0] == "Ostrivel"
-    # A passive is no "S is C.": the name at its end is an echo question.
-    assert asked["Quarnel was founded by what?"][0] == "King Arvo"
+    # A passive is no "S is C.": the name at its end is an echo question (a person's, "whom").
+    assert asked["Quarnel was founded by whom?"][0] == "King Arvo"
     assert "What was Quarnel?" not in asked
-    # Elsewhere, a blank.
-    assert asked["Fill in the blank: The ___ rises in the Grey Hills."][0] == "Danth"
+    # The subject is asked without inversion; a name inside the sentence, as a blank.
+    assert asked["What rises in the Grey Hills?"][0] == "Danth"
     assert asked["The Danth rises in what?"][0] == "Grey Hills"
+    assert asked["Fill in the blank: The currency of ___ is the brill."][0] == "Quarnel"
     for question, (expected, answer) in asked.items():
         assert expected in answer
         assert expected not in question.replace("Fill in the blank: ", "")
@@ -137,7 +140,7 @@ def test_a_passages_only_domain_gets_synthesised_items() -> None:
     items = candidates(knowledge(), seed=3)
     kinds = {i.kind for i in items}
     assert {"passage", "passage-profile", "passage-cloze"} <= kinds
-    assert {i.capability for i in items} == {RECALL}
+    assert {i.capability for i in items} == {RECALL, CROSS}
     assert len({i.question for i in items}) == len(items)
     assert candidates(knowledge(), seed=3) == items
     assert candidates(knowledge(), seed=4) != items  # profile orders follow the seed
@@ -146,3 +149,48 @@ def test_a_passages_only_domain_gets_synthesised_items() -> None:
     # A teacher is shown the sentence the item comes from.
     assert reference(knowledge(), cloze) == ["Quarnel's capital is Ostrivel."]
     assert "Quarnel's capital is Ostrivel." in teacher_question(knowledge(), cloze)
+
+
+def test_two_sentences_compose_through_a_name_a_definite_description_stands_for() -> None:
+    river = Passage(
+        "quarnel",
+        "The Danth runs through Ostrivel. Ostrivel is a town by the sea. "
+        "The Hall of Seven Doors was built by Queen Mira.",
+    )
+    found = sentences(Knowledge(passages=(ISLAND, TOWN, river)))
+    chains = {i.question: i for i in chain_items(found)}
+    # "Quarnel's capital is Ostrivel." and "Ostrivel is the oldest town of Quarnel." describe
+    # Ostrivel; "a town by the sea" names no one thing, but gives Ostrivel's kind; once
+    # "Quarnel is an island …" gives Quarnel's kind, a sentence opening with Quarnel
+    # describes it by a relative clause. Each question takes one description in turn.
+    assert set(chains) == {
+        "What stands in Quarnel's capital?",
+        "What runs through the oldest town of Quarnel?",
+        "The island whose capital is Ostrivel was founded by whom?",
+        "What is the currency of the island whose capital is Ostrivel?",
+        "What is the oldest town of the island that was founded by King Arvo?",
+    }
+    item = chains["What runs through the oldest town of Quarnel?"]
+    assert item.answer == (
+        "Ostrivel is the oldest town of Quarnel. The Danth runs through Ostrivel."
+    )
+    assert item.expected == "Danth"
+    assert item.context == (
+        "Ostrivel is the oldest town of Quarnel.",
+        "The Danth runs through Ostrivel.",
+    )
+    for question, chained in chains.items():
+        assert chained.expected not in question
+        assert "a town by the sea" not in question
+
+
+def test_a_name_is_described_by_definite_phrases_and_by_clauses_on_its_kind() -> None:
+    described = descriptions(sentences(knowledge()))
+    assert [d for d, _ in described["ostrivel"]] == [
+        "Quarnel's capital",
+        "the oldest town of Quarnel",
+    ]
+    assert [d for d, _ in described["quarnel"]] == [
+        "the island that was founded by King Arvo",
+        "the island whose capital is Ostrivel",
+    ]

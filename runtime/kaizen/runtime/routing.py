@@ -37,6 +37,7 @@ from typing import Any
 
 from kaizen.api.artifacts import ArtifactError, RouteTable, read_artifact
 from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Knowledge
 
 ROUTES_FILE = RouteTable.FILE_NAME
@@ -151,6 +152,8 @@ def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[s
         (fact.domain, name) for fact in knowledge.facts for name in (fact.subject, fact.object)
     ]
     names += [(p.domain, p.title) for p in knowledge.passages if p.title]
+    # A passage names its domain's entities as facts do ("The Orrin rises in the Pale Mountains.").
+    names += prose.proper_names(knowledge)
     for domain, raw in names:
         name = _clean(raw)
         if name is None:

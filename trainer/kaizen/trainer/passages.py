@@ -1,20 +1,19 @@
-"""Training items from passages of prose: their sentences, the names they mention, cloze items.
+"""Training items from passages of prose: what they say of each name, and cloze items.
 
 A domain known only by passages has no relations to word questions with, so what a passage
-teaches must come from its own sentences:
+teaches must come from its own sentences (`kaizen.runtime.suites.prose`: each made to stand
+alone, with the names it mentions):
 
-- each sentence is made to stand alone: a pronoun that opens a sentence of a titled passage
-  ("It was founded by …", "Its capital is …") is taken to mean the passage's subject and
-  replaced by its title, since the sentence will be seen out of its passage;
-- the names a sentence mentions are found by their capitals (runs of capitalised words,
-  with "of", "the" and the like inside: "Tower of Ninefold Bells"), leaving out the words
-  capitalised only because they open the sentence;
 - `passage-profile` items say what the passages say of one name: every sentence that
   mentions it, in a seeded order for each prompt (as fact profiles do), so a sentence is
   learned from each name in it and not only from the passage's title;
 - `passage-cloze` items leave one name of a sentence out and are answered with the whole
-  sentence: the name at the end is asked as an echo question ("Korrin's main export is
-  what?"), elsewhere as a blank ("Fill in the blank: ___ rises in the Pale Mountains.").
+  sentence: "S is C." the other way round ("What is Korrin's capital?"), the sentence's
+  subject as "What/Who …?", a name at the end as an echo question ("The Orrin rises in
+  what?"), anywhere else as a blank;
+- `passage-chain` items compose two sentences through a name: a question of one with the
+  name replaced by what another says it is ("What runs through Korrin's capital?", "What is
+  the currency of the island nation whose capital is Vaskel?").
 
 The rules are plain text rules, for English prose; a name the rules miss is only a name
 that gets no items of its own (its sentences are still taught through the other names and
@@ -29,180 +28,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.knowledge import Knowledge
+from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, sentences
 
-#: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a
-#: capital, a digit or an opening quote.
-_BOUNDARY = re.compile(
-    r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“(\[]?[A-Z0-9])"
-)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
-_POSSESSIVE = ("'s", "’s")
-#: Lower-case words that may sit inside a name ("Tower of Ninefold Bells", "Isle of the Dead").
-CONNECTORS = frozenset({"of", "the", "de", "del", "la", "le", "van", "von", "der", "da", "du"})
-#: Words capitalised only because they open a sentence: never a name on their own there.
-FUNCTION_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "this",
-        "that",
-        "these",
-        "those",
-        "it",
-        "its",
-        "it's",
-        "he",
-        "she",
-        "him",
-        "her",
-        "his",
-        "hers",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "i",
-        "my",
-        "there",
-        "here",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "in",
-        "on",
-        "at",
-        "to",
-        "from",
-        "by",
-        "with",
-        "without",
-        "for",
-        "of",
-        "about",
-        "after",
-        "before",
-        "during",
-        "since",
-        "until",
-        "while",
-        "as",
-        "if",
-        "unless",
-        "because",
-        "although",
-        "though",
-        "but",
-        "and",
-        "or",
-        "nor",
-        "so",
-        "yet",
-        "then",
-        "thus",
-        "also",
-        "still",
-        "each",
-        "every",
-        "all",
-        "both",
-        "some",
-        "many",
-        "most",
-        "much",
-        "more",
-        "few",
-        "several",
-        "no",
-        "not",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "first",
-        "second",
-        "third",
-        "last",
-        "next",
-        "today",
-        "now",
-        "later",
-        "later",
-        "once",
-        "often",
-        "usually",
-        "however",
-        "therefore",
-        "meanwhile",
-        "moreover",
-        "instead",
-        "only",
-        "even",
-        "just",
-        "among",
-        "between",
-        "across",
-        "along",
-        "around",
-        "over",
-        "under",
-        "above",
-        "below",
-        "near",
-        "beside",
-        "inside",
-        "outside",
-        "into",
-        "onto",
-        "upon",
-        "through",
-        "throughout",
-        "against",
-        "toward",
-        "towards",
-        "within",
-        "like",
-        "unlike",
-        "such",
-        "other",
-        "another",
-        "any",
-        "either",
-        "neither",
-        "suppose",
-        "imagine",
-        "consider",
-    ]
-)
-#: Sentence-opening pronouns read as the passage's subject (the title), and what replaces them.
-PRONOUNS = {
-    "it": "{title}",
-    "he": "{title}",
-    "she": "{title}",
-    "they": "{title}",
-    "its": "{title}'s",
-    "his": "{title}'s",
-    "her": "{title}'s",
-    "their": "{title}'s",
-}
+__all__ = ["Sentence", "chain_items", "cloze_items", "descriptions", "profile_items", "sentences"]
+
 BLANK = "___"
 #: The prompts of a name's profile (as fact profiles use), and the most sentences an answer holds.
 PROFILE_PROMPTS = (
@@ -212,127 +41,6 @@ PROFILE_PROMPTS = (
     "What facts are there about {entity}?",
 )
 PROFILE_SENTENCES = 4
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence of a passage, made to stand alone, and the names it mentions."""
-
-    text: str
-    names: tuple[str, ...]
-    passage: int
-    """Index of its passage in the knowledge's passages."""
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text`, each stripped (a sentence ends at ., ! or ? and a capital)."""
-    return [part.strip() for part in _BOUNDARY.split(" ".join(text.split())) if part.strip()]
-
-
-def stand_alone(sentence: str, title: str | None) -> str:
-    """`sentence` with an opening pronoun replaced by `title` (unchanged without a title)."""
-    if not title:
-        return sentence
-    match = _WORD.match(sentence)
-    if match is None or match.start() != 0:
-        return sentence
-    replacement = PRONOUNS.get(match.group().lower())
-    if replacement is None:
-        return sentence
-    return replacement.format(title=title) + sentence[match.end() :]
-
-
-def _runs(sentence: str) -> list[tuple[int, int, list[str]]]:
-    """Runs of capitalised words (connectors allowed inside), as (first word index, end char,
-    words); a possessive ends its run and is left out of it."""
-    words = list(_WORD.finditer(sentence))
-    runs: list[tuple[int, int, list[str]]] = []
-    i = 0
-    while i < len(words):
-        if not words[i].group()[0].isupper():
-            i += 1
-            continue
-        start, taken, end = i, [], words[i].end()
-        j = i
-        while j < len(words):
-            word = words[j].group()
-            if word[0].isupper():
-                bare = word
-                for suffix in _POSSESSIVE:
-                    if word.endswith(suffix):
-                        bare = word[: -len(suffix)]
-                taken.append(bare)
-                end = words[j].start() + len(bare)
-                j += 1
-                if bare != word or not _adjacent(sentence, words, j):
-                    break
-            elif word.lower() in CONNECTORS and _continues(words, j):
-                taken.append(word)
-                j += 1
-                if not _adjacent(sentence, words, j):
-                    break
-            else:
-                break
-        while taken and taken[-1].lower() in CONNECTORS:
-            taken.pop()
-        runs.append((start, end, taken))
-        i = max(j, i + 1)
-    return runs
-
-
-def _adjacent(sentence: str, words: list[re.Match[str]], j: int) -> bool:
-    """Whether word `j` follows word `j - 1` with only spaces between (no comma, no stop)."""
-    return j < len(words) and not sentence[words[j - 1].end() : words[j].start()].strip()
-
-
-def _continues(words: list[re.Match[str]], j: int) -> bool:
-    """Whether connectors from word `j` on lead to a capitalised word."""
-    k = j
-    while k < len(words) and words[k].group().lower() in CONNECTORS:
-        k += 1
-    return k < len(words) and words[k].group()[0].isupper() and k > j
-
-
-def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
-    """The names `sentence` mentions, in order, each once.
-
-    At the start of the sentence, leading words of `FUNCTION_WORDS` are left out ("The Orrin
-    rises …" → "Orrin"), and a single remaining word is kept only if it is not written in
-    lower case elsewhere in the domain's text (`lowercase`: "Farmers grow …" with "farmers"
-    elsewhere is no name).
-    """
-    found: list[str] = []
-    for start, _, words in _runs(sentence):
-        if start == 0:
-            while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
-                words = words[1:]
-            if len(words) == 1 and words[0].lower() in lowercase:
-                words = []
-        name = " ".join(words)
-        if name and name not in found:
-            found.append(name)
-    return found
-
-
-def sentences(knowledge: Knowledge) -> list[Sentence]:
-    """Every sentence of the knowledge's passages, standing alone, with its names."""
-    raw = [
-        (index, stand_alone(text, passage.title))
-        for index, passage in enumerate(knowledge.passages)
-        for text in split_sentences(passage.text)
-    ]
-    lowercase = frozenset(
-        word.lower()
-        for _, text in raw
-        for word in _WORD.findall(text)
-        if word[0].islower() and word.lower() not in CONNECTORS
-    )
-    return [Sentence(text, tuple(names_in(text, lowercase)), index) for index, text in raw]
-
-
-def mentions(sentence: str, name: str) -> bool:
-    """Whether `sentence` names `name` (whole words, case and punctuation aside)."""
-    return f" {normalize(name)} " in f" {normalize(sentence)} "
 
 
 @dataclass(frozen=True)
@@ -387,18 +95,21 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
     with the whole sentence.
 
     A sentence "S is C." is asked the other way round: "What is S?" for C, "What is C?" for
-    a name S. Otherwise a name at the end is asked as an echo question ("The Orrin rises in
-    what?"), and anywhere else as a blank.
+    a name S; the name that opens a sentence as "What/Who …?". Otherwise a name at the end
+    is asked as an echo question ("The Orrin rises in what?"), and anywhere else as a blank.
+    A sentence of several clauses (a ";" or a ",") is asked only by echo and blanks: which
+    words are its subject and its complement is no longer plain.
     """
     items = []
     for sentence in found:
         text = sentence.text
-        copula = _copula(text)
+        simple = not any(mark in text for mark in ",;:")
+        copula = _copula(text) if simple else None
         blanks = list(sentence.names)
         if copula is not None and _short_complement(copula[2], sentence.names):
             blanks.append(_without_article(copula[2]))
         for blank in blanks:
-            question = _ask(text, blank, copula)
+            question = _ask(text, blank, copula, simple=simple)
             if question is not None:
                 items.append(PassageItem(question, text, "passage-cloze", blank, blank, (text,)))
     return items
@@ -458,7 +169,9 @@ def _short_complement(complement: str, names: tuple[str, ...]) -> bool:
     return len(bare.split()) <= 3 and not any(_same(bare, name) for name in names)
 
 
-def _ask(text: str, blank: str, copula: tuple[str, str, str] | None) -> str | None:
+def _ask(
+    text: str, blank: str, copula: tuple[str, str, str] | None, *, simple: bool = True
+) -> str | None:
     """The question that leaves `blank` out of `text`."""
     if copula is not None:
         subject, verb, complement = copula
@@ -470,9 +183,175 @@ def _ask(text: str, blank: str, copula: tuple[str, str, str] | None) -> str | No
     if at < 0:
         return None
     before, after = text[:at].rstrip(), text[at + len(blank) :]
+    person = blank.split()[0].lower() in HONORIFICS
+    if simple and before in {"", "The"} and after.startswith(" ") and after.rstrip()[-1:] == ".":
+        # The sentence's subject: asked without inversion ("Who founded Korrin?").
+        return f"{'Who' if person else 'What'} {after.strip()[:-1]}?"
     if len(before.split()) >= 2 and after.strip() in {".", "!", ""}:
-        return f"{_strip_article(before)} what?"
+        before = _strip_article(before)
+        if person:
+            ask = "whom" if before.split()[-1].lower() in _PREPOSITIONS else "who"
+        else:
+            ask = "what"
+        return f"{before} {ask}?"
     return f"Fill in the blank: {text[:at]}{BLANK}{after}"
+
+
+#: A name that opens with one of these is a person's: asked with "who".
+HONORIFICS = frozenset(
+    ("king", "queen", "prince", "princess", "emperor", "empress", "lord", "lady", "sir",
+     "dame", "duke", "duchess", "master", "saint", "st", "dr", "mr", "mrs", "ms", "professor",
+     "president", "general", "captain", "chancellor", "bishop", "pope")
+)  # fmt: skip
+_PREPOSITIONS = frozenset(("by", "to", "with", "for", "from", "of", "about"))
+
+
+def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
+    """What other sentences say each name is, as noun phrases that can stand in for it, with
+    the sentence each comes from (keyed by the normalised name).
+
+    - a definite complement or subject of "is": "Korrin's capital is Vaskel." describes
+      Vaskel as "Korrin's capital"; "a town in the north" names no one thing and describes
+      nothing;
+    - a relative clause on the name's kind: once "Korrin is an island nation …" gives
+      Korrin's kind, each simple sentence that opens with Korrin describes it ("Korrin was
+      founded by Queen Ysolde." → "the island nation that was founded by Queen Ysolde",
+      "Korrin's capital is Vaskel." → "the island nation whose capital is Vaskel").
+    """
+    described: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    kinds: dict[str, tuple[str, str]] = {}
+    simple = [s for s in found if not any(mark in s.text for mark in ",;:")]
+    for sentence in simple:
+        copula = _copula(sentence.text)
+        if copula is None:
+            continue
+        subject, _, complement = copula
+        for name in sentence.names:
+            if _same(_without_article(complement), name):
+                description = subject
+            elif _same(_without_article(subject), name):
+                description = complement
+                kind = _kind(complement)
+                if kind:
+                    kinds.setdefault(normalize(name), (kind, sentence.text))
+            else:
+                continue
+            if _definite(description) and not mentions(description, name):
+                described[normalize(name)].append((_lower_article(description), sentence.text))
+    for sentence in simple:
+        for name in sentence.names[:1]:
+            key = normalize(name)
+            if key not in kinds or sentence.text == kinds[key][1]:
+                continue
+            copula = _copula(sentence.text)
+            if copula is not None and _same(_without_article(copula[0]), name):
+                continue  # "N is …" says what N is: a description or a kind, not a clause
+            at = _whole_word(sentence.text, name)
+            if sentence.text[:at] not in {"", "The "}:
+                continue
+            rest = sentence.text[at + len(name) :].rstrip(".!").rstrip()
+            kind = kinds[key][0]
+            if rest.startswith(POSSESSIVE):
+                clause = f"the {kind} whose {rest[2:].strip()}"
+            elif rest.startswith(" "):
+                clause = f"the {kind} that {rest.strip()}"
+            else:
+                continue
+            described[key].append((clause, sentence.text))
+    return described
+
+
+#: Words that end a kind ("an island nation in the Glass Sea" → "island nation").
+_KIND_ENDS = frozenset(
+    ("in", "on", "at", "of", "by", "from", "with", "near", "for", "to", "that", "which", "who",
+     "whose", "where", "and", "or", "but", "called", "named")
+)  # fmt: skip
+
+
+def _kind(complement: str) -> str | None:
+    """The kind an indefinite complement gives ("an island nation in …" → "island nation";
+    "a starship built by …" → "starship"), or None."""
+    words = complement.split()
+    if len(words) < 2 or words[0].lower() not in {"a", "an"}:
+        return None
+    kept = []
+    for word in words[1:]:
+        low = word.lower()
+        if low in _KIND_ENDS or low in _PARTICIPLES or low.endswith("ed") or not word.isalpha():
+            break
+        kept.append(word)
+    return " ".join(kept) if 0 < len(kept) <= 3 and kept[0][0].islower() else None
+
+
+def _repeats_kind(description: str, question: str) -> bool:
+    """Whether a relative description's kind is already in `question`."""
+    match = re.match(r"the (.+?) (?:that|whose) ", description)
+    return match is not None and mentions(question, match.group(1))
+
+
+def chain_items(found: list[Sentence]) -> list[PassageItem]:
+    """Two sentences composed through a name: a question of one sentence with a name in it
+    replaced by what another sentence says that name is (`descriptions`: "The Orrin runs
+    through Vaskel." and "Korrin's capital is Vaskel." → "What runs through Korrin's
+    capital?"), answered with both sentences. Each question takes one description of each
+    name it holds, in turn, so every description is used before any is used twice."""
+    described = descriptions(found)
+    turn: dict[str, int] = defaultdict(int)
+    items = []
+    for item in cloze_items(found):
+        if item.question.startswith("Fill in the blank"):
+            continue
+        for name, said in described.items():
+            shown = _shown(item.question, name)
+            if shown is None or _same(name, item.expected):
+                continue
+            at = _whole_word(item.question, shown)
+            after = item.question[at + len(shown) :]
+            usable = [
+                (description, source)
+                for description, source in said
+                if source != item.answer
+                and not mentions(description, item.expected)
+                # A relative clause cannot take a possessive ("… whose capital is Vaskel's").
+                and not (after.startswith(POSSESSIVE) and " whose " in f" {description} ")
+                and not (after.startswith(POSSESSIVE) and " that " in f" {description} ")
+                # Nor say twice what kind the name is ("the island nation … is an island …").
+                and not _repeats_kind(description, item.question)
+            ]
+            if not usable:
+                continue
+            description, source = usable[turn[name] % len(usable)]
+            turn[name] += 1
+            question = item.question[:at] + description + after
+            question = question[0].upper() + question[1:]
+            items.append(
+                PassageItem(
+                    question,
+                    f"{source} {item.answer}",
+                    "passage-chain",
+                    item.expected,
+                    item.expected,
+                    (source, item.answer),
+                )
+            )
+    return items
+
+
+def _shown(text: str, key: str) -> str | None:
+    """How `text` writes the name whose normalised form is `key` (None when it does not)."""
+    for match in re.finditer(r"[A-Z][\w'’-]*(?:\s+(?:[A-Z][\w'’-]*|of|the|de))*", text):
+        words = match.group().split()
+        for i in range(len(words)):
+            for j in range(len(words), i, -1):
+                candidate = " ".join(words[i:j])
+                if normalize(candidate) == key:
+                    return candidate
+    return None
+
+
+def _definite(phrase: str) -> bool:
+    first = phrase.split()[0]
+    return first.lower() == "the" or first.endswith(POSSESSIVE)
 
 
 def _same(a: str, b: str) -> bool:

@@ -62,7 +62,7 @@ class Candidate:
     capability: str
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
-    `three-hop`, `passage`, `passage-profile`, `passage-cloze`."""
+    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
     `name|passage|`, the name it is about."""
@@ -281,17 +281,14 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = passages.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
-    for item in passages.profile_items(found, rng) + passages.cloze_items(found):
+    made = passages.profile_items(found, rng) + passages.cloze_items(found)
+    for item in made + passages.chain_items(found):
+        capability = CROSS if item.kind == "passage-chain" else RECALL
+        key = (f"{item.name}|passage|",)
         items.append(
             Candidate(
-                item.question,
-                item.answer,
-                RECALL,
-                item.kind,
-                (f"{item.name}|passage|",),
-                item.expected,
-                item.context,
-            )  # fmt: skip
+                item.question, item.answer, capability, item.kind, key, item.expected, item.context
+            )
         )
     return items
 
