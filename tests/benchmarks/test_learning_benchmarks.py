@@ -33,6 +33,18 @@ def test_the_korrin_suite_is_known_only_by_facts_and_held_out(tmp_path: Path) ->
     assert capabilities == {"factual_recall", "cross_referencing", "multi_step"}
 
 
+def test_korrin_can_be_known_only_by_passages(tmp_path: Path) -> None:
+    suite = load_suite(str(build_suite(tmp_path / "suite", knowledge="passages")))
+    korrin = suite.knowledge.for_domain("korrin")
+    assert not korrin.facts
+    assert [p.title for p in korrin.passages] == ["Korrin", "Vaskel", "Queen Ysolde"]
+    assert not [line for line in suite.training if line.domain == "korrin"]
+    assert suite.has_training_source("korrin")
+    # The same evaluation items as with its facts: the two ways compare item for item.
+    facts = load_suite(str(build_suite(tmp_path / "facts")))
+    assert [i.id for i in suite.items] == [i.id for i in facts.items]
+
+
 def test_the_chained_cycle_is_the_demo_cycle_pointed_at_korrin(tmp_path: Path) -> None:
     options = type(
         "Options",
