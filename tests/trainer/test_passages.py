@@ -162,12 +162,15 @@ def test_two_sentences_compose_through_a_name_a_definite_description_stands_for(
     # "Quarnel's capital is Ostrivel." and "Ostrivel is the oldest town of Quarnel." describe
     # Ostrivel; "a town by the sea" names no one thing, but gives Ostrivel's kind; once
     # "Quarnel is an island …" gives Quarnel's kind, a sentence opening with Quarnel
-    # describes it by a relative clause. Each question takes one description in turn.
+    # describes it by a relative clause. Each question takes every description.
     assert set(chains) == {
         "What stands in Quarnel's capital?",
+        "What stands in the oldest town of Quarnel?",
+        "What runs through Quarnel's capital?",
         "What runs through the oldest town of Quarnel?",
         "The island whose capital is Ostrivel was founded by whom?",
         "What is the currency of the island whose capital is Ostrivel?",
+        "What is the currency of the island that was founded by King Arvo?",
         "What is the oldest town of the island that was founded by King Arvo?",
     }
     item = chains["What runs through the oldest town of Quarnel?"]

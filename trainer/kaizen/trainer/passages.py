@@ -293,10 +293,9 @@ def chain_items(found: list[Sentence]) -> list[PassageItem]:
     """Two sentences composed through a name: a question of one sentence with a name in it
     replaced by what another sentence says that name is (`descriptions`: "The Orrin runs
     through Vaskel." and "Korrin's capital is Vaskel." → "What runs through Korrin's
-    capital?"), answered with both sentences. Each question takes one description of each
-    name it holds, in turn, so every description is used before any is used twice."""
+    capital?"), answered with both sentences: every question with every description of
+    each name it holds."""
     described = descriptions(found)
-    turn: dict[str, int] = defaultdict(int)
     items = []
     for item in cloze_items(found):
         if item.question.startswith("Fill in the blank"):
@@ -320,20 +319,19 @@ def chain_items(found: list[Sentence]) -> list[PassageItem]:
             ]
             if not usable:
                 continue
-            description, source = usable[turn[name] % len(usable)]
-            turn[name] += 1
-            question = item.question[:at] + description + after
-            question = question[0].upper() + question[1:]
-            items.append(
-                PassageItem(
-                    question,
-                    f"{source} {item.answer}",
-                    "passage-chain",
-                    item.expected,
-                    item.expected,
-                    (source, item.answer),
+            for description, source in usable:
+                question = item.question[:at] + description + after
+                question = question[0].upper() + question[1:]
+                items.append(
+                    PassageItem(
+                        question,
+                        f"{source} {item.answer}",
+                        "passage-chain",
+                        item.expected,
+                        item.expected,
+                        (source, item.answer),
+                    )
                 )
-            )
     return items
 
 
