@@ -24,6 +24,10 @@ model and length is reused.
 
     python benchmarks/learning.py --out artifacts/learning [--passes 4] [--others core]
 
+`--knowledge passages` gives Korrin as three passages of prose instead (the same knowledge,
+benchmarks/suites/korrin/passages.jsonl; no facts, so no pool and no `pool` variant): what a
+domain known only by passages learns, scored on the same items.
+
 Each run lists the Korrin items each adapter missed (and keeps them in learning.json);
 `--tally OUT [OUT ...]` gives, over the learning.json of earlier runs (one a seed), each
 adapter's paraphrase and two-fact figures with their mean, least value and the runs that met

@@ -107,8 +107,15 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
         "Farmers near Ostrivel grow rye, and farmers sell it at the market.",
     }
     assert len({i.answer for i in ostrivel}) > 1  # seeded orders differ
-    # A name the prose writes with "the" is asked about with it.
+    # A name the prose writes with "the" is asked about with it, not one used as a word of
+    # another name ("the Tessaly outpost").
     assert "Tell me about the Caldrin Sea." in {i.question for i in items}
+    outpost = Passage("x", "The ship flew to the Tessaly outpost. The Danth rises in Orm.")
+    asked = {
+        i.question
+        for i in profile_items(sentences(Knowledge(passages=(outpost,))), random.Random(0))
+    }
+    assert {"Tell me about Tessaly.", "Tell me about the Danth."} <= asked
     assert profile_items(sentences(knowledge()), random.Random(0)) == items
 
 

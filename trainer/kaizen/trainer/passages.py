@@ -72,11 +72,10 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
     items = []
     for key, said in about.items():
         name = shown[key]
-        # A name the prose writes with "the" ("the Glass Sea") is asked about with it.
-        if any(re.search(rf"\bthe {re.escape(name)}\b", text) for text in said):
-            shown_as = f"the {name}"
-        else:
-            shown_as = name
+        # A name the prose writes with "the" ("in the Glass Sea.", "The Orrin rises …") is
+        # asked about with it; "the Tessaly outpost" uses the name as a word of another.
+        with_the = rf"(?:^The {re.escape(name)}\b|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
+        shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
         slices = [said[i : i + PROFILE_SENTENCES] for i in range(0, len(said), PROFILE_SENTENCES)]
         for number, prompt in enumerate(PROFILE_PROMPTS):
             part = list(slices[number % len(slices)])
