@@ -29,18 +29,11 @@ from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, sentences
+from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 __all__ = ["Sentence", "chain_items", "cloze_items", "descriptions", "profile_items", "sentences"]
 
 BLANK = "___"
-#: The prompts of a name's profile (as fact profiles use), and the most sentences an answer holds.
-PROFILE_PROMPTS = (
-    "What do you know about {entity}?",
-    "Tell me about {entity}.",
-    "Describe {entity}.",
-    "What facts are there about {entity}?",
-)
-PROFILE_SENTENCES = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +69,7 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         # asked about with it; "the Tessaly outpost" uses the name as a word of another.
         with_the = rf"(?:^The {re.escape(name)}\b|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
         shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
-        slices = [said[i : i + PROFILE_SENTENCES] for i in range(0, len(said), PROFILE_SENTENCES)]
+        slices = [said[i : i + PROFILE_STATEMENTS] for i in range(0, len(said), PROFILE_STATEMENTS)]
         for number, prompt in enumerate(PROFILE_PROMPTS):
             part = list(slices[number % len(slices)])
             rng.shuffle(part)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation, fill
 from kaizen.trainer import passages
+from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 RECALL = "factual_recall"
 CROSS = "cross_referencing"
@@ -42,15 +43,6 @@ MULTI = "multi_step"
 CAPABILITIES = (RECALL, CROSS, COUNTERFACTUAL, MULTI)
 #: Passages are taught as recall of the passage.
 PASSAGE_CHARS = 600
-#: Entity profiles: the prompts (one item each, every one with its own order of the facts)
-#: and the most statements one answer holds (an entity with more gets several profiles).
-PROFILE_PROMPTS = (
-    "What do you know about {entity}?",
-    "Tell me about {entity}.",
-    "Describe {entity}.",
-    "What facts are there about {entity}?",
-)
-PROFILE_STATEMENTS = 4
 
 
 @dataclass(frozen=True)
