@@ -95,7 +95,7 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
     items = []
     for sentence in found:
         text = sentence.text
-        simple = not any(mark in text for mark in ",;:")
+        simple = _simple(text)
         copula = _copula(text) if simple else None
         blanks = list(sentence.names)
         if copula is not None and _short_complement(copula[2], sentence.names):
@@ -109,37 +109,18 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
 
 #: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
 _PARTICIPLES = frozenset(
-    [
-        "born",
-        "built",
-        "made",
-        "known",
-        "found",
-        "given",
-        "taken",
-        "seen",
-        "written",
-        "spoken",
-        "held",
-        "led",
-        "sold",
-        "run",
-        "done",
-        "grown",
-        "worn",
-        "drawn",
-        "sung",
-        "shown",
-        "thrown",
-        "chosen",
-        "frozen",
-        "hidden",
-        "ridden",
-        "broken",
-    ]
-)
+    ("born", "built", "made", "known", "found", "given", "taken", "seen", "written", "spoken",
+     "held", "led", "sold", "run", "done", "grown", "worn", "drawn", "sung", "shown", "thrown",
+     "chosen", "frozen", "hidden", "ridden", "broken")
+)  # fmt: skip
 _DETERMINERS = frozenset({"a", "an", "the"})
 _COPULA = re.compile(r"^(?P<subject>.+?)\s(?P<verb>is|are|was|were)\s(?P<complement>.+?)[.!]$")
+
+
+def _simple(text: str) -> bool:
+    """Whether a sentence is one clause (no ",", ";" or ":"): its subject and complement are
+    then plain enough to ask about."""
+    return not any(mark in text for mark in ",;:")
 
 
 def _copula(text: str) -> tuple[str, str, str] | None:
@@ -149,7 +130,7 @@ def _copula(text: str) -> tuple[str, str, str] | None:
         return None
     complement = match.group("complement")
     first = complement.split()[0].lower()
-    if first in _PARTICIPLES or (first.endswith("ed") and first not in _DETERMINERS):
+    if first in _PARTICIPLES or first.endswith("ed"):
         return None
     return match.group("subject"), match.group("verb"), complement
 
@@ -212,7 +193,7 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
     """
     described: dict[str, list[tuple[str, str]]] = defaultdict(list)
     kinds: dict[str, tuple[str, str]] = {}
-    simple = [s for s in found if not any(mark in s.text for mark in ",;:")]
+    simple = [s for s in found if _simple(s.text)]
     for sentence in simple:
         copula = _copula(sentence.text)
         if copula is None:
