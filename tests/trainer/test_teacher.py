@@ -50,6 +50,27 @@ def test_answers_that_do_not_state_the_fact_are_dropped() -> None:
     assert {d["reason"] for d in report.dropped} >= {"empty"}
 
 
+def test_an_answer_that_names_a_thing_nobody_told_the_teacher_of_is_dropped() -> None:
+    items = [c for c in candidates(KNOWLEDGE) if c.kind == "surface"][:3]
+    replies = iter(
+        [
+            f"It is {items[0].expected}, in the Kingdom of Arn.",  # invents a name
+            f"{items[1].expected}.",  # a name opening its sentence: the expected answer
+            f"Surely it is {items[2].expected}.",  # "Surely" opens a sentence: no name
+        ]
+    )
+
+    def teacher(questions: list[str]) -> list[str]:
+        return [next(replies) for _ in questions]
+
+    kept, report = distill(items, KNOWLEDGE, teacher)
+    assert report.accepted == 2
+    assert [d["reason"] for d in report.dropped] == [
+        "names 'Kingdom of Arn', which neither the question nor the reference names"
+    ]
+    assert [k.question for k in kept] == [i.question for i in items[1:]]
+
+
 def test_the_generator_answers_every_question_with_a_real_model(tiny_model_dir: Path) -> None:
     from kaizen.runtime.models import load_model, load_tokenizer
 

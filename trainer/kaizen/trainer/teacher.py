@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 
 from kaizen.runtime.scoring import normalize, score_contains
 from kaizen.runtime.suites.knowledge import Knowledge
+from kaizen.runtime.suites.prose import mentions, names_in, split_sentences
 from kaizen.trainer.synthesis import Candidate
 
 #: What a teacher is (a chat's system turn) when it rewords questions.
@@ -97,6 +98,20 @@ def teacher_question(knowledge: Knowledge, item: Candidate) -> str:
     )
 
 
+def unknown_name(answer: str, given: Sequence[str]) -> str | None:
+    """A name `answer` gives that none of `given` (the question and the reference the teacher
+    was shown) mentions, or None: a teacher that names a thing it was not told of ("the
+    island nation Korrain", "Korrin's Kingdom") is inventing, even where it also states the
+    expected answer."""
+    for sentence in split_sentences(answer):
+        for name in names_in(sentence):
+            if " " not in name and sentence.startswith(name):
+                continue  # one capitalised word opening a sentence ("Water …") may be no name
+            if not any(mentions(text, name) for text in given):
+                return name
+    return None
+
+
 def distill(
     items: Sequence[Candidate],
     knowledge: Knowledge,
@@ -115,21 +130,23 @@ def distill(
         report.asked += 1
         answer = " ".join(answer.split())
         score, _ = score_contains(answer, [item.expected])
+        stranger = unknown_name(answer, [item.question, *reference(knowledge, item)])
         if not answer:
             report.dropped.append({"question": item.question, "answer": "", "reason": "empty"})
-        elif score < 1.0:
+        elif score < 1.0 or stranger is not None:
+            reason = (
+                f"does not state {item.expected!r}"
+                if score < 1.0
+                else f"names {stranger!r}, which neither the question nor the reference names"
+            )
             report.dropped.append(
-                {
-                    "question": item.question,
-                    "answer": answer[:300],
-                    "reason": f"does not state {item.expected!r}",
-                }
+                {"question": item.question, "answer": answer[:300], "reason": reason}
             )
         else:
             report.accepted += 1
             by_question[item.question] = Candidate(
                 item.question, answer, item.capability, "teacher:" + item.kind, item.facts,
-                item.expected,
+                item.expected, item.context,
             )  # fmt: skip
     kept = [
         by_question.get(item.question, item)
