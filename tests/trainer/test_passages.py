@@ -13,9 +13,8 @@ from kaizen.trainer.passages import (
     cloze_items,
     descriptions,
     profile_items,
-    three_hop_items,
 )
-from kaizen.trainer.synthesis import CROSS, MULTI, RECALL, candidates
+from kaizen.trainer.synthesis import CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
 
 ISLAND = Passage(
@@ -148,7 +147,7 @@ def test_a_passages_only_domain_gets_synthesised_items() -> None:
     items = candidates(knowledge(), seed=3)
     kinds = {i.kind for i in items}
     assert {"passage", "passage-profile", "passage-cloze"} <= kinds
-    assert {i.capability for i in items} == {RECALL, CROSS, MULTI}
+    assert {i.capability for i in items} == {RECALL, CROSS}
     assert len({i.question for i in items}) == len(items)
     assert candidates(knowledge(), seed=3) == items
     assert candidates(knowledge(), seed=4) != items  # profile orders follow the seed
@@ -205,21 +204,3 @@ def test_a_name_is_described_by_definite_phrases_and_by_clauses_on_its_kind() ->
         "the island that was founded by King Arvo",
         "the island whose capital is Ostrivel",
     ]
-
-
-def test_three_sentences_compose_without_describing_a_name_through_itself() -> None:
-    river = Passage("quarnel", "The Danth runs through Ostrivel.")
-    items = three_hop_items(sentences(Knowledge(passages=(ISLAND, TOWN, river))))
-    hops = {i.question: i for i in items}
-    # Ostrivel described by Quarnel, and Quarnel by its founder, in one question.
-    item = hops["What runs through the oldest town of the island that was founded by King Arvo?"]
-    assert item.answer == (
-        "Quarnel was founded by King Arvo. Ostrivel is the oldest town of Quarnel. "
-        "The Danth runs through Ostrivel."
-    )
-    assert item.kind == "passage-three-hop" and item.expected == "Danth"
-    for question, hop in hops.items():
-        assert len(set(hop.context)) == 3
-        # "the island whose capital is Ostrivel" never stands inside a description of
-        # Ostrivel: the question would name Ostrivel through itself.
-        assert "Ostrivel" not in question and hop.expected not in question

@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, names_in, sentences
+from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, sentences
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 __all__ = ["Sentence", "chain_items", "cloze_items", "descriptions", "profile_items", "sentences"]
@@ -271,73 +271,40 @@ def chain_items(found: list[Sentence]) -> list[PassageItem]:
     described = descriptions(found)
     items = []
     for item in cloze_items(found):
-        if not item.question.startswith("Fill in the blank"):
-            items += _compose(item, described, "passage-chain")
-    return items
-
-
-def three_hop_items(found: list[Sentence]) -> list[PassageItem]:
-    """Three sentences composed: a chain question with one more name in it replaced by what a
-    third sentence says it is ("What runs through the capital city of Korrin?" → "What runs
-    through the capital city of the island nation that was founded by Queen Ysolde?"),
-    answered with all three sentences, the outermost first. One item a chain question and
-    name: the first description the name has that the question does not already use."""
-    described = descriptions(found)
-    items = []
-    for item in chain_items(found):
-        items += _compose(item, described, "passage-three-hop", first_only=True)
-    return items
-
-
-def _compose(
-    item: PassageItem,
-    described: dict[str, list[tuple[str, str]]],
-    kind: str,
-    *,
-    first_only: bool = False,
-) -> list[PassageItem]:
-    """`item`'s question with one name in it replaced by each description of it (or only the
-    first, `first_only`) that does not give the answer away, repeat a sentence the item
-    already uses, or make the question ungrammatical."""
-    # Names an earlier hop described away: naming one again would describe a thing through
-    # itself ("the island nation whose capital is the capital city of Korrin").
-    gone = {
-        normalize(n)
-        for sentence in item.context
-        for n in names_in(sentence)
-        if not mentions(item.question, n)
-    }
-    items = []
-    for name, said in described.items():
-        shown = _shown(item.question, name)
-        if shown is None or _same(name, item.expected):
+        if item.question.startswith("Fill in the blank"):
             continue
-        at = _whole_word(item.question, shown)
-        after = item.question[at + len(shown) :]
-        relative_ok = not after.startswith(POSSESSIVE)
-        usable = [
-            (description, source)
-            for description, source in said
-            if source not in item.context
-            and not mentions(description, item.expected)
-            and not {normalize(n) for n in names_in(description)} & gone
-            # A relative clause cannot take a possessive ("… whose capital is Vaskel's").
-            and (relative_ok or not re.search(r"\b(?:whose|that)\b", description))
-            # Nor say twice what kind the name is ("the island nation … is an island …").
-            and not _repeats_kind(description, item.question)
-        ]
-        for description, source in usable[:1] if first_only else usable:
-            question = item.question[:at] + description + after
-            items.append(
-                PassageItem(
-                    question[0].upper() + question[1:],
-                    f"{source} {item.answer}",
-                    kind,
-                    item.expected,
-                    item.expected,
-                    (source, *item.context),
+        for name, said in described.items():
+            shown = _shown(item.question, name)
+            if shown is None or _same(name, item.expected):
+                continue
+            at = _whole_word(item.question, shown)
+            after = item.question[at + len(shown) :]
+            usable = [
+                (description, source)
+                for description, source in said
+                if source != item.answer
+                and not mentions(description, item.expected)
+                # A relative clause cannot take a possessive ("… whose capital is Vaskel's").
+                and not (after.startswith(POSSESSIVE) and " whose " in f" {description} ")
+                and not (after.startswith(POSSESSIVE) and " that " in f" {description} ")
+                # Nor say twice what kind the name is ("the island nation … is an island …").
+                and not _repeats_kind(description, item.question)
+            ]
+            if not usable:
+                continue
+            for description, source in usable:
+                question = item.question[:at] + description + after
+                question = question[0].upper() + question[1:]
+                items.append(
+                    PassageItem(
+                        question,
+                        f"{source} {item.answer}",
+                        "passage-chain",
+                        item.expected,
+                        item.expected,
+                        (source, item.answer),
+                    )
                 )
-            )
     return items
 
 

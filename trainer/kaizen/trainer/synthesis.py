@@ -54,8 +54,7 @@ class Candidate:
     capability: str
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
-    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`,
-    `passage-three-hop`."""
+    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
     `name|passage|`, the name it is about."""
@@ -262,10 +261,6 @@ def counterfactual_items(
     return items
 
 
-#: The capability of an item made from passages, by kind (recall where not named).
-PASSAGE_CAPABILITY = {"passage-chain": CROSS, "passage-three-hop": MULTI}
-
-
 def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     """What passages teach: a short passage as what the model says about its title; then,
     from their sentences (`passages`), what they say of each name they mention and each name
@@ -279,9 +274,8 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     found = passages.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
     made = passages.profile_items(found, rng) + passages.cloze_items(found)
-    made += passages.chain_items(found) + passages.three_hop_items(found)
-    for item in made:
-        capability = PASSAGE_CAPABILITY.get(item.kind, RECALL)
+    for item in made + passages.chain_items(found):
+        capability = CROSS if item.kind == "passage-chain" else RECALL
         key = (f"{item.name}|passage|",)
         items.append(
             Candidate(
