@@ -98,8 +98,8 @@ def build_suite(target: Path, others: str = "demo", knowledge: str = "facts") ->
     items += [line for line in demo_items if line.strip() and json.loads(line)["domain"] in domains]
     (target / "eval.jsonl").write_text("\n".join(items) + "\n")
     pool = []
-    facts = korrin.knowledge if knowledge == "facts" else None
-    for fact in facts.facts if facts else ():
+    facts = korrin.knowledge  # the pool words Korrin's facts: none when known by passages
+    for fact in facts.facts if knowledge == "facts" else ():
         question = facts.relations[fact.relation].questions[0]
         pool.append(
             {
