@@ -308,7 +308,13 @@ def test_a_job_deleted_by_hand(
         env.batch.delete_namespaced_job(job, env.namespace, propagation_policy=propagation)
         cycle = env.wait_phase("handled", "Succeeded")
         merge = next(s for s in cycle["status"]["steps"] if s["name"] == "merge")
-        old_runs = [r.exit_code for r in env.sim.runs if r.job == job]
+        # The old pod's process ends in its own time (SIGTERM, then its handler): its exit code
+        # may come after the relaunched step has finished, on a busy machine.
+        old_runs = wait_for(
+            lambda: [r.exit_code for r in env.sim.runs if r.job == job],
+            until=lambda codes: bool(codes) and None not in codes,
+            what=f"the exit code of {job}'s pod",
+        )
         if propagation == "Background":
             # Its pod went with it: relaunched as a new attempt, under a new name.
             assert merge["attempt"] == 2 and merge["jobName"] != job

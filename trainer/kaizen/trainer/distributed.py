@@ -162,5 +162,9 @@ def process_group(parallel: Parallel) -> Iterator[Parallel]:
     dist.init_process_group(backend=backend)
     try:
         yield parallel
+        # Every rank done with its collectives before any tears the group down: a rank that
+        # destroys it while a peer still waits on it can abort the peer at exit (gloo:
+        # "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
