@@ -14,22 +14,7 @@ from kaizen.trainer.passages import (
 )
 from kaizen.trainer.synthesis import CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
-
-ISLAND = Passage(
-    "quarnel",
-    "Quarnel is an island in the Caldrin Sea. It was founded by King Arvo. Its capital is "
-    "Ostrivel. The currency of Quarnel is the brill. The Danth rises in the Grey Hills.",
-    title="Quarnel",
-)
-TOWN = Passage(
-    "quarnel",
-    "Ostrivel is the oldest town of Quarnel.  The Hall of Seven Doors stands in Ostrivel. "
-    "Farmers near Ostrivel grow rye, and farmers sell it at the market.",
-)
-
-
-def knowledge() -> Knowledge:
-    return Knowledge(passages=(ISLAND, TOWN))
+from tests.runtime.test_prose import ISLAND, TOWN, knowledge
 
 
 def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() -> None:
