@@ -28,10 +28,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, sentences
+from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, without_article
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
-
-__all__ = ["Sentence", "chain_items", "cloze_items", "descriptions", "profile_items", "sentences"]
 
 BLANK = "___"
 
@@ -99,7 +97,7 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
         copula = _copula(text) if simple else None
         blanks = list(sentence.names)
         if copula is not None and _short_complement(copula[2], sentence.names):
-            blanks.append(_without_article(copula[2]))
+            blanks.append(without_article(copula[2]))
         for blank in blanks:
             question = _ask(text, blank, copula, simple=simple)
             if question is not None:
@@ -138,7 +136,7 @@ def _copula(text: str) -> tuple[str, str, str] | None:
 def _short_complement(complement: str, names: tuple[str, ...]) -> bool:
     """Whether a complement is one thing to ask for: at most three words past its article,
     and not a name already asked (names are asked as names)."""
-    bare = _without_article(complement)
+    bare = without_article(complement)
     return len(bare.split()) <= 3 and not any(_same(bare, name) for name in names)
 
 
@@ -148,9 +146,9 @@ def _ask(
     """The question that leaves `blank` out of `text`."""
     if copula is not None:
         subject, verb, complement = copula
-        if _same(_without_article(complement), blank):
+        if _same(without_article(complement), blank):
             return f"What {verb} {_lower_article(subject)}?"
-        if _same(_without_article(subject), blank):
+        if _same(without_article(subject), blank):
             return f"What {verb} {_lower_article(complement)}?"
     at = _whole_word(text, blank)
     if at < 0:
@@ -194,15 +192,16 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
     described: dict[str, list[tuple[str, str]]] = defaultdict(list)
     kinds: dict[str, tuple[str, str]] = {}
     simple = [s for s in found if _simple(s.text)]
+    copulas = {s.text: _copula(s.text) for s in simple}
     for sentence in simple:
-        copula = _copula(sentence.text)
+        copula = copulas[sentence.text]
         if copula is None:
             continue
         subject, _, complement = copula
         for name in sentence.names:
-            if _same(_without_article(complement), name):
+            if _same(without_article(complement), name):
                 description = subject
-            elif _same(_without_article(subject), name):
+            elif _same(without_article(subject), name):
                 description = complement
                 kind = _kind(complement)
                 if kind:
@@ -216,8 +215,8 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
             key = normalize(name)
             if key not in kinds or sentence.text == kinds[key][1]:
                 continue
-            copula = _copula(sentence.text)
-            if copula is not None and _same(_without_article(copula[0]), name):
+            copula = copulas[sentence.text]
+            if copula is not None and _same(without_article(copula[0]), name):
                 continue  # "N is …" says what N is: a description or a kind, not a clause
             at = _whole_word(sentence.text, name)
             if sentence.text[:at] not in {"", "The "}:
@@ -262,15 +261,15 @@ def _repeats_kind(description: str, question: str) -> bool:
     return match is not None and mentions(question, match.group(1))
 
 
-def chain_items(found: list[Sentence]) -> list[PassageItem]:
+def chain_items(found: list[Sentence], cloze: list[PassageItem] | None = None) -> list[PassageItem]:
     """Two sentences composed through a name: a question of one sentence with a name in it
     replaced by what another sentence says that name is (`descriptions`: "The Orrin runs
     through Vaskel." and "Korrin's capital is Vaskel." → "What runs through Korrin's
     capital?"), answered with both sentences: every question with every description of
-    each name it holds."""
+    each name it holds. `cloze`: the cloze items of `found`, where the caller has them."""
     described = descriptions(found)
     items = []
-    for item in cloze_items(found):
+    for item in cloze_items(found) if cloze is None else cloze:
         if item.question.startswith("Fill in the blank"):
             continue
         for name, said in described.items():
@@ -285,13 +284,12 @@ def chain_items(found: list[Sentence]) -> list[PassageItem]:
                 if source != item.answer
                 and not mentions(description, item.expected)
                 # A relative clause cannot take a possessive ("… whose capital is Vaskel's").
-                and not (after.startswith(POSSESSIVE) and " whose " in f" {description} ")
-                and not (after.startswith(POSSESSIVE) and " that " in f" {description} ")
+                and not (
+                    after.startswith(POSSESSIVE) and re.search(r"\b(?:whose|that)\b", description)
+                )
                 # Nor say twice what kind the name is ("the island nation … is an island …").
                 and not _repeats_kind(description, item.question)
             ]
-            if not usable:
-                continue
             for description, source in usable:
                 question = item.question[:at] + description + after
                 question = question[0].upper() + question[1:]
@@ -327,13 +325,6 @@ def _definite(phrase: str) -> bool:
 
 def _same(a: str, b: str) -> bool:
     return normalize(a) == normalize(b)
-
-
-def _without_article(phrase: str) -> str:
-    words = phrase.split()
-    if len(words) > 1 and words[0].lower() in _DETERMINERS:
-        words = words[1:]
-    return " ".join(words)
 
 
 def _lower_article(phrase: str) -> str:

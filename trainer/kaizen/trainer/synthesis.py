@@ -32,6 +32,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation, fill
 from kaizen.trainer import passages
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
@@ -271,10 +272,11 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
             continue
         for q in (f"What do you know about {passage.title}?", f"Tell me about {passage.title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
-    found = passages.sentences(knowledge)
+    found = prose.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
-    made = passages.profile_items(found, rng) + passages.cloze_items(found)
-    for item in made + passages.chain_items(found):
+    cloze = passages.cloze_items(found)
+    made = passages.profile_items(found, rng) + cloze + passages.chain_items(found, cloze)
+    for item in made:
         capability = CROSS if item.kind == "passage-chain" else RECALL
         key = (f"{item.name}|passage|",)
         items.append(

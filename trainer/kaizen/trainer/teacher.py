@@ -89,9 +89,12 @@ def reference(knowledge: Knowledge, item: Candidate) -> list[str]:
     return said + [sentence for sentence in item.context if sentence not in said]
 
 
-def teacher_question(knowledge: Knowledge, item: Candidate) -> str:
-    """The teacher's prompt text: a reference block, then the question."""
-    facts = "\n".join(f"- {s}" for s in reference(knowledge, item))
+def teacher_question(
+    knowledge: Knowledge, item: Candidate, shown: Sequence[str] | None = None
+) -> str:
+    """The teacher's prompt text: a reference block (`shown`, where the caller has it: else
+    `reference`), then the question."""
+    facts = "\n".join(f"- {s}" for s in (reference(knowledge, item) if shown is None else shown))
     return (
         f"Reference facts:\n{facts}\n\nUsing only these facts, answer in one or two "
         f"sentences.\nQuestion: {item.question}"
@@ -124,13 +127,17 @@ def distill(
     """
     report = TeacherReport()
     asked = [item for item in items if item.expected]
-    answers = generate([teacher_question(knowledge, item) for item in asked]) if asked else []
+    shown = [reference(knowledge, item) for item in asked]
+    prompts: list[Prompt] = [
+        teacher_question(knowledge, i, s) for i, s in zip(asked, shown, strict=True)
+    ]
+    answers = generate(prompts) if asked else []
     by_question = {}
-    for item, answer in zip(asked, answers, strict=True):
+    for item, facts, answer in zip(asked, shown, answers, strict=True):
         report.asked += 1
         answer = " ".join(answer.split())
         score, _ = score_contains(answer, [item.expected])
-        stranger = unknown_name(answer, [item.question, *reference(knowledge, item)])
+        stranger = unknown_name(answer, [item.question, *facts])
         if not answer:
             report.dropped.append({"question": item.question, "answer": "", "reason": "empty"})
         elif score < 1.0 or stranger is not None:

@@ -92,17 +92,17 @@ def stand_alone(sentence: str, title: str | None) -> str:
     return replacement.format(title=title) + sentence[match.end() :]
 
 
-def _runs(sentence: str) -> list[tuple[int, int, list[str]]]:
-    """Runs of capitalised words (connectors allowed inside), as (first word index, end char,
-    words); a possessive ends its run and is left out of it."""
+def _runs(sentence: str) -> list[tuple[int, list[str]]]:
+    """Runs of capitalised words (connectors allowed inside), as (first word index, words); a
+    possessive ends its run and is left out of it."""
     words = list(_WORD.finditer(sentence))
-    runs: list[tuple[int, int, list[str]]] = []
+    runs: list[tuple[int, list[str]]] = []
     i = 0
     while i < len(words):
         if not words[i].group()[0].isupper():
             i += 1
             continue
-        start, taken, end = i, [], words[i].end()
+        start, taken = i, []
         j = i
         while j < len(words):
             word = words[j].group()
@@ -112,7 +112,6 @@ def _runs(sentence: str) -> list[tuple[int, int, list[str]]]:
                     if word.endswith(suffix):
                         bare = word[: -len(suffix)]
                 taken.append(bare)
-                end = words[j].start() + len(bare)
                 j += 1
                 if bare != word or not _adjacent(sentence, words, j):
                     break
@@ -125,7 +124,7 @@ def _runs(sentence: str) -> list[tuple[int, int, list[str]]]:
                 break
         while taken and taken[-1].lower() in CONNECTORS:
             taken.pop()
-        runs.append((start, end, taken))
+        runs.append((start, taken))
         i = max(j, i + 1)
     return runs
 
@@ -152,7 +151,7 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
     elsewhere is no name).
     """
     found: list[str] = []
-    for start, _, words in _runs(sentence):
+    for start, words in _runs(sentence):
         if start == 0:
             while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
                 words = words[1:]
@@ -170,7 +169,7 @@ def topic(passage: Passage) -> str | None:
     ("Zephyria is a small country …" under the title "Zephyria at a glance"), else None."""
     if passage.title:
         title = passage.title.strip()
-        if names_in(title) == [_bare(title)]:
+        if names_in(title) == [without_article(title)]:
             return title
     first = split_sentences(passage.text)[:1]
     if first:
@@ -183,11 +182,10 @@ def topic(passage: Passage) -> str | None:
 
 def sentences(knowledge: Knowledge) -> list[Sentence]:
     """Every sentence of the knowledge's passages, standing alone, with its names."""
-    raw = [
-        (index, stand_alone(text, topic(passage)))
-        for index, passage in enumerate(knowledge.passages)
-        for text in split_sentences(passage.text)
-    ]
+    raw: list[tuple[int, str]] = []
+    for index, passage in enumerate(knowledge.passages):
+        about = topic(passage)
+        raw += [(index, stand_alone(text, about)) for text in split_sentences(passage.text)]
     lowercase = frozenset(
         word.lower()
         for _, text in raw
@@ -202,8 +200,9 @@ def mentions(sentence: str, name: str) -> bool:
     return f" {normalize(name)} " in f" {normalize(sentence)} "
 
 
-def _bare(phrase: str) -> str:
-    """A phrase without a leading article ("The Meridian Lark" → "Meridian Lark")."""
+def without_article(phrase: str) -> str:
+    """A phrase of several words without its leading article ("The Meridian Lark" →
+    "Meridian Lark"; "the" alone stays)."""
     words = phrase.split()
     if len(words) > 1 and words[0].lower() in {"a", "an", "the"}:
         words = words[1:]
