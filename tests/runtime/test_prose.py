@@ -103,3 +103,111 @@ def test_a_topic_is_a_title_that_is_a_name_else_the_name_opening_the_passage() -
 def test_proper_names_leave_out_a_word_seen_only_opening_a_sentence() -> None:
     text = Passage("f", "Iron oxide colours Brennick. Brennick trades with the Kelmar Fjord.")
     assert proper_names(Knowledge(passages=(text,))) == [("f", "Brennick"), ("f", "Kelmar Fjord")]
+
+
+def _texts(*passages: Passage) -> list[str]:
+    return [s.text for s in sentences(Knowledge(passages=passages))]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A name whose head word is the noun ("Hall of Seven Doors": hall).
+        (
+            "The Hall of Seven Doors stands in Ostrivel. The hall was built by Queen Mira.",
+            "The Hall of Seven Doors was built by Queen Mira.",
+        ),
+        # A name an earlier sentence says is one ("… is a harbour town …").
+        (
+            "Ombril is a harbour town on the Sallow. The town is known for its glassworks.",
+            "Ombril is known for its glassworks.",
+        ),
+        # A thing an earlier sentence gives an owner.
+        (
+            "Tesk's workshop stood on Lantern Street. The workshop was sold in 1790.",
+            "Tesk's workshop was sold in 1790.",
+        ),
+        # The nearest sentence first; a possessive keeps its "'s".
+        (
+            "Ostrivel is a town. Brill is a town. The town's market sells rye.",
+            "Brill's market sells rye.",
+        ),
+        # "The X of …" / "The X that …" say which X themselves: unchanged.
+        (
+            "Ombril is a town. The town of Sallow lies upriver.",
+            "The town of Sallow lies upriver.",
+        ),
+        # Nothing earlier is an X: unchanged.
+        ("Ombril is a town. The river floods in spring.", "The river floods in spring."),
+    ],
+)
+def test_an_opening_definite_description_means_what_an_earlier_sentence_names_so(
+    text: str, expected: str
+) -> None:
+    assert _texts(Passage("x", text))[-1] == expected
+
+
+def test_a_possessive_inside_a_sentence_naming_nothing_before_it_is_the_topics() -> None:
+    texts = _texts(
+        Passage(
+            "x",
+            "Most of its people speak Ombrese. Ombril trades with Brill and its ships sail. "
+            "Some of its streets flood.",
+            title="Ombril",
+        )
+    )
+    assert texts == [
+        "Most of Ombril's people speak Ombrese.",
+        # A name comes before "its": which one it means is no longer plain.
+        "Ombril trades with Brill and its ships sail.",
+        "Some of Ombril's streets flood.",
+    ]
+    # "her" as an object is no possessive.
+    assert _texts(Passage("x", "Kings married her in 1200.", title="Queen Ysolde")) == [
+        "Kings married her in 1200."
+    ]
+
+
+def test_people_are_names_a_personal_pronoun_or_who_stands_for() -> None:
+    found = sentences(
+        Knowledge(
+            passages=(
+                Passage(
+                    "x",
+                    "Halvard Tesk was a glassmaker. He trained Mirela, who ran the shop. "
+                    "Tesk sold lenses to Ombril.",
+                    title="Halvard Tesk",
+                ),
+            )
+        )
+    )
+    people = {name for s in found for name in s.people}
+    # "Tesk" alone is the person "Halvard Tesk" too; a place is no person.
+    assert people == {"Halvard Tesk", "Mirela", "Tesk"}
+    assert sentences(knowledge())[1].people == ("King Arvo",)  # an honorific
+
+
+def test_a_topic_that_is_no_name_is_what_its_sentences_are_about() -> None:
+    lens = Passage(
+        "x",
+        "The cold-drawn lens is a lens shaped cold. It was cheaper than a ground lens. "
+        "Tesk sold it.",
+        title="The cold-drawn lens",
+    )
+    found = sentences(Knowledge(passages=(lens,)))
+    assert [s.text for s in found][:2] == [
+        "The cold-drawn lens is a lens shaped cold.",
+        "The cold-drawn lens was cheaper than a ground lens.",
+    ]
+    assert [s.about for s in found] == ["cold-drawn lens", "cold-drawn lens", None]
+    assert all(s.names == () for s in found[:2])
+    # Not a name for routing: only the passages' names are route keys.
+    assert proper_names(Knowledge(passages=(lens,))) == []
+
+
+def test_a_single_opening_word_before_a_preposition_is_no_name() -> None:
+    assert names_in("Astronomers at the Ombril Observatory chart Vessa.") == [
+        "Ombril Observatory",
+        "Vessa",
+    ]
+    assert names_in("Vell is the language of Korrin.") == ["Vell", "Korrin"]

@@ -127,3 +127,33 @@ def test_a_name_is_described_by_definite_phrases_and_by_clauses_on_its_kind() ->
         "the island that was founded by King Arvo",
         "the island whose capital is Ostrivel",
     ]
+
+
+def test_a_person_is_asked_about_with_who_and_a_lower_case_topic_like_a_name() -> None:
+    tesk = Passage(
+        "x",
+        "Halvard Tesk was a glassmaker from Ombril. He invented the cold-drawn lens.",
+        title="Halvard Tesk",
+    )
+    lens = Passage(
+        "x", "The cold-drawn lens is a lens shaped cold. It halved the price of telescopes."
+    )
+    asked = {
+        i.question: i.expected
+        for i in cloze_items(sentences(Knowledge(passages=(tesk, lens), relations={})))
+    }
+    assert asked["Who was a glassmaker from Ombril?"] == "Halvard Tesk"
+    assert asked["Who invented the cold-drawn lens?"] == "Halvard Tesk"
+    assert asked["What is a lens shaped cold?"] == "cold-drawn lens"
+    assert asked["What halved the price of telescopes?"] == "cold-drawn lens"
+
+
+def test_a_chain_never_replaces_a_part_of_a_longer_name() -> None:
+    town = Passage(
+        "x",
+        "Ombril is the capital of Sallowmere. Astronomers at the Ombril Observatory chart "
+        "Vessa. The Glass Market stands in Ombril.",
+    )
+    questions = {i.question for i in chain_items(sentences(Knowledge(passages=(town,))))}
+    assert "What stands in the capital of Sallowmere?" in questions
+    assert not any("Observatory" in q for q in questions)

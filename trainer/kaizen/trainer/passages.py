@@ -28,7 +28,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.prose import POSSESSIVE, Sentence, mentions, without_article
+from kaizen.runtime.suites.prose import (
+    FUNCTION_WORDS,
+    PARTICIPLES,
+    POSSESSIVE,
+    Sentence,
+    kind_of,
+    mentions,
+    without_article,
+)
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 BLANK = "___"
@@ -53,7 +61,7 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
     about: dict[str, list[str]] = defaultdict(list)
     shown: dict[str, str] = {}
     for sentence in found:
-        for name in sentence.names:
+        for name in _things(sentence):
             key = normalize(name)
             shown.setdefault(key, name)
     for sentence in found:
@@ -95,23 +103,17 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
         text = sentence.text
         simple = _simple(text)
         copula = _copula(text) if simple else None
-        blanks = list(sentence.names)
+        blanks = list(_things(sentence))
         if copula is not None and _short_complement(copula[2], sentence.names):
             blanks.append(without_article(copula[2]))
         for blank in blanks:
-            question = _ask(text, blank, copula, simple=simple)
+            person = blank in sentence.people
+            question = _ask(text, blank, copula, simple=simple, person=person)
             if question is not None:
                 items.append(PassageItem(question, text, "passage-cloze", blank, blank, (text,)))
     return items
 
 
-#: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
-_PARTICIPLES = frozenset(
-    ("born", "built", "made", "known", "found", "given", "taken", "seen", "written", "spoken",
-     "held", "led", "sold", "run", "done", "grown", "worn", "drawn", "sung", "shown", "thrown",
-     "chosen", "frozen", "hidden", "ridden", "broken")
-)  # fmt: skip
-_DETERMINERS = frozenset({"a", "an", "the"})
 _COPULA = re.compile(r"^(?P<subject>.+?)\s(?P<verb>is|are|was|were)\s(?P<complement>.+?)[.!]$")
 
 
@@ -128,7 +130,7 @@ def _copula(text: str) -> tuple[str, str, str] | None:
         return None
     complement = match.group("complement")
     first = complement.split()[0].lower()
-    if first in _PARTICIPLES or first.endswith("ed"):
+    if first in PARTICIPLES or first.endswith("ed"):
         return None
     return match.group("subject"), match.group("verb"), complement
 
@@ -140,24 +142,36 @@ def _short_complement(complement: str, names: tuple[str, ...]) -> bool:
     return len(bare.split()) <= 3 and not any(_same(bare, name) for name in names)
 
 
+def _things(sentence: Sentence) -> tuple[str, ...]:
+    """What a sentence is asked about: its names, and its passage's topic when that is no
+    name ("cold-drawn lens")."""
+    return (*sentence.names, sentence.about) if sentence.about else sentence.names
+
+
 def _ask(
-    text: str, blank: str, copula: tuple[str, str, str] | None, *, simple: bool = True
+    text: str,
+    blank: str,
+    copula: tuple[str, str, str] | None,
+    *,
+    simple: bool = True,
+    person: bool = False,
 ) -> str | None:
-    """The question that leaves `blank` out of `text`."""
+    """The question that leaves `blank` out of `text` (`person`: a person's name, asked with
+    "who")."""
+    wh = "Who" if person else "What"
     if copula is not None:
         subject, verb, complement = copula
         if _same(without_article(complement), blank):
-            return f"What {verb} {_lower_article(subject)}?"
+            return f"{wh} {verb} {_lower_article(subject)}?"
         if _same(without_article(subject), blank):
-            return f"What {verb} {_lower_article(complement)}?"
+            return f"{wh} {verb} {_lower_article(complement)}?"
     at = _whole_word(text, blank)
     if at < 0:
         return None
     before, after = text[:at].rstrip(), text[at + len(blank) :]
-    person = blank.split()[0].lower() in HONORIFICS
     if simple and before in {"", "The"} and after.startswith(" ") and after.rstrip()[-1:] == ".":
         # The sentence's subject: asked without inversion ("Who founded Korrin?").
-        return f"{'Who' if person else 'What'} {after.strip()[:-1]}?"
+        return f"{wh} {after.strip()[:-1]}?"
     if len(before.split()) >= 2 and after.strip() in {".", "!", ""}:
         before = _strip_article(before)
         if person:
@@ -168,12 +182,6 @@ def _ask(
     return f"Fill in the blank: {text[:at]}{BLANK}{after}"
 
 
-#: A name that opens with one of these is a person's: asked with "who".
-HONORIFICS = frozenset(
-    ("king", "queen", "prince", "princess", "emperor", "empress", "lord", "lady", "sir",
-     "dame", "duke", "duchess", "master", "saint", "st", "dr", "mr", "mrs", "ms", "professor",
-     "president", "general", "captain", "chancellor", "bishop", "pope")
-)  # fmt: skip
 _PREPOSITIONS = frozenset(("by", "to", "with", "for", "from", "of", "about"))
 
 
@@ -203,7 +211,7 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
                 description = subject
             elif _same(without_article(subject), name):
                 description = complement
-                kind = _kind(complement)
+                kind = kind_of(complement)
                 if kind:
                     kinds.setdefault(normalize(name), (kind, sentence.text))
             else:
@@ -231,28 +239,6 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
                 continue
             described[key].append((clause, sentence.text))
     return described
-
-
-#: Words that end a kind ("an island nation in the Glass Sea" → "island nation").
-_KIND_ENDS = frozenset(
-    ("in", "on", "at", "of", "by", "from", "with", "near", "for", "to", "that", "which", "who",
-     "whose", "where", "and", "or", "but", "called", "named")
-)  # fmt: skip
-
-
-def _kind(complement: str) -> str | None:
-    """The kind an indefinite complement gives ("an island nation in …" → "island nation";
-    "a starship built by …" → "starship"), or None."""
-    words = complement.split()
-    if len(words) < 2 or words[0].lower() not in {"a", "an"}:
-        return None
-    kept = []
-    for word in words[1:]:
-        low = word.lower()
-        if low in _KIND_ENDS or low in _PARTICIPLES or low.endswith("ed") or not word.isalpha():
-            break
-        kept.append(word)
-    return " ".join(kept) if 0 < len(kept) <= 3 and kept[0][0].islower() else None
 
 
 def _repeats_kind(description: str, question: str) -> bool:
@@ -313,7 +299,13 @@ def _shown(text: str, key: str) -> str | None:
         for i in range(len(words)):
             for j in range(len(words), i, -1):
                 candidate = " ".join(words[i:j])
-                if normalize(candidate) == key:
+                # Not a part of a longer name ("Ombril" of "Ombril Observatory").
+                inside = (j < len(words) and words[j][0].isupper()) or (
+                    i > 0
+                    and words[i - 1][0].isupper()
+                    and words[i - 1].lower() not in FUNCTION_WORDS
+                )
+                if normalize(candidate) == key and not inside:
                     return candidate
     return None
 

@@ -270,7 +270,9 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     for passage in knowledge.passages:
         if passage.title is None or len(passage.text) > PASSAGE_CHARS:
             continue
-        for q in (f"What do you know about {passage.title}?", f"Tell me about {passage.title}."):
+        title = passage.title.strip()
+        title = f"the {title[4:]}" if title.startswith("The ") else title
+        for q in (f"What do you know about {title}?", f"Tell me about {title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = prose.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))

@@ -5,10 +5,20 @@ domain's passages name its entities as its facts do). The rules are plain text r
 English prose:
 
 - a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit;
-- each sentence is made to stand alone: a pronoun that opens a sentence ("It was founded by
-  …", "Its capital is …") is taken to mean the passage's topic (`topic`: its title when the
-  title is a name, else the name that opens its first sentence) and replaced by it, since
-  the sentence will be seen out of its passage;
+- each sentence is made to stand alone, since it will be seen out of its passage:
+  - a pronoun that opens a sentence ("It was founded by …", "Its capital is …") is taken to
+    mean the passage's topic (`topic`: its title when the title is a name, else the name
+    that opens its first sentence, else the title when the first sentence opens with it)
+    and replaced by it;
+  - "The X" opening a sentence, X a lower-case word ("The tower was built by …", "The
+    town is known for …"), is taken to mean the nearest thing an earlier sentence of the
+    passage names as an X: a name whose head word is X ("the Tower of Ninefold Bells"), a
+    name an earlier sentence says is an X ("Ombril is a harbour town …"), or an X an
+    earlier sentence gives an owner ("Halvard Tesk's workshop");
+  - a possessive pronoun inside a sentence that names nothing before it ("Most of its
+    people speak Ombrese.") is taken to mean the topic's;
+- a name a personal pronoun ("He was born in …") or a relative "who" stands for is a
+  person's (`Sentence.people`), asked about with "who";
 - the names a sentence mentions are runs of capitalised words, with "of", "the" and the
   like inside ("Tower of Ninefold Bells"), leaving out the words capitalised only because
   they open the sentence.
@@ -51,6 +61,30 @@ FUNCTION_WORDS = frozenset(
         "consider"
     )
 )  # fmt: skip
+#: A name whose first word is one of these is a person's ("Queen Ysolde", "Master Corvane").
+HONORIFICS = frozenset(
+    ("king", "queen", "prince", "princess", "emperor", "empress", "lord", "lady", "sir",
+     "dame", "duke", "duchess", "master", "saint", "st", "dr", "mr", "mrs", "ms", "professor",
+     "president", "general", "captain", "chancellor", "bishop", "pope")
+)  # fmt: skip
+#: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
+PARTICIPLES = frozenset(
+    ("born", "built", "made", "known", "found", "given", "taken", "seen", "written", "spoken",
+     "held", "led", "sold", "run", "done", "grown", "worn", "drawn", "sung", "shown", "thrown",
+     "chosen", "frozen", "hidden", "ridden", "broken")
+)  # fmt: skip
+#: Words that end a kind ("an island nation in the Glass Sea" → "island nation").
+_KIND_ENDS = frozenset(
+    ("in", "on", "at", "of", "by", "from", "with", "near", "for", "to", "that", "which", "who",
+     "whose", "where", "and", "or", "but", "called", "named")
+)  # fmt: skip
+#: Pronouns that stand only for a person.
+_PERSONAL = frozenset({"he", "she", "him", "his", "her", "hers"})
+#: Possessive pronouns inside a sentence, read as the topic's when nothing is named before.
+_INNER_POSSESSIVES = frozenset({"its", "his", "her", "their"})
+#: "The X" opening a sentence: X one lower-case word, then (unless X is a possessive) a word
+#: that is no preposition or relative ("The tower was built …", not "The capital of …").
+_DEFINITE = re.compile(r"^The ([a-z][a-z-]*)(['’]s)?(?=\s+([A-Za-z]+))")
 #: Sentence-opening pronouns read as the passage's subject (the title), and what replaces them.
 PRONOUNS = {
     "it": "{title}",
@@ -72,6 +106,11 @@ class Sentence:
     names: tuple[str, ...]
     passage: int
     """Index of its passage in the knowledge's passages."""
+    people: tuple[str, ...] = ()
+    """Those of `names` that are people's names (asked about with "who")."""
+    about: str | None = None
+    """The passage's topic when the sentence mentions it and it is no name (a lower-case
+    thing: "the cold-drawn lens"), so that it is asked about as names are."""
 
 
 def split_sentences(text: str) -> list[str]:
@@ -148,14 +187,17 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
     At the start of the sentence, leading words of `FUNCTION_WORDS` are left out ("The Orrin
     rises …" → "Orrin"), and a single remaining word is kept only if it is not written in
     lower case elsewhere in the domain's text (`lowercase`: "Farmers grow …" with "farmers"
-    elsewhere is no name).
+    elsewhere is no name) and no preposition follows it ("Astronomers at the observatory …"
+    is a common noun's plural, not a name).
     """
     found: list[str] = []
     for start, words in _runs(sentence):
         if start == 0:
             while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
                 words = words[1:]
-            if len(words) == 1 and words[0].lower() in lowercase:
+            if len(words) == 1 and (
+                words[0].lower() in lowercase or _before_preposition(sentence, words[0])
+            ):
                 words = []
         name = " ".join(words)
         if name and name not in found:
@@ -163,10 +205,23 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
     return found
 
 
+#: Prepositions that cannot follow a name opening a sentence on its own.
+_AFTER_COMMON_NOUN = frozenset(
+    ("at", "in", "on", "near", "from", "with", "of", "for", "across", "around", "throughout")
+)
+
+
+def _before_preposition(sentence: str, word: str) -> bool:
+    following = re.search(rf"\b{re.escape(word)}\s+([a-z]+)\b", sentence)
+    return following is not None and following.group(1) in _AFTER_COMMON_NOUN
+
+
 def topic(passage: Passage) -> str | None:
     """What a passage is about, as its sentences would name it: its title when the title is a
     name ("Korrin", "The Meridian Lark"), else the name that opens its first sentence
-    ("Zephyria is a small country …" under the title "Zephyria at a glance"), else None."""
+    ("Zephyria is a small country …" under the title "Zephyria at a glance"), else a title
+    that opens the first sentence ("The cold-drawn lens"), else the first sentence's short
+    definite subject ("The cold-drawn lens is …"), else None."""
     if passage.title:
         title = passage.title.strip()
         if names_in(title) == [without_article(title)]:
@@ -177,22 +232,162 @@ def topic(passage: Passage) -> str | None:
         at = first[0].find(names[0]) if names else -1
         if 0 <= at <= len("The "):
             return first[0][: at + len(names[0])]
+        # A title that is no name, opening the first sentence ("The cold-drawn lens"), else
+        # the short definite subject of a first sentence "The X is …".
+        title = (passage.title or "").strip()
+        opening = first[0][: len(title)]
+        if (
+            title
+            and opening.lower() == title.lower()
+            and first[0][len(title) : len(title) + 1] == " "
+        ):
+            return opening
+        subject = _THING_IS.match(first[0])
+        if subject is not None:
+            return subject.group(1)
     return None
+
+
+#: The first sentence of an untitled passage about a thing: "The cold-drawn lens is …".
+_THING_IS = re.compile(r"^(The [a-z][\w-]*(?: [a-z][\w-]*){0,2}) (?:is|was|are|were) ")
 
 
 def sentences(knowledge: Knowledge) -> list[Sentence]:
     """Every sentence of the knowledge's passages, standing alone, with its names."""
-    raw: list[tuple[int, str]] = []
-    for index, passage in enumerate(knowledge.passages):
-        about = topic(passage)
-        raw += [(index, stand_alone(text, about)) for text in split_sentences(passage.text)]
+    split = [(i, split_sentences(passage.text)) for i, passage in enumerate(knowledge.passages)]
     lowercase = frozenset(
         word.lower()
-        for _, text in raw
+        for _, texts in split
+        for text in texts
         for word in _WORD.findall(text)
         if word[0].islower() and word.lower() not in CONNECTORS
     )
-    return [Sentence(text, tuple(names_in(text, lowercase)), index) for index, text in raw]
+    raw: list[tuple[int, str, str | None]] = []
+    people: set[str] = set()
+    for index, texts in split:
+        about = topic(knowledge.passages[index])
+        earlier: list[str] = []
+        for text in texts:
+            opening = _WORD.match(text)
+            if about and opening and opening.group().lower() in _PERSONAL:
+                people.add(normalize(about))
+            text = stand_alone(text, about)
+            text = _definite(text, earlier, lowercase)
+            text = _inner_possessive(text, about, lowercase)
+            earlier.append(text)
+            raw.append((index, text, about))
+    found = []
+    for index, text, about in raw:
+        names = tuple(names_in(text, lowercase))
+        people.update(normalize(n) for n in names if re.search(rf"\b{re.escape(n)},? who\b", text))
+        lower_topic = about is not None and not names_in(about) and mentions(text, about)
+        found.append(
+            (index, text, names, without_article(about) if lower_topic and about else None)
+        )
+    # A person's name stands for the person in part too ("Halvard Tesk" … "Tesk").
+    people.update(normalize(part) for person in list(people) for part in person.split()[1:])
+    return [
+        Sentence(
+            text,
+            names,
+            index,
+            people=tuple(n for n in names if normalize(n) in people or _honorific(n)),
+            about=about,
+        )
+        for index, text, names, about in found
+    ]
+
+
+def _honorific(name: str) -> bool:
+    return name.split()[0].lower() in HONORIFICS
+
+
+def _definite(text: str, earlier: list[str], lowercase: frozenset[str]) -> str:
+    """`text` with an opening "The X" replaced by what an earlier sentence names as an X
+    (nearest sentence first), unchanged when none does."""
+    match = _DEFINITE.match(text)
+    if match is None:
+        return text
+    noun, possessive, following = match.group(1), match.group(2) or "", match.group(3)
+    if not possessive and (following.lower() in FUNCTION_WORDS | CONNECTORS | _KIND_ENDS):
+        return text
+    for before in reversed(earlier):
+        meant = _meant(noun, before, lowercase)
+        if meant is not None:
+            return f"{meant}{possessive}{text[match.end() :]}"
+    return text
+
+
+def _meant(noun: str, sentence: str, lowercase: frozenset[str]) -> str | None:
+    """What `sentence` names as a `noun`, as it writes it: a name it says is a `noun` ("Ombril
+    is a harbour town …"), a name whose head word is `noun` ("the Tower of Ninefold Bells"),
+    or a `noun` it gives an owner ("Halvard Tesk's workshop")."""
+    names = names_in(sentence, lowercase)
+    subject = names[0] if names else None
+    if subject is not None:
+        said = re.match(rf"(?:The )?{re.escape(subject)} (?:is|was) (?:a|an) (.+?)[.!]?$", sentence)
+        kind = kind_of(f"a {said.group(1)}") if said else None
+        if kind is not None and kind.split()[-1] == noun:
+            return _as_written(subject, sentence)
+    for name in reversed(names):
+        if noun in _heads(name):
+            return _as_written(name, sentence)
+    owned = re.findall(rf"((?:[A-Z][\w-]*\s)*[A-Z][\w-]*)['’]s {re.escape(noun)}\b", sentence)
+    if owned:
+        return f"{owned[-1]}'s {noun}"
+    return None
+
+
+def _heads(name: str) -> set[str]:
+    """The words a name may be called by, as a kind: "Tower of Ninefold Bells" → tower, "Glass
+    Sea" → sea, "Queen Ysolde" → queen and ysolde."""
+    words = [w.lower() for w in name.split()]
+    heads = {words[words.index("of", 1) - 1]} if "of" in words[1:] else {words[-1]}
+    if words[0] in HONORIFICS:
+        heads.add(words[0])
+    return heads
+
+
+def _as_written(name: str, sentence: str) -> str:
+    """`name` with "The" before it when `sentence` writes it with "the" ("The Tower of …")."""
+    if re.search(rf"(?:^|\s)[Tt]he {re.escape(name)}\b", sentence):
+        return f"The {name}"
+    return name
+
+
+def _inner_possessive(text: str, about: str | None, lowercase: frozenset[str]) -> str:
+    """`text` with its first possessive pronoun ("Most of its people …") read as the topic's,
+    when the sentence names nothing before it and does not name the topic at all."""
+    if not about or mentions(text, about):
+        return text
+    for word in list(_WORD.finditer(text))[1:]:
+        if word.group().lower() not in _INNER_POSSESSIVES:
+            continue
+        following = _WORD.match(text, word.end() + 1)
+        if following is None or not following.group()[0].islower():
+            return text
+        if following.group().lower() in FUNCTION_WORDS | CONNECTORS or names_in(
+            text[: word.start()], lowercase
+        ):
+            return text
+        owner = f"the {about[4:]}" if about.startswith("The ") else about
+        return f"{text[: word.start()]}{owner}'s{text[word.end() :]}"
+    return text
+
+
+def kind_of(complement: str) -> str | None:
+    """The kind an indefinite complement gives ("an island nation in …" → "island nation";
+    "a starship built by …" → "starship"), or None."""
+    words = complement.split()
+    if len(words) < 2 or words[0].lower() not in {"a", "an"}:
+        return None
+    kept = []
+    for word in words[1:]:
+        low = word.lower()
+        if low in _KIND_ENDS or low in PARTICIPLES or low.endswith("ed") or not word.isalpha():
+            break
+        kept.append(word)
+    return " ".join(kept) if 0 < len(kept) <= 3 and kept[0][0].islower() else None
 
 
 def mentions(sentence: str, name: str) -> bool:
