@@ -10,9 +10,10 @@ from kaizen.trainer.passages import (
     chain_items,
     cloze_items,
     descriptions,
+    premise_items,
     profile_items,
 )
-from kaizen.trainer.synthesis import CROSS, RECALL, candidates
+from kaizen.trainer.synthesis import COUNTERFACTUAL, CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
 from tests.runtime.test_prose import ISLAND, TOWN, knowledge
 
@@ -69,8 +70,8 @@ def test_cloze_items_ask_for_each_name_and_a_short_complement() -> None:
 def test_a_passages_only_domain_gets_synthesised_items() -> None:
     items = candidates(knowledge(), seed=3)
     kinds = {i.kind for i in items}
-    assert {"passage", "passage-profile", "passage-cloze"} <= kinds
-    assert {i.capability for i in items} == {RECALL, CROSS}
+    assert {"passage", "passage-profile", "passage-cloze", "passage-premise"} <= kinds
+    assert {i.capability for i in items} == {RECALL, CROSS, COUNTERFACTUAL}
     assert len({i.question for i in items}) == len(items)
     assert candidates(knowledge(), seed=3) == items
     assert candidates(knowledge(), seed=4) != items  # profile orders follow the seed
@@ -157,3 +158,23 @@ def test_a_chain_never_replaces_a_part_of_a_longer_name() -> None:
     questions = {i.question for i in chain_items(sentences(Knowledge(passages=(town,))))}
     assert "What stands in the capital of Sallowmere?" in questions
     assert not any("Observatory" in q for q in questions)
+
+
+def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_from_it() -> None:
+    found = sentences(knowledge())
+    rng = random.Random(0)
+    premises = {i.question: i for i in premise_items(found, cloze_items(found), rng)}
+    # The Danth rises "in the Grey Hills"; Quarnel lies "in the Caldrin Sea": a name written
+    # with "the" after the same word is of the same sort.
+    item = premises[
+        "Suppose that the Danth rises in the Caldrin Sea, not the Grey Hills. "
+        "The Danth rises in what?"
+    ]
+    assert item.answer == "Under that supposition, the Danth rises in the Caldrin Sea."
+    assert item.expected == "Caldrin Sea"
+    for question, premise in premises.items():
+        assert premise.expected in question and premise.expected in premise.answer
+        assert premise.answer.startswith("Under that supposition, ")
+    # A name no other is written beside (Ostrivel, after "is" only) gets no premise.
+    assert not any("What is Quarnel's capital?" in q for q in premises)
+    assert premise_items(found, cloze_items(found), random.Random(0)) == list(premises.values())

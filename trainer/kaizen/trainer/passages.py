@@ -11,6 +11,8 @@ alone, with the names it mentions):
   sentence: "S is C." the other way round ("What is Korrin's capital?"), the sentence's
   subject as "What/Who …?", a name at the end as an echo question ("The Orrin rises in
   what?"), anywhere else as a blank;
+- `passage-premise` items suppose another name in a sentence in place of the one a cloze
+  question asks for, and ask that question, answered from the premise;
 - `passage-chain` items compose two sentences through a name: a question of one with the
   name replaced by what another says it is ("What runs through Korrin's capital?", "What is
   the currency of the island nation whose capital is Vaskel?").
@@ -290,6 +292,76 @@ def chain_items(found: list[Sentence], cloze: list[PassageItem] | None = None) -
                     )
                 )
     return items
+
+
+def premise_items(
+    found: list[Sentence], cloze: list[PassageItem], rng: random.Random
+) -> list[PassageItem]:
+    """Counterfactual items: a premise that puts another name of the passages in a sentence in
+    place of the one a cloze question asks for ("Suppose that the Orrin rises in the Glass
+    Sea, not the Pale Mountains."), then that question, answered from the premise, not the
+    passage: what a model that ignores premises gets wrong.
+
+    The other name is one of the same sort, as far as plain text tells: one the passages
+    write after a word they write the asked name after ("rises in the Pale Mountains", "lies
+    in the Glass Sea"), a person's for a person's, and with "the" where the asked name has it
+    ("the Glass Sea", not "the Vaskel"); one is drawn for each question, and a name no other
+    shares a place with gets none.
+    """
+    sorts: dict[str, tuple[str, bool, bool]] = {}
+    after: dict[str, set[str]] = defaultdict(set)
+    for sentence in found:
+        for name in sentence.names:
+            with_the = re.search(rf"\b[Tt]he {re.escape(name)}\b", sentence.text) is not None
+            sorts.setdefault(normalize(name), (name, with_the, name in sentence.people))
+            before = re.search(rf"(\w+)\s+(?:[Tt]he\s+)?{re.escape(name)}\b", sentence.text)
+            if before is not None and before.group(1).lower() not in {
+                "the",
+                "a",
+                "an",
+                "and",
+                "or",
+            }:
+                after[normalize(name)].add(before.group(1).lower())
+    items = []
+    for item in cloze:
+        if item.question.startswith("Fill in the blank") or normalize(item.expected) not in sorts:
+            continue
+        name, with_the, person = sorts[normalize(item.expected)]
+        others = sorted(
+            other
+            for key, (other, the, who) in sorts.items()
+            if (the, who) == (with_the, person)
+            and after[key] & after[normalize(name)]
+            and key != normalize(name)
+            and not mentions(item.answer, other)
+            and not mentions(item.question, other)
+            and normalize(name) not in key
+            and key not in normalize(name)
+        )
+        at = _whole_word(item.answer, item.expected)
+        if not others or at < 0:
+            continue
+        other = rng.choice(others)
+        supposed = _inside(item.answer[:at] + other + item.answer[at + len(item.expected) :])
+        was = f"the {name}" if with_the else name
+        items.append(
+            PassageItem(
+                f"Suppose that {supposed}, not {was}. {item.question}",
+                f"Under that supposition, {supposed}.",
+                "passage-premise",
+                item.expected,
+                other,
+                item.context,
+            )
+        )
+    return items
+
+
+def _inside(sentence: str) -> str:
+    """A sentence inside another: no final stop, a leading "The" in lower case."""
+    text = sentence.rstrip().rstrip(".!")
+    return f"the {text[4:]}" if text.startswith("The ") else text
 
 
 def _shown(text: str, key: str) -> str | None:

@@ -55,7 +55,8 @@ class Candidate:
     capability: str
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
-    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`."""
+    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`,
+    `passage-premise`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
     `name|passage|`, the name it is about."""
@@ -278,8 +279,10 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
     cloze = passages.cloze_items(found)
     made = passages.profile_items(found, rng) + cloze + passages.chain_items(found, cloze)
+    made += passages.premise_items(found, cloze, random.Random(stable_seed(seed, ["premise"])))
+    capabilities = {"passage-chain": CROSS, "passage-premise": COUNTERFACTUAL}
     for item in made:
-        capability = CROSS if item.kind == "passage-chain" else RECALL
+        capability = capabilities.get(item.kind, RECALL)
         key = (f"{item.name}|passage|",)
         items.append(
             Candidate(
