@@ -211,3 +211,11 @@ def test_a_single_opening_word_before_a_preposition_is_no_name() -> None:
         "Vessa",
     ]
     assert names_in("Vell is the language of Korrin.") == ["Vell", "Korrin"]
+
+
+def test_a_topic_written_with_the_is_a_person_when_a_personal_pronoun_stands_for_it() -> None:
+    found = sentences(
+        Knowledge(passages=(Passage("x", "The Grey Abbot ruled Ombril. He died in 1310."),))
+    )
+    assert found[1].text == "The Grey Abbot died in 1310."
+    assert found[1].people == ("Grey Abbot",)

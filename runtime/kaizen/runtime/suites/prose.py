@@ -8,8 +8,8 @@ English prose:
 - each sentence is made to stand alone, since it will be seen out of its passage:
   - a pronoun that opens a sentence ("It was founded by …", "Its capital is …") is taken to
     mean the passage's topic (`topic`: its title when the title is a name, else the name
-    that opens its first sentence, else the title when the first sentence opens with it)
-    and replaced by it;
+    that opens its first sentence, else a title or a short "The …" subject that opens the
+    first sentence) and replaced by it;
   - "The X" opening a sentence, X a lower-case word ("The tower was built by …", "The
     town is known for …"), is taken to mean the nearest thing an earlier sentence of the
     passage names as an X: a name whose head word is X ("the Tower of Ninefold Bells"), a
@@ -270,7 +270,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         for text in texts:
             opening = _WORD.match(text)
             if about and opening and opening.group().lower() in _PERSONAL:
-                people.add(normalize(about))
+                people.add(normalize(without_article(about)))
             text = stand_alone(text, about)
             text = _definite(text, earlier, lowercase)
             text = _inner_possessive(text, about, lowercase)
