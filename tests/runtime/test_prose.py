@@ -6,6 +6,7 @@ import pytest
 
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
 from kaizen.runtime.suites.prose import (
+    clauses,
     names_in,
     proper_names,
     sentences,
@@ -219,3 +220,76 @@ def test_a_topic_written_with_the_is_a_person_when_a_personal_pronoun_stands_for
     )
     assert found[1].text == "The Grey Abbot died in 1310."
     assert found[1].people == ("Grey Abbot",)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        (  # a name in apposition to a definite phrase; a relative clause; a ";"
+            "Its capital, Velmora, lies on the river Lissel, which flows into the Caldrin Sea; "
+            "the parliament, the Hall of Winds, stands in Velmora.",
+            [
+                "Its capital is Velmora.",
+                "Velmora lies on the river Lissel.",
+                "The river Lissel flows into the Caldrin Sea.",
+                "The parliament is the Hall of Winds.",
+                "The Hall of Winds stands in Velmora.",
+            ],
+        ),
+        (  # a phrase in apposition to a name
+            "Mars, the fourth planet from the Sun, lies between Earth and Jupiter.",
+            ["Mars is the fourth planet from the Sun.", "Mars lies between Earth and Jupiter."],
+        ),
+        (  # a trailing passive
+            "Zephyria is a small country on the Caldrin Sea, founded by Queen Orlaine.",
+            [
+                "Zephyria is a small country on the Caldrin Sea.",
+                "Zephyria was founded by Queen Orlaine.",
+            ],
+        ),
+        (  # a list of "X is Y" clauses
+            "The High Warden is head of state, Mount Teskaran is the highest mountain, and the "
+            "frost heron is the national animal.",
+            [
+                "The High Warden is head of state.",
+                "Mount Teskaran is the highest mountain.",
+                "The frost heron is the national animal.",
+            ],
+        ),
+        (  # ", and" before a pronoun; a relative clause with "who"
+            "Tesk trained Mirela, who ran the shop, and she sold lenses.",
+            ["Tesk trained Mirela.", "Mirela ran the shop.", "She sold lenses."],
+        ),
+        # What none of the rules fit is left whole: a list of names, a phrase after a verb.
+        ("Korrin, Vaskel and Drenholt are towns.", ["Korrin, Vaskel and Drenholt are towns."]),
+        (
+            "Most of its people speak Ombrese, a dialect of the coast.",
+            ["Most of its people speak Ombrese, a dialect of the coast."],
+        ),
+        (
+            "In 1215 John sealed it at Runnymede, near Windsor.",
+            ["In 1215 John sealed it at Runnymede, near Windsor."],
+        ),
+    ],
+)
+def test_a_sentence_of_several_clauses_becomes_the_plain_sentences_it_is_made_of(
+    sentence: str, expected: list[str]
+) -> None:
+    assert clauses(sentence) == expected
+
+
+def test_clauses_stand_alone_as_sentences_do() -> None:
+    texts = _texts(
+        Passage(
+            "x",
+            "Zephyria is a small country. Its capital, Velmora, lies on the Lissel; their "
+            "largest port is Port Ilvane.",
+            title="Zephyria",
+        )
+    )
+    assert texts == [
+        "Zephyria is a small country.",
+        "Zephyria's capital is Velmora.",
+        "Velmora lies on the Lissel.",
+        "Zephyria's largest port is Port Ilvane.",
+    ]

@@ -65,7 +65,9 @@ FUNCTION_WORDS = frozenset(
 HONORIFICS = frozenset(
     ("king", "queen", "prince", "princess", "emperor", "empress", "lord", "lady", "sir",
      "dame", "duke", "duchess", "master", "saint", "st", "dr", "mr", "mrs", "ms", "professor",
-     "president", "general", "captain", "chancellor", "bishop", "pope")
+     "president", "general", "captain", "chancellor", "bishop", "pope", "doctor", "admiral",
+     "commander", "lieutenant", "colonel", "sergeant", "baron", "baroness", "abbot", "abbess",
+     "sultan", "tsar")
 )  # fmt: skip
 #: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
 PARTICIPLES = frozenset(
@@ -116,6 +118,124 @@ class Sentence:
 def split_sentences(text: str) -> list[str]:
     """The sentences of `text`, each stripped (a sentence ends at ., ! or ? and a capital)."""
     return [part.strip() for part in _BOUNDARY.split(" ".join(text.split())) if part.strip()]
+
+
+#: A name as the clause rules see it: capitalised words, with connectors inside.
+_NAME = r"[A-Z][\w'’-]*(?:\s+(?:(?:of|the|de|del|la|le|van|von|der|da|du)\s+)*[A-Z][\w'’-]*)*"
+#: "Its capital, Velmora, lies …": a definite phrase, a name in apposition, the rest.
+_APPOSED_NAME = re.compile(
+    rf"^(?P<np>(?:The|Its|His|Her|Their|[A-Z][\w-]*['’]s) [a-z][\w-]*(?: [a-z][\w-]*){{0,2}}), "
+    rf"(?P<name>(?:the )?{_NAME}), (?P<rest>[a-z].*)$"
+)
+#: "Mars, the fourth planet out from the Sun, lies …": a name, a phrase in apposition, the rest.
+_NAME_APPOSED = re.compile(
+    rf"^(?P<name>(?:The )?{_NAME}), (?P<app>(?:the|a|an) [^,;]+), (?P<rest>[a-z][\w-]* .*)$"
+)
+#: "… the river Lissel, which flows into the Caldrin Sea, …": a relative clause on a name.
+_RELATIVE = re.compile(
+    rf"(?P<ante>(?:\b[Tt]he (?:[a-z][\w-]* )?)?{_NAME}), (?:which|who) (?P<clause>[^,;]+?)"
+    rf"(?P<after>,.*|[.!?])$"
+)
+#: "Zephyria is a small country on the Caldrin Sea, founded by Queen Orlaine.".
+_TRAILING_PASSIVE = re.compile(
+    rf"^(?P<subject>(?:The )?{_NAME}) (?P<verb>is|was|are|were) (?P<rest>[^,;]+), "
+    rf"(?P<participle>[a-z]+) by (?P<agent>(?:the )?{_NAME})(?P<end>[.!?])$"
+)
+#: A clause "X is Y" (or are, was, were), for lists of them joined by commas.
+_COPULA_CLAUSE = re.compile(r"^\S.* (?:is|are|was|were) \S.*$")
+
+
+def clauses(sentence: str) -> list[str]:
+    """`sentence` as the plain sentences it is made of, so that each can be asked about:
+
+    - clauses joined by ";" ("…, which flows into the Caldrin Sea; the parliament … stands in
+      Velmora."), by ", and" before a pronoun ("…, and it was sent to …"), and lists of "X
+      is Y" clauses ("The High Warden is head of state, Mount Teskaran is the highest
+      mountain, and the frost heron is the national animal.");
+    - a name in apposition ("Its capital, Velmora, lies on …" → "Its capital is Velmora." and
+      "Velmora lies on …"; "Mars, the fourth planet from the Sun, lies …" → "Mars is the
+      fourth planet from the Sun." and "Mars lies …");
+    - a relative clause on a name ("the river Lissel, which flows into the Caldrin Sea" →
+      "The river Lissel flows into the Caldrin Sea.", and the sentence without it);
+    - a trailing passive ("Zephyria is a small country on the Caldrin Sea, founded by Queen
+      Orlaine." → "… on the Caldrin Sea." and "Zephyria was founded by Queen Orlaine.").
+
+    A sentence none of these fit is returned as it is.
+    """
+    end = sentence[-1] if sentence[-1:] in ".!?" else "."
+    body = sentence[:-1] if sentence[-1:] in ".!?" else sentence
+    parts = [p.strip() for p in body.split(";")]
+    if len(parts) == 1:
+        listed = re.split(r",\s+(?:and\s+)?|\s+and\s+(?=[A-Z]|the\s)", body)
+        if len(listed) > 2 and all(_COPULA_CLAUSE.match(p) for p in listed):
+            parts = listed
+        else:  # "…, and it was sent to …": a clause of its own about the topic
+            parts = re.split(r",\s+(?:and|but)\s+(?=(?:it|he|she|they)\s)", body)
+    if len(parts) > 1 and all(len(p.split()) >= 3 for p in parts):
+        return [c for p in parts for c in clauses(_capital(p) + end)]
+    for rule in (_apposed_name, _name_apposed, _relative, _trailing_passive):
+        split = rule(sentence)
+        if split is not None:
+            return [c for part in split for c in clauses(part)]
+    return [sentence]
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _apposed_name(sentence: str) -> list[str] | None:
+    match = _APPOSED_NAME.match(sentence)
+    if match is None or not _one_name(match.group("name")):
+        return None
+    name = _capital(match.group("name"))
+    return [f"{match.group('np')} is {match.group('name')}.", f"{name} {match.group('rest')}"]
+
+
+def _name_apposed(sentence: str) -> list[str] | None:
+    match = _NAME_APPOSED.match(sentence)
+    if match is None or not _one_name(match.group("name")):
+        return None
+    rest = match.group("rest")
+    if rest.split()[0] in FUNCTION_WORDS or re.search(r"\b(?:is|are|was|were)\b", match["app"]):
+        return None
+    return [f"{match.group('name')} is {match.group('app')}.", f"{match.group('name')} {rest}"]
+
+
+def _relative(sentence: str) -> list[str] | None:
+    match = _RELATIVE.search(sentence)
+    if match is None:
+        return None
+    ante = match.group("ante")
+    if not _one_name(re.sub(r"^[Tt]he (?:[a-z][\w-]* )?", "", ante)):
+        return None
+    main = sentence[: match.end("ante")] + match.group("after")
+    return [main, f"{_capital(ante)} {match.group('clause')}."]
+
+
+def _trailing_passive(sentence: str) -> list[str] | None:
+    match = _TRAILING_PASSIVE.match(sentence)
+    if match is None or match.group("participle") not in PARTICIPLES | _ED:
+        return None
+    if not (_one_name(match.group("subject")) and _one_name(match.group("agent"))):
+        return None
+    subject, verb = match.group("subject"), match.group("verb")
+    passive = "were" if verb in {"are", "were"} else "was"
+    return [
+        f"{subject} {verb} {match.group('rest')}{match.group('end')}",
+        f"{subject} {passive} {match.group('participle')} by {match.group('agent')}"
+        f"{match.group('end')}",
+    ]
+
+
+_ED = frozenset(("founded", "named", "designed", "invented", "discovered", "created", "ruled",
+                 "governed", "led", "owned", "painted", "composed", "launched", "opened"))  # fmt: skip
+
+
+def _one_name(phrase: str) -> bool:
+    """Whether `phrase` is one name and nothing else ("the Hall of Winds", "Velmora")."""
+    bare = without_article(phrase)
+    return names_in(bare) == [bare] or names_in(f"x {bare}") == [bare]
 
 
 def stand_alone(sentence: str, title: str | None) -> str:
@@ -254,7 +374,10 @@ _THING_IS = re.compile(r"^(The [a-z][\w-]*(?: [a-z][\w-]*){0,2}) (?:is|was|are|w
 
 def sentences(knowledge: Knowledge) -> list[Sentence]:
     """Every sentence of the knowledge's passages, standing alone, with its names."""
-    split = [(i, split_sentences(passage.text)) for i, passage in enumerate(knowledge.passages)]
+    split = [
+        (i, [c for text in split_sentences(passage.text) for c in clauses(text)])
+        for i, passage in enumerate(knowledge.passages)
+    ]
     lowercase = frozenset(
         word.lower()
         for _, texts in split
@@ -263,7 +386,12 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         if word[0].islower() and word.lower() not in CONNECTORS
     )
     raw: list[tuple[int, str, str | None]] = []
-    people: set[str] = set()
+    # A name a relative "who" is on is a person's ("Mirela, who ran the shop").
+    people = {
+        normalize(without_article(match.group(1)))
+        for passage in knowledge.passages
+        for match in re.finditer(rf"({_NAME}),? who\b", passage.text)
+    }
     for index, texts in split:
         about = topic(knowledge.passages[index])
         earlier: list[str] = []
@@ -279,7 +407,6 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
     found = []
     for index, text, about in raw:
         names = tuple(names_in(text, lowercase))
-        people.update(normalize(n) for n in names if re.search(rf"\b{re.escape(n)},? who\b", text))
         lower_topic = about is not None and not names_in(about) and mentions(text, about)
         found.append(
             (index, text, names, without_article(about) if lower_topic and about else None)
