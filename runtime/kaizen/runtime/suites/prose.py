@@ -4,7 +4,9 @@ Used by synthesis (`kaizen.trainer.passages`: what a passage teaches) and by rou
 domain's passages name its entities as its facts do). The rules are plain text rules, for
 English prose:
 
-- a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit;
+- a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit, and
+  one of several clauses becomes the plain sentences it is made of (`clauses`: ";", a list
+  of "X is Y", a name in apposition, a relative clause on a name, a trailing passive);
 - each sentence is made to stand alone, since it will be seen out of its passage:
   - a pronoun that opens a sentence ("It was founded by …", "Its capital is …") is taken to
     mean the passage's topic (`topic`: its title when the title is a name, else the name
