@@ -260,7 +260,9 @@ def test_a_topic_written_with_the_is_a_person_when_a_personal_pronoun_stands_for
             "Tesk trained Mirela, who ran the shop, and she sold lenses.",
             ["Tesk trained Mirela.", "Mirela ran the shop.", "She sold lenses."],
         ),
-        # What none of the rules fit is left whole: a list of names, a phrase after a verb.
+        # What none of the rules fit is left whole: a list of names, a phrase after a verb, a
+        # sentence adverb before a comma.
+        ("Meanwhile, the army, tired, marched on.", ["Meanwhile, the army, tired, marched on."]),
         ("Korrin, Vaskel and Drenholt are towns.", ["Korrin, Vaskel and Drenholt are towns."]),
         (
             "Most of its people speak Ombrese, a dialect of the coast.",

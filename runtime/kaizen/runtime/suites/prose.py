@@ -237,7 +237,7 @@ _ED = frozenset(("founded", "named", "designed", "invented", "discovered", "crea
 def _one_name(phrase: str) -> bool:
     """Whether `phrase` is one name and nothing else ("the Hall of Winds", "Velmora")."""
     bare = without_article(phrase)
-    return names_in(bare) == [bare] or names_in(f"x {bare}") == [bare]
+    return names_in(bare) == [bare]
 
 
 def stand_alone(sentence: str, title: str | None) -> str:
