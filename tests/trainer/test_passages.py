@@ -140,8 +140,7 @@ def test_a_person_is_asked_about_with_who_and_a_lower_case_topic_like_a_name() -
         "x", "The cold-drawn lens is a lens shaped cold. It halved the price of telescopes."
     )
     asked = {
-        i.question: i.expected
-        for i in cloze_items(sentences(Knowledge(passages=(tesk, lens), relations={})))
+        i.question: i.expected for i in cloze_items(sentences(Knowledge(passages=(tesk, lens))))
     }
     assert asked["Who was a glassmaker from Ombril?"] == "Halvard Tesk"
     assert asked["Who invented the cold-drawn lens?"] == "Halvard Tesk"
@@ -164,8 +163,8 @@ def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_fr
     found = sentences(knowledge())
     rng = random.Random(0)
     premises = {i.question: i for i in premise_items(found, cloze_items(found), rng)}
-    # The Danth rises "in the Grey Hills"; Quarnel lies "in the Caldrin Sea": a name written
-    # with "the" after the same word is of the same sort.
+    # The Danth rises "in the Grey Hills"; Quarnel is an island "in the Caldrin Sea": a name
+    # written with "the" after the same word is of the same sort.
     item = premises[
         "Suppose that the Danth rises in the Caldrin Sea, not the Grey Hills. "
         "The Danth rises in what?"
@@ -175,6 +174,6 @@ def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_fr
     for question, premise in premises.items():
         assert premise.expected in question and premise.expected in premise.answer
         assert premise.answer.startswith("Under that supposition, ")
-    # A name no other is written beside (Ostrivel, after "is" only) gets no premise.
+    # Ostrivel shares "in" only with names written with "the": it gets no premise.
     assert not any("What is Quarnel's capital?" in q for q in premises)
     assert premise_items(found, cloze_items(found), random.Random(0)) == list(premises.values())
