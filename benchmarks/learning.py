@@ -56,7 +56,7 @@ from kaizen.api.fields import (
     ROUTED,
     LrSchedule,
 )
-from kaizen.evaluator.stats import mcnemar_exact
+from kaizen.evaluator.stats import mcnemar_exact, paired_permutation_test
 from kaizen.local.executor import run_step_process
 from kaizen.runtime.suites import load_suite
 from kaizen.runtime.suites.records import SuiteError
@@ -295,6 +295,45 @@ def spread(reports: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: The rows `compare` reads: Korrin's three kinds of items and the other domains pooled.
+COMPARED = ("paraphrases", "two facts", "three facts", "others (pooled)")
+
+
+def compare(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """Two settings paired by seed (each a list of learning.json reports, one a seed): for each
+    adapter both evaluated and each row of `COMPARED`, the two means over the seeds both ran,
+    each seed's difference, and the two-sided sign-flip p of the mean difference
+    (`paired_permutation_test`, exact at these sizes). A seed moves a row by several items, so
+    two settings differ only where the paired differences say so, not where two means do."""
+
+    def by_seed(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {str(r.get("settings", {}).get("seed", "?")): r["rows"] for r in reports}
+
+    first, second = by_seed(before), by_seed(after)
+    seeds = [seed for seed in first if seed in second]
+    if not seeds:
+        raise ValueError("the two settings ran no seed in common")
+    models = [
+        model
+        for model in first[seeds[0]]
+        if model != "base model" and all(model in first[s] and model in second[s] for s in seeds)
+    ]
+    lines = []
+    for model in models:
+        for row in COMPARED:
+            if not all(row in first[s][model] and row in second[s][model] for s in seeds):
+                continue
+            a = [100 * first[s][model][row] for s in seeds]
+            b = [100 * second[s][model][row] for s in seeds]
+            each = " ".join(f"{y - x:+.1f}" for x, y in zip(a, b, strict=True))
+            lines.append(
+                f"{model} {row} over seeds {' '.join(seeds)}: {sum(a) / len(a):.1f} -> "
+                f"{sum(b) / len(b):.1f} ({(sum(b) - sum(a)) / len(a):+.1f}; by seed {each}; "
+                f"sign-flip p {paired_permutation_test(a, b):.2f})"
+            )
+    return lines
+
+
 def route(model: str, suite: Path, adapter: Path, out: Path) -> MergeArgs:
     """The merge step on Korrin's adapter alone, asked for its routed candidate."""
     return MergeArgs(
@@ -332,6 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="OUT",
         help="count the Korrin items missed over earlier runs' --out folders, and exit",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="OUT",
+        help="with --tally: compare those runs with these (another setting's runs), paired "
+        "by seed, and exit",
     )
     parser.add_argument("--out", type=Path, default=Path("artifacts/learning"))
     parser.add_argument("--steps", type=int, default=80)
@@ -437,12 +485,26 @@ def main(argv: list[str] | None = None) -> int:
         "knowledge as passages of prose only (no facts, no pool: the pool variant has nothing)",
     )
     options = parser.parse_args(argv)
+    if options.against and not options.tally:
+        parser.error("--against: give the runs to compare with --tally")
     if options.tally:
-        found = [folder / "learning.json" for folder in options.tally]
-        for path in found:
-            if not path.is_file():
-                parser.error(f"--tally: {path} does not exist (not a learning run's --out)")
-        reports = [json.loads(path.read_text()) for path in found]
+
+        def read(flag: str, folders: list[Path]) -> list[dict[str, Any]]:
+            found = [folder / "learning.json" for folder in folders]
+            for path in found:
+                if not path.is_file():
+                    parser.error(f"{flag}: {path} does not exist (not a learning run's --out)")
+            return [json.loads(path.read_text()) for path in found]
+
+        reports = read("--tally", options.tally)
+        if options.against:
+            try:
+                lines = compare(reports, read("--against", options.against))
+            except ValueError as error:
+                parser.error(f"--against: {error}")
+            for line in lines:
+                print(line)
+            return 0
         for line in spread(reports):
             print(line)
         for item, question, count, runs in tally(reports):

@@ -128,3 +128,37 @@ def test_the_tally_gives_each_adapters_targets_over_seeds(
         (tmp_path / str(number) / "learning.json").write_text(json.dumps(one))
     assert learning.main(["--tally", *(str(tmp_path / str(n)) for n in range(3))]) == 0
     assert capsys.readouterr().out.splitlines() == learning.spread(reports)
+
+
+def test_against_compares_two_settings_paired_by_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def report(seed: int, paraphrases: float) -> dict[str, Any]:
+        return {
+            "settings": {"seed": seed},
+            "rows": {
+                "base model": {"paraphrases": 0.0},
+                "+synthesis": {"paraphrases": paraphrases},
+            },
+            "missed": {"+synthesis": []},
+        }
+
+    before = [report(0, 18 / 24), report(1, 20 / 24), report(2, 0.5)]
+    after = [report(1, 21 / 24), report(0, 20 / 24)]  # seed 2 not run: left out
+    assert learning.compare(before, after) == [
+        "+synthesis paraphrases over seeds 0 1: 79.2 -> 85.4 (+6.2; by seed +8.3 +4.2; "
+        "sign-flip p 0.50)"
+    ]
+    for name, reports in (("a", before), ("b", after)):
+        for one in reports:
+            folder = tmp_path / name / str(one["settings"]["seed"])
+            folder.mkdir(parents=True)
+            (folder / "learning.json").write_text(json.dumps(one))
+    folders = {name: sorted(str(p) for p in (tmp_path / name).iterdir()) for name in "ab"}
+    assert learning.main(["--tally", *folders["a"], "--against", *folders["b"]]) == 0
+    assert capsys.readouterr().out.splitlines() == learning.compare(before, after)
+    with pytest.raises(SystemExit):
+        learning.main(["--against", *folders["b"]])
+    assert "--against: give the runs to compare with --tally" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no seed in common"):
+        learning.compare([report(5, 0.5)], after)
