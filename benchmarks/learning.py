@@ -35,6 +35,12 @@ the target, then counts how many runs missed each item: a handful of items misse
 seed is a gap in wording, not noise.
 
     python benchmarks/learning.py --tally artifacts/learning-seed0 artifacts/learning-seed1
+
+`--tally OUT... --against OUT...` compares two settings instead, paired by seed: each row's
+two means over the seeds both ran, each seed's difference and the sign-flip p. A seed moves
+a row by several items, so two means alone say little.
+
+    python benchmarks/learning.py --tally before-s0 before-s1 --against after-s0 after-s1
 """
 
 from __future__ import annotations
