@@ -36,6 +36,7 @@ from kaizen.runtime.suites.prose import (
     POSSESSIVE,
     Sentence,
     kind_of,
+    lower_article,
     mentions,
     without_article,
 )
@@ -164,9 +165,9 @@ def _ask(
     if copula is not None:
         subject, verb, complement = copula
         if _same(without_article(complement), blank):
-            return f"{wh} {verb} {_lower_article(subject)}?"
+            return f"{wh} {verb} {lower_article(subject)}?"
         if _same(without_article(subject), blank):
-            return f"{wh} {verb} {_lower_article(complement)}?"
+            return f"{wh} {verb} {lower_article(complement)}?"
     at = _whole_word(text, blank)
     if at < 0:
         return None
@@ -219,7 +220,7 @@ def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
             else:
                 continue
             if _definite(description) and not mentions(description, name):
-                described[normalize(name)].append((_lower_article(description), sentence.text))
+                described[normalize(name)].append((lower_article(description), sentence.text))
     for sentence in simple:
         for name in sentence.names[:1]:
             key = normalize(name)
@@ -294,6 +295,10 @@ def chain_items(found: list[Sentence], cloze: list[PassageItem] | None = None) -
     return items
 
 
+#: Words before a name that say nothing of its sort ("the", "and": "Earth and Jupiter").
+_NO_PLACE = frozenset({"the", "a", "an", "and", "or"})
+
+
 def premise_items(
     found: list[Sentence], cloze: list[PassageItem], rng: random.Random
 ) -> list[PassageItem]:
@@ -315,35 +320,30 @@ def premise_items(
             with_the = re.search(rf"\b[Tt]he {re.escape(name)}\b", sentence.text) is not None
             sorts.setdefault(normalize(name), (name, with_the, name in sentence.people))
             before = re.search(rf"(\w+)\s+(?:[Tt]he\s+)?{re.escape(name)}\b", sentence.text)
-            if before is not None and before.group(1).lower() not in {
-                "the",
-                "a",
-                "an",
-                "and",
-                "or",
-            }:
+            if before is not None and before.group(1).lower() not in _NO_PLACE:
                 after[normalize(name)].add(before.group(1).lower())
     items = []
     for item in cloze:
         if item.question.startswith("Fill in the blank") or normalize(item.expected) not in sorts:
             continue
-        name, with_the, person = sorts[normalize(item.expected)]
+        asked = normalize(item.expected)
+        name, with_the, person = sorts[asked]
         others = sorted(
             other
             for key, (other, the, who) in sorts.items()
             if (the, who) == (with_the, person)
-            and after[key] & after[normalize(name)]
-            and key != normalize(name)
+            and after[key] & after[asked]
+            and asked not in key
+            and key not in asked
             and not mentions(item.answer, other)
             and not mentions(item.question, other)
-            and normalize(name) not in key
-            and key not in normalize(name)
         )
         at = _whole_word(item.answer, item.expected)
         if not others or at < 0:
             continue
         other = rng.choice(others)
-        supposed = _inside(item.answer[:at] + other + item.answer[at + len(item.expected) :])
+        supposed = item.answer[:at] + other + item.answer[at + len(item.expected) :]
+        supposed = lower_article(supposed.rstrip().rstrip(".!"))
         was = f"the {name}" if with_the else name
         items.append(
             PassageItem(
@@ -356,12 +356,6 @@ def premise_items(
             )
         )
     return items
-
-
-def _inside(sentence: str) -> str:
-    """A sentence inside another: no final stop, a leading "The" in lower case."""
-    text = sentence.rstrip().rstrip(".!")
-    return f"the {text[4:]}" if text.startswith("The ") else text
 
 
 def _shown(text: str, key: str) -> str | None:
@@ -389,14 +383,6 @@ def _definite(phrase: str) -> bool:
 
 def _same(a: str, b: str) -> bool:
     return normalize(a) == normalize(b)
-
-
-def _lower_article(phrase: str) -> str:
-    """A phrase inside a question: a leading article in lower case ("The Orrin" → "the Orrin")."""
-    first, _, rest = phrase.partition(" ")
-    if first in {"The", "A", "An"} and rest:
-        return f"{first.lower()} {rest}"
-    return phrase
 
 
 def _whole_word(text: str, name: str) -> int:

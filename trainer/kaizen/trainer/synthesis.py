@@ -42,6 +42,8 @@ CROSS = "cross_referencing"
 COUNTERFACTUAL = "counterfactual"
 MULTI = "multi_step"
 CAPABILITIES = (RECALL, CROSS, COUNTERFACTUAL, MULTI)
+#: The capability of an item made from passages, by kind (recall where not named).
+PASSAGE_CAPABILITY = {"passage-chain": CROSS, "passage-premise": COUNTERFACTUAL}
 #: Passages are taught as recall of the passage.
 PASSAGE_CHARS = 600
 
@@ -85,19 +87,13 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] if text else text
 
 
-_ARTICLES = ("The ", "A ", "An ")
-
-
 def _clause(statement: str) -> str:
     """A statement without its final full stop, for use inside a sentence.
 
     Only a leading article is lower-cased ("The capital …" → "the capital …"); any other
     first word may be a name ("Paris lies …") and keeps its capital.
     """
-    text = statement.strip().rstrip(".")
-    if text.startswith(_ARTICLES):
-        return text[0].lower() + text[1:]
-    return text
+    return prose.lower_article(statement.strip().rstrip("."))
 
 
 def _same(a: str, b: str) -> bool:
@@ -271,8 +267,7 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     for passage in knowledge.passages:
         if passage.title is None or len(passage.text) > PASSAGE_CHARS:
             continue
-        title = passage.title.strip()
-        title = f"the {title[4:]}" if title.startswith("The ") else title
+        title = prose.lower_article(passage.title.strip())
         for q in (f"What do you know about {title}?", f"Tell me about {title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = prose.sentences(knowledge)
@@ -280,9 +275,8 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     cloze = passages.cloze_items(found)
     made = passages.profile_items(found, rng) + cloze + passages.chain_items(found, cloze)
     made += passages.premise_items(found, cloze, random.Random(stable_seed(seed, ["premise"])))
-    capabilities = {"passage-chain": CROSS, "passage-premise": COUNTERFACTUAL}
     for item in made:
-        capability = capabilities.get(item.kind, RECALL)
+        capability = PASSAGE_CAPABILITY.get(item.kind, RECALL)
         key = (f"{item.name}|passage|",)
         items.append(
             Candidate(

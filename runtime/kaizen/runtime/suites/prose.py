@@ -123,7 +123,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 #: A name as the clause rules see it: capitalised words, with connectors inside.
-_NAME = r"[A-Z][\w'’-]*(?:\s+(?:(?:of|the|de|del|la|le|van|von|der|da|du)\s+)*[A-Z][\w'’-]*)*"
+_NAME = rf"[A-Z][\w'’-]*(?:\s+(?:(?:{'|'.join(sorted(CONNECTORS))})\s+)*[A-Z][\w'’-]*)*"
 #: "Its capital, Velmora, lies …": a definite phrase, a name in apposition, the rest.
 _APPOSED_NAME = re.compile(
     rf"^(?P<np>(?:The|Its|His|Her|Their|[A-Z][\w-]*['’]s) [a-z][\w-]*(?: [a-z][\w-]*){{0,2}}), "
@@ -387,7 +387,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         for word in _WORD.findall(text)
         if word[0].islower() and word.lower() not in CONNECTORS
     )
-    raw: list[tuple[int, str, str | None]] = []
+    found: list[tuple[int, str, tuple[str, ...], str | None]] = []
     # A name a relative "who" is on is a person's ("Mirela, who ran the shop").
     people = {
         normalize(without_article(match.group(1)))
@@ -396,23 +396,19 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
     }
     for index, texts in split:
         about = topic(knowledge.passages[index])
-        earlier: list[str] = []
+        # A topic that is no name ("The cold-drawn lens") is asked about where it is mentioned.
+        thing = without_article(about) if about and not names_in(about) else None
+        earlier: list[tuple[str, tuple[str, ...]]] = []
         for text in texts:
             opening = _WORD.match(text)
             if about and opening and opening.group().lower() in _PERSONAL:
                 people.add(normalize(without_article(about)))
             text = stand_alone(text, about)
-            text = _definite(text, earlier, lowercase)
+            text = _definite(text, earlier)
             text = _inner_possessive(text, about, lowercase)
-            earlier.append(text)
-            raw.append((index, text, about))
-    found = []
-    for index, text, about in raw:
-        names = tuple(names_in(text, lowercase))
-        lower_topic = about is not None and not names_in(about) and mentions(text, about)
-        found.append(
-            (index, text, names, without_article(about) if lower_topic and about else None)
-        )
+            names = tuple(names_in(text, lowercase))
+            earlier.append((text, names))
+            found.append((index, text, names, thing if thing and mentions(text, thing) else None))
     # A person's name stands for the person in part too ("Halvard Tesk" … "Tesk").
     people.update(normalize(part) for person in list(people) for part in person.split()[1:])
     return [
@@ -421,9 +417,9 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             names,
             index,
             people=tuple(n for n in names if normalize(n) in people or _honorific(n)),
-            about=about,
+            about=thing,
         )
-        for index, text, names, about in found
+        for index, text, names, thing in found
     ]
 
 
@@ -431,27 +427,26 @@ def _honorific(name: str) -> bool:
     return name.split()[0].lower() in HONORIFICS
 
 
-def _definite(text: str, earlier: list[str], lowercase: frozenset[str]) -> str:
-    """`text` with an opening "The X" replaced by what an earlier sentence names as an X
-    (nearest sentence first), unchanged when none does."""
+def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]]) -> str:
+    """`text` with an opening "The X" replaced by what an earlier sentence (with its names)
+    names as an X (nearest sentence first), unchanged when none does."""
     match = _DEFINITE.match(text)
     if match is None:
         return text
     noun, possessive, following = match.group(1), match.group(2) or "", match.group(3)
     if not possessive and (following.lower() in FUNCTION_WORDS | CONNECTORS | _KIND_ENDS):
         return text
-    for before in reversed(earlier):
-        meant = _meant(noun, before, lowercase)
+    for before, names in reversed(earlier):
+        meant = _meant(noun, before, names)
         if meant is not None:
             return f"{meant}{possessive}{text[match.end() :]}"
     return text
 
 
-def _meant(noun: str, sentence: str, lowercase: frozenset[str]) -> str | None:
-    """What `sentence` names as a `noun`, as it writes it: a name it says is a `noun` ("Ombril
-    is a harbour town …"), a name whose head word is `noun` ("the Tower of Ninefold Bells"),
-    or a `noun` it gives an owner ("Halvard Tesk's workshop")."""
-    names = names_in(sentence, lowercase)
+def _meant(noun: str, sentence: str, names: tuple[str, ...]) -> str | None:
+    """What `sentence` (naming `names`) names as a `noun`, as it writes it: a name it says is
+    a `noun` ("Ombril is a harbour town …"), a name whose head word is `noun` ("the Tower of
+    Ninefold Bells"), or a `noun` it gives an owner ("Halvard Tesk's workshop")."""
     subject = names[0] if names else None
     if subject is not None:
         said = re.match(rf"(?:The )?{re.escape(subject)} (?:is|was) (?:a|an) (.+?)[.!]?$", sentence)
@@ -499,8 +494,7 @@ def _inner_possessive(text: str, about: str | None, lowercase: frozenset[str]) -
             text[: word.start()], lowercase
         ):
             return text
-        owner = f"the {about[4:]}" if about.startswith("The ") else about
-        return f"{text[: word.start()]}{owner}'s{text[word.end() :]}"
+        return f"{text[: word.start()]}{lower_article(about)}'s{text[word.end() :]}"
     return text
 
 
@@ -531,6 +525,15 @@ def without_article(phrase: str) -> str:
     if len(words) > 1 and words[0].lower() in {"a", "an", "the"}:
         words = words[1:]
     return " ".join(words)
+
+
+def lower_article(phrase: str) -> str:
+    """A phrase inside a sentence: a leading article in lower case ("The Orrin" → "the
+    Orrin"; an article alone stays)."""
+    first, _, rest = phrase.partition(" ")
+    if first in {"The", "A", "An"} and rest:
+        return f"{first.lower()} {rest}"
+    return phrase
 
 
 def proper_names(knowledge: Knowledge) -> list[tuple[str, str]]:
