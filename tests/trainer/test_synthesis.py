@@ -206,3 +206,96 @@ def test_derived_seeds_keep_their_values() -> None:
     assert synthesis_seed(0, {"b", "a"}) == 2752351792  # a chained cycle, moved on
     assert synthesis_seed(3, {"Who founded Lumora?"}) == 2915107437
     assert stable_seed(0, ["a"]) != stable_seed(1, ["a"]) != stable_seed(0, ["b"])
+
+
+#: A relation that holds several values for one subject (Veldra borders two lands), and one
+#: that gives one object to several subjects (two lands pay with the ostel).
+SEVERAL = Knowledge(
+    relations={
+        **RELATIONS,
+        "borders": Relation(
+            "borders",
+            "{subject} borders {object}.",
+            ("Which land does {subject} border?",),
+            describe="the land that {subject} borders",
+            inverse_questions=("Which land borders {object}?",),
+        ),
+        "coin": Relation(
+            "coin",
+            "{subject} pays with the {object}.",
+            ("What does {subject} pay with?",),
+            describe_subject="the land that pays with the {object}",
+        ),
+    },
+    facts=(
+        Fact("v", "Veldra", "capital", "Osk"),
+        Fact("v", "Veldra", "borders", "Marn"),
+        Fact("v", "Veldra", "borders", "Tessaly"),
+        Fact("v", "Marn", "capital", "Drell"),
+        Fact("v", "Tessaly", "capital", "Ivro"),
+        Fact("v", "Veldra", "coin", "ostel"),
+        Fact("v", "Marn", "coin", "ostel"),
+        Fact("v", "Tessaly", "coin", "vark"),
+        Fact("v", "Osk", "river", "the Senn"),
+    ),
+)
+
+
+def test_a_question_with_several_answers_is_answered_with_all_of_them() -> None:
+    items = {c.question: c for c in candidates(SEVERAL)}
+    border = items["Which land does Veldra border?"]
+    # Answering with one would teach that it is the only one.
+    assert border.answer == "Veldra borders Marn. Veldra borders Tessaly."
+    assert border.answers == ("Marn", "Tessaly")
+    assert border.facts == ("Veldra|borders|Marn", "Veldra|borders|Tessaly")
+    marn = items["Which land borders Marn?"]  # inverse: one holder
+    assert (marn.answer, marn.answers) == ("Veldra borders Marn.", ("Veldra",))
+    single = items["What is the capital of Veldra?"]
+    assert (single.answers, single.also) == (("Osk",), ())
+    # A composition whose last fact has several values states them all.
+    sibling = items["Which land does the land whose capital is Osk border?"]
+    assert sibling.answer.endswith("Veldra borders Marn. Veldra borders Tessaly.")
+    assert sibling.answers == ("Marn", "Tessaly")
+
+
+def test_an_entity_is_never_named_through_a_fact_that_names_others_too() -> None:
+    questions = [c.question for c in candidates(SEVERAL)]
+    # "the land that Veldra borders" is Marn or Tessaly: no chain runs through it ...
+    assert not [q for q in questions if "the land that Veldra borders" in q]
+    # ... nor through "the land that pays with the ostel" (Veldra and Marn).
+    assert not [q for q in questions if "the land that pays with the ostel" in q]
+    # Where a description names one entity, it is used.
+    assert "What is the capital of the land that pays with the vark?" in questions
+    assert "Which river flows through the capital of Veldra?" in questions
+
+
+def test_no_premise_replaces_one_of_several_values_or_equates_a_thing_with_itself() -> None:
+    premises = [c for c in candidates(SEVERAL) if c.kind == "premise"]
+    assert premises
+    # "Suppose that Veldra borders Tessaly, not Marn" would be true, not a supposition.
+    assert not [c for c in premises if "borders" in c.question]
+    units = Knowledge(
+        relations={
+            "equals": Relation(
+                "equals", "One {subject} equals {object}.", ("How much is one {subject}?",)
+            )
+        },
+        facts=(
+            Fact("u", "day", "equals", "24 hours"),
+            Fact("u", "inch", "equals", "2.54 centimetres"),
+            Fact("u", "centimetre", "equals", "10 millimetres"),
+        ),
+    )
+    made: set[str] = set()
+    for seed in range(6):
+        made |= {c.question for c in candidates(units, seed=seed) if c.kind == "premise"}
+    # Never "one centimetre equals 2.54 centimetres" (a contradiction, not a supposition); a
+    # statement opening with a function word is lower-cased inside the premise.
+    assert made == {
+        "Suppose that one day equals 2.54 centimetres, not 24 hours. How much is one day?",
+        "Suppose that one day equals 10 millimetres, not 24 hours. How much is one day?",
+        "Suppose that one inch equals 24 hours, not 2.54 centimetres. How much is one inch?",
+        "Suppose that one inch equals 10 millimetres, not 2.54 centimetres. How much is one inch?",
+        "Suppose that one centimetre equals 24 hours, not 10 millimetres. "
+        "How much is one centimetre?",
+    }

@@ -18,7 +18,7 @@ from kaizen.trainer.teacher import (
     reference,
     teacher_question,
 )
-from tests.trainer.test_synthesis import KNOWLEDGE
+from tests.trainer.test_synthesis import KNOWLEDGE, SEVERAL
 
 
 def test_the_teacher_sees_the_items_facts_and_their_neighbours() -> None:
@@ -48,6 +48,23 @@ def test_answers_that_do_not_state_the_fact_are_dropped() -> None:
     assert [k.answer for k in kept] == [f"It is {i.expected}." for i in items[:3]]
     assert all(k.kind.startswith("teacher:") for k in kept)
     assert {d["reason"] for d in report.dropped} >= {"empty"}
+
+
+def test_an_answer_must_state_every_value_of_a_question_with_several() -> None:
+    (border,) = [c for c in candidates(SEVERAL) if c.question == "Which land does Veldra border?"]
+    replies = iter(["Veldra borders Marn.", "Veldra borders Marn and Tessaly."])
+    kept, report = distill([border, border], SEVERAL, lambda qs: [next(replies) for _ in qs])
+    assert report.dropped == [
+        {
+            "question": border.question,
+            "answer": "Veldra borders Marn.",
+            "reason": "does not state 'Tessaly'",
+        }
+    ]
+    assert [k.answer for k in kept] == ["Veldra borders Marn and Tessaly."] * 2
+    assert kept[0].answers == ("Marn", "Tessaly")
+    # A rewording may not give away any of the values.
+    assert answer_words(SEVERAL, border) == ["Marn", "Tessaly"]
 
 
 def test_an_answer_that_names_a_thing_nobody_told_the_teacher_of_is_dropped() -> None:

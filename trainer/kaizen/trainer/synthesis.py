@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import prose
-from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation, fill
+from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill
 from kaizen.trainer import passages
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
@@ -66,6 +67,14 @@ class Candidate:
     """The word(s) a right answer must contain (what a teacher's answer is checked against)."""
     context: tuple[str, ...] = ()
     """The passage sentences it comes from (shown to a teacher beside the facts)."""
+    also: tuple[str, ...] = ()
+    """Further words a right answer must contain: the other values where a relation holds
+    several for the entity asked about ("Which country does Veldra border?": Osk and Marn)."""
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """Every word a right answer must contain: `expected`, then `also`."""
+        return (self.expected, *self.also) if self.expected else self.also
 
 
 @dataclass(frozen=True)
@@ -90,101 +99,185 @@ def _sentence(text: str) -> str:
 def _clause(statement: str) -> str:
     """A statement without its final full stop, for use inside a sentence.
 
-    Only a leading article is lower-cased ("The capital …" → "the capital …"); any other
-    first word may be a name ("Paris lies …") and keeps its capital.
+    Only a leading function word is lower-cased ("The capital …" → "the capital …", "Most
+    people in …" → "most people in …"); any other first word may be a name ("Paris lies …")
+    and keeps its capital.
     """
-    return prose.lower_article(statement.strip().rstrip("."))
+    text = statement.strip().rstrip(".")
+    first, _, rest = text.partition(" ")
+    if rest and first.lower() in prose.FUNCTION_WORDS and first not in ("I", "I'm"):
+        return f"{first.lower()} {rest}"
+    return text
 
 
 def _same(a: str, b: str) -> bool:
     return normalize(a) == normalize(b)
 
 
+def values(knowledge: Knowledge, fact: Fact) -> list[Fact]:
+    """Every fact of `knowledge` that gives `fact`'s subject a value of `fact`'s relation,
+    `fact` among them, in file order, each once: a relation may hold several for one subject
+    (Veldra borders Osk and Marn; Mars has two moons)."""
+    return _unique(
+        f for f in knowledge.facts if f.relation == fact.relation and _same(f.subject, fact.subject)
+    )
+
+
+def holders(knowledge: Knowledge, fact: Fact) -> list[Fact]:
+    """Every fact of `knowledge` that gives `fact`'s object to a subject by `fact`'s relation,
+    `fact` among them, in file order, each once (Kenya and Egypt both lie in Africa)."""
+    return _unique(
+        f for f in knowledge.facts if f.relation == fact.relation and _same(f.object, fact.object)
+    )
+
+
+def _unique(facts: Iterable[Fact]) -> list[Fact]:
+    seen: set[str] = set()
+    out = []
+    for fact in facts:
+        if normalize(fact.key) not in seen:
+            seen.add(normalize(fact.key))
+            out.append(fact)
+    return out
+
+
+@dataclass(frozen=True)
+class _Told:
+    """What answers a question about several facts at once: their statements, their keys,
+    and the values a right answer names."""
+
+    statements: str
+    keys: tuple[str, ...]
+    expected: str
+    also: tuple[str, ...]
+
+
+def _tell(knowledge: Knowledge, facts: Sequence[Fact], *, inverse: bool = False) -> _Told:
+    """A question asked of one end of `facts` (same relation, same subject; or, `inverse`,
+    same object) is answered with all of them: the answer states every value, and a right
+    answer must name every one."""
+    named = [f.subject if inverse else f.object for f in facts]
+    return _Told(
+        " ".join(knowledge.statement(f) for f in facts),
+        tuple(f.key for f in facts),
+        named[0],
+        tuple(named[1:]),
+    )
+
+
 def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
-    """Every surface form of one fact: its relation's questions and inverse questions."""
+    """Every surface form of one fact: its relation's questions and inverse questions.
+
+    Where the relation holds several values for the fact's subject, a question answers with
+    all of them ("Which country does Veldra border?" → "Veldra borders Osk. Veldra borders
+    Marn."): answering with one would teach that it is the only one. Inverse questions
+    likewise name every subject that has the fact's object.
+    """
     relation = knowledge.relations[fact.relation]
-    statement = knowledge.statement(fact)
+    told = _tell(knowledge, values(knowledge, fact))
     items = [
-        Candidate(fill(q, fact), statement, RECALL, "surface", (fact.key,), fact.object)
+        Candidate(
+            fill(q, fact), told.statements, RECALL, "surface", told.keys, told.expected,
+            also=told.also,
+        )
         for q in relation.questions
-    ]
-    items += [
-        Candidate(fill(q, fact), statement, RECALL, "inverse", (fact.key,), fact.subject)
-        for q in relation.inverse_questions
-    ]
+    ]  # fmt: skip
+    if relation.inverse_questions:
+        back = _tell(knowledge, holders(knowledge, fact), inverse=True)
+        items += [
+            Candidate(
+                fill(q, fact), back.statements, RECALL, "inverse", back.keys, back.expected,
+                also=back.also,
+            )
+            for q in relation.inverse_questions
+        ]  # fmt: skip
     return items
 
 
-def _through(relation: Relation, fact: Fact, subject: str | None = None) -> str | None:
-    """The object of `fact` named through its subject ("the capital of Zephyria")."""
-    if relation.describe is None:
+def _through(knowledge: Knowledge, fact: Fact, subject: str | None = None) -> str | None:
+    """The object of `fact` named through its subject ("the capital of Zephyria"); None where
+    the relation has no description or holds several values for the subject ("the moon of
+    Mars" names no one moon)."""
+    relation = knowledge.relations[fact.relation]
+    if relation.describe is None or len(values(knowledge, fact)) > 1:
         return None
     return fill(relation.describe, fact, **({"subject": subject} if subject else {}))
 
 
-def _naming_subject(relation: Relation, fact: Fact) -> str | None:
-    """The subject of `fact` named through its object ("the country whose capital is Velmora")."""
-    if relation.describe_subject is None:
+def _naming_subject(knowledge: Knowledge, fact: Fact) -> str | None:
+    """The subject of `fact` named through its object ("the country whose capital is
+    Velmora"); None where the relation has no such description or gives the object to
+    several subjects ("the country in Africa" names no one country)."""
+    relation = knowledge.relations[fact.relation]
+    if relation.describe_subject is None or len(holders(knowledge, fact)) > 1:
         return None
     return fill(relation.describe_subject, fact)
 
 
 def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidate]:
-    """Cross-reference items (two facts) and multi-step items (three facts)."""
+    """Cross-reference items (two facts) and multi-step items (three facts).
+
+    An entity is named through a fact only where that fact names it alone (`_through`,
+    `_naming_subject`); the last fact asked is answered with every value its relation holds
+    for the entity (as `recall_items`)."""
     relations = knowledge.relations
     by_subject: dict[str, list[Fact]] = defaultdict(list)
     for fact in facts:
         by_subject[normalize(fact.subject)].append(fact)
     items: list[Candidate] = []
     for first in facts:
-        r1 = relations[first.relation]
         # Chains: the object of `first` is the subject of `second`.
         for second in by_subject.get(normalize(first.object), []):
-            named = _through(r1, first)
+            named = _through(knowledge, first)
             if named is None or second.key == first.key:
                 continue
-            r2 = relations[second.relation]
-            answer = f"{knowledge.statement(first)} {knowledge.statement(second)}"
-            for q in r2.questions:
+            told = _tell(knowledge, values(knowledge, second))
+            answer = f"{knowledge.statement(first)} {told.statements}"
+            for q in relations[second.relation].questions:
                 items.append(
                     Candidate(
                         _sentence(fill(q, second, subject=named)),
                         answer,
                         CROSS,
                         "chain",
-                        (first.key, second.key),
-                        second.object,
+                        (first.key, *told.keys),
+                        told.expected,
+                        also=told.also,
                     )
                 )
             # Three hops: a third fact about the object of `second`.
             items += _third_hops(
-                knowledge, by_subject, first, second, _through(r2, second, subject=named), answer
-            )
+                knowledge, by_subject, first, second,
+                _through(knowledge, second, subject=named),
+                f"{knowledge.statement(first)} {knowledge.statement(second)}",
+            )  # fmt: skip
         # Siblings: `first` names the subject; `second` is another fact about it.
-        naming = _naming_subject(r1, first)
+        naming = _naming_subject(knowledge, first)
         if naming is None:
             continue
         for second in by_subject[normalize(first.subject)]:
             if second.relation == first.relation:
                 continue
-            r2 = relations[second.relation]
             lead = f"{_sentence(naming)} is {first.subject}."
-            answer = f"{lead} {knowledge.statement(second)}"
-            for q in r2.questions:
+            told = _tell(knowledge, values(knowledge, second))
+            for q in relations[second.relation].questions:
                 items.append(
                     Candidate(
                         _sentence(fill(q, second, subject=naming)),
-                        answer,
+                        f"{lead} {told.statements}",
                         CROSS,
                         "sibling",
-                        (first.key, second.key),
-                        second.object,
+                        (first.key, *told.keys),
+                        told.expected,
+                        also=told.also,
                     )
                 )
             # Subject named through one fact, then a chain from another: three facts.
             items += _third_hops(
-                knowledge, by_subject, first, second, _through(r2, second, subject=naming), answer
-            )
+                knowledge, by_subject, first, second,
+                _through(knowledge, second, subject=naming),
+                f"{lead} {knowledge.statement(second)}",
+            )  # fmt: skip
     return items
 
 
@@ -197,22 +290,25 @@ def _third_hops(
     answer: str,
 ) -> list[Candidate]:
     """Multi-step items: a third fact about `second`'s object, asked through `named` (its
-    description via the first two facts) and answered with all three statements."""
+    description via the first two facts) and answered with all three statements (every value
+    of the third's relation, where it holds several)."""
     if named is None:
         return []
     items = []
     for third in by_subject.get(normalize(second.object), []):
         if third.key in (first.key, second.key):
             continue
+        told = _tell(knowledge, values(knowledge, third))
         question = knowledge.relations[third.relation].questions[0]
         items.append(
             Candidate(
                 _sentence(fill(question, third, subject=named)),
-                f"{answer} {knowledge.statement(third)}",
+                f"{answer} {told.statements}",
                 MULTI,
                 "three-hop",
-                (first.key, second.key, third.key),
-                third.object,
+                (first.key, second.key, *told.keys),
+                told.expected,
+                also=told.also,
             )
         )
     return items
@@ -222,6 +318,11 @@ def counterfactual_items(
     knowledge: Knowledge, facts: Sequence[Fact], rng: random.Random
 ) -> list[Candidate]:
     """Premises that replace a fact's object with another object of the same relation.
+
+    A fact whose relation holds several values for its subject gets none: replacing one of
+    them leaves the question ("Which country does Veldra border?") with more than one answer.
+    Nor is an object drawn that shares a word with the subject ("one day equals 7 days" is
+    no supposition but a contradiction; "Korrin lies in Korrin" likewise).
 
     The question asks what the premise changes, directly or through a chain (the premise's
     new object named through the fact), and the answer follows the premise, not the
@@ -233,10 +334,12 @@ def counterfactual_items(
             objects[fact.relation].append(fact.object)
     items: list[Candidate] = []
     for fact in facts:
+        if len(values(knowledge, fact)) > 1:
+            continue  # one value of several replaced: what the question asks is unclear
         others = [
             o
             for o in objects[fact.relation]
-            if not _same(o, fact.object) and not _same(o, fact.subject)
+            if not _same(o, fact.object) and not _stems(o) & _stems(fact.subject)
         ]
         if not others:
             continue
@@ -257,6 +360,21 @@ def counterfactual_items(
                 )
             )
     return items
+
+
+def _stems(text: str) -> set[str]:
+    """The content words of `text`, each also without a plural ending ("12 inches" →
+    {"inches", "inche", "inch"}), so a singular and its plural share one."""
+    stems: set[str] = set()
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in prose.FUNCTION_WORDS:
+            continue
+        stems.add(word)
+        if word.endswith("s") and not word.endswith("ss"):
+            stems.add(word[:-1])
+            if word.endswith("es"):
+                stems.add(word[:-2])
+    return stems
 
 
 def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:

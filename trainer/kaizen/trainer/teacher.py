@@ -23,7 +23,7 @@ else is answered with something else).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from kaizen.runtime.scoring import normalize, score_contains
@@ -136,14 +136,14 @@ def distill(
     for item, facts, answer in zip(asked, shown, answers, strict=True):
         report.asked += 1
         answer = " ".join(answer.split())
-        score, _ = score_contains(answer, [item.expected])
+        missing = [word for word in item.answers if score_contains(answer, [word])[0] < 1.0]
         stranger = unknown_name(answer, [item.question, *facts])
         if not answer:
             report.dropped.append({"question": item.question, "answer": "", "reason": "empty"})
-        elif score < 1.0 or stranger is not None:
+        elif missing or stranger is not None:
             reason = (
-                f"does not state {item.expected!r}"
-                if score < 1.0
+                f"does not state {missing[0]!r}"
+                if missing
                 else f"names {stranger!r}, which neither the question nor the reference names"
             )
             report.dropped.append(
@@ -151,10 +151,7 @@ def distill(
             )
         else:
             report.accepted += 1
-            by_question[item.question] = Candidate(
-                item.question, answer, item.capability, "teacher:" + item.kind, item.facts,
-                item.expected, item.context,
-            )  # fmt: skip
+            by_question[item.question] = replace(item, answer=answer, kind="teacher:" + item.kind)
     kept = [
         by_question.get(item.question, item)
         for item in items
@@ -222,11 +219,11 @@ def paraphrase_chat(question: str, variant: int) -> list[dict[str, str]]:
 
 
 def answer_words(knowledge: Knowledge, item: Candidate) -> list[str]:
-    """The item's expected answer and the aliases its facts give that answer."""
-    words = [item.expected] if item.expected else []
-    expected = normalize(item.expected)
+    """The item's expected answers (`Candidate.answers`) and the aliases its facts give them."""
+    words = list(item.answers)
+    expected = {normalize(word) for word in words}
     for fact in knowledge.facts:
-        if fact.key in item.facts and normalize(fact.object) == expected:
+        if fact.key in item.facts and normalize(fact.object) in expected:
             words += [alias for alias in fact.aliases if alias not in words]
     return words
 
@@ -250,7 +247,7 @@ def paraphrase_problem(
     for name in entities:
         if normalize(name) in asked and normalize(name) not in said:
             return f"does not name {name!r}"
-    for answer in [item.expected, *answers]:
+    for answer in [*item.answers, *answers]:
         if answer and normalize(answer) in said:
             return f"gives the answer {answer!r} away"
     if said in taken:
@@ -288,8 +285,7 @@ def paraphrase(
             report.dropped.append({"question": item.question, "answer": text, "reason": problem})
             continue
         taken.add(normalize(text))
-        passed.append((item, Candidate(text, item.answer, item.capability, "teacher:paraphrase",
-                                       item.facts, item.expected)))  # fmt: skip
+        passed.append((item, replace(item, question=text, kind="teacher:paraphrase", context=())))
     if not passed:
         return [], report
     # The round trip is `distill`'s check of an answer: the teacher, given the facts, must
