@@ -186,6 +186,11 @@ def test_people_are_names_a_personal_pronoun_or_who_stands_for() -> None:
     # "Tesk" alone is the person "Halvard Tesk" too; a place is no person.
     assert people == {"Halvard Tesk", "Mirela", "Tesk"}
     assert sentences(knowledge())[1].people == ("King Arvo",)  # an honorific
+    # A sentence adverb before the name is not part of it: "Then Mirela Tesk, who …" is about
+    # Mirela Tesk.
+    later = Passage("x", "Tesk died in 1779. Then Mirela Tesk, who was his daughter, ran it.")
+    people = {n for s in sentences(Knowledge(passages=(later,))) for n in s.people}
+    assert people == {"Mirela Tesk", "Tesk"}
 
 
 def test_a_topic_that_is_no_name_is_what_its_sentences_are_about() -> None:

@@ -388,9 +388,10 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         if word[0].islower() and word.lower() not in CONNECTORS
     )
     found: list[tuple[int, str, tuple[str, ...], str | None]] = []
-    # A name a relative "who" is on is a person's ("Mirela, who ran the shop").
+    # A name a relative "who" is on is a person's ("Mirela, who ran the shop"); the last name
+    # of the capitalised run before it ("Then Mirela, who …" is about Mirela).
     people = {
-        normalize(without_article(match.group(1)))
+        normalize(without_article((names_in(match.group(1)) or [match.group(1)])[-1]))
         for passage in knowledge.passages
         for match in re.finditer(rf"({_NAME}),? who\b", passage.text)
     }
