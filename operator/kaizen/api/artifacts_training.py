@@ -362,7 +362,12 @@ class RehearsalReport(Record):
     """Anchors in the set: this domain's relations asked of other domains' entities, with the
     model's own answers before training (`by_source`'s `anchor`)."""
     anchors_asked: int = 0
-    """Anchor questions the model answered (the rest of the answers were not needed)."""
+    """Anchor questions the model answered (the rest of the answers were not needed), general
+    anchors included."""
+    general: int = 0
+    """General anchors in the set: the model's own answers to everyday questions before
+    training, rehearsed when no other domain of the suite gave a line (`kaizen.trainer.general`;
+    `by_source`'s `anchor`)."""
 
 
 def _data_card_v1(raw: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     from kaizen.runtime.suites import load_suite
     from kaizen.trainer.anchors import AnchorReport, anchor_count, anchor_examples, anchor_questions
     from kaizen.trainer.data import (
+        Example,
         assemble_examples,
         examples_from_pool,
         read_extra_examples,
@@ -100,6 +101,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         tokenize_examples,
     )
     from kaizen.trainer.distillation import attach_targets
+    from kaizen.trainer.general import general_questions
     from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.rehearsal import (
@@ -251,6 +253,19 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         pools, domain=args.domain, count=rehearsed, seed=args.seed, shares=shares
     )
     replay += anchors  # on top of the rehearsal lines
+    general: list[Example] = []
+    if rehearsed and not replay and not sharded:
+        # Nothing in the suite to rehearse (no other domain has lines or facts): the model's own
+        # answers to everyday questions, before training, in the rehearsal lines' place.
+        model = model if model is not None else load_base(args, load_options)
+        general = anchor_examples(
+            general_questions(guard, args.seed, anchored),
+            rehearsed,
+            generator(model, tokenizer),
+            guard,
+            anchored,
+        )
+        replay += general
     built.dropped.extend(anchored.dropped)
     rehearsal = RehearsalReport(
         fraction=args.replay_fraction,
@@ -261,6 +276,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         anchor_ratio=args.anchor_ratio,
         anchors=len(anchors),
         anchors_asked=anchored.asked,
+        general=len(general),
     )
     if replay:
         examples = assemble_examples(

@@ -1,0 +1,112 @@
+"""General anchors: the model's own answers to everyday questions when nothing else rehearses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kaizen.api import EXIT_OK
+from kaizen.api.artifacts import DataCard, read_artifact
+from kaizen.runtime.scoring import normalize
+from kaizen.trainer.anchors import AnchorReport
+from kaizen.trainer.cli import main
+from kaizen.trainer.general import GENERAL_QUESTIONS, general_questions
+from tests.trainer.test_anchors import BUNDLED, _guard
+
+
+def test_general_questions_come_in_a_seeded_order_less_what_the_suite_evaluates() -> None:
+    evaluated = GENERAL_QUESTIONS[3]
+    report = AnchorReport()
+    asked = general_questions(_guard(evaluated, "What is 12 times 12?"), seed=0, report=report)
+    assert evaluated not in [q.question for q in asked]
+    assert [(d.question, d.source) for d in report.dropped] == [(evaluated, "anchor")]
+    assert len(asked) == len(GENERAL_QUESTIONS) - 1
+    assert {q.domain for q in asked} == {"general"}
+    again = general_questions(_guard(evaluated), seed=0)
+    other = general_questions(_guard(evaluated), seed=1)
+    assert [q.question for q in again] == [q.question for q in asked]
+    assert [q.question for q in other] != [q.question for q in asked]
+
+
+def test_the_general_questions_are_distinct_questions() -> None:
+    assert len({normalize(q) for q in GENERAL_QUESTIONS}) == len(GENERAL_QUESTIONS)
+    assert all(q.endswith(("?", ".")) for q in GENERAL_QUESTIONS)
+
+
+def _write_suite(root: Path, *, pool: bool) -> Path:
+    """An invented isle known by facts (trained) beside geography known by its items alone."""
+    root.mkdir(parents=True)
+    (root / "suite.yaml").write_text(
+        'name: bare\nversion: "1"\ndomains: [isle, geography]\n'
+        "capabilities: [factual_recall]\ndefaults: {scorer: contains}\n"
+    )
+    items = [
+        ("i-1", "isle", "Which city is the capital of Korvath?", "Ostrivel"),
+        ("g-1", "geography", "What is the capital of Spain?", "Madrid"),
+        ("g-2", "geography", GENERAL_QUESTIONS[0], "Jupiter"),  # a general question evaluated
+    ]
+    (root / "eval.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "domain": d, "capability": "factual_recall", "question": q,
+                        "answer": a}) + "\n"
+            for i, d, q, a in items
+        )
+    )  # fmt: skip
+    if pool:
+        lines = [{"domain": "geography", "question": f"Name city {n}.", "answer": f"City {n}."}
+                 for n in range(6)]  # fmt: skip
+        (root / "train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in lines))
+    knowledge = [
+        {"kind": "relation", "name": "capital", "statement": "The capital of {subject} is {object}.",
+         "questions": ["What is the capital of {subject}?"]},
+        {"kind": "fact", "domain": "isle", "subject": "Korvath", "relation": "capital",
+         "object": "Ostrivel"},
+        {"kind": "fact", "domain": "isle", "subject": "Ostrivel", "relation": "capital",
+         "object": "Venn"},
+    ]  # fmt: skip
+    (root / "knowledge.jsonl").write_text("".join(json.dumps(x) + "\n" for x in knowledge))
+    return root
+
+
+@pytest.mark.slow
+def test_with_nothing_to_rehearse_the_model_rehearses_its_own_everyday_answers(
+    tmp_path: Path,
+) -> None:
+    from kaizen.runtime.models import load_model, load_tokenizer
+    from kaizen.trainer.teacher import generator
+
+    out = tmp_path / "train-isle"
+    argv = [
+        "train", "--model", BUNDLED, "--suite", str(_write_suite(tmp_path / "bare", pool=False)),
+        "--domain", "isle", "--output", str(out), "--step", "train-isle", "--steps", "1",
+        "--batch-size", "4", "--rank", "2", "--max-seq-length", "96",
+        "--synthesis-examples", "4", "--replay-fraction", "0.5",
+        "--tracking-mode", "disabled", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    lines = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
+    general = [x for x in lines if x["source"] == "anchor:general"]
+    own = [x for x in lines if not x["source"].startswith("anchor:")]
+    # as many as the rehearsal lines the pools would have given: half the set
+    assert len(general) == len(own) > 0
+    card = read_artifact(out / "data_card.json", DataCard)
+    assert card.rehearsal is not None and card.rehearsal.general == len(general)
+    assert card.rehearsal.anchors == 0 and card.by_source["anchor"] == len(general)
+    questions = [x["question"] for x in general]
+    assert GENERAL_QUESTIONS[0] not in questions  # the suite evaluates it
+    assert set(questions) <= set(GENERAL_QUESTIONS)
+    # each answer is the model's own before training: greedy, the same model and prompt
+    said = generator(load_model(BUNDLED, []), load_tokenizer(BUNDLED))(questions)
+    assert [x["answer"] for x in general] == said
+    # where another domain has lines to rehearse, they are rehearsed and no general anchor is
+    pooled = tmp_path / "pooled"
+    argv[argv.index("--suite") + 1] = str(_write_suite(tmp_path / "with-pool", pool=True))
+    argv[argv.index(str(out))] = str(pooled)
+    assert main(argv) == EXIT_OK
+    lines = [json.loads(x) for x in (pooled / "data.jsonl").read_text().splitlines()]
+    assert not [x for x in lines if x["source"].startswith("anchor:")]
+    assert [x for x in lines if x["source"].startswith("replay:")]
+    card = read_artifact(pooled / "data_card.json", DataCard)
+    assert card.rehearsal is not None and card.rehearsal.general == 0
