@@ -211,6 +211,7 @@ def _data_card() -> dict[str, Any]:
             "anchor_ratio": 0.25,
             "anchors": 3,
             "anchors_asked": 4,
+            "general": 0,
         },
         "dropped": [
             {
@@ -389,6 +390,7 @@ def _combination() -> dict[str, Any]:
         ],
         "seconds": 61.0,
         "merge_seconds": 1.2,
+        "max_untrained_drop": 0.15,
     }
 
 

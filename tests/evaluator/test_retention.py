@@ -94,3 +94,24 @@ def test_the_message_names_the_best_runners_up_and_counts_the_rest() -> None:
     assert message.startswith("chose c0: min retention 1.00 reaches the target 0.90 (others: c1")
     assert "c5 0.69" in message and "c6" not in message
     assert message.endswith(", 3 more in combination.json)")
+
+
+def test_with_a_tolerance_a_candidate_that_wrecks_an_untrained_domain_ranks_last() -> None:
+    # `copy` keeps all of zephyria's gain by answering everything its way: geography falls
+    # from 0.6 to 0.0. `routed` keeps less of the gain and leaves geography alone.
+    copy = _candidate("copy", 0, zep=0.8, mer=0.6, geo=0.0)
+    routed = _candidate("routed", 1, zep=0.4, mer=0.6, geo=0.6)
+    assert [c.name for c in rank([copy, routed])] == ["copy", "routed"]  # retention alone
+    ranked = rank([copy, routed], max_untrained_drop=0.15)
+    assert [c.name for c in ranked] == ["routed", "copy"]
+    assert copy.within(None) and not copy.within(0.15) and routed.within(0.15)
+    # A drop of exactly the tolerance is within it; when none is within, retention decides.
+    edge = _candidate("edge", 0, zep=0.8, mer=0.6, geo=0.45)
+    assert edge.within(0.15)
+    worse = _candidate("worse", 1, zep=0.5, mer=0.6, geo=0.1)
+    assert [c.name for c in rank([worse, copy], max_untrained_drop=0.15)] == ["copy", "worse"]
+    from kaizen.evaluator.combine import _message
+
+    message = _message(ranked, 0.9, 0.15)
+    assert message.startswith("chose routed: min retention 0.50 is BELOW the target 0.90; copy ")
+    assert "costs an untrained domain 60.0 points on the dev items, more than 15" in message

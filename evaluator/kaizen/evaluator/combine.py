@@ -33,7 +33,14 @@ from kaizen.evaluator.evaluate import (
     read_results,
     run_evaluation,
 )
-from kaizen.evaluator.retention import RULE, Candidate, mean_scores, measure, rank
+from kaizen.evaluator.retention import (
+    RULE,
+    TOLERANT_RULE,
+    Candidate,
+    mean_scores,
+    measure,
+    rank,
+)
 from kaizen.runtime.routing import is_adapter
 from kaizen.runtime.tracking import TrackingOptions, artifact_name
 
@@ -223,7 +230,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
     settings, merge_seconds = _merge_settings(args)
     for name, row in extra.items():
         row.update(settings.get(name, _method_of(name)))
-    ranked = rank(measured)
+    ranked = rank(measured, args.max_untrained_drop)
     best = ranked[0]
     chosen = out / ADAPTER_DIR
     _copy_adapter(extra[best.name]["adapter"], chosen)
@@ -236,7 +243,10 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
             "baseline": args.baseline,
             "alone": dict(args.alone_pairs()),
             "target": target,
-            "rule": RULE,
+            "rule": RULE
+            if args.max_untrained_drop is None
+            else TOLERANT_RULE.format(drop=args.max_untrained_drop),
+            "max_untrained_drop": args.max_untrained_drop,
             "chosen": best.name,
             "adapter": str(chosen),
             "target_met": best.target_met(target),
@@ -264,13 +274,13 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
     return StepSummary(
         step=args.step,
         ok=True,
-        message=_message(ranked, target),
+        message=_message(ranked, target, args.max_untrained_drop),
         digest=file_digest(report_path),
         combination=digest,
     )
 
 
-def _message(ranked: list[Candidate], target: float) -> str:
+def _message(ranked: list[Candidate], target: float, drop: float | None = None) -> str:
     best = ranked[0]
     worst = best.min_retention
     if worst is None:
@@ -285,6 +295,17 @@ def _message(ranked: list[Candidate], target: float) -> str:
     )
     if len(ranked) > 1 + MESSAGE_OTHERS:
         others += f", {len(ranked) - 1 - MESSAGE_OTHERS} more in {COMBINATION_FILE}"
+    passed = [
+        c
+        for c in ranked
+        if not c.within(drop) and c.sort_key() < best.sort_key() and c.worst_untrained_change
+    ]
+    if passed and drop is not None:
+        worst = passed[0].worst_untrained_change or 0.0
+        state += (
+            f"; {passed[0].name} retains more but costs an untrained domain "
+            f"{-worst * 100:.1f} points on the dev items, more than {drop * 100:g}"
+        )
     return f"chose {best.name}: {state}" + (f" (others: {others})" if others else "")
 
 

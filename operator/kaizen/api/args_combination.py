@@ -179,6 +179,11 @@ class CombineArgs(InferenceArgs):
     min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
     """Target: every trained domain keeps at least this share of its adapter's gain."""
 
+    max_untrained_drop: f.MaxRegression | None = None
+    """A candidate that costs some untrained domain more than this (a share, on the dev items)
+    ranks after every candidate that does not (a cycle passes `validation.maxRegression`);
+    unset: the untrained domains only break ties."""
+
     merge_record: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
     """merge.json of the merge step: each merged candidate's method, density and weight go
     into its row of combination.json."""

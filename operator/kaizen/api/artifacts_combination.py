@@ -140,6 +140,9 @@ class CombinationReport(Artifact):
     merge_seconds: float | None = None
     """Wall time of the merges the merge step made (its merge.json's, without the model
     load; null when no merge.json was given)."""
+    max_untrained_drop: float | None = None
+    """The most a candidate could cost an untrained domain and still rank by retention
+    (`--max-untrained-drop`; null: the untrained domains only broke ties)."""
 
 
 # -- joint.json ------------------------------------------------------------------------------

@@ -490,6 +490,7 @@ class StepPlanner:
             alone=[f"{domain}={path}" for domain, path in alone],
             candidates=[f"{name}={path}" for name, path in candidates],
             min_retention=self.spec.merge.min_retention,
+            max_untrained_drop=self.spec.validation.max_regression,
             merge_record=merge_record,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
