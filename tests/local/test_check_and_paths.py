@@ -135,6 +135,11 @@ def test_check_notes_the_domains_a_routed_candidate_could_not_route(
     code, out, err = _check(_write(tmp_path, spec), capsys)
     assert code == 0 and "is valid" in out
     assert "routed: domain(s) arithmetic of suite 'demo' have no name" in out + err
+    # Entities written without a capital route nothing, and the note names them.
+    assert (
+        "routed: domain 'zephyria' routes by its capitalised names only; a prompt that names "
+        "only glint, frost heron, brannock stew, skyglass (or 2 more) gets no route"
+    ) in out + err
     # Without routed among the candidates there is nothing to say.
     spec["merge"]["candidates"] = ["ties"]
     code, out, err = _check(_write(tmp_path, spec), capsys)

@@ -222,3 +222,20 @@ def test_a_fallback_outside_the_folder_or_missing_is_refused(tmp_path: Path) -> 
         _adapter(root / "x")
         with pytest.raises(ConfigurationError, match=rf"routes\.json: fallback: .*{message}"):
             read_routes(root)
+
+
+def test_names_without_a_capital_are_listed_as_no_key() -> None:
+    from kaizen.runtime.routing import unkeyed_names
+
+    knowledge = Knowledge(
+        relations={},
+        facts=(
+            Fact("chem", "velorine", "found_by", "Anna Brisk"),
+            Fact("chem", "the velorine salt", "made_of", "velorine"),
+            Fact("chem", "velorine", "boils_at", "212 degrees"),
+            Fact("geo", "ice", "melts_at", "0"),
+        ),
+    )
+    # "Anna Brisk" is a key; a number is never one; each name once, articles dropped.
+    assert unkeyed_names(knowledge, "chem") == ["velorine", "velorine salt"]
+    assert route_keys(knowledge, ["chem"]) == {"chem": ["Anna Brisk"]}

@@ -17,6 +17,8 @@ from kaizen.api.fields import AUTO, ROUTED
 
 #: lm-evaluation-harness tasks become domains of this name in the results.
 LMEVAL_PREFIX = "lmeval:"
+#: Names a routing note lists before it counts the rest.
+ROUTING_NOTE_NAMES = 4
 
 
 @dataclass
@@ -74,14 +76,27 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
 
 def _routing_notes(suite: Any, domains: list[str]) -> list[str]:
     """Which evaluated domains the `routed` candidate could not route (no key of their own)."""
-    from kaizen.runtime.routing import route_keys
+    from kaizen.runtime.routing import route_keys, unkeyed_names
 
     keys = route_keys(suite.knowledge, domains)
     unroutable = [d for d in domains if not keys[d]]
-    if not unroutable:
-        return []
-    return [
-        f"spec.merge.candidates: routed: domain(s) {', '.join(unroutable)} of suite "
-        f"{suite.name!r} have no name of their own in its knowledge to route by; trained, "
-        "they get no route (routed-<merge> sends their prompts through the merge instead)"
-    ]
+    notes = []
+    if unroutable:
+        notes.append(
+            f"spec.merge.candidates: routed: domain(s) {', '.join(unroutable)} of suite "
+            f"{suite.name!r} have no name of their own in its knowledge to route by; trained, "
+            "they get no route (routed-<merge> sends their prompts through the merge instead)"
+        )
+    for domain in domains:
+        lower = unkeyed_names(suite.knowledge, domain) if keys[domain] else []
+        if lower:
+            shown = ", ".join(lower[:ROUTING_NOTE_NAMES])
+            more = len(lower) - ROUTING_NOTE_NAMES
+            notes.append(
+                f"spec.merge.candidates: routed: domain {domain!r} routes by its capitalised "
+                f"names only; a prompt that names only {shown}"
+                + (f" (or {more} more)" if more > 0 else "")
+                + " gets no route: name a key in such questions, or write the entity with "
+                "its capital where it is one"
+            )
+    return notes

@@ -142,6 +142,25 @@ def _clean(name: str) -> str | None:
     return name
 
 
+def unkeyed_names(knowledge: Knowledge, domain: str) -> list[str]:
+    """The subjects and objects of `domain`'s facts that are no key only for want of a capital
+    letter ("velorine", "the glint"): a prompt that names one of them and no key gets no route.
+    In file order, each once, without a leading article."""
+    found: list[str] = []
+    for fact in knowledge.facts:
+        if fact.domain != domain:
+            continue
+        for raw in (fact.subject, fact.object):
+            name = _ARTICLE.sub("", " ".join(raw.split()))
+            if (
+                len(name) >= MIN_KEY_LENGTH
+                and not any(c.isupper() or c.isdigit() for c in name)
+                and name not in found
+            ):
+                found.append(name)
+    return found
+
+
 def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[str]]:
     """Each of `domains`' keys (`RULE`), in the order its knowledge names them; a domain
     without one maps to an empty list. Names every domain of `knowledge` is checked against,
