@@ -356,6 +356,7 @@ def _combination() -> dict[str, Any]:
                 "geo": {"base": 0.5, "alone": 0.5, "combined": 0.5, "retention": None, "items": 4},
             },  # fmt: skip
             "untrained_change": {"sci": -0.1},
+            "untrained_p": {"sci": 0.5},
             "min_retention": retention,
             "mean_gain": round(zep / 2, 6),
             "worst_untrained_change": -0.1,

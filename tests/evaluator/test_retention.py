@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kaizen.evaluator.retention import measure, rank, retention
+from kaizen.evaluator.retention import drop_p, mean_scores, measure, rank, retention
+from kaizen.evaluator.stats import sign_test_worse
 
 
 @pytest.mark.parametrize(
@@ -115,3 +116,32 @@ def test_with_a_tolerance_a_candidate_that_wrecks_an_untrained_domain_ranks_last
     message = _message(ranked, 0.9, 0.15)
     assert message.startswith("chose routed: min retention 0.50 is BELOW the target 0.90; copy ")
     assert "costs an untrained domain 60.0 points on the dev items, more than 15" in message
+
+
+def _records(domain: str, scores: list[float]) -> list[dict[str, object]]:
+    return [{"id": f"{domain}-{i}", "domain": domain, "score": s} for i, s in enumerate(scores)]
+
+
+def test_a_drop_beyond_the_tolerance_demotes_only_where_the_sign_test_finds_it() -> None:
+    base = _records("zep", [0, 0, 0, 0, 0]) + _records("geo", [1, 1, 1, 1, 1, 1])
+    # All six geography items lost: one-sided p = 1/64. Two of six lost: p = 1/4.
+    wrecked = _records("zep", [1, 1, 1, 1, 0]) + _records("geo", [0, 0, 0, 0, 0, 0])
+    nicked = _records("zep", [1, 1, 1, 1, 0]) + _records("geo", [1, 1, 1, 1, 0, 0])
+    kept = _records("zep", [1, 1, 0, 0, 0]) + _records("geo", [1, 1, 1, 1, 1, 1])
+    means = {"zep": (0.0, 5), "geo": (1.0, 6)}
+    alone = {"zep": 0.8}
+
+    def candidate(name: str, order: int, items: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+        return measure(name, order, mean_scores(items), means, alone, (base, items))
+
+    copy, routed = candidate("copy", 0, wrecked), candidate("routed", 1, kept)
+    assert copy.untrained_p == {"geo": pytest.approx(1 / 64)}
+    assert [c.name for c in rank([copy, routed], 0.15, 0.05)] == ["routed", "copy"]
+    # Two flipped items of six are no evidence of a drop: retention decides.
+    copy = candidate("copy", 0, nicked)
+    assert copy.untrained_p == {"geo": pytest.approx(0.25)}
+    assert copy.within(0.15, 0.05) and not copy.within(0.15)
+    assert [c.name for c in rank([copy, routed], 0.15, 0.05)] == ["copy", "routed"]
+    # Only the items whose score changed count, paired by id.
+    assert drop_p(base, _records("geo", [0, 0, 1, 1, 1, 1]), {"zep"}) == {"geo": 0.25}
+    assert sign_test_worse(1, 3) == pytest.approx(5 / 16)

@@ -187,6 +187,7 @@ def _row(candidate: Candidate, place: int, target: float, extra: dict[str, Any])
         "domains": candidate.domains,
         "trained": candidate.trained,
         "untrained_change": candidate.untrained_change,
+        "untrained_p": candidate.untrained_p,
         "min_retention": candidate.min_retention,
         "mean_gain": candidate.mean_gain,
         "worst_untrained_change": candidate.worst_untrained_change,
@@ -216,7 +217,12 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
         results, seconds = _evaluate_candidate(args, name, adapter, out)
         suite = results["suite"]
         _same_items(base_items, results["items"], Path(args.baseline), f"candidate {name}")
-        measured.append(measure(name, order, mean_scores(results["items"]), base, alone))
+        measured.append(
+            measure(
+                name, order, mean_scores(results["items"]), base, alone,
+                (base_items, results["items"]),
+            )
+        )  # fmt: skip
         performance = results["performance"]
         coverage = routing_coverage(results["items"], alone)
         extra[name] = {
@@ -230,7 +236,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
     settings, merge_seconds = _merge_settings(args)
     for name, row in extra.items():
         row.update(settings.get(name, _method_of(name)))
-    ranked = rank(measured, args.max_untrained_drop)
+    ranked = rank(measured, args.max_untrained_drop, args.significance)
     best = ranked[0]
     chosen = out / ADAPTER_DIR
     _copy_adapter(extra[best.name]["adapter"], chosen)
@@ -245,7 +251,7 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
             "target": target,
             "rule": RULE
             if args.max_untrained_drop is None
-            else TOLERANT_RULE.format(drop=args.max_untrained_drop),
+            else TOLERANT_RULE.format(drop=args.max_untrained_drop, alpha=args.significance),
             "max_untrained_drop": args.max_untrained_drop,
             "chosen": best.name,
             "adapter": str(chosen),
@@ -274,13 +280,15 @@ def combine(args: CombineArgs, out: Path) -> StepSummary:
     return StepSummary(
         step=args.step,
         ok=True,
-        message=_message(ranked, target, args.max_untrained_drop),
+        message=_message(ranked, target, args.max_untrained_drop, args.significance),
         digest=file_digest(report_path),
         combination=digest,
     )
 
 
-def _message(ranked: list[Candidate], target: float, drop: float | None = None) -> str:
+def _message(
+    ranked: list[Candidate], target: float, drop: float | None = None, alpha: float | None = None
+) -> str:
     best = ranked[0]
     worst = best.min_retention
     if worst is None:
@@ -298,13 +306,14 @@ def _message(ranked: list[Candidate], target: float, drop: float | None = None) 
     passed = [
         c
         for c in ranked
-        if not c.within(drop) and c.sort_key() < best.sort_key() and c.worst_untrained_change
+        if not c.within(drop, alpha) and c.sort_key() < best.sort_key() and c.worst_untrained_change
     ]
     if passed and drop is not None:
         worst = passed[0].worst_untrained_change or 0.0
         state += (
             f"; {passed[0].name} retains more but costs an untrained domain "
             f"{-worst * 100:.1f} points on the dev items, more than {drop * 100:g}"
+            + (f" (one-sided p < {alpha:g})" if alpha is not None else "")
         )
     return f"chose {best.name}: {state}" + (f" (others: {others})" if others else "")
 

@@ -14,8 +14,10 @@ items, so there is nothing to retain: Rᵢ is *undefined* (None), reported as su
 out of the worst-domain figure rather than counted as a success or a failure.
 
 Candidates are ranked by, in order: whether they keep every untrained domain within the
-tolerance, when one is given (a cycle gives `validation.maxRegression`: a candidate that
-costs some untrained domain more ranks after every one that does not, whatever it retains);
+tolerance, when one is given (a cycle gives `validation.maxRegression` and
+`validation.significance`: a candidate that costs some untrained domain more than the
+tolerance, by a drop that a one-sided exact sign test on that domain's dev items finds
+significant, ranks after every one that does not, whatever it retains);
 the worst defined retention (higher first; a candidate with none defined ranks below any
 with one), the mean gain over the trained domains (C − B), the worst change on the untrained
 domains, and finally their order in `merge.candidates` (the first listed wins a full tie).
@@ -24,21 +26,28 @@ The tolerance is there because retention reads only the trained domains: an adap
 answers every question in its own domain's words keeps all of its gain and can cost an
 untrained domain most of its items (measured: a copied adapter at retention 1.00 took a
 geography domain's dev items from 100% to 0%, beside routed adapters at 0.50 that left them
-untouched; docs/training-data.md, "When nothing else rehearses").
+untouched; docs/training-data.md, "When nothing else rehearses"). The test is one-sided
+because only a drop demotes; it keeps a few flipped items of a small dev set (two of six)
+from demoting an adapter that costs the domain little on the test items.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from kaizen.evaluator.stats import sign_test_worse
 
 RULE = (
     "worst-domain retention, then mean gain over the trained domains, then the worst "
     "change on the untrained domains, then the order of merge.candidates"
 )
 #: The rule with a tolerance for the untrained domains.
-TOLERANT_RULE = "untrained domains within {drop:g} first, then " + RULE
+TOLERANT_RULE = (
+    "untrained domains within {drop:g} (or a drop not significant at {alpha:g}, one-sided "
+    "sign test) first, then " + RULE
+)
 
 
 #: Why a trained domain's retention is undefined, in reports.
@@ -75,6 +84,9 @@ class Candidate:
     trained: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per trained domain: base, alone, combined, retention, items."""
     untrained_change: dict[str, float] = field(default_factory=dict)
+    untrained_p: dict[str, float] = field(default_factory=dict)
+    """Each untrained domain's one-sided exact p that the candidate is worse on its dev items
+    (`stats.sign_test_worse`; where `measure` was given the items)."""
 
     @property
     def retentions(self) -> dict[str, float | None]:
@@ -94,10 +106,17 @@ class Candidate:
     def worst_untrained_change(self) -> float | None:
         return min(self.untrained_change.values()) if self.untrained_change else None
 
-    def within(self, drop: float | None) -> bool:
-        """Whether no untrained domain lost more than `drop` (None: no tolerance: True)."""
-        worst = self.worst_untrained_change
-        return drop is None or worst is None or worst >= -drop - 1e-9
+    def within(self, drop: float | None, alpha: float | None = None) -> bool:
+        """Whether no untrained domain lost more than `drop` (None: no tolerance: True); with
+        `alpha`, a larger loss whose one-sided p (`untrained_p`) is not below it is within."""
+        if drop is None:
+            return True
+        return not [
+            domain
+            for domain, change in self.untrained_change.items()
+            if change < -drop - 1e-9
+            and (alpha is None or self.untrained_p.get(domain, 0.0) < alpha)
+        ]
 
     def target_met(self, target: float) -> bool | None:
         worst = self.min_retention
@@ -120,9 +139,14 @@ def measure(
     combined: Mapping[str, tuple[float, int]],
     base: Mapping[str, tuple[float, int]],
     alone: Mapping[str, float],
+    items: tuple[Iterable[Mapping[str, Any]], Iterable[Mapping[str, Any]]] | None = None,
 ) -> Candidate:
-    """A candidate's retention per trained domain (`alone`'s keys) and change elsewhere."""
+    """A candidate's retention per trained domain (`alone`'s keys) and change elsewhere;
+    given `items` (the base's and the candidate's item records), also each untrained
+    domain's one-sided p of a drop."""
     candidate = Candidate(name, order, {d: round(s, 6) for d, (s, _) in combined.items()})
+    if items is not None:
+        candidate.untrained_p = drop_p(*items, trained=alone)
     for domain, (score, items) in sorted(combined.items()):
         base_score = base[domain][0]
         if domain in alone:
@@ -138,8 +162,33 @@ def measure(
     return candidate
 
 
+def drop_p(
+    base: Iterable[Mapping[str, Any]],
+    candidate: Iterable[Mapping[str, Any]],
+    trained: Collection[str],
+) -> dict[str, float]:
+    """Each untrained domain's one-sided exact p that `candidate` scores worse than `base`
+    (item records paired by id; an item counts as regressed where its score fell, improved
+    where it rose)."""
+    before = {r["id"]: float(r["score"]) for r in base}
+    moves: dict[str, list[int]] = {}
+    for record in candidate:
+        domain = record["domain"]
+        if domain in trained or record["id"] not in before:
+            continue
+        counts = moves.setdefault(domain, [0, 0])
+        change = float(record["score"]) - before[record["id"]]
+        if change > 0:
+            counts[0] += 1
+        elif change < 0:
+            counts[1] += 1
+    return {d: round(sign_test_worse(up, down), 6) for d, (up, down) in sorted(moves.items())}
+
+
 def rank(
-    candidates: Sequence[Candidate], max_untrained_drop: float | None = None
+    candidates: Sequence[Candidate],
+    max_untrained_drop: float | None = None,
+    alpha: float | None = None,
 ) -> list[Candidate]:
     """Best first, by the rule in the module docstring."""
-    return sorted(candidates, key=lambda c: (not c.within(max_untrained_drop), c.sort_key()))
+    return sorted(candidates, key=lambda c: (not c.within(max_untrained_drop, alpha), c.sort_key()))

@@ -130,6 +130,18 @@ def mcnemar_exact(improved: int, regressed: int) -> float:
     return min(1.0, float(2 * tail / 2**n))
 
 
+def sign_test_worse(improved: int, regressed: int) -> float:
+    """One-sided exact p-value that a candidate is worse, from the items it improved and the
+    items it regressed (1.0 when there are none): under the null hypothesis each changed item
+    is equally likely to go either way, so this is P(Binomial(n, 1/2) <= improved)."""
+    if improved < 0 or regressed < 0:
+        raise ValueError("discordant counts cannot be negative")
+    n = improved + regressed
+    if n == 0:
+        return 1.0
+    return float(sum(math.comb(n, i) for i in range(improved + 1)) / 2**n)
+
+
 def paired_permutation_test(
     before: Sequence[float],
     after: Sequence[float],

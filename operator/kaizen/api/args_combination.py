@@ -180,9 +180,13 @@ class CombineArgs(InferenceArgs):
     """Target: every trained domain keeps at least this share of its adapter's gain."""
 
     max_untrained_drop: f.MaxRegression | None = None
-    """A candidate that costs some untrained domain more than this (a share, on the dev items)
-    ranks after every candidate that does not (a cycle passes `validation.maxRegression`);
-    unset: the untrained domains only break ties."""
+    """A candidate that costs some untrained domain more than this (a share, on the dev items),
+    by a drop significant at `significance` (one-sided exact sign test), ranks after every
+    candidate that does not (a cycle passes `validation.maxRegression`); unset: the untrained
+    domains only break ties."""
+
+    significance: f.Significance = f.DEFAULT_SIGNIFICANCE
+    """The level of that test (a cycle passes `validation.significance`)."""
 
     merge_record: str | None = Field(default=None, json_schema_extra=cli(metavar="PATH"))
     """merge.json of the merge step: each merged candidate's method, density and weight go

@@ -75,6 +75,9 @@ class CandidateScore(Record):
     """Each trained domain's base, alone, combined and retention."""
     untrained_change: dict[str, float]
     """Each untrained domain's change from the base."""
+    untrained_p: dict[str, float] = Field(default_factory=dict)
+    """Each untrained domain's one-sided exact p that the candidate is worse (a sign test on
+    its dev items: items whose score fell against items whose score rose)."""
     min_retention: float | None
     """The worst defined retention (null: none defined)."""
     mean_gain: float
@@ -141,8 +144,9 @@ class CombinationReport(Artifact):
     """Wall time of the merges the merge step made (its merge.json's, without the model
     load; null when no merge.json was given)."""
     max_untrained_drop: float | None = None
-    """The most a candidate could cost an untrained domain and still rank by retention
-    (`--max-untrained-drop`; null: the untrained domains only broke ties)."""
+    """The most a candidate could cost an untrained domain and still rank by retention, unless
+    the drop was not significant (`--max-untrained-drop`; null: the untrained domains only
+    broke ties)."""
 
 
 # -- joint.json ------------------------------------------------------------------------------

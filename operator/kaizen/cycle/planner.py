@@ -491,6 +491,7 @@ class StepPlanner:
             candidates=[f"{name}={path}" for name, path in candidates],
             min_retention=self.spec.merge.min_retention,
             max_untrained_drop=self.spec.validation.max_regression,
+            significance=self.spec.validation.significance,
             merge_record=merge_record,
             domains=list(evaluation.domains),
             limit=evaluation.limit,
