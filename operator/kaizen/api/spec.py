@@ -347,7 +347,7 @@ class MergeSpec(SpecModel):
     priority domains' data; or `auto`, which tries each of `candidates`, scores it on the
     suite's dev items and keeps the one with the best worst-domain retention, then mean
     gain, then change on the untrained domains, preferring any that costs no untrained
-    domain more than `validation.maxRegression` (docs/ml-notes.md)."""
+    domain more than `validation.maxRegression` by a significant drop (docs/ml-notes.md)."""
 
     candidates: list[f.Candidate] = Field(
         default_factory=lambda: list(f.DEFAULT_CANDIDATES), min_length=1
