@@ -144,3 +144,21 @@ def test_check_notes_the_domains_a_routed_candidate_could_not_route(
     spec["merge"]["candidates"] = ["ties"]
     code, out, err = _check(_write(tmp_path, spec), capsys)
     assert "routed" not in out + err
+
+
+def test_check_notes_the_domains_nothing_can_rehearse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = Path(__file__).resolve().parents[2] / "benchmarks" / "suites" / "velorine"
+    spec: dict[str, Any] = {"evaluation": {"suite": str(suite)}}
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert code == 0 and "is valid" in out
+    assert (
+        "spec.training.replayFraction: domain(s) geography of suite 'velorine' have no "
+        "training line and no knowledge to rehearse"
+    ) in out + err
+    # The demo's domains all have pools; without rehearsal there is nothing to note.
+    spec = {"evaluation": {"suite": "demo"}}
+    assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
+    spec = {"evaluation": {"suite": str(suite)}, "training": {"replayFraction": 0}}
+    assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])

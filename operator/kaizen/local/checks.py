@@ -71,7 +71,25 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
             )
     if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
         report.notes.extend(_routing_notes(suite, sorted(evaluated & set(suite.domains))))
+    if spec.training.replay_fraction > 0:
+        report.notes.extend(_rehearsal_notes(suite, sorted(evaluated & set(suite.domains))))
     return report
+
+
+def _rehearsal_notes(suite: Any, domains: list[str]) -> list[str]:
+    """Which evaluated domains nothing of the suite can rehearse (no pool line, no knowledge)."""
+    known = {e.domain for e in suite.training} | set(suite.knowledge.domains)
+    bare = [d for d in domains if d not in known]
+    if not bare:
+        return []
+    return [
+        f"spec.training.replayFraction: domain(s) {', '.join(bare)} of suite {suite.name!r} have "
+        "no training line and no knowledge to rehearse; while another domain trains, they are "
+        "protected only by the other domains' rehearsal lines, or where there are none by "
+        "general anchors (the model's own everyday answers): add a train.jsonl pool or "
+        "knowledge for them to keep more (docs/training-data.md, 'When nothing else "
+        "rehearses')"
+    ]
 
 
 def _routing_notes(suite: Any, domains: list[str]) -> list[str]:
