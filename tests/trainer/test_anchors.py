@@ -149,18 +149,21 @@ def test_anchors_come_in_proportion_to_the_rehearsal() -> None:
     assert anchor_count(10, 2.5) == 25
 
 
-def _write_suite(root: Path) -> Path:
-    """Two domains with facts: an invented isle (trained) and geography (rehearsed)."""
+def write_suite(
+    root: Path,
+    name: str,
+    items: list[tuple[str, str, str, str]],
+    knowledge: list[dict[str, object]],
+    pool: list[dict[str, str]] | None = None,
+    capabilities: str = "factual_recall, cross_referencing",
+) -> Path:
+    """A suite folder of domains `isle` and `geography`: its evaluation `items` (id, domain,
+    question, answer), `knowledge.jsonl` lines and, where given, a `train.jsonl` pool."""
     root.mkdir(parents=True)
     (root / "suite.yaml").write_text(
-        'name: anchors\nversion: "1"\ndomains: [isle, geography]\n'
-        "capabilities: [factual_recall, cross_referencing]\ndefaults: {scorer: contains}\n"
+        f'name: {name}\nversion: "1"\ndomains: [isle, geography]\n'
+        f"capabilities: [{capabilities}]\ndefaults: {{scorer: contains}}\n"
     )
-    items = [
-        ("i-1", "isle", "Which city is the capital of Korvath?", "Ostrivel"),
-        ("g-1", "geography", "What is the capital of Spain?", "Madrid"),
-        ("g-2", "geography", "What coin is used in Egypt?", "pound"),
-    ]
     (root / "eval.jsonl").write_text(
         "".join(
             json.dumps({"id": i, "domain": d, "capability": "factual_recall", "question": q,
@@ -168,23 +171,34 @@ def _write_suite(root: Path) -> Path:
             for i, d, q, a in items
         )
     )  # fmt: skip
+    if pool is not None:
+        (root / "train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in pool))
+    (root / "knowledge.jsonl").write_text("".join(json.dumps(x) + "\n" for x in knowledge))
+    return root
+
+
+def _write_suite(root: Path) -> Path:
+    """Two domains with facts: an invented isle (trained) and geography (rehearsed)."""
+    items = [
+        ("i-1", "isle", "Which city is the capital of Korvath?", "Ostrivel"),
+        ("g-1", "geography", "What is the capital of Spain?", "Madrid"),
+        ("g-2", "geography", "What coin is used in Egypt?", "pound"),
+    ]
     pool = [
         {"domain": "geography", "question": f"Name a city of country {n}.", "answer": f"City {n}."}
         for n in range(6)
     ]
-    (root / "train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in pool))
-    relations = [
+    relations: list[dict[str, object]] = [
         {"kind": "relation", "name": name, "statement": r.statement, "questions": list(r.questions)}
         for name, r in RELATIONS.items()
     ]
-    facts = [
+    facts: list[dict[str, object]] = [
         {"kind": "fact", "domain": f.domain, "subject": f.subject, "relation": f.relation,
          "object": f.object}
         for f in FACTS
         if f.domain in ("isle", "geography")
     ]  # fmt: skip
-    (root / "knowledge.jsonl").write_text("".join(json.dumps(x) + "\n" for x in relations + facts))
-    return root
+    return write_suite(root, "anchors", items, relations + facts, pool)
 
 
 @pytest.mark.slow

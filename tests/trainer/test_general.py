@@ -13,7 +13,7 @@ from kaizen.runtime.scoring import normalize
 from kaizen.trainer.anchors import AnchorReport
 from kaizen.trainer.cli import main
 from kaizen.trainer.general import GENERAL_QUESTIONS, general_questions
-from tests.trainer.test_anchors import BUNDLED, _guard
+from tests.trainer.test_anchors import BUNDLED, _guard, write_suite
 
 
 def test_general_questions_come_in_a_seeded_order_less_what_the_suite_evaluates() -> None:
@@ -37,28 +37,14 @@ def test_the_general_questions_are_distinct_questions() -> None:
 
 def _write_suite(root: Path, *, pool: bool) -> Path:
     """An invented isle known by facts (trained) beside geography known by its items alone."""
-    root.mkdir(parents=True)
-    (root / "suite.yaml").write_text(
-        'name: bare\nversion: "1"\ndomains: [isle, geography]\n'
-        "capabilities: [factual_recall]\ndefaults: {scorer: contains}\n"
-    )
     items = [
         ("i-1", "isle", "Which city is the capital of Korvath?", "Ostrivel"),
         ("g-1", "geography", "What is the capital of Spain?", "Madrid"),
         ("g-2", "geography", GENERAL_QUESTIONS[0], "Jupiter"),  # a general question evaluated
     ]
-    (root / "eval.jsonl").write_text(
-        "".join(
-            json.dumps({"id": i, "domain": d, "capability": "factual_recall", "question": q,
-                        "answer": a}) + "\n"
-            for i, d, q, a in items
-        )
-    )  # fmt: skip
-    if pool:
-        lines = [{"domain": "geography", "question": f"Name city {n}.", "answer": f"City {n}."}
-                 for n in range(6)]  # fmt: skip
-        (root / "train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in lines))
-    knowledge = [
+    lines = [{"domain": "geography", "question": f"Name city {n}.", "answer": f"City {n}."}
+             for n in range(6)]  # fmt: skip
+    knowledge: list[dict[str, object]] = [
         {"kind": "relation", "name": "capital", "statement": "The capital of {subject} is {object}.",
          "questions": ["What is the capital of {subject}?"]},
         {"kind": "fact", "domain": "isle", "subject": "Korvath", "relation": "capital",
@@ -66,8 +52,9 @@ def _write_suite(root: Path, *, pool: bool) -> Path:
         {"kind": "fact", "domain": "isle", "subject": "Ostrivel", "relation": "capital",
          "object": "Venn"},
     ]  # fmt: skip
-    (root / "knowledge.jsonl").write_text("".join(json.dumps(x) + "\n" for x in knowledge))
-    return root
+    return write_suite(
+        root, "bare", items, knowledge, lines if pool else None, capabilities="factual_recall"
+    )
 
 
 @pytest.mark.slow
