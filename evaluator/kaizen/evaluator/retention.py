@@ -139,14 +139,14 @@ def measure(
     combined: Mapping[str, tuple[float, int]],
     base: Mapping[str, tuple[float, int]],
     alone: Mapping[str, float],
-    items: tuple[Iterable[Mapping[str, Any]], Iterable[Mapping[str, Any]]] | None = None,
+    records: tuple[Iterable[Mapping[str, Any]], Iterable[Mapping[str, Any]]] | None = None,
 ) -> Candidate:
     """A candidate's retention per trained domain (`alone`'s keys) and change elsewhere;
-    given `items` (the base's and the candidate's item records), also each untrained
+    given `records` (the base's and the candidate's item records), also each untrained
     domain's one-sided p of a drop."""
     candidate = Candidate(name, order, {d: round(s, 6) for d, (s, _) in combined.items()})
-    if items is not None:
-        candidate.untrained_p = drop_p(*items, trained=alone)
+    if records is not None:
+        candidate.untrained_p = drop_p(*records, trained=alone)
     for domain, (score, items) in sorted(combined.items()):
         base_score = base[domain][0]
         if domain in alone:
