@@ -299,3 +299,16 @@ def test_no_premise_replaces_one_of_several_values_or_equates_a_thing_with_itsel
         "Suppose that one centimetre equals 24 hours, not 10 millimetres. "
         "How much is one centimetre?",
     }
+
+
+def test_names_that_differ_in_a_number_make_premises() -> None:
+    # "E1" and "E3" share no word (a word is its letters and digits together).
+    relations = {
+        "r": Relation("r", "{subject} links to {object}.", ("What does {subject} link to?",))
+    }
+    facts = tuple(Fact("x", f"E{i}", "r", f"E{i + 1}") for i in range(4))
+    premises = [
+        c for c in candidates(Knowledge(relations=relations, facts=facts)) if c.kind == "premise"
+    ]
+    assert len(premises) == 4
+    assert all("Suppose that E" in c.question for c in premises)

@@ -118,27 +118,38 @@ def values(knowledge: Knowledge, fact: Fact) -> list[Fact]:
     """Every fact of `knowledge` that gives `fact`'s subject a value of `fact`'s relation,
     `fact` among them, in file order, each once: a relation may hold several for one subject
     (Veldra borders Osk and Marn; Mars has two moons)."""
-    return _unique(
-        f for f in knowledge.facts if f.relation == fact.relation and _same(f.subject, fact.subject)
-    )
+    return _index(knowledge)[0][(fact.relation, normalize(fact.subject))]
 
 
 def holders(knowledge: Knowledge, fact: Fact) -> list[Fact]:
     """Every fact of `knowledge` that gives `fact`'s object to a subject by `fact`'s relation,
     `fact` among them, in file order, each once (Kenya and Egypt both lie in Africa)."""
-    return _unique(
-        f for f in knowledge.facts if f.relation == fact.relation and _same(f.object, fact.object)
-    )
+    return _index(knowledge)[1][(fact.relation, normalize(fact.object))]
 
 
-def _unique(facts: Iterable[Fact]) -> list[Fact]:
+_Index = dict[tuple[str, str], list[Fact]]
+#: The last knowledge's facts indexed by (relation, subject) and (relation, object); keyed by
+#: the facts tuple's id, which the entry holds, so the id is not reused while it is here.
+_INDEXES: dict[int, tuple[tuple[Fact, ...], _Index, _Index]] = {}
+
+
+def _index(knowledge: Knowledge) -> tuple[_Index, _Index]:
+    facts = knowledge.facts
+    hit = _INDEXES.get(id(facts))
+    if hit is not None and hit[0] is facts:
+        return hit[1], hit[2]
+    by_subject: _Index = defaultdict(list)
+    by_object: _Index = defaultdict(list)
     seen: set[str] = set()
-    out = []
     for fact in facts:
-        if normalize(fact.key) not in seen:
-            seen.add(normalize(fact.key))
-            out.append(fact)
-    return out
+        if normalize(fact.key) in seen:
+            continue
+        seen.add(normalize(fact.key))
+        by_subject[(fact.relation, normalize(fact.subject))].append(fact)
+        by_object[(fact.relation, normalize(fact.object))].append(fact)
+    _INDEXES.clear()  # one knowledge at a time: synthesis reads one domain's after another
+    _INDEXES[id(facts)] = (facts, by_subject, by_object)
+    return by_subject, by_object
 
 
 @dataclass(frozen=True)
@@ -324,26 +335,26 @@ def counterfactual_items(
     Nor is an object drawn that shares a word with the subject ("one day equals 7 days" is
     no supposition but a contradiction; "Korrin lies in Korrin" likewise).
 
-    The question asks what the premise changes, directly or through a chain (the premise's
-    new object named through the fact), and the answer follows the premise, not the
-    knowledge: what a model that ignores premises gets wrong.
+    The question asks for the object the premise changes, and the answer follows the
+    premise, not the knowledge: what a model that ignores premises gets wrong.
     """
-    objects: dict[str, list[str]] = defaultdict(list)
+    objects: dict[str, dict[str, None]] = defaultdict(dict)
     for fact in knowledge.facts:
-        if fact.object not in objects[fact.relation]:
-            objects[fact.relation].append(fact.object)
+        objects[fact.relation].setdefault(fact.object)
+    # Each relation's objects, sorted, with what the draw compares (read once, not per fact).
+    drawn = {
+        relation: sorted((o, normalize(o), _stems(o)) for o in found)
+        for relation, found in objects.items()
+    }
     items: list[Candidate] = []
     for fact in facts:
         if len(values(knowledge, fact)) > 1:
             continue  # one value of several replaced: what the question asks is unclear
-        others = [
-            o
-            for o in objects[fact.relation]
-            if not _same(o, fact.object) and not _stems(o) & _stems(fact.subject)
-        ]
+        own, words = normalize(fact.object), _stems(fact.subject)
+        others = [o for o, norm, stems in drawn[fact.relation] if norm != own and not stems & words]
         if not others:
             continue
-        alternative = rng.choice(sorted(others))
+        alternative = rng.choice(others)
         relation = knowledge.relations[fact.relation]
         supposed = fill(relation.statement, fact, object=alternative)
         premise = f"Suppose that {_clause(supposed)}, not {fact.object}."
@@ -366,8 +377,8 @@ def _stems(text: str) -> set[str]:
     """The content words of `text`, each also without a plural ending ("12 inches" →
     {"inches", "inche", "inch"}), so a singular and its plural share one."""
     stems: set[str] = set()
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word in prose.FUNCTION_WORDS:
+    for word in re.findall(r"[a-z][a-z0-9]*", text.lower()):
+        if len(word) < 3 or word in prose.FUNCTION_WORDS:
             continue
         stems.add(word)
         if word.endswith("s") and not word.endswith("ss"):
