@@ -167,7 +167,7 @@ def _data_card() -> dict[str, Any]:
     """A data_card.json as `kaizen.trainer.programs.train` writes it."""
     line = {"source": "synthesis:chain", "capability": "cross_referencing"}
     return {
-        "schema": 4,
+        "schema": 5,
         "step": "train-zep",
         "domain": "zep",
         "suite": SUITE,
@@ -368,7 +368,7 @@ def _combination() -> dict[str, Any]:
         }
 
     return {
-        "schema": 2,
+        "schema": 3,
         "step": "combine",
         "cycle": "demo",
         "suite": {"name": "demo", "version": "1", "digest": "sha256:" + "2" * 64, "path": "/s"},

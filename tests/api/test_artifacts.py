@@ -49,8 +49,8 @@ REGENERATE = "run `python -m kaizen.api.artifacts --schemas docs/schemas`"
 LAYOUT_VERSIONS: dict[type[Artifact], int] = {
     EvaluationResults: 2,
     ImprovementPlan: 3,
-    CombinationReport: 2,
-    DataCard: 4,
+    CombinationReport: 3,
+    DataCard: 5,
     TrainingRecord: 5,
     JointRecord: 2,
     MergeRecord: 2,
@@ -279,19 +279,32 @@ def test_version_1_merge_and_combination_files_read_without_the_grid(tmp_path: P
     assert (record.config.search_densities, record.config.search_weights) == ([], [])
     combination = _combination()
     grid_keys = {"method", "density", "weight", "weight_rule"}
-    old_combination = {k: v for k, v in combination.items() if k != "merge_seconds"} | {
+    later = {"merge_seconds", "max_untrained_drop"}  # versions 2 and 3
+    old_combination = {k: v for k, v in combination.items() if k not in later} | {
         "schema": 1,
         "candidates": [
-            {k: v for k, v in row.items() if k not in grid_keys}
+            {k: v for k, v in row.items() if k not in grid_keys | {"untrained_p"}}
             for row in combination["candidates"]
             if "routing" not in row  # routed adapters came after version 1
         ],
     }
     report = read_artifact(_write(tmp_path, old_combination, "combination.json"), CombinationReport)
-    assert report.schema_version == 2 and report.merge_seconds is None
+    assert report.schema_version == 3 and report.merge_seconds is None
     assert [(c.name, c.method, c.weight) for c in report.candidates] == [
         ("joint", None, None), ("ties-wn", None, None), ("ties", None, None),
     ]  # fmt: skip
+    # Version 3 added the untrained domains' p-values and the tolerance: a version-2 file
+    # reads with none.
+    version_2 = {k: v for k, v in combination.items() if k != "max_untrained_drop"} | {
+        "schema": 2,
+        "candidates": [
+            {k: v for k, v in row.items() if k != "untrained_p"}
+            for row in combination["candidates"]
+        ],
+    }
+    report = read_artifact(_write(tmp_path, version_2, "combination.json"), CombinationReport)
+    assert report.max_untrained_drop is None
+    assert all(c.untrained_p == {} for c in report.candidates)
 
 
 def test_a_version_2_plan_reads_with_its_domains_analysed_on_all_items(tmp_path: Path) -> None:
@@ -365,16 +378,24 @@ def test_a_version_2_data_card_reads_without_its_rehearsal_spread(tmp_path: Path
     old.pop("rehearsal")
     read = read_artifact(_write(tmp_path, old, DataCard.FILE_NAME), DataCard)
     assert isinstance(read, DataCard)
-    assert read.schema_version == 4 and read.rehearsal is None and read.passes == old["passes"]
+    assert read.schema_version == 5 and read.rehearsal is None and read.passes == old["passes"]
 
 
 def test_version_3_records_read_as_version_4_without_anchors(tmp_path: Path) -> None:
     # Version 4 added the anchors (a share of the rehearsal lines; none before).
     card = SAMPLES[DataCard]() | {"schema": 3}
-    card["rehearsal"] = {k: v for k, v in card["rehearsal"].items() if not k.startswith("anchor")}
+    card["rehearsal"] = {
+        k: v for k, v in card["rehearsal"].items() if not k.startswith("anchor") and k != "general"
+    }
     read = read_artifact(_write(tmp_path, card, DataCard.FILE_NAME), DataCard)
-    assert read.schema_version == 4 and read.rehearsal is not None
+    assert read.schema_version == 5 and read.rehearsal is not None
     assert (read.rehearsal.anchor_ratio, read.rehearsal.anchors) == (0.0, 0)
+    # Version 5 added the general anchors (none before).
+    card = SAMPLES[DataCard]() | {"schema": 4}
+    card["rehearsal"] = {k: v for k, v in card["rehearsal"].items() if k != "general"}
+    read = read_artifact(_write(tmp_path, card, DataCard.FILE_NAME), DataCard)
+    assert read.schema_version == 5 and read.rehearsal is not None
+    assert read.rehearsal.general == 0
     record = SAMPLES[TrainingRecord]() | {"schema": 3}
     record.pop("preservation")
     record["config"] = {

@@ -103,17 +103,27 @@ def _combination_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 2}
 
 
+def _combination_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A combination.json of version 2 as version 3: no tolerance for the untrained domains
+    (their drops untested)."""
+    return {**raw, VERSION_KEY: 3}
+
+
 class CombinationReport(Artifact):
     """`combination.json`: every candidate combination, scored on dev items, and the choice."""
 
     FILE_NAME: ClassVar[str] = "combination.json"
     KIND: ClassVar[str] = "combination report"
 
-    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _combination_v1}
+    UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda raw: _combination_v2(_combination_v1(raw)),
+        2: _combination_v2,
+    }
 
-    schema_version: Literal[2] = Field(default=2, alias="schema")
+    schema_version: Literal[3] = Field(default=3, alias="schema")
     """Layout version of this file (2: each candidate's `method`, `density`, `weight`,
-    `weight_rule`, and `merge_seconds`)."""
+    `weight_rule`, and `merge_seconds`; 3: each candidate's `untrained_p` and
+    `max_untrained_drop`)."""
     step: str
     """Step name."""
     cycle: str | None

@@ -385,6 +385,11 @@ def _data_card_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, VERSION_KEY: 4}
 
 
+def _data_card_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """A data_card.json of version 4 as version 5: no rehearsal line was a general anchor."""
+    return {**raw, VERSION_KEY: 5}
+
+
 class DataCard(Artifact):
     """`data_card.json`: the training set of one adapter, where each line came from and why."""
 
@@ -394,12 +399,13 @@ class DataCard(Artifact):
     DATA_FILE: ClassVar[str] = "data.jsonl"
 
     UPGRADES: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-        1: lambda raw: _data_card_v3(_data_card_v2(_data_card_v1(raw))),
-        2: lambda raw: _data_card_v3(_data_card_v2(raw)),
-        3: _data_card_v3,
+        1: lambda raw: _data_card_v4(_data_card_v3(_data_card_v2(_data_card_v1(raw)))),
+        2: lambda raw: _data_card_v4(_data_card_v3(_data_card_v2(raw))),
+        3: lambda raw: _data_card_v4(_data_card_v3(raw)),
+        4: _data_card_v4,
     }
 
-    schema_version: Literal[4] = Field(default=4, alias="schema")
+    schema_version: Literal[5] = Field(default=5, alias="schema")
     """Layout version of this file (2: `passes`; 3: `rehearsal`; 4: the anchors in
     `rehearsal`)."""
     step: str
