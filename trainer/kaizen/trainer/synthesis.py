@@ -36,6 +36,7 @@ from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill
 from kaizen.trainer import passages
+from kaizen.trainer.graph import holders, tell, values
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 RECALL = "factual_recall"
@@ -114,68 +115,6 @@ def _same(a: str, b: str) -> bool:
     return normalize(a) == normalize(b)
 
 
-def values(knowledge: Knowledge, fact: Fact) -> list[Fact]:
-    """Every fact of `knowledge` that gives `fact`'s subject a value of `fact`'s relation,
-    `fact` among them, in file order, each once: a relation may hold several for one subject
-    (Veldra borders Osk and Marn; Mars has two moons)."""
-    return _index(knowledge)[0][(fact.relation, normalize(fact.subject))]
-
-
-def holders(knowledge: Knowledge, fact: Fact) -> list[Fact]:
-    """Every fact of `knowledge` that gives `fact`'s object to a subject by `fact`'s relation,
-    `fact` among them, in file order, each once (Kenya and Egypt both lie in Africa)."""
-    return _index(knowledge)[1][(fact.relation, normalize(fact.object))]
-
-
-_Index = dict[tuple[str, str], list[Fact]]
-#: The last knowledge's facts indexed by (relation, subject) and (relation, object); keyed by
-#: the facts tuple's id, which the entry holds, so the id is not reused while it is here.
-_INDEXES: dict[int, tuple[tuple[Fact, ...], _Index, _Index]] = {}
-
-
-def _index(knowledge: Knowledge) -> tuple[_Index, _Index]:
-    facts = knowledge.facts
-    hit = _INDEXES.get(id(facts))
-    if hit is not None and hit[0] is facts:
-        return hit[1], hit[2]
-    by_subject: _Index = defaultdict(list)
-    by_object: _Index = defaultdict(list)
-    seen: set[str] = set()
-    for fact in facts:
-        if normalize(fact.key) in seen:
-            continue
-        seen.add(normalize(fact.key))
-        by_subject[(fact.relation, normalize(fact.subject))].append(fact)
-        by_object[(fact.relation, normalize(fact.object))].append(fact)
-    _INDEXES.clear()  # one knowledge at a time: synthesis reads one domain's after another
-    _INDEXES[id(facts)] = (facts, by_subject, by_object)
-    return by_subject, by_object
-
-
-@dataclass(frozen=True)
-class _Told:
-    """What answers a question about several facts at once: their statements, their keys,
-    and the values a right answer names."""
-
-    statements: str
-    keys: tuple[str, ...]
-    expected: str
-    also: tuple[str, ...]
-
-
-def _tell(knowledge: Knowledge, facts: Sequence[Fact], *, inverse: bool = False) -> _Told:
-    """A question asked of one end of `facts` (same relation, same subject; or, `inverse`,
-    same object) is answered with all of them: the answer states every value, and a right
-    answer must name every one."""
-    named = [f.subject if inverse else f.object for f in facts]
-    return _Told(
-        " ".join(knowledge.statement(f) for f in facts),
-        tuple(f.key for f in facts),
-        named[0],
-        tuple(named[1:]),
-    )
-
-
 def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
     """Every surface form of one fact: its relation's questions and inverse questions.
 
@@ -185,7 +124,7 @@ def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
     likewise name every subject that has the fact's object.
     """
     relation = knowledge.relations[fact.relation]
-    told = _tell(knowledge, values(knowledge, fact))
+    told = tell(knowledge, values(knowledge, fact))
     items = [
         Candidate(
             fill(q, fact), told.statements, RECALL, "surface", told.keys, told.expected,
@@ -194,7 +133,7 @@ def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
         for q in relation.questions
     ]  # fmt: skip
     if relation.inverse_questions:
-        back = _tell(knowledge, holders(knowledge, fact), inverse=True)
+        back = tell(knowledge, holders(knowledge, fact), inverse=True)
         items += [
             Candidate(
                 fill(q, fact), back.statements, RECALL, "inverse", back.keys, back.expected,
@@ -242,7 +181,7 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
             named = _through(knowledge, first)
             if named is None or second.key == first.key:
                 continue
-            told = _tell(knowledge, values(knowledge, second))
+            told = tell(knowledge, values(knowledge, second))
             answer = f"{knowledge.statement(first)} {told.statements}"
             for q in relations[second.relation].questions:
                 items.append(
@@ -270,7 +209,7 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
             if second.relation == first.relation:
                 continue
             lead = f"{_sentence(naming)} is {first.subject}."
-            told = _tell(knowledge, values(knowledge, second))
+            told = tell(knowledge, values(knowledge, second))
             for q in relations[second.relation].questions:
                 items.append(
                     Candidate(
@@ -309,7 +248,7 @@ def _third_hops(
     for third in by_subject.get(normalize(second.object), []):
         if third.key in (first.key, second.key):
             continue
-        told = _tell(knowledge, values(knowledge, third))
+        told = tell(knowledge, values(knowledge, third))
         question = knowledge.relations[third.relation].questions[0]
         items.append(
             Candidate(
