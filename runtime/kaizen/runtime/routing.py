@@ -135,8 +135,13 @@ def prompt_text(conversation: Sequence[Mapping[str, str]]) -> str:
     return "\n".join(turn["content"] for turn in conversation if turn.get("role") == "user")
 
 
+def _bare(name: str) -> str:
+    """`name` with single spaces and no leading article."""
+    return _ARTICLE.sub("", " ".join(name.split()))
+
+
 def _clean(name: str) -> str | None:
-    name = _ARTICLE.sub("", " ".join(name.split()))
+    name = _bare(name)
     if len(name) < MIN_KEY_LENGTH or name.isdigit() or not any(c.isupper() for c in name):
         return None
     return name
@@ -151,7 +156,7 @@ def unkeyed_names(knowledge: Knowledge, domain: str) -> list[str]:
         if fact.domain != domain:
             continue
         for raw in (fact.subject, fact.object):
-            name = _ARTICLE.sub("", " ".join(raw.split()))
+            name = _bare(raw)
             if (
                 len(name) >= MIN_KEY_LENGTH
                 and not any(c.isupper() or c.isdigit() for c in name)

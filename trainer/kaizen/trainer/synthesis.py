@@ -111,10 +111,6 @@ def _clause(statement: str) -> str:
     return text
 
 
-def _same(a: str, b: str) -> bool:
-    return normalize(a) == normalize(b)
-
-
 def recall_items(knowledge: Knowledge, fact: Fact) -> list[Candidate]:
     """Every surface form of one fact: its relation's questions and inverse questions.
 
