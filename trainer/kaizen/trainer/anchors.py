@@ -119,13 +119,17 @@ def anchor_questions(
         template = templates[turn[relation] % len(templates)]
         turn[relation] += 1
         question = fill(template, _entity(subject, relation, where))
-        reason = guard.check(question)
-        if reason is not None:
-            if report is not None:
-                report.dropped.append(DroppedLine(source=SOURCE, question=question, reason=reason))
-            continue
-        chosen.append(AnchorQuestion(question, relation, subject, where))
+        if admitted(question, guard, report):
+            chosen.append(AnchorQuestion(question, relation, subject, where))
     return chosen
+
+
+def admitted(question: str, guard: ContaminationGuard, report: AnchorReport | None) -> bool:
+    """Whether the guard lets `question` be asked; a refused one is listed in `report`."""
+    reason = guard.check(question)
+    if reason is not None and report is not None:
+        report.dropped.append(DroppedLine(source=SOURCE, question=question, reason=reason))
+    return reason is None
 
 
 def _entity(subject: str, relation: str, domain: str) -> Fact:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from kaizen.api.artifacts import DroppedLine
-from kaizen.trainer.anchors import SOURCE, AnchorQuestion
+from kaizen.trainer.anchors import AnchorQuestion, admitted
 
 if TYPE_CHECKING:  # pragma: no cover
     from kaizen.runtime.contamination import ContaminationGuard
@@ -148,12 +147,8 @@ def general_questions(
     `report` as dropped anchors)."""
     order = list(GENERAL_QUESTIONS)
     random.Random(seed + 3).shuffle(order)
-    chosen = []
-    for question in order:
-        reason = guard.check(question)
-        if reason is not None:
-            if report is not None:
-                report.dropped.append(DroppedLine(source=SOURCE, question=question, reason=reason))
-            continue
-        chosen.append(AnchorQuestion(question, "", "", DOMAIN))
-    return chosen
+    return [
+        AnchorQuestion(question, "", "", DOMAIN)
+        for question in order
+        if admitted(question, guard, report)
+    ]
