@@ -115,7 +115,7 @@ def test_with_a_tolerance_a_candidate_that_wrecks_an_untrained_domain_ranks_last
 
     message = _message(ranked, 0.9, 0.15)
     assert message.startswith("chose routed: min retention 0.50 is BELOW the target 0.90; copy ")
-    assert "costs an untrained domain 60.0 points on the dev items, more than 15" in message
+    assert "costs geo 60.0 points on the dev items, more than 15" in message
 
 
 def _records(domain: str, scores: list[float]) -> list[dict[str, object]]:
@@ -145,3 +145,32 @@ def test_a_drop_beyond_the_tolerance_demotes_only_where_the_sign_test_finds_it()
     # Only the items whose score changed count, paired by id.
     assert drop_p(base, _records("geo", [0, 0, 1, 1, 1, 1]), {"zep"}) == {"geo": 0.25}
     assert sign_test_worse(1, 3) == pytest.approx(5 / 16)
+
+
+def test_the_message_names_the_untrained_domain_whose_drop_demoted_a_candidate() -> None:
+    from kaizen.evaluator.combine import _message
+
+    # Two untrained domains: art loses 2 of its 2 items (-100 points, p 1/4: no evidence),
+    # geo 6 of its 10 (-60 points, p 1/64): geo's drop demotes copy, not art's larger one.
+    base = _records("zep", [0] * 5) + _records("art", [1, 1]) + _records("geo", [1] * 10)
+    lost = (
+        _records("zep", [1] * 4 + [0])
+        + _records("art", [0, 0])
+        + _records("geo", [0] * 6 + [1] * 4)
+    )
+    kept = _records("zep", [1, 1, 0, 0, 0]) + _records("art", [1, 1]) + _records("geo", [1] * 10)
+    means = {"zep": (0.0, 5), "art": (1.0, 2), "geo": (1.0, 10)}
+
+    def candidate(name: str, order: int, items: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+        return measure(name, order, mean_scores(items), means, {"zep": 0.8}, (base, items))
+
+    copy, routed = candidate("copy", 0, lost), candidate("routed", 1, kept)
+    assert copy.worst_untrained_change == pytest.approx(-1.0)
+    assert copy.excess(0.15, 0.05) == ["geo"] and copy.excess(0.15) == ["art", "geo"]
+    ranked = rank([copy, routed], 0.15, 0.05)
+    assert [c.name for c in ranked] == ["routed", "copy"]
+    message = _message(ranked, 0.9, 0.15, 0.05)
+    assert (
+        "; copy retains more but costs geo 60.0 points on the dev items, more than 15 " in message
+    )
+    assert "(one-sided p 0.016 < 0.05)" in message

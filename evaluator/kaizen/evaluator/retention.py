@@ -106,17 +106,25 @@ class Candidate:
     def worst_untrained_change(self) -> float | None:
         return min(self.untrained_change.values()) if self.untrained_change else None
 
+    def excess(self, drop: float | None, alpha: float | None = None) -> list[str]:
+        """The untrained domains that lost more than `drop` (None: no tolerance: none), worst
+        first; with `alpha`, only those whose one-sided p (`untrained_p`) is below it."""
+        if drop is None:
+            return []
+        return sorted(
+            (
+                domain
+                for domain, change in self.untrained_change.items()
+                if change < -drop - 1e-9
+                and (alpha is None or self.untrained_p.get(domain, 0.0) < alpha)
+            ),
+            key=lambda domain: (self.untrained_change[domain], domain),
+        )
+
     def within(self, drop: float | None, alpha: float | None = None) -> bool:
         """Whether no untrained domain lost more than `drop` (None: no tolerance: True); with
         `alpha`, a larger loss whose one-sided p (`untrained_p`) is not below it is within."""
-        if drop is None:
-            return True
-        return not [
-            domain
-            for domain, change in self.untrained_change.items()
-            if change < -drop - 1e-9
-            and (alpha is None or self.untrained_p.get(domain, 0.0) < alpha)
-        ]
+        return not self.excess(drop, alpha)
 
     def target_met(self, target: float) -> bool | None:
         worst = self.min_retention
