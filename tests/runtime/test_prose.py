@@ -169,6 +169,36 @@ def test_a_possessive_inside_a_sentence_naming_nothing_before_it_is_the_topics()
     ]
 
 
+def test_he_or_she_after_an_opening_phrase_is_a_person_topic() -> None:
+    texts = _texts(
+        Passage(
+            "x",
+            "Anwen Roke is a physician. She trained at Calder. In 1952 she received the Calder "
+            "Medal for her work. After Tomas left, he wrote to her. Later she moved to Pell.",
+            title="Anwen Roke",
+        )
+    )
+    assert texts == [
+        "Anwen Roke is a physician.",
+        "Anwen Roke trained at Calder.",
+        "In 1952 Anwen Roke received the Calder Medal for her work.",
+        # A name comes before "he": which one it means is no longer plain.
+        "After Tomas left, he wrote to her.",
+        "Later Anwen Roke moved to Pell.",
+    ]
+    # A topic that is no person's keeps the pronoun: "she" cannot be the editor.
+    assert _texts(
+        Passage("x", "Lantern is an editor. In 2020 she joined it.", title="Lantern")
+    ) == [
+        "Lantern is an editor.",
+        "In 2020 she joined it.",
+    ]
+    # A title makes the topic a person without any opening pronoun.
+    assert _texts(Passage("x", "In 1201 she was crowned at Vell.", title="Queen Ysolde")) == [
+        "In 1201 Queen Ysolde was crowned at Vell."
+    ]
+
+
 def test_people_are_names_a_personal_pronoun_or_who_stands_for() -> None:
     found = sentences(
         Knowledge(

@@ -18,7 +18,8 @@ English prose:
     name an earlier sentence says is an X ("Ombril is a harbour town …"), or an X an
     earlier sentence gives an owner ("Halvard Tesk's workshop");
   - a possessive pronoun inside a sentence that names nothing before it ("Most of its
-    people speak Ombrese.") is taken to mean the topic's;
+    people speak Ombrese.") is taken to mean the topic's, and in a passage about a person
+    so is "he" or "she" after an opening phrase ("In 1952 she received …");
 - a name a personal pronoun ("He was born in …") or a relative "who" stands for is a
   person's (`Sentence.people`), asked about with "who";
 - the names a sentence mentions are runs of capitalised words, with "of", "the" and the
@@ -86,6 +87,8 @@ _KIND_ENDS = frozenset(
 _PERSONAL = frozenset({"he", "she", "him", "his", "her", "hers"})
 #: Possessive pronouns inside a sentence, read as the topic's when nothing is named before.
 _INNER_POSSESSIVES = frozenset({"its", "his", "her", "their"})
+#: Subject pronouns inside a sentence, read as a person topic when nothing is named before.
+_INNER_SUBJECTS = frozenset({"he", "she"})
 #: "The X" opening a sentence: X one lower-case word, then (unless X is a possessive) a word
 #: that is no preposition or relative ("The tower was built …", not "The capital of …").
 _DEFINITE = re.compile(r"^The ([a-z][a-z-]*)(['’]s)?(?=\s+([A-Za-z]+))")
@@ -400,12 +403,18 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         # A topic that is no name ("The cold-drawn lens") is asked about where it is mentioned.
         thing = without_article(about) if about and not names_in(about) else None
         earlier: list[tuple[str, tuple[str, ...]]] = []
+        person = bool(about) and (
+            _honorific(about or "")
+            or normalize(without_article(about or "")) in people
+            or any(_opens_personal(text) for text in texts)
+        )
         for text in texts:
-            opening = _WORD.match(text)
-            if about and opening and opening.group().lower() in _PERSONAL:
+            if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
             text = stand_alone(text, about)
             text = _definite(text, earlier)
+            if person:
+                text = _inner_subject(text, about, lowercase)
             text = _inner_possessive(text, about, lowercase)
             names = tuple(names_in(text, lowercase))
             earlier.append((text, names))
@@ -425,7 +434,12 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
 
 
 def _honorific(name: str) -> bool:
-    return name.split()[0].lower() in HONORIFICS
+    return bool(name.split()) and name.split()[0].lower() in HONORIFICS
+
+
+def _opens_personal(text: str) -> bool:
+    opening = _WORD.match(text)
+    return opening is not None and opening.group().lower() in _PERSONAL
 
 
 def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]]) -> str:
@@ -478,6 +492,21 @@ def _as_written(name: str, sentence: str) -> str:
     if re.search(rf"(?:^|\s)[Tt]he {re.escape(name)}\b", sentence):
         return f"The {name}"
     return name
+
+
+def _inner_subject(text: str, about: str | None, lowercase: frozenset[str]) -> str:
+    """`text` with its first "he" or "she" after an opening phrase ("In 1952 she received …")
+    read as the topic, a person, when the sentence names nothing before it and does not name
+    the topic at all (an opening pronoun is `stand_alone`'s)."""
+    if not about or mentions(text, about):
+        return text
+    for word in list(_WORD.finditer(text))[1:]:
+        if word.group().lower() not in _INNER_SUBJECTS:
+            continue
+        if names_in(text[: word.start()], lowercase):
+            return text
+        return f"{text[: word.start()]}{lower_article(about)}{text[word.end() :]}"
+    return text
 
 
 def _inner_possessive(text: str, about: str | None, lowercase: frozenset[str]) -> str:
