@@ -159,6 +159,21 @@ def test_a_chain_never_replaces_a_part_of_a_longer_name() -> None:
     assert not any("Observatory" in q for q in questions)
 
 
+def test_a_cloze_item_leaves_out_a_name_where_it_stands_whole() -> None:
+    roke = Passage(
+        "x",
+        "Dr Anwen Roke developed the Roke method for marsh fever. She lives in Pell.",
+        title="Dr Anwen Roke",
+    )
+    asked = {i.question: i.expected for i in cloze_items(sentences(Knowledge(passages=(roke,))))}
+    # "Roke" is left out of "the Roke method", never out of "Dr Anwen Roke".
+    assert asked["Fill in the blank: Dr Anwen Roke developed the ___ method for marsh fever."] == (
+        "Roke"
+    )
+    assert not [q for q in asked if "Dr Anwen ___" in q]
+    assert asked["Who developed the Roke method for marsh fever?"] == "Dr Anwen Roke"
+
+
 def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_from_it() -> None:
     found = sentences(knowledge())
     rng = random.Random(0)

@@ -38,6 +38,7 @@ from kaizen.runtime.suites.prose import (
     kind_of,
     lower_article,
     mentions,
+    names_in,
     without_article,
 )
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
@@ -386,8 +387,18 @@ def _same(a: str, b: str) -> bool:
 
 
 def _whole_word(text: str, name: str) -> int:
-    match = re.search(rf"(?<![\w'’]){re.escape(name)}(?![\w])", text)
-    return match.start() if match else -1
+    """Where `name` first stands in `text` as a whole name: not inside a longer name the text
+    mentions ("Roke" is not in "Dr Anwen Roke is …", but it is in "… the Roke method")."""
+    longer = [
+        span
+        for other in names_in(text)
+        if len(other) > len(name)
+        for span in (m.span() for m in re.finditer(re.escape(other), text))
+    ]
+    for match in re.finditer(rf"(?<![\w'’]){re.escape(name)}(?![\w])", text):
+        if not any(start <= match.start() and match.end() <= end for start, end in longer):
+            return match.start()
+    return -1
 
 
 def _strip_article(before: str) -> str:
