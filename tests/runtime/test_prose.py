@@ -72,6 +72,11 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("Farmers near Ostrivel grow rye.", ["Ostrivel"]),
         ("Brill is the currency.", ["Brill"]),
         ("The Danth rises in the hills of the north.", ["Danth"]),
+        # A number right after a capitalised word is in its name, and ends it.
+        ("Version 2.0 added a terminal.", ["Version 2.0"]),
+        ("The crew of Apollo 11 landed at Tranquility in 1969.", ["Apollo 11", "Tranquility"]),
+        ("In 1952 she moved to Pell, 3 miles away.", ["Pell"]),
+        ("Pell won by 3.5 lengths.", ["Pell"]),
     ],
 )
 def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(

@@ -23,8 +23,8 @@ English prose:
 - a name a personal pronoun ("He was born in …") or a relative "who" stands for is a
   person's (`Sentence.people`), asked about with "who";
 - the names a sentence mentions are runs of capitalised words, with "of", "the" and the
-  like inside ("Tower of Ninefold Bells"), leaving out the words capitalised only because
-  they open the sentence.
+  like inside ("Tower of Ninefold Bells") and a number right after the last ("Apollo 11",
+  "Version 2.0"), leaving out the words capitalised only because they open the sentence.
 
 A name the rules miss is only a name that gets no items or route key of its own.
 """
@@ -258,7 +258,8 @@ def stand_alone(sentence: str, title: str | None) -> str:
 
 def _runs(sentence: str) -> list[tuple[int, list[str]]]:
     """Runs of capitalised words (connectors allowed inside), as (first word index, words); a
-    possessive ends its run and is left out of it."""
+    possessive ends its run and is left out of it, a number right after its last word ends it
+    and is in it."""
     words = list(_WORD.finditer(sentence))
     runs: list[tuple[int, list[str]]] = []
     i = 0
@@ -277,6 +278,10 @@ def _runs(sentence: str) -> list[tuple[int, list[str]]]:
                         bare = word[: -len(suffix)]
                 taken.append(bare)
                 j += 1
+                number = _NUMBER_AFTER.match(sentence, words[j - 1].end())
+                if bare == word and number and bare.lower() not in FUNCTION_WORDS | CONNECTORS:
+                    taken.append(number.group(1))  # "Version 2.0", "Apollo 11": ends the name
+                    break
                 if bare != word or not _adjacent(sentence, words, j):
                     break
             elif word.lower() in CONNECTORS and _continues(words, j):
@@ -291,6 +296,10 @@ def _runs(sentence: str) -> list[tuple[int, list[str]]]:
         runs.append((start, taken))
         i = max(j, i + 1)
     return runs
+
+
+#: A number right after a capitalised word, as written ("Version 2.0", "Apollo 11").
+_NUMBER_AFTER = re.compile(r" (\d+(?:[.,]\d+)*)(?![\w.,]*\w)")
 
 
 def _adjacent(sentence: str, words: list[re.Match[str]], j: int) -> bool:
