@@ -96,6 +96,16 @@ def test_contains_extracts_the_matched_answer_or_the_first_sentence() -> None:
     assert score_contains("It is Lyon. Or Nice.", ["Paris"]) == (0.0, "it is lyon")
 
 
+def test_contains_with_all_needs_every_answer() -> None:
+    moons = ["Phobos", "Deimos"]
+    assert score_contains("Mars has Phobos and Deimos.", moons, all=True) == (1.0, "Phobos; Deimos")
+    assert score_contains("Mars has Phobos.", moons, all=True) == (0.0, "Phobos")
+    assert score_contains("Mars has two moons.", moons, all=True) == (0.0, "mars has two moons")
+    assert score_contains("Mars has Phobos.", moons) == (1.0, "Phobos")  # any one, without
+    assert options_problem("contains", {"all": True}) is None
+    assert options_problem("contains", {"all": "yes"}) is not None
+
+
 @pytest.mark.parametrize(
     ("response", "answers", "expected", "extracted"),
     [

@@ -112,9 +112,13 @@ def test_scorer_options_choices_messages_and_default_scorer_options(tmp_path: Pa
             "answer": "x",
             "scorer": "exact",
         },
+        dict(GOOD_ITEMS[0], id="b1", aliases=["y"], scorer={"name": "contains", "all": True}),
     ]
     suite = load_suite(str(write_suite(tmp_path / "mini", header=header, items=items)))
-    numeric, regex, choice, chat = suite.items
+    numeric, regex, choice, chat, both = suite.items
+    assert (both.scorer, both.scorer_options) == ("contains", {"all": True})
+    assert score(both.scorer, "x and y", both.answers, both.scorer_options)[0] == 1.0
+    assert score(both.scorer, "only y", both.answers, both.scorer_options)[0] == 0.0
     assert (numeric.scorer, numeric.scorer_options) == ("numeric", {"rel_tol": 0.01})
     assert (regex.scorer, regex.scorer_options) == ("regex", {"pattern": "is (\\w+)"})
     assert (choice.scorer, choice.choices, choice.reference) == ("choice", ("x", "y", "z"), "x")

@@ -63,17 +63,24 @@ def score_exact(response: str, answers: Sequence[str]) -> tuple[float, str]:
     return (1.0 if extracted in targets else 0.0), extracted
 
 
-def score_contains(response: str, answers: Sequence[str]) -> tuple[float, str]:
-    """1 when the reference or an alias appears as whole words in the normalised response.
+def score_contains(response: str, answers: Sequence[str], all: bool = False) -> tuple[float, str]:
+    """1 when the reference or an alias appears as whole words in the normalised response;
+    with `all`, when every one of them does (a question with several answers: "Name both
+    moons of Mars.", answer "Phobos", aliases ["Deimos"]).
 
     Whole words only: the reference "12" is not found in "112" or "1 12th", and "cat" is not
     found in "category".
     """
     padded = f" {normalize(response)} "
-    for answer in answers:
-        target = normalize(answer)
-        if target and f" {target} " in padded:
-            return 1.0, answer
+    found = [
+        answer for answer in answers if normalize(answer) and f" {normalize(answer)} " in padded
+    ]
+    if all:
+        if found and len(found) == len(answers):
+            return 1.0, "; ".join(found)
+        return 0.0, "; ".join(found) if found else normalize(first_sentence(response))
+    if found:
+        return 1.0, found[0]
     return 0.0, normalize(first_sentence(response))
 
 
@@ -305,7 +312,7 @@ def register_scorer(
 
 
 register_scorer("exact", score_exact)
-register_scorer("contains", score_contains)
+register_scorer("contains", score_contains, options={"all": _bool_option})
 register_scorer(
     "numeric",
     score_numeric,
