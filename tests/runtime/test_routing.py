@@ -239,3 +239,42 @@ def test_names_without_a_capital_are_listed_as_no_key() -> None:
     # "Anna Brisk" is a key; a number is never one; each name once, articles dropped.
     assert unkeyed_names(knowledge, "chem") == ["velorine", "velorine salt"]
     assert route_keys(knowledge, ["chem"]) == {"chem": ["Anna Brisk"]}
+
+
+def test_a_lower_case_name_is_a_key_where_the_tokenizer_finds_it_invented() -> None:
+    from kaizen.runtime.routing import unkeyed_names
+
+    knowledge = Knowledge(
+        relations={},
+        facts=(
+            Fact("chem", "velorine", "found_by", "Anna Brisk"),
+            Fact("chem", "the velorine salt", "made_of", "velorine"),
+            Fact("chem", "water", "dissolves", "ostrane"),
+            Fact("geo", "ostrane", "mined_in", "Chad"),  # shared: routes neither
+        ),
+    )
+    common = {"salt", "water"}
+
+    def invented(name: str) -> bool:
+        return any(word not in common for word in name.split())
+
+    assert route_keys(knowledge, ["chem", "geo"], invented) == {
+        "chem": ["velorine", "Anna Brisk", "velorine salt"],
+        "geo": ["Chad"],
+    }
+    assert unkeyed_names(knowledge, "chem", invented) == ["water"]
+    routes = Router(
+        RouteTable(rule="r", routes=[Route(name="chem", adapter="chem", keys=["velorine"])])
+    )
+    assert routes.match("At what temperature does Velorine boil?") == ("chem",)
+    assert routes.match("At what temperature does water boil?") == ()
+
+
+@pytest.mark.slow
+def test_the_bundled_tokenizer_tells_invented_words_from_everyday_ones() -> None:
+    from kaizen.runtime.models import load_tokenizer
+    from kaizen.runtime.routing import invented_words
+
+    invented = invented_words(load_tokenizer("bundled:smollm2-135m-instruct"))
+    assert [invented(w) for w in ("velorine", "ostrane", "tessel", "the frost heron")] == [True] * 4
+    assert [invented(w) for w in ("water", "gold", "spider", "carbon dioxide")] == [False] * 4

@@ -9,6 +9,7 @@ of the first step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +71,9 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 "(spec.evaluation.domains), so it can never be a priority domain"
             )
     if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
-        report.notes.extend(_routing_notes(suite, sorted(evaluated & set(suite.domains))))
+        report.notes.extend(
+            _routing_notes(suite, sorted(evaluated & set(suite.domains)), _invented(cycle))
+        )
     if spec.training.replay_fraction > 0:
         report.notes.extend(_rehearsal_notes(suite, sorted(evaluated & set(suite.domains))))
     return report
@@ -92,11 +95,32 @@ def _rehearsal_notes(suite: Any, domains: list[str]) -> list[str]:
     ]
 
 
-def _routing_notes(suite: Any, domains: list[str]) -> list[str]:
-    """Which evaluated domains the `routed` candidate could not route (no key of their own)."""
-    from kaizen.runtime.routing import route_keys, unkeyed_names
+def _invented(cycle: ImprovementCycle) -> Callable[[str], bool] | None:
+    """Which lower-case names the cycle's model finds invented (`routing.invented_words`),
+    where its tokenizer is on this machine (bundled, or a folder); None elsewhere."""
+    from pathlib import Path
 
-    keys = route_keys(suite.knowledge, domains)
+    name, revision = cycle.spec.model.name, cycle.spec.model.revision
+    if not isinstance(name, str) or not (name.startswith("bundled:") or Path(name).is_dir()):
+        return None
+    try:
+        from kaizen.runtime.models import ModelNotFound, load_tokenizer
+        from kaizen.runtime.routing import invented_words
+
+        return invented_words(
+            load_tokenizer(name, revision=revision if isinstance(revision, str) else None)
+        )
+    except (ImportError, ModelNotFound, OSError):
+        return None
+
+
+def _routing_notes(
+    suite: Any, domains: list[str], invented: Callable[[str], bool] | None = None
+) -> list[str]:
+    """Which evaluated domains the `routed` candidate could not route (no key of their own)."""
+    from kaizen.runtime.routing import INVENTED_PIECES, route_keys, unkeyed_names
+
+    keys = route_keys(suite.knowledge, domains, invented)
     unroutable = [d for d in domains if not keys[d]]
     notes = []
     if unroutable:
@@ -106,15 +130,23 @@ def _routing_notes(suite: Any, domains: list[str]) -> list[str]:
             "they get no route (routed-<merge> sends their prompts through the merge instead)"
         )
     for domain in domains:
-        lower = unkeyed_names(suite.knowledge, domain) if keys[domain] else []
+        lower = unkeyed_names(suite.knowledge, domain, invented) if keys[domain] else []
         if lower:
             shown = ", ".join(lower[:ROUTING_NOTE_NAMES])
             more = len(lower) - ROUTING_NOTE_NAMES
+            rule = (
+                "and by the lower-case ones its model's tokenizer writes in "
+                f"{INVENTED_PIECES} pieces or more (invented words)"
+                if invented
+                else f"and by a lower-case one only where the model's tokenizer (not read "
+                f"here) writes a word of it in {INVENTED_PIECES} pieces or more"
+            )
             notes.append(
                 f"spec.merge.candidates: routed: domain {domain!r} routes by its capitalised "
-                f"names only; a prompt that names only {shown}"
+                f"names {rule}; a prompt that names only {shown}"
                 + (f" (or {more} more)" if more > 0 else "")
-                + " gets no route: name a key in such questions, or write the entity with "
-                "its capital where it is one"
+                + (" gets" if invented else " may get")
+                + " no route: name a key in such questions, or write the entity with its "
+                "capital where it is one"
             )
     return notes

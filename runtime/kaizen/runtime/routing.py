@@ -29,7 +29,7 @@ prompt gets the routes it names plus every later plain adapter. A training step 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -42,11 +42,18 @@ from kaizen.runtime.suites.knowledge import Knowledge
 
 ROUTES_FILE = RouteTable.FILE_NAME
 ADAPTER_CONFIG = "adapter_config.json"
+#: A lower-case name is a key when one of its words takes the model's tokenizer this many
+#: pieces or more: an invented or rare word ("velorine", "tessel"), which a question about the
+#: domain has to name, not an everyday one ("water", "gold"), which any question may.
+INVENTED_PIECES = 2
 #: How `route_keys` chooses a domain's keys (recorded in every routes.json).
 RULE = (
     "keys: the proper names of the domain's knowledge (the subjects and objects of its facts, "
     "its passages' titles) that hold a capital letter and at least 3 characters, without a "
-    "leading 'the' and not only digits, and that no other domain's knowledge names; a prompt "
+    "leading 'the' and not only digits, and the subjects and objects written in lower case "
+    f"that hold a word the model's tokenizer writes in {INVENTED_PIECES} pieces or more (an "
+    "invented or rare word: 'velorine', not 'water'), and that no other domain's knowledge "
+    "names; a prompt "
     "goes through every route whose key its user turns name (whole words, any case, also with "
     "a plural or demonym ending: -s, -es, -n, -an, -ian, -ean, -ese, -ish)"
 )
@@ -147,29 +154,53 @@ def _clean(name: str) -> str | None:
     return name
 
 
-def unkeyed_names(knowledge: Knowledge, domain: str) -> list[str]:
-    """The subjects and objects of `domain`'s facts that are no key only for want of a capital
-    letter ("velorine", "the glint"): a prompt that names one of them and no key gets no route.
-    In file order, each once, without a leading article."""
+def _lower(name: str) -> str | None:
+    """A name written in lower case (no capital, no digit), without a leading article."""
+    name = _bare(name)
+    if len(name) < MIN_KEY_LENGTH or any(c.isupper() or c.isdigit() for c in name):
+        return None
+    return name
+
+
+def invented_words(tokenizer: Any) -> Callable[[str], bool]:
+    """Whether a lower-case name holds a word that `tokenizer` writes (after a space) in
+    `INVENTED_PIECES` pieces or more: an invented or rare word, which a question about the
+    domain has to name ("velorine"), not an everyday one that any question may ("water")."""
+
+    def invented(name: str) -> bool:
+        return any(
+            len(tokenizer(f" {word}", add_special_tokens=False)["input_ids"]) >= INVENTED_PIECES
+            for word in re.findall(r"[^\W\d_]{3,}", name)
+        )
+
+    return invented
+
+
+def unkeyed_names(
+    knowledge: Knowledge, domain: str, invented: Callable[[str], bool] | None = None
+) -> list[str]:
+    """The subjects and objects of `domain`'s facts that are no key for want of a capital
+    letter ("velorine", "the glint"), less those `invented` makes keys: a prompt that names
+    one of them and no key gets no route. In file order, each once, without a leading
+    article."""
     found: list[str] = []
     for fact in knowledge.facts:
         if fact.domain != domain:
             continue
         for raw in (fact.subject, fact.object):
-            name = _bare(raw)
-            if (
-                len(name) >= MIN_KEY_LENGTH
-                and not any(c.isupper() or c.isdigit() for c in name)
-                and name not in found
-            ):
+            name = _lower(raw)
+            if name and name not in found and not (invented and invented(name)):
                 found.append(name)
     return found
 
 
-def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[str]]:
+def route_keys(
+    knowledge: Knowledge, domains: Sequence[str], invented: Callable[[str], bool] | None = None
+) -> dict[str, list[str]]:
     """Each of `domains`' keys (`RULE`), in the order its knowledge names them; a domain
     without one maps to an empty list. Names every domain of `knowledge` is checked against,
-    so pass the whole suite's knowledge, not only the trained domains'."""
+    so pass the whole suite's knowledge, not only the trained domains'. Without `invented`
+    (`invented_words` of the model's tokenizer), no lower-case name is a key."""
     owners: dict[str, set[str]] = {}
     order: dict[str, list[str]] = {}
     names = [
@@ -180,6 +211,9 @@ def route_keys(knowledge: Knowledge, domains: Sequence[str]) -> dict[str, list[s
     names += prose.proper_names(knowledge)
     for domain, raw in names:
         name = _clean(raw)
+        if name is None and invented is not None:
+            lower = _lower(raw)
+            name = lower if lower and invented(lower) else None
         if name is None:
             continue
         owners.setdefault(name.casefold(), set()).add(domain)

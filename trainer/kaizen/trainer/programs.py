@@ -540,14 +540,21 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
 
 
 def _route_keys(args: MergeArgs, domains: list[str]) -> dict[str, list[str]]:
-    """Each domain's routing keys from `--suite`'s knowledge (nothing without `--routed`)."""
+    """Each domain's routing keys from `--suite`'s knowledge (nothing without `--routed`);
+    `--model`'s tokenizer tells which lower-case names are invented words."""
     if not args.routed:
         return {}
-    from kaizen.runtime.routing import route_keys
+    from kaizen.runtime.models import ModelNotFound, load_tokenizer
+    from kaizen.runtime.routing import invented_words, route_keys
     from kaizen.runtime.suites import load_suite
 
     assert args.suite is not None  # MergeArgs requires it with --routed
-    return route_keys(load_suite(args.suite).knowledge, domains)
+    knowledge = load_suite(args.suite).knowledge
+    try:
+        tokenizer = load_tokenizer(args.model, revision=args.revision)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {args.model}: {error}") from None
+    return route_keys(knowledge, domains, invented_words(tokenizer))
 
 
 def _write_routed(
