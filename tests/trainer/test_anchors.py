@@ -157,11 +157,13 @@ def write_suite(
     pool: list[dict[str, str]] | None = None,
     capabilities: str = "factual_recall, cross_referencing",
 ) -> Path:
-    """A suite folder of domains `isle` and `geography`: its evaluation `items` (id, domain,
-    question, answer), `knowledge.jsonl` lines and, where given, a `train.jsonl` pool."""
+    """A suite folder of domains `isle`, `geography` and any other its `items` (id, domain,
+    question, answer) name: those evaluation items, `knowledge.jsonl` lines and, where given,
+    a `train.jsonl` pool."""
     root.mkdir(parents=True)
+    domains = ", ".join(dict.fromkeys(["isle", "geography", *(d for _, d, _, _ in items)]))
     (root / "suite.yaml").write_text(
-        f'name: {name}\nversion: "1"\ndomains: [isle, geography]\n'
+        f'name: {name}\nversion: "1"\ndomains: [{domains}]\n'
         f"capabilities: [{capabilities}]\ndefaults: {{scorer: contains}}\n"
     )
     (root / "eval.jsonl").write_text(

@@ -366,8 +366,8 @@ class RehearsalReport(Record):
     anchors included."""
     general: int = 0
     """General anchors in the set: the model's own answers to everyday questions before
-    training, rehearsed when no other domain of the suite gave a line (`kaizen.trainer.general`;
-    `by_source`'s `anchor`)."""
+    training, rehearsed in the share of the other domains that gave no line, all of the
+    rehearsal when none did (`kaizen.trainer.general`; `by_source`'s `anchor`)."""
 
 
 def _data_card_v1(raw: dict[str, Any]) -> dict[str, Any]:

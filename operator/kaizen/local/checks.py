@@ -87,9 +87,9 @@ def _rehearsal_notes(suite: Any, domains: list[str]) -> list[str]:
         return []
     return [
         f"spec.training.replayFraction: domain(s) {', '.join(bare)} of suite {suite.name!r} have "
-        "no training line and no knowledge to rehearse; while another domain trains, they are "
-        "protected only by the other domains' rehearsal lines, or where there are none by "
-        "general anchors (the model's own everyday answers): add a train.jsonl pool or "
+        "no training line and no knowledge to rehearse; while another domain trains, their "
+        "share of the rehearsal lines is general anchors (the model's own answers to everyday "
+        "questions), which protect less than lines of their own: add a train.jsonl pool or "
         "knowledge for them to keep more (docs/training-data.md, 'When nothing else "
         "rehearses')"
     ]

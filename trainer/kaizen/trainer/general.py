@@ -1,4 +1,4 @@
-"""General anchors: the model's own answers to everyday questions, when nothing else rehearses.
+"""General anchors: the model's own answers to everyday questions, for what nothing else rehearses.
 
 Rehearsal draws its lines from the other domains of the suite: their training pools, their
 facts in every wording, anchors asked of their entities (`rehearsal`, `anchors`). A suite
@@ -10,7 +10,10 @@ domain's names (docs/training-data.md, "When nothing else rehearses").
 
 Then the trainer asks the model, before it trains anything, the everyday questions below,
 and rehearses its answers, right or wrong, beside the new lines (source `anchor:general` on
-the data card): the set no longer says only "answer everything the new domain's way".
+the data card): the set no longer says only "answer everything the new domain's way". Each
+other domain with nothing to rehearse gives its even share of the rehearsal lines to these
+answers (`rehearsal.general_count`): all of them when no other domain has anything, half
+when one of two has a pool, none when every one has lines of its own.
 Such self-rehearsal keeps behaviour, it teaches nothing; like every line, each question
 and answer passes the contamination guard, so a question the suite evaluates is never
 rehearsed.

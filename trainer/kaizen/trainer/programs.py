@@ -105,6 +105,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
     from kaizen.trainer.lineage import earlier_lines, read_lineage
     from kaizen.trainer.memory import check_quantization, quantized_load_options
     from kaizen.trainer.rehearsal import (
+        general_count,
         knowledge_lines,
         replay_count,
         replay_examples,
@@ -249,18 +250,20 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
             guard,
             anchored,
         )
+    # The domains with nothing to rehearse (no pool line, no fact, nothing learned earlier)
+    # get their even share as the model's own answers to everyday questions, before training;
+    # all of the rehearsal when no other domain has anything.
+    generals = 0 if sharded else general_count(pools, rehearsed)
     replay = replay_examples(
-        pools, domain=args.domain, count=rehearsed, seed=args.seed, shares=shares
+        pools, domain=args.domain, count=rehearsed - generals, seed=args.seed, shares=shares
     )
     replay += anchors  # on top of the rehearsal lines
     general: list[Example] = []
-    if rehearsed and not replay and not sharded:
-        # Nothing in the suite to rehearse (no other domain has lines or facts): the model's own
-        # answers to everyday questions, before training, in the rehearsal lines' place.
+    if generals:
         model = model if model is not None else load_base(args, load_options)
         general = anchor_examples(
             general_questions(guard, args.seed, anchored),
-            rehearsed,
+            generals,
             generator(model, tokenizer),
             guard,
             anchored,

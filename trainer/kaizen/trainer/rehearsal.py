@@ -119,6 +119,22 @@ def replay_count(own: int, fraction: float) -> int:
     return round(own * fraction / (1.0 - fraction))
 
 
+def general_count(pools: Mapping[str, Sequence[object]], count: int) -> int:
+    """How many of `count` rehearsal lines are general anchors (`kaizen.trainer.general`):
+    the even share of the other domains that have nothing to rehearse (no pool line, no fact,
+    nothing learned earlier), all of them when no other domain has anything.
+
+    A bare domain is still evaluated and still forgets: its share of the rehearsal goes to
+    the model's own everyday answers instead of to the domains that happen to have lines.
+    """
+    if count <= 0:
+        return 0
+    if not pools:
+        return count
+    bare = sum(1 for pool in pools.values() if not pool)
+    return round(count * bare / len(pools))
+
+
 def replay_examples(
     pools: Mapping[str, Sequence[Example]],
     *,
