@@ -174,3 +174,16 @@ def test_the_message_names_the_untrained_domain_whose_drop_demoted_a_candidate()
         "; copy retains more but costs geo 60.0 points on the dev items, more than 15 " in message
     )
     assert "(one-sided p 0.016 < 0.05)" in message
+
+
+def test_on_equal_dev_figures_routed_is_chosen() -> None:
+    # A passages-only domain: copy and routed each answer 3 of 6 of its dev items and leave
+    # geography's dev items as they were; on the test items copy lost 4 of 22 geography items
+    # that routing, which touches no prompt outside the domain's names, cannot have lost.
+    copy = _candidate("copy", 0, zep=0.8, mer=0.6, geo=0.6)
+    routed = _candidate("routed", 1, zep=0.8, mer=0.6, geo=0.6)
+    assert copy.sort_key()[:3] == routed.sort_key()[:3]
+    assert [c.name for c in rank([copy, routed])] == ["routed", "copy"]
+    # Any difference on the dev items still decides first.
+    better = _candidate("copy", 0, zep=0.8, mer=0.6, geo=0.8)
+    assert [c.name for c in rank([better, routed])] == ["copy", "routed"]

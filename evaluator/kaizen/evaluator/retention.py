@@ -37,11 +37,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaizen.api.fields import ROUTED
 from kaizen.evaluator.stats import sign_test_worse
 
 RULE = (
     "worst-domain retention, then mean gain over the trained domains, then the worst "
-    "change on the untrained domains, then the order of merge.candidates"
+    "change on the untrained domains, then routed (it changes no prompt outside the trained "
+    "domains' names), then the order of merge.candidates"
 )
 #: The rule with a tolerance for the untrained domains.
 TOLERANT_RULE = (
@@ -130,13 +132,16 @@ class Candidate:
         worst = self.min_retention
         return None if worst is None else worst >= target - 1e-9
 
-    def sort_key(self) -> tuple[float, float, float, int]:
+    def sort_key(self) -> tuple[float, float, float, bool, int]:
         worst = self.min_retention
         untrained = self.worst_untrained_change
         return (
             -(worst if worst is not None else float("-inf")),
             -self.mean_gain,
             -(untrained if untrained is not None else 0.0),
+            # On equal dev figures, the candidate that changes nothing outside the names of
+            # the trained domains: what the dev items cannot show it cannot have broken.
+            self.name != ROUTED,
             self.order,
         )
 
