@@ -224,7 +224,7 @@ def test_a_fallback_outside_the_folder_or_missing_is_refused(tmp_path: Path) -> 
             read_routes(root)
 
 
-def test_names_without_a_capital_are_listed_as_no_key() -> None:
+def test_a_name_without_a_capital_is_a_key_only_where_the_tokenizer_finds_it_invented() -> None:
     from kaizen.runtime.routing import unkeyed_names
 
     knowledge = Knowledge(
@@ -233,27 +233,16 @@ def test_names_without_a_capital_are_listed_as_no_key() -> None:
             Fact("chem", "velorine", "found_by", "Anna Brisk"),
             Fact("chem", "the velorine salt", "made_of", "velorine"),
             Fact("chem", "velorine", "boils_at", "212 degrees"),
+            Fact("chem", "water", "dissolves", "ostrane"),
+            Fact("geo", "ostrane", "mined_in", "Chad"),  # shared: routes neither
             Fact("geo", "ice", "melts_at", "0"),
         ),
     )
-    # "Anna Brisk" is a key; a number is never one; each name once, articles dropped.
-    assert unkeyed_names(knowledge, "chem") == ["velorine", "velorine salt"]
+    # Without a tokenizer: "Anna Brisk" is a key; a number never is; each lower-case name is
+    # listed once, articles dropped.
+    assert unkeyed_names(knowledge, "chem") == ["velorine", "velorine salt", "water", "ostrane"]
     assert route_keys(knowledge, ["chem"]) == {"chem": ["Anna Brisk"]}
-
-
-def test_a_lower_case_name_is_a_key_where_the_tokenizer_finds_it_invented() -> None:
-    from kaizen.runtime.routing import unkeyed_names
-
-    knowledge = Knowledge(
-        relations={},
-        facts=(
-            Fact("chem", "velorine", "found_by", "Anna Brisk"),
-            Fact("chem", "the velorine salt", "made_of", "velorine"),
-            Fact("chem", "water", "dissolves", "ostrane"),
-            Fact("geo", "ostrane", "mined_in", "Chad"),  # shared: routes neither
-        ),
-    )
-    common = {"salt", "water"}
+    common = {"salt", "water", "ice"}
 
     def invented(name: str) -> bool:
         return any(word not in common for word in name.split())
