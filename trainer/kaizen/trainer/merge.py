@@ -241,6 +241,24 @@ def candidate_dir(output_dir: str | Path, name: str) -> Path:
 FALLBACK = "fallback"
 
 
+def route_keys_of(
+    suite: str | None, model: str, revision: str | None, domains: list[str]
+) -> dict[str, list[str]]:
+    """Each domain's routing keys from `suite`'s knowledge; `model`'s tokenizer tells which
+    lower-case names are invented words (`routing.invented_words`)."""
+    from kaizen.runtime.models import ModelNotFound, load_tokenizer
+    from kaizen.runtime.routing import invented_words, route_keys
+    from kaizen.runtime.suites import load_suite
+
+    assert suite is not None  # MergeArgs requires it with --routed
+    knowledge = load_suite(suite).knowledge
+    try:
+        tokenizer = load_tokenizer(model, revision=revision)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {model}: {error}") from None
+    return route_keys(knowledge, domains, invented_words(tokenizer))
+
+
 def write_routed(
     sources: Sequence[SourceAdapter],
     target: str | Path,

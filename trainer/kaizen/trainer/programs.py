@@ -468,10 +468,14 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
 
 def merge(args: MergeArgs, out: Path) -> StepSummary:
     """Merge the `--source` adapters into `out/adapter`; write `out/merge.json`."""
-    from kaizen.trainer.merge import check_compatible, merge_adapters, read_source
+    from kaizen.trainer.merge import check_compatible, merge_adapters, read_source, route_keys_of
 
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
-    keys = _route_keys(args, [source.domain for source in sources])
+    keys = (
+        route_keys_of(args.suite, args.model, args.revision, [s.domain for s in sources])
+        if args.routed
+        else {}
+    )
     points = args.points()
     for point in points:
         check_compatible(sources, point.method, point.density or 1.0)
@@ -540,24 +544,6 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             path=str(result.adapter_dir), combination=result.combination, sources=domains
         ),
     )
-
-
-def _route_keys(args: MergeArgs, domains: list[str]) -> dict[str, list[str]]:
-    """Each domain's routing keys from `--suite`'s knowledge (nothing without `--routed`);
-    `--model`'s tokenizer tells which lower-case names are invented words."""
-    if not args.routed:
-        return {}
-    from kaizen.runtime.models import ModelNotFound, load_tokenizer
-    from kaizen.runtime.routing import invented_words, route_keys
-    from kaizen.runtime.suites import load_suite
-
-    assert args.suite is not None  # MergeArgs requires it with --routed
-    knowledge = load_suite(args.suite).knowledge
-    try:
-        tokenizer = load_tokenizer(args.model, revision=args.revision)
-    except ModelNotFound as error:
-        raise ConfigurationError(f"--model {args.model}: {error}") from None
-    return route_keys(knowledge, domains, invented_words(tokenizer))
 
 
 def _write_routed(
