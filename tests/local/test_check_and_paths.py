@@ -174,3 +174,20 @@ def test_check_notes_the_domains_nothing_can_rehearse(
     assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
     spec = {"evaluation": {"suite": str(suite)}, "training": {"replayFraction": 0}}
     assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
+
+
+@pytest.mark.parametrize(
+    "cycle",
+    sorted(
+        p.name
+        for p in (Path(__file__).resolve().parents[2] / "benchmarks" / "cycles").glob("*.yaml")
+    ),
+)
+def test_the_benchmark_cycles_pass_the_check_from_the_repository_root(
+    cycle: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    code, out, err = _check(root / "benchmarks" / "cycles" / cycle, capsys)
+    assert code == 0 and "is valid" in out, err
+    assert "spec.evaluation.suite" not in err  # its suite was found and read
