@@ -15,7 +15,8 @@ prompt through its adapter. For each prompt:
   transfers to other domains), or without one the model without the routed adapters.
 
 The keys come from the suite's knowledge (`route_keys`): the proper names a domain's facts
-and passages are about. A name two domains' knowledge share routes neither (it cannot tell
+and passages are about, and the lower-case subjects and objects of its facts that the model's
+tokenizer finds invented words (`invented_words`: "velorine", not "water"). A name two domains' knowledge share routes neither (it cannot tell
 them apart). So a routed candidate protects every prompt outside the trained domains by
 construction, and a question about a domain that names none of its keys gets none of its
 learning: the combine step reports both (each domain's dev items and the routes they took).
