@@ -43,6 +43,25 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
     assert profile_items(sentences(knowledge()), random.Random(0)) == items
 
 
+def test_a_profile_takes_a_name_where_it_stands_whole_or_in_a_persons_name() -> None:
+    town = Passage("x", "Pell is a town on the Sallow. Pell Rowing Club has won the cup 31 times.")
+    tesk = Passage(
+        "x", "Halvard Tesk was born in Pell. He made lenses. Tesk sold them.", title="Halvard Tesk"
+    )
+    items = profile_items(sentences(Knowledge(passages=(town, tesk))), random.Random(0))
+    said = {
+        name: {s for i in items if i.name == name for s in i.context} for name in ("Pell", "Tesk")
+    }
+    # The club is another name, not a sentence about the town.
+    assert said["Pell"] == {"Pell is a town on the Sallow.", "Halvard Tesk was born in Pell."}
+    # "Tesk" is part of a person's name: the person's sentences are Tesk's.
+    assert said["Tesk"] == {
+        "Halvard Tesk was born in Pell.",
+        "Halvard Tesk made lenses.",
+        "Tesk sold them.",
+    }
+
+
 def test_a_profile_holds_at_most_four_sentences() -> None:
     many = Passage("x", " ".join(f"Orm met person number {n}." for n in range(6)), title=None)
     items = profile_items(sentences(Knowledge(passages=(many,))), random.Random(0))

@@ -68,9 +68,13 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         for name in _things(sentence):
             key = normalize(name)
             shown.setdefault(key, name)
+    people = {normalize(part) for s in found for person in s.people for part in person.split()}
     for sentence in found:
         for key, name in shown.items():
-            if mentions(sentence.text, name) and sentence.text not in about[key]:
+            # A name counts where it stands whole, or as a part of a person's name ("Tesk" of
+            # "Halvard Tesk"), not inside another name ("Pell" of "Pell Rowing Club").
+            whole = key in people or _whole_word(sentence.text, name) >= 0
+            if mentions(sentence.text, name) and whole and sentence.text not in about[key]:
                 about[key].append(sentence.text)
     items = []
     for key, said in about.items():
