@@ -72,11 +72,10 @@ def score_contains(response: str, answers: Sequence[str], all: bool = False) -> 
     found in "category".
     """
     padded = f" {normalize(response)} "
-    found = [
-        answer for answer in answers if normalize(answer) and f" {normalize(answer)} " in padded
-    ]
+    targets = {answer: normalize(answer) for answer in answers}
+    found = [answer for answer, target in targets.items() if target and f" {target} " in padded]
     if all:
-        if found and len(found) == len(answers):
+        if found and len(found) == len(targets):
             return 1.0, "; ".join(found)
         return 0.0, "; ".join(found) if found else normalize(first_sentence(response))
     if found:

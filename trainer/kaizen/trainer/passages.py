@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
@@ -68,13 +69,17 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         for name in _things(sentence):
             key = normalize(name)
             shown.setdefault(key, name)
-    people = {normalize(part) for s in found for person in s.people for part in person.split()}
+    # prose counts a part of a person's name as the person's ("Tesk" of "Halvard Tesk").
+    people = {normalize(person) for sentence in found for person in sentence.people}
     for sentence in found:
         for key, name in shown.items():
-            # A name counts where it stands whole, or as a part of a person's name ("Tesk" of
-            # "Halvard Tesk"), not inside another name ("Pell" of "Pell Rowing Club").
-            whole = key in people or _whole_word(sentence.text, name) >= 0
-            if mentions(sentence.text, name) and whole and sentence.text not in about[key]:
+            # A name counts where it stands whole, or as a person's, not inside another name
+            # ("Pell" of "Pell Rowing Club").
+            if (
+                mentions(sentence.text, name)
+                and (key in people or _whole_word(sentence.text, name, sentence.names) >= 0)
+                and sentence.text not in about[key]
+            ):
                 about[key].append(sentence.text)
     items = []
     for key, said in about.items():
@@ -116,7 +121,7 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
             blanks.append(without_article(copula[2]))
         for blank in blanks:
             person = blank in sentence.people
-            question = _ask(text, blank, copula, simple=simple, person=person)
+            question = _ask(text, blank, copula, simple=simple, person=person, names=sentence.names)
             if question is not None:
                 items.append(PassageItem(question, text, "passage-cloze", blank, blank, (text,)))
     return items
@@ -163,9 +168,10 @@ def _ask(
     *,
     simple: bool = True,
     person: bool = False,
+    names: Sequence[str] | None = None,
 ) -> str | None:
     """The question that leaves `blank` out of `text` (`person`: a person's name, asked with
-    "who")."""
+    "who"; `names`: the names `text` mentions, when known)."""
     wh = "Who" if person else "What"
     if copula is not None:
         subject, verb, complement = copula
@@ -173,7 +179,7 @@ def _ask(
             return f"{wh} {verb} {lower_article(subject)}?"
         if _same(without_article(subject), blank):
             return f"{wh} {verb} {lower_article(complement)}?"
-    at = _whole_word(text, blank)
+    at = _whole_word(text, blank, names)
     if at < 0:
         return None
     before, after = text[:at].rstrip(), text[at + len(blank) :]
@@ -390,12 +396,13 @@ def _same(a: str, b: str) -> bool:
     return normalize(a) == normalize(b)
 
 
-def _whole_word(text: str, name: str) -> int:
+def _whole_word(text: str, name: str, names: Sequence[str] | None = None) -> int:
     """Where `name` first stands in `text` as a whole name: not inside a longer name the text
-    mentions ("Roke" is not in "Dr Anwen Roke is …", but it is in "… the Roke method")."""
+    mentions (`names`, read from `text` when not given): "Roke" is not in "Dr Anwen Roke is
+    …", but it is in "… the Roke method"."""
     longer = [
         span
-        for other in names_in(text)
+        for other in (names_in(text) if names is None else names)
         if len(other) > len(name)
         for span in (m.span() for m in re.finditer(re.escape(other), text))
     ]

@@ -412,11 +412,13 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         # A topic that is no name ("The cold-drawn lens") is asked about where it is mentioned.
         thing = without_article(about) if about and not names_in(about) else None
         earlier: list[tuple[str, tuple[str, ...]]] = []
-        person = bool(about) and (
-            _honorific(about or "")
-            or normalize(without_article(about or "")) in people
-            or any(_opens_personal(text) for text in texts)
-        )
+        person = False
+        if about:
+            person = (
+                _honorific(about)
+                or normalize(without_article(about)) in people
+                or any(_opens_personal(text) for text in texts)
+            )
         for text in texts:
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
@@ -443,7 +445,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
 
 
 def _honorific(name: str) -> bool:
-    return bool(name.split()) and name.split()[0].lower() in HONORIFICS
+    return name.split()[0].lower() in HONORIFICS
 
 
 def _opens_personal(text: str) -> bool:
