@@ -303,13 +303,17 @@ def _message(
     )
     if len(ranked) > 1 + MESSAGE_OTHERS:
         others += f", {len(ranked) - 1 - MESSAGE_OTHERS} more in {COMBINATION_FILE}"
-    passed = [c for c in ranked if c.excess(drop, alpha) and c.sort_key() < best.sort_key()]
+    passed = [
+        (c, excess)
+        for c in ranked
+        if (excess := c.excess(drop, alpha)) and c.sort_key() < best.sort_key()
+    ]
     if passed and drop is not None:
-        domain = passed[0].excess(drop, alpha)[0]
-        change = passed[0].untrained_change[domain]
-        p = passed[0].untrained_p.get(domain)
+        candidate, (domain, *_) = passed[0]
+        change = candidate.untrained_change[domain]
+        p = candidate.untrained_p.get(domain)
         state += (
-            f"; {passed[0].name} retains more but costs {domain} "
+            f"; {candidate.name} retains more but costs {domain} "
             f"{-change * 100:.1f} points on the dev items, more than {drop * 100:g}"
             + (f" (one-sided p {p:.2g} < {alpha:g})" if alpha is not None and p is not None else "")
         )

@@ -71,9 +71,7 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 "(spec.evaluation.domains), so it can never be a priority domain"
             )
     if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
-        report.notes.extend(
-            _routing_notes(suite, sorted(evaluated & set(suite.domains)), _invented(cycle))
-        )
+        report.notes.extend(_routing_notes(cycle, suite, sorted(evaluated & set(suite.domains))))
     if spec.training.replay_fraction > 0:
         report.notes.extend(_rehearsal_notes(suite, sorted(evaluated & set(suite.domains))))
     return report
@@ -114,12 +112,13 @@ def _invented(cycle: ImprovementCycle) -> Callable[[str], bool] | None:
         return None
 
 
-def _routing_notes(
-    suite: Any, domains: list[str], invented: Callable[[str], bool] | None = None
-) -> list[str]:
+def _routing_notes(cycle: ImprovementCycle, suite: Any, domains: list[str]) -> list[str]:
     """Which evaluated domains the `routed` candidate could not route (no key of their own)."""
     from kaizen.runtime.routing import INVENTED_PIECES, route_keys, unkeyed_names
 
+    # The tokenizer is read only where a lower-case name waits for its verdict.
+    waiting = any(unkeyed_names(suite.knowledge, domain) for domain in domains)
+    invented = _invented(cycle) if waiting else None
     keys = route_keys(suite.knowledge, domains, invented)
     unroutable = [d for d in domains if not keys[d]]
     notes = []

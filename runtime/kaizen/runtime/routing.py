@@ -29,6 +29,7 @@ prompt gets the routes it names plus every later plain adapter. A training step 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -168,7 +169,8 @@ def invented_words(tokenizer: Any) -> Callable[[str], bool]:
     `INVENTED_PIECES` pieces or more: an invented or rare word, which a question about the
     domain has to name ("velorine"), not an everyday one that any question may ("water")."""
 
-    def invented(name: str) -> bool:
+    @functools.cache
+    def invented(name: str) -> bool:  # a name recurs in many facts: tokenized once
         return any(
             len(tokenizer(f" {word}", add_special_tokens=False)["input_ids"]) >= INVENTED_PIECES
             for word in re.findall(r"[^\W\d_]{3,}", name)
