@@ -82,12 +82,22 @@ def test_knowledge_loads_relations_facts_and_passages_with_their_lines(tmp_path:
     assert knowledge.domains == ["alpha", "beta"]
 
 
-def test_a_statement_starts_with_a_capital_letter() -> None:
+@pytest.mark.parametrize(
+    ("subject", "statement"),
+    [
+        ("the Danth", "The Danth rises in the Pelle Hills."),
+        ("velorine", "Velorine rises in the Pelle Hills."),
+        # A name written with a capital after its first letter keeps its spelling.
+        ("iPhone", "iPhone rises in the Pelle Hills."),
+        ("eBay Lake", "eBay Lake rises in the Pelle Hills."),
+    ],
+)
+def test_a_statement_starts_with_a_capital_letter_unless_a_name_is_spelt_otherwise(
+    subject: str, statement: str
+) -> None:
     relation = Relation("rises", "{subject} rises in {object}.", ("Where does {subject} rise?",))
-    fact = Fact("d", "the Danth", "rises", "the Pelle Hills")
-    assert Knowledge({"rises": relation}, (fact,)).statement(fact) == (
-        "The Danth rises in the Pelle Hills."
-    )
+    fact = Fact("d", subject, "rises", "the Pelle Hills")
+    assert Knowledge({"rises": relation}, (fact,)).statement(fact) == statement
 
 
 def test_a_suite_without_knowledge_has_empty_knowledge(tmp_path: Path) -> None:

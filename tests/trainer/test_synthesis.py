@@ -83,6 +83,33 @@ def test_facts_sharing_an_entity_compose_into_one_question() -> None:
     assert sibling.expected == "brisk"
 
 
+def test_a_name_spelt_with_an_inner_capital_keeps_its_spelling_where_a_sentence_opens() -> None:
+    relations = {
+        "maker": Relation(
+            "maker",
+            "{subject} is made by {object}.",
+            ("Who makes {subject}?",),
+            describe="the maker of {subject}",
+        ),
+        "founded": Relation(
+            "founded", "{subject} was founded in {object}.", ("When was {subject} founded?",)
+        ),
+    }
+    facts = (
+        Fact("gadgets", "iPhone", "maker", "Quell"),
+        Fact("gadgets", "Quell", "founded", "1976"),
+        Fact("gadgets", "velorine", "maker", "Quell"),
+    )
+    pool = candidates(Knowledge(relations=relations, facts=facts))
+    (surface,) = [c for c in pool if c.kind == "surface" and c.facts == ("iPhone|maker|Quell",)]
+    assert surface.answer == "iPhone is made by Quell."
+    (chain,) = [c for c in pool if c.kind == "chain" and c.facts[0] == "iPhone|maker|Quell"]
+    assert chain.question == "When was the maker of iPhone founded?"
+    assert chain.answer == "iPhone is made by Quell. Quell was founded in 1976."
+    (lower,) = [c for c in pool if c.kind == "surface" and c.facts == ("velorine|maker|Quell",)]
+    assert lower.answer == "Velorine is made by Quell."
+
+
 def test_three_facts_chain_into_a_multi_step_item() -> None:
     (three,) = [c for c in by_kind("three-hop") if c.facts[0] == "Quarnel|capital|Ostrivel"]
     assert three.capability == MULTI

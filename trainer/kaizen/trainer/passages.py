@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites.knowledge import sentence_start
 from kaizen.runtime.suites.prose import (
     FUNCTION_WORDS,
     PARTICIPLES,
@@ -292,7 +293,7 @@ def chain_items(found: list[Sentence], cloze: list[PassageItem] | None = None) -
             ]
             for description, source in usable:
                 question = item.question[:at] + description + after
-                question = question[0].upper() + question[1:]
+                question = sentence_start(question)
                 items.append(
                     PassageItem(
                         question,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import prose
-from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill
+from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill, sentence_start
 from kaizen.trainer import passages
 from kaizen.trainer.graph import holders, tell, values
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
@@ -90,11 +90,6 @@ class Steering:
     """`knowledge`, `reasoning` or `mixed` (the analysis's knowledge-vs-reasoning call)."""
     failed_texts: tuple[str, ...] = ()
     """Question and expected answer of each failed item of this domain."""
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[0].upper() + text[1:] if text else text
 
 
 def _clause(statement: str) -> str:
@@ -182,7 +177,7 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
             for q in relations[second.relation].questions:
                 items.append(
                     Candidate(
-                        _sentence(fill(q, second, subject=named)),
+                        sentence_start(fill(q, second, subject=named)),
                         answer,
                         CROSS,
                         "chain",
@@ -204,12 +199,12 @@ def composed_items(knowledge: Knowledge, facts: Sequence[Fact]) -> list[Candidat
         for second in by_subject[normalize(first.subject)]:
             if second.relation == first.relation:
                 continue
-            lead = f"{_sentence(naming)} is {first.subject}."
+            lead = f"{sentence_start(naming)} is {first.subject}."
             told = tell(knowledge, values(knowledge, second))
             for q in relations[second.relation].questions:
                 items.append(
                     Candidate(
-                        _sentence(fill(q, second, subject=naming)),
+                        sentence_start(fill(q, second, subject=naming)),
                         f"{lead} {told.statements}",
                         CROSS,
                         "sibling",
@@ -248,7 +243,7 @@ def _third_hops(
         question = knowledge.relations[third.relation].questions[0]
         items.append(
             Candidate(
-                _sentence(fill(question, third, subject=named)),
+                sentence_start(fill(question, third, subject=named)),
                 f"{answer} {told.statements}",
                 MULTI,
                 "three-hop",

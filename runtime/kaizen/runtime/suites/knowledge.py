@@ -99,8 +99,7 @@ class Knowledge:
 
     def statement(self, fact: Fact) -> str:
         """The fact as a sentence, its first letter upper case ("the Lissel flows into ...")."""
-        text = fill(self.relations[fact.relation].statement, fact)
-        return text[:1].upper() + text[1:]
+        return sentence_start(fill(self.relations[fact.relation].statement, fact))
 
     def wordings(self, fact: Fact) -> list[str]:
         """Everything the relation says of `fact` on its own: the statement, every question
@@ -109,6 +108,16 @@ class Knowledge:
         templates = [*relation.questions, *relation.inverse_questions]
         templates += [t for t in (relation.describe, relation.describe_subject) if t]
         return [self.statement(fact), *(fill(template, fact) for template in templates)]
+
+
+def sentence_start(text: str) -> str:
+    """`text` with its first letter upper case, as a sentence opens ("the Lissel flows …" →
+    "The Lissel flows …"), unless its first word is written with a capital after its first
+    letter: a name such as "iPhone", "eBay" or "macOS" keeps its spelling."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    if any(c.isupper() for c in first[1:]):
+        return text
+    return text[:1].upper() + text[1:]
 
 
 def fill(template: str, fact: Fact, **override: str) -> str:

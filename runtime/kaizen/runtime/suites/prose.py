@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.knowledge import Knowledge, Passage
+from kaizen.runtime.suites.knowledge import Knowledge, Passage, sentence_start
 
 #: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a
 #: capital, a digit or an opening quote.
@@ -177,7 +177,7 @@ def clauses(sentence: str) -> list[str]:
         else:  # "…, and it was sent to …": a clause of its own about the topic
             parts = re.split(r",\s+(?:and|but)\s+(?=(?:it|he|she|they)\s)", body)
     if len(parts) > 1 and all(len(p.split()) >= 3 for p in parts):
-        return [c for p in parts for c in clauses(_capital(p) + end)]
+        return [c for p in parts for c in clauses(sentence_start(p) + end)]
     for rule in (_apposed_name, _name_apposed, _relative, _trailing_passive):
         split = rule(sentence)
         if split is not None:
@@ -185,15 +185,11 @@ def clauses(sentence: str) -> list[str]:
     return [sentence]
 
 
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def _apposed_name(sentence: str) -> list[str] | None:
     match = _APPOSED_NAME.match(sentence)
     if match is None or not _one_name(match.group("name")):
         return None
-    name = _capital(match.group("name"))
+    name = sentence_start(match.group("name"))
     return [f"{match.group('np')} is {match.group('name')}.", f"{name} {match.group('rest')}"]
 
 
@@ -215,7 +211,7 @@ def _relative(sentence: str) -> list[str] | None:
     if not _one_name(re.sub(r"^[Tt]he (?:[a-z][\w-]* )?", "", ante)):
         return None
     main = sentence[: match.end("ante")] + match.group("after")
-    return [main, f"{_capital(ante)} {match.group('clause')}."]
+    return [main, f"{sentence_start(ante)} {match.group('clause')}."]
 
 
 def _trailing_passive(sentence: str) -> list[str] | None:
