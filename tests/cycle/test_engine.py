@@ -308,11 +308,19 @@ def test_an_inconclusive_candidate_succeeds_without_promotion_and_says_why() -> 
 
 
 def test_nothing_below_threshold_finishes_without_training() -> None:
-    decisions = drive(make_cycle(), {"analyze": done("analyze", domains=())})
+    # The analyze step's message (each domain's score and item count) says why.
+    why = "no domain below 0.5 (pell 0.67 on 6 dev items, geography 1.00 on 6 dev items)"
+    summary = ok_summary("analyze", domains=()).model_copy(update={"message": why})
+    analyzed = StepObservation(
+        name="analyze", state=StepState.SUCCEEDED, exit_code=0, summary=summary
+    )
+    decisions = drive(make_cycle(), {"analyze": analyzed})
     final = decisions[-1]
     assert final.status.phase == Phase.SUCCEEDED
     assert not any(s.name.startswith("train-") for s in final.status.steps)
     assert cond(final, "Succeeded") == ("True", "NothingToImprove")
+    (succeeded,) = [c for c in final.status.conditions if c.type == "Succeeded"]
+    assert succeeded.message == why
     assert cond(final, "AdaptersTrained") == ("False", "NotRequired")
 
 

@@ -207,6 +207,27 @@ def test_analyze_step_writes_the_plan_and_a_small_summary(tmp_path: Path) -> Non
     assert summary.digest and summary.digest.startswith("sha256:")
 
 
+def test_nothing_to_train_names_each_domains_score_and_its_items(tmp_path: Path) -> None:
+    # "Nothing to train" on 3 items is not "nothing to train" on 300: the message says which
+    # (weakest first).
+    baseline = tmp_path / "results.json"
+    baseline.write_text(
+        json.dumps(results(domain_records("geo", [1, 1]) + domain_records("zep", [1, 0, 1])))
+    )
+    summary = analyze_step(
+        baseline,
+        tmp_path / "out",
+        step="analyze",
+        threshold=0.5,
+        max_domains=2,
+        tracking=TrackingOptions(mode="disabled"),
+    )
+    assert summary.plan is not None and summary.plan.priority_domains == []
+    assert summary.message.startswith(
+        "no domain below 0.5 (zep 0.67 on 3 test items, geo 1.00 on 2 test items): nothing to train"
+    )
+
+
 def test_unreadable_baseline_is_a_configuration_error(tmp_path: Path) -> None:
     broken = tmp_path / "results.json"
     broken.write_text("{not json")

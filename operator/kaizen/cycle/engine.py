@@ -332,10 +332,13 @@ class _Run:
                 continue
             steps = self._step_names(kind)
             if kind.per_domain and not steps:
+                # The analyze step's message names each domain's score and item count.
+                analyzed = self._record("analyze")
                 self._succeed(
                     cycle,
                     "NothingToImprove",
-                    "no domain scored below the threshold; nothing to train",
+                    (analyzed and analyzed.message)
+                    or "no domain scored below the threshold; nothing to train",
                 )
                 return
             if len(set(steps)) != len(steps):
