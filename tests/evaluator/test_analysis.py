@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,16 @@ from kaizen.evaluator.analysis import (
     knowledge_or_reasoning,
 )
 from kaizen.runtime.tracking import TrackingOptions
-from tests.evaluator.results_factory import domain_records, record, results
+from tests.evaluator.results_factory import domain_records, record
+from tests.evaluator.results_factory import results as results_of
 
 FR, XR = "factual_recall", "cross_referencing"
+
+
+def results(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results whose items are dev items (what a plan reads; test_analysis_split.py has the
+    test items and the domains without dev items)."""
+    return results_of([{"split": "dev"} | r for r in records])
 
 
 def test_priority_domains_are_the_weakest_below_threshold_ties_by_name() -> None:
@@ -224,7 +232,7 @@ def test_nothing_to_train_names_each_domains_score_and_its_items(tmp_path: Path)
     )
     assert summary.plan is not None and summary.plan.priority_domains == []
     assert summary.message.startswith(
-        "no domain below 0.5 (zep 0.67 on 3 test items, geo 1.00 on 2 test items): nothing to train"
+        "no domain below 0.5 (zep 0.67 on 3 dev items, geo 1.00 on 2 dev items): nothing to train"
     )
 
 

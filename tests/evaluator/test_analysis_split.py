@@ -165,9 +165,22 @@ def test_a_domain_without_dev_items_falls_back_to_its_test_items_and_says_so(
     assert "validation gate also reads" in plan["split"]["note"]
     assert summary.plan is not None and summary.plan.fallback_domains == ["lone"]
     assert "lone had no dev items" in summary.message
-    # It is the weakest, so it is planned; the other domains still read their dev items.
-    assert plan["priority_domains"] == ["lone", "zep"]
+    # It is the weakest, but not planned: its adapter would be scored and chosen on dev items
+    # it does not have (the cycle failed at score-lone after training it). The other domains
+    # still read their dev items.
+    assert lone["below_threshold"] and plan["priority_domains"] == ["zep", "geo"]
+    assert "lone below 0.7 but not trained" in summary.message
     assert {d["name"]: d["split"] for d in plan["domains"]}["zep"] == "dev"
+
+
+def test_a_suite_without_dev_items_plans_nothing_and_says_why(tmp_path: Path) -> None:
+    records = [r | {"split": "test"} for r in _baseline()]
+    plan, summary = _analyze(records, tmp_path / "nodev")
+    assert plan["priority_domains"] == [] and plan["recommendations"] == []
+    assert any(d["below_threshold"] for d in plan["domains"])
+    assert summary.message.startswith("nothing to train (")
+    assert "below 0.7 but not trained" in summary.message
+    assert "dev.jsonl" in summary.message
 
 
 def test_results_from_before_the_split_are_all_test_items() -> None:

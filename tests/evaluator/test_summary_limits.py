@@ -78,7 +78,7 @@ def test_analyze_with_long_domain_names_fits(
 ) -> None:
     # Twelve priority domains of ~200 characters: the message naming them all overflowed.
     domains = [f"{LONG}-{LONG}-{LONG}-{i:02d}" for i in range(12)]
-    records = [r for d in domains for r in domain_records(d, [0, 0])]
+    records = [r | {"split": "dev"} for d in domains for r in domain_records(d, [0, 0])]
     baseline = _write(tmp_path / "results.json", results(records))
     summary_path = tmp_path / "termination-log"
     code = _run(
@@ -106,7 +106,7 @@ def test_a_summary_that_cannot_fit_is_a_permanent_failure_that_says_why(
 ) -> None:
     # 32 priority domains of ~200 characters cannot be told in 4 KiB, whatever is trimmed.
     domains = [f"{LONG}-{LONG}-{LONG}-{i:02d}" for i in range(32)]
-    records = [r for d in domains for r in domain_records(d, [0, 0])]
+    records = [r | {"split": "dev"} for d in domains for r in domain_records(d, [0, 0])]
     baseline = _write(tmp_path / "results.json", results(records))
     summary_path = tmp_path / "termination-log"
     code = _run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 from kaizen.api import SpecError, parse_cycle
 from kaizen.local.cli import main
 from kaizen.local.executor import LocalExecutor
+from tests.runtime.test_suites import HEADER, write_suite
 
 
 def _write(tmp_path: Path, spec: dict[str, Any], **metadata: str) -> Path:
@@ -174,6 +176,32 @@ def test_check_notes_the_domains_nothing_can_rehearse(
     assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
     spec = {"evaluation": {"suite": str(suite)}, "training": {"replayFraction": 0}}
     assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
+
+
+def test_check_names_the_domains_without_dev_items_and_refuses_a_suite_with_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A domain without dev items is never trained (its adapter would be scored and chosen on
+    # them): before, the cycle trained it and failed at score-<domain>.
+    suite = write_suite(tmp_path / "some")
+    dev = {"id": "d1", "domain": "alpha", "capability": "factual_recall", "question": "Q d1?"}
+    (suite / "dev.jsonl").write_text(json.dumps(dev | {"answer": "x"}) + "\n")
+    code, out, err = _check(_write(tmp_path, {"evaluation": {"suite": str(suite)}}), capsys)
+    assert code == 0 and "is valid" in out
+    assert (
+        "spec.evaluation.suite: domain(s) beta of suite 'mini' have no dev items: they are "
+        "analysed on the gate's test items and never trained"
+    ) in err
+    # Evaluating alpha only, there is nothing to note.
+    spec = {"evaluation": {"suite": str(suite), "domains": ["alpha"]}}
+    assert "dev items" not in _check(_write(tmp_path, spec), capsys)[2]
+    none = write_suite(tmp_path / "none", header=HEADER + "dev_fraction: 0\n")
+    code, _, err = _check(_write(tmp_path, {"evaluation": {"suite": str(none)}}), capsys)
+    assert code == 2
+    assert (
+        "spec.evaluation.suite: suite 'mini' has no dev items in the evaluated domains "
+        "(alpha, beta), so a cycle could train nothing"
+    ) in err
 
 
 @pytest.mark.parametrize(

@@ -63,14 +63,14 @@ def test_the_report_gives_each_capabilitys_item_count_when_the_evaluation_did() 
     assert "(one item of n moves a capability by 100/n points)" in lines
 
 
-def test_the_report_says_when_a_domain_was_planned_on_test_items() -> None:
+def test_the_report_says_when_a_domain_was_analysed_on_test_items() -> None:
     status = ImprovementCycleStatus(
         baseline=ScoreDigest(overall=0.2, domains={"lone": 0.2}),
-        plan=PlanDigest(
-            priority_domains=["lone"], priority_scores=[0.2], fallback_domains=["lone"]
-        ),
+        plan=PlanDigest(priority_domains=[], fallback_domains=["lone"]),
     )
-    assert "(no dev items in lone: planned on the gate's test items there" in render_report(status)
+    assert "(no dev items in lone: analysed on the gate's test items there and not trained" in (
+        render_report(status)
+    )
 
 
 def test_both_reports_say_where_a_routed_candidate_sent_the_dev_items(tmp_path) -> None:

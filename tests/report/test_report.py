@@ -45,7 +45,7 @@ def test_the_cycle_report_shows_the_verdict_scores_flips_training_and_power(tmp_
     assert "Data card of zephyria" in text and "Merge: ties" in text
     assert f"p={format_p(report['mcnemar']['p_value'])}" in text
     # Its results have no dev items: the plan read the test items, and the page says so.
-    assert "Planned on test items:" in text and "had no dev items" in text
+    assert "Analysed on test items, not trained:" in text and "had no dev items" in text
     # Self-contained: every picture is inline, nothing is fetched.
     assert html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html and "<script" not in html

@@ -17,7 +17,8 @@ capabilities, and the scores the planner derives each adapter's steps from. The 
 are the validation gate's; were they read here, the cycle would train toward the very items
 that then judge it. A domain without dev items (a suite with `dev_fraction: 0`, results
 written before the split) is analysed on its test items instead, and the plan says so
-(`split.fallback_domains`, each domain's `split`, the step's message).
+(`split.fallback_domains`, each domain's `split`, the step's message); it is never a priority
+domain, since its adapter would be scored and chosen on dev items it does not have.
 """
 
 from __future__ import annotations
@@ -205,7 +206,9 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         )
     # Weakest first; ties by name, so the same results always give the same plan.
     domains.sort(key=lambda d: (d["score"], d["name"]))
-    priority = [d for d in domains if d["below_threshold"]][:max_domains]
+    # A domain analysed on its test items is never planned: its adapter would be scored alone
+    # and chosen on the domain's dev items (score-<domain>, combine), which it does not have.
+    priority = [d for d in domains if d["below_threshold"] and d["split"] == "dev"][:max_domains]
     by_capability = aggregate(items, "capability")
     capability_scores = {name: round(c["score"], 4) for name, c in by_capability.items()}
     targeted = [
@@ -253,9 +256,9 @@ def analysed_items(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     if fallback:
         note = (
             f"{', '.join(sorted(fallback))} had no dev items and were analysed on their "
-            f"{test_read} test items, which the validation gate also reads; give the suite dev "
-            "items (dev.jsonl, or dev_fraction above 0 in suite.yaml) to keep the gate's items "
-            "out of every choice"
+            f"{test_read} test items, which the validation gate also reads, and are not "
+            "trained (an adapter is scored and chosen on its domain's dev items); give the "
+            "suite dev items (dev.jsonl, or dev_fraction above 0 in suite.yaml)"
         )
     else:
         note = f"analysed on {dev_items} dev items; the gate's {unread} test items were not read"
@@ -367,11 +370,13 @@ def analyze_step(
         tracker.table("domains", columns, rows)
         tracker.artifact(artifact_name(tracking.cycle, step, "plan"), "plan", [plan_path])
     priority = plan.priority_domains
-    message = (
-        f"train {', '.join(priority)} (below {threshold} on their dev items)"
-        if priority
-        else f"no domain below {threshold} ({_scores(plan)}): nothing to train"
-    )
+    untrained = [d.name for d in plan.domains if d.below_threshold and d.split != "dev"]
+    if priority:
+        message = f"train {', '.join(priority)} (below {threshold} on their dev items)"
+    elif untrained:
+        message = f"nothing to train ({_scores(plan)})"
+    else:
+        message = f"no domain below {threshold} ({_scores(plan)}): nothing to train"
     assert plan.split is not None
     if plan.split.fallback_domains:
         fallback = plan.split.fallback_domains
@@ -379,6 +384,12 @@ def analyze_step(
             f"; {', '.join(fallback)} had no dev items and were analysed on the gate's test items"
         )
         print(f"[analyze] {plan.split.note}", file=sys.stderr)
+    if untrained:
+        message += (
+            f"; {', '.join(untrained)} below {threshold} but not trained: an adapter is scored "
+            "and chosen on its domain's dev items (add them to dev.jsonl, or set dev_fraction "
+            "above 0 in suite.yaml)"
+        )
     scores = {d.name: d.score for d in plan.domains if d.name in priority}
     return StepSummary(
         step=step,

@@ -145,8 +145,9 @@ class PlanSplit(Record):
     test_items_unread: int
     """Test items not read: they are left to the validation gate alone."""
     fallback_domains: list[str]
-    """Domains without dev items, analysed on their test items instead: their priority,
-    failed items and training settings were chosen on the items the gate reads."""
+    """Domains without dev items, analysed on their test items instead (scores, failed
+    items); never priority domains, since an adapter is scored and chosen on its domain's dev
+    items."""
     note: str
     """The above in a sentence."""
 
@@ -177,7 +178,8 @@ class ImprovementPlan(Artifact):
     schema_version: Literal[3] = Field(default=3, alias="schema")
     """Layout version of this file (2: `excluded`; 3: `split`, the dev items analysed)."""
     priority_domains: list[str]
-    """Domains that get one adapter each, weakest first."""
+    """Domains that get one adapter each, weakest first: those below the threshold on their
+    dev items, at most `max_domains`."""
     targeted_capabilities: list[str] = Field(default_factory=list)
     """Capabilities below the threshold, weakest first: training repeats their examples."""
     suite: SuiteRef | None = None

@@ -64,6 +64,7 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 f"{suite.name!r} ({listing}); its settings would never apply"
             )
     evaluated = set(spec.evaluation.domains) or set(suite.domains)
+    _check_dev_items(suite, sorted(evaluated & set(suite.domains)), report)
     for domain in spec.training.domains:
         if domain in suite.domains and domain not in evaluated:
             report.problems.append(
@@ -75,6 +76,30 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
     if spec.training.replay_fraction > 0:
         report.notes.extend(_rehearsal_notes(suite, sorted(evaluated & set(suite.domains))))
     return report
+
+
+def _check_dev_items(suite: Any, domains: list[str], report: CheckReport) -> None:
+    """A problem when no evaluated domain has dev items (a cycle could train nothing), a note
+    naming the evaluated domains without any (they are never trained)."""
+    with_dev = {item.domain for item in suite.items if item.split == "dev"}
+    without = [d for d in domains if d not in with_dev]
+    if not without:
+        return
+    why = (
+        "an adapter is scored and chosen on its domain's dev items: add them to dev.jsonl, or "
+        "set dev_fraction above 0 in suite.yaml (docs/evaluation.md, 'Dev and test items')"
+    )
+    if len(without) == len(domains):
+        report.problems.append(
+            f"spec.evaluation.suite: suite {suite.name!r} has no dev items in the evaluated "
+            f"domains ({', '.join(domains)}), so a cycle could train nothing; {why}"
+        )
+    else:
+        report.notes.append(
+            f"spec.evaluation.suite: domain(s) {', '.join(without)} of suite {suite.name!r} "
+            f"have no dev items: they are analysed on the gate's test items and never "
+            f"trained; {why}"
+        )
 
 
 def _rehearsal_notes(suite: Any, domains: list[str]) -> list[str]:

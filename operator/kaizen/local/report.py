@@ -88,8 +88,8 @@ def _plan_lines(status: ImprovementCycleStatus) -> list[str]:
         lines.append(f"(planned on the baseline's dev items: {scores})")
     if plan.fallback_domains:
         lines.append(
-            f"(no dev items in {', '.join(plan.fallback_domains)}: planned on the gate's test "
-            "items there; see plan.json's split)"
+            f"(no dev items in {', '.join(plan.fallback_domains)}: analysed on the gate's test "
+            "items there and not trained; see plan.json's split)"
         )
     return lines
 

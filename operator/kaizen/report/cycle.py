@@ -148,8 +148,10 @@ def _domains(
         section.append("<h3>Not trained</h3>" + table(["domain", "score", "why"], rows))
     split = found.plan.split if found.plan is not None else None
     if split is not None and split.fallback_domains:
-        # The plan read the gate's items for these domains: the reader must know.
-        section.append(f"<p><strong>Planned on test items:</strong> {esc(split.note)}</p>")
+        # The plan read the gate's items for these domains (and trains none of them).
+        section.append(
+            f"<p><strong>Analysed on test items, not trained:</strong> {esc(split.note)}</p>"
+        )
     return section
 
 
