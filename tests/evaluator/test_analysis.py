@@ -192,44 +192,38 @@ def test_bad_settings_are_configuration_errors() -> None:
         build_plan(data, threshold=0.5, max_domains=0)
 
 
-def test_analyze_step_writes_the_plan_and_a_small_summary(tmp_path: Path) -> None:
-    baseline = tmp_path / "results.json"
-    baseline.write_text(
-        json.dumps(results(domain_records("geo", [1, 1]) + domain_records("zep", [0, 0])))
-    )
+def _analyze_step(folder: Path, records: list[dict[str, Any]], threshold: float) -> Any:
+    """The analyze step on a baseline of `records`: (its summary, plan.json)."""
+    baseline = folder / "results.json"
+    baseline.write_text(json.dumps(results(records)))
     summary = analyze_step(
         baseline,
-        tmp_path / "out",
+        folder / "out",
         step="analyze",
-        threshold=0.7,
+        threshold=threshold,
         max_domains=2,
         tracking=TrackingOptions(mode="disabled"),
     )
-    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    return summary, json.loads((folder / "out" / "plan.json").read_text())
+
+
+def test_analyze_step_writes_the_plan_and_a_small_summary(tmp_path: Path) -> None:
+    records = domain_records("geo", [1, 1]) + domain_records("zep", [0, 0])
+    summary, plan = _analyze_step(tmp_path, records, threshold=0.7)
     assert (
         summary.plan is not None
         and summary.plan.priority_domains == ["zep"] == plan["priority_domains"]
     )
     assert summary.plan.failure_kinds == {"wrong_answer": 2}
-    assert plan["baseline"] == str(baseline)
+    assert plan["baseline"] == str(tmp_path / "results.json")
     assert summary.digest and summary.digest.startswith("sha256:")
 
 
 def test_nothing_to_train_names_each_domains_score_and_its_items(tmp_path: Path) -> None:
     # "Nothing to train" on 3 items is not "nothing to train" on 300: the message says which
     # (weakest first).
-    baseline = tmp_path / "results.json"
-    baseline.write_text(
-        json.dumps(results(domain_records("geo", [1, 1]) + domain_records("zep", [1, 0, 1])))
-    )
-    summary = analyze_step(
-        baseline,
-        tmp_path / "out",
-        step="analyze",
-        threshold=0.5,
-        max_domains=2,
-        tracking=TrackingOptions(mode="disabled"),
-    )
+    records = domain_records("geo", [1, 1]) + domain_records("zep", [1, 0, 1])
+    summary, _ = _analyze_step(tmp_path, records, threshold=0.5)
     assert summary.plan is not None and summary.plan.priority_domains == []
     assert summary.message.startswith(
         "no domain below 0.5 (zep 0.67 on 3 dev items, geo 1.00 on 2 dev items): nothing to train"
