@@ -114,8 +114,8 @@ def sentence_start(text: str) -> str:
     """`text` with its first letter upper case, as a sentence opens ("the Lissel flows …" →
     "The Lissel flows …"), unless its first word is written with a capital after its first
     letter: a name such as "iPhone", "eBay" or "macOS" keeps its spelling."""
-    first = text.split(maxsplit=1)[0] if text.strip() else ""
-    if any(c.isupper() for c in first[1:]):
+    words = text.split(maxsplit=1)
+    if words and any(c.isupper() for c in words[0][1:]):
         return text
     return text[:1].upper() + text[1:]
 
