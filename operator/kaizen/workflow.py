@@ -180,7 +180,13 @@ class FeedbackCollector:
             raise ValueError("collect_evaluation_feedback() first")
         from kaizen.evaluator.analysis import build_plan
 
-        return build_plan(self._results, threshold=self.threshold, max_domains=self.max_domains)
+        # Not a cycle: a domain without dev items is planned on its test items (need_dev).
+        return build_plan(
+            self._results,
+            threshold=self.threshold,
+            max_domains=self.max_domains,
+            need_dev=False,
+        )
 
 
 class AdaptationManager:

@@ -141,8 +141,15 @@ def _recommendation(domain: dict[str, Any], threshold: float) -> dict[str, Any]:
     }
 
 
-def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -> dict[str, Any]:
-    """The improvement plan for `results` (a results.json dict), in the layout of plan.json."""
+def build_plan(
+    results: dict[str, Any], *, threshold: float, max_domains: int, need_dev: bool = True
+) -> dict[str, Any]:
+    """The improvement plan for `results` (a results.json dict), in the layout of plan.json.
+
+    With `need_dev` (a cycle's analyze step) a domain without dev items is never a priority
+    domain: the cycle scores and chooses each adapter on its domain's dev items. Without it
+    (the Python API's `FeedbackCollector`, which trains nothing itself) such a domain is
+    planned on its test items like any other."""
     if not 0.0 <= threshold <= 1.0:
         raise ConfigurationError(f"threshold must be between 0 and 1, got {threshold}")
     if max_domains < 1:
@@ -206,9 +213,10 @@ def build_plan(results: dict[str, Any], *, threshold: float, max_domains: int) -
         )
     # Weakest first; ties by name, so the same results always give the same plan.
     domains.sort(key=lambda d: (d["score"], d["name"]))
-    # A domain analysed on its test items is never planned: its adapter would be scored alone
-    # and chosen on the domain's dev items (score-<domain>, combine), which it does not have.
-    priority = [d for d in domains if d["below_threshold"] and d["split"] == "dev"][:max_domains]
+    # In a cycle a domain analysed on its test items is never planned: its adapter would be
+    # scored alone and chosen on the domain's dev items (score-<domain>, combine).
+    plannable = [d for d in domains if d["split"] == "dev" or not need_dev]
+    priority = [d for d in plannable if d["below_threshold"]][:max_domains]
     by_capability = aggregate(items, "capability")
     capability_scores = {name: round(c["score"], 4) for name, c in by_capability.items()}
     targeted = [
