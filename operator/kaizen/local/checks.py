@@ -64,7 +64,8 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 f"{suite.name!r} ({listing}); its settings would never apply"
             )
     evaluated = set(spec.evaluation.domains) or set(suite.domains)
-    _check_dev_items(suite, sorted(evaluated & set(suite.domains)), report)
+    checked = sorted(evaluated & set(suite.domains))
+    _check_dev_items(suite, checked, report)
     for domain in spec.training.domains:
         if domain in suite.domains and domain not in evaluated:
             report.problems.append(
@@ -72,9 +73,9 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 "(spec.evaluation.domains), so it can never be a priority domain"
             )
     if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
-        report.notes.extend(_routing_notes(cycle, suite, sorted(evaluated & set(suite.domains))))
+        report.notes.extend(_routing_notes(cycle, suite, checked))
     if spec.training.replay_fraction > 0:
-        report.notes.extend(_rehearsal_notes(suite, sorted(evaluated & set(suite.domains))))
+        report.notes.extend(_rehearsal_notes(suite, checked))
     return report
 
 
