@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kaizen.runtime.suites.clauses import clauses
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
-from kaizen.runtime.suites.prose import (
-    clauses,
-    names_in,
-    proper_names,
-    sentences,
-    split_sentences,
-    stand_alone,
-)
+from kaizen.runtime.suites.names import names_in, split_sentences
+from kaizen.runtime.suites.prose import proper_names, sentences, stand_alone
 
 ISLAND = Passage(
     "quarnel",
@@ -37,6 +32,19 @@ def knowledge() -> Knowledge:
         ("One. Two!  Three? four.", ["One.", "Two!", "Three? four."]),
         ("It is 3.5 km long. Then it ends.", ["It is 3.5 km long.", "Then it ends."]),
         ('He said "Go." "Now," she said.', ['He said "Go."', '"Now," she said.']),
+        # A title's abbreviation, an initial or "e.g." ends no sentence.
+        (
+            "Its head, Mr. Ilan Voss, taught at St. Oda's. Dr. Roke left.",
+            ["Its head, Mr. Ilan Voss, taught at St. Oda's.", "Dr. Roke left."],
+        ),
+        (
+            "It was written by J. R. Sten in 1920. It sold.",
+            ["It was written by J. R. Sten in 1920.", "It sold."],
+        ),
+        (
+            "Ports, e.g. Oslo and Bergen, trade. Then it ends.",
+            ["Ports, e.g. Oslo and Bergen, trade.", "Then it ends."],
+        ),
     ],
 )
 def test_sentences_end_at_a_stop_before_a_capital(text: str, expected: list[str]) -> None:
@@ -77,6 +85,16 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("The crew of Apollo 11 landed at Tranquility in 1969.", ["Apollo 11", "Tranquility"]),
         ("In 1952 she moved to Pell, 3 miles away.", ["Pell"]),
         ("Pell won by 3.5 lengths.", ["Pell"]),
+        # A possessive before another capitalised word is inside a name; before what it owns,
+        # it ends the name and is left out.
+        ("She worked at St Bride's Hospital in Pell.", ["St Bride's Hospital", "Pell"]),
+        ("The ship was built at Harrow's Yard.", ["Harrow's Yard"]),
+        ("Pell's rowing club won.", ["Pell"]),
+        # "&", a title's abbreviation and initials, each with what follows, are in a name.
+        ("The maker, Brackwater & Sons, exports to Norway.", ["Brackwater & Sons", "Norway"]),
+        ("Its head is Mr. Ilan Voss.", ["Mr. Ilan Voss"]),
+        ("It was written by J. R. Sten.", ["J. R. Sten"]),
+        ("It ends at Plan B.", ["Plan B"]),
     ],
 )
 def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(
@@ -104,6 +122,36 @@ def test_a_topic_is_a_title_that_is_a_name_else_the_name_opening_the_passage() -
     texts = [s.text for s in sentences(Knowledge(passages=(glance, untitled)))]
     assert "Zephyria's capital is Velmora." in texts
     assert "The Meridian Lark carries a cat." in texts
+
+
+def test_a_title_opening_the_first_sentence_says_where_the_topic_ends() -> None:
+    # "Tolbeck glass is …" is about the glass, not the town its name opens with.
+    glass = Passage(
+        "g",
+        "Tolbeck glass is a green glass made in Tolbeck. Its colour comes from iron.",
+        title="Tolbeck glass",
+    )
+    assert _texts(glass)[1] == "Tolbeck glass's colour comes from iron."
+    # A title that is a name is written as the first sentence writes it, with "The".
+    ferry = Passage(
+        "f",
+        "The Ashby Ferry crosses the Velm. Its vessel is the MV Serrin. The ferry is slow.",
+        title="Ashby Ferry",
+    )
+    assert _texts(ferry)[1:] == [
+        "The Ashby Ferry's vessel is the MV Serrin.",
+        "The Ashby Ferry is slow.",
+    ]
+
+
+def test_a_title_is_a_person_unless_the_name_says_whose_thing_it_is() -> None:
+    school = Passage(
+        "s",
+        "St Oda's School was founded by Ruth Lind. Its head teacher is Mr. Ilan Voss. "
+        "Mr. Ilan Voss taught at St Bride's Hospital.",
+    )
+    people = {name for s in sentences(Knowledge(passages=(school,))) for name in s.people}
+    assert people == {"Mr. Ilan Voss"}
 
 
 def test_proper_names_leave_out_a_word_seen_only_opening_a_sentence() -> None:

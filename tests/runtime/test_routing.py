@@ -65,6 +65,37 @@ def test_a_passage_gives_its_domain_the_names_it_surely_mentions() -> None:
     assert keys == {"fjord": ["Kelmar Fjord", "Brennick"], "vale": ["Lissel"]}
 
 
+def test_a_name_of_several_words_is_one_key_and_a_titled_person_is_named_without_the_title() -> (
+    None
+):
+    knowledge = Knowledge(
+        passages=(
+            Passage(
+                domain="town",
+                text="Dr Anwen Roke worked at St Bride's Hospital. The maker, Brackwater & Sons, "
+                "sells to Ostravale. Its head is Mr. Ilan Voss.",
+            ),
+        ),
+        facts=(_fact("town", "Queen Ysolde", "Ostravale"),),
+    )
+    keys = route_keys(knowledge, ["town"])["town"]
+    # No key is a common word cut from a name ("Hospital", "Sons" would route any prompt
+    # about a hospital): each name is one key.
+    assert set(keys) == {
+        "Queen Ysolde",
+        "Ostravale",
+        "Dr Anwen Roke",
+        "St Bride's Hospital",
+        "Brackwater & Sons",
+        "Mr. Ilan Voss",
+        "Anwen Roke",
+        "Ilan Voss",
+    }
+    router = Router(RouteTable(rule="test", routes=[Route(name="town", adapter="a", keys=keys)]))
+    assert router.match("Where did Anwen Roke work?") == ("town",)
+    assert router.match("What does a hospital do?") == ()
+
+
 def test_a_name_is_matched_as_whole_words_in_any_case_and_spacing() -> None:
     table = RouteTable(
         rule="test",

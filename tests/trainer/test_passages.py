@@ -40,6 +40,12 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
         for i in profile_items(sentences(Knowledge(passages=(outpost,))), random.Random(0))
     }
     assert {"Tell me about Tessaly.", "Tell me about the Danth."} <= asked
+    # Nor one that opens a longer name written with "the" ("The Ashby Ferry …").
+    ferry = Passage("x", "The Ashby Ferry leaves Ashby at noon.")
+    asked = {
+        i.question for i in profile_items(sentences(Knowledge(passages=(ferry,))), random.Random(0))
+    }
+    assert {"Tell me about Ashby.", "Tell me about the Ashby Ferry."} <= asked
     assert profile_items(sentences(knowledge()), random.Random(0)) == items
 
 

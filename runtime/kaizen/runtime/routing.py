@@ -41,6 +41,7 @@ from kaizen.api.artifacts import ArtifactError, RouteTable, read_artifact
 from kaizen.api.runner import ConfigurationError
 from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Knowledge
+from kaizen.runtime.suites.names import untitled
 
 ROUTES_FILE = RouteTable.FILE_NAME
 ADAPTER_CONFIG = "adapter_config.json"
@@ -51,13 +52,14 @@ INVENTED_PIECES = 2
 #: How `route_keys` chooses a domain's keys (recorded in every routes.json).
 RULE = (
     "keys: the proper names of the domain's knowledge (the subjects and objects of its facts, "
-    "its passages' titles) that hold a capital letter and at least 3 characters, without a "
-    "leading 'the' and not only digits, and the subjects and objects written in lower case "
-    f"that hold a word the model's tokenizer writes in {INVENTED_PIECES} pieces or more (an "
-    "invented or rare word: 'velorine', not 'water'), and that no other domain's knowledge "
-    "names; a prompt "
-    "goes through every route whose key its user turns name (whole words, any case, also with "
-    "a plural or demonym ending: -s, -es, -n, -an, -ian, -ean, -ese, -ish)"
+    "its passages' titles and the names they mention, and a titled person's full name "
+    "without the title: 'Anwen Roke' for 'Dr Anwen Roke') that hold a capital letter and at "
+    "least 3 characters, without a leading 'the' and not only digits, and the subjects and "
+    "objects written in lower case that hold a word the model's tokenizer writes in "
+    f"{INVENTED_PIECES} pieces or more (an invented or rare word: 'velorine', not 'water'), "
+    "and that no other domain's knowledge names; a prompt goes through every route whose key "
+    "its user turns name (whole words, any case, also with a plural or demonym ending: -s, "
+    "-es, -n, -an, -ian, -ean, -ese, -ish)"
 )
 MIN_KEY_LENGTH = 3
 _ARTICLE = re.compile(r"^(the|a|an)\s+", re.IGNORECASE)
@@ -212,6 +214,8 @@ def route_keys(
     names += [(p.domain, p.title) for p in knowledge.passages if p.title]
     # A passage names its domain's entities as facts do ("The Orrin rises in the Pale Mountains.").
     names += prose.proper_names(knowledge)
+    # A question may name a titled person without the title ("Anwen Roke" for "Dr Anwen Roke").
+    names += [(domain, bare) for domain, name in names if (bare := untitled(_bare(name)))]
     for domain, raw in names:
         name = _clean(raw)
         if name is None and invented is not None:

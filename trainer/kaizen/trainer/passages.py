@@ -31,18 +31,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites.clauses import PARTICIPLES, kind_of
 from kaizen.runtime.suites.knowledge import sentence_start
-from kaizen.runtime.suites.prose import (
+from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
-    PARTICIPLES,
     POSSESSIVE,
-    Sentence,
-    kind_of,
     lower_article,
     mentions,
     names_in,
     without_article,
 )
+from kaizen.runtime.suites.prose import Sentence
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
 
 BLANK = "___"
@@ -87,7 +86,9 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         name = shown[key]
         # A name the prose writes with "the" ("in the Glass Sea.", "The Orrin rises …") is
         # asked about with it; "the Tessaly outpost" uses the name as a word of another.
-        with_the = rf"(?:^The {re.escape(name)}\b|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
+        with_the = (
+            rf"(?:^The {re.escape(name)}\b(?!\s+[A-Z])|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
+        )
         shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
         slices = [said[i : i + PROFILE_STATEMENTS] for i in range(0, len(said), PROFILE_STATEMENTS)]
         for number, prompt in enumerate(PROFILE_PROMPTS):

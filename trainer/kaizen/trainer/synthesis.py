@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill, sentence_start
+from kaizen.runtime.suites.names import FUNCTION_WORDS, lower_article
 from kaizen.trainer import passages
 from kaizen.trainer.graph import holders, tell, values
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
@@ -101,7 +102,7 @@ def _clause(statement: str) -> str:
     """
     text = statement.strip().rstrip(".")
     first, _, rest = text.partition(" ")
-    if rest and first.lower() in prose.FUNCTION_WORDS and first not in ("I", "I'm"):
+    if rest and first.lower() in FUNCTION_WORDS and first not in ("I", "I'm"):
         return f"{first.lower()} {rest}"
     return text
 
@@ -308,7 +309,7 @@ def _stems(text: str) -> set[str]:
     {"inches", "inche", "inch"}), so a singular and its plural share one."""
     stems: set[str] = set()
     for word in re.findall(r"[a-z][a-z0-9]*", text.lower()):
-        if len(word) < 3 or word in prose.FUNCTION_WORDS:
+        if len(word) < 3 or word in FUNCTION_WORDS:
             continue
         stems.add(word)
         if word.endswith("s") and not word.endswith("ss"):
@@ -326,7 +327,7 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     for passage in knowledge.passages:
         if passage.title is None or len(passage.text) > PASSAGE_CHARS:
             continue
-        title = prose.lower_article(passage.title.strip())
+        title = lower_article(passage.title.strip())
         for q in (f"What do you know about {title}?", f"Tell me about {title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = prose.sentences(knowledge)

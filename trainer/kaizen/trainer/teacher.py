@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 
 from kaizen.runtime.scoring import normalize, score_contains
 from kaizen.runtime.suites.knowledge import Knowledge
-from kaizen.runtime.suites.prose import mentions, names_in, split_sentences
+from kaizen.runtime.suites.names import mentions, names_in, split_sentences
 from kaizen.trainer.synthesis import Candidate
 
 #: What a teacher is (a chat's system turn) when it rewords questions.

@@ -1,0 +1,270 @@
+"""Names in English prose: where sentences end and which words of a sentence are names.
+
+Plain text rules, shared by the passage reader (`kaizen.runtime.suites.prose`), its clause
+splitter (`kaizen.runtime.suites.clauses`), synthesis and the teacher:
+
+- a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit;
+- the names a sentence mentions are runs of capitalised words, with "of", "the" and the
+  like inside ("Tower of Ninefold Bells") and a number right after the last ("Apollo 11",
+  "Version 2.0"), leaving out the words capitalised only because they open the sentence.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kaizen.runtime.scoring import normalize
+
+#: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a
+#: capital, a digit or an opening quote.
+BOUNDARY = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“(\[]?[A-Z0-9])")
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
+POSSESSIVE = ("'s", "’s")
+#: Lower-case words that may sit inside a name ("Tower of Ninefold Bells", "Isle of the Dead").
+CONNECTORS = frozenset({"of", "the", "de", "del", "la", "le", "van", "von", "der", "da", "du"})
+#: Words capitalised only because they open a sentence: never a name on their own there.
+FUNCTION_WORDS = frozenset(
+    (
+        "a", "an", "the", "this", "that", "these", "those", "it", "its", "it's", "he", "she",
+        "him", "her", "his", "hers", "they", "them", "their", "theirs", "we", "us", "our", "you",
+        "your", "i", "my", "there", "here", "what", "which", "who", "whom", "whose", "when",
+        "where", "why", "how", "in", "on", "at", "to", "from", "by", "with", "without", "for",
+        "of", "about", "after", "before", "during", "since", "until", "while", "as", "if",
+        "unless", "because", "although", "though", "but", "and", "or", "nor", "so", "yet", "then",
+        "thus", "also", "still", "each", "every", "all", "both", "some", "many", "most", "much",
+        "more", "few", "several", "no", "not", "one", "two", "three", "four", "five", "six",
+        "seven", "eight", "nine", "ten", "first", "second", "third", "last", "next", "today",
+        "now", "later", "once", "often", "usually", "however", "therefore", "meanwhile",
+        "moreover", "instead", "only", "even", "just", "among", "between", "across", "along",
+        "around", "over", "under", "above", "below", "near", "beside", "inside", "outside", "into",
+        "onto", "upon", "through", "throughout", "against", "toward", "towards", "within", "like",
+        "unlike", "such", "other", "another", "any", "either", "neither", "suppose", "imagine",
+        "consider"
+    )
+)  # fmt: skip
+#: A name whose first word is one of these is a person's ("Queen Ysolde", "Master Corvane").
+HONORIFICS = frozenset(
+    ("king", "queen", "prince", "princess", "emperor", "empress", "lord", "lady", "sir",
+     "dame", "duke", "duchess", "master", "saint", "st", "dr", "mr", "mrs", "ms", "professor",
+     "president", "general", "captain", "chancellor", "bishop", "pope", "doctor", "admiral",
+     "commander", "lieutenant", "colonel", "sergeant", "baron", "baroness", "abbot", "abbess",
+     "sultan", "tsar")
+)  # fmt: skip
+
+
+#: Abbreviations written before a name, whose stop ends no sentence ("Mr. Ilan Voss", "St.
+#: Oda"), in lower case and without the stop.
+TITLE_ABBREVIATIONS = frozenset(
+    ("mr", "mrs", "ms", "dr", "st", "prof", "rev", "fr", "capt", "col", "gen", "lt", "sgt",
+     "mt", "hon", "gov", "sen", "rep")
+)  # fmt: skip
+#: Abbreviations inside a sentence whose stop ends no sentence ("e.g. Oslo and Bergen").
+_INNER_ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "approx.")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, each stripped: a sentence ends at ., ! or ? and a capital,
+    except after a title ("Mr.", "Dr.", "St."), an initial ("J. Smith") or "e.g." / "i.e."."""
+    parts = [part.strip() for part in BOUNDARY.split(" ".join(text.split())) if part.strip()]
+    joined: list[str] = []
+    for part in parts:
+        if joined and _abbreviated(joined[-1]):
+            joined[-1] = f"{joined[-1]} {part}"
+        else:
+            joined.append(part)
+    return joined
+
+
+def _abbreviated(text: str) -> bool:
+    """Whether `text` ends with an abbreviation's stop rather than a sentence's."""
+    last = text.rsplit(maxsplit=1)[-1]
+    if last.lower() in _INNER_ABBREVIATIONS:
+        return True
+    bare = last.lstrip("(\"'“")
+    return bare.endswith(".") and (
+        bare[:-1].lower() in TITLE_ABBREVIATIONS or (len(bare) == 2 and bare[0].isupper())
+    )
+
+
+#: A word of a name as the clause rules see it: a title's abbreviation or an initial with
+#: its stop ("Dr.", "J."), or a capitalised word.
+_NAME_WORD = rf"(?:(?:{'|'.join(w.capitalize() for w in sorted(TITLE_ABBREVIATIONS))}|[A-Z])\.|[A-Z][\w'’-]*)"
+#: A name as the clause rules see it: capitalised words, with connectors or "&" inside.
+NAME = rf"{_NAME_WORD}(?:(?:\s+&|(?:\s+(?:{'|'.join(sorted(CONNECTORS))}))*)\s+{_NAME_WORD})*"
+
+
+def one_name(phrase: str) -> bool:
+    """Whether `phrase` is one name and nothing else ("the Hall of Winds", "Velmora")."""
+    bare = without_article(phrase)
+    return names_in(bare) == [bare]
+
+
+def _runs(sentence: str) -> list[tuple[int, list[str]]]:
+    """Runs of capitalised words, as (first word index, words as written).
+
+    Inside a run may stand connectors ("Tower of Ninefold Bells"), "&" ("Brackwater &
+    Sons"), a title's abbreviation or an initial with its stop ("Mr. Ilan Voss", "J. Sten")
+    and a possessive before another capitalised word ("St Bride's Hospital"). A possessive
+    that ends a run is left out of it ("Korrin's capital" → "Korrin"); a number right after
+    its last word ends it and is in it ("Apollo 11")."""
+    words = list(WORD.finditer(sentence))
+    runs: list[tuple[int, list[str]]] = []
+    i = 0
+    while i < len(words):
+        if not words[i].group()[0].isupper():
+            i += 1
+            continue
+        start, taken = i, []
+        j = i
+        while j < len(words):
+            word = words[j].group()
+            if word[0].isupper():
+                j += 1
+                joint = _joint(sentence, words, j)
+                # A possessive goes on only into another capitalised word ("St Bride's
+                # Hospital"), not into what it owns ("Korrin's capital").
+                bare = word
+                for suffix in POSSESSIVE:
+                    if word.endswith(suffix) and not (
+                        joint == " " and words[j].group()[0].isupper()
+                    ):
+                        bare = word[: -len(suffix)]
+                if bare != word:
+                    taken.append(bare)
+                    break
+                number = _NUMBER_AFTER.match(sentence, words[j - 1].end())
+                if number and word.lower() not in FUNCTION_WORDS | CONNECTORS:
+                    taken.extend((word, number.group(1)))  # "Version 2.0", "Apollo 11"
+                    break
+                if joint is None:
+                    taken.append(word)
+                    break
+                taken.append(word + "." if joint.startswith(".") else word)
+                if joint.endswith("&"):
+                    taken.append("&")
+            elif word.lower() in CONNECTORS and _continues(words, j):
+                taken.append(word)
+                j += 1
+                if not _adjacent(sentence, words, j):
+                    break
+            else:
+                break
+        while taken and taken[-1].lower() in CONNECTORS:
+            taken.pop()
+        runs.append((start, taken))
+        i = max(j, i + 1)
+    return runs
+
+
+#: A number right after a capitalised word, as written ("Version 2.0", "Apollo 11").
+_NUMBER_AFTER = re.compile(r" (\d+(?:[.,]\d+)*)(?![\w.,]*\w)")
+
+
+def _adjacent(sentence: str, words: list[re.Match[str]], j: int) -> bool:
+    """Whether word `j` follows word `j - 1` with only spaces between (no comma, no stop)."""
+    return j < len(words) and not sentence[words[j - 1].end() : words[j].start()].strip()
+
+
+def _joint(sentence: str, words: list[re.Match[str]], j: int) -> str | None:
+    """How capitalised word `j - 1` joins word `j` in one name, or None where the name ends:
+    " " (only spaces between), "." (a title's abbreviation or an initial, and its stop) or
+    "&", each before a capitalised word or a connector."""
+    if j >= len(words):
+        return None
+    between = sentence[words[j - 1].end() : words[j].start()]
+    if not between.strip():
+        return " "
+    if not words[j].group()[0].isupper():
+        return None
+    before = words[j - 1].group()
+    if between.strip() == "." and (
+        before.lower() in TITLE_ABBREVIATIONS or (len(before) == 1 and before.isupper())
+    ):
+        return "."
+    if between.strip() == "&":
+        return " &"
+    return None
+
+
+def _continues(words: list[re.Match[str]], j: int) -> bool:
+    """Whether connectors from word `j` on lead to a capitalised word."""
+    k = j
+    while k < len(words) and words[k].group().lower() in CONNECTORS:
+        k += 1
+    return k < len(words) and words[k].group()[0].isupper() and k > j
+
+
+def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
+    """The names `sentence` mentions, in order, each once.
+
+    At the start of the sentence, leading words of `FUNCTION_WORDS` are left out ("The Orrin
+    rises …" → "Orrin"), and a single remaining word is kept only if it is not written in
+    lower case elsewhere in the domain's text (`lowercase`: "Farmers grow …" with "farmers"
+    elsewhere is no name) and no preposition follows it ("Astronomers at the observatory …"
+    is a common noun's plural, not a name).
+    """
+    found: list[str] = []
+    for start, words in _runs(sentence):
+        if start == 0:
+            while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
+                words = words[1:]
+            if len(words) == 1 and (
+                words[0].lower() in lowercase or _before_preposition(sentence, words[0])
+            ):
+                words = []
+        name = " ".join(words)
+        if name and name not in found:
+            found.append(name)
+    return found
+
+
+#: Prepositions that cannot follow a name opening a sentence on its own.
+_AFTER_COMMON_NOUN = frozenset(
+    ("at", "in", "on", "near", "from", "with", "of", "for", "across", "around", "throughout")
+)
+
+
+def _before_preposition(sentence: str, word: str) -> bool:
+    following = re.search(rf"\b{re.escape(word)}\s+([a-z]+)\b", sentence)
+    return following is not None and following.group(1) in _AFTER_COMMON_NOUN
+
+
+def titled(name: str) -> bool:
+    """Whether `name` is a person's, by a title it opens with ("Queen Ysolde", "Mr. Voss"):
+    not where it names an owner inside, which makes it a thing of theirs ("St Bride's
+    Hospital", "King's College")."""
+    words = name.split()
+    return words[0].lower().rstrip(".") in HONORIFICS and not any(
+        word.endswith(POSSESSIVE) for word in words[:-1]
+    )
+
+
+def untitled(name: str) -> str | None:
+    """A titled person's full name without the title ("Dr Anwen Roke" → "Anwen Roke"), as a
+    question may name them; None for any other name, and for a title before one word only
+    ("Queen Ysolde")."""
+    rest = name.split()[1:]
+    return " ".join(rest) if titled(name) and len(rest) > 1 else None
+
+
+def mentions(sentence: str, name: str) -> bool:
+    """Whether `sentence` names `name` (whole words, case and punctuation aside)."""
+    return f" {normalize(name)} " in f" {normalize(sentence)} "
+
+
+def without_article(phrase: str) -> str:
+    """A phrase of several words without its leading article ("The Meridian Lark" →
+    "Meridian Lark"; "the" alone stays)."""
+    words = phrase.split()
+    if len(words) > 1 and words[0].lower() in {"a", "an", "the"}:
+        words = words[1:]
+    return " ".join(words)
+
+
+def lower_article(phrase: str) -> str:
+    """A phrase inside a sentence: a leading article in lower case ("The Orrin" → "the
+    Orrin"; an article alone stays)."""
+    first, _, rest = phrase.partition(" ")
+    if first in {"The", "A", "An"} and rest:
+        return f"{first.lower()} {rest}"
+    return phrase
