@@ -219,3 +219,19 @@ def test_the_benchmark_cycles_pass_the_check_from_the_repository_root(
     code, out, err = _check(root / "benchmarks" / "cycles" / cycle, capsys)
     assert code == 0 and "is valid" in out, err
     assert "spec.evaluation.suite" not in err  # its suite was found and read
+
+
+@pytest.mark.parametrize("cycles", [[], ["--cycles", "2"]])
+def test_kaizen_run_refuses_what_the_check_refuses_before_any_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cycles: list[str]
+) -> None:
+    # A suite without dev items could train nothing: refused before the baseline evaluation
+    # rather than after it, for a cycle and for a chain of them alike.
+    none = write_suite(tmp_path / "none", header=HEADER + "dev_fraction: 0\n")
+    path = _write(tmp_path, {"evaluation": {"suite": str(none)}})
+    artifacts = tmp_path / "artifacts"
+    code = main(["run", str(path), "--artifacts", str(artifacts), *cycles])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert f"{path}: spec.evaluation.suite: suite 'mini' has no dev items" in err
+    assert not artifacts.exists()  # no step ran, nothing was written

@@ -41,7 +41,9 @@ def _namespaced(chain: ImprovementChain, namespace: str | None) -> ImprovementCh
 
 def run_chain(args: argparse.Namespace) -> int:
     """Run a chain (or `--cycles N` of a cycle) locally; exit 0 unless it stalled."""
+    from kaizen.cycle.chain import next_cycle
     from kaizen.local.chain import LocalChainRunner, chain_from_cycle, load_manifest, render_lineage
+    from kaizen.local.checks import refuse_unreachable
     from kaizen.local.executor import LocalExecutor
     from kaizen.local.report import render_report
 
@@ -57,6 +59,11 @@ def run_chain(args: argparse.Namespace) -> int:
             "adapters promoted so far (stopping after a cycle that promotes nothing)"
         )
     chain = _namespaced(chain, args.namespace)
+    # What `kaizen check` finds wrong with the suite fails here, not after a baseline evaluation.
+    template = "spec.template." if isinstance(manifest, ImprovementChain) else ""
+    refuse_unreachable(
+        next_cycle(chain, 1, chain.spec.template.spec.model.adapters), args.cycle, template
+    )
     executor = LocalExecutor(args.artifacts, quiet=args.quiet)
     runner = LocalChainRunner(
         executor, on_cycle=lambda result: print("\n" + render_report(result.status), flush=True)
@@ -99,15 +106,11 @@ def check_chain(args: argparse.Namespace) -> int:
     """Validate a chain file: the chain's fields, and its template as `kaizen check` a cycle."""
     from kaizen.cycle.chain import next_cycle
     from kaizen.local.chain import load_manifest
-    from kaizen.local.checks import check_reachable
+    from kaizen.local.checks import refuse_unreachable
 
     chain = load_manifest(args.cycle)
     assert isinstance(chain, ImprovementChain)
     first = next_cycle(chain, 1, chain.spec.template.spec.model.adapters)
-    report = check_reachable(first)
-    for note in report.notes:
-        print(f"note: spec.template.{note}", file=sys.stderr)
-    if report.problems:
-        raise SpecError([f"{args.cycle}: spec.template.{problem}" for problem in report.problems])
+    refuse_unreachable(first, args.cycle, "spec.template.")
     print(f"{args.cycle}: ImprovementChain {chain.metadata.name!r} is valid")
     return 0

@@ -9,11 +9,13 @@ of the first step.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kaizen.api import ImprovementCycle
+from kaizen.api import ImprovementCycle, SpecError
 from kaizen.api.fields import AUTO, ROUTED
 
 #: lm-evaluation-harness tasks become domains of this name in the results.
@@ -77,6 +79,17 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
     if spec.training.replay_fraction > 0:
         report.notes.extend(_rehearsal_notes(suite, checked))
     return report
+
+
+def refuse_unreachable(cycle: ImprovementCycle, source: Path, prefix: str = "") -> None:
+    """`check_reachable` as `kaizen check` and `kaizen run` report it: its notes on stderr,
+    and its problems as a `SpecError` naming the file (`source`) and each field (`prefix`:
+    where the cycle sits in the file, "spec.template." for a chain's)."""
+    report = check_reachable(cycle)
+    for note in report.notes:
+        print(f"note: {prefix}{note}", file=sys.stderr)
+    if report.problems:
+        raise SpecError([f"{source}: {prefix}{problem}" for problem in report.problems])
 
 
 def _check_dev_items(suite: Any, domains: list[str], report: CheckReport) -> None:

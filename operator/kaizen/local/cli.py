@@ -16,6 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     if wants_chain(args):
         return run_chain(args)
     from kaizen.api.resource import with_namespace
+    from kaizen.local.checks import refuse_unreachable
     from kaizen.local.executor import LocalExecutor, load_cycle_file
     from kaizen.local.report import render_report
 
@@ -27,6 +28,8 @@ def _run(args: argparse.Namespace) -> int:
             raise SpecError(
                 [p.replace("metadata.namespace", "--namespace", 1) for p in error.problems]
             ) from None
+    # What `kaizen check` finds wrong with the suite fails here, not after a baseline evaluation.
+    refuse_unreachable(cycle, args.cycle)
     executor = LocalExecutor(args.artifacts, quiet=args.quiet)
     started = time.monotonic()
     print(
@@ -88,16 +91,12 @@ def _check(args: argparse.Namespace) -> int:
 
     if manifest_kind(args.cycle) == CHAIN_KIND:
         return check_chain(args)
-    from kaizen.local.checks import check_reachable
+    from kaizen.local.checks import refuse_unreachable
     from kaizen.local.executor import load_cycle_file
 
     # The same models as the operator's (and the CRD's): every field it would refuse.
     cycle = load_cycle_file(args.cycle)
-    report = check_reachable(cycle)
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if report.problems:
-        raise SpecError([f"{args.cycle}: {problem}" for problem in report.problems])
+    refuse_unreachable(cycle, args.cycle)
     print(f"{args.cycle}: ImprovementCycle {cycle.metadata.name!r} is valid")
     return 0
 
