@@ -45,6 +45,11 @@ def knowledge() -> Knowledge:
             "Ports, e.g. Oslo and Bergen, trade. Then it ends.",
             ["Ports, e.g. Oslo and Bergen, trade.", "Then it ends."],
         ),
+        # A capital letter alone ends a sentence before a word that opens sentences.
+        (
+            "It was built after World War I. It is old.",
+            ["It was built after World War I.", "It is old."],
+        ),
     ],
 )
 def test_sentences_end_at_a_stop_before_a_capital(text: str, expected: list[str]) -> None:
@@ -95,6 +100,7 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("Its head is Mr. Ilan Voss.", ["Mr. Ilan Voss"]),
         ("It was written by J. R. Sten.", ["J. R. Sten"]),
         ("It ends at Plan B.", ["Plan B"]),
+        ("It was built after World War I.", ["World War I"]),
     ],
 )
 def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(

@@ -68,21 +68,31 @@ def split_sentences(text: str) -> list[str]:
     parts = [part.strip() for part in BOUNDARY.split(" ".join(text.split())) if part.strip()]
     joined: list[str] = []
     for part in parts:
-        if joined and _abbreviated(joined[-1]):
+        if joined and _abbreviated(joined[-1], part):
             joined[-1] = f"{joined[-1]} {part}"
         else:
             joined.append(part)
     return joined
 
 
-def _abbreviated(text: str) -> bool:
-    """Whether `text` ends with an abbreviation's stop rather than a sentence's."""
+def _abbreviated(text: str, following: str) -> bool:
+    """Whether `text` ends with an abbreviation's stop rather than a sentence's, `following`
+    being what comes next. A capital letter alone is an initial only before a word that
+    can be a name ("J. Sten"), not before one that opens sentences ("World War I. It ended")."""
     last = text.rsplit(maxsplit=1)[-1]
     if last.lower() in _INNER_ABBREVIATIONS:
         return True
     bare = last.lstrip("(\"'“")
-    return bare.endswith(".") and (
-        bare[:-1].lower() in TITLE_ABBREVIATIONS or (len(bare) == 2 and bare[0].isupper())
+    if not bare.endswith("."):
+        return False
+    if bare[:-1].lower() in TITLE_ABBREVIATIONS:
+        return True
+    word = WORD.match(following.lstrip("(\"'“"))
+    return (
+        len(bare) == 2
+        and bare[0].isupper()
+        and word is not None
+        and word.group().lower() not in FUNCTION_WORDS
     )
 
 
