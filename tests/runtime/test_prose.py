@@ -197,8 +197,20 @@ def _texts(*passages: Passage) -> list[str]:
             "Ombril is a town. The town of Sallow lies upriver.",
             "The town of Sallow lies upriver.",
         ),
-        # Nothing earlier is an X: unchanged.
-        ("Ombril is a town. The river floods in spring.", "The river floods in spring."),
+        # Nothing earlier is an X: the topic's X, when a verb follows ("The course is …").
+        ("Ombril is a town. The river floods in spring.", "Ombril's river floods in spring."),
+        (
+            "The Quellmark Cup is a race. The course is four miles long.",
+            "The Quellmark Cup's course is four miles long.",
+        ),
+        # Unless the next word says which X ("The river Lissel", "The frost heron", "The
+        # next"), or the sentence names the topic.
+        ("Ombril is a town. The river Lissel floods.", "The river Lissel floods."),
+        ("Ombril is a town. The frost heron nests here.", "The frost heron nests here."),
+        ("Ombril is a town. The next spring was dry.", "The next spring was dry."),
+        ("Ombril is a town. The river floods Ombril.", "The river floods Ombril."),
+        # A topic that is no name has no X to own.
+        ("The cold-drawn lens is a lens. The price was high.", "The price was high."),
     ],
 )
 def test_an_opening_definite_description_means_what_an_earlier_sentence_names_so(

@@ -15,7 +15,8 @@ English prose:
     town is known for …"), is taken to mean the nearest thing an earlier sentence of the
     passage names as an X: a name whose head word is X ("the Tower of Ninefold Bells"), a
     name an earlier sentence says is an X ("Ombril is a harbour town …"), or an X an
-    earlier sentence gives an owner ("Halvard Tesk's workshop");
+    earlier sentence gives an owner ("Halvard Tesk's workshop"), and where none does, the
+    topic's X when a verb follows ("The course is …" → "The Quellmark Cup's course is …");
   - a possessive pronoun inside a sentence that names nothing before it ("Most of its
     people speak Ombrese.") is taken to mean the topic's, and in a passage about a person
     so is "he" or "she" after an opening phrase ("In 1952 she received …");
@@ -165,7 +166,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
             text = stand_alone(text, about)
-            text = _definite(text, earlier)
+            text = _definite(text, earlier, about)
             if person:
                 text = _inner_subject(text, about, lowercase)
             text = _inner_possessive(text, about, lowercase)
@@ -191,9 +192,11 @@ def _opens_personal(text: str) -> bool:
     return opening is not None and opening.group().lower() in _PERSONAL
 
 
-def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]]) -> str:
+def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]], about: str | None) -> str:
     """`text` with an opening "The X" replaced by what an earlier sentence (with its names)
-    names as an X (nearest sentence first), unchanged when none does."""
+    names as an X (nearest sentence first); where none does, read as the passage's topic's
+    X when the topic is a name the sentence does not mention ("The course is four miles
+    long." about the Quellmark Cup → "The Quellmark Cup's course is …"); else unchanged."""
     match = _DEFINITE.match(text)
     if match is None:
         return text
@@ -204,7 +207,28 @@ def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]]) -> str:
         meant = _meant(noun, before, names)
         if meant is not None:
             return f"{meant}{possessive}{text[match.end() :]}"
-    return text
+    # Only "The X" and a verb: "The next …", "The river Lissel …" and "The frost heron …"
+    # say which thing they mean by their next word, not by the topic.
+    if possessive or noun in FUNCTION_WORDS or not _verb_like(following):
+        return text
+    if not about or not names_in(about) or mentions(text, about):
+        return text
+    return f"{about}'s {noun}{text[match.end() :]}"
+
+
+#: Verbs that follow a subject "The X" ("The course is …", "The crossing takes …").
+_AUXILIARIES = frozenset(
+    ("is", "was", "are", "were", "has", "had", "have", "can", "could", "will", "would",
+     "may", "might", "must", "should", "does", "did", "do")
+)  # fmt: skip
+
+
+def _verb_like(word: str) -> bool:
+    """Whether `word`, after "The X", reads as the sentence's verb: an auxiliary, or a lower-case
+    word ending in -s or -ed ("takes", "ended"), not in -ss ("The glass …")."""
+    return word in _AUXILIARIES or (
+        word.islower() and (word.endswith("ed") or (word.endswith("s") and not word.endswith("ss")))
+    )
 
 
 def _meant(noun: str, sentence: str, names: tuple[str, ...]) -> str | None:
