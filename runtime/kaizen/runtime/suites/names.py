@@ -3,10 +3,13 @@
 Plain text rules, shared by the passage reader (`kaizen.runtime.suites.prose`), its clause
 splitter (`kaizen.runtime.suites.clauses`), synthesis and the teacher:
 
-- a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit;
+- a sentence ends at ".", "!" or "?" (and a closing quote) before a capital or a digit, not
+  after a title's abbreviation ("Mr."), an initial or "e.g.";
 - the names a sentence mentions are runs of capitalised words, with "of", "the" and the
-  like inside ("Tower of Ninefold Bells") and a number right after the last ("Apollo 11",
-  "Version 2.0"), leaving out the words capitalised only because they open the sentence.
+  like inside ("Tower of Ninefold Bells"), "&", a title's stop or a possessive before
+  another capital ("Brackwater & Sons", "Mr. Ilan Voss", "St Bride's Hospital") and a number
+  right after the last ("Apollo 11", "Version 2.0"), leaving out the words capitalised only
+  because they open the sentence.
 """
 
 from __future__ import annotations
