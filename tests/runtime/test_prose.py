@@ -101,6 +101,13 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("It was written by J. R. Sten.", ["J. R. Sten"]),
         ("It ends at Plan B.", ["Plan B"]),
         ("It was built after World War I.", ["World War I"]),
+        # Not into an acronym it owns; a dotted acronym is one word; a word with a capital
+        # inside is a name's; a date is no name.
+        ("Tern's API is documented.", ["Tern", "API"]),
+        ("It failed over in the U.K. data centre.", ["U.K."]),
+        ("Yuki Tanaka moved it to gRPC in 2021.", ["Yuki Tanaka", "gRPC"]),
+        ("It was launched on 3 March 2021 in Dorset.", ["Dorset"]),
+        ("Theresa May met Pell on Friday.", ["Theresa May", "Pell"]),
     ],
 )
 def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(

@@ -21,7 +21,8 @@ from kaizen.runtime.scoring import normalize
 #: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a
 #: capital, a digit or an opening quote.
 BOUNDARY = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“(\[]?[A-Z0-9])")
-WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
+#: A word: a dotted acronym ("U.K."), or letters, digits, apostrophes and hyphens.
+WORD = re.compile(r"[A-Z](?:\.[A-Z])+\.?|[A-Za-z][A-Za-z0-9'’-]*")
 POSSESSIVE = ("'s", "’s")
 #: Lower-case words that may sit inside a name ("Tower of Ninefold Bells", "Isle of the Dead").
 CONNECTORS = frozenset({"of", "the", "de", "del", "la", "le", "van", "von", "der", "da", "du"})
@@ -44,6 +45,12 @@ FUNCTION_WORDS = frozenset(
         "unlike", "such", "other", "another", "any", "either", "neither", "suppose", "imagine",
         "consider"
     )
+)  # fmt: skip
+#: Months and days: capitalised, but a date ("3 March 2021"), not a name.
+DATE_WORDS = frozenset(
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december", "monday", "tuesday", "wednesday", "thursday",
+     "friday", "saturday", "sunday")
 )  # fmt: skip
 #: A name whose first word is one of these is a person's ("Queen Ysolde", "Master Corvane").
 HONORIFICS = frozenset(
@@ -124,23 +131,23 @@ def _runs(sentence: str) -> list[tuple[int, list[str]]]:
     runs: list[tuple[int, list[str]]] = []
     i = 0
     while i < len(words):
-        if not words[i].group()[0].isupper():
+        if not capitalised(words[i].group()):
             i += 1
             continue
         start, taken = i, []
         j = i
         while j < len(words):
             word = words[j].group()
-            if word[0].isupper():
+            if capitalised(word):
                 j += 1
                 joint = _joint(sentence, words, j)
                 # A possessive goes on only into another capitalised word ("St Bride's
-                # Hospital"), not into what it owns ("Korrin's capital").
+                # Hospital"), not into what it owns ("Korrin's capital", "Tern's API").
+                owned = joint == " " and capitalised(words[j].group())
+                owned = owned and not words[j].group().isupper()
                 bare = word
                 for suffix in POSSESSIVE:
-                    if word.endswith(suffix) and not (
-                        joint == " " and words[j].group()[0].isupper()
-                    ):
+                    if word.endswith(suffix) and not owned:
                         bare = word[: -len(suffix)]
                 if bare != word:
                     taken.append(bare)
@@ -187,7 +194,7 @@ def _joint(sentence: str, words: list[re.Match[str]], j: int) -> str | None:
     between = sentence[words[j - 1].end() : words[j].start()]
     if not between.strip():
         return " "
-    if not words[j].group()[0].isupper():
+    if not capitalised(words[j].group()):
         return None
     before = words[j - 1].group()
     if between.strip() == "." and (
@@ -204,7 +211,13 @@ def _continues(words: list[re.Match[str]], j: int) -> bool:
     k = j
     while k < len(words) and words[k].group().lower() in CONNECTORS:
         k += 1
-    return k < len(words) and words[k].group()[0].isupper() and k > j
+    return k < len(words) and capitalised(words[k].group()) and k > j
+
+
+def capitalised(word: str) -> bool:
+    """Whether `word` is written as a name's word: with a capital first, or with one inside
+    ("gRPC", "iPhone")."""
+    return word[0].isupper() or any(c.isupper() for c in word[1:])
 
 
 def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
@@ -225,6 +238,9 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
                 words[0].lower() in lowercase or _before_preposition(sentence, words[0])
             ):
                 words = []
+        # A date is no name ("3 March 2021", "on Friday").
+        if words and words[0].lower() in DATE_WORDS and all(w.isdigit() for w in words[1:]):
+            words = []
         name = " ".join(words)
         if name and name not in found:
             found.append(name)

@@ -39,6 +39,7 @@ from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
     NAME,
     WORD,
+    capitalised,
     lower_article,
     mentions,
     names_in,
@@ -140,7 +141,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         for _, texts in split
         for text in texts
         for word in WORD.findall(text)
-        if word[0].islower() and word.lower() not in CONNECTORS
+        if not capitalised(word) and word.lower() not in CONNECTORS
     )
     found: list[tuple[int, str, tuple[str, ...], str | None]] = []
     # A name a relative "who" is on is a person's ("Mirela, who ran the shop"); the last name
