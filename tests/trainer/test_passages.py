@@ -143,6 +143,19 @@ def test_two_sentences_compose_through_a_name_a_definite_description_stands_for(
         assert "a town by the sea" not in question
 
 
+def test_a_chain_goes_through_a_name_with_a_title_or_an_ampersand_inside() -> None:
+    maker = Passage(
+        "x",
+        "The largest maker is Brackwater & Sons. Brackwater & Sons exports to Norway. "
+        "The head is Mr. Ilan Voss. Mr. Ilan Voss taught at Calder College.",
+    )
+    chains = {i.question for i in chain_items(sentences(Knowledge(passages=(maker,))))}
+    assert {
+        "The largest maker exports to what?",
+        "The head taught at what?",
+    } <= chains
+
+
 def test_a_name_is_described_by_definite_phrases_and_by_clauses_on_its_kind() -> None:
     described = descriptions(sentences(knowledge()))
     assert [d for d, _ in described["ostrivel"]] == [

@@ -35,7 +35,9 @@ from kaizen.runtime.suites.clauses import PARTICIPLES, kind_of
 from kaizen.runtime.suites.knowledge import sentence_start
 from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
+    NAME,
     POSSESSIVE,
+    capitalised,
     lower_article,
     mentions,
     names_in,
@@ -373,15 +375,15 @@ def premise_items(
 
 def _shown(text: str, key: str) -> str | None:
     """How `text` writes the name whose normalised form is `key` (None when it does not)."""
-    for match in re.finditer(r"[A-Z][\w'’-]*(?:\s+(?:[A-Z][\w'’-]*|of|the|de))*", text):
+    for match in re.finditer(NAME, text):
         words = match.group().split()
         for i in range(len(words)):
             for j in range(len(words), i, -1):
                 candidate = " ".join(words[i:j])
                 # Not a part of a longer name ("Ombril" of "Ombril Observatory").
-                inside = (j < len(words) and words[j][0].isupper()) or (
+                inside = (j < len(words) and capitalised(words[j])) or (
                     i > 0
-                    and words[i - 1][0].isupper()
+                    and capitalised(words[i - 1])
                     and words[i - 1].lower() not in FUNCTION_WORDS
                 )
                 if normalize(candidate) == key and not inside:
