@@ -217,7 +217,7 @@ def _continues(words: list[re.Match[str]], j: int) -> bool:
 def capitalised(word: str) -> bool:
     """Whether `word` is written as a name's word: with a capital first, or with one inside
     ("gRPC", "iPhone")."""
-    return word[0].isupper() or any(c.isupper() for c in word[1:])
+    return any(c.isupper() for c in word)
 
 
 def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str]:
