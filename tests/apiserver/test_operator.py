@@ -342,6 +342,9 @@ def test_deleting_a_cycle_without_an_operator_garbage_collects_its_jobs(
 ) -> None:
     # The operator starts the first step and stops; the garbage collector alone then removes
     # the Job (owned by the cycle) and its Pod (owned by the Job) when the cycle is deleted.
+    # The step's container waits before its command runs, so the Pod's deletion ends it
+    # (the tiny model's evaluation could otherwise finish first).
+    env.sim.step_seconds = 600.0
     with env.operator():
         env.apply("orphaned", tiny_spec(tiny_model_dir))
         wait_for(lambda: env.jobs(), until=lambda jobs: len(jobs) == 1, what="the first Job")

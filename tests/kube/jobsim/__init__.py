@@ -42,8 +42,9 @@ default (``Orphan``) leaves its Pod running to the end, as in a real cluster; pa
 ``kill_orphans=True`` to kill it anyway. Suspending a running Job kills it and deletes its Pod.
 
 With ``step_runner`` (e.g. :func:`tests.kube.fast_steps.run_fast_step`) a container runs in
-this process instead, after ``step_seconds`` (a deleted pod ends it first, exit code 143):
-fault-injection tests and the scale benchmark measure the operator, not the step programs.
+this process instead: fault-injection tests and the scale benchmark measure the operator, not
+the step programs. Either way a container's command starts after ``step_seconds`` (a deleted
+pod ends the wait first, exit code 143).
 
 Errors inside the simulator are collected and re-raised by :meth:`JobSimulator.stop`.
 

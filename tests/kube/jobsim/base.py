@@ -53,8 +53,9 @@ class SimulatorBase:
         self.extra_env = dict(extra_env or {})
         self.retry_delay = retry_delay
         self.kill_orphans = kill_orphans
-        #: Runs each container in this process (see ``StepRunner``) after ``step_seconds``
-        #: (or ``step_seconds(job_name)``: one duration per Job, e.g. drawn at random).
+        #: Runs each container in this process (see ``StepRunner``); either way a container's
+        #: command starts after ``step_seconds`` (or ``step_seconds(job_name)``: one duration
+        #: per Job, e.g. drawn at random), a wait a deleted pod ends with exit code 143.
         self.step_runner = step_runner
         self.step_seconds = step_seconds
         factory = api_client_factory or cluster.api_client

@@ -287,6 +287,13 @@ class Kubelet(SimulatorBase):
         """The container as ``step_runner``, after ``step_seconds`` (a deleted pod or the
         deadline ends it first, as SIGTERM would: exit code 143)."""
         assert self.step_runner is not None
+        if ended := self._hold(run, deadline):
+            return ended
+        return self.step_runner(argv, env)
+
+    def _hold(self, run: _JobRun, deadline: float | None) -> tuple[str, int] | None:
+        """Waits ``step_seconds`` before the container's command runs; the log and exit code
+        (143, as SIGTERM) when a deleted pod or the deadline ends the wait, else None."""
         hold = (
             self.step_seconds(str(run.job["metadata"]["name"]))
             if callable(self.step_seconds)
@@ -298,7 +305,7 @@ class Kubelet(SimulatorBase):
             return "terminated\n", 143
         if deadline is not None and time.monotonic() >= deadline:
             return "deadline exceeded\n", 143
-        return self.step_runner(argv, env)
+        return None
 
     def _execute(
         self,
@@ -308,6 +315,8 @@ class Kubelet(SimulatorBase):
         deadline: float | None,
         pod_spec: dict[str, Any],
     ) -> tuple[str, int]:
+        if ended := self._hold(run, deadline):
+            return ended
         grace = min(float(pod_spec.get("terminationGracePeriodSeconds", 30)), 2.0)
         try:
             proc = subprocess.Popen(
