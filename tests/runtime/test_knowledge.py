@@ -389,3 +389,15 @@ def test_the_documented_example_loads_and_chains(tmp_path: Path) -> None:
     capital, river = knowledge.facts
     assert capital.object == river.subject
     assert knowledge.statement(river) == "Velmora lies on the Lissel."
+
+
+def test_text_typed_with_combining_accents_is_read_in_composed_form(tmp_path: Path) -> None:
+    # "é" written as "e" and a combining acute is read as the one letter (NFC), as a model
+    # writes it: names, answers and scoring then agree however the file was typed.
+    fact = {**FACT, "subject": "Que\u0301rnel", "object": "Ostrive\u0301l"}
+    passage = {**PASSAGE, "text": "Que\u0301rnel lies north of Ostrive\u0301l."}
+    knowledge = load_suite(str(write_knowledge(tmp_path / "mini", [RELATION, fact, passage])))
+    (loaded,) = knowledge.knowledge.facts
+    assert (loaded.subject, loaded.object) == ("Quérnel", "Ostrivél")
+    assert knowledge.knowledge.passages[0].text == "Quérnel lies north of Ostrivél."
+    assert score("contains", "The capital is Ostrive\u0301l.", ["Ostrivél"])[0] == 1.0

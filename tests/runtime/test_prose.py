@@ -408,3 +408,33 @@ def test_clauses_stand_alone_as_sentences_do() -> None:
         "Velmora lies on the Lissel.",
         "Zephyria's largest port is Port Ilvane.",
     ]
+
+
+def test_names_with_letters_outside_ascii_are_read_whole() -> None:
+    # Capitals and lower-case letters of any script ("Ålborg", "Zoë", "Ærø", "Łódź").
+    text = (
+        "Ålborg Mills was founded by Zoë Lindqvist in 1911. Its chief engineer, Dr. Søren "
+        "Ærø, designed the Mañana turbine. Élodie Brûlé was born in Łódź."
+    )
+    assert split_sentences(text) == [
+        "Ålborg Mills was founded by Zoë Lindqvist in 1911.",
+        "Its chief engineer, Dr. Søren Ærø, designed the Mañana turbine.",
+        "Élodie Brûlé was born in Łódź.",
+    ]
+    assert [names_in(s) for s in split_sentences(text)] == [
+        ["Ålborg Mills", "Zoë Lindqvist"],
+        ["Dr. Søren Ærø", "Mañana"],
+        ["Élodie Brûlé", "Łódź"],
+    ]
+    mills = Knowledge(passages=(Passage("mills", text, title="Ålborg Mills"),))
+    assert [s.text for s in sentences(mills)][1] == (
+        "Ålborg Mills's chief engineer is Dr. Søren Ærø."
+    )
+    assert [name for _, name in proper_names(mills)] == [
+        "Ålborg Mills",
+        "Zoë Lindqvist",
+        "Dr. Søren Ærø",
+        "Mañana",
+        "Élodie Brûlé",
+        "Łódź",
+    ]

@@ -298,3 +298,21 @@ def test_the_bundled_tokenizer_tells_invented_words_from_everyday_ones() -> None
     invented = invented_words(load_tokenizer("bundled:smollm2-135m-instruct"))
     assert [invented(w) for w in ("velorine", "ostrane", "tessel", "the frost heron")] == [True] * 4
     assert [invented(w) for w in ("water", "gold", "spider", "carbon dioxide")] == [False] * 4
+
+
+def test_names_outside_ascii_are_keys_and_match_however_their_accents_are_typed() -> None:
+    knowledge = Knowledge(
+        facts=(_fact("mills", "Ålborg Mills", "Zoë Lindqvist"),),
+        passages=(Passage(domain="mills", text="Dr. Søren Ærø was born in Łódź."),),
+    )
+    keys = route_keys(knowledge, ["mills"])
+    assert keys == {
+        "mills": ["Ålborg Mills", "Zoë Lindqvist", "Dr. Søren Ærø", "Łódź", "Søren Ærø"]
+    }
+    router = Router(
+        RouteTable(rule="test", routes=[Route(name="mills", adapter="a", keys=keys["mills"])])
+    )
+    assert router.match("Who founded ålborg mills?") == ("mills",)
+    assert router.match("Where was Zoe\u0308 Lindqvist born?") == ("mills",)  # "e" + diaeresis
+    assert router.match("Who is Søren Ærø?") == ("mills",)
+    assert router.match("Who is Zo?") == ()

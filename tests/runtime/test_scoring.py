@@ -33,6 +33,7 @@ from kaizen.runtime.scoring import (
         ("144/12 is 1.44", "144/12 is 1.44"),
         ("It has 1,000 pages.", "it has 1000 pages"),
         ("“Quoted” — dash", "quoted dash"),
+        ("Cafe\u0301 Zoë", "café zoë"),  # a combining accent reads as the composed letter
         ("", ""),
     ],
 )

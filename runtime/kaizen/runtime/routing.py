@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,7 +121,9 @@ class Router:
         self._patterns = [_pattern(route.keys) for route in table.routes]
 
     def match(self, text: str) -> tuple[str, ...]:
-        """The routes whose keys `text` names, in the table's order."""
+        """The routes whose keys `text` names, in the table's order (accents compared in
+        their composed form, NFC, as suites are read)."""
+        text = unicodedata.normalize("NFC", text)
         return tuple(
             name
             for name, pattern in zip(self.names, self._patterns, strict=True)

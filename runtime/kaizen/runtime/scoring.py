@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ _ANSWER_PREFIX = re.compile(
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD-style normalisation)."""
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style normalisation);
+    accented letters in their composed form (NFC), however they were typed."""
+    text = unicodedata.normalize("NFC", text)
     text = _PUNCTUATION.sub(" ", _THOUSANDS.sub("", text.lower()))
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,7 @@ def _text_field(record: dict[str, Any], field: str, where: str, required: bool) 
     if not isinstance(value, str) or not value.strip():
         what = "missing" if value is None else f"must be a non-empty string, got {value!r}"
         raise ConfigurationError(f"{where}: {field}: {what}")
-    return value
+    return unicodedata.normalize("NFC", value)  # as suites are read (records.read_jsonl)
 
 
 def read_extra_examples(path: str | Path, domain: str) -> list[Example]:

@@ -37,6 +37,7 @@ from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
     NAME,
     POSSESSIVE,
+    UPPER,
     capitalised,
     lower_article,
     mentions,
@@ -89,7 +90,7 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         # A name the prose writes with "the" ("in the Glass Sea.", "The Orrin rises …") is
         # asked about with it; "the Tessaly outpost" uses the name as a word of another.
         with_the = (
-            rf"(?:^The {re.escape(name)}\b(?!\s+[A-Z])|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
+            rf"(?:^The {re.escape(name)}\b(?!\s+{UPPER})|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
         )
         shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
         slices = [said[i : i + PROFILE_STATEMENTS] for i in range(0, len(said), PROFILE_STATEMENTS)]

@@ -308,7 +308,7 @@ def _stems(text: str) -> set[str]:
     """The content words of `text`, each also without a plural ending ("12 inches" →
     {"inches", "inche", "inch"}), so a singular and its plural share one."""
     stems: set[str] = set()
-    for word in re.findall(r"[a-z][a-z0-9]*", text.lower()):
+    for word in re.findall(r"[^\W\d_][^\W_]*", text.lower()):
         if len(word) < 3 or word in FUNCTION_WORDS:
             continue
         stems.add(word)

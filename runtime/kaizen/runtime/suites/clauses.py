@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from kaizen.runtime.suites.knowledge import sentence_start
-from kaizen.runtime.suites.names import FUNCTION_WORDS, NAME, one_name
+from kaizen.runtime.suites.names import FUNCTION_WORDS, LOWER, NAME, UPPER, one_name
 
 #: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
 PARTICIPLES = frozenset(
@@ -25,22 +25,22 @@ KIND_ENDS = frozenset(
 )  # fmt: skip
 #: "Its capital, Velmora, lies …": a definite phrase, a name in apposition, the rest.
 _APPOSED_NAME = re.compile(
-    rf"^(?P<np>(?:The|Its|His|Her|Their|[A-Z][\w-]*['’]s) [a-z][\w-]*(?: [a-z][\w-]*){{0,2}}), "
-    rf"(?P<name>(?:the )?{NAME}), (?P<rest>[a-z].*)$"
+    rf"^(?P<np>(?:The|Its|His|Her|Their|{UPPER}[\w-]*['’]s) {LOWER}[\w-]*(?: {LOWER}[\w-]*){{0,2}}), "
+    rf"(?P<name>(?:the )?{NAME}), (?P<rest>{LOWER}.*)$"
 )
 #: "Mars, the fourth planet out from the Sun, lies …": a name, a phrase in apposition, the rest.
 _NAME_APPOSED = re.compile(
-    rf"^(?P<name>(?:The )?{NAME}), (?P<app>(?:the|a|an) [^,;]+), (?P<rest>[a-z][\w-]* .*)$"
+    rf"^(?P<name>(?:The )?{NAME}), (?P<app>(?:the|a|an) [^,;]+), (?P<rest>{LOWER}[\w-]* .*)$"
 )
 #: "… the river Lissel, which flows into the Caldrin Sea, …": a relative clause on a name.
 _RELATIVE = re.compile(
-    rf"(?P<ante>(?:\b[Tt]he (?:[a-z][\w-]* )?)?{NAME}), (?:which|who) (?P<clause>[^,;]+?)"
+    rf"(?P<ante>(?:\b[Tt]he (?:{LOWER}[\w-]* )?)?{NAME}), (?:which|who) (?P<clause>[^,;]+?)"
     rf"(?P<after>,.*|[.!?])$"
 )
 #: "Zephyria is a small country on the Caldrin Sea, founded by Queen Orlaine.".
 _TRAILING_PASSIVE = re.compile(
     rf"^(?P<subject>(?:The )?{NAME}) (?P<verb>is|was|are|were) (?P<rest>[^,;]+), "
-    rf"(?P<participle>[a-z]+) by (?P<agent>(?:the )?{NAME})(?P<end>[.!?])$"
+    rf"(?P<participle>{LOWER}+) by (?P<agent>(?:the )?{NAME})(?P<end>[.!?])$"
 )
 #: A clause "X is Y" (or are, was, were), for lists of them joined by commas.
 _COPULA_CLAUSE = re.compile(r"^\S.* (?:is|are|was|were) \S.*$")
@@ -67,7 +67,7 @@ def clauses(sentence: str) -> list[str]:
     body = sentence[:-1] if sentence[-1:] in ".!?" else sentence
     parts = [p.strip() for p in body.split(";")]
     if len(parts) == 1:
-        listed = re.split(r",\s+(?:and\s+)?|\s+and\s+(?=[A-Z]|the\s)", body)
+        listed = re.split(rf",\s+(?:and\s+)?|\s+and\s+(?={UPPER}|the\s)", body)
         if len(listed) > 2 and all(_COPULA_CLAUSE.match(p) for p in listed):
             parts = listed
         else:  # "…, and it was sent to …": a clause of its own about the topic
@@ -104,7 +104,7 @@ def _relative(sentence: str) -> list[str] | None:
     if match is None:
         return None
     ante = match.group("ante")
-    if not one_name(re.sub(r"^[Tt]he (?:[a-z][\w-]* )?", "", ante)):
+    if not one_name(re.sub(rf"^[Tt]he (?:{LOWER}[\w-]* )?", "", ante)):
         return None
     main = sentence[: match.end("ante")] + match.group("after")
     return [main, f"{sentence_start(ante)} {match.group('clause')}."]

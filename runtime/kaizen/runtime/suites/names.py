@@ -15,14 +15,26 @@ splitter (`kaizen.runtime.suites.clauses`), synthesis and the teacher:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from kaizen.runtime.scoring import normalize
 
+
+def _letters(test: Callable[[str], bool]) -> str:
+    """A character class of the letters (of the Basic Multilingual Plane) that pass `test`."""
+    return "[" + re.escape("".join(c for c in map(chr, range(0x10000)) if test(c))) + "]"
+
+
+#: A capital letter and a lower-case one, in any script ("Zoë", "Ålborg", "Søren", "Łódź"):
+#: Python's `re` has no `\p{Lu}`. Text is read in NFC (`knowledge_file`), so an accented
+#: letter is one character.
+UPPER = _letters(str.isupper)
+LOWER = _letters(str.islower)
 #: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a
 #: capital, a digit or an opening quote.
-BOUNDARY = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“(\[]?[A-Z0-9])")
-#: A word: a dotted acronym ("U.K."), or letters, digits, apostrophes and hyphens.
-WORD = re.compile(r"[A-Z](?:\.[A-Z])+\.?|[A-Za-z][A-Za-z0-9'’-]*")
+BOUNDARY = re.compile(rf"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“(\[]?(?:{UPPER}|[0-9]))")
+#: A word: a dotted acronym ("U.K."), or a letter, then letters, digits, apostrophes and hyphens.
+WORD = re.compile(rf"{UPPER}(?:\.{UPPER})+\.?|[^\W\d_](?:[^\W_]|['’-])*")
 POSSESSIVE = ("'s", "’s")
 #: Lower-case words that may sit inside a name ("Tower of Ninefold Bells", "Isle of the Dead").
 CONNECTORS = frozenset({"of", "the", "de", "del", "la", "le", "van", "von", "der", "da", "du"})
@@ -108,7 +120,7 @@ def _abbreviated(text: str, following: str) -> bool:
 
 #: A word of a name as the clause rules see it: a title's abbreviation or an initial with
 #: its stop ("Dr.", "J."), or a capitalised word.
-_NAME_WORD = rf"(?:(?:{'|'.join(w.capitalize() for w in sorted(TITLE_ABBREVIATIONS))}|[A-Z])\.|[A-Z][\w'’-]*)"
+_NAME_WORD = rf"(?:(?:{'|'.join(w.capitalize() for w in sorted(TITLE_ABBREVIATIONS))}|{UPPER})\.|{UPPER}[\w'’-]*)"
 #: A name as the clause rules see it: capitalised words, with connectors or "&" inside.
 NAME = rf"{_NAME_WORD}(?:(?:\s+&|(?:\s+(?:{'|'.join(sorted(CONNECTORS))}))*)\s+{_NAME_WORD})*"
 

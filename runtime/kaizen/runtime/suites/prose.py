@@ -37,7 +37,9 @@ from kaizen.runtime.suites.knowledge import Knowledge, Passage
 from kaizen.runtime.suites.names import (
     CONNECTORS,
     FUNCTION_WORDS,
+    LOWER,
     NAME,
+    UPPER,
     WORD,
     capitalised,
     lower_article,
@@ -56,7 +58,7 @@ _INNER_POSSESSIVES = frozenset({"its", "his", "her", "their"})
 _INNER_SUBJECTS = frozenset({"he", "she"})
 #: "The X" opening a sentence: X one lower-case word, then (unless X is a possessive) a word
 #: that is no preposition or relative ("The tower was built …", not "The capital of …").
-_DEFINITE = re.compile(r"^The ([a-z][a-z-]*)(['’]s)?(?=\s+([A-Za-z]+))")
+_DEFINITE = re.compile(rf"^The ({LOWER}(?:{LOWER}|-)*)(['’]s)?(?=\s+([^\W\d_]+))")
 #: Sentence-opening pronouns read as the passage's subject (the title), and what replaces them.
 PRONOUNS = {
     "it": "{title}",
@@ -127,7 +129,7 @@ def topic(passage: Passage) -> str | None:
 
 
 #: The first sentence of an untitled passage about a thing: "The cold-drawn lens is …".
-_THING_IS = re.compile(r"^(The [a-z][\w-]*(?: [a-z][\w-]*){0,2}) (?:is|was|are|were) ")
+_THING_IS = re.compile(rf"^(The {LOWER}[\w-]*(?: {LOWER}[\w-]*){{0,2}}) (?:is|was|are|were) ")
 
 
 def sentences(knowledge: Knowledge) -> list[Sentence]:
@@ -245,7 +247,7 @@ def _meant(noun: str, sentence: str, names: tuple[str, ...]) -> str | None:
     for name in reversed(names):
         if noun in _heads(name):
             return _as_written(name, sentence)
-    owned = re.findall(rf"((?:[A-Z][\w-]*\s)*[A-Z][\w-]*)['’]s {re.escape(noun)}\b", sentence)
+    owned = re.findall(rf"((?:{UPPER}[\w-]*\s)*{UPPER}[\w-]*)['’]s {re.escape(noun)}\b", sentence)
     if owned:
         return f"{owned[-1]}'s {noun}"
     return None

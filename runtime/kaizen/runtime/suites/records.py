@@ -7,6 +7,7 @@ every problem in any suite file is reported the same way: `file:line: field: pro
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,7 +30,20 @@ class SuiteError(ConfigurationError):
         self.problem = problem
 
 
+def _nfc(value: Any) -> Any:
+    """`value` with every string in Unicode's composed form (NFC): "é" typed as "e" and a
+    combining accent reads as the one letter, as models write it and as name rules read it."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [_nfc(v) for v in value]
+    if isinstance(value, dict):
+        return {_nfc(k): _nfc(v) for k, v in value.items()}
+    return value
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of `path` by line number (blank lines skipped), strings in NFC."""
     with open(path, encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -44,7 +58,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise SuiteError(
                     path, number, None, f"must be a JSON object, got {type(record).__name__}"
                 )
-            yield number, record
+            yield number, _nfc(record)
 
 
 class Fields:
