@@ -301,6 +301,16 @@ def test_people_are_names_a_personal_pronoun_or_who_stands_for() -> None:
     assert people == {"Mirela Tesk", "Tesk"}
 
 
+def test_a_name_that_was_born_died_or_married_is_a_persons() -> None:
+    mill = Passage(
+        "x",
+        "Ålborg Mills was founded by Zoë Lindqvist in 1911. Zoë Lindqvist was born in Vesk. "
+        "Arne Holm died in 1950. Holm married Ida Brenn. The Vesk was dredged.",
+    )
+    people = {n for s in sentences(Knowledge(passages=(mill,))) for n in s.people}
+    assert people == {"Zoë Lindqvist", "Arne Holm", "Holm"}
+
+
 def test_a_topic_that_is_no_name_is_what_its_sentences_are_about() -> None:
     lens = Passage(
         "x",

@@ -20,8 +20,8 @@ English prose:
   - a possessive pronoun inside a sentence that names nothing before it ("Most of its
     people speak Ombrese.") is taken to mean the topic's, and in a passage about a person
     so is "he" or "she" after an opening phrase ("In 1952 she received …");
-- a name a personal pronoun ("He was born in …") or a relative "who" stands for is a
-  person's (`Sentence.people`), asked about with "who".
+- a name a personal pronoun ("He was born in …") or a relative "who" stands for, or one
+  that was born, died or married, is a person's (`Sentence.people`), asked about with "who".
 
 A name the rules miss is only a name that gets no items or route key of its own.
 """
@@ -132,6 +132,11 @@ def topic(passage: Passage) -> str | None:
 _THING_IS = re.compile(rf"^(The {LOWER}[\w-]*(?: {LOWER}[\w-]*){{0,2}}) (?:is|was|are|were) ")
 
 
+#: A name a relative "who" is on, and the subject of what only people do.
+_WHO = rf"({NAME}),? who\b"
+_BORN = rf"({NAME}),? (?:(?:was|were) born|died|married)\b"
+
+
 def sentences(knowledge: Knowledge) -> list[Sentence]:
     """Every sentence of the knowledge's passages, standing alone, with its names."""
     split = [
@@ -148,10 +153,12 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
     found: list[tuple[int, str, tuple[str, ...], str | None]] = []
     # A name a relative "who" is on is a person's ("Mirela, who ran the shop"); the last name
     # of the capitalised run before it ("Then Mirela, who …" is about Mirela).
+    # So is one that was born, died or married ("Zoë Lindqvist was born in São Tomé.").
     people = {
         normalize(without_article((names_in(match.group(1)) or [match.group(1)])[-1]))
         for passage in knowledge.passages
-        for match in re.finditer(rf"({NAME}),? who\b", passage.text)
+        for pattern in (_WHO, _BORN)
+        for match in re.finditer(pattern, passage.text)
     }
     for index, texts in split:
         about = topic(knowledge.passages[index])
