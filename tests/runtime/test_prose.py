@@ -359,6 +359,20 @@ def test_a_topic_written_with_the_is_a_person_when_a_personal_pronoun_stands_for
                 "The Hall of Winds stands in Velmora.",
             ],
         ),
+        (  # the definite phrase's owner a noun or a name of several words
+            "The school's library, the Moorcroft Room, holds the papers of Edda Strand.",
+            [
+                "The school's library is the Moorcroft Room.",
+                "The Moorcroft Room holds the papers of Edda Strand.",
+            ],
+        ),
+        (
+            "St Oda's School's library, the Moorcroft Room, holds papers.",
+            [
+                "St Oda's School's library is the Moorcroft Room.",
+                "The Moorcroft Room holds papers.",
+            ],
+        ),
         (  # a phrase in apposition to a name
             "Mars, the fourth planet from the Sun, lies between Earth and Jupiter.",
             ["Mars is the fourth planet from the Sun.", "Mars lies between Earth and Jupiter."],

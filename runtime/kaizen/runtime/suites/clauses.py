@@ -23,9 +23,12 @@ KIND_ENDS = frozenset(
     ("in", "on", "at", "of", "by", "from", "with", "near", "for", "to", "that", "which", "who",
      "whose", "where", "and", "or", "but", "called", "named")
 )  # fmt: skip
-#: "Its capital, Velmora, lies …": a definite phrase, a name in apposition, the rest.
+#: "Its capital, Velmora, lies …": a definite phrase (its owner may be a noun or a name
+#: of several words: "The school's library", "St Oda's School's library"), a name in
+#: apposition, the rest.
 _APPOSED_NAME = re.compile(
-    rf"^(?P<np>(?:The|Its|His|Her|Their|{UPPER}[\w-]*['’]s) {LOWER}[\w-]*(?: {LOWER}[\w-]*){{0,2}}), "
+    rf"^(?P<np>(?:(?:The|Its|His|Her|Their)(?: {LOWER}[\w-]*['’]s)?|{NAME}['’]s) "
+    rf"{LOWER}[\w-]*(?: {LOWER}[\w-]*){{0,2}}), "
     rf"(?P<name>(?:the )?{NAME}), (?P<rest>{LOWER}.*)$"
 )
 #: "Mars, the fourth planet out from the Sun, lies …": a name, a phrase in apposition, the rest.
