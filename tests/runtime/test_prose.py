@@ -226,6 +226,25 @@ def test_an_opening_definite_description_means_what_an_earlier_sentence_names_so
     assert _texts(Passage("x", text))[-1] == expected
 
 
+def test_the_x_after_an_opening_phrase_of_time_or_place_is_read_as_an_opening_the_x() -> None:
+    texts = _texts(
+        Passage(
+            "x",
+            "The Ashby Ferry crosses the Velm estuary. Since 1998 the ferry has been run by the "
+            "NEA. In winter the crossing closes at six. In the morning the ferry is busy. Since "
+            "1998 the river Velm has flooded twice. In Tolbeck the ferry docks.",
+            title="The Ashby Ferry",
+        )
+    )
+    assert texts[1:] == [
+        "Since 1998 the Ashby Ferry has been run by the NEA.",
+        "In winter the Ashby Ferry's crossing closes at six.",  # the topic's, as "The crossing …"
+        "In the morning the ferry is busy.",  # a phrase with "the" of its own: left
+        "Since 1998 the river Velm has flooded twice.",  # "the river Velm" says which
+        "In Tolbeck the ferry docks.",  # the phrase names a place: which ferry is not plain
+    ]
+
+
 def test_a_possessive_inside_a_sentence_naming_nothing_before_it_is_the_topics() -> None:
     texts = _texts(
         Passage(

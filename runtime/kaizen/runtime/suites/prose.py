@@ -59,6 +59,12 @@ _INNER_SUBJECTS = frozenset({"he", "she"})
 #: "The X" opening a sentence: X one lower-case word, then (unless X is a possessive) a word
 #: that is no preposition or relative ("The tower was built …", not "The capital of …").
 _DEFINITE = re.compile(rf"^The ({LOWER}(?:{LOWER}|-)*)(['’]s)?(?=\s+([^\W\d_]+))")
+#: An opening phrase of time or place before "the X" ("Since 1998 the ferry has been run by
+#: …", "In winter the crossing closes."): a preposition and up to three more words.
+_LEAD = re.compile(
+    r"^((?:Since|In|On|From|By|Until|After|Before|During|For|At|Every|Each|Today|Now|Then|"
+    r"Once|Later)(?: (?!the\b)[^\s,]+){0,3},? )(?=the )"
+)
 #: Sentence-opening pronouns read as the passage's subject (the title), and what replaces them.
 PRONOUNS = {
     "it": "{title}",
@@ -203,6 +209,19 @@ def _opens_personal(text: str) -> bool:
 
 
 def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]], about: str | None) -> str:
+    """`text` with an opening "The X", or "the X" after an opening phrase of time or place
+    that names nothing ("Since 1998 the ferry …"), read as `_opening_definite` reads it."""
+    led = _LEAD.match(text)
+    if led is None or names_in(led.group(1)):
+        return _opening_definite(text, earlier, about)
+    lead, rest = led.group(1), "T" + text[led.end(1) + 1 :]
+    read = _opening_definite(rest, earlier, about)
+    return lead + (lower_article(read) if read != rest else text[led.end(1) :])
+
+
+def _opening_definite(
+    text: str, earlier: list[tuple[str, tuple[str, ...]]], about: str | None
+) -> str:
     """`text` with an opening "The X" replaced by what an earlier sentence (with its names)
     names as an X (nearest sentence first); where none does, read as the passage's topic's
     X when the topic is a name the sentence does not mention ("The course is four miles
