@@ -26,8 +26,8 @@ def _letters(test: Callable[[str], bool]) -> str:
 
 
 #: A capital letter and a lower-case one, in any script ("Zoë", "Ålborg", "Søren", "Łódź"):
-#: Python's `re` has no `\p{Lu}`. Text is read in NFC (`knowledge_file`), so an accented
-#: letter is one character.
+#: Python's `re` has no `\p{Lu}`. Suite files are read in NFC (`records.read_jsonl`), so an
+#: accented letter is one character.
 UPPER = _letters(str.isupper)
 LOWER = _letters(str.islower)
 #: A sentence ends at ".", "!" or "?" (and a closing quote or bracket) followed by space and a

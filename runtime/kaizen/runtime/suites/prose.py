@@ -214,9 +214,10 @@ def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]], about: str 
     led = _LEAD.match(text)
     if led is None or names_in(led.group(1)):
         return _opening_definite(text, earlier, about)
-    lead, rest = led.group(1), "T" + text[led.end(1) + 1 :]
-    read = _opening_definite(rest, earlier, about)
-    return lead + (lower_article(read) if read != rest else text[led.end(1) :])
+    lead, led_the = led.group(1), text[led.end(1) :]
+    opening = f"The{led_the[len('the') :]}"  # "the ferry has …" as a sentence: "The ferry has …"
+    read = _opening_definite(opening, earlier, about)
+    return lead + (lower_article(read) if read != opening else led_the)
 
 
 def _opening_definite(
