@@ -107,6 +107,23 @@ def test_a_passages_only_domain_gets_synthesised_items() -> None:
     assert "Quarnel's capital is Ostrivel." in teacher_question(knowledge(), cloze)
 
 
+def test_a_whole_passage_is_asked_about_by_its_title_as_the_passage_writes_it() -> None:
+    ferry = Passage("x", "The Ashby Ferry crosses the Velm.", title="Ashby Ferry")
+    glass = Passage("x", "Tolbeck glass is green.", title="Tolbeck glass")
+    asked = {
+        i.question
+        for passage in (ferry, glass)
+        for i in candidates(Knowledge(passages=(passage,)), seed=0)
+        if i.kind == "passage"
+    }
+    assert asked == {
+        "What do you know about the Ashby Ferry?",
+        "Tell me about the Ashby Ferry.",
+        "What do you know about Tolbeck glass?",
+        "Tell me about Tolbeck glass.",
+    }
+
+
 def test_two_sentences_compose_through_a_name_a_definite_description_stands_for() -> None:
     river = Passage(
         "quarnel",

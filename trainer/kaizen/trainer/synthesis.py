@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill, sentence_start
-from kaizen.runtime.suites.names import FUNCTION_WORDS, lower_article
+from kaizen.runtime.suites.names import FUNCTION_WORDS, lower_article, without_article
 from kaizen.trainer import passages
 from kaizen.trainer.graph import holders, tell, values
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
@@ -327,7 +327,9 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     for passage in knowledge.passages:
         if passage.title is None or len(passage.text) > PASSAGE_CHARS:
             continue
-        title = lower_article(passage.title.strip())
+        # Written as the passage writes it: "the Ashby Ferry" where it opens "The Ashby Ferry …".
+        title, about = passage.title.strip(), prose.topic(passage)
+        title = lower_article(about if about and without_article(about) == title else title)
         for q in (f"What do you know about {title}?", f"Tell me about {title}."):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = prose.sentences(knowledge)
