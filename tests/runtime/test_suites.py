@@ -281,6 +281,27 @@ def test_bad_json_names_the_line(tmp_path: Path) -> None:
         load_suite(str(root))
 
 
+def test_files_saved_with_a_byte_order_mark_load_and_other_encodings_name_their_line(
+    tmp_path: Path,
+) -> None:
+    root = write_suite(tmp_path / "bom")
+    for name in ("suite.yaml", "eval.jsonl", "train.jsonl"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    assert [i.id for i in load_suite(str(root)).items] == ["a1", "a2", "a3", "b1"]
+    # A file saved as Latin-1: "Sæther" is one byte 0xe6, no UTF-8.
+    latin = json.dumps({**GOOD_ITEMS[1], "answer": "Sæther"}, ensure_ascii=False) + "\n"
+    root = write_suite(tmp_path / "latin")
+    (root / "eval.jsonl").write_bytes(
+        (json.dumps(GOOD_ITEMS[0]) + "\n").encode() + latin.encode("latin-1")
+    )
+    with pytest.raises(SuiteError, match=r"eval\.jsonl:2: not UTF-8 text \(byte \d+ of the line"):
+        load_suite(str(root))
+    (root / "eval.jsonl").write_text(json.dumps(GOOD_ITEMS[0]) + "\n")
+    (root / "suite.yaml").write_bytes(HEADER.replace("mini", "Sæther").encode("latin-1"))
+    with pytest.raises(SuiteError, match=r"suite\.yaml:1: not UTF-8 text"):
+        load_suite(str(root))
+
+
 def test_a_json_line_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
     root = write_suite(tmp_path / "bad", raw_eval='["a", "b"]\n')
     with pytest.raises(SuiteError, match=r"eval\.jsonl:1: must be a JSON object"):

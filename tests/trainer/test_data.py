@@ -149,6 +149,17 @@ def test_malformed_extra_data_names_file_line_and_field(
         read_extra_examples(path, "lumora")
 
 
+def test_extra_data_past_a_byte_order_mark_and_in_another_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "extra.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + '{"question": "Zoë?", "answer": "Sæther."}\n'.encode())
+    assert [e.answer for e in read_extra_examples(path, "lumora")] == ["Sæther."]
+    path.write_bytes(
+        '{"question": "ok?", "answer": "ok."}\n{"question": "Zoë?"}\n'.encode("latin-1")
+    )
+    with pytest.raises(ConfigurationError, match=str(path).replace(".", r"\.") + r":2: not UTF-8"):
+        read_extra_examples(path, "lumora")
+
+
 def test_missing_extra_data_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         read_extra_examples(tmp_path / "nope.jsonl", "lumora")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kaizen.api.artifacts import ArtifactError, ImprovementPlan, read_artifact
 from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.suites.records import utf8_line
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
     import torch
@@ -102,11 +103,13 @@ def read_extra_examples(path: str | Path, domain: str) -> list[Example]:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigurationError(f"extra data file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise ConfigurationError(f"extra data file {path} cannot be read: {error}") from None
+    # As suite files are read: past a byte order mark, other encodings refused at their line.
+    lines = [utf8_line(path, n, line) for n, line in enumerate(data.splitlines(), start=1)]
     examples = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -42,10 +42,28 @@ def _nfc(value: Any) -> Any:
     return value
 
 
+def utf8_line(path: Path | str, number: int, line: bytes) -> str:
+    """Line `number` of `path` as text; SuiteError where it is not UTF-8 (a file saved as
+    Latin-1 or UTF-16), naming the byte. The first line may open with a byte order mark."""
+    try:
+        return line.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise SuiteError(
+            path,
+            number,
+            None,
+            f"not UTF-8 text (byte {error.start + 1} of the line: {error.reason}); save the "
+            "file as UTF-8",
+        ) from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The JSON objects of `path` by line number (blank lines skipped), strings in NFC."""
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    """The JSON objects of `path` by line number (blank lines skipped), strings in NFC; a
+    UTF-8 byte order mark (as some editors save) is read past, text in another encoding is
+    refused at its line."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            raw = utf8_line(path, number, line)
             if not raw.strip():
                 continue
             try:
