@@ -108,6 +108,10 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("Yuki Tanaka moved it to gRPC in 2021.", ["Yuki Tanaka", "gRPC"]),
         ("It was launched on 3 March 2021 in Dorset.", ["Dorset"]),
         ("Theresa May met Pell on Friday.", ["Theresa May", "Pell"]),
+        # A unit's symbol after a number is no name; the same letters elsewhere may be one.
+        ("Each Quarry job gets 512 MiB and runs at 2.4 GHz.", ["Quarry"]),
+        ("It draws 48kW from Halcyon.", ["Halcyon"]),
+        ("The V rail feeds 5 V to Pell.", ["V", "Pell"]),
     ],
 )
 def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(
@@ -218,6 +222,15 @@ def _texts(*passages: Passage) -> list[str]:
         ("Ombril is a town. The river floods Ombril.", "The river floods Ombril."),
         # A topic that is no name has no X to own.
         ("The cold-drawn lens is a lens. The price was high.", "The price was high."),
+        # A name said to be "the X" is the X, as one said to be "an X" is.
+        (
+            "Quarry is the batch scheduler of the data team. The scheduler runs on Halcyon.",
+            "Quarry runs on Halcyon.",
+        ),
+        (
+            "Café Mañana is the oldest café in Drellmoor. The café opens at six.",
+            "Café Mañana opens at six.",
+        ),
     ],
 )
 def test_an_opening_definite_description_means_what_an_earlier_sentence_names_so(
@@ -259,6 +272,20 @@ def test_a_possessive_inside_a_sentence_naming_nothing_before_it_is_the_topics()
         # A name comes before "its": which one it means is no longer plain.
         "Ombril trades with Brill and its ships sail.",
         "Some of Ombril's streets flood.",
+    ]
+    # A person is not what "its" stands for: after people's names it is still the topic's.
+    assert _texts(
+        Passage(
+            "x",
+            "Quarry runs jobs. Dr. Anh Tran wrote its retry policy. Mira Dobos, who leads the "
+            "team, wrote its manual. Brill wrote its index.",
+            title="Quarry",
+        )
+    )[1:] == [
+        "Dr. Anh Tran wrote Quarry's retry policy.",  # a title's abbreviation: a person
+        "Mira Dobos wrote Quarry's manual.",  # a "who": a person
+        "Mira Dobos leads the team.",
+        "Brill wrote its index.",  # Brill may be a thing: which one is not plain
     ]
     # "her" as an object is no possessive.
     assert _texts(Passage("x", "Kings married her in 1200.", title="Queen Ysolde")) == [
@@ -415,6 +442,10 @@ def test_a_topic_written_with_the_is_a_person_when_a_personal_pronoun_stands_for
         (  # ", and" before a pronoun; a relative clause with "who"
             "Tesk trained Mirela, who ran the shop, and she sold lenses.",
             ["Tesk trained Mirela.", "Mirela ran the shop.", "She sold lenses."],
+        ),
+        (  # a relative clause on the subject: its commas go with it
+            "Mira Dobos, who leads the team, wrote the manual.",
+            ["Mira Dobos wrote the manual.", "Mira Dobos leads the team."],
         ),
         # What none of the rules fit is left whole: a list of names, a phrase after a verb, a
         # sentence adverb before a comma.

@@ -47,6 +47,12 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
     }
     assert {"Tell me about Ashby.", "Tell me about the Ashby Ferry."} <= asked
     assert profile_items(sentences(knowledge()), random.Random(0)) == items
+    # A name that ends with its own stop is asked with one stop.
+    team = Passage("x", "The U.S. team uses Quarry for billing.")
+    asked = {
+        i.question for i in profile_items(sentences(Knowledge(passages=(team,))), random.Random(0))
+    }
+    assert {"Tell me about U.S.", "What do you know about U.S.?"} <= asked
 
 
 def test_a_profile_takes_a_name_where_it_stands_whole_or_in_a_persons_name() -> None:

@@ -45,7 +45,7 @@ from kaizen.runtime.suites.names import (
     without_article,
 )
 from kaizen.runtime.suites.prose import Sentence
-from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
+from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
 
 BLANK = "___"
 
@@ -100,7 +100,7 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
             answer = " ".join(part)
             items.append(
                 PassageItem(
-                    prompt.format(entity=shown_as), answer, "passage-profile", name, "", tuple(part)
+                    asking(prompt, shown_as), answer, "passage-profile", name, "", tuple(part)
                 )
             )
     return items

@@ -10,3 +10,10 @@ PROFILE_PROMPTS = (
     "What facts are there about {entity}?",
 )
 PROFILE_STATEMENTS = 4
+
+
+def asking(prompt: str, entity: str) -> str:
+    """`prompt` about `entity`, with one stop where the entity ends with its own ("Tell me
+    about the U.S.", not "… U.S..")."""
+    text = prompt.format(entity=entity)
+    return text[:-1] if text.endswith("..") else text

@@ -38,7 +38,7 @@ from kaizen.runtime.suites.knowledge import Fact, Knowledge, fill, sentence_star
 from kaizen.runtime.suites.names import FUNCTION_WORDS, lower_article, without_article
 from kaizen.trainer import passages
 from kaizen.trainer.graph import holders, tell, values
-from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS
+from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
 
 RECALL = "factual_recall"
 CROSS = "cross_referencing"
@@ -330,7 +330,7 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
         # Written as the passage writes it: "the Ashby Ferry" where it opens "The Ashby Ferry …".
         title, about = passage.title.strip(), prose.topic(passage)
         title = lower_article(about if about and without_article(about) == title else title)
-        for q in (f"What do you know about {title}?", f"Tell me about {title}."):
+        for q in (asking(p, title) for p in PROFILE_PROMPTS[:2]):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     found = prose.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
@@ -379,7 +379,7 @@ def profile_items(
             part = list(slices[number % len(slices)])
             rng.shuffle(part)
             answer = " ".join(knowledge.statement(fact) for fact in part)
-            question = prompt.format(entity=entity)
+            question = asking(prompt, entity)
             items.append(
                 Candidate(question, answer, RECALL, "profile", tuple(f.key for f in part), "")
             )

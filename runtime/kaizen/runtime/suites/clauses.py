@@ -109,7 +109,11 @@ def _relative(sentence: str) -> list[str] | None:
     ante = match.group("ante")
     if not one_name(re.sub(rf"^[Tt]he (?:{LOWER}[\w-]* )?", "", ante)):
         return None
-    main = sentence[: match.end("ante")] + match.group("after")
+    after = match.group("after")
+    # The commas bracket the clause: "Mirela, who ran the shop, sold bread." → "Mirela sold
+    # bread.", not "Mirela, sold bread.".
+    after = f" {after[1:].lstrip()}" if after.startswith(",") else after
+    main = sentence[: match.end("ante")] + after
     return [main, f"{sentence_start(ante)} {match.group('clause')}."]
 
 

@@ -143,7 +143,7 @@ def _runs(sentence: str) -> list[tuple[int, list[str]]]:
     runs: list[tuple[int, list[str]]] = []
     i = 0
     while i < len(words):
-        if not capitalised(words[i].group()):
+        if not capitalised(words[i].group()) or _unit(sentence, words[i]):
             i += 1
             continue
         start, taken = i, []
@@ -190,6 +190,20 @@ def _runs(sentence: str) -> list[tuple[int, list[str]]]:
 
 #: A number right after a capitalised word, as written ("Version 2.0", "Apollo 11").
 _NUMBER_AFTER = re.compile(r" (\d+(?:[.,]\d+)*)(?![\w.,]*\w)")
+
+
+#: Symbols of units written with a capital ("512 MiB", "2.4 GHz"): after a number, no name.
+UNITS = frozenset(
+    ("B", "kB", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "PiB", "kbps", "Kbps",
+     "Mbps", "Gbps", "Hz", "kHz", "MHz", "GHz", "THz", "W", "kW", "MW", "GW", "Wh", "kWh", "MWh",
+     "GWh", "V", "kV", "mV", "mA", "mAh", "Pa", "kPa", "MPa", "GPa", "J", "kJ", "MJ", "N", "kN")
+)  # fmt: skip
+_NUMBER_BEFORE = re.compile(r"\d\s?$")
+
+
+def _unit(sentence: str, word: re.Match[str]) -> bool:
+    """Whether `word` is a unit's symbol after a number ("512 MiB", "48kW")."""
+    return word.group() in UNITS and _NUMBER_BEFORE.search(sentence[: word.start()]) is not None
 
 
 def _adjacent(sentence: str, words: list[re.Match[str]], j: int) -> bool:

@@ -185,7 +185,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             text = _definite(text, earlier, about)
             if person:
                 text = _inner_subject(text, about, lowercase)
-            text = _inner_possessive(text, about, lowercase)
+            text = _inner_possessive(text, about, lowercase, frozenset(people))
             names = tuple(names_in(text, lowercase))
             earlier.append((text, names))
             found.append((index, text, names, thing if thing and mentions(text, thing) else None))
@@ -263,11 +263,14 @@ def _verb_like(word: str) -> bool:
 
 def _meant(noun: str, sentence: str, names: tuple[str, ...]) -> str | None:
     """What `sentence` (naming `names`) names as a `noun`, as it writes it: a name it says is
-    a `noun` ("Ombril is a harbour town …"), a name whose head word is `noun` ("the Tower of
-    Ninefold Bells"), or a `noun` it gives an owner ("Halvard Tesk's workshop")."""
+    a `noun` ("Ombril is a harbour town …", "Quarry is the batch scheduler …"), a name whose
+    head word is `noun` ("the Tower of Ninefold Bells"), or a `noun` it gives an owner
+    ("Halvard Tesk's workshop")."""
     subject = names[0] if names else None
     if subject is not None:
-        said = re.match(rf"(?:The )?{re.escape(subject)} (?:is|was) (?:a|an) (.+?)[.!]?$", sentence)
+        said = re.match(
+            rf"(?:The )?{re.escape(subject)} (?:is|was) (?:a|an|the) (.+?)[.!]?$", sentence
+        )
         kind = kind_of(f"a {said.group(1)}") if said else None
         if kind is not None and kind.split()[-1] == noun:
             return _as_written(subject, sentence)
@@ -312,9 +315,12 @@ def _inner_subject(text: str, about: str | None, lowercase: frozenset[str]) -> s
     return text
 
 
-def _inner_possessive(text: str, about: str | None, lowercase: frozenset[str]) -> str:
+def _inner_possessive(
+    text: str, about: str | None, lowercase: frozenset[str], people: frozenset[str] = frozenset()
+) -> str:
     """`text` with its first possessive pronoun ("Most of its people …") read as the topic's,
-    when the sentence names nothing before it and does not name the topic at all."""
+    when the sentence does not name the topic at all and names nothing before the pronoun, or
+    only people before an "its" (`people`: normalised names of people)."""
     if not about or mentions(text, about):
         return text
     for word in list(WORD.finditer(text))[1:]:
@@ -323,9 +329,14 @@ def _inner_possessive(text: str, about: str | None, lowercase: frozenset[str]) -
         following = WORD.match(text, word.end() + 1)
         if following is None or not following.group()[0].islower():
             return text
-        if following.group().lower() in FUNCTION_WORDS | CONNECTORS or names_in(
-            text[: word.start()], lowercase
-        ):
+        if following.group().lower() in FUNCTION_WORDS | CONNECTORS:
+            return text
+        before = names_in(text[: word.start()], lowercase)
+        # "its" is no person's: names of people before it do not own what it owns ("Dr. Anh
+        # Tran wrote its retry policy." is about the topic's policy).
+        if word.group().lower() != "its" and before:
+            return text
+        if any(not (titled(name) or normalize(without_article(name)) in people) for name in before):
             return text
         return f"{text[: word.start()]}{lower_article(about)}'s{text[word.end() :]}"
     return text
