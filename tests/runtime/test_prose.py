@@ -108,6 +108,7 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("Yuki Tanaka moved it to gRPC in 2021.", ["Yuki Tanaka", "gRPC"]),
         ("It was launched on 3 March 2021 in Dorset.", ["Dorset"]),
         ("Theresa May met Pell on Friday.", ["Theresa May", "Pell"]),
+        ("Pell is patched on Sundays.", ["Pell"]),
         # A unit's symbol after a number is no name; the same letters elsewhere may be one.
         ("Each Quarry job gets 512 MiB and runs at 2.4 GHz.", ["Quarry"]),
         ("It draws 48kW from Halcyon.", ["Halcyon"]),
@@ -118,6 +119,26 @@ def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(
     sentence: str, expected: list[str]
 ) -> None:
     assert names_in(sentence, frozenset({"farmers"})) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # A plural whose singular is written in lower case elsewhere is a common noun's.
+        ("Jobs fail in Quarry.", ["Quarry"]),
+        ("Policies change yearly.", []),
+        ("Boxes ship from Pell.", ["Pell"]),
+        # As is a single opening word before a relative pronoun.
+        ("Invoices that fail are resent.", []),
+        # A name stays one: its singular is nowhere ("Wales"), or more words follow.
+        ("Wales exports slate.", ["Wales"]),
+        ("Jobs Hall stands in Pell.", ["Jobs Hall", "Pell"]),
+    ],
+)
+def test_an_opening_word_written_lower_elsewhere_in_the_singular_is_no_name(
+    sentence: str, expected: list[str]
+) -> None:
+    assert names_in(sentence, frozenset({"job", "policy", "box", "slate"})) == expected
 
 
 def test_every_sentence_stands_alone_with_its_names() -> None:

@@ -74,6 +74,33 @@ def test_a_profile_takes_a_name_where_it_stands_whole_or_in_a_persons_name() -> 
     }
 
 
+def test_a_sentence_that_names_nothing_is_in_its_passages_topics_profile() -> None:
+    quarry = Passage(
+        "x",
+        "Quarry is the batch scheduler of the data team. Each job gets 512 MiB of memory. Jobs "
+        "that fail three times are paused.",
+        title="Quarry",
+    )
+    cluster = Passage(
+        "x", "The Halcyon cluster has 48 nodes. Every node is patched on Sundays.", title=None
+    )
+    items = profile_items(sentences(Knowledge(passages=(quarry, cluster))), random.Random(0))
+    said = {
+        name: {s for i in items if i.name == name for s in i.context}
+        for name in {i.name for i in items}
+    }
+    assert said["Quarry"] == {
+        "Quarry is the batch scheduler of the data team.",
+        "Each job gets 512 MiB of memory.",
+        "Jobs that fail three times are paused.",
+    }
+    # The topic of a passage with no title, as its first sentence names it.
+    assert "Every node is patched on Sundays." in said["Halcyon"]
+    assert "Tell me about the Halcyon." in {i.question for i in items}
+    # Nowhere else: no name of its own ("MiB", "Jobs", "Sundays").
+    assert set(said) == {"Quarry", "Halcyon"}
+
+
 def test_a_profile_holds_at_most_four_sentences() -> None:
     many = Passage("x", " ".join(f"Orm met person number {n}." for n in range(6)), title=None)
     items = profile_items(sentences(Knowledge(passages=(many,))), random.Random(0))

@@ -65,16 +65,22 @@ class PassageItem:
 
 
 def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem]:
-    """For each name, what the passages say of it, in several seeded orders."""
+    """For each name, what the passages say of it, in several seeded orders.
+
+    A sentence that names nothing ("Jobs that fail three times in a row are paused.") is its
+    passage's topic's: what it says is said in a passage about that topic, and it has no
+    other item of its own."""
     about: dict[str, list[str]] = defaultdict(list)
     shown: dict[str, str] = {}
     for sentence in found:
-        for name in _things(sentence):
+        for name in (*_things(sentence), *_owner(sentence)):
             key = normalize(name)
             shown.setdefault(key, name)
     # prose counts a part of a person's name as the person's ("Tesk" of "Halvard Tesk").
     people = {normalize(person) for sentence in found for person in sentence.people}
     for sentence in found:
+        for owner in _owner(sentence):
+            about[normalize(owner)].append(sentence.text)
         for key, name in shown.items():
             # A name counts where it stands whole, or as a person's, not inside another name
             # ("Pell" of "Pell Rowing Club").
@@ -104,6 +110,13 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
                 )
             )
     return items
+
+
+def _owner(sentence: Sentence) -> tuple[str, ...]:
+    """The topic a sentence that names nothing is about (its passage's), as a name is shown."""
+    if sentence.names or sentence.about or not sentence.topic:
+        return ()
+    return (without_article(sentence.topic),)
 
 
 def cloze_items(found: list[Sentence]) -> list[PassageItem]:

@@ -261,11 +261,15 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
             while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
                 words = words[1:]
             if len(words) == 1 and (
-                words[0].lower() in lowercase or _before_preposition(sentence, words[0])
+                _written_lower(words[0], lowercase) or _before_preposition(sentence, words[0])
             ):
                 words = []
-        # A date is no name ("3 March 2021", "on Friday").
-        if words and words[0].lower() in DATE_WORDS and all(w.isdigit() for w in words[1:]):
+        # A date is no name ("3 March 2021", "on Friday", "on Sundays").
+        if (
+            words
+            and words[0].lower().removesuffix("s") in DATE_WORDS
+            and all(w.isdigit() for w in words[1:])
+        ):
             words = []
         name = " ".join(words)
         if name and name not in found:
@@ -273,10 +277,26 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
     return found
 
 
-#: Prepositions that cannot follow a name opening a sentence on its own.
+#: Prepositions (and relative pronouns: "Jobs that fail …") that cannot follow a name
+#: opening a sentence on its own.
 _AFTER_COMMON_NOUN = frozenset(
-    ("at", "in", "on", "near", "from", "with", "of", "for", "across", "around", "throughout")
-)
+    ("at", "in", "on", "near", "from", "with", "of", "for", "across", "around", "throughout",
+     "that", "which", "who")
+)  # fmt: skip
+
+
+def _written_lower(word: str, lowercase: frozenset[str]) -> bool:
+    """Whether `word`, or its singular, is written in lower case elsewhere ("Jobs …" where
+    "each job" is; "Policies …" where "the policy" is)."""
+    low = word.lower()
+    singulars = {low}
+    if low.endswith("ies"):
+        singulars.add(low[:-3] + "y")
+    if low.endswith("es"):
+        singulars.add(low[:-2])
+    if low.endswith("s") and not low.endswith("ss"):
+        singulars.add(low[:-1])
+    return not singulars.isdisjoint(lowercase)
 
 
 def _before_preposition(sentence: str, word: str) -> bool:

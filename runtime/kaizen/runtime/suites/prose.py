@@ -91,6 +91,8 @@ class Sentence:
     about: str | None = None
     """The passage's topic when the sentence mentions it and it is no name (a lower-case
     thing: "the cold-drawn lens"), so that it is asked about as names are."""
+    topic: str | None = None
+    """Its passage's topic as `topic` reads it ("Quarry", "The Halcyon cluster"), or None."""
 
 
 def stand_alone(sentence: str, title: str | None) -> str:
@@ -156,7 +158,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         for word in WORD.findall(text)
         if not capitalised(word) and word.lower() not in CONNECTORS
     )
-    found: list[tuple[int, str, tuple[str, ...], str | None]] = []
+    found: list[tuple[int, str, tuple[str, ...], str | None, str | None]] = []
     # A name a relative "who" is on is a person's ("Mirela, who ran the shop"); the last name
     # of the capitalised run before it ("Then Mirela, who …" is about Mirela).
     # So is one that was born, died or married ("Zoë Lindqvist was born in São Tomé.").
@@ -188,7 +190,8 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             text = _inner_possessive(text, about, lowercase, frozenset(people))
             names = tuple(names_in(text, lowercase))
             earlier.append((text, names))
-            found.append((index, text, names, thing if thing and mentions(text, thing) else None))
+            mentioned = thing if thing and mentions(text, thing) else None
+            found.append((index, text, names, mentioned, about))
     # A person's name stands for the person in part too ("Halvard Tesk" … "Tesk").
     people.update(normalize(part) for person in list(people) for part in person.split()[1:])
     return [
@@ -198,8 +201,9 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             index,
             people=tuple(n for n in names if normalize(n) in people or titled(n)),
             about=thing,
+            topic=about,
         )
-        for index, text, names, thing in found
+        for index, text, names, thing, about in found
     ]
 
 
