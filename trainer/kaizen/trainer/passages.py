@@ -137,59 +137,12 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
         blanks = list(_things(sentence))
         if copula is not None and _short_complement(copula[2], sentence.names):
             blanks.append(without_article(copula[2]))
-        numbers = _numbers(sentence)
-        for blank in blanks + [n for n in numbers if n not in blanks]:
+        for blank in blanks:
             person = blank in sentence.people
             question = _ask(text, blank, copula, simple=simple, person=person, names=sentence.names)
-            if question is not None and blank in numbers:
-                question = _what_number(question, blank)
             if question is not None:
                 items.append(PassageItem(question, text, "passage-cloze", blank, blank, (text,)))
     return items
-
-
-#: A number as written: digits with separators ("512", "12,400", "2.4", "02:00"), or a
-#: cardinal in words ("three", "seven").
-_NUMBER = re.compile(
-    r"(?<![\w.,:])(?:\d+(?:[.,:]\d+)*|(?:one|two|three|four|five|six|seven|eight|nine|ten|"
-    r"eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred))"
-    r"(?![\w]|[.,:]\d)",
-    re.IGNORECASE,
-)
-
-
-def _numbers(sentence: Sentence) -> list[str]:
-    """The numbers a sentence states, each once, but those inside its names ("Apollo 11",
-    "Version 2.4.1"): what a question about a limit, a count or a time asks for."""
-    inside = [
-        span
-        for name in sentence.names
-        for span in (m.span() for m in re.finditer(re.escape(name), sentence.text))
-    ]
-    found: list[str] = []
-    for match in _NUMBER.finditer(sentence.text):
-        if any(start <= match.start() and match.end() <= end for start, end in inside):
-            continue
-        if match.group() not in found:
-            found.append(match.group())
-    return found
-
-
-#: Words a year follows ("in 1898", "since 1998", "the floods of 1921").
-_BEFORE_YEAR = frozenset(("in", "since", "until", "by", "from", "of", "before", "after"))
-
-
-def _what_number(question: str, number: str) -> str:
-    """An echo question for a year or a time asks for one: "… in what year?", "… at what
-    time?" (not "… in what?")."""
-    if not question.endswith(" what?"):
-        return question
-    before = question[: -len(" what?")].split()[-1].lower()
-    if re.fullmatch(r"\d{4}", number) and before in _BEFORE_YEAR:
-        return f"{question[: -len('?')]} year?"
-    if re.fullmatch(r"\d{1,2}:\d{2}", number):
-        return f"{question[: -len('?')]} time?"
-    return question
 
 
 _COPULA = re.compile(r"^(?P<subject>.+?)\s(?P<verb>is|are|was|were)\s(?P<complement>.+?)[.!]$")
