@@ -109,6 +109,7 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("It was launched on 3 March 2021 in Dorset.", ["Dorset"]),
         ("Theresa May met Pell on Friday.", ["Theresa May", "Pell"]),
         ("Pell is patched on Sundays.", ["Pell"]),
+        ("Pell moved to Kubernetes in Q3 2023.", ["Pell", "Kubernetes"]),
         # A unit's symbol after a number is no name; the same letters elsewhere may be one.
         ("Each Quarry job gets 512 MiB and runs at 2.4 GHz.", ["Quarry"]),
         ("It draws 48kW from Halcyon.", ["Halcyon"]),
@@ -119,6 +120,25 @@ def test_names_are_runs_of_capitals_not_the_word_that_opens_a_sentence(
     sentence: str, expected: list[str]
 ) -> None:
     assert names_in(sentence, frozenset({"farmers"})) == expected
+
+
+def test_a_word_in_lower_case_only_in_code_does_not_unmake_a_name() -> None:
+    texts = _texts(
+        Passage(
+            "x",
+            "Vane is the feature-flag service (see go/vane). Its config lives in vane.yaml. "
+            "The service was moved in 2023. Flags are read every 30 s. Docs are at "
+            "https://wiki.example.com/vane or `vane help`.",
+            title="Vane",
+        )
+    )
+    found = sentences(Knowledge(passages=(Passage("x", " ".join(texts), title="Vane"),)))
+    # Paths, file names, addresses and backquoted code are not prose: "Vane" stays a name,
+    # and "The service" (of "the feature-flag service") means it.
+    assert texts[2] == "Vane was moved in 2023."
+    assert [s.names for s in found[:3]] == [("Vane",), ("Vane",), ("Vane",)]
+    # A part of a hyphenated word is written in lower case: "Flags" is the plural of "flag".
+    assert found[3].names == ()
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,12 @@ def kind_of(complement: str) -> str | None:
     kept = []
     for word in words[1:]:
         low = word.lower()
-        if low in KIND_ENDS or low in PARTICIPLES or low.endswith("ed") or not word.isalpha():
+        if low in KIND_ENDS or low in PARTICIPLES or low.endswith("ed") or not _alpha(word):
             break
         kept.append(word)
     return " ".join(kept) if 0 < len(kept) <= 3 and kept[0][0].islower() else None
+
+
+def _alpha(word: str) -> bool:
+    """Whether `word` is letters, or letters joined by hyphens ("feature-flag")."""
+    return all(part.isalpha() for part in word.split("-"))

@@ -265,16 +265,20 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
             ):
                 words = []
         # A date is no name ("3 March 2021", "on Friday", "on Sundays").
-        if (
-            words
-            and words[0].lower().removesuffix("s") in DATE_WORDS
-            and all(w.isdigit() for w in words[1:])
-        ):
+        # A quarter or a half of a year is one too ("in Q3 2023").
+        dated = words and (
+            words[0].lower().removesuffix("s") in DATE_WORDS or _QUARTER.fullmatch(words[0])
+        )
+        if dated and all(w.isdigit() for w in words[1:]):
             words = []
         name = " ".join(words)
         if name and name not in found:
             found.append(name)
     return found
+
+
+#: A quarter or a half of a year ("Q3", "H1").
+_QUARTER = re.compile(r"[QH][1-4]")
 
 
 #: Prepositions (and relative pronouns: "Jobs that fail …") that cannot follow a name

@@ -152,11 +152,12 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         for i, passage in enumerate(knowledge.passages)
     ]
     lowercase = frozenset(
-        word.lower()
+        part
         for _, texts in split
         for text in texts
-        for word in WORD.findall(text)
+        for word in WORD.findall(_prose(text))
         if not capitalised(word) and word.lower() not in CONNECTORS
+        for part in (word.lower(), *word.lower().split("-")[1:])
     )
     found: list[tuple[int, str, tuple[str, ...], str | None, str | None]] = []
     # A name a relative "who" is on is a person's ("Mirela, who ran the shop"); the last name
@@ -205,6 +206,17 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
         )
         for index, text, names, thing, about in found
     ]
+
+
+#: A token that is code, not prose: a path, a file name, an address, a backquoted
+#: identifier ("go/vane", "vane.yaml", "https://…/vane", "`qctl resume`").
+_CODE = re.compile(r"`[^`]*`|\S*[/\\]\S*|\S*\w\.\w\S*")
+
+
+def _prose(text: str) -> str:
+    """`text` without its code tokens: a word written there in lower case ("vane.yaml") does
+    not say that the word is no name ("Vane is the feature-flag service …")."""
+    return _CODE.sub(" ", text)
 
 
 def _opens_personal(text: str) -> bool:
