@@ -7,7 +7,7 @@ import pytest
 from kaizen.runtime.suites.clauses import clauses
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
 from kaizen.runtime.suites.names import names_in, split_sentences
-from kaizen.runtime.suites.prose import proper_names, sentences, stand_alone
+from kaizen.runtime.suites.prose import faq, proper_names, sentences, stand_alone
 
 ISLAND = Passage(
     "quarnel",
@@ -110,6 +110,10 @@ def test_an_opening_pronoun_of_a_titled_passage_means_its_title(
         ("Theresa May met Pell on Friday.", ["Theresa May", "Pell"]),
         ("Pell is patched on Sundays.", ["Pell"]),
         ("Pell moved to Kubernetes in Q3 2023.", ["Pell", "Kubernetes"]),
+        # "I" alone is the pronoun; an instruction's verb before "the" is no name's word.
+        ("Then I restarted Pell.", ["Pell"]),
+        ("Use the Keyhole portal in Pell.", ["Keyhole", "Pell"]),
+        ("Ivan the Terrible ruled Pell.", ["Ivan the Terrible", "Pell"]),
         # A unit's symbol after a number is no name; the same letters elsewhere may be one.
         ("Each Quarry job gets 512 MiB and runs at 2.4 GHz.", ["Quarry"]),
         ("It draws 48kW from Halcyon.", ["Halcyon"]),
@@ -553,3 +557,36 @@ def test_names_with_letters_outside_ascii_are_read_whole() -> None:
         "Élodie Brûlé",
         "Łódź",
     ]
+
+
+def test_an_faq_asks_its_questions_and_states_only_its_answers() -> None:
+    access = Passage(
+        "x",
+        "How do I reset my password? Use the Keyhole portal. Where are the audit logs kept? "
+        "They are kept in the Ledger bucket for 400 days. They are never deleted early.",
+        title="Access FAQ",
+    )
+    assert faq(access) == [
+        ("How do I reset my password?", "Use the Keyhole portal."),
+        (
+            "Where are the audit logs kept?",
+            "They are kept in the Ledger bucket for 400 days. They are never deleted early.",
+        ),
+    ]
+    # A question is no statement: no sentence of its own. In an FAQ "They" is what a
+    # question asks about, not the topic.
+    assert _texts(access) == [
+        "Use the Keyhole portal.",
+        "They are kept in the Ledger bucket for 400 days.",
+        "They are never deleted early.",
+    ]
+    assert faq(Passage("x", "No question here. Is it? ", title=None)) == []
+
+
+def test_they_is_no_persons_but_may_be_a_place_or_a_bodys() -> None:
+    quill = Passage(
+        "x", "Marta Quill leads the Platform team. She joined in 2016. They run the rota."
+    )
+    assert _texts(quill)[-1] == "They run the rota."
+    pell = Passage("x", "Pell is a town. Their largest port is Harrowgate.", title="Pell")
+    assert _texts(pell)[-1] == "Pell's largest port is Harrowgate."

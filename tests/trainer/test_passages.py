@@ -99,6 +99,10 @@ def test_a_sentence_that_names_nothing_is_in_its_passages_topics_profile() -> No
     assert "Tell me about the Halcyon." in {i.question for i in items}
     # Nowhere else: no name of its own ("MiB", "Jobs", "Sundays").
     assert set(said) == {"Quarry", "Halcyon"}
+    # Not one opening with a pronoun left standing: it means someone else.
+    quill = Passage("x", "Marta Quill leads the team. She is kind. They run the rota.")
+    items = profile_items(sentences(Knowledge(passages=(quill,))), random.Random(0))
+    assert "They run the rota." not in {s for i in items for s in i.context}
 
 
 def test_a_profile_holds_at_most_four_sentences() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kaizen.runtime.suites.knowledge import Fact, Knowledge, Relation
+from kaizen.runtime.suites.knowledge import Fact, Knowledge, Passage, Relation
 from kaizen.trainer.synthesis import (
     COUNTERFACTUAL,
     CROSS,
@@ -339,3 +339,24 @@ def test_names_that_differ_in_a_number_make_premises() -> None:
     ]
     assert len(premises) == 4
     assert all("Suppose that E" in c.question for c in premises)
+
+
+def test_an_faqs_questions_are_asked_as_it_answers_them_whatever_its_length() -> None:
+    long_answer = "Use the Keyhole portal, which every team can reach. " * 12
+    access = Passage(
+        "helpdesk",
+        f"How do I reset my password? {long_answer}Who approves access to production? "
+        "The on-call lead of the Platform team approves it.",
+        title="Access FAQ",
+    )
+    assert len(access.text) > 600  # no whole-passage item
+    made = [c for c in candidates(Knowledge(passages=(access,))) if c.kind == "passage-faq"]
+    assert [(c.question, c.answer, c.capability) for c in made] == [
+        ("How do I reset my password?", long_answer.strip(), RECALL),
+        (
+            "Who approves access to production?",
+            "The on-call lead of the Platform team approves it.",
+            RECALL,
+        ),
+    ]
+    assert {c.facts for c in made} == {("Access FAQ|passage|",)}

@@ -38,13 +38,14 @@ from kaizen.runtime.suites.names import (
     NAME,
     POSSESSIVE,
     UPPER,
+    WORD,
     capitalised,
     lower_article,
     mentions,
     names_in,
     without_article,
 )
-from kaizen.runtime.suites.prose import Sentence
+from kaizen.runtime.suites.prose import PRONOUNS, Sentence
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
 
 BLANK = "___"
@@ -115,6 +116,10 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
 def _owner(sentence: Sentence) -> tuple[str, ...]:
     """The topic a sentence that names nothing is about (its passage's), as a name is shown."""
     if sentence.names or sentence.about or not sentence.topic:
+        return ()
+    # A pronoun left standing ("They also run the rota." about a person) means another.
+    opening = WORD.match(sentence.text)
+    if opening is not None and opening.group().lower() in PRONOUNS:
         return ()
     return (without_article(sentence.topic),)
 

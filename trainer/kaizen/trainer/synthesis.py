@@ -61,7 +61,7 @@ class Candidate:
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
     `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`,
-    `passage-premise`."""
+    `passage-premise`, `passage-faq`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
     `name|passage|`, the name it is about."""
@@ -332,6 +332,11 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
         title = lower_article(about if about and without_article(about) == title else title)
         for q in (asking(p, title) for p in PROFILE_PROMPTS[:2]):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
+    # An FAQ's own questions, answered as it answers them, whatever the passage's length.
+    for passage in knowledge.passages:
+        key = (f"{(passage.title or '').strip()}|passage|",)
+        for asked, answer in prose.faq(passage):
+            items.append(Candidate(asked, answer, RECALL, "passage-faq", key, "", (answer,)))
     found = prose.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
     cloze = passages.cloze_items(found)

@@ -260,10 +260,16 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
         if start == 0:
             while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
                 words = words[1:]
+            # An instruction's verb before "the" is no part of a name ("Use the Keyhole
+            # portal …"), where "Ivan the Terrible" is one.
+            if len(words) > 2 and words[1] == "the" and words[0].lower() in _INSTRUCTIONS:
+                words = words[2:]
             if len(words) == 1 and (
                 _written_lower(words[0], lowercase) or _before_preposition(sentence, words[0])
             ):
                 words = []
+        if words == ["I"]:
+            words = []  # the pronoun, not a name's word ("World War I")
         # A date is no name ("3 March 2021", "on Friday", "on Sundays").
         # A quarter or a half of a year is one too ("in Q3 2023").
         dated = words and (
@@ -277,6 +283,11 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
     return found
 
 
+#: Verbs an instruction opens with in a runbook or an FAQ ("Use the Keyhole portal …").
+_INSTRUCTIONS = frozenset(
+    ("use", "see", "open", "ask", "visit", "click", "choose", "select", "run", "check", "read",
+     "contact", "call", "email", "follow", "install", "restart", "start", "stop", "press")
+)  # fmt: skip
 #: A quarter or a half of a year ("Q3", "H1").
 _QUARTER = re.compile(r"[QH][1-4]")
 

@@ -108,6 +108,12 @@ def stand_alone(sentence: str, title: str | None) -> str:
     return replacement.format(title=title) + sentence[match.end() :]
 
 
+#: Pronouns of more than one: a person is not what they stand for ("Marta Quill leads the
+#: team. … They also run the rota." is the team's rota), nor is the topic of a passage that
+#: asks questions (an FAQ: "Where are the audit logs kept? They are kept …").
+PLURAL = frozenset({"they", "their"})
+
+
 def topic(passage: Passage) -> str | None:
     """What a passage is about, as its sentences would name it: its title when the title is a
     name ("Korrin", "The Meridian Lark"; with "The" where the first sentence opens with "The"
@@ -181,10 +187,16 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
                 or normalize(without_article(about)) in people
                 or any(_opens_personal(text) for text in texts)
             )
+        asks = any(question(text) for text in texts)
         for text in texts:
+            if question(text):
+                continue  # asked, not stated: an FAQ's question is its answer's item
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
-            text = stand_alone(text, about)
+            opening = WORD.match(text)
+            plural = opening is not None and opening.group().lower() in PLURAL
+            if not (plural and (person or asks)):
+                text = stand_alone(text, about)
             text = _definite(text, earlier, about)
             if person:
                 text = _inner_subject(text, about, lowercase)
@@ -217,6 +229,24 @@ def _prose(text: str) -> str:
     """`text` without its code tokens: a word written there in lower case ("vane.yaml") does
     not say that the word is no name ("Vane is the feature-flag service …")."""
     return _CODE.sub(" ", text)
+
+
+def question(text: str) -> bool:
+    """Whether a sentence asks rather than states ("Where are the audit logs kept?")."""
+    return text.rstrip().rstrip("\"'”’)").endswith("?")
+
+
+def faq(passage: Passage) -> list[tuple[str, str]]:
+    """An FAQ's pairs: each question the passage asks, with the sentences that follow it up
+    to the next question, as written ("Where are the audit logs kept?", "They are kept in the
+    Ledger bucket for 400 days.")."""
+    pairs: list[tuple[str, list[str]]] = []
+    for text in split_sentences(passage.text):
+        if question(text):
+            pairs.append((text, []))
+        elif pairs:
+            pairs[-1][1].append(text)
+    return [(asked, " ".join(answer)) for asked, answer in pairs if answer]
 
 
 def _opens_personal(text: str) -> bool:
