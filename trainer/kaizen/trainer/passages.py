@@ -81,7 +81,8 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
     people = {normalize(person) for sentence in found for person in sentence.people}
     for sentence in found:
         for owner in _owner(sentence):
-            about[normalize(owner)].append(sentence.text)
+            if sentence.text not in about[normalize(owner)]:
+                about[normalize(owner)].append(sentence.text)
         for key, name in shown.items():
             # A name counts where it stands whole, or as a person's, not inside another name
             # ("Pell" of "Pell Rowing Club").
