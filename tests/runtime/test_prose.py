@@ -563,7 +563,8 @@ def test_an_faq_asks_its_questions_and_states_only_its_answers() -> None:
     access = Passage(
         "x",
         "How do I reset my password? Use the Keyhole portal. Where are the audit logs kept? "
-        "They are kept in the Ledger bucket for 400 days. They are never deleted early.",
+        "They are kept in the Ledger bucket for 400 days. They are never deleted early. "
+        "Where is the rota? It is on the wiki.",
         title="Access FAQ",
     )
     assert faq(access) == [
@@ -572,13 +573,15 @@ def test_an_faq_asks_its_questions_and_states_only_its_answers() -> None:
             "Where are the audit logs kept?",
             "They are kept in the Ledger bucket for 400 days. They are never deleted early.",
         ),
+        ("Where is the rota?", "It is on the wiki."),
     ]
-    # A question is no statement: no sentence of its own. In an FAQ "They" is what a
-    # question asks about, not the topic.
+    # A question is no statement: no sentence of its own. In an FAQ "They" or "It" is what
+    # a question asks about, not the topic.
     assert _texts(access) == [
         "Use the Keyhole portal.",
         "They are kept in the Ledger bucket for 400 days.",
         "They are never deleted early.",
+        "It is on the wiki.",
     ]
     assert faq(Passage("x", "No question here. Is it? ", title=None)) == []
 

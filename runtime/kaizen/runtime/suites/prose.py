@@ -109,8 +109,8 @@ def stand_alone(sentence: str, title: str | None) -> str:
 
 
 #: Pronouns of more than one: a person is not what they stand for ("Marta Quill leads the
-#: team. … They also run the rota." is the team's rota), nor is the topic of a passage that
-#: asks questions (an FAQ: "Where are the audit logs kept? They are kept …").
+#: team. … They also run the rota." is the team's rota). In a passage that asks questions
+#: (an FAQ) no opening pronoun is its topic's: "Where is the rota published? It is …".
 PLURAL = frozenset({"they", "their"})
 
 
@@ -195,7 +195,7 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
                 people.add(normalize(without_article(about)))
             opening = WORD.match(text)
             plural = opening is not None and opening.group().lower() in PLURAL
-            if not (plural and (person or asks)):
+            if not (asks or (plural and person)):
                 text = stand_alone(text, about)
             text = _definite(text, earlier, about)
             if person:
