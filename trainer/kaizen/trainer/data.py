@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kaizen.api.artifacts import ArtifactError, ImprovementPlan, read_artifact
 from kaizen.api.runner import ConfigurationError
-from kaizen.runtime.suites.records import utf8_line
+from kaizen.runtime.suites.records import utf8_lines
 
 if TYPE_CHECKING:  # pragma: no cover - torch and transformers are slow to import
     import torch
@@ -109,7 +109,7 @@ def read_extra_examples(path: str | Path, domain: str) -> list[Example]:
     except OSError as error:
         raise ConfigurationError(f"extra data file {path} cannot be read: {error}") from None
     # As suite files are read: past a byte order mark, other encodings refused at their line.
-    lines = [utf8_line(path, n, line) for n, line in enumerate(data.splitlines(), start=1)]
+    lines = utf8_lines(path, data)
     examples = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -38,14 +38,13 @@ from kaizen.runtime.suites.names import (
     NAME,
     POSSESSIVE,
     UPPER,
-    WORD,
     capitalised,
     lower_article,
     mentions,
     names_in,
     without_article,
 )
-from kaizen.runtime.suites.prose import PRONOUNS, Sentence
+from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
 
 BLANK = "___"
@@ -119,8 +118,7 @@ def _owner(sentence: Sentence) -> tuple[str, ...]:
     if sentence.names or sentence.about or not sentence.topic:
         return ()
     # A pronoun left standing ("They also run the rota." about a person) means another.
-    opening = WORD.match(sentence.text)
-    if opening is not None and opening.group().lower() in PRONOUNS:
+    if opens_with(sentence.text, PRONOUNS.keys()):
         return ()
     return (without_article(sentence.topic),)
 

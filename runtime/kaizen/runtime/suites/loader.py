@@ -36,7 +36,7 @@ from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import SCORERS, answer_problem, normalize, options_problem
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.runtime.suites.knowledge_file import KNOWLEDGE_FILE, read_knowledge
-from kaizen.runtime.suites.records import Fields, SuiteError, read_jsonl, utf8_line
+from kaizen.runtime.suites.records import Fields, SuiteError, read_jsonl, utf8_lines
 from kaizen.runtime.suites.split import DEV_FILE, DEV_FRACTION, Split, split_of
 
 __all__ = [
@@ -487,10 +487,7 @@ def _read_scorer(
 def _read_header(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SuiteError(path, None, None, "missing")
-    text = "".join(
-        utf8_line(path, number, line)
-        for number, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1)
-    )
+    text = "".join(utf8_lines(path, path.read_bytes(), keepends=True))
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)

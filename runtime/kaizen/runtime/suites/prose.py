@@ -29,6 +29,7 @@ A name the rules miss is only a name that gets no items or route key of its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
@@ -193,14 +194,12 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
                 continue  # asked, not stated: an FAQ's question is its answer's item
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
-            opening = WORD.match(text)
-            plural = opening is not None and opening.group().lower() in PLURAL
-            if not (asks or (plural and person)):
+            if not (asks or (person and opens_with(text, PLURAL))):
                 text = stand_alone(text, about)
             text = _definite(text, earlier, about)
             if person:
                 text = _inner_subject(text, about, lowercase)
-            text = _inner_possessive(text, about, lowercase, frozenset(people))
+            text = _inner_possessive(text, about, lowercase, people)
             names = tuple(names_in(text, lowercase))
             earlier.append((text, names))
             mentioned = thing if thing and mentions(text, thing) else None
@@ -249,9 +248,14 @@ def faq(passage: Passage) -> list[tuple[str, str]]:
     return [(asked, " ".join(answer)) for asked, answer in pairs if answer]
 
 
-def _opens_personal(text: str) -> bool:
+def opens_with(text: str, words: AbstractSet[str]) -> bool:
+    """Whether `text` opens with one of `words` (lower case), as a pronoun opens it."""
     opening = WORD.match(text)
-    return opening is not None and opening.group().lower() in _PERSONAL
+    return opening is not None and opening.group().lower() in words
+
+
+def _opens_personal(text: str) -> bool:
+    return opens_with(text, _PERSONAL)
 
 
 def _definite(text: str, earlier: list[tuple[str, tuple[str, ...]]], about: str | None) -> str:
@@ -362,7 +366,7 @@ def _inner_subject(text: str, about: str | None, lowercase: frozenset[str]) -> s
 
 
 def _inner_possessive(
-    text: str, about: str | None, lowercase: frozenset[str], people: frozenset[str] = frozenset()
+    text: str, about: str | None, lowercase: frozenset[str], people: AbstractSet[str] = frozenset()
 ) -> str:
     """`text` with its first possessive pronoun ("Most of its people …") read as the topic's,
     when the sentence does not name the topic at all and names nothing before the pronoun, or

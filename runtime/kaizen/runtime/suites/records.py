@@ -57,6 +57,14 @@ def utf8_line(path: Path | str, number: int, line: bytes) -> str:
         ) from None
 
 
+def utf8_lines(path: Path | str, data: bytes, *, keepends: bool = False) -> list[str]:
+    """The lines of `data` (the bytes of `path`) as text, each checked by `utf8_line`."""
+    return [
+        utf8_line(path, number, line)
+        for number, line in enumerate(data.splitlines(keepends=keepends), start=1)
+    ]
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """The JSON objects of `path` by line number (blank lines skipped), strings in NFC; a
     UTF-8 byte order mark (as some editors save) is read past, text in another encoding is
