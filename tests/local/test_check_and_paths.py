@@ -178,6 +178,28 @@ def test_check_notes_the_domains_nothing_can_rehearse(
     assert "replayFraction" not in "".join(_check(_write(tmp_path, spec), capsys)[1:])
 
 
+def test_check_lists_what_the_documents_leave_out_and_refuses_a_bad_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = HEADER + "dev_fraction: 0.5\ndocuments:\n  - {domain: alpha, path: docs}\n"
+    root = write_suite(tmp_path / "mini", header=header)
+    (root / "docs").mkdir()
+    blocks = "".join(f"```\ncode {n}\n```\n\n" for n in range(4))
+    (root / "docs" / "runbook.md").write_text(f"# Ore\n\nOre runs jobs.\n\n{blocks}")
+    spec: dict[str, Any] = {"evaluation": {"suite": str(root)}}
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert code == 0 and "is valid" in out
+    assert (
+        "note: spec.evaluation.suite: 4 part(s) of the documents of suite 'mini' are not read "
+        "as prose, so nothing is learnt from them: docs/runbook.md:5: a code block; "
+        "docs/runbook.md:9: a code block; docs/runbook.md:13: a code block; and 1 more"
+    ) in err
+    (root / "docs" / "runbook.md").write_bytes(b"# Ore\n\nOre r\xfcns jobs.\n")
+    code, out, err = _check(_write(tmp_path, spec), capsys)
+    assert code != 0
+    assert f"spec.evaluation.suite: {root / 'docs' / 'runbook.md'}:3: not UTF-8" in out + err
+
+
 def test_check_names_the_domains_without_dev_items_and_refuses_a_suite_with_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

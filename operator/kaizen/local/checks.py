@@ -22,6 +22,8 @@ from kaizen.api.fields import AUTO, ROUTED
 LMEVAL_PREFIX = "lmeval:"
 #: Names a routing note lists before it counts the rest.
 ROUTING_NOTE_NAMES = 4
+#: Parts of documents left out that a note lists before it counts the rest.
+LEFT_OUT_NOTE_PARTS = 3
 
 
 @dataclass
@@ -74,6 +76,8 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 f"spec.training.domains.{domain}: {domain!r} is not evaluated "
                 "(spec.evaluation.domains), so it can never be a priority domain"
             )
+    if suite.left_out:
+        report.notes.append(_left_out_note(suite))
     if spec.merge.combination == AUTO and ROUTED in spec.merge.candidates:
         report.notes.extend(_routing_notes(cycle, suite, checked))
     if spec.training.replay_fraction > 0:
@@ -114,6 +118,19 @@ def _check_dev_items(suite: Any, domains: list[str], report: CheckReport) -> Non
             f"have no dev items: they are analysed on the gate's test items and never "
             f"trained; {why}"
         )
+
+
+def _left_out_note(suite: Any) -> str:
+    """What of the suite's documents is not read as prose (code blocks, tables, front
+    matter), so a user sees what their runbooks teach and what they do not."""
+    shown = "; ".join(suite.left_out[:LEFT_OUT_NOTE_PARTS])
+    more = len(suite.left_out) - LEFT_OUT_NOTE_PARTS
+    return (
+        f"spec.evaluation.suite: {len(suite.left_out)} part(s) of the documents of suite "
+        f"{suite.name!r} are not read as prose, so nothing is learnt from them: {shown}"
+        + (f"; and {more} more" if more > 0 else "")
+        + " (docs/evaluation.md, 'Documents')"
+    )
 
 
 def _rehearsal_notes(suite: Any, domains: list[str]) -> list[str]:

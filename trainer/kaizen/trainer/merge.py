@@ -289,7 +289,7 @@ def write_routed(
     if not routes:
         raise ConfigurationError(
             f"routed adapters: no domain of {[s.domain for s in sources]} has a name to route by "
-            "in the suite's knowledge (knowledge.jsonl facts or passage titles); drop the "
+            "in the suite's knowledge (knowledge.jsonl facts, passages or documents); drop the "
             "`routed` candidate or give the domains knowledge"
         )
     table = RouteTable(

@@ -2,7 +2,8 @@
 
 A suite is a directory of `suite.yaml`, `eval.jsonl`, optional `train.jsonl` and optional
 `knowledge.jsonl` (relations, facts and passages: `knowledge.py`, read by
-`knowledge_file.py`); the folders beside this file are package data, found by name
+`knowledge_file.py`) and optional documents (Markdown and text files read as passages:
+`documents.py`); the folders beside this file are package data, found by name
 (`load_suite("demo")`).
 """
 

@@ -11,7 +11,9 @@ PVC or ConfigMap, holding
 - `dev.jsonl` (optional): items in the format of `eval.jsonl` that only a cycle's own
   choices read (`split.py`); without it, `dev_fraction` of `eval.jsonl` is dev by a hash;
 - `train.jsonl` (optional): `domain`, `question`, `answer`, optional `capability`;
-- `knowledge.jsonl` (optional): relations, facts and passages per domain (`knowledge_file.py`).
+- `knowledge.jsonl` (optional): relations, facts and passages per domain (`knowledge_file.py`);
+- documents (optional, named by suite.yaml's `documents`): Markdown and text files whose
+  paragraphs are passages of a domain (`documents.py`).
 
 docs/evaluation.md is the full reference. Loading is strict, because a typo in a suite
 silently skews every score after it: each problem raises `SuiteError` ("file:line: field:
@@ -34,6 +36,12 @@ import yaml
 from kaizen.api.runner import ConfigurationError
 from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import SCORERS, answer_problem, normalize, options_problem
+from kaizen.runtime.suites.documents import (
+    DOCUMENTS_KEY,
+    check_disjoint,
+    read_documents,
+    read_sources,
+)
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.runtime.suites.knowledge_file import KNOWLEDGE_FILE, read_knowledge
 from kaizen.runtime.suites.records import Fields, SuiteError, read_jsonl, utf8_lines
@@ -89,6 +97,7 @@ _SUITE_FIELDS = {
     "capabilities",
     "defaults",
     "dev_fraction",
+    DOCUMENTS_KEY,
 }
 
 
@@ -151,7 +160,11 @@ class Suite:
     items: list[EvalItem]
     training: list[TrainExample] = field(default_factory=list)
     knowledge: Knowledge = field(default_factory=Knowledge)
-    """Relations, facts and passages of the suite's domains (empty without knowledge.jsonl)."""
+    """Relations, facts and passages of the suite's domains (empty without knowledge.jsonl
+    and documents); its documents' paragraphs come after knowledge.jsonl's passages."""
+    left_out: tuple[str, ...] = ()
+    """The parts of the suite's documents not read as prose (code blocks, tables, front
+    matter), one `file:line: what` each (`documents.py`)."""
 
     def has_training_source(self, domain: str) -> bool:
         """Whether `domain` has training examples or knowledge to synthesise them from."""
@@ -345,9 +358,14 @@ def _load_dir(path: Path) -> Suite:
             training.append(TrainExample(domain, question, answer, capability))
     knowledge = Knowledge()
     knowledge_path = path / KNOWLEDGE_FILE
+    guard = ContaminationGuard.from_items(items)
     if knowledge_path.is_file():
         knowledge = read_knowledge(knowledge_path, domains)
-        _check_knowledge_disjoint(knowledge_path, knowledge, ContaminationGuard.from_items(items))
+        _check_knowledge_disjoint(knowledge_path, knowledge, guard)
+    documents = read_documents(path, path / SUITE_FILE, header["documents"])
+    if documents.passages:
+        check_disjoint(path, documents.passages, guard)
+        knowledge = replace(knowledge, passages=knowledge.passages + tuple(documents.passages))
     return Suite(
         name=header["name"],
         version=header["version"],
@@ -358,6 +376,7 @@ def _load_dir(path: Path) -> Suite:
         items=items,
         training=training,
         knowledge=knowledge,
+        left_out=tuple(documents.left_out),
     )
 
 
@@ -512,6 +531,15 @@ def _read_header(path: Path) -> dict[str, Any]:
         for key, _ in node.value
         if isinstance(key, yaml.ScalarNode)
     }
+    # Line of each entry of `documents`, so a bad entry is reported where it is written.
+    entries = [
+        entry.start_mark.line + 1
+        for key, value in node.value
+        if isinstance(key, yaml.ScalarNode)
+        and key.value == DOCUMENTS_KEY
+        and isinstance(value, yaml.SequenceNode)
+        for entry in value.value
+    ]
     check = Fields(path, 1, data, _SUITE_FIELDS, lines=lines)
     name = check.text("name")
     version = (
@@ -561,4 +589,5 @@ def _read_header(path: Path) -> dict[str, Any]:
         "capabilities": capabilities,
         "scorer": scorer,
         "dev_fraction": float(dev_fraction),
+        "documents": read_sources(path, data, lines, entries, domains),
     }
