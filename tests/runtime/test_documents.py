@@ -57,10 +57,22 @@ def texts(tmp_path: Path, text: str, name: str = "doc.md") -> list[str]:
             "> Jobs that fail\n> are retried.\n\n---\nDone.",
             ["Jobs that fail are retried.", "Done."],
         ),
-        # Nested items are items.
+        # Nested items are items; a whole lead-in's items are sentences of their own.
         (
             "Limits:\n- memory\n    - 512 MiB by default\n",
-            ["Limits memory. Limits 512 MiB by default."],
+            ["Limits. Memory. 512 MiB by default."],
+        ),
+        (
+            "Deploys happen on Tuesdays:\n1. two engineers review it\n2. Cinder ships it\n",
+            ["Deploys happen on Tuesdays. Two engineers review it. Cinder ships it."],
+        ),
+        # Items after a condition are read as its clauses.
+        (
+            "When errors pass 2 percent:\n- Heron pages the engineer\n- the gateway sheds load\n",
+            [
+                "When errors pass 2 percent, Heron pages the engineer. "
+                "When errors pass 2 percent, the gateway sheds load."
+            ],
         ),
     ],
 )

@@ -19,8 +19,12 @@ any passage's, and the title is what a paragraph's nameless sentences are about.
 What is read as prose and what is not (`read_document`):
 
 - a paragraph's lines are joined with spaces; a list item is a sentence of its paragraph,
-  given a full stop when it ends without one, and a lead-in's closing colon becomes one
-  ("The limits are:" → "The limits are.") so that each stands as a sentence;
+  given a full stop when it ends without one; one that finishes its lead-in's sentence is
+  read with it ("Every request gets:" + "a timeout of 30 seconds" → "Every request gets a
+  timeout of 30 seconds."), and so is one after a condition ("When the error rate passes 2
+  percent:" + "Heron pages the engineer" → "When the error rate passes 2 percent, Heron pages
+  the engineer."); a lead-in its items all repeat is no sentence of its own, and one they do
+  not keeps its colon as a full stop;
 - headings are no text (a section's heading rarely reads as a sentence: "## Limits"); a
   level-1 heading titles the paragraphs after it;
 - emphasis and links keep their words (`**x**` → x, `[text](url)` → text); an image, an
@@ -348,17 +352,16 @@ class _Reader:
         self._flush()
 
     def _flush(self) -> None:
-        """The pending paragraph as a passage: each list item after a lead-in that it
-        completes ("at most 4 CPUs") is read as the lead-in's sentence ("Each job gets at most
-        4 CPUs."); a lead-in whose items all did so is no sentence of its own."""
+        """The pending paragraph as a passage, each list item read with its lead-in
+        (`_with_lead_in`); a lead-in that its items all repeat is no sentence of its own."""
         parts: list[str] = []
         lead: tuple[int, str] | None = None  # the lead-in's place among the parts, its words
         for text, item in self.pending:
-            if item and lead is not None and _fragment(text):
-                parts.append(_sentence(f"{lead[1]} {text}"))
-                parts[lead[0]] = ""  # said by its items
-            elif item and lead is not None:
-                parts.append(_sentence(text))
+            if item and lead is not None:
+                joined = _with_lead_in(lead[1], text)
+                if joined is not None:
+                    parts[lead[0]] = ""  # said by its items
+                parts.append(_sentence(joined or _capitalised(text)))
             else:
                 lead = (len(parts), text[:-1].rstrip()) if text.endswith(":") and not item else None
                 parts.append(_sentence(text))
@@ -386,10 +389,100 @@ def _inline(text: str) -> str:
     return " ".join(text.split())
 
 
-def _fragment(text: str) -> bool:
-    """Whether a list item continues its lead-in rather than stands alone: it opens with a
-    lower-case word or a number ("512 MiB of memory", "at most 4 CPUs")."""
-    return text[:1].islower() or text[:1].isdigit()
+#: A lead-in that opens with one of these is a condition its items complete as clauses: "When
+#: the error rate passes 2 percent:" + "Heron pages the engineer".
+_CONDITIONS = ("when", "whenever", "if", "once", "before", "after", "unless", "while", "until")
+#: A lead-in that ends with one of these is a sentence its items finish: "Every request gets:"
+#: + "a timeout of 30 seconds". One that ends otherwise is whole ("Deploys happen on
+#: Tuesdays:"), and its items are sentences of their own ("two engineers review the change").
+_OPEN_ENDS = frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "get",
+        "gets",
+        "got",
+        "include",
+        "includes",
+        "including",
+        "contain",
+        "contains",
+        "support",
+        "supports",
+        "need",
+        "needs",
+        "require",
+        "requires",
+        "take",
+        "takes",
+        "use",
+        "uses",
+        "offer",
+        "offers",
+        "provide",
+        "provides",
+        "allow",
+        "allows",
+        "cover",
+        "covers",
+        "mean",
+        "means",
+        "become",
+        "becomes",
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "for",
+        "with",
+        "by",
+        "from",
+        "in",
+        "on",
+        "at",
+        "into",
+        "as",
+        "like",
+        "than",
+        "between",
+        "about",
+        "via",
+        "per",
+    ]
+)
+#: Openings a clause after a condition's comma writes in lower case ("…, the gateway sheds").
+_LOWERED = frozenset(
+    ["the", "a", "an", "it", "its", "this", "these", "those", "each", "every", "all", "some"]
+)
+
+
+def _with_lead_in(lead: str, item: str) -> str | None:
+    """A list item read with its lead-in, or None where the item stands alone: after a
+    condition, "<condition>, <item>"; after a lead-in that ends open, "<lead-in> <item>" for an
+    item that opens with a lower-case word or a number ("at most 4 CPUs")."""
+    words = lead.split()
+    if not words:
+        return None
+    if words[0].lower() in _CONDITIONS:
+        first, _, rest = item.partition(" ")
+        opening = first.lower() if first.lower() in _LOWERED else first
+        return f"{lead}, {opening} {rest}".rstrip()
+    if words[-1].lower() in _OPEN_ENDS and (item[:1].islower() or item[:1].isdigit()):
+        return f"{lead} {item}"
+    return None
+
+
+def _capitalised(text: str) -> str:
+    """A list item that stands alone as a sentence, its first letter upper-cased."""
+    return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
 def _sentence(text: str) -> str:
