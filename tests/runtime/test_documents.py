@@ -10,7 +10,7 @@ import pytest
 from kaizen.runtime.routing import route_keys
 from kaizen.runtime.suites import Passage, SuiteError, load_suite
 from kaizen.runtime.suites.documents import read_document
-from tests.runtime.test_suites import HEADER, write_suite
+from tests.runtime.test_suites import HEADER, _configmap_mount, write_suite
 
 
 def passages(tmp_path: Path, text: str, name: str = "doc.md") -> tuple[list[Passage], list[str]]:
@@ -163,6 +163,19 @@ def test_a_suite_reads_its_documents_after_its_knowledge_file(tmp_path: Path) ->
     # A document's names route its domain, as a knowledge file's do.
     keys = route_keys(suite.knowledge, ["alpha", "beta"])
     assert "Quarry" in keys["alpha"] and "Keyhole" in keys["beta"]
+
+
+def test_documents_of_a_configmap_mounted_suite_are_read_once(tmp_path: Path) -> None:
+    # A ConfigMap is a flat folder of symlinks into `..data`: a document is named by itself,
+    # and a folder entry for the whole mount reads each document once, not the hidden copies.
+    documents = "documents:\n  - {domain: alpha, path: ore.md}\n  - {domain: beta, path: .}\n"
+    source = write_docs(
+        tmp_path, documents, {"ore.md": "# Ore\n\nOre runs jobs.\n", "faq.txt": "Ask Keyhole.\n"}
+    )
+    mount = _configmap_mount(source, tmp_path / "mnt" / "suite")
+    assert (mount / "ore.md").is_symlink()
+    found = [(p.domain, p.text, p.where) for p in load_suite(str(mount)).knowledge.passages]
+    assert found == [("alpha", "Ore runs jobs.", "ore.md:3"), ("beta", "Ask Keyhole.", "faq.txt:1")]
 
 
 @pytest.mark.parametrize(
