@@ -7,7 +7,7 @@ import pytest
 from kaizen.runtime.suites.clauses import clauses
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
 from kaizen.runtime.suites.names import names_in, split_sentences
-from kaizen.runtime.suites.prose import faq, proper_names, sentences, stand_alone
+from kaizen.runtime.suites.prose import proper_names, sentences, stand_alone
 
 ISLAND = Passage(
     "quarnel",
@@ -557,33 +557,6 @@ def test_names_with_letters_outside_ascii_are_read_whole() -> None:
         "Élodie Brûlé",
         "Łódź",
     ]
-
-
-def test_an_faq_asks_its_questions_and_states_only_its_answers() -> None:
-    access = Passage(
-        "x",
-        "How do I reset my password? Use the Keyhole portal. Where are the audit logs kept? "
-        "They are kept in the Ledger bucket for 400 days. They are never deleted early. "
-        "Where is the rota? It is on the wiki.",
-        title="Access FAQ",
-    )
-    assert faq(access) == [
-        ("How do I reset my password?", "Use the Keyhole portal."),
-        (
-            "Where are the audit logs kept?",
-            "They are kept in the Ledger bucket for 400 days. They are never deleted early.",
-        ),
-        ("Where is the rota?", "It is on the wiki."),
-    ]
-    # A question is no statement: no sentence of its own. In an FAQ "They" or "It" is what
-    # a question asks about, not the topic.
-    assert _texts(access) == [
-        "Use the Keyhole portal.",
-        "They are kept in the Ledger bucket for 400 days.",
-        "They are never deleted early.",
-        "It is on the wiki.",
-    ]
-    assert faq(Passage("x", "No question here. Is it? ", title=None)) == []
 
 
 def test_they_is_no_persons_but_may_be_a_place_or_a_bodys() -> None:

@@ -189,14 +189,19 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
                 or any(_opens_personal(text) for text in texts)
             )
         asks = any(question(text) for text in texts)
+        asked: str | None = None  # the question the next statement opens the answer to
         for text in texts:
             if question(text):
+                asked = text
                 continue  # asked, not stated: an FAQ's question is its answer's item
+            if asked is not None:
+                text, asked = answered(text, asked), None
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
             if not (asks or (person and opens_with(text, PLURAL))):
                 text = stand_alone(text, about)
-            text = _definite(text, earlier, about)
+            # An FAQ's "The rota …" is the rota its question asked about, not its title's.
+            text = _definite(text, earlier, None if asks else about)
             if person:
                 text = _inner_subject(text, about, lowercase)
             text = _inner_possessive(text, about, lowercase, people)
@@ -237,15 +242,63 @@ def question(text: str) -> bool:
 
 def faq(passage: Passage) -> list[tuple[str, str]]:
     """An FAQ's pairs: each question the passage asks, with the sentences that follow it up
-    to the next question, as written ("Where are the audit logs kept?", "They are kept in the
-    Ledger bucket for 400 days.")."""
+    to the next question, the answer's opening "It" or "They" read as what the question
+    asked about (`answered`: "Where are the audit logs kept?", "The audit logs are kept in
+    the Ledger bucket for 400 days.")."""
     pairs: list[tuple[str, list[str]]] = []
     for text in split_sentences(passage.text):
         if question(text):
             pairs.append((text, []))
         elif pairs:
-            pairs[-1][1].append(text)
+            pairs[-1][1].append(answered(text, pairs[-1][0]) if not pairs[-1][1] else text)
     return [(asked, " ".join(answer)) for asked, answer in pairs if answer]
+
+
+#: What an FAQ's question asks about: its subject after "is", "are", "do", … and before a
+#: last word that is the question's verb ("Where are the audit logs kept?"), or after "is" or
+#: "are" up to the end ("How long is the retention period?").
+_ASKED = re.compile(
+    r"^(?:[A-Z]\w*)(?: (?:long|often|many|much|soon|quickly))?(?: [a-z]+)? "
+    r"(?P<aux>is|are|was|were|does|do|did|can|will|should|must) "
+    r"(?P<subject>(?:the|The) [\w-]+(?: [\w-]+){0,3}?)(?: (?P<verb>[a-z]+))?\?$"
+)
+#: The pronouns of a thing that an FAQ's answer opens with ("They are kept …").
+_THING = frozenset({"it", "they"})
+
+
+def asked_about(text: str) -> str | None:
+    """The definite thing an FAQ's question asks about ("the audit logs" of "Where are the
+    audit logs kept?"), or None (a question about a person, an indefinite one, no subject)."""
+    found = _ASKED.match(text.strip())
+    if found is None:
+        return None
+    subject, verb = found.group("subject"), found.group("verb")
+    if verb and found.group("aux") in ("is", "are", "was", "were") and not _participle(verb):
+        subject = f"{subject} {verb}"  # "Where is the audit log?": a copula's subject to the end
+    return lower_article(subject)
+
+
+#: Past participles not written with -ed, -en or -wn ("Where are the audit logs kept?").
+_IRREGULAR_PARTICIPLES = frozenset(
+    ("kept", "sent", "held", "built", "paid", "sold", "told", "made", "found", "left", "spent",
+     "lost", "run", "set", "put", "read", "shut", "cut", "meant", "taught", "bought", "brought",
+     "caught", "done", "hung", "led", "fed", "met", "won", "spun")
+)  # fmt: skip
+
+
+def _participle(word: str) -> bool:
+    return word.endswith(("ed", "en", "wn")) or word in _IRREGULAR_PARTICIPLES
+
+
+def answered(text: str, asked: str) -> str:
+    """An FAQ answer's first sentence with an opening "It" or "They" read as what its
+    question asked about ("They are kept …" → "The audit logs are kept …")."""
+    subject = asked_about(asked)
+    if subject is None or not opens_with(text, _THING):
+        return text
+    opening = WORD.match(text)
+    assert opening is not None  # opens_with matched a word
+    return subject[:1].upper() + subject[1:] + text[opening.end() :]
 
 
 def opens_with(text: str, words: AbstractSet[str]) -> bool:
