@@ -240,7 +240,10 @@ def test_the_benchmark_cycles_pass_the_check_from_the_repository_root(
     monkeypatch.chdir(root)
     code, out, err = _check(root / "benchmarks" / "cycles" / cycle, capsys)
     assert code == 0 and "is valid" in out, err
-    assert "spec.evaluation.suite" not in err  # its suite was found and read
+    # Its suite was found and read, and every domain has dev items; what a suite's documents
+    # leave out (driftwood's table and code block) is the one note on it.
+    notes = [line for line in err.splitlines() if "spec.evaluation.suite" in line]
+    assert all("are not read as prose" in line for line in notes), notes
 
 
 @pytest.mark.parametrize("cycles", [[], ["--cycles", "2"]])
