@@ -7,6 +7,9 @@ STAMP := $(VENV)/.kaizen-installed
 DEMO_CYCLE ?= manifests/samples/kaizen.dev_v1alpha1_improvementcycle.yaml
 ARTIFACTS ?= artifacts
 PYTEST_ARGS ?=
+# `make test` runs the test files in this many processes (pytest-xdist; `auto`: one per core,
+# 0: one process). Each file's tests stay in one process, in order (--dist loadfile).
+PYTEST_WORKERS ?= auto
 # lm-evaluation-harness lives in its own environment: it pins python-dateutil<3, which the
 # kubernetes client (>=3) of the main environment cannot share.
 LMEVAL_VENV ?= .venv-lmeval
@@ -49,7 +52,7 @@ demo-clean:
 # when it cannot, the script says why in one line and those tests are skipped with that reason.
 test: $(STAMP)
 	@bash scripts/kube-apiserver.sh build || true
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) test-lmeval
 
 $(LMEVAL_STAMP): pyproject.toml
