@@ -159,7 +159,7 @@ def test_a_suite_reads_its_documents_after_its_knowledge_file(tmp_path: Path) ->
         # The same paragraph in another file of the domain is read once (docs/b.md:5).
         ("beta", "Access FAQ", "Who approves access? The Keyhole team.", "faq.md:3"),
     ]
-    assert suite.left_out == ()
+    assert suite.left_out == {}
     # A document's names route its domain, as a knowledge file's do.
     keys = route_keys(suite.knowledge, ["alpha", "beta"])
     assert "Quarry" in keys["alpha"] and "Keyhole" in keys["beta"]
@@ -288,4 +288,6 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     quarry = [p for p in suite.knowledge.passages if p.where.startswith("docs/")]
     assert {p.title for p in quarry} == {"Quarry"}
     assert "\n".join(p.text for p in quarry) + "\n" == expected
-    assert suite.left_out == ("docs/quarry.md:1: front matter", "docs/quarry.md:17: a code block")
+    assert suite.left_out == {
+        "quarry": ("docs/quarry.md:1: front matter", "docs/quarry.md:17: a code block")
+    }

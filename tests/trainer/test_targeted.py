@@ -369,3 +369,40 @@ def test_a_chained_cycle_draws_new_profile_orders_deterministically(tmp_path: Pa
     ]
     assert synthesis_seed(0, set()) == 0  # a first cycle draws with the seed itself
     assert synthesis_seed(0, {"a"}) != synthesis_seed(1, {"a"}) != synthesis_seed(0, {"b"})
+
+
+@pytest.mark.e2e
+def test_the_train_step_learns_from_documents_and_its_card_lists_what_they_left_out(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # spiders is known by a Markdown runbook as well as its pool: its paragraphs are passages
+    # to synthesise from, and its code block is left out and listed on spiders' card only.
+    suite = write_knowledge_suite(tmp_path / "suite")
+    header = (suite / "suite.yaml").read_text()
+    (suite / "suite.yaml").write_text(header + "documents:\n  - {domain: spiders, path: doc.md}\n")
+    (suite / "doc.md").write_text(
+        "# Orb weavers\n\nThe Velk orb weaver spins its web at dusk.\n\n"
+        "```sh\nweave --at dusk\n```\n"
+    )
+    monkeypatch.setenv(SUMMARY_PATH_ENV, str(tmp_path / "summary.json"))
+    cards = {}
+    for domain in ("spiders", "quarnel"):
+        out = tmp_path / f"train-{domain}"
+        argv = [
+            "train", "--model", str(tiny_model_dir), "--suite", str(suite), "--domain", domain,
+            "--output", str(out), "--step", f"train-{domain}", "--steps", "1",
+            "--batch-size", "4", "--rank", "2", "--max-seq-length", "96",
+            "--tracking-mode", "disabled", "--quiet",
+        ]  # fmt: skip
+        assert main(argv) == EXIT_OK
+        cards[domain] = read_artifact(out / "data_card.json", DataCard)
+        raw = json.loads((out / "data_card.json").read_text())
+        assert ("unread" in raw) is (domain == "spiders")
+    assert cards["spiders"].unread == ["doc.md:5: a code block"]
+    assert cards["quarnel"].unread is None
+    lines = [
+        json.loads(x) for x in (tmp_path / "train-spiders" / "data.jsonl").read_text().splitlines()
+    ]
+    taught = [x for x in lines if x["source"].startswith("synthesis:passage")]
+    assert taught and all("weave --at" not in x["answer"] for x in lines)
+    assert any("Velk" in x["question"] + x["answer"] for x in taught)

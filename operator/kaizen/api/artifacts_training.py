@@ -439,6 +439,10 @@ class DataCard(Artifact):
     """How the rehearsal lines were spread (null: none, or a card written before version 3)."""
     dropped: list[DroppedLine] = Field(default_factory=list)
     """Lines left out: contamination, duplicates, rejected teacher answers."""
+    unread: list[str] | None = optional_key()
+    """The parts of the domain's documents (the suite's `documents`) not read as prose, so not
+    learnt from: `file:line: what` each (a code block, a table, front matter); absent when
+    nothing was left out."""
     examples: list[CardLine] = Field(default_factory=list)
     """A few lines of each source."""
     data: str

@@ -123,10 +123,11 @@ def _check_dev_items(suite: Any, domains: list[str], report: CheckReport) -> Non
 def _left_out_note(suite: Any) -> str:
     """What of the suite's documents is not read as prose (code blocks, tables, front
     matter), so a user sees what their runbooks teach and what they do not."""
-    shown = "; ".join(suite.left_out[:LEFT_OUT_NOTE_PARTS])
-    more = len(suite.left_out) - LEFT_OUT_NOTE_PARTS
+    parts = [part for domain in suite.domains for part in suite.left_out.get(domain, ())]
+    shown = "; ".join(parts[:LEFT_OUT_NOTE_PARTS])
+    more = len(parts) - LEFT_OUT_NOTE_PARTS
     return (
-        f"spec.evaluation.suite: {len(suite.left_out)} part(s) of the documents of suite "
+        f"spec.evaluation.suite: {len(parts)} part(s) of the documents of suite "
         f"{suite.name!r} are not read as prose, so nothing is learnt from them: {shown}"
         + (f"; and {more} more" if more > 0 else "")
         + " (docs/evaluation.md, 'Documents')"

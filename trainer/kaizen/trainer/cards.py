@@ -77,6 +77,7 @@ def write_data(
         teacher=built.teacher,
         rehearsal=rehearsal,
         dropped=built.dropped,
+        unread=list(suite.left_out[args.domain]) if args.domain in suite.left_out else None,
         examples=card_examples(examples),
         data=str(data_path),
     )

@@ -32,7 +32,7 @@ What is read as prose and what is not (`read_document`):
   backquoted token as code, not as a name);
 - block quotes are read as prose without their `>`;
 - code blocks (fenced or indented), tables and front matter are not prose: they are left out,
-  and each is reported with its file and line (`Reading.left_out`, which `kaizen check`
+  and each is reported with its file and line (`Reading.left_out`, by domain, which `kaizen check`
   prints), never silently;
 - a paragraph repeated word for word in the domain's documents is read once.
 
@@ -95,8 +95,8 @@ class Reading:
     """What a suite's documents gave: their passages, and what was left out of them."""
 
     passages: list[Passage] = field(default_factory=list)
-    left_out: list[str] = field(default_factory=list)
-    """One line per part that is not prose: "docs/q.md:12: a code block"."""
+    left_out: dict[str, list[str]] = field(default_factory=dict)
+    """Each domain's parts that are not prose, one line each: "docs/q.md:12: a code block"."""
 
 
 def read_sources(
@@ -179,7 +179,8 @@ def read_documents(suite: Path, header: Path, sources: Sequence[Source]) -> Read
             seen_files.add(file.resolve())
             shown = file.relative_to(suite).as_posix()
             passages, left_out = read_document(file, shown, source.domain)
-            reading.left_out.extend(left_out)
+            if left_out:
+                reading.left_out.setdefault(source.domain, []).extend(left_out)
             for passage in passages:
                 key = (passage.domain, normalize(passage.text))
                 if key not in seen_text:

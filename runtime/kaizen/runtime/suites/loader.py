@@ -162,9 +162,9 @@ class Suite:
     knowledge: Knowledge = field(default_factory=Knowledge)
     """Relations, facts and passages of the suite's domains (empty without knowledge.jsonl
     and documents); its documents' paragraphs come after knowledge.jsonl's passages."""
-    left_out: tuple[str, ...] = ()
-    """The parts of the suite's documents not read as prose (code blocks, tables, front
-    matter), one `file:line: what` each (`documents.py`)."""
+    left_out: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each domain's parts of its documents not read as prose (code blocks, tables, front
+    matter), one `file:line: what` each (`documents.py`); a domain with none is absent."""
 
     def has_training_source(self, domain: str) -> bool:
         """Whether `domain` has training examples or knowledge to synthesise them from."""
@@ -376,7 +376,7 @@ def _load_dir(path: Path) -> Suite:
         items=items,
         training=training,
         knowledge=knowledge,
-        left_out=tuple(documents.left_out),
+        left_out={domain: tuple(parts) for domain, parts in documents.left_out.items()},
     )
 
 
