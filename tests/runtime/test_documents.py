@@ -118,6 +118,12 @@ def test_code_tables_and_comments_are_left_out_and_each_is_reported(tmp_path: Pa
     assert left_out == ["doc.md:3: a code block", "doc.md:9: a table", "doc.md:13: a code block"]
 
 
+def test_a_document_is_read_in_composed_form(tmp_path: Path) -> None:
+    # "é" typed as "e" and a combining accent is the one letter, as in every suite file.
+    found, _ = passages(tmp_path, "# Ore\n\nIt runs in Valle\u0301e.\n")
+    assert found[0].text == "It runs in Vall\u00e9e."
+
+
 def test_a_text_file_is_paragraphs_without_a_title(tmp_path: Path) -> None:
     found, _ = passages(tmp_path, "# not a heading\nline two\n\n- not an item\n", "notes.txt")
     assert [(p.title, p.text) for p in found] == [

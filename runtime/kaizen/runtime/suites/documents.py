@@ -44,6 +44,7 @@ a folder with no document in it (`SuiteError`: file, line and field).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,8 @@ def check_disjoint(suite: Path, passages: Sequence[Passage], guard: Contaminatio
 def read_document(path: Path, shown: str, domain: str) -> tuple[list[Passage], list[str]]:
     """The paragraphs of one document as passages of `domain` (`where`: `shown:line`), and a
     line for each part left out. Markdown by the file's suffix; a .txt file is paragraphs."""
-    lines = utf8_lines(path, path.read_bytes())
+    # In Unicode's composed form, as every suite file is read ("é" typed as "e" + accent).
+    lines = [unicodedata.normalize("NFC", line) for line in utf8_lines(path, path.read_bytes())]
     markdown = path.suffix.lower() in _MARKDOWN
     reader = _Reader(shown, domain, markdown)
     reader.read(lines)
