@@ -112,10 +112,15 @@ def test_code_tables_and_comments_are_left_out_and_each_is_reported(tmp_path: Pa
         tmp_path,
         "Submit a job.\n\n```yaml\nmemory: 512Mi\n\nretries: 3\n```\n\n"
         "| key | value |\n|---|---|\n| a | b |\n\n    quarry submit\n    --wait\n\n"
-        "Then wait. <!-- for the\nreviewers -->It finishes.\n",
+        "Then wait. <!-- for the\nreviewers -->It finishes.\n\n````md\n```\nnot closed\n````\nEnd.\n",
     )
-    assert [p.text for p in found] == ["Submit a job.", "Then wait. It finishes."]
-    assert left_out == ["doc.md:3: a code block", "doc.md:9: a table", "doc.md:13: a code block"]
+    assert [p.text for p in found] == ["Submit a job.", "Then wait. It finishes.", "End."]
+    assert left_out == [
+        "doc.md:3: a code block",
+        "doc.md:9: a table",
+        "doc.md:13: a code block",
+        "doc.md:19: a code block",  # a fence of four closes only at four or more
+    ]
 
 
 def test_a_document_is_read_in_composed_form(tmp_path: Path) -> None:

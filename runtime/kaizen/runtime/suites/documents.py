@@ -252,7 +252,7 @@ class _Reader:
             opened = _FENCE.match(line)
             if opened:
                 self._close()
-                fence = opened.group(1)[0] * 3
+                fence = opened.group(1)  # closed by a run as long or longer
                 self._leave(number, "a code block")
                 continue
             self._markdown(line, number)
