@@ -155,7 +155,7 @@ def test_a_suite_reads_its_documents_after_its_knowledge_file(tmp_path: Path) ->
             "docs/a/first.txt": "Ore is a cluster in Lyon.\n\nJobs run on Ore.\n",
             "docs/.drafts/skip.md": "Not read.\n",
             "docs/image.png": "not a document",
-            "faq.md": "# Access FAQ\n\nWho approves access? The Keyhole team.\n",
+            "faq.md": "# Access FAQ\n\nWho approves access? The Keyhole team.\n\nBeta is quiet.\n",
         },
     )
     (root / "knowledge.jsonl").write_text(
@@ -167,7 +167,8 @@ def test_a_suite_reads_its_documents_after_its_knowledge_file(tmp_path: Path) ->
         ("alpha", None, "Ore is a cluster in Lyon.", "docs/a/first.txt:1"),
         ("alpha", None, "Jobs run on Ore.", "docs/a/first.txt:3"),
         ("alpha", "Quarry", "Quarry schedules jobs.", "docs/b.md:3"),
-        # The same paragraph in another file of the domain is read once (docs/b.md:5).
+        # The same paragraph in another file of the domain is read once (docs/b.md:5), and
+        # one knowledge.jsonl holds not again (faq.md:5).
         ("beta", "Access FAQ", "Who approves access? The Keyhole team.", "faq.md:3"),
     ]
     assert suite.left_out == {}

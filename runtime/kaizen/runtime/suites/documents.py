@@ -132,13 +132,15 @@ def read_sources(
     return sources
 
 
-def read_documents(suite: Path, header: Path, sources: Sequence[Source]) -> Reading:
+def read_documents(
+    suite: Path, header: Path, sources: Sequence[Source], known: Sequence[Passage] = ()
+) -> Reading:
     """The passages of every document `sources` name (in order, each file once, each
-    domain's repeated paragraphs once) and what was left out of them; `header` is suite.yaml,
-    where a bad entry is reported."""
+    domain's repeated paragraphs once, none that `known` passages already hold) and what was
+    left out of them; `header` is suite.yaml, where a bad entry is reported."""
     reading = Reading()
     seen_files: set[Path] = set()
-    seen_text: set[tuple[str, str]] = set()
+    seen_text = {(p.domain, normalize(p.text)) for p in known}
     for index, source in enumerate(sources):
         target = suite / source.path
         field_name = f"{DOCUMENTS_KEY}[{index}].path"

@@ -362,7 +362,7 @@ def _load_dir(path: Path) -> Suite:
     if knowledge_path.is_file():
         knowledge = read_knowledge(knowledge_path, domains)
         _check_knowledge_disjoint(knowledge_path, knowledge, guard)
-    documents = read_documents(path, path / SUITE_FILE, header["documents"])
+    documents = read_documents(path, path / SUITE_FILE, header["documents"], knowledge.passages)
     if documents.passages:
         check_disjoint(path, documents.passages, guard)
         knowledge = replace(knowledge, passages=knowledge.passages + tuple(documents.passages))
