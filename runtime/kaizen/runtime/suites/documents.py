@@ -32,8 +32,8 @@ What is read as prose and what is not (`read_document`):
   backquoted token as code, not as a name);
 - block quotes are read as prose without their `>`;
 - code blocks (fenced or indented), tables and front matter are not prose: they are left out,
-  and each is reported with its file and line (`Reading.left_out`, by domain, which `kaizen check`
-  prints), never silently;
+  and each is reported with its file and line (`Reading.left_out`, by domain: `kaizen check`
+  prints them and the domain's data card lists them as `unread`), never silently;
 - a paragraph repeated word for word in the domain's documents is read once.
 
 A file that is not UTF-8 fails at its line; a document with no paragraph of text fails, and
