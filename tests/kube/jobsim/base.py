@@ -23,6 +23,9 @@ from tests.kube.jobsim.common import REPO_ROOT, Run, _Gone, _JobRun
 T = TypeVar("T")
 #: Seconds the simulator keeps retrying a call while the API server cannot be reached.
 OUTAGE_TIMEOUT = 60.0
+#: What a 403 says when it comes from an API server restarting, not from RBAC: retried like
+#: a refused connection, within OUTAGE_TIMEOUT.
+RESTARTING_FORBIDDEN = ("connection refused", "cannot find RESTMapping")
 #: Runs a container's command in this process instead of a subprocess: (argv, environment)
 #: -> (log, exit code). It writes the termination message to ``environment[SUMMARY_ENV]``.
 StepRunner = Callable[[list[str], dict[str, str]], tuple[str, int]]
@@ -116,10 +119,15 @@ class SimulatorBase:
                 if e.status in (409, 429, 500, 502, 503, 504) and attempt < 20:
                     time.sleep(0.02 * attempt)
                     continue
-                if e.status == 403 and "connection refused" in str(e.body or ""):
+                if e.status == 403 and any(
+                    transient in str(e.body or "") for transient in RESTARTING_FORBIDDEN
+                ):
                     # An API server shutting down: its admission plugins cannot reach it any
-                    # more ("pods is forbidden: Get .../limitranges: ... connection refused").
-                    # The Job controller retries, so does the simulator.
+                    # more ("pods is forbidden: Get .../limitranges: ... connection refused");
+                    # or one just started, whose owner-reference admission has not yet
+                    # discovered the Job kind ("cannot set blockOwnerDeletion … cannot find
+                    # RESTMapping for … Kind Job", seen on a loaded machine). The Job
+                    # controller retries, so does the simulator.
                     now = time.monotonic()
                     outage_deadline = outage_deadline or now + OUTAGE_TIMEOUT
                     if now < outage_deadline and not self._stop.is_set():
