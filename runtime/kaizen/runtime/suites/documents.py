@@ -52,7 +52,7 @@ from typing import Any
 
 from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.knowledge import Passage
+from kaizen.runtime.suites.knowledge import Passage, sentence_start
 from kaizen.runtime.suites.records import Fields, SuiteError, utf8_lines
 
 #: The key of suite.yaml that lists documents.
@@ -366,7 +366,7 @@ class _Reader:
                 joined = _with_lead_in(lead[1], text)
                 if joined is not None:
                     parts[lead[0]] = ""  # said by its items
-                parts.append(_sentence(joined or _capitalised(text)))
+                parts.append(_sentence(joined or sentence_start(text)))
             else:
                 lead = (len(parts), text[:-1].rstrip()) if text.endswith(":") and not item else None
                 parts.append(_sentence(text))
@@ -483,11 +483,6 @@ def _with_lead_in(lead: str, item: str) -> str | None:
     if words[-1].lower() in _OPEN_ENDS and (item[:1].islower() or item[:1].isdigit()):
         return f"{lead} {item}"
     return None
-
-
-def _capitalised(text: str) -> str:
-    """A list item that stands alone as a sentence, its first letter upper-cased."""
-    return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
 def _sentence(text: str) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.clauses import KIND_ENDS, clauses, kind_of
-from kaizen.runtime.suites.knowledge import Knowledge, Passage
+from kaizen.runtime.suites.knowledge import Knowledge, Passage, sentence_start
 from kaizen.runtime.suites.names import (
     CONNECTORS,
     FUNCTION_WORDS,
@@ -298,7 +298,7 @@ def answered(text: str, asked: str) -> str:
         return text
     opening = WORD.match(text)
     assert opening is not None  # opens_with matched a word
-    return subject[:1].upper() + subject[1:] + text[opening.end() :]
+    return sentence_start(subject) + text[opening.end() :]
 
 
 def opens_with(text: str, words: AbstractSet[str]) -> bool:
