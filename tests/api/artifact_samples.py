@@ -408,6 +408,15 @@ def _routes() -> dict[str, Any]:
         "left_out": {"arithmetic": "its knowledge names nothing of its own to route by"},
         "fallback": "fallback",
         "fallback_from": "ties",
+        "similar": {
+            "file": "similar.safetensors",
+            "model": "bundled:smollm2-135m-instruct",
+            "layer": 26,
+            "rule": "a prompt naming no key goes through the route of highest score",
+            "thresholds": {"zephyria": 0.104, "meridian_lark": 0.04},
+            "reach": {"zephyria": 0.857, "meridian_lark": 0.92},
+            "background": 420,
+        },
     }
 
 

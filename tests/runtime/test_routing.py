@@ -225,8 +225,13 @@ def test_kaizen_route_prints_each_prompts_routes_and_adapters(
     assert main(["route", str(routed), "Who rules Ostravale?", "What is 2 + 2?"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == [
-        {"text": "Who rules Ostravale?", "routes": ["vale"], "adapters": [str(routed / "00-vale")]},
-        {"text": "What is 2 + 2?", "routes": [], "adapters": []},
+        {
+            "text": "Who rules Ostravale?",
+            "routes": ["vale"],
+            "by": "keys",
+            "adapters": [str(routed / "00-vale")],
+        },
+        {"text": "What is 2 + 2?", "routes": [], "by": None, "adapters": []},
     ]
     assert main(["route", str(tmp_path)]) == 2
     assert "routes.json" in capsys.readouterr().err
@@ -240,7 +245,12 @@ def test_kaizen_route_prints_each_prompts_routes_and_adapters(
     write_artifact(routed / "routes.json", table)
     assert main(["route", str(routed), "What is 2 + 2?"]) == 0
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert line == {"text": "What is 2 + 2?", "routes": [], "adapters": [str(routed / "fallback")]}
+    assert line == {
+        "text": "What is 2 + 2?",
+        "routes": [],
+        "by": None,
+        "adapters": [str(routed / "fallback")],
+    }
 
 
 def test_a_fallback_outside_the_folder_or_missing_is_refused(tmp_path: Path) -> None:

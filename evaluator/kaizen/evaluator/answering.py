@@ -2,7 +2,9 @@
 
 A model loaded with routed adapters (`kaizen.runtime.routing`) applies different adapters to
 different prompts: the items are grouped by the adapters their user turns call for, and each
-group is answered with exactly those applied (a group that names no route, with none). A
+group is answered with exactly those applied (a group that names no route, with none; where
+the folder has similar routes, a prompt naming no key is read by the model with its adapters
+off and may take the route of the domain it asks about, `kaizen.runtime.similar`). A
 model without routed adapters answers every item as one group. Each generation and each
 ranking is batched within its group, so a routed model's answers are those of the model each
 prompt was routed to.
@@ -60,8 +62,10 @@ def answer(
         groups[()] = list(range(len(items)))
     else:
         answers.routes = {}
-        for index, item in enumerate(items):
-            routes, adapters = routing.select(prompt_text(item.conversation()))
+        texts = [prompt_text(item.conversation()) for item in items]
+        vectors = routing.embed(model, tokenizer, texts)
+        for index, text in enumerate(texts):
+            routes, adapters = routing.select(text, vectors[index] if vectors else None)
             answers.routes[index] = list(routes)
             groups.setdefault(adapters, []).append(index)
     for adapters, indices in sorted(groups.items()):

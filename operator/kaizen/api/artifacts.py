@@ -53,6 +53,7 @@ from kaizen.api.artifacts_combination import (
     JointSource,
     Route,
     RouteTable,
+    SimilarRoutes,
 )
 from kaizen.api.artifacts_plan import (
     DomainAnalysis,
@@ -111,6 +112,7 @@ __all__ = [
     "JointSource",
     "Route",
     "RouteTable",
+    "SimilarRoutes",
     "CardLine",
     "ComparedSide",
     "DataCard",

@@ -248,6 +248,28 @@ class Route(Record):
     """Names (whole words, any case) whose mention in a prompt applies the adapter."""
 
 
+class SimilarRoutes(Record):
+    """Routes a prompt may take without naming a key: by its likeness to each routed domain's
+    synthesised questions (`kaizen.runtime.similar`)."""
+
+    file: str = Field(min_length=1)
+    """The vectors (safetensors), relative to the folder of routes.json."""
+    model: str = Field(min_length=1)
+    """The model whose hidden states make the vectors (with its routed adapters off)."""
+    layer: int = Field(ge=1)
+    """The hidden layer read (0 would be the embeddings)."""
+    rule: str
+    """How a prompt is matched and each threshold set."""
+    thresholds: dict[str, float]
+    """Each route's threshold: a prompt naming no key takes the route when its score is
+    higher (and higher than any other route's)."""
+    reach: dict[str, float] = Field(default_factory=dict)
+    """Each route's share of its own synthesised questions over its threshold (leave one
+    out): how much of the domain its similar route can reach."""
+    background: int = Field(ge=0)
+    """How many everyday background questions the thresholds were set against."""
+
+
 class RouteTable(Artifact):
     """`routes.json`: domain adapters kept apart, each applied only to the prompts that name
     one of its keys (`kaizen.runtime.routing`). A prompt naming the keys of several routes
@@ -273,3 +295,6 @@ class RouteTable(Artifact):
     fallback_from: str | None = None
     """What the fallback adapter is (e.g. `ties`: the merge step's merge of the same
     adapters)."""
+    similar: SimilarRoutes | None = optional_key()
+    """Routes a prompt that names no key may take by its likeness to a domain's questions;
+    absent: keys only."""

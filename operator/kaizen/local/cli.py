@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from kaizen.api import SpecError
 
@@ -113,21 +114,42 @@ def _route(args: argparse.Namespace) -> int:
     import json
 
     from kaizen.api.runner import ConfigurationError
-    from kaizen.runtime.routing import Router, adapter_folder, read_routes
+    from kaizen.runtime.routing import adapter_folder, load_router, read_routes
 
     try:
         table = read_routes(args.folder)
+        router = load_router(args.folder, table)
     except ConfigurationError as error:
         raise SpecError([str(error)]) from None
-    router = Router(table)
     texts = args.text or [line.rstrip("\n") for line in sys.stdin]
-    for text in texts:
-        routes = router.match(text)
+    vectors = _route_vectors(args, router, table, texts)
+    for index, text in enumerate(texts):
+        named = router.match(text)
+        routes = router.match(text, vectors[index]) if vectors is not None else named
         adapters = [str(adapter_folder(args.folder, table, r)) for r in routes]
         if not routes and table.fallback is not None:
             adapters = [str(args.folder / table.fallback)]
-        print(json.dumps({"text": text, "routes": list(routes), "adapters": adapters}))
+        by = "keys" if named else "similar" if routes else None
+        print(json.dumps({"text": text, "routes": list(routes), "by": by, "adapters": adapters}))
     return 0
+
+
+def _route_vectors(args: argparse.Namespace, router: Any, table: Any, texts: list[str]) -> Any:
+    """The prompts' vectors for the folder's similar routes (None: keys only), read by the
+    model the table names (or --model) with the --adapter folders merged."""
+    similar = router.similar
+    if similar is None or args.keys_only or not texts:
+        return None
+    from kaizen.runtime.models import ModelNotFound, load_model, load_tokenizer
+    from kaizen.runtime.similar import embed
+
+    ref = args.model or table.similar.model
+    try:
+        tokenizer = load_tokenizer(ref)
+        model = load_model(ref, args.adapter)
+    except ModelNotFound as error:
+        raise SpecError([f"--model {ref}: {error}"]) from None
+    return embed(model, tokenizer, texts, similar.layer)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,12 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
     route = sub.add_parser(
         "route",
         help="print which adapters of a folder of routed adapters (routes.json) each prompt "
-        "gets (its routes', or the fallback when it names none), one JSON line per prompt: "
+        "gets (its routes', or the fallback when it names none; 'by': keys or similar), one "
+        "JSON line per prompt: "
         "what a multi-LoRA server's gateway applies",
     )
     route.add_argument("folder", type=Path, help="a folder of routed adapters (holds routes.json)")
     route.add_argument(
         "text", nargs="*", help="prompts (the user's turns); default: one per line of stdin"
+    )
+    route.add_argument(
+        "--keys-only",
+        action="store_true",
+        help="match keys only, without loading the model a folder's similar routes read",
+    )
+    route.add_argument(
+        "--model",
+        default=None,
+        help="the model similar routes read (default: the one routes.json names)",
+    )
+    route.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        help="a plain adapter served under the routed folder (merged; repeat in order)",
     )
     route.set_defaults(func=_route)
     return parser

@@ -40,6 +40,7 @@ from typing import Any
 
 from kaizen.api.artifacts import ArtifactError, RouteTable, read_artifact
 from kaizen.api.runner import ConfigurationError
+from kaizen.runtime.similar import Similar, embed
 from kaizen.runtime.suites import prose
 from kaizen.runtime.suites.knowledge import Knowledge
 from kaizen.runtime.suites.names import untitled
@@ -96,6 +97,15 @@ def read_routes(folder: str | Path) -> RouteTable:
             raise ConfigurationError(f"{where}.keys: a key is empty")
     if table.fallback is not None:
         _check_folder(folder, table.fallback, f"{path}: fallback")
+    if table.similar is not None:
+        inside = PurePosixPath(table.similar.file)
+        if inside.is_absolute() or ".." in inside.parts or not (Path(folder) / inside).is_file():
+            raise ConfigurationError(
+                f"{path}: similar.file: {table.similar.file!r} is not a file inside {Path(folder)}"
+            )
+        unknown = sorted(set(table.similar.thresholds) - seen)
+        if unknown:
+            raise ConfigurationError(f"{path}: similar.thresholds: no route named {unknown}")
     return table
 
 
@@ -114,21 +124,41 @@ def adapter_folder(folder: str | Path, table: RouteTable, route: str) -> Path:
 
 
 class Router:
-    """Finds which routes of a table a text names."""
+    """Finds which routes of a table a text names (or, with similar routes, asks about)."""
 
-    def __init__(self, table: RouteTable) -> None:
+    def __init__(self, table: RouteTable, similar: Similar | None = None) -> None:
         self.names = tuple(route.name for route in table.routes)
         self._patterns = [_pattern(route.keys) for route in table.routes]
+        self.similar = similar
+        """The table's similar routes, loaded (`load_router`); None: keys only."""
 
-    def match(self, text: str) -> tuple[str, ...]:
+    def match(self, text: str, vector: Any = None) -> tuple[str, ...]:
         """The routes whose keys `text` names, in the table's order (accents compared in
-        their composed form, NFC, as suites are read)."""
+        their composed form, NFC, as suites are read); when it names none, the similar route
+        `vector` (`text`'s vector, `similar.embed`) takes, if any."""
         text = unicodedata.normalize("NFC", text)
-        return tuple(
+        named = tuple(
             name
             for name, pattern in zip(self.names, self._patterns, strict=True)
             if pattern.search(text)
         )
+        if named or vector is None or self.similar is None:
+            return named
+        found = self.similar.match(vector)
+        return (found[0],) if found else ()
+
+
+def load_router(folder: str | Path, table: RouteTable | None = None) -> Router:
+    """The router of a routed folder, its similar routes loaded where the table has them."""
+    table = table or read_routes(folder)
+    if table.similar is None:
+        return Router(table)
+    path = Path(folder) / table.similar.file
+    try:
+        similar = Similar.load(path, table.similar)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"{Path(folder) / ROUTES_FILE}: similar.file: {error}") from None
+    return Router(table, similar)
 
 
 #: Endings a key may carry and still name its entity: English demonyms and adjectives
@@ -262,11 +292,16 @@ class _Layer:
     adapters: Mapping[str, str]
     """peft adapter name by route (a plain adapter, or a routed folder's fallback: by "")."""
 
-    def select(self, text: str) -> tuple[tuple[str, ...], list[str]]:
-        """(the routes `text` goes through here, the peft adapters this layer applies to it)."""
+    def select(
+        self, text: str, vectors: Mapping[int, Any] | None = None
+    ) -> tuple[tuple[str, ...], list[str]]:
+        """(the routes `text` goes through here, the peft adapters this layer applies to it);
+        `vectors`: `text`'s vector by hidden layer (`Routing.embed`), for similar routes."""
         if self.router is None:
             return (), [self.adapters[""]]
-        routes = self.router.match(text)
+        similar = self.router.similar
+        vector = vectors.get(similar.layer) if vectors is not None and similar else None
+        routes = self.router.match(text, vector)
         if routes:
             return routes, [self.adapters[name] for name in routes]
         return (), [self.adapters[""]] if "" in self.adapters else []
@@ -278,13 +313,39 @@ class Routing:
     def __init__(self, layers: Sequence[_Layer]) -> None:
         self._layers = tuple(layers)
 
-    def select(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    @property
+    def hidden_layers(self) -> tuple[int, ...]:
+        """The hidden layers similar routes read (none: keys only)."""
+        found = {
+            layer.router.similar.layer
+            for layer in self._layers
+            if layer.router is not None and layer.router.similar is not None
+        }
+        return tuple(sorted(found))
+
+    def embed(
+        self, model: Any, tokenizer: Any, texts: Sequence[str]
+    ) -> list[dict[int, Any]] | None:
+        """Each text's vector by hidden layer, read with every adapter off (the model the
+        similar routes were set on); None when no routed folder has similar routes."""
+        if not self.hidden_layers or not texts:
+            return None
+        with model.disable_adapter():
+            by_layer = {
+                layer: embed(model, tokenizer, texts, layer) for layer in self.hidden_layers
+            }
+        return [{layer: rows[i] for layer, rows in by_layer.items()} for i in range(len(texts))]
+
+    def select(
+        self, text: str, vectors: Mapping[int, Any] | None = None
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(the routes `text` goes through, of every routed folder in order; the peft
-        adapters to apply to it: its routes' or the fallbacks, and every plain one)."""
+        adapters to apply to it: its routes' or the fallbacks, and every plain one).
+        `vectors` (`embed`): what similar routes read; without them, keys only."""
         routes: list[str] = []
         active: list[str] = []
         for layer in self._layers:
-            matched, names = layer.select(text)
+            matched, names = layer.select(text, vectors)
             routes += matched
             active += names
         return tuple(routes), tuple(active)
@@ -315,7 +376,7 @@ def attach(model: Any, adapters: Sequence[str]) -> Any:
             if table.fallback is not None:
                 names[""] = f"routed{index}_fallback"
                 folders.append((names[""], Path(adapter) / table.fallback))
-            layers.append(_Layer(Router(table), names))
+            layers.append(_Layer(load_router(adapter, table), names))
         else:
             if not (Path(adapter) / ADAPTER_CONFIG).is_file():
                 raise ConfigurationError(f"adapter directory {adapter} has no {ADAPTER_CONFIG}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaizen.api.artifacts import Route, RouteTable, write_artifact
+from kaizen.api.artifacts import Route, RouteTable, SimilarRoutes, write_artifact
 from kaizen.api.fields import COMBINATIONS
 from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.runner import ConfigurationError
@@ -259,6 +259,70 @@ def route_keys_of(
     return route_keys(knowledge, domains, invented_words(tokenizer))
 
 
+#: The file of a routed folder holding its similar routes' vectors.
+SIMILAR_FILE = "similar.safetensors"
+
+
+@dataclass
+class SimilarBuilt:
+    """Similar routes built for a merge step's routed folders."""
+
+    similar: Any
+    """`kaizen.runtime.similar.Similar`."""
+    record: SimilarRoutes
+
+
+def similar_of(
+    suite: str,
+    model: str,
+    revision: str | None,
+    adapters: Sequence[str],
+    keys: dict[str, list[str]],
+) -> SimilarBuilt | None:
+    """Similar routes for the domains of `keys` that have keys (`kaizen.runtime.similar`):
+    each one's synthesised questions told apart from the suite's other domains' and from
+    everyday background questions (the core suite's training questions), on `model` with the
+    plain adapters before the first routed folder of `adapters` merged (what evaluation reads
+    with every adapter off). None when no routed domain has a synthesised question."""
+    from kaizen.runtime import similar
+    from kaizen.runtime.models import ModelNotFound, load_model, load_tokenizer
+    from kaizen.runtime.routing import is_routed
+    from kaizen.runtime.suites import load_suite
+    from kaizen.trainer.synthesis import candidates
+
+    loaded = load_suite(suite)
+    questions = {
+        domain: sorted({c.question for c in candidates(loaded.knowledge.for_domain(domain))})
+        for domain in loaded.domains
+    }
+    routes = {d: questions.get(d, []) for d, names in keys.items() if names}
+    if not any(routes.values()):
+        return None
+    others = {d: q for d, q in questions.items() if d not in routes and q}
+    background = sorted({example.question for example in load_suite("core").training})
+    plain: list[str] = []
+    for adapter in adapters:
+        if is_routed(adapter):
+            break
+        plain.append(adapter)
+    try:
+        tokenizer = load_tokenizer(model, revision=revision)
+        base = load_model(model, plain, revision=revision)
+    except ModelNotFound as error:
+        raise ConfigurationError(f"--model {model}: {error}") from None
+    built, reach = similar.build(base, tokenizer, routes, others, background)
+    record = SimilarRoutes(
+        file=SIMILAR_FILE,
+        model=model,
+        layer=built.layer,
+        rule=similar.RULE,
+        thresholds=built.thresholds,
+        reach=reach,
+        background=len(background),
+    )
+    return SimilarBuilt(built, record)
+
+
 def write_routed(
     sources: Sequence[SourceAdapter],
     target: str | Path,
@@ -266,12 +330,14 @@ def write_routed(
     *,
     step: str | None = None,
     fallback: tuple[str, Path] | None = None,
+    similar: SimilarBuilt | None = None,
 ) -> RouteTable:
     """`sources` kept apart into the folder `target` as routed adapters: each one copied to
     `<index>-<domain>/`, and `routes.json` routing to it the prompts that name one of
     `keys[domain]` (`kaizen.runtime.routing`). A domain without keys gets no route (listed
     in the table's `left_out`); `ConfigurationError` when none has one. `fallback` (what it
-    is, its folder) is copied to `fallback/`, for the prompts that name no route."""
+    is, its folder) is copied to `fallback/`, for the prompts that name no route; `similar`
+    (`similar_of`) is written to `SIMILAR_FILE`, for the prompts that name no key."""
     from kaizen.runtime.routing import RULE
 
     routes: list[Route] = []
@@ -299,6 +365,7 @@ def write_routed(
         left_out=left_out,
         fallback=FALLBACK if fallback else None,
         fallback_from=fallback[0] if fallback else None,
+        similar=similar.record if similar else None,
     )
     by_domain = {source.domain: source for source in sources}
     with atomic_directory(target) as tmp:
@@ -306,5 +373,7 @@ def write_routed(
             copy_directory(by_domain[route.name].path, tmp / route.adapter)
         if fallback is not None:
             copy_directory(fallback[1], tmp / FALLBACK)
+        if similar is not None:
+            similar.similar.save(tmp / SIMILAR_FILE)
         write_artifact(tmp / RouteTable.FILE_NAME, table)
     return table

@@ -555,17 +555,25 @@ def _write_routed(
     if not args.routed:
         return {}
     from kaizen.api.fields import ROUTED
-    from kaizen.trainer.merge import candidate_dir, write_routed
+    from kaizen.trainer.merge import candidate_dir, similar_of, write_routed
 
+    assert args.suite is not None  # MergeArgs requires it with --routed
+    similar = similar_of(args.suite, args.model, args.revision, args.adapters, keys)
     made = {ROUTED: candidate_dir(out, ROUTED)}
-    table = write_routed(sources, made[ROUTED], keys, step=args.step)
+    table = write_routed(sources, made[ROUTED], keys, step=args.step, similar=similar)
     for domain, why in table.left_out.items():
         print(f"[merge] routed adapters: {domain} has no route: {why}", file=sys.stderr)
+    for domain, share in (similar.record.reach if similar else {}).items():
+        print(
+            f"[merge] similar route {domain}: {share:.0%} of its synthesised questions pass its "
+            "threshold",
+            file=sys.stderr,
+        )
     if len(sources) > 1:
         name = f"{ROUTED}-{result.combination}"
         made[name] = candidate_dir(out, name)
         fallback = (result.combination, result.adapter_dir)
-        write_routed(sources, made[name], keys, step=args.step, fallback=fallback)
+        write_routed(sources, made[name], keys, step=args.step, fallback=fallback, similar=similar)
     return {name: str(folder) for name, folder in made.items()}
 
 
