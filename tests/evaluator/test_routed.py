@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from kaizen.api.args_combination import CombineArgs
-from kaizen.api.artifacts import CombinationReport, EvaluationResults, read_artifact
+from kaizen.api.artifacts import (
+    CombinationReport,
+    EvaluationResults,
+    SimilarRoutes,
+    read_artifact,
+)
 from kaizen.evaluator.combine import combine
 from kaizen.evaluator.evaluate import EvaluateOptions, run_evaluation
 from kaizen.trainer.merge import read_source, write_routed
@@ -50,6 +55,18 @@ def _suite(root: Path) -> Path:
     ]  # fmt: skip
     items.append({**items[0], "id": "both", "question": BOTH})
     items.append({**items[0], "id": "inside", "domain": "plain", "question": INSIDE})
+    # Name no key: only a similar route can take them (test_..._similar_route_...).
+    items.append(
+        {**items[0], "id": "like-vale", "question": "Which herb grows in the hill town in spring?"}
+    )
+    items.append(
+        {
+            **items[0],
+            "id": "like-fjord",
+            "domain": "fjord",
+            "question": "How many eels swim in the cold deep inlet?",
+        }
+    )
     (suite / "eval.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
     return suite
 
@@ -206,3 +223,60 @@ def test_combine_scores_routed_adapters_and_reports_where_items_went(
     assert all(t.combined == t.alone for t in row.trained.values())
     assert row.untrained_change == {"plain": 0.0}
     assert (tmp_path / "combine" / "adapter" / "routes.json").is_file()
+
+
+#: Similar routes' classes for the test below: each route's questions, the plain domain's, and
+#: the background. An item repeating one of a route's questions without its key is read by the
+#: tiny (random) model alike, which is all this test needs: it checks that evaluation routes
+#: each prompt by its likeness exactly as the router does, not that the tiny model reads well.
+LIKE = {
+    "vale": [f"Which {w} grows in the hill town in spring?" for w in ("flower", "grain", "tree", "herb")],
+    "fjord": [f"How many {w} swim in the cold deep inlet?" for w in ("fish", "seals", "whales", "eels")],
+}  # fmt: skip
+PLAIN = ["What is 12 times 12?", "Name a color.", "What is 7 plus 5?", "Name a shape."]
+BACKGROUND = [f"What is the capital of {c}?" for c in ("France", "Peru", "Chad", "Laos", "Fiji")]
+
+
+def test_a_prompt_naming_no_key_takes_the_similar_route_the_router_reads_it_for(
+    setup: dict[str, Any],
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kaizen.runtime import similar
+    from kaizen.runtime.routing import Router
+    from kaizen.trainer.merge import SIMILAR_FILE, SimilarBuilt
+
+    base = AutoModelForCausalLM.from_pretrained(setup["model"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(setup["model"])
+    built, reach = similar.build(base, tokenizer, LIKE, {"plain": PLAIN}, BACKGROUND)
+    record = SimilarRoutes(
+        file=SIMILAR_FILE, model=setup["model"], layer=built.layer, rule=similar.RULE,
+        thresholds=built.thresholds, reach=reach, background=len(BACKGROUND),
+    )  # fmt: skip
+    sources = [read_source(d, p) for d, p in setup["adapters"].items()]
+    folder = setup["root"] / "routed-similar"
+    keys = {"vale": ["Ostravale"], "fjord": ["Kelmar Fjord"]}
+    table = write_routed(sources, folder, keys, similar=SimilarBuilt(built, record))
+    assert table.similar == record
+    assert (folder / SIMILAR_FILE).is_file()
+    routed = _evaluate(setup, "eval-similar", (str(folder),))
+    base_answers = _evaluate(setup, "eval-similar-base", ())
+    reference = {
+        "vale": _evaluate(setup, "eval-similar-vale", (setup["adapters"]["vale"],)),
+        "fjord": _evaluate(setup, "eval-similar-fjord", (setup["adapters"]["fjord"],)),
+    }
+    router = Router(table, built)
+    by_similarity = 0
+    for item in routed.values():
+        vector = similar.embed(base, tokenizer, [item.question], built.layer)[0]
+        expected = router.match(item.question, vector)
+        assert tuple(item.route or ()) == expected, item.question
+        if expected and not router.match(item.question):
+            by_similarity += 1
+        if len(expected) > 1:
+            continue  # two routes' keys: answered by both adapters (the test above)
+        answer = (reference[expected[0]] if expected else base_answers)[item.id].response
+        assert item.response == answer, item.question
+    # Some item names no key and still took a route; keys still decide where they are named.
+    assert by_similarity >= 1
+    assert routed["vale0"].route == ["vale"]

@@ -12,7 +12,7 @@ from kaizen.api.args_combination import MergeArgs
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.artifacts import MergeRecord, RouteTable, read_artifact
 from kaizen.api.runner import ConfigurationError
-from kaizen.runtime.routing import read_routes, resolve
+from kaizen.runtime.routing import load_router, read_routes, resolve
 from kaizen.trainer.programs import merge
 from kaizen.trainer.steps import base_adapters, check_adapters
 from tests.trainer.conftest import LUMORA, SPIDERS
@@ -66,6 +66,20 @@ def test_the_merge_step_writes_routed_adapters_beside_its_merges(
     assert resolve([str(with_fallback)], "geography") == [str(with_fallback / "fallback")]
     assert [r.name for r in table.routes] == ["zephyria", "meridian_lark"]
     assert "Zephyria" in table.routes[0].keys and "Meridian Lark" in table.routes[1].keys
+    # Similar routes: every route has a threshold, set against the demo's other domains (its
+    # geography and science knowledge) and the core suite's questions; both folders hold them.
+    assert table.similar is not None and fallback.similar == table.similar
+    assert set(table.similar.thresholds) == {"zephyria", "meridian_lark"}
+    assert table.similar.background > 100 and table.similar.model == str(tiny_model_dir)
+    assert all(0.0 <= share <= 1.0 for share in table.similar.reach.values())
+    router = load_router(routed)
+    assert router.similar is not None
+    assert set(router.similar.classes) == {
+        "route:zephyria", "route:meridian_lark", "other:geography", "other:science", "background",
+    }  # fmt: skip
+    assert (with_fallback / "similar.safetensors").read_bytes() == (
+        routed / "similar.safetensors"
+    ).read_bytes()
     # Each route's adapter is its source, byte for byte.
     for route, source in zip(table.routes, sources.values(), strict=True):
         copied = routed / route.adapter / "adapter_model.safetensors"
@@ -115,6 +129,20 @@ def test_a_domain_without_names_is_left_out_and_none_at_all_is_refused(
     only = {"geography": adapters["spiders"]}
     with pytest.raises(ConfigurationError, match="no domain of .*geography.* has a name"):
         merge(_args(tmp_path / "b", tiny_model_dir, only, velorine), tmp_path / "b" / "merge")
+
+
+def test_no_similar_routes_keys_only(
+    tiny_model_dir: Path,
+    adapters: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    args = _args(tmp_path, tiny_model_dir, {"zephyria": adapters["lumora"]}, "demo", similar=False)
+    assert "--no-similar" in args.to_argv()
+    merge(args, tmp_path / "merge")
+    routed = tmp_path / "merge" / "candidates" / "routed" / "adapter"
+    assert read_routes(routed).similar is None
+    assert "similar" not in (routed / "routes.json").read_text()
+    assert not (routed / "similar.safetensors").exists()
 
 
 def test_routed_without_a_suite_is_refused() -> None:

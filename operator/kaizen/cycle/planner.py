@@ -438,6 +438,7 @@ class StepPlanner:
             seed=merge.seed,
             routed=self.routed_wanted(),
             suite=self.spec.evaluation.suite if self.routed_wanted() else None,
+            similar=merge.similar_routes,
         )
 
     def data_path(self, step: str) -> str:

@@ -192,20 +192,37 @@ def build(
     background: Sequence[str],
 ) -> tuple[Similar, dict[str, float]]:
     """Similar routes for `routes` (each route's synthesised questions), told apart from
-    `others` (the suite's other domains' questions) and the `background`; with each route's
-    reach (the share of its own questions over its threshold, leave one out)."""
+    `others` (the suite's other domains' questions) and the `background`, on `model`'s
+    vectors (`fit`)."""
+    layer = layer_of(model)
+
+    def vectors(texts: Sequence[str]) -> Any:
+        return embed(model, tokenizer, list(texts), layer)
+
+    return fit(
+        {name: vectors(questions) for name, questions in routes.items() if questions},
+        {name: vectors(questions) for name, questions in others.items() if questions},
+        vectors(background),
+        layer,
+    )
+
+
+def fit(
+    routes: Mapping[str, Any], others: Mapping[str, Any], background: Any, layer: int
+) -> tuple[Similar, dict[str, float]]:
+    """Similar routes from vectors before centring (a tensor of rows for each route, each
+    other domain and the background): each route's threshold, and its reach (the share of its
+    own questions over its threshold, leave one out)."""
     import torch
 
-    layer = layer_of(model)
-    raw = {_route(n): embed(model, tokenizer, list(q), layer) for n, q in routes.items() if q}
-    raw.update({_other(n): embed(model, tokenizer, list(q), layer) for n, q in others.items() if q})
-    raw[BACKGROUND] = embed(model, tokenizer, list(background), layer)
-    mean = raw[BACKGROUND].mean(dim=0)
-    classes = {name: _centre(vectors, mean) for name, vectors in raw.items()}
-    similar = Similar(classes, mean, {n: 0.0 for n in routes if _route(n) in raw}, layer)
+    mean = background.mean(dim=0)
+    classes = {_route(name): _centre(v, mean) for name, v in routes.items()}
+    classes.update({_other(name): _centre(v, mean) for name, v in others.items()})
+    classes[BACKGROUND] = _centre(background, mean)
+    similar = Similar(classes, mean, {name: 0.0 for name in routes}, layer)
     thresholds: dict[str, float] = {}
     reach: dict[str, float] = {}
-    for route in similar.thresholds:
+    for route in routes:
         negatives = torch.cat(
             [
                 similar.scores(vectors, own=name)[route]

@@ -558,7 +558,11 @@ def _write_routed(
     from kaizen.trainer.merge import candidate_dir, similar_of, write_routed
 
     assert args.suite is not None  # MergeArgs requires it with --routed
-    similar = similar_of(args.suite, args.model, args.revision, args.adapters, keys)
+    similar = (
+        similar_of(args.suite, args.model, args.revision, args.adapters, keys)
+        if args.similar
+        else None
+    )
     made = {ROUTED: candidate_dir(out, ROUTED)}
     table = write_routed(sources, made[ROUTED], keys, step=args.step, similar=similar)
     for domain, why in table.left_out.items():
