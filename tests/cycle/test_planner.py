@@ -560,3 +560,17 @@ def test_min_steps_above_max_steps_is_refused_with_both_fields_named() -> None:
         ImprovementCycleSpec.model_validate({"training": {}}).training.min_steps
         == fields.DEFAULT_MIN_TRAIN_STEPS
     )
+
+
+@pytest.mark.parametrize(("similar", "flag"), [(None, False), (False, False), (True, True)])
+def test_similar_routes_reach_the_merge_step_only_when_the_spec_asks(
+    similar: bool | None, flag: bool
+) -> None:
+    merge: dict[str, Any] = {"combination": "auto", "candidates": ["ties", "routed"]}
+    if similar is not None:
+        merge["similarRoutes"] = similar
+    spec = ImprovementCycleSpec.model_validate({"merge": merge})
+    planner = StepPlanner(spec, namespace="ns", cycle="c", artifact_root="/r")
+    args = planner.merge_args([("a", "/a/a"), ("b", "/a/b")])
+    assert args.routed is True
+    assert ("--similar" in args.to_argv()) is flag

@@ -47,7 +47,9 @@ def test_the_merge_step_writes_routed_adapters_beside_its_merges(
     tmp_path: Path,
 ) -> None:
     sources = {"zephyria": adapters["lumora"], "meridian_lark": adapters["spiders"]}
-    summary = merge(_args(tmp_path, tiny_model_dir, sources, "demo"), tmp_path / "merge")
+    args = _args(tmp_path, tiny_model_dir, sources, "demo", similar=True)
+    assert "--similar" in args.to_argv()
+    summary = merge(args, tmp_path / "merge")
     assert "routed adapters routed, routed-ties" in summary.message
     record = read_artifact(tmp_path / "merge" / "merge.json", MergeRecord)
     routed = tmp_path / "merge" / "candidates" / "routed" / "adapter"
@@ -67,7 +69,8 @@ def test_the_merge_step_writes_routed_adapters_beside_its_merges(
     assert [r.name for r in table.routes] == ["zephyria", "meridian_lark"]
     assert "Zephyria" in table.routes[0].keys and "Meridian Lark" in table.routes[1].keys
     # Similar routes: every route has a threshold, set against the demo's other domains (its
-    # geography and science knowledge) and the core suite's questions; both folders hold them.
+    # geography and science knowledge) and the background (the core suite's questions: the
+    # demo's own are its classes); both folders hold them.
     assert table.similar is not None and fallback.similar == table.similar
     assert set(table.similar.thresholds) == {"zephyria", "meridian_lark"}
     assert table.similar.background > 100 and table.similar.model == str(tiny_model_dir)
@@ -131,13 +134,13 @@ def test_a_domain_without_names_is_left_out_and_none_at_all_is_refused(
         merge(_args(tmp_path / "b", tiny_model_dir, only, velorine), tmp_path / "b" / "merge")
 
 
-def test_no_similar_routes_keys_only(
+def test_without_similar_routes_a_folder_routes_by_keys_only(
     tiny_model_dir: Path,
     adapters: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    args = _args(tmp_path, tiny_model_dir, {"zephyria": adapters["lumora"]}, "demo", similar=False)
-    assert "--no-similar" in args.to_argv()
+    args = _args(tmp_path, tiny_model_dir, {"zephyria": adapters["lumora"]}, "demo")
+    assert "--similar" not in args.to_argv()
     merge(args, tmp_path / "merge")
     routed = tmp_path / "merge" / "candidates" / "routed" / "adapter"
     assert read_routes(routed).similar is None
@@ -148,3 +151,20 @@ def test_no_similar_routes_keys_only(
 def test_routed_without_a_suite_is_refused() -> None:
     with pytest.raises(ValidationError, match="--routed needs --suite"):
         MergeArgs(output="o", step="s", model="m", sources=["a=/a"], routed=True)
+
+
+def test_the_background_holds_everyday_and_invented_world_questions_but_not_the_suites_own() -> (
+    None
+):
+    from kaizen.runtime.suites import load_suite
+    from kaizen.trainer.merge import background_questions
+
+    everything = background_questions(set())
+    core = {example.question for example in load_suite("core").training}
+    assert core <= set(everything)
+    # The demo's invented worlds are asked about too: naming something unfamiliar is not
+    # what routes a question.
+    assert any("Zephyria" in q for q in everything)
+    assert everything == sorted(everything)
+    held = {q for q in everything if "Zephyria" in q}
+    assert not any("Zephyria" in q for q in background_questions(held))

@@ -92,9 +92,9 @@ class MergeArgs(ModelArgs):
 
     suite: str | None = None
     """The suite whose knowledge gives the routes' keys (with --routed)."""
-    similar: bool = True
+    similar: bool = False
     """With --routed: also route a prompt that names no key by its likeness to each domain's
-    synthesised questions (`similar.safetensors`, docs/routing.md); --no-similar: keys only."""
+    synthesised questions (`similar.safetensors`, docs/routing.md); without: keys only."""
 
     @model_validator(mode="after")
     def _routed_needs_suite(self) -> MergeArgs:

@@ -357,11 +357,12 @@ class MergeSpec(SpecModel):
     adapters apart, each applied only to prompts naming its domain's knowledge: it needs the
     suite's knowledge, and serving it needs its route table (docs/routing.md)."""
 
-    similar_routes: bool = True
+    similar_routes: bool = False
     """With `routed` among the candidates: a prompt that names none of the routes' keys may
     still take the route of the domain it asks about, by the base model's reading of it
-    against each domain's synthesised questions, the suite's other domains' and everyday
-    background questions (docs/routing.md, "Similar routes"). false: keys only."""
+    against each domain's synthesised questions, the suite's other domains' and background
+    questions (docs/routing.md, "Similar routes": measured reach and strays). false: keys
+    only."""
 
     min_retention: f.MinRetention = f.DEFAULT_MIN_RETENTION
     """Target: in every trained domain the combination keeps at least this share of what the

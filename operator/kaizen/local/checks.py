@@ -202,7 +202,13 @@ def _routing_notes(cycle: ImprovementCycle, suite: Any, domains: list[str]) -> l
                 f"names {rule}; a prompt that names only {shown}"
                 + (f" (or {more} more)" if more > 0 else "")
                 + (" gets" if invented else " may get")
-                + " no route: name a key in such questions, or write the entity with its "
-                "capital where it is one"
+                + " no route by keys"
+                + (
+                    " (only its similar route, where the model reads it as the domain's)"
+                    if cycle.spec.merge.similar_routes
+                    else ""
+                )
+                + ": name a key in such questions, or write the entity with its capital where "
+                "it is one"
             )
     return notes

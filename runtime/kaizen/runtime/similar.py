@@ -13,8 +13,10 @@ learning. A similar route reaches it by the model's own reading of the question:
   them, at the merge step and wherever the adapters are served.
 - **Classes**: each routed domain's synthesised questions (`kaizen.trainer.synthesis`, from
   its knowledge alone: never evaluation items); each other domain of the suite with knowledge
-  (not routed: a prompt about it must stay off every route); and the background, everyday
-  questions on ten subjects (the core suite's training questions).
+  (not routed: a prompt about it must stay off every route); and the background: everyday
+  questions on ten subjects and questions about invented worlds (the core suite's training
+  questions, the demo suite's synthesised ones: `kaizen.trainer.merge.background_questions`),
+  so that a question is routed for what it asks about, not for naming something unfamiliar.
 - **Score** of a prompt for route D: its mean cosine with its `K` nearest questions of D, less
   the most that any other class gets the same way.
 - **Threshold** of route D: the highest score D gives any question of another class (each
@@ -48,7 +50,8 @@ BATCH = 32
 RULE = (
     f"a prompt naming no key goes through the route of highest score over its threshold; score "
     f"for route D: mean cosine with D's {K} nearest synthesised questions less the most any "
-    "other class (the suite's other domains with knowledge, everyday background questions) "
+    "other class (the suite's other domains with knowledge; background: the core suite's "
+    "training questions and the demo suite's synthesised ones) "
     "gets; vectors: hidden states of the model with its routed adapters off at the layer "
     f"{DEPTH:.0%} of the way up, each token's state at unit length, the first token left out, "
     "averaged, centred on the background's mean; threshold: the highest score D gives any "

@@ -272,6 +272,26 @@ class SimilarBuilt:
     record: SimilarRoutes
 
 
+#: The shipped suites whose questions make similar routes' background (`background_questions`).
+BACKGROUND_SUITES = ("core", "demo")
+
+
+def background_questions(held: set[str]) -> list[str]:
+    """Everyday questions a similar route must not take: the core suite's training questions
+    (ten everyday subjects) and the questions the demo suite's knowledge synthesises (its
+    invented worlds' as well as its real ones'), so that a question is routed for what it asks
+    about, not merely for naming something the model does not know. Less those `held` (the
+    questions of the suite's own classes: a cycle on the demo suite itself)."""
+    from kaizen.runtime.suites import load_suite
+    from kaizen.trainer.synthesis import candidates
+
+    core, demo = (load_suite(name) for name in BACKGROUND_SUITES)
+    found = {example.question for example in core.training}
+    for domain in demo.domains:
+        found |= {c.question for c in candidates(demo.knowledge.for_domain(domain))}
+    return sorted(found - held)
+
+
 def similar_of(
     suite: str,
     model: str,
@@ -281,7 +301,7 @@ def similar_of(
 ) -> SimilarBuilt | None:
     """Similar routes for the domains of `keys` that have keys (`kaizen.runtime.similar`):
     each one's synthesised questions told apart from the suite's other domains' and from
-    everyday background questions (the core suite's training questions), on `model` with the
+    background questions (`background_questions`), on `model` with the
     plain adapters before the first routed folder of `adapters` merged (what evaluation reads
     with every adapter off). None when no routed domain has a synthesised question."""
     from kaizen.runtime import similar
@@ -299,7 +319,9 @@ def similar_of(
     if not any(routes.values()):
         return None
     others = {d: q for d, q in questions.items() if d not in routes and q}
-    background = sorted({example.question for example in load_suite("core").training})
+    background = background_questions(
+        {q for qs in [*routes.values(), *others.values()] for q in qs}
+    )
     plain: list[str] = []
     for adapter in adapters:
         if is_routed(adapter):
