@@ -282,19 +282,26 @@ class AdaptationManager:
         return merged.path
 
     def route_adapters(
-        self, adapter_paths: dict[str, str], *, suite: str = "demo", fallback: bool = False
+        self,
+        adapter_paths: dict[str, str],
+        *,
+        suite: str = "demo",
+        fallback: bool = False,
+        similar: bool = False,
     ) -> str:
         """Keep `{domain: adapter path}` apart as routed adapters (docs/routing.md): each
-        applied only to the prompts that name its domain's knowledge in `suite`; with
-        `fallback` (two or more adapters), the prompts that name none get their TIES merge.
-        Returns the routed folder, which loads like any adapter (`adapters=[...]`)."""
+        applied only to the prompts that name its domain's knowledge in `suite` (with
+        `similar`, also to those the model reads as asking about it); with `fallback` (two or
+        more adapters), the prompts that name none get their TIES merge. Returns the routed
+        folder, which loads like any adapter (`adapters=[...]`)."""
         from kaizen.api.fields import ROUTED
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         planner = self._planner(suite, merge={"combination": "ties"})
         args = planner.merge_args(list(adapter_paths.items()))
         output = self.output_root / f"routed_{stamp}"
-        args = args.model_copy(update={"output": str(output), "routed": True, "suite": suite})
+        update = {"output": str(output), "routed": True, "suite": suite, "similar": similar}
+        args = args.model_copy(update=update)
         self._run(args)
         name = f"{ROUTED}-ties" if fallback and len(adapter_paths) > 1 else ROUTED
         return str(output / "candidates" / name / "adapter")

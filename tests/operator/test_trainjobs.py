@@ -317,6 +317,11 @@ def test_the_settings_read_the_trainjob_switch() -> None:
         ({"evaluation": {"deviceMap": "balanced"}}, "evaluation.deviceMap"),
         ({"evaluation": {"maxGpuMemory": "60Gi"}}, "evaluation.maxGpuMemory needs"),
         ({"evaluation": {"deviceMap": "auto", "maxGpuMemory": "lots"}}, "maxGpuMemory"),
+        ({"merge": {"similarRoutes": True}}, "merge.similarRoutes needs the routed candidate"),
+        (
+            {"merge": {"combination": "auto", "candidates": ["ties"], "similarRoutes": True}},
+            "merge.similarRoutes needs the routed candidate",
+        ),
     ],
 )
 def test_bad_placement_and_backend_settings_are_refused_naming_the_field(

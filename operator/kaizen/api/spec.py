@@ -539,6 +539,14 @@ class ImprovementCycleSpec(SpecModel):
                 "training.parallelism fsdp cannot be combined with a training.teacher "
                 "(the teacher generates with the whole model before training; use ddp)"
             )
+        merge = self.merge
+        if merge.similar_routes and not (
+            merge.combination == f.AUTO and f.ROUTED in merge.candidates
+        ):
+            raise ValueError(
+                "merge.similarRoutes needs the routed candidate: merge.combination auto with "
+                "routed among merge.candidates (similar routes extend routed adapters' keys)"
+            )
         if training.teacher.paraphrases and training.teacher.mode != "context":
             raise ValueError(
                 "training.teacher.paraphrases needs training.teacher.mode context (the teacher "
