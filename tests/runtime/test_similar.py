@@ -163,3 +163,36 @@ def test_a_prompts_vector_does_not_depend_on_padding_or_on_its_batch(tiny_model_
     assert alone.shape == (3, model.config.hidden_size)
     # A different prompt reads differently.
     assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+
+
+def test_kaizen_route_reads_a_prompt_naming_no_key_with_the_tables_model(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kaizen.local.cli import main
+    from kaizen.runtime import similar as similar_routes
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    routes = {"vale": [f"Which {w} grows in the hill town?" for w in ("herb", "tree", "grain")]}
+    background = [f"What is the capital of {c}?" for c in ("France", "Peru", "Chad", "Laos")]
+    built, _ = similar_routes.build(model, tokenizer, routes, {}, background)
+    folder = _routed_folder(tmp_path / "routed", built, model=str(tiny_model_dir))
+    texts = ["Who rules Ostravale?", "Which herb grows in the hill town?", "What is 2 + 2?"]
+    router = load_router(folder)
+    expected = [router.match(t, embed(model, tokenizer, [t], built.layer)[0]) for t in texts]
+    # One of the route's own questions is read as the route's (by the tiny model too).
+    assert expected[1] == ("vale",)
+    assert main(["route", str(folder), *texts]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [tuple(line["routes"]) for line in lines] == expected
+    assert lines[0]["by"] == "keys"
+    assert lines[1]["by"] == "similar"
+    assert lines[2]["by"] == ("similar" if expected[2] else None)
+    # --keys-only does not load the model: a prompt naming no key takes no route.
+    assert main(["route", "--keys-only", str(folder), texts[1]]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (line["routes"], line["by"]) == ([], None)
