@@ -223,18 +223,16 @@ def fit(
     classes.update({_other(name): _centre(v, mean) for name, v in others.items()})
     classes[BACKGROUND] = _centre(background, mean)
     similar = Similar(classes, mean, {name: 0.0 for name in routes}, layer)
+    # Every class's questions scored once for every route (each compared leave one out).
+    scored = {name: similar.scores(vectors, own=name) for name, vectors in classes.items()}
     thresholds: dict[str, float] = {}
     reach: dict[str, float] = {}
     for route in routes:
         negatives = torch.cat(
-            [
-                similar.scores(vectors, own=name)[route]
-                for name, vectors in classes.items()
-                if name != _route(route)
-            ]
+            [scores[route] for name, scores in scored.items() if name != _route(route)]
         )
         thresholds[route] = float(negatives.max())
-        own = similar.scores(classes[_route(route)], own=_route(route))[route]
+        own = scored[_route(route)][route]
         reach[route] = round(float((own > thresholds[route]).float().mean()), 4)
     similar.thresholds = thresholds
     return similar, reach
