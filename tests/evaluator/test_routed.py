@@ -240,14 +240,15 @@ BACKGROUND = [f"What is the capital of {c}?" for c in ("France", "Peru", "Chad",
 def test_a_prompt_naming_no_key_takes_the_similar_route_the_router_reads_it_for(
     setup: dict[str, Any],
 ) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from kaizen.runtime import similar
+    from kaizen.runtime.models import load_tokenizer
     from kaizen.runtime.routing import Router
     from kaizen.trainer.merge import SIMILAR_FILE, SimilarBuilt
 
     base = AutoModelForCausalLM.from_pretrained(setup["model"]).eval()
-    tokenizer = AutoTokenizer.from_pretrained(setup["model"])
+    tokenizer = load_tokenizer(str(setup["model"]))
     built, reach = similar.build(base, tokenizer, LIKE, {"plain": PLAIN}, BACKGROUND)
     record = SimilarRoutes(
         file=SIMILAR_FILE, model=setup["model"], layer=built.layer, rule=similar.RULE,

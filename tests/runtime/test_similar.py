@@ -150,10 +150,12 @@ def test_a_vectors_file_without_a_routes_vectors_is_refused(tmp_path: Path) -> N
 
 
 def test_a_prompts_vector_does_not_depend_on_padding_or_on_its_batch(tiny_model_dir: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from kaizen.runtime.models import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = load_tokenizer(str(tiny_model_dir))
     texts = ["Who signs off on access?", "Which pool serves the large models of the gateway?", "Hi"]
     alone = torch.stack([embed(model, tokenizer, [text], 1)[0] for text in texts])
     for side in ("left", "right"):
@@ -170,13 +172,14 @@ def test_kaizen_route_reads_a_prompt_naming_no_key_with_the_tables_model(
 ) -> None:
     import json
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from kaizen.local.cli import main
     from kaizen.runtime import similar as similar_routes
+    from kaizen.runtime.models import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = load_tokenizer(str(tiny_model_dir))
     routes = {"vale": [f"Which {w} grows in the hill town?" for w in ("herb", "tree", "grain")]}
     background = [f"What is the capital of {c}?" for c in ("France", "Peru", "Chad", "Laos")]
     built, _ = similar_routes.build(model, tokenizer, routes, {}, background)

@@ -66,16 +66,14 @@ def layer_of(model: Any) -> int:
 
 
 def embed(model: Any, tokenizer: Any, texts: Sequence[str], layer: int) -> Any:
-    """Each text's vector before centring (a float32 tensor, one row per text)."""
+    """Each text's vector before centring (a float32 tensor, one row per text). `tokenizer`
+    pads on either side (`kaizen.runtime.models.load_tokenizer` gives it a pad token)."""
     import torch
 
     if not texts:
         raise ValueError("no text to embed")
     rows = []
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    if pad is None:
-        tokenizer.pad_token = tokenizer.eos_token
     for start in range(0, len(texts), BATCH):
         batch = tokenizer(
             list(texts[start : start + BATCH]),
