@@ -319,6 +319,49 @@ def _before_preposition(sentence: str, word: str) -> bool:
     return following is not None and following.group(1) in _AFTER_COMMON_NOUN
 
 
+#: Verbs that agree only with more than one ("Alerts are sent …", "Pagers were …").
+_PLURAL_VERBS = frozenset(("are", "were", "have", "do", "aren't", "weren't", "haven't", "don't"))
+#: Verbs after a subject's noun ("Small models are served …": "Small" is no name there).
+_AUXILIARIES = frozenset(
+    ("is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "must",
+     "should", "may", "might", "do", "does", "did", "isn't", "aren't", "wasn't", "weren't")
+)  # fmt: skip
+#: Past forms without "-ed" and adverbs: after a name they say nothing of its number.
+_PAST_OR_ADVERB = frozenset(
+    ("made", "built", "wrote", "took", "gave", "ran", "led", "won", "became", "began", "found",
+     "held", "kept", "left", "lost", "met", "paid", "said", "sent", "sold", "stood", "told",
+     "brought", "bought", "taught", "came", "went", "grew", "knew", "drew", "rose", "fell",
+     "got", "had", "did", "saw", "spoke", "chose", "drove", "put", "set", "cut", "let", "read",
+     "spent", "lent", "felt", "meant", "fled", "shone", "struck", "hung", "sang", "sank",
+     "swam", "wore", "bore", "understood", "withdrew", "also", "often", "always", "never",
+     "still", "then", "now", "once", "soon", "first", "only", "even", "just", "already",
+     "later", "itself", "alone", "too", "today")
+)  # fmt: skip
+
+
+def common_opening(sentence: str, word: str) -> bool:
+    """Whether the word that opens `sentence` reads as a common noun or an adjective there,
+    not a name, by what follows it: a verb that agrees only with a plural ("Alerts are sent
+    …"), a plural word before a verb without "-s" ("Deploys happen …", "Tickets cost …"), or
+    a noun and then a verb ("Small models are served …"). A name's verb agrees with one
+    ("Cinder rolls …", "Mars has …"), and a past form or an adverb says nothing either way
+    ("Hermes built …")."""
+    rest = sentence[len(word) :]
+    following = re.findall(r"[^\W\d_][\w'’-]*", rest)[:2]
+    if not sentence.startswith(word) or not rest.startswith(" "):
+        return False  # not its first word, or an owner ("Zephyria's capital …")
+    if not following or not following[0].islower():
+        return False
+    nxt = following[0]
+    if nxt in _PLURAL_VERBS:
+        return True
+    if len(following) > 1 and following[1] in _AUXILIARIES and nxt not in _PAST_OR_ADVERB:
+        return not nxt.endswith("ly")
+    plural = word.endswith("s") and not word.endswith(("ss", "us", "is"))
+    singular_verb = nxt.endswith(("s", "ed", "ly")) or nxt in _PAST_OR_ADVERB
+    return plural and not singular_verb
+
+
 def titled(name: str) -> bool:
     """Whether `name` is a person's, by a title it opens with ("Queen Ysolde", "Mr. Voss"):
     not where it names an owner inside, which makes it a thing of theirs ("St Bride's

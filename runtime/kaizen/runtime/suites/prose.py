@@ -43,6 +43,7 @@ from kaizen.runtime.suites.names import (
     UPPER,
     WORD,
     capitalised,
+    common_opening,
     lower_article,
     mentions,
     names_in,
@@ -211,17 +212,48 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             found.append((index, text, names, mentioned, about))
     # A person's name stands for the person in part too ("Halvard Tesk" … "Tesk").
     people.update(normalize(part) for person in list(people) for part in person.split()[1:])
+    names_of = _openings_dropped([(text, names) for _, text, names, _, _ in found])
     return [
         Sentence(
             text,
-            names,
+            names_of[text],
             index,
-            people=tuple(n for n in names if normalize(n) in people or titled(n)),
+            people=tuple(n for n in names_of[text] if normalize(n) in people or titled(n)),
             about=thing,
             topic=about,
         )
         for index, text, names, thing, about in found
     ]
+
+
+def _openings_dropped(said: list[tuple[str, tuple[str, ...]]]) -> dict[str, tuple[str, ...]]:
+    """Each sentence's names without a one-word "name" that only ever opens a sentence and
+    reads as a common word there (`common_opening`: "Alerts are sent by Heron.", "Small
+    models are served …"). One written inside a sentence anywhere in the knowledge is a name
+    ("Cinder" in "… by Cinder."), and so is a word made from another name ("Zephyrians" of
+    "Zephyria")."""
+    inside = {
+        normalize(name)
+        for text, names in said
+        for name in names
+        if " " in name or text.find(name, 1) > 0
+    }
+    every = {normalize(name) for _, names in said for name in names}
+    stems = {name: name[:-1] for name in every if len(name) >= 4}
+    kept: dict[str, tuple[str, ...]] = {}
+    for text, names in said:
+        kept[text] = tuple(
+            name
+            for name in names
+            if " " in name
+            or normalize(name) in inside
+            or any(
+                normalize(name).startswith(stem) and normalize(name) != other
+                for other, stem in stems.items()
+            )
+            or not common_opening(text, name)
+        )
+    return kept
 
 
 #: A token that is code, not prose: a path, a file name, an address, a backquoted

@@ -1,0 +1,86 @@
+"""A capitalised word that only ever opens a sentence: a name, or a common word read as one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kaizen.runtime.suites.knowledge import Knowledge, Passage
+from kaizen.runtime.suites.names import common_opening
+from kaizen.runtime.suites.prose import proper_names, sentences
+
+
+@pytest.mark.parametrize(
+    ("sentence", "common"),
+    [
+        # A verb that agrees only with more than one.
+        ("Alerts are sent by Heron.", True),
+        ("Pagers were handed out in 2020.", True),
+        ("Invoices have a due date.", True),
+        # A plural before a verb without "-s".
+        ("Deploys happen on Tuesdays and Thursdays.", True),
+        ("Tickets cost £3 for foot passengers.", True),
+        ("Invoices go out on the fifth working day.", True),
+        # A noun, then a verb: the word is the noun's adjective or another noun.
+        ("Small models are served from the Pumice pool.", True),
+        ("Nightly backups can be restored by the on-call engineer.", True),
+        # A name's verb agrees with one.
+        ("Cinder rolls the change out to every region.", False),
+        ("Mars has two small natural moons.", False),
+        ("Mars lies between Earth and Jupiter.", False),
+        ("Brooks leads the platform team.", False),
+        ("Ledgerline reads usage records from Quarry.", False),
+        # A past form or an adverb says nothing of the number.
+        ("Hermes built the first bridge.", False),
+        ("Athens hosted the games.", False),
+        ("Pallas also runs the rota.", False),
+        ("Pallas often is the first to answer.", False),
+        # An owner, and a word that is not the first.
+        ("Zephyria's capital is Velmora.", False),
+        ("Velmora is the capital of Zephyria.", False),
+    ],
+)
+def test_what_follows_an_opening_word_says_whether_it_reads_as_a_common_word(
+    sentence: str, common: bool
+) -> None:
+    word = re.match(r"[^\W\d_]+", sentence)
+    assert word is not None
+    assert common_opening(sentence, word.group()) is common
+
+
+def test_a_word_that_only_opens_sentences_as_a_common_word_is_no_name() -> None:
+    runbook = Passage(
+        "gateway",
+        "Driftwood is the gateway of the Serving team. Alerts are sent by Heron. Small models"
+        " are served from the Pumice pool. Deploys happen on Tuesdays. Cinder rolls the change"
+        " out.",
+        "Driftwood",
+    )
+    found = sentences(Knowledge(passages=(runbook,)))
+    assert [s.names for s in found] == [
+        ("Driftwood", "Serving"),
+        ("Heron",),
+        ("Pumice",),
+        (),
+        ("Cinder",),
+    ]
+    # Nor a route key.
+    keys = {name for _, name in proper_names(Knowledge(passages=(runbook,)))}
+    assert keys.isdisjoint({"Alerts", "Small", "Deploys"})
+
+
+def test_an_opening_word_is_a_name_where_it_stands_inside_a_sentence_or_comes_of_a_name() -> None:
+    # "Alerts" is the tool's name: written inside a sentence too.
+    tool = Passage("tools", "Alerts are the team's paging tool. The team bought Alerts in 2020.")
+    assert sentences(Knowledge(passages=(tool,)))[0].names == ("Alerts",)
+    # "Zephyrians" is made from "Zephyria", though both only ever open a sentence.
+    land = Passage(
+        "zephyria",
+        "Zephyria is a small country. Zephyrians speak Oramish and sell skyglass abroad.",
+        "Zephyria",
+    )
+    assert [s.names for s in sentences(Knowledge(passages=(land,)))] == [
+        ("Zephyria",),
+        ("Zephyrians", "Oramish"),
+    ]
