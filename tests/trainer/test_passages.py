@@ -154,9 +154,11 @@ def test_a_passages_only_domain_gets_synthesised_items() -> None:
 def test_a_whole_passage_is_asked_about_by_its_title_as_the_passage_writes_it() -> None:
     ferry = Passage("x", "The Ashby Ferry crosses the Velm.", title="Ashby Ferry")
     glass = Passage("x", "Tolbeck glass is green.", title="Tolbeck glass")
+    # A heading that opens with a function word is asked in lower case.
+    rota = Passage("x", "One engineer is on call for Driftwood.", title="On call for Driftwood")
     asked = {
         i.question
-        for passage in (ferry, glass)
+        for passage in (ferry, glass, rota)
         for i in candidates(Knowledge(passages=(passage,)), seed=0)
         if i.kind == "passage"
     }
@@ -165,6 +167,8 @@ def test_a_whole_passage_is_asked_about_by_its_title_as_the_passage_writes_it() 
         "Tell me about the Ashby Ferry.",
         "What do you know about Tolbeck glass?",
         "Tell me about Tolbeck glass.",
+        "What do you know about on call for Driftwood?",
+        "Tell me about on call for Driftwood.",
     }
 
 

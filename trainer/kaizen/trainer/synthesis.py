@@ -330,6 +330,10 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
         # Written as the passage writes it: "the Ashby Ferry" where it opens "The Ashby Ferry …".
         title, about = passage.title.strip(), prose.topic(passage)
         title = lower_article(about if about and without_article(about) == title else title)
+        # A heading that opens with a function word reads in lower case inside a question
+        # ("Tell me about on call for Driftwood.", not "… about On call for Driftwood.").
+        if " " in title and title.split(" ", 1)[0].lower() in FUNCTION_WORDS:
+            title = title[:1].lower() + title[1:]
         for q in (asking(p, title) for p in PROFILE_PROMPTS[:2]):
             items.append(Candidate(q, passage.text.strip(), RECALL, "passage", (), ""))
     # An FAQ's own questions, answered as it answers them, whatever the passage's length.
