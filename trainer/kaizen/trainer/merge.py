@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaizen.api.args_combination import MergeArgs
 from kaizen.api.artifacts import Route, RouteTable, SimilarRoutes, write_artifact
-from kaizen.api.fields import COMBINATIONS
+from kaizen.api.fields import COMBINATIONS, ROUTED
 from kaizen.api.merge_grid import MergePoint, expand
 from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.files import atomic_directory, copy_directory
@@ -399,3 +401,39 @@ def write_routed(
             similar.similar.save(tmp / SIMILAR_FILE)
         write_artifact(tmp / RouteTable.FILE_NAME, table)
     return table
+
+
+def write_routed_candidates(
+    args: MergeArgs,
+    sources: list[SourceAdapter],
+    keys: dict[str, list[str]],
+    result: MergeResult,
+    out: Path,
+) -> dict[str, str]:
+    """The routed candidates when `--routed` asks for them: `candidates/routed/adapter` and,
+    with more than one source, `candidates/routed-<first merge>/adapter`, whose prompts that
+    name no route get the first merge. Their folders by name."""
+    if not args.routed:
+        return {}
+    assert args.suite is not None  # MergeArgs requires it with --routed
+    similar = (
+        similar_of(args.suite, args.model, args.revision, args.adapters, keys)
+        if args.similar
+        else None
+    )
+    made = {ROUTED: candidate_dir(out, ROUTED)}
+    table = write_routed(sources, made[ROUTED], keys, step=args.step, similar=similar)
+    for domain, why in table.left_out.items():
+        print(f"[merge] routed adapters: {domain} has no route: {why}", file=sys.stderr)
+    for domain, share in (similar.record.reach if similar else {}).items():
+        print(
+            f"[merge] similar route {domain}: {share:.0%} of its synthesised questions pass its "
+            "threshold",
+            file=sys.stderr,
+        )
+    if len(sources) > 1:
+        name = f"{ROUTED}-{result.combination}"
+        made[name] = candidate_dir(out, name)
+        fallback = (result.combination, result.adapter_dir)
+        write_routed(sources, made[name], keys, step=args.step, fallback=fallback, similar=similar)
+    return {name: str(folder) for name, folder in made.items()}

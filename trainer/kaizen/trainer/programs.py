@@ -9,7 +9,6 @@ artifact directory; the summary carries only the digest the operator puts in sta
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -468,7 +467,13 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
 
 def merge(args: MergeArgs, out: Path) -> StepSummary:
     """Merge the `--source` adapters into `out/adapter`; write `out/merge.json`."""
-    from kaizen.trainer.merge import check_compatible, merge_adapters, read_source, route_keys_of
+    from kaizen.trainer.merge import (
+        check_compatible,
+        merge_adapters,
+        read_source,
+        route_keys_of,
+        write_routed_candidates,
+    )
 
     sources = [read_source(domain, path) for domain, path in args.source_pairs()]
     keys = (
@@ -505,7 +510,7 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             points=points,
         )
         made = {result.combination: (result.adapter_dir, result.rank), **result.candidates}
-        routed = _write_routed(args, sources, keys, result, out)
+        routed = write_routed_candidates(args, sources, keys, result, out)
         record = MergeRecord.model_validate(
             {
                 "step": args.step,
@@ -544,41 +549,6 @@ def merge(args: MergeArgs, out: Path) -> StepSummary:
             path=str(result.adapter_dir), combination=result.combination, sources=domains
         ),
     )
-
-
-def _write_routed(
-    args: MergeArgs, sources: list[Any], keys: dict[str, list[str]], result: Any, out: Path
-) -> dict[str, str]:
-    """The routed candidates when `--routed` asks for them: `candidates/routed/adapter` and,
-    with more than one source, `candidates/routed-<first merge>/adapter`, whose prompts that
-    name no route get the first merge. Their folders by name."""
-    if not args.routed:
-        return {}
-    from kaizen.api.fields import ROUTED
-    from kaizen.trainer.merge import candidate_dir, similar_of, write_routed
-
-    assert args.suite is not None  # MergeArgs requires it with --routed
-    similar = (
-        similar_of(args.suite, args.model, args.revision, args.adapters, keys)
-        if args.similar
-        else None
-    )
-    made = {ROUTED: candidate_dir(out, ROUTED)}
-    table = write_routed(sources, made[ROUTED], keys, step=args.step, similar=similar)
-    for domain, why in table.left_out.items():
-        print(f"[merge] routed adapters: {domain} has no route: {why}", file=sys.stderr)
-    for domain, share in (similar.record.reach if similar else {}).items():
-        print(
-            f"[merge] similar route {domain}: {share:.0%} of its synthesised questions pass its "
-            "threshold",
-            file=sys.stderr,
-        )
-    if len(sources) > 1:
-        name = f"{ROUTED}-{result.combination}"
-        made[name] = candidate_dir(out, name)
-        fallback = (result.combination, result.adapter_dir)
-        write_routed(sources, made[name], keys, step=args.step, fallback=fallback, similar=similar)
-    return {name: str(folder) for name, folder in made.items()}
 
 
 def run_train(args: TrainArgs) -> int:
