@@ -12,7 +12,6 @@ from kaizen.trainer.passages import (
     descriptions,
     premise_items,
     profile_items,
-    value_items,
 )
 from kaizen.trainer.synthesis import COUNTERFACTUAL, CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
@@ -295,28 +294,3 @@ def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_fr
     # Ostrivel shares "in" only with names written with "the": it gets no premise.
     assert not any("What is Quarnel's capital?" in q for q in premises)
     assert premise_items(found, cloze_items(found), random.Random(0)) == list(premises.values())
-
-
-def test_a_number_written_with_digits_is_left_out_with_the_word_that_names_what_it_counts() -> None:
-    runbook = Passage(
-        "gateway",
-        "Every request gets a timeout of 30 seconds. The canary takes 5 percent of traffic."
-        " Driftwood was written in 2021 by Oskar Lind. Version 2.0 added a dashboard."
-        " The backend returns 503. Builds run at 02:00.",
-        "Driftwood",
-    )
-    found = sentences(Knowledge(passages=(runbook,)))
-    items = value_items(found)
-    assert [(i.question, i.expected) for i in items] == [
-        ("Fill in the blank: Every request gets a timeout of ___.", "30 seconds"),
-        ("Fill in the blank: Driftwood's canary takes ___ of traffic.", "5 percent"),
-        ("Fill in the blank: Driftwood was written in ___ by Oskar Lind.", "2021"),
-        # "Version 2.0" is a name: its number is asked as the name is.
-        ("Fill in the blank: Driftwood's backend returns ___.", "503"),
-        ("Fill in the blank: Builds run at ___.", "02:00"),
-    ]
-    assert all(i.answer == i.context[0] and i.kind == "passage-value" for i in items)
-    # Synthesis offers them as recall, and no other kind is built from them.
-    made = [c for c in candidates(Knowledge(passages=(runbook,))) if c.kind == "passage-value"]
-    assert [c.expected for c in made] == [i.expected for i in items]
-    assert {c.capability for c in made} == {RECALL}

@@ -11,10 +11,6 @@ alone, with the names it mentions):
   sentence: "S is C." the other way round ("What is Korrin's capital?"), the sentence's
   subject as "What/Who …?", a name at the end as an echo question ("The Orrin rises in
   what?"), anywhere else as a blank;
-- `passage-value` items leave out a number written with digits and the word that names
-  what it counts ("Fill in the blank: Every request gets a timeout of ___."), answered with
-  the whole sentence: limits, dates and shares are what runbooks and handbooks are asked
-  about;
 - `passage-premise` items suppose another name in a sentence in place of the one a cloze
   question asks for, and ask that question, answered from the premise;
 - `passage-chain` items compose two sentences through a name: a question of one with the
@@ -169,32 +165,6 @@ def cloze_items(found: list[Sentence]) -> list[PassageItem]:
             question = _ask(text, blank, copula, simple=simple, person=person, names=sentence.names)
             if question is not None:
                 items.append(PassageItem(question, text, "passage-cloze", blank, blank, (text,)))
-    return items
-
-
-#: A number written with digits ("30", "8,000", "4.5", "02:00") and the word after it when
-#: that is a lower-case word other than a function word ("30 seconds", "5 percent").
-_VALUE = re.compile(r"(?<![\w.,:£$€-])\d+(?:[.,:]\d+)*(?![\w.,:]*\w)(?: ([a-z]+))?")
-
-
-def value_items(found: list[Sentence]) -> list[PassageItem]:
-    """Each number of each sentence, written with digits, left out once with the word that
-    names what it counts ("Fill in the blank: Every request gets a timeout of ___."),
-    answered with the whole sentence. A number inside a name ("Apollo 11") is the name's."""
-    items = []
-    for sentence in found:
-        text = sentence.text
-        for match in _VALUE.finditer(text):
-            start, end = match.span()
-            if match.group(1) and match.group(1) in FUNCTION_WORDS | _PREPOSITIONS:
-                end = match.start(1) - 1
-            value, number = text[start:end], match.group().split(" ")[0]
-            if any(
-                re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d.,])", n) for n in sentence.names
-            ):
-                continue
-            question = f"Fill in the blank: {text[:start]}{BLANK}{text[end:]}"
-            items.append(PassageItem(question, text, "passage-value", value, value, (text,)))
     return items
 
 

@@ -60,7 +60,7 @@ class Candidate:
     capability: str
     kind: str
     """How it was made: `surface`, `inverse`, `profile`, `chain`, `sibling`, `premise`,
-    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-value`, `passage-chain`,
+    `three-hop`, `passage`, `passage-profile`, `passage-cloze`, `passage-chain`,
     `passage-premise`, `passage-faq`."""
     facts: tuple[str, ...] = ()
     """Keys of the facts it uses (`subject|relation|object`); an item made from passages has
@@ -344,8 +344,7 @@ def passage_items(knowledge: Knowledge, *, seed: int = 0) -> list[Candidate]:
     found = prose.sentences(knowledge)
     rng = random.Random(stable_seed(seed, ["passage-profile"]))
     cloze = passages.cloze_items(found)
-    made = passages.profile_items(found, rng) + cloze + passages.value_items(found)
-    made += passages.chain_items(found, cloze)
+    made = passages.profile_items(found, rng) + cloze + passages.chain_items(found, cloze)
     made += passages.premise_items(found, cloze, random.Random(stable_seed(seed, ["premise"])))
     for item in made:
         capability = PASSAGE_CAPABILITY.get(item.kind, RECALL)
