@@ -294,3 +294,10 @@ def test_a_premise_puts_a_name_of_the_same_sort_in_a_sentence_and_is_answered_fr
     # Ostrivel shares "in" only with names written with "the": it gets no premise.
     assert not any("What is Quarnel's capital?" in q for q in premises)
     assert premise_items(found, cloze_items(found), random.Random(0)) == list(premises.values())
+
+
+def test_a_passive_with_an_irregular_participle_is_no_is_sentence() -> None:
+    # "Alerts are sent by Heron." says who sends them, not what alerts are.
+    found = sentences(Knowledge(passages=(Passage("x", "Alerts are sent by Heron."),)))
+    asked = {i.question: i.expected for i in cloze_items(found)}
+    assert asked == {"Alerts are sent by what?": "Heron"}

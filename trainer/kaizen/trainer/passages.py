@@ -45,7 +45,7 @@ from kaizen.runtime.suites.names import (
     names_in,
     without_article,
 )
-from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with
+from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with, participle
 from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
 
 BLANK = "___"
@@ -184,7 +184,7 @@ def _copula(text: str) -> tuple[str, str, str] | None:
         return None
     complement = match.group("complement")
     first = complement.split()[0].lower()
-    if first in PARTICIPLES or first.endswith("ed"):
+    if first in PARTICIPLES or participle(first):
         return None
     return match.group("subject"), match.group("verb"), complement
 

@@ -305,7 +305,7 @@ def asked_about(text: str) -> str | None:
     if found is None:
         return None
     subject, verb = found.group("subject"), found.group("verb")
-    if verb and found.group("aux") in ("is", "are", "was", "were") and not _participle(verb):
+    if verb and found.group("aux") in ("is", "are", "was", "were") and not participle(verb):
         subject = f"{subject} {verb}"  # "Where is the audit log?": a copula's subject to the end
     return lower_article(subject)
 
@@ -318,7 +318,9 @@ _IRREGULAR_PARTICIPLES = frozenset(
 )  # fmt: skip
 
 
-def _participle(word: str) -> bool:
+def participle(word: str) -> bool:
+    """Whether `word` reads as a past participle: "-ed", "-en", "-wn", or one of the irregular
+    forms ("kept", "sent")."""
     return word.endswith(("ed", "en", "wn")) or word in _IRREGULAR_PARTICIPLES
 
 
