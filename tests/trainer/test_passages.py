@@ -13,6 +13,7 @@ from kaizen.trainer.passages import (
     premise_items,
     profile_items,
 )
+from kaizen.trainer.profiles import balanced
 from kaizen.trainer.synthesis import COUNTERFACTUAL, CROSS, RECALL, candidates
 from kaizen.trainer.teacher import reference, teacher_question
 from tests.runtime.test_prose import ISLAND, TOWN, knowledge
@@ -111,10 +112,11 @@ def test_a_sentence_that_names_nothing_is_in_its_passages_topics_profile() -> No
     assert "They run the rota." not in {s for i in items for s in i.context}
 
 
-def test_a_profile_holds_at_most_four_sentences() -> None:
+def test_a_profile_holds_at_most_four_sentences_in_even_slices() -> None:
     many = Passage("x", " ".join(f"Orm met person number {n}." for n in range(6)), title=None)
     items = profile_items(sentences(Knowledge(passages=(many,))), random.Random(0))
-    assert {len(i.context) for i in items} == {4, 2}
+    assert [len(i.context) for i in items] == [3, 3, 3, 3]
+    assert len({s for i in items for s in i.context}) == 6
 
 
 def test_cloze_items_ask_for_each_name_and_a_short_complement() -> None:
@@ -301,3 +303,12 @@ def test_a_passive_with_an_irregular_participle_is_no_is_sentence() -> None:
     found = sentences(Knowledge(passages=(Passage("x", "Alerts are sent by Heron."),)))
     asked = {i.question: i.expected for i in cloze_items(found)}
     assert asked == {"Alerts are sent by what?": "Heron"}
+
+
+def test_a_long_profile_is_cut_into_even_slices() -> None:
+    said = [f"Sentence {n}." for n in range(9)]
+    assert [len(part) for part in balanced(said)] == [3, 3, 3]
+    assert [len(part) for part in balanced(said[:5])] == [3, 2]
+    assert [len(part) for part in balanced(said[:8])] == [4, 4]
+    assert balanced(said[:3]) == [said[:3]]
+    assert [s for part in balanced(said) for s in part] == said

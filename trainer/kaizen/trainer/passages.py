@@ -46,7 +46,7 @@ from kaizen.runtime.suites.names import (
     without_article,
 )
 from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with, participle
-from kaizen.trainer.profiles import PROFILE_PROMPTS, PROFILE_STATEMENTS, asking
+from kaizen.trainer.profiles import PROFILE_PROMPTS, asking, balanced
 
 BLANK = "___"
 
@@ -102,7 +102,7 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
         )
         shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
         shown_as = _with_its_noun(name, said) or shown_as
-        slices = [said[i : i + PROFILE_STATEMENTS] for i in range(0, len(said), PROFILE_STATEMENTS)]
+        slices = balanced(said)
         for number, prompt in enumerate(PROFILE_PROMPTS):
             part = list(slices[number % len(slices)])
             rng.shuffle(part)
