@@ -312,3 +312,15 @@ def test_a_long_profile_is_cut_into_even_slices() -> None:
     assert [len(part) for part in balanced(said[:8])] == [4, 4]
     assert balanced(said[:3]) == [said[:3]]
     assert [s for part in balanced(said) for s in part] == said
+
+
+def test_a_plural_common_noun_that_opens_a_sentence_is_asked_about_in_lower_case() -> None:
+    runbook = Passage(
+        "gateway", "Driftwood is a gateway. Deploys happen on Tuesdays.", title="Driftwood"
+    )
+    items = profile_items(sentences(Knowledge(passages=(runbook,))), random.Random(0))
+    asked = {i.question: i.context for i in items}
+    assert asked["Tell me about deploys."] == ("Deploys happen on Tuesdays.",)
+    assert "Tell me about Deploys." not in asked
+    # The sentence names nothing: it is its passage's topic's too.
+    assert "Deploys happen on Tuesdays." in asked["Tell me about Driftwood."]

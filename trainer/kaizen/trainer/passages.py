@@ -66,7 +66,8 @@ class PassageItem:
 
 
 def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem]:
-    """For each name, what the passages say of it, in several seeded orders.
+    """For each name, what the passages say of it, in several seeded orders; so for a plural
+    common noun a sentence opens with ("Deploys happen …" → "Tell me about deploys.").
 
     A sentence that names nothing ("Jobs that fail three times in a row are paused.") is its
     passage's topic's: what it says is said in a passage about that topic, and it has no
@@ -74,13 +75,13 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
     about: dict[str, list[str]] = defaultdict(list)
     shown: dict[str, str] = {}
     for sentence in found:
-        for name in (*_things(sentence), *_owner(sentence)):
+        for name in (*_things(sentence), *_owner(sentence), *_subject(sentence)):
             key = normalize(name)
             shown.setdefault(key, name)
     # prose counts a part of a person's name as the person's ("Tesk" of "Halvard Tesk").
     people = {normalize(person) for sentence in found for person in sentence.people}
     for sentence in found:
-        for owner in _owner(sentence):
+        for owner in (*_owner(sentence), *_subject(sentence)):
             if sentence.text not in about[normalize(owner)]:
                 about[normalize(owner)].append(sentence.text)
         for key, name in shown.items():
@@ -130,6 +131,12 @@ def _with_its_noun(name: str, said: list[str]) -> str | None:
             nouns.add(match.group(1))
             closing = closing or bool(match.group(2))
     return f"the {name} {nouns.pop()}" if len(nouns) == 1 and closing else None
+
+
+def _subject(sentence: Sentence) -> tuple[str, ...]:
+    """The plural common noun a sentence opens with, where it is no name ("Alerts are sent by
+    Heron." → "alerts"): a topic of its own ("Tell me about alerts.")."""
+    return (sentence.subject,) if sentence.subject else ()
 
 
 def _owner(sentence: Sentence) -> tuple[str, ...]:

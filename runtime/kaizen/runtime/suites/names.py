@@ -339,27 +339,31 @@ _PAST_OR_ADVERB = frozenset(
 )  # fmt: skip
 
 
-def common_opening(sentence: str, word: str) -> bool:
-    """Whether the word that opens `sentence` reads as a common noun or an adjective there,
-    not a name, by what follows it: a verb that agrees only with a plural ("Alerts are sent
-    …"), a plural word before a verb without "-s" ("Deploys happen …", "Tickets cost …"), or
-    a noun and then a verb ("Small models are served …"). A name's verb agrees with one
-    ("Cinder rolls …", "Mars has …"), and a past form or an adverb says nothing either way
-    ("Hermes built …")."""
+#: How `common_opening` reads an opening word that is no name.
+PLURAL_NOUN, MODIFIER = "plural", "modifier"
+
+
+def common_opening(sentence: str, word: str) -> str | None:
+    """How the word that opens `sentence` reads there when it is no name, by what follows
+    it: `PLURAL_NOUN`, a common noun's plural, before a verb that agrees only with a plural
+    ("Alerts are sent …") or a verb without "-s" ("Deploys happen …", "Tickets cost …");
+    `MODIFIER`, before a noun and then a verb ("Small models are served …"). None where it
+    may be a name: a name's verb agrees with one ("Cinder rolls …", "Mars has …"), and a
+    past form or an adverb says nothing either way ("Hermes built …")."""
     rest = sentence[len(word) :]
     following = re.findall(r"[^\W\d_][\w'’-]*", rest)[:2]
     if not sentence.startswith(word) or not rest.startswith(" "):
-        return False  # not its first word, or an owner ("Zephyria's capital …")
+        return None  # not its first word, or an owner ("Zephyria's capital …")
     if not following or not following[0].islower():
-        return False
+        return None
     nxt = following[0]
-    if nxt in _PLURAL_VERBS:
-        return True
-    if len(following) > 1 and following[1] in _AUXILIARIES and nxt not in _PAST_OR_ADVERB:
-        return not nxt.endswith("ly")
     plural = word.endswith("s") and not word.endswith(("ss", "us", "is"))
+    if nxt in _PLURAL_VERBS:
+        return PLURAL_NOUN if plural else MODIFIER
+    if len(following) > 1 and following[1] in _AUXILIARIES and nxt not in _PAST_OR_ADVERB:
+        return None if nxt.endswith("ly") else MODIFIER
     singular_verb = nxt.endswith(("s", "ed", "ly")) or nxt in _PAST_OR_ADVERB
-    return plural and not singular_verb
+    return PLURAL_NOUN if plural and not singular_verb else None
 
 
 def titled(name: str) -> bool:

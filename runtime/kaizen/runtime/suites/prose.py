@@ -40,6 +40,7 @@ from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
     LOWER,
     NAME,
+    PLURAL_NOUN,
     UPPER,
     WORD,
     capitalised,
@@ -95,6 +96,10 @@ class Sentence:
     thing: "the cold-drawn lens"), so that it is asked about as names are."""
     topic: str | None = None
     """Its passage's topic as `topic` reads it ("Quarry", "The Halcyon cluster"), or None."""
+    subject: str | None = None
+    """The plural common noun it opens with, in lower case, where that is no name ("Alerts
+    are sent by Heron." → "alerts"): what it is about besides its names ("Tell me about
+    alerts.")."""
 
 
 def stand_alone(sentence: str, title: str | None) -> str:
@@ -212,24 +217,28 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
             found.append((index, text, names, mentioned, about))
     # A person's name stands for the person in part too ("Halvard Tesk" … "Tesk").
     people.update(normalize(part) for person in list(people) for part in person.split()[1:])
-    names_of = _openings_dropped([(text, names) for _, text, names, _, _ in found])
+    read = _openings_read([(text, names) for _, text, names, _, _ in found])
     return [
         Sentence(
             text,
-            names_of[text],
+            read[text][0],
             index,
-            people=tuple(n for n in names_of[text] if normalize(n) in people or titled(n)),
+            people=tuple(n for n in read[text][0] if normalize(n) in people or titled(n)),
             about=thing,
             topic=about,
+            subject=read[text][1],
         )
         for index, text, names, thing, about in found
     ]
 
 
-def _openings_dropped(said: list[tuple[str, tuple[str, ...]]]) -> dict[str, tuple[str, ...]]:
+def _openings_read(
+    said: list[tuple[str, tuple[str, ...]]],
+) -> dict[str, tuple[tuple[str, ...], str | None]]:
     """Each sentence's names without a one-word "name" that only ever opens a sentence and
     reads as a common word there (`common_opening`: "Alerts are sent by Heron.", "Small
-    models are served …"). One written inside a sentence anywhere in the knowledge is a name
+    models are served …"), and the plural common noun it opens with, in lower case
+    ("alerts"), or None. One written inside a sentence anywhere in the knowledge is a name
     ("Cinder" in "… by Cinder."), and so is a word made from another name ("Zephyrians" of
     "Zephyria")."""
     inside = {
@@ -240,20 +249,23 @@ def _openings_dropped(said: list[tuple[str, tuple[str, ...]]]) -> dict[str, tupl
     }
     every = {normalize(name) for _, names in said for name in names}
     stems = {name: name[:-1] for name in every if len(name) >= 4}
-    kept: dict[str, tuple[str, ...]] = {}
+    read: dict[str, tuple[tuple[str, ...], str | None]] = {}
     for text, names in said:
-        kept[text] = tuple(
-            name
-            for name in names
-            if " " in name
-            or normalize(name) in inside
-            or any(
-                normalize(name).startswith(stem) and normalize(name) != other
-                for other, stem in stems.items()
-            )
-            or not common_opening(text, name)
-        )
-    return kept
+        kept, subject = [], None
+        for name in names:
+            reading = None
+            if " " not in name and normalize(name) not in inside:
+                made = any(
+                    normalize(name).startswith(stem) and normalize(name) != other
+                    for other, stem in stems.items()
+                )
+                reading = None if made else common_opening(text, name)
+            if reading is None:
+                kept.append(name)
+            elif reading == PLURAL_NOUN:
+                subject = name.lower()
+        read[text] = (tuple(kept), subject)
+    return read
 
 
 #: A token that is code, not prose: a path, a file name, an address, a backquoted
