@@ -311,6 +311,7 @@ def test_a_long_profile_is_cut_into_even_slices() -> None:
     assert [len(part) for part in balanced(said[:5])] == [3, 2]
     assert [len(part) for part in balanced(said[:8])] == [4, 4]
     assert balanced(said[:3]) == [said[:3]]
+    assert balanced([]) == []
     assert [s for part in balanced(said) for s in part] == said
 
 

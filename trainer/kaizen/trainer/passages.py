@@ -117,9 +117,10 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
 
 
 def _with_its_noun(name: str, said: list[str]) -> str | None:
-    """ "the Serving team" for "Serving" where the passages only ever write the name so, with
-    the same lower-case noun after it, and end a sentence or a clause with it at least once
-    (so that the word is a noun, not a verb: "The Orrin rises …"); None otherwise."""
+    """The name with its noun ("the Serving team" for "Serving") where the passages only ever
+    write it after "the" and before the same lower-case noun, ending a sentence or a clause
+    with the noun at least once (so that the word is a noun, not a verb: "The Orrin rises
+    …"); None otherwise."""
     mention = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
     written = re.compile(rf"\b[Tt]he {re.escape(name)} ({LOWER}+)([.,;:!?]?)")
     nouns, closing = set(), False

@@ -16,6 +16,8 @@ def balanced(said: list[str], most: int = PROFILE_STATEMENTS) -> list[list[str]]
     """`said` in as few slices of at most `most` as it takes, as even as they can be (9
     statements: 3, 3, 3, not 4, 4, 1: a slice of one would make that sentence alone the
     answer to a whole prompt about the name)."""
+    if not said:
+        return []
     count = -(-len(said) // most)
     size, extra = divmod(len(said), count)
     slices, start = [], 0
