@@ -32,21 +32,25 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
         "Farmers near Ostrivel grow rye, and farmers sell it at the market.",
     }
     assert len({i.answer for i in ostrivel}) > 1  # seeded orders differ
-    # A name the prose writes with "the" is asked about with it; one only ever written
-    # before the same noun, with it ("the Tessaly outpost"), not where that word is a verb
-    # ("The Danth rises …") or the noun varies ("the Varn pool", "the Varn team").
+    # A name the prose writes with "the" is asked about with it; one that only ever opens a
+    # sentence with "The" before the same noun, with the noun ("the Varn team", not "the
+    # Varn"), not where that word is a verb ("The Danth rises …"). Used as a word of another
+    # name it is asked alone ("the Tessaly outpost": "Tessaly").
     assert "Tell me about the Caldrin Sea." in {i.question for i in items}
     outpost = Passage(
         "x",
-        "The ship flew to the Tessaly outpost. The Danth rises in Orm. The Tessaly outpost"
-        " has a dock. Jobs go to the Varn pool. The Varn team runs it.",
+        "The ship flew to the Tessaly outpost. The Danth rises in Orm. The Varn team runs"
+        " it. Jobs go to the Varn team.",
     )
     asked = {
         i.question
         for i in profile_items(sentences(Knowledge(passages=(outpost,))), random.Random(0))
     }
-    assert {"Tell me about the Tessaly outpost.", "Tell me about the Danth."} <= asked
-    assert asked.isdisjoint({"Tell me about the Varn pool.", "Tell me about the Varn team."})
+    assert {
+        "Tell me about Tessaly.",
+        "Tell me about the Danth.",
+        "Tell me about the Varn team.",
+    } <= asked
     # Nor one that opens a longer name written with "the" ("The Ashby Ferry …").
     ferry = Passage("x", "The Ashby Ferry leaves Ashby at noon.")
     asked = {

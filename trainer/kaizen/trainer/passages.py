@@ -102,7 +102,9 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
             rf"(?:^The {re.escape(name)}\b(?!\s+{UPPER})|\bthe {re.escape(name)}(?=[.,;:!?)]|$))"
         )
         shown_as = f"the {name}" if any(re.search(with_the, text) for text in said) else name
-        shown_as = _with_its_noun(name, said) or shown_as
+        if shown_as != name:
+            # "The Serving team keeps …" opens with "The": "the Serving" would be no phrase.
+            shown_as = _with_its_noun(name, said) or shown_as
         slices = balanced(said)
         for number, prompt in enumerate(PROFILE_PROMPTS):
             part = list(slices[number % len(slices)])
