@@ -123,17 +123,16 @@ def _with_its_noun(name: str, said: list[str]) -> str | None:
     write it after "the" and before the same lower-case noun, ending a sentence or a clause
     with the noun at least once (so that the word is a noun, not a verb: "The Orrin rises
     …"); None otherwise."""
-    mention = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
-    written = re.compile(rf"\b[Tt]he {re.escape(name)} ({LOWER}+)([.,;:!?]?)")
-    nouns, closing = set(), False
-    for text in said:
-        for found in mention.finditer(text):
-            match = written.match(text, max(0, found.start() - 4))
-            if match is None or match.start() != found.start() - 4:
-                return None
-            nouns.add(match.group(1))
-            closing = closing or bool(match.group(2))
-    return f"the {name} {nouns.pop()}" if len(nouns) == 1 and closing else None
+    mentions = sum(len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", t)) for t in said)
+    written = [
+        match
+        for text in said
+        for match in re.finditer(rf"\b[Tt]he {re.escape(name)} ({LOWER}+)([.,;:!?]?)", text)
+    ]
+    nouns = {match.group(1) for match in written}
+    if len(written) != mentions or len(nouns) != 1:
+        return None
+    return f"the {name} {nouns.pop()}" if any(match.group(2) for match in written) else None
 
 
 def _subject(sentence: Sentence) -> tuple[str, ...]:
