@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
-from kaizen.runtime.suites.clauses import PARTICIPLES, kind_of
+from kaizen.runtime.suites.clauses import kind_of
+from kaizen.runtime.suites.english import participle
 from kaizen.runtime.suites.knowledge import sentence_start
 from kaizen.runtime.suites.names import (
     FUNCTION_WORDS,
@@ -45,7 +46,7 @@ from kaizen.runtime.suites.names import (
     names_in,
     without_article,
 )
-from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with, participle
+from kaizen.runtime.suites.prose import PRONOUNS, Sentence, opens_with
 from kaizen.trainer.profiles import PROFILE_PROMPTS, asking, balanced
 
 BLANK = "___"
@@ -193,7 +194,7 @@ def _copula(text: str) -> tuple[str, str, str] | None:
         return None
     complement = match.group("complement")
     first = complement.split()[0].lower()
-    if first in PARTICIPLES or participle(first):
+    if participle(first):
         return None
     return match.group("subject"), match.group("verb"), complement
 

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import re
 
+from kaizen.runtime.suites.english import PARTICIPLES
 from kaizen.runtime.suites.knowledge import sentence_start
 from kaizen.runtime.suites.names import FUNCTION_WORDS, LOWER, NAME, UPPER, one_name
 
-#: Past participles that follow "was"/"is" in a passive ("was born in"), not a complement.
-PARTICIPLES = frozenset(
-    ("born", "built", "made", "known", "found", "given", "taken", "seen", "written", "spoken",
-     "held", "led", "sold", "run", "done", "grown", "worn", "drawn", "sung", "shown", "thrown",
-     "chosen", "frozen", "hidden", "ridden", "broken")
-)  # fmt: skip
 #: Words that end a kind ("an island nation in the Glass Sea" → "island nation").
 KIND_ENDS = frozenset(
     ("in", "on", "at", "of", "by", "from", "with", "near", "for", "to", "that", "which", "who",

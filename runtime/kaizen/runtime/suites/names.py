@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 
 from kaizen.runtime.scoring import normalize
+from kaizen.runtime.suites.english import AUXILIARIES, NEGATED_AUXILIARIES, PAST_FORMS
 
 
 def _letters(test: Callable[[str], bool]) -> str:
@@ -322,20 +323,11 @@ def _before_preposition(sentence: str, word: str) -> bool:
 #: Verbs that agree only with more than one ("Alerts are sent …", "Pagers were …").
 _PLURAL_VERBS = frozenset(("are", "were", "have", "do", "aren't", "weren't", "haven't", "don't"))
 #: Verbs after a subject's noun ("Small models are served …": "Small" is no name there).
-_AUXILIARIES = frozenset(
-    ("is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "must",
-     "should", "may", "might", "do", "does", "did", "isn't", "aren't", "wasn't", "weren't")
-)  # fmt: skip
+_AUXILIARIES = AUXILIARIES | NEGATED_AUXILIARIES
 #: Past forms without "-ed" and adverbs: after a name they say nothing of its number.
-_PAST_OR_ADVERB = frozenset(
-    ("made", "built", "wrote", "took", "gave", "ran", "led", "won", "became", "began", "found",
-     "held", "kept", "left", "lost", "met", "paid", "said", "sent", "sold", "stood", "told",
-     "brought", "bought", "taught", "came", "went", "grew", "knew", "drew", "rose", "fell",
-     "got", "had", "did", "saw", "spoke", "chose", "drove", "put", "set", "cut", "let", "read",
-     "spent", "lent", "felt", "meant", "fled", "shone", "struck", "hung", "sang", "sank",
-     "swam", "wore", "bore", "understood", "withdrew", "also", "often", "always", "never",
-     "still", "then", "now", "once", "soon", "first", "only", "even", "just", "already",
-     "later", "itself", "alone", "too", "today")
+_PAST_OR_ADVERB = PAST_FORMS | frozenset(
+    ("also", "often", "always", "never", "still", "then", "now", "once", "soon", "first", "only",
+     "even", "just", "already", "later", "itself", "alone", "too", "today")
 )  # fmt: skip
 
 

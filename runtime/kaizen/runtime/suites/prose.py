@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.clauses import KIND_ENDS, clauses, kind_of
+from kaizen.runtime.suites.english import AUXILIARIES, participle
 from kaizen.runtime.suites.knowledge import Knowledge, Passage, sentence_start
 from kaizen.runtime.suites.names import (
     CONNECTORS,
@@ -322,20 +323,6 @@ def asked_about(text: str) -> str | None:
     return lower_article(subject)
 
 
-#: Past participles not written with -ed, -en or -wn ("Where are the audit logs kept?").
-_IRREGULAR_PARTICIPLES = frozenset(
-    ("kept", "sent", "held", "built", "paid", "sold", "told", "made", "found", "left", "spent",
-     "lost", "run", "set", "put", "read", "shut", "cut", "meant", "taught", "bought", "brought",
-     "caught", "done", "hung", "led", "fed", "met", "won", "spun")
-)  # fmt: skip
-
-
-def participle(word: str) -> bool:
-    """Whether `word` reads as a past participle: "-ed", "-en", "-wn", or one of the irregular
-    forms ("kept", "sent")."""
-    return word.endswith(("ed", "en", "wn")) or word in _IRREGULAR_PARTICIPLES
-
-
 def answered(text: str, asked: str) -> str:
     """An FAQ answer's first sentence with an opening "It" or "They" read as what its
     question asked about ("They are kept …" → "The audit logs are kept …")."""
@@ -395,17 +382,10 @@ def _opening_definite(
     return f"{about}'s {noun}{text[match.end() :]}"
 
 
-#: Verbs that follow a subject "The X" ("The course is …", "The crossing takes …").
-_AUXILIARIES = frozenset(
-    ("is", "was", "are", "were", "has", "had", "have", "can", "could", "will", "would",
-     "may", "might", "must", "should", "does", "did", "do")
-)  # fmt: skip
-
-
 def _verb_like(word: str) -> bool:
     """Whether `word`, after "The X", reads as the sentence's verb: an auxiliary, or a lower-case
     word ending in -s or -ed ("takes", "ended"), not in -ss ("The glass …")."""
-    return word in _AUXILIARIES or (
+    return word in AUXILIARIES or (
         word.islower() and (word.endswith("ed") or (word.endswith("s") and not word.endswith("ss")))
     )
 
