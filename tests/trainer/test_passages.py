@@ -329,3 +329,24 @@ def test_a_plural_common_noun_that_opens_a_sentence_is_asked_about_in_lower_case
     assert "Tell me about Deploys." not in asked
     # The sentence names nothing: it is its passage's topic's too.
     assert "Deploys happen on Tuesdays." in asked["Tell me about Driftwood."]
+
+
+def test_an_agent_written_with_its_kind_is_asked_by_its_kind() -> None:
+    # "by the botanist what?" asks for a botanist with a word that asks for a thing.
+    text = "The Fenn Glasshouses were opened in 1892 by the botanist Agnes Fenn."
+    found = sentences(Knowledge(passages=(Passage("x", text),)))
+    asked = {i.question: i.expected for i in cloze_items(found)}
+    assert asked["The Fenn Glasshouses were opened in 1892 by which botanist?"] == "Agnes Fenn"
+    assert not any("botanist what" in question for question in asked)
+
+
+def test_a_subject_is_asked_without_its_parenthesis() -> None:
+    found = sentences(
+        Knowledge(passages=(Passage("x", "The Palm House (the tallest) is heated all year."),))
+    )
+    asked = {i.question: i for i in cloze_items(found)}
+    assert asked["What is heated all year?"].expected == "Palm House"
+    # The answer is the sentence as written, parenthesis and all.
+    assert asked["What is heated all year?"].answer == (
+        "The Palm House (the tallest) is heated all year."
+    )

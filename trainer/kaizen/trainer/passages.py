@@ -235,8 +235,13 @@ def _ask(
         return None
     before, after = text[:at].rstrip(), text[at + len(blank) :]
     if simple and before in {"", "The"} and after.startswith(" ") and after.rstrip()[-1:] == ".":
-        # The sentence's subject: asked without inversion ("Who founded Korrin?").
-        return f"{wh} {after.strip()[:-1]}?"
+        # The sentence's subject: asked without inversion ("Who founded Korrin?"), without
+        # what a parenthesis says of it ("The Palm House (the tallest) is heated …").
+        return f"{wh} {_PARENTHESIS.sub('', after).strip()[:-1]}?"
+    agent = _AGENT_KIND.search(before)
+    if agent is not None and after.strip() in {".", "!", ""}:
+        # "… opened by the botanist Agnes Fenn." → "… opened by which botanist?"
+        return f"{before[: agent.start('article')]}which {agent.group('kind')}?"
     if len(before.split()) >= 2 and after.strip() in {".", "!", ""}:
         before = _strip_article(before)
         if person:
@@ -248,6 +253,10 @@ def _ask(
 
 
 _PREPOSITIONS = frozenset(("by", "to", "with", "for", "from", "of", "about"))
+#: A parenthesis and the space before it.
+_PARENTHESIS = re.compile(r"\s*\([^()]*\)")
+#: A passive's agent written with its kind before its name: "by the botanist".
+_AGENT_KIND = re.compile(r"\w \bby (?P<article>the) (?P<kind>[a-z]+)$")
 
 
 def descriptions(found: list[Sentence]) -> dict[str, list[tuple[str, str]]]:
