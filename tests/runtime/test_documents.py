@@ -57,6 +57,18 @@ def texts(tmp_path: Path, text: str, name: str = "doc.md") -> list[str]:
             "> Jobs that fail\n> are retried.\n\n---\nDone.",
             ["Jobs that fail are retried.", "Done."],
         ),
+        # A quote's admonition label is no part of what it says.
+        (
+            "> Note: Osprey is the compliance scanner.\n\n> **Warning:** Loads stop at 04:00.\n"
+            "\n> [!TIP]\n> Backfills run at weekends.\n",
+            [
+                "Osprey is the compliance scanner.",
+                "Loads stop at 04:00.",
+                "Backfills run at weekends.",
+            ],
+        ),
+        # Outside a quote, such a word is the sentence's own.
+        ("Note: the rota changes on Mondays.\n", ["Note: the rota changes on Mondays."]),
         # Nested items are items; a whole lead-in's items are sentences of their own.
         (
             "Limits:\n- memory\n    - 512 MiB by default\n",

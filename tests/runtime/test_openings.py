@@ -7,7 +7,7 @@ import re
 import pytest
 
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
-from kaizen.runtime.suites.names import MODIFIER, PLURAL_NOUN, common_opening
+from kaizen.runtime.suites.names import IMPERATIVE, MODIFIER, PLURAL_NOUN, common_opening
 from kaizen.runtime.suites.prose import proper_names, sentences
 
 
@@ -25,6 +25,10 @@ from kaizen.runtime.suites.prose import proper_names, sentences
         # A noun, then a verb: the word is the noun's adjective or another noun.
         ("Small models are served from the Pumice pool.", MODIFIER),
         ("Nightly backups can be restored by the on-call engineer.", MODIFIER),
+        # A verb before a determiner: a step written as an instruction.
+        ("Open a ticket in the LOOM queue.", IMPERATIVE),
+        ("Attach the table name and the date range.", IMPERATIVE),
+        ("Check your quota before a backfill.", IMPERATIVE),
         # A name's verb agrees with one.
         ("Cinder rolls the change out to every region.", None),
         ("Mars has two small natural moons.", None),
@@ -86,3 +90,15 @@ def test_an_opening_word_is_a_name_where_it_stands_inside_a_sentence_or_comes_of
         ("Zephyria",),
         ("Zephyrians", "Oramish"),
     ]
+
+
+def test_the_verb_of_a_step_written_as_an_instruction_is_no_name() -> None:
+    steps = Passage(
+        "backfill",
+        "Loom loads Tarn every night. Open a ticket in the LOOM queue. Attach the table name."
+        " Wait for approval from Priya Natarajan.",
+        "Backfills",
+    )
+    found = sentences(Knowledge(passages=(steps,)))
+    assert [s.names for s in found][:3] == [("Loom", "Tarn"), ("LOOM",), ()]
+    assert [s.subject for s in found][:3] == [None, None, None]

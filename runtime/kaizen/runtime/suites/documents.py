@@ -69,6 +69,12 @@ _RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+(.*)$")
 _QUOTE = re.compile(r"^\s{0,3}>\s?")
 _TABLE = re.compile(r"^\s*\|")
+#: An admonition's label opening a quote: "Note:", "Warning:", GitHub's "[!NOTE]".
+_LABEL = re.compile(
+    r"^(?:\[!(?:NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]|(?:Note|Tip|Hint|Important|Warning|Caution"
+    r"|Danger|Info):)\s*",
+    re.IGNORECASE,
+)
 _TITLE = re.compile(r"^title:\s*(.+?)\s*$")
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
@@ -310,9 +316,12 @@ class _Reader:
                 self.in_table = True
             return
         self.in_table = False
+        quoted = _QUOTE.match(line) is not None
         line = _QUOTE.sub("", line)
         item = _ITEM.match(line)
-        self._add(_inline(item.group(1) if item else line), number, new=item is not None)
+        text = _inline(item.group(1) if item else line)
+        # A quote's admonition label is no part of what it says ("> Note: Osprey is …").
+        self._add(_LABEL.sub("", text) if quoted else text, number, new=item is not None)
 
     def _titled(self, heading: str) -> None:
         if not self.fixed_title:

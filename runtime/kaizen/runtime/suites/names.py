@@ -332,14 +332,20 @@ _PAST_OR_ADVERB = PAST_FORMS | frozenset(
 
 
 #: How `common_opening` reads an opening word that is no name.
-PLURAL_NOUN, MODIFIER = "plural", "modifier"
+PLURAL_NOUN, MODIFIER, IMPERATIVE = "plural", "modifier", "imperative"
+#: Words that open a noun phrase: after a sentence's first word, they make it a verb.
+_DETERMINERS = frozenset(
+    ("a", "an", "the", "your", "our", "their", "its", "my", "this", "these", "those", "each",
+     "every", "any")
+)  # fmt: skip
 
 
 def common_opening(sentence: str, word: str) -> str | None:
     """How the word that opens `sentence` reads there when it is no name, by what follows
     it: `PLURAL_NOUN`, a common noun's plural, before a verb that agrees only with a plural
     ("Alerts are sent …") or a verb without "-s" ("Deploys happen …", "Tickets cost …");
-    `MODIFIER`, before a noun and then a verb ("Small models are served …"). None where it
+    `MODIFIER`, before a noun and then a verb ("Small models are served …"); `IMPERATIVE`, a
+    verb before a determiner ("Open a ticket …", "Check the logs."). None where it
     may be a name: a name's verb agrees with one ("Cinder rolls …", "Mars has …"), and a
     past form or an adverb says nothing either way ("Hermes built …")."""
     rest = sentence[len(word) :]
@@ -349,6 +355,8 @@ def common_opening(sentence: str, word: str) -> str | None:
     if not following or not following[0].islower():
         return None
     nxt = following[0]
+    if nxt in _DETERMINERS and rest.startswith(f" {nxt} "):
+        return IMPERATIVE  # "Open a ticket …", "Attach the table name …"
     plural = word.endswith("s") and not word.endswith(("ss", "us", "is"))
     if nxt in _PLURAL_VERBS:
         return PLURAL_NOUN if plural else MODIFIER
