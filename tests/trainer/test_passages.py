@@ -36,7 +36,7 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
     # sentence with "The" before the same noun, with the noun ("the Varn team", not "the
     # Varn"), not where that word is a verb ("The Danth rises …"). Used as a word of another
     # name it is asked alone ("the Tessaly outpost": "Tessaly").
-    assert "Tell me about the Caldrin Sea." in {i.question for i in items}
+    assert "What do you know about the Caldrin Sea?" in {i.question for i in items}
     outpost = Passage(
         "x",
         "The ship flew to the Tessaly outpost. The Danth rises in Orm. The Varn team runs"
@@ -47,8 +47,8 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
         for i in profile_items(sentences(Knowledge(passages=(outpost,))), random.Random(0))
     }
     assert {
-        "Tell me about Tessaly.",
-        "Tell me about the Danth.",
+        "What do you know about Tessaly?",
+        "What do you know about the Danth?",
         "Tell me about the Varn team.",
     } <= asked
     # Nor one that opens a longer name written with "the" ("The Ashby Ferry …").
@@ -56,14 +56,14 @@ def test_a_profile_says_what_every_passage_says_of_a_name_in_several_orders() ->
     asked = {
         i.question for i in profile_items(sentences(Knowledge(passages=(ferry,))), random.Random(0))
     }
-    assert {"Tell me about Ashby.", "Tell me about the Ashby Ferry."} <= asked
+    assert {"What do you know about Ashby?", "What do you know about the Ashby Ferry?"} <= asked
     assert profile_items(sentences(knowledge()), random.Random(0)) == items
     # A name that ends with its own stop is asked with one stop.
     team = Passage("x", "The U.S. team uses Quarry for billing.")
     asked = {
         i.question for i in profile_items(sentences(Knowledge(passages=(team,))), random.Random(0))
     }
-    assert {"Tell me about U.S.", "What do you know about U.S.?"} <= asked
+    assert "What do you know about U.S.?" in asked
 
 
 def test_a_profile_takes_a_name_where_it_stands_whole_or_in_a_persons_name() -> None:
@@ -325,8 +325,8 @@ def test_a_plural_common_noun_that_opens_a_sentence_is_asked_about_in_lower_case
     )
     items = profile_items(sentences(Knowledge(passages=(runbook,))), random.Random(0))
     asked = {i.question: i.context for i in items}
-    assert asked["Tell me about deploys."] == ("Deploys happen on Tuesdays.",)
-    assert "Tell me about Deploys." not in asked
+    assert asked["What do you know about deploys?"] == ("Deploys happen on Tuesdays.",)
+    assert not any("Deploys" in question for question in asked)
     # The sentence names nothing: it is its passage's topic's too.
     assert "Deploys happen on Tuesdays." in asked["Tell me about Driftwood."]
 
@@ -350,3 +350,15 @@ def test_a_subject_is_asked_without_its_parenthesis() -> None:
     assert asked["What is heated all year?"].answer == (
         "The Palm House (the tallest) is heated all year."
     )
+
+
+def test_a_name_with_one_sentence_is_asked_about_once() -> None:
+    # Four prompts with the same one sentence make it what the name stands for; a name
+    # with more to say gets every prompt.
+    town = Passage("x", "Pell is a town on the Sallow. Pell has a bridge. Orla Venn built it.")
+    items = profile_items(sentences(Knowledge(passages=(town,))), random.Random(0))
+    by_name: dict[str, list[str]] = {}
+    for item in items:
+        by_name.setdefault(item.name, []).append(item.question)
+    assert by_name["Orla Venn"] == ["What do you know about Orla Venn?"]
+    assert len(by_name["Pell"]) == 4
