@@ -125,7 +125,8 @@ def _route(args: argparse.Namespace) -> int:
     vectors = _route_vectors(args, router, table, texts)
     for index, text in enumerate(texts):
         named = router.match(text)
-        routes = router.match(text, vectors[index]) if vectors is not None else named
+        # The keys are read again only where they name nothing and the vector may route.
+        routes = named if named or vectors is None else router.match(text, vectors[index])
         adapters = [str(adapter_folder(args.folder, table, r)) for r in routes]
         if not routes and table.fallback is not None:
             adapters = [str(args.folder / table.fallback)]
