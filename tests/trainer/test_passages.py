@@ -353,8 +353,7 @@ def test_a_subject_is_asked_without_its_parenthesis() -> None:
 
 
 def test_a_name_with_one_sentence_is_asked_about_once() -> None:
-    # Four prompts with the same one sentence make it what the name stands for; a name
-    # with more to say gets every prompt.
+    # Not four prompts with the same answer; a name with more to say gets every prompt.
     town = Passage("x", "Pell is a town on the Sallow. Pell has a bridge. Orla Venn built it.")
     items = profile_items(sentences(Knowledge(passages=(town,))), random.Random(0))
     by_name: dict[str, list[str]] = {}

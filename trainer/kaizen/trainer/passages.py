@@ -107,8 +107,8 @@ def profile_items(found: list[Sentence], rng: random.Random) -> list[PassageItem
             # "The Serving team keeps …" opens with "The": "the Serving" would be no phrase.
             shown_as = _with_its_noun(name, said) or shown_as
         slices = balanced(said)
-        # One sentence asked four ways would be the answer the name stands for, drawing
-        # questions about other things to it: it is asked once (its clozes ask the rest).
+        # One sentence is asked about once, not four times with the same answer (its clozes
+        # ask the rest), as a fact profile skips an entity with one fact.
         for number, prompt in enumerate(PROFILE_PROMPTS if len(said) > 1 else PROFILE_PROMPTS[:1]):
             part = list(slices[number % len(slices)])
             rng.shuffle(part)
