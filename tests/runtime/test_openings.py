@@ -29,6 +29,10 @@ from kaizen.runtime.suites.prose import proper_names, sentences
         ("Open a ticket in the LOOM queue.", IMPERATIVE),
         ("Attach the table name and the date range.", IMPERATIVE),
         ("Check your quota before a backfill.", IMPERATIVE),
+        # … or before a preposition, as a verb is and a name opening a sentence is not.
+        ("Wait for approval from a Data Platform engineer.", IMPERATIVE),
+        ("Log in to the console first.", IMPERATIVE),
+        ("Founded in 1884, the school has 600 pupils.", IMPERATIVE),
         # A name's verb agrees with one.
         ("Cinder rolls the change out to every region.", None),
         ("Mars has two small natural moons.", None),
@@ -100,5 +104,5 @@ def test_the_verb_of_a_step_written_as_an_instruction_is_no_name() -> None:
         "Backfills",
     )
     found = sentences(Knowledge(passages=(steps,)))
-    assert [s.names for s in found][:3] == [("Loom", "Tarn"), ("LOOM",), ()]
-    assert [s.subject for s in found][:3] == [None, None, None]
+    assert [s.names for s in found] == [("Loom", "Tarn"), ("LOOM",), (), ("Priya Natarajan",)]
+    assert [s.subject for s in found] == [None, None, None, None]

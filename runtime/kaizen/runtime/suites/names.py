@@ -333,6 +333,12 @@ _PAST_OR_ADVERB = PAST_FORMS | frozenset(
 
 #: How `common_opening` reads an opening word that is no name.
 PLURAL_NOUN, MODIFIER, IMPERATIVE = "plural", "modifier", "imperative"
+#: Prepositions that follow a verb, not a name that opens a sentence ("Wait for …", "Log in
+#: to …", "Founded in 1884, …"); not "of", which follows a noun ("Most of …").
+_VERB_PREPOSITIONS = frozenset(
+    ("for", "to", "on", "in", "at", "with", "from", "into", "onto", "through", "by", "about",
+     "over", "under", "up", "out", "off")
+)  # fmt: skip
 #: Words that open a noun phrase: after a sentence's first word, they make it a verb.
 _DETERMINERS = frozenset(
     ("a", "an", "the", "your", "our", "their", "its", "my", "this", "these", "those", "each",
@@ -355,8 +361,8 @@ def common_opening(sentence: str, word: str) -> str | None:
     if not following or not following[0].islower():
         return None
     nxt = following[0]
-    if nxt in _DETERMINERS and rest.startswith(f" {nxt} "):
-        return IMPERATIVE  # "Open a ticket …", "Attach the table name …"
+    if (nxt in _DETERMINERS or nxt in _VERB_PREPOSITIONS) and rest.startswith(f" {nxt} "):
+        return IMPERATIVE  # "Open a ticket …", "Wait for approval …", "Founded in 1884, …"
     plural = word.endswith("s") and not word.endswith(("ss", "us", "is"))
     if nxt in _PLURAL_VERBS:
         return PLURAL_NOUN if plural else MODIFIER
