@@ -10,6 +10,8 @@ import pytest
 from kaizen.runtime.routing import route_keys
 from kaizen.runtime.suites import Passage, SuiteError, load_suite
 from kaizen.runtime.suites.documents import read_document
+from kaizen.runtime.suites.knowledge import Knowledge
+from kaizen.runtime.suites.prose import faq, sentences
 from tests.runtime.test_suites import HEADER, _configmap_mount, write_suite
 
 
@@ -147,6 +149,48 @@ def test_a_text_file_is_paragraphs_without_a_title(tmp_path: Path) -> None:
         (None, "# not a heading line two."),
         (None, "- not an item."),
     ]
+
+
+def test_a_text_files_first_line_alone_is_its_title(tmp_path: Path) -> None:
+    found, _ = passages(
+        tmp_path,
+        "Lending policy of Mosswick Library\n\nLate items cost 20p a day.\n\nShort line\n",
+        "policy.txt",
+    )
+    assert [(p.title, p.text) for p in found] == [
+        ("Lending policy of Mosswick Library", "Late items cost 20p a day."),
+        ("Lending policy of Mosswick Library", "Short line."),  # only the first can title
+    ]
+    # A first line that is a sentence, or a paragraph of several lines, titles nothing.
+    assert (
+        passages(tmp_path, "Loans last three weeks.\n\nRenew online.\n", "a.txt")[0][0].title
+        is None
+    )
+
+
+def test_a_heading_that_asks_is_an_faq_question_read_with_its_answer(tmp_path: Path) -> None:
+    found, _ = passages(
+        tmp_path,
+        "# Mosswick Library FAQ\n\n## How many books can I borrow?\n\nUp to 12 at a time.\n\n"
+        "Children's cards allow 6.\n\n## Opening hours\n\nIt opens at 9am.\n\n"
+        "## Is there parking?\n\n## Can I renew **online**?\n\nYes. Use the Fernleaf app.\n",
+    )
+    assert [p.text for p in found] == [
+        "How many books can I borrow? Up to 12 at a time.",
+        "Children's cards allow 6.",  # the answer's first paragraph holds the question
+        "It opens at 9am.",  # a heading that states is no text, as before
+        "Can I renew online? Yes. Use the Fernleaf app.",  # unanswered: no question
+    ]
+    assert {p.title for p in found} == {"Mosswick Library FAQ"}
+    asked = [pair for passage in found for pair in faq(passage)]
+    assert asked == [
+        ("How many books can I borrow?", "Up to 12 at a time."),
+        ("Can I renew online?", "Yes. Use the Fernleaf app."),
+    ]
+    # "Yes." is said, in the answer, but it is no sentence of its own, and no name.
+    said = sentences(Knowledge(passages=tuple(found)))
+    assert "Yes." not in [s.text for s in said]
+    assert not any("Yes" in s.names for s in said)
 
 
 def write_docs(tmp_path: Path, documents: str, files: dict[str, str | bytes]) -> Path:

@@ -236,6 +236,9 @@ class _Reader:
         self.first_is_item = False
         self.in_table = False
         self.in_code = False  # an indented code block
+        self.question: str | None = None  # a heading's question, waiting for its answer
+        self.opening = True  # no paragraph read yet (a text file's may be its title)
+        self.first_lines = 0  # the lines of a text file's first paragraph
 
     def read(self, lines: list[str]) -> None:
         number = self._front_matter(lines) if self.markdown else 0
@@ -297,8 +300,13 @@ class _Reader:
         heading = _HEADING.match(line)
         if heading:
             self._close()
-            if len(heading.group(1)) == 1 and heading.group(2):
-                self._titled(heading.group(2))
+            self.question = None
+            asked = _inline(heading.group(2) or "")
+            if len(heading.group(1)) == 1 and asked:
+                self._titled(asked)
+            elif _asks(asked):
+                # "## How many books can I borrow?": an FAQ's question, read with its answer.
+                self.question = asked
             return
         underline = _SETEXT.match(line)
         if underline and len(self.block) == 1 and not self.first_is_item:
@@ -331,6 +339,7 @@ class _Reader:
         if not line.strip():
             self._end()
         else:
+            self.first_lines += self.opening
             self._add(" ".join(line.split()), number, new=False)
 
     def _add(self, text: str, number: int, *, new: bool) -> None:
@@ -368,6 +377,10 @@ class _Reader:
     def _flush(self) -> None:
         """The pending paragraph as a passage, each list item read with its lead-in
         (`_with_lead_in`); a lead-in that its items all repeat is no sentence of its own."""
+        title = self.opening and not self.markdown and self.first_lines == 1 and self.pending
+        if title and _title_line(self.pending[0][0]):  # "Lending policy of Mosswick Library"
+            self.title, self.pending, self.opening = self.pending[0][0], [], False
+            return
         parts: list[str] = []
         lead: tuple[int, str] | None = None  # the lead-in's place among the parts, its words
         for text, item in self.pending:
@@ -381,6 +394,9 @@ class _Reader:
                 parts.append(_sentence(text))
         self.pending = []
         text = " ".join(part for part in parts if part)
+        self.opening = self.opening and not text
+        if text and self.question is not None:
+            text, self.question = f"{self.question} {text}", None
         if text:
             self.passages.append(
                 Passage(self.domain, text, self.title, f"{self.shown}:{self.start}")
@@ -388,6 +404,19 @@ class _Reader:
 
     def _leave(self, number: int, what: str) -> None:
         self.left_out.append(f"{self.shown}:{number}: {what}")
+
+
+def _asks(text: str) -> bool:
+    """Whether a heading is a question ("How many books can I borrow?")."""
+    return text.rstrip().rstrip("\"'”’)").endswith("?")
+
+
+def _title_line(text: str) -> bool:
+    """Whether a text file's first line, a paragraph of its own, is its title: at most twelve
+    words, opening with a capital and ending with no stop ("Lending policy of Mosswick
+    Library")."""
+    words = text.split()
+    return 0 < len(words) <= 12 and text[0].isupper() and text[-1] not in ".!?:;,\"'”’)"
 
 
 def _inline(text: str) -> str:

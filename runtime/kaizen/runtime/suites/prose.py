@@ -203,6 +203,8 @@ def sentences(knowledge: Knowledge) -> list[Sentence]:
                 continue  # asked, not stated: an FAQ's question is its answer's item
             if asked is not None:
                 text, asked = answered(text, asked), None
+            if len(WORD.findall(text)) < 2:
+                continue  # "Yes.": an FAQ answer's word, no statement of its own
             if about and _opens_personal(text):
                 people.add(normalize(without_article(about)))
             if not (asks or (person and opens_with(text, PLURAL))):
