@@ -352,9 +352,9 @@ def common_opening(sentence: str, word: str) -> str | None:
     ("Alerts are sent …") or a verb without "-s" ("Deploys happen …", "Tickets cost …");
     `MODIFIER`, before a noun and then a verb ("Small models are served …"); `IMPERATIVE`, a
     verb before a determiner or a preposition ("Open a ticket …", "Wait for …"); `ALONE`, a
-    word that is its whole sentence ("Yes."). None where it
-    may be a name: a name's verb agrees with one ("Cinder rolls …", "Mars has …"), and a
-    past form or an adverb says nothing either way ("Hermes built …")."""
+    word that is its whole sentence ("Yes."). None where it may be a name: a name's verb
+    agrees with one ("Cinder rolls …", "Mars has …"), and a past form or an adverb says
+    nothing either way ("Hermes built …")."""
     rest = sentence[len(word) :]
     if sentence.startswith(word) and not rest.strip(" .!?…"):
         return ALONE  # "Yes.": a word that is its whole sentence names nothing by it
