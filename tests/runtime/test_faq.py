@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kaizen.runtime.suites import Passage
+from kaizen.runtime.suites.names import names_in
 from kaizen.runtime.suites.prose import asked_about, faq
 from tests.runtime.test_prose import _texts
 
@@ -59,3 +60,18 @@ def test_an_faq_asks_its_questions_and_states_only_its_answers() -> None:
 )
 def test_what_an_faqs_question_asks_about(asked: str, about: str | None) -> None:
     assert asked_about(asked) == about
+
+
+@pytest.mark.parametrize(
+    ("sentence", "names"),
+    [
+        ("Use the Keyhole portal.", ["Keyhole"]),
+        ("Ask Tomasz Reyes, the archivist.", ["Tomasz Reyes"]),
+        ("Contact Helen Obi about refunds.", ["Helen Obi"]),
+        ("Ivan the Terrible ruled Muscovy.", ["Ivan the Terrible", "Muscovy"]),
+    ],
+)
+def test_an_instructions_verb_is_no_part_of_the_name_after_it(
+    sentence: str, names: list[str]
+) -> None:
+    assert names_in(sentence) == names

@@ -261,10 +261,10 @@ def names_in(sentence: str, lowercase: frozenset[str] = frozenset()) -> list[str
         if start == 0:
             while words and words[0].lower() in FUNCTION_WORDS | CONNECTORS:
                 words = words[1:]
-            # An instruction's verb before "the" is no part of a name ("Use the Keyhole
-            # portal …"), where "Ivan the Terrible" is one.
-            if len(words) > 2 and words[1] == "the" and words[0].lower() in _INSTRUCTIONS:
-                words = words[2:]
+            # An instruction's verb is no part of a name ("Use the Keyhole portal …", "Ask
+            # Tomasz Reyes, the archivist."), where "Ivan the Terrible" is one.
+            if len(words) > 1 and words[0].lower() in _INSTRUCTIONS:
+                words = words[2:] if words[1] == "the" else words[1:]
             if len(words) == 1 and (
                 _written_lower(words[0], lowercase) or _before_preposition(sentence, words[0])
             ):
