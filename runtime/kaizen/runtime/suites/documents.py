@@ -237,7 +237,6 @@ class _Reader:
         self.in_table = False
         self.in_code = False  # an indented code block
         self.question: str | None = None  # a heading's question, waiting for its answer
-        self.opening = True  # no paragraph read yet (a text file's may be its title)
         self.first_lines = 0  # the lines of a text file's first paragraph
 
     def read(self, lines: list[str]) -> None:
@@ -339,7 +338,7 @@ class _Reader:
         if not line.strip():
             self._end()
         else:
-            self.first_lines += self.opening
+            self.first_lines += self._opening()
             self._add(" ".join(line.split()), number, new=False)
 
     def _add(self, text: str, number: int, *, new: bool) -> None:
@@ -377,9 +376,9 @@ class _Reader:
     def _flush(self) -> None:
         """The pending paragraph as a passage, each list item read with its lead-in
         (`_with_lead_in`); a lead-in that its items all repeat is no sentence of its own."""
-        title = self.opening and not self.markdown and self.first_lines == 1 and self.pending
+        title = self._opening() and not self.markdown and self.first_lines == 1 and self.pending
         if title and _title_line(self.pending[0][0]):  # "Lending policy of Mosswick Library"
-            self.title, self.pending, self.opening = self.pending[0][0], [], False
+            self.title, self.pending = self.pending[0][0], []
             return
         parts: list[str] = []
         lead: tuple[int, str] | None = None  # the lead-in's place among the parts, its words
@@ -394,13 +393,17 @@ class _Reader:
                 parts.append(_sentence(text))
         self.pending = []
         text = " ".join(part for part in parts if part)
-        self.opening = self.opening and not text
         if text and self.question is not None:
             text, self.question = f"{self.question} {text}", None
         if text:
             self.passages.append(
                 Passage(self.domain, text, self.title, f"{self.shown}:{self.start}")
             )
+
+    def _opening(self) -> bool:
+        """Whether no paragraph has been read yet, nor a title (a text file's first line
+        may be its title)."""
+        return not self.passages and self.title is None
 
     def _leave(self, number: int, what: str) -> None:
         self.left_out.append(f"{self.shown}:{number}: {what}")
