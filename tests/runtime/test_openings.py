@@ -8,7 +8,6 @@ import pytest
 
 from kaizen.runtime.suites.knowledge import Knowledge, Passage
 from kaizen.runtime.suites.names import (
-    ALONE,
     IMPERATIVE,
     MODIFIER,
     PLURAL_NOUN,
@@ -39,9 +38,6 @@ from kaizen.runtime.suites.prose import proper_names, sentences
         ("Wait for approval from a Data Platform engineer.", IMPERATIVE),
         ("Log in to the console first.", IMPERATIVE),
         ("Founded in 1884, the school has 600 pupils.", IMPERATIVE),
-        # A word that is its whole sentence.
-        ("Yes.", ALONE),
-        ("No!", ALONE),
         # A name's verb agrees with one.
         ("Cinder rolls the change out to every region.", None),
         ("Mars has two small natural moons.", None),

@@ -126,14 +126,14 @@ def _with_its_noun(name: str, said: list[str]) -> str | None:
     write it after "the" and before the same lower-case noun, ending a sentence or a clause
     with the noun at least once (so that the word is a noun, not a verb: "The Orrin rises
     …"); None otherwise."""
-    mentions = sum(len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", t)) for t in said)
+    count = sum(len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", t)) for t in said)
     written = [
         match
         for text in said
         for match in re.finditer(rf"\b[Tt]he {re.escape(name)} ({LOWER}+)([.,;:!?]?)", text)
     ]
     nouns = {match.group(1) for match in written}
-    if len(written) != mentions or len(nouns) != 1:
+    if len(written) != count or len(nouns) != 1:
         return None
     return f"the {name} {nouns.pop()}" if any(match.group(2) for match in written) else None
 

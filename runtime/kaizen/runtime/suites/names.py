@@ -332,7 +332,7 @@ _PAST_OR_ADVERB = PAST_FORMS | frozenset(
 
 
 #: How `common_opening` reads an opening word that is no name.
-PLURAL_NOUN, MODIFIER, IMPERATIVE, ALONE = "plural", "modifier", "imperative", "alone"
+PLURAL_NOUN, MODIFIER, IMPERATIVE = "plural", "modifier", "imperative"
 #: Prepositions that follow a verb, not a name that opens a sentence ("Wait for …", "Log in
 #: to …", "Founded in 1884, …"); not "of", which follows a noun ("Most of …").
 _VERB_PREPOSITIONS = frozenset(
@@ -351,13 +351,11 @@ def common_opening(sentence: str, word: str) -> str | None:
     it: `PLURAL_NOUN`, a common noun's plural, before a verb that agrees only with a plural
     ("Alerts are sent …") or a verb without "-s" ("Deploys happen …", "Tickets cost …");
     `MODIFIER`, before a noun and then a verb ("Small models are served …"); `IMPERATIVE`, a
-    verb before a determiner or a preposition ("Open a ticket …", "Wait for …"); `ALONE`, a
-    word that is its whole sentence ("Yes."). None where it may be a name: a name's verb
-    agrees with one ("Cinder rolls …", "Mars has …"), and a past form or an adverb says
-    nothing either way ("Hermes built …")."""
+    verb before a determiner or a preposition ("Open a ticket …", "Wait for …"). None where
+    it may be a name: a name's verb agrees with one ("Cinder rolls …", "Mars has …"), and a
+    past form or an adverb says nothing either way ("Hermes built …"). (A one-word sentence,
+    "Yes.", is no sentence at all: `prose.sentences` leaves it out.)"""
     rest = sentence[len(word) :]
-    if sentence.startswith(word) and not rest.strip(" .!?…"):
-        return ALONE  # "Yes.": a word that is its whole sentence names nothing by it
     following = re.findall(r"[^\W\d_][\w'’-]*", rest)[:2]
     if not sentence.startswith(word) or not rest.startswith(" "):
         return None  # not its first word, or an owner ("Zephyria's capital …")
