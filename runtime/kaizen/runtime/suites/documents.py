@@ -53,6 +53,7 @@ from typing import Any
 from kaizen.runtime.contamination import ContaminationGuard
 from kaizen.runtime.scoring import normalize
 from kaizen.runtime.suites.knowledge import Passage, sentence_start
+from kaizen.runtime.suites.prose import question
 from kaizen.runtime.suites.records import Fields, SuiteError, utf8_lines
 
 #: The key of suite.yaml that lists documents.
@@ -303,7 +304,7 @@ class _Reader:
             asked = _inline(heading.group(2) or "")
             if len(heading.group(1)) == 1 and asked:
                 self._titled(asked)
-            elif _asks(asked):
+            elif question(asked):
                 # "## How many books can I borrow?": an FAQ's question, read with its answer.
                 self.question = asked
             return
@@ -407,11 +408,6 @@ class _Reader:
 
     def _leave(self, number: int, what: str) -> None:
         self.left_out.append(f"{self.shown}:{number}: {what}")
-
-
-def _asks(text: str) -> bool:
-    """Whether a heading is a question ("How many books can I borrow?")."""
-    return text.rstrip().rstrip("\"'”’)").endswith("?")
 
 
 def _title_line(text: str) -> bool:
