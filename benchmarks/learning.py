@@ -318,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the train step's --dropout: LoRA dropout (default: the step's)",
     )
     parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="the train step's --ema-decay: save a moving average of the adapter's weights "
+        "over the last steps (default: the step's, off)",
+    )
+    parser.add_argument(
         "--lr-schedule",
         choices=get_args(LrSchedule),
         default=None,
@@ -399,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     # The train step's own options, passed through where given (else the step's defaults).
     passed = (
         "replay_focus", "replay_fraction", "anchor_ratio", "preserve_weight",
-        "target_modules", "rank", "dropout", "lr_schedule", "warmup_ratio",
+        "target_modules", "rank", "dropout", "lr_schedule", "warmup_ratio", "ema_decay",
     )  # fmt: skip
     focus |= {name: getattr(options, name) for name in passed if getattr(options, name) is not None}
 

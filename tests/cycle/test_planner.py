@@ -60,6 +60,7 @@ FULL_SPEC: dict[str, Any] = {
         "learningRate": 2e-4,
         "lrSchedule": "cosine",
         "warmupRatio": 0.1,
+        "emaDecay": 0.9,
         "steps": 12,
         "batchSize": 2,
         "maxSeqLength": 256,
@@ -191,11 +192,16 @@ def _with_joint(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "merge": merge, "analysis": analysis}
 
 
-#: Every training option the teacher of FULL_SPEC excludes: packing, FSDP (a 70B model's).
+#: Every training option the teacher of FULL_SPEC excludes: packing, FSDP (a 70B model's; an
+#: average of the weights is kept unsharded only).
 TRAINING_SPEC: dict[str, Any] = {
     **FULL_SPEC,
     "training": {
-        **{k: v for k, v in FULL_SPEC["training"].items() if k not in ("teacher", "quantization")},
+        **{
+            k: v
+            for k, v in FULL_SPEC["training"].items()
+            if k not in ("teacher", "quantization", "emaDecay")
+        },
         "packing": True,
         "parallelism": "fsdp",
     },
@@ -295,6 +301,7 @@ def test_the_spec_reaches_every_argument() -> None:
     assert (train.learning_rate, train.steps, train.batch_size) == (2e-4, 14, 2)
     assert by_name["train-geography"].steps == 10  # type: ignore[union-attr]
     assert (train.max_seq_length, train.seed, train.replay_fraction) == (256, 9, 0.25)
+    assert train.ema_decay == 0.9
     assert train.extra_data == "/pvc/extra.jsonl" and train.suite == "/suites/mine"
     assert train.plan == f"{ROOT}/ml/demo/analyze/plan.json"
     assert (train.teacher, train.teacher_model, train.teacher_share) == (

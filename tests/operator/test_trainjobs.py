@@ -307,6 +307,11 @@ def test_the_settings_read_the_trainjob_switch() -> None:
             "training.anchorRatio",
         ),
         ({"training": {"preserveWeight": -1}}, "training.preserveWeight"),
+        (
+            {"training": {"parallelism": "fsdp", "emaDecay": 0.9}},
+            "training.parallelism fsdp cannot be combined with training.emaDecay",
+        ),
+        ({"training": {"emaDecay": 1}}, "training.emaDecay"),
         ({"training": {"lrSchedule": "step"}}, "training.lrSchedule"),
         (
             {"training": {"teacher": {"paraphrases": 2}}},

@@ -58,6 +58,11 @@ class LoraTrainingArgs(ModelArgs):
     max_grad_norm: f.MaxGradNorm = f.DEFAULT_MAX_GRAD_NORM
     """Gradient clipping norm, 0 for none."""
 
+    ema_decay: f.EmaDecay = f.DEFAULT_EMA_DECAY
+    """Save a moving average of the adapter's weights over the last steps (each step moves it
+    by min(decay, (1 + t) / (10 + t))) instead of the last step's weights; 0: off. Not with
+    --parallelism fsdp."""
+
     seed: f.Seed = 0
     """Seed for initialisation, dropout and data order."""
 
@@ -84,6 +89,12 @@ class LoraTrainingArgs(ModelArgs):
     parallelism: f.Parallelism = f.DEFAULT_PARALLELISM
     """Under torchrun: ddp (every process holds the base, LoRA gradients summed) or fsdp (the
     base sharded over the processes, for models one GPU cannot hold). The same adapter."""
+
+    @model_validator(mode="after")
+    def _average_unsharded(self) -> LoraTrainingArgs:
+        if self.ema_decay and self.parallelism == "fsdp":
+            raise ValueError("--ema-decay cannot be combined with --parallelism fsdp")
+        return self
 
     @field_validator("target_modules")
     @classmethod

@@ -103,6 +103,11 @@ MaxGradNorm = Annotated[float, Field(ge=0.0)]
 #: Gradients are clipped to this norm (0 turns clipping off).
 DEFAULT_MAX_GRAD_NORM = 1.0
 
+EmaDecay = Annotated[float, Field(ge=0.0, lt=1.0)]
+#: The adapter saved is a moving average of its weights over the last steps at this decay
+#: (kaizen.trainer.averaging), not the last step's; 0: off.
+DEFAULT_EMA_DECAY = 0.0
+
 CheckpointEvery = Annotated[int, Field(ge=1)]
 DEFAULT_CHECKPOINT_EVERY = 10
 

@@ -222,6 +222,13 @@ class TrainingSpec(SpecModel):
     batch_size: f.TrainBatchSize = f.DEFAULT_TRAIN_BATCH_SIZE
     """Examples per optimiser step."""
 
+    ema_decay: f.EmaDecay = f.DEFAULT_EMA_DECAY
+    """Keep each adapter as a moving average of its weights over its last steps rather than
+    its last step's weights (each step moves the average by min(emaDecay, (1 + t) / (10 + t)):
+    about the last tenth of a run's steps): an adapter that answers its facts in words its
+    lines never used more often (docs/forgetting.md, "Averaged weights"). 0: off. Not with
+    `parallelism: fsdp`."""
+
     max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
     """Training examples are truncated to this many tokens."""
 
@@ -568,6 +575,11 @@ class ImprovementCycleSpec(SpecModel):
                     "training.packing cannot be combined with training.preserveWeight "
                     "(the model's own targets are per example row)"
                 )
+        if training.parallelism == "fsdp" and training.ema_decay > 0:
+            raise ValueError(
+                "training.parallelism fsdp cannot be combined with training.emaDecay (the "
+                "average is kept of whole weights; use ddp)"
+            )
         if training.parallelism == "fsdp" and (
             training.preserve_weight > 0 or training.anchor_ratio > 0
         ):

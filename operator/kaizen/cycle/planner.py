@@ -330,6 +330,7 @@ class StepPlanner:
             "learning_rate": learning_rate,
             "lr_schedule": training.lr_schedule,
             "warmup_ratio": training.warmup_ratio,
+            "ema_decay": training.ema_decay,
             "steps": steps,
             "batch_size": training.batch_size,
             "max_seq_length": training.max_seq_length,

@@ -27,6 +27,7 @@ from kaizen.api import fields
 from kaizen.api.runner import ConfigurationError
 from kaizen.api.summary import atomic_write_json
 from kaizen.trainer import fsdp
+from kaizen.trainer.averaging import WeightAverage
 from kaizen.trainer.data import TEACHER_KEYS, TokenizedExample, collate
 from kaizen.trainer.distillation import kl_to_teacher
 from kaizen.trainer.distributed import SINGLE, Parallel
@@ -93,6 +94,9 @@ class LoraSettings:
     preserve_weight: float = 0.0
     """Weight of the KL to the model before training on the rehearsal and anchor lines (0:
     off). Those examples carry that model's targets (`distillation`)."""
+    ema_decay: float = fields.DEFAULT_EMA_DECAY
+    """Save a moving average of the adapter's weights over the last steps rather than the
+    last step's (`averaging.WeightAverage`; 0: off)."""
     precision: str = fields.DEFAULT_PRECISION
     """`auto` (bf16 autocast on GPUs that support it), `bf16` or `fp32`."""
     gradient_checkpointing: bool = False
@@ -159,6 +163,10 @@ class LoraSettings:
             )
         if self.parallelism not in ("ddp", "fsdp"):
             problems.append(f"parallelism must be ddp or fsdp, got {self.parallelism!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema decay must be in [0, 1), got {self.ema_decay}")
+        elif self.ema_decay and self.parallelism == "fsdp":
+            problems.append("ema decay cannot be combined with fsdp parallelism")
         if problems:
             raise ConfigurationError("; ".join(problems))
 
@@ -243,6 +251,8 @@ def _fingerprint(settings: LoraSettings, examples: Sequence[TokenizedExample], b
             fields.pop(name)
     if not settings.preserve_weight:
         fields.pop("preserve_weight")  # likewise: fingerprints from before it existed hold
+    if not settings.ema_decay:
+        fields.pop("ema_decay")  # likewise
     # Likewise the memory options at their defaults (and checkpointing, which changes nothing).
     fields.pop("gradient_checkpointing")
     fields.pop("packing")  # the same batches and loss, packed or not
@@ -272,6 +282,7 @@ def _save_checkpoint(
     output_dir: Path,
     state: dict[str, Any],
     sharded: Parallel | None = None,
+    average: WeightAverage | None = None,
 ) -> None:
     """Rank 0 writes; with `sharded` (FSDP) every rank calls this to gather the weights."""
     import torch
@@ -290,7 +301,10 @@ def _save_checkpoint(
         rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save({"optimizer": optimizer_state(), "rng": rng}, tmp / OPTIMIZER_FILE)
+        saved: dict[str, Any] = {"optimizer": optimizer_state(), "rng": rng}
+        if average is not None:
+            saved["average"] = average.state()
+        torch.save(saved, tmp / OPTIMIZER_FILE)
         atomic_write_json(tmp / STATE_FILE, state)
     # Keep only the newest checkpoint: one is enough to resume, and adapters of large
     # models with their optimiser state are not small.
@@ -316,7 +330,11 @@ def _find_checkpoint(output_dir: Path, fingerprint: str) -> tuple[Path, dict[str
 
 
 def _load_checkpoint(
-    model: PeftModel, optimizer: torch.optim.Optimizer, latest: Path, sharded: bool
+    model: PeftModel,
+    optimizer: torch.optim.Optimizer,
+    latest: Path,
+    sharded: bool,
+    average: WeightAverage | None = None,
 ) -> None:
     """Every rank loads the checkpoint `_find_checkpoint` found (FSDP: into its shards)."""
     import torch
@@ -331,6 +349,8 @@ def _load_checkpoint(
     else:
         set_peft_model_state_dict(model, weights)
         optimizer.load_state_dict(saved["optimizer"])
+    if average is not None:
+        average.load(saved["average"])
     torch.set_rng_state(saved["rng"]["cpu"])
     if "cuda" in saved["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
@@ -404,13 +424,14 @@ def train_lora(
         del full_state
     trainable = [param for param in peft_model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    average = WeightAverage(trainable, settings.ema_decay) if settings.ema_decay else None
     fingerprint = _fingerprint(settings, examples, base)
 
     with parallel.main_first():  # rank 0 may drop a stale checkpoint before the others look
         found = _find_checkpoint(output_dir, fingerprint)
     state = None
     if found is not None:
-        _load_checkpoint(peft_model, optimizer, found[0], sharded)
+        _load_checkpoint(peft_model, optimizer, found[0], sharded, average)
         state = found[1]
     loss_curve: list[float] = list(state["loss_curve"]) if state else []
     kl_curve: list[float] = list(state.get("kl_curve", [])) if state else []
@@ -511,6 +532,8 @@ def train_lora(
             group["lr"] = rate
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if average is not None:
+            average.update(step)
         loss_curve.append(round(reported.item(), 6))
         seen = sum(len(row.input_ids) for row in rows)  # not padding
         tokens += int(parallel.sum(torch.tensor(seen, device=device)))
@@ -528,7 +551,7 @@ def train_lora(
             if sharded:
                 _save_checkpoint(peft_model, optimizer, output_dir, state, parallel)
             elif parallel.is_main:
-                _save_checkpoint(peft_model, optimizer, output_dir, state)
+                _save_checkpoint(peft_model, optimizer, output_dir, state, average=average)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_curve[-1]:.4f}")
         if on_step is not None:
@@ -539,6 +562,8 @@ def train_lora(
     bar.close()
 
     adapter_dir = output_dir / "adapter"
+    if average is not None:
+        average.apply()  # the adapter is the average (the checkpoint kept the last weights)
     # FSDP: the LoRA weights gathered from their shards, saved as an ordinary peft adapter.
     adapter_state = fsdp.trainable_state(peft_model, parallel) if sharded else None
     if parallel.is_main:

@@ -49,6 +49,7 @@ def lora_settings(args: LoraTrainingArgs, **extra: Any) -> LoraSettings:
         batch_size=args.batch_size,
         seed=args.seed,
         max_grad_norm=args.max_grad_norm,
+        ema_decay=args.ema_decay,
         checkpoint_every=args.checkpoint_every,
         precision=args.precision,
         gradient_checkpointing=args.gradient_checkpointing,
