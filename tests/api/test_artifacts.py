@@ -59,6 +59,23 @@ LAYOUT_VERSIONS: dict[type[Artifact], int] = {
 }
 
 
+def test_the_guide_names_each_files_version_and_its_history() -> None:
+    # docs/artifacts.md's table of files gives each one's current version, and its history
+    # table has a row for every version past the first.
+    guide = (REPO / "docs" / "artifacts.md").read_text()
+    for model in ARTIFACTS:
+        name = f"| `{model.FILE_NAME}` |"
+        current = [
+            line
+            for line in guide.splitlines()
+            if line.startswith(name) and "`" + model.__name__ + "`" in line
+        ]
+        assert len(current) == 1, f"{model.FILE_NAME}: no row in the table of files"
+        assert f"| {model.SCHEMA_VERSION} |" in current[0], f"{model.FILE_NAME}: version"
+        for version in range(2, model.SCHEMA_VERSION + 1):
+            assert f"{name} {version} |" in guide, f"{model.FILE_NAME} {version}: no history row"
+
+
 @pytest.mark.parametrize("model", ARTIFACTS, ids=lambda m: m.FILE_NAME)
 def test_each_file_round_trips_with_its_layout_unchanged(
     model: type[Artifact], tmp_path: Path
