@@ -317,8 +317,8 @@ def _joint() -> dict[str, Any]:
         "config": {
             "rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
             "learning_rate": 0.001, "steps": 20, "batch_size": 8, "seed": 0,
-            "max_grad_norm": 1.0, "ema_decay": 0.0, "checkpoint_every": 50,
-            "max_seq_length": 256, "group_by_length": True, "precision": "bf16", "gradient_checkpointing": True,
+            "max_grad_norm": 1.0, "checkpoint_every": 50, "max_seq_length": 256,
+            "group_by_length": True, "precision": "bf16", "gradient_checkpointing": True,
             "packing": True, "pack_length": 256, "lr_schedule": "cosine",
             "warmup_ratio": 0.1, "quantization": "none", "parallelism": "fsdp", "processes": 8,
         },

@@ -41,9 +41,9 @@ class LoraConfig(Record):
     """Seed of initialisation, dropout and batch order."""
     max_grad_norm: float
     """Gradient clipping norm (0: off)."""
-    ema_decay: float = f.DEFAULT_EMA_DECAY
+    ema_decay: float | None = optional_key()
     """The adapter is a moving average of its weights over the last steps at this decay
-    (0: the last step's weights)."""
+    (absent: the last step's weights)."""
     checkpoint_every: int
     """Steps between checkpoints."""
     max_seq_length: int

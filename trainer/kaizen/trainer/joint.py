@@ -132,6 +132,7 @@ def joint(args: JointArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         **{k: v for k, v in asdict(settings).items() if k in LoraConfig.model_fields},
         "max_seq_length": args.max_seq_length,
         "processes": parallel.world_size,
+        "ema_decay": settings.ema_decay or None,  # absent from joint.json when off
     }
     with adapter_run(
         args,

@@ -350,6 +350,7 @@ def train(args: TrainArgs, out: Path, parallel: Parallel = SINGLE) -> StepSummar
         "teacher_model": args.teacher_model,
         "teacher_share": args.teacher_share,
         "processes": parallel.world_size,
+        "ema_decay": settings.ema_decay or None,  # absent from training.json when off
     }
     tracking_config = {
         **config,
