@@ -225,9 +225,8 @@ class TrainingSpec(SpecModel):
     ema_decay: f.EmaDecay = f.DEFAULT_EMA_DECAY
     """Keep each adapter as a moving average of its weights over its last steps rather than
     its last step's weights (each step moves the average by min(emaDecay, (1 + t) / (10 + t)):
-    about the last tenth of a run's steps): an adapter that answers its facts in words its
-    lines never used more often (docs/forgetting.md, "Averaged weights"). 0: off. Not with
-    `parallelism: fsdp`."""
+    about the last tenth of a run's steps; measured in docs/forgetting.md, "Averaged
+    weights"). 0: off. Not with `parallelism: fsdp`."""
 
     max_seq_length: f.MaxSeqLength = f.DEFAULT_MAX_SEQ_LENGTH
     """Training examples are truncated to this many tokens."""
