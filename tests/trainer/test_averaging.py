@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
+from kaizen.api.args_training import TrainArgs
 from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.averaging import WeightAverage, rate_at
 from kaizen.trainer.lora import CHECKPOINTS, LoraSettings
+from kaizen.trainer.steps import lora_settings
 from tests.trainer.test_lora import Preempted, _adapter_tensors, _train
 
 
@@ -49,7 +53,7 @@ def test_the_adapter_saved_is_the_average_and_the_checkpoint_the_last_weights(
         tiny_model_dir,
         tokenizer,
         tmp_path / "averaged",
-        LoraSettings(**{**vars(settings), "ema_decay": 0.9}),
+        replace(settings, ema_decay=0.9),
     )
     # The same steps (the average never feeds back into training) ...
     assert averaged.loss_curve == last.loss_curve
@@ -93,9 +97,7 @@ def test_a_checkpoint_without_an_average_is_not_resumed_by_a_run_with_one(
 ) -> None:
     plain = LoraSettings(steps=2, batch_size=1, checkpoint_every=1)
     _train(tiny_model_dir, tokenizer, tmp_path, plain)
-    averaged = _train(
-        tiny_model_dir, tokenizer, tmp_path, LoraSettings(**{**vars(plain), "ema_decay": 0.9})
-    )
+    averaged = _train(tiny_model_dir, tokenizer, tmp_path, replace(plain, ema_decay=0.9))
     assert averaged.resumed_from == 0
 
 
@@ -113,12 +115,8 @@ def test_the_decay_is_validated(change: dict, message: str) -> None:
 
 
 def test_the_train_step_takes_the_decay(tmp_path: Path) -> None:
-    from pydantic import ValidationError
-
-    from kaizen.api.args_training import TrainArgs
-
     args = TrainArgs(output=str(tmp_path), model="m", suite="demo", domain="d", ema_decay=0.9)
-    assert args.ema_decay == 0.9
+    assert lora_settings(args).ema_decay == 0.9  # what train_lora is given
     with pytest.raises(ValidationError, match="--ema-decay cannot be combined with --parallelism"):
         TrainArgs(
             output=str(tmp_path), model="m", suite="demo", domain="d", ema_decay=0.9,
