@@ -1,4 +1,5 @@
-"""The adapter as a moving average of its weights: the rule, the saved adapter, the resume."""
+"""The adapter as a moving average of its weights: the rule and the saved adapter (the resume:
+test_lora's interrupted-training test)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kaizen.api.runner import ConfigurationError
 from kaizen.trainer.averaging import WeightAverage, rate_at
 from kaizen.trainer.lora import CHECKPOINTS, LoraSettings
 from kaizen.trainer.steps import lora_settings
-from tests.trainer.test_lora import Preempted, _adapter_tensors, _train
+from tests.trainer.test_lora import _adapter_tensors, _train
 
 
 def test_the_rate_warms_up_then_stays_at_the_decay() -> None:
@@ -66,30 +67,6 @@ def test_the_adapter_saved_is_the_average_and_the_checkpoint_the_last_weights(
     assert saved.keys() == last_weights.keys()
     moved = [key for key in saved if "lora_B" in key and not saved[key].equal(last_weights[key])]
     assert moved  # the B matrices start at 0 and every step moves them
-
-
-def test_interrupted_averaged_training_resumes_to_the_same_adapter(
-    tiny_model_dir, tokenizer, tmp_path
-) -> None:
-    # The checkpoint must carry the average: recomputed from the resumed weights alone, the
-    # first three steps would be missing from it.
-    settings = LoraSettings(
-        steps=7, batch_size=1, learning_rate=1e-2, checkpoint_every=3, ema_decay=0.5
-    )
-    straight = _train(tiny_model_dir, tokenizer, tmp_path / "straight", settings)
-
-    def preempt(step: int, loss: float) -> None:
-        if step == 5:
-            raise Preempted
-
-    with pytest.raises(Preempted):
-        _train(tiny_model_dir, tokenizer, tmp_path / "resumed", settings, on_step=preempt)
-    resumed = _train(tiny_model_dir, tokenizer, tmp_path / "resumed", settings)
-
-    assert resumed.resumed_from == 3
-    expected = _adapter_tensors(straight.adapter_dir)
-    for key, value in _adapter_tensors(resumed.adapter_dir).items():
-        assert value.equal(expected[key]), key
 
 
 def test_a_checkpoint_without_an_average_is_not_resumed_by_a_run_with_one(

@@ -90,16 +90,21 @@ class Preempted(Exception):
     """Stands in for a node drain in the middle of training."""
 
 
-@pytest.mark.parametrize("schedule", [("constant", 0.0), ("cosine", 0.2)], ids=str)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"lr_schedule": "cosine", "warmup_ratio": 0.2}, {"ema_decay": 0.5}],
+    ids=["constant", "cosine", "averaged"],
+)
 def test_interrupted_training_resumes_to_the_same_adapter(
-    tiny_model_dir, tokenizer, tmp_path, schedule
+    tiny_model_dir, tokenizer, tmp_path, options
 ) -> None:
     # Dropout makes the resumed run depend on the restored random state too; a decaying
-    # schedule, on the step's rate being set from the step alone.
+    # schedule, on the step's rate being set from the step alone; averaged weights, on the
+    # checkpoint carrying the average (recomputed from the resumed weights alone, the first
+    # three steps would be missing from it).
     settings = LoraSettings(
-        steps=7, batch_size=1, learning_rate=1e-2, dropout=0.1, checkpoint_every=3,
-        lr_schedule=schedule[0], warmup_ratio=schedule[1],
-    )  # fmt: skip
+        steps=7, batch_size=1, learning_rate=1e-2, dropout=0.1, checkpoint_every=3, **options
+    )
     straight = _train(tiny_model_dir, tokenizer, tmp_path / "straight", settings)
 
     def preempt(step: int, loss: float) -> None:
