@@ -12,17 +12,17 @@ from pydantic import ValidationError
 
 from kaizen.api.args_training import TrainArgs
 from kaizen.api.runner import ConfigurationError
-from kaizen.trainer.averaging import WeightAverage, rate_at
+from kaizen.trainer.averaging import WeightAverage, decay_at
 from kaizen.trainer.lora import CHECKPOINTS, LoraSettings
 from kaizen.trainer.steps import lora_settings
 from tests.trainer.test_lora import _adapter_tensors, _train
 
 
 def test_the_rate_warms_up_then_stays_at_the_decay() -> None:
-    assert rate_at(0, 0.99) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
-    assert rate_at(10, 0.99) == pytest.approx(11 / 20)
-    assert rate_at(889, 0.99) < 0.99 and rate_at(890, 0.99) == 0.99
-    assert rate_at(5, 0.3) == 0.3  # the decay caps it once the warm-up passes it
+    assert decay_at(0, 0.99) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    assert decay_at(10, 0.99) == pytest.approx(11 / 20)
+    assert decay_at(889, 0.99) < 0.99 and decay_at(890, 0.99) == 0.99
+    assert decay_at(5, 0.3) == 0.3  # the decay caps it once the warm-up passes it
 
 
 def test_the_average_follows_the_weights_by_the_rate() -> None:

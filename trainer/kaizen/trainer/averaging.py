@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - torch is slow to import
 WARMUP = 10
 
 
-def rate_at(step: int, decay: float) -> float:
+def decay_at(step: int, decay: float) -> float:
     """How much of the average stays after optimiser step `step` (from 0) at `decay`."""
     return min(decay, (1 + step) / (WARMUP + step))
 
@@ -43,10 +43,10 @@ class WeightAverage:
         """Move the average toward the weights after optimiser step `step` (from 0)."""
         import torch
 
-        rate = rate_at(step, self.decay)
+        kept = decay_at(step, self.decay)
         with torch.no_grad():
             for average, weight in zip(self.averages, self.weights, strict=True):
-                average.mul_(rate).add_(weight.detach().float(), alpha=1.0 - rate)
+                average.mul_(kept).add_(weight.detach().float(), alpha=1.0 - kept)
 
     def state(self) -> list[torch.Tensor]:
         """What a checkpoint keeps to resume the average (saved at once: no copy)."""
