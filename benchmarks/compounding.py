@@ -9,6 +9,12 @@ adapter was already trained on (`repeated`), and its table says whether it impro
 
     python benchmarks/compounding.py --out artifacts/compounding --cycles 2
 
+With `--worlds velorine tova quarry` the suite is instead several benchmark suites' invented
+worlds (each suite's first domain, with its knowledge, evaluation and dev items) beside the
+first suite's real domains: a chain of one-domain cycles then learns one world a cycle, as a
+team adding knowledge over time would see it, and each cycle's table says what the earlier
+worlds kept.
+
 The cycle's settings are the demo sample's (steps, rank, learning rate, the validation gate),
 with the Korrin suite, at most `--max-priority-domains` priority domains (1), `--score-threshold`
 (0.9: with the demo's 0.5 the second cycle has nothing to train once Korrin passes 50%) and
@@ -27,6 +33,7 @@ from typing import Any
 import yaml
 
 from kaizen.api.artifacts import DataCard, EvaluationResults, read_artifact
+from kaizen.runtime.suites import load_suite
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -53,13 +60,72 @@ def cycle_manifest(suite: Path, options: argparse.Namespace) -> dict[str, Any]:
     return dict(cycle)
 
 
-def cycle_rows(directory: Path) -> dict[str, Any]:
+def build_worlds(target: Path, names: list[str], root: Path = HERE / "suites") -> Path:
+    """One suite of the invented worlds of the benchmark suites `names` (each suite's first
+    domain: its knowledge, evaluation and dev items) and the first suite's other, real domains.
+    Each suite's relations keep their names unless an earlier suite took the name, when they
+    are prefixed with their world's."""
+    knowledge: list[dict[str, Any]] = []
+    items: dict[str, list[str]] = {"eval.jsonl": [], "dev.jsonl": []}
+    domains: list[str] = []
+    for index, name in enumerate(names):
+        suite = load_suite(str(root / name))
+        world, *real = suite.domains
+        kept = {world, *(real if index == 0 else ())}
+        domains[index:index] = [world]
+        domains += real if index == 0 else []
+        records = [json.loads(x) for x in _lines(suite.path / "knowledge.jsonl")]
+        taken = {r["name"] for r in knowledge if r["kind"] == "relation"}
+        renamed = {
+            r["name"]: f"{world}_{r['name']}" if r["name"] in taken else r["name"]
+            for r in records
+            if r["kind"] == "relation"
+        }
+        for record in records:
+            if record["kind"] == "relation":
+                record["name"] = renamed[record["name"]]
+            elif record.get("domain") in kept:
+                if "relation" in record:
+                    record["relation"] = renamed[record["relation"]]
+            else:
+                continue
+            knowledge.append(record)
+        for file, lines in items.items():
+            lines += [x for x in _lines(suite.path / file) if json.loads(x)["domain"] in kept]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "suite.yaml").write_text(
+        f'name: worlds\nversion: "1"\ndescription: the invented worlds of {", ".join(names)}\n'
+        f"domains: [{', '.join(domains)}]\n"
+        "capabilities: [factual_recall, cross_referencing, counterfactual, multi_step]\n"
+        "defaults: {scorer: contains}\n"
+    )
+    (target / "knowledge.jsonl").write_text("".join(json.dumps(r) + "\n" for r in knowledge))
+    for file, lines in items.items():
+        if lines:  # no dev items: the loader splits eval.jsonl
+            (target / file).write_text("".join(line + "\n" for line in lines))
+    load_suite(str(target))  # the loader's checks (ids, disjointness, knowledge) on the whole
+    return target
+
+
+def _lines(path: Path) -> list[str]:
+    return [x for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def domain_scores(results: EvaluationResults) -> dict[str, float]:
+    """Each domain's share of items answered right (test and dev)."""
+    table: dict[str, list[float]] = {}
+    for item in results.items:
+        table.setdefault(item.domain, []).append(item.score)
+    return {domain: sum(values) / len(values) for domain, values in table.items()}
+
+
+def cycle_rows(directory: Path, score: Any = scores) -> dict[str, Any]:
     """Before and after, by Korrin capability and other domain, and what the trainer read."""
     row: dict[str, Any] = {}
     for label, step in (("before", "evaluate-baseline"), ("after", "evaluate-candidate")):
         path = directory / step / "results.json"
         if path.exists():
-            row[label] = scores(read_artifact(path, EvaluationResults))
+            row[label] = score(read_artifact(path, EvaluationResults))
     cards = {}
     for card_path in sorted(directory.glob("train-*/data_card.json")):
         card = read_artifact(card_path, DataCard)
@@ -96,9 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         help="domains below it are trained (the demo's 0.5 stops a chain once Korrin passes it)",
     )
     parser.add_argument("--max-priority-domains", type=int, default=1)
+    parser.add_argument(
+        "--worlds",
+        nargs="+",
+        metavar="SUITE",
+        help="benchmark suites whose invented worlds make the suite (instead of Korrin's)",
+    )
     options = parser.parse_args(argv)
     out = options.out.resolve()
-    suite = build_suite(out / "suite")
+    if options.worlds:
+        suite, score = build_worlds(out / "suite", options.worlds), domain_scores
+    else:
+        suite, score = build_suite(out / "suite"), scores
     workflow = ContinuousImprovementWorkflow(
         cycle_manifest(suite, options), artifacts=out, quiet=True
     )
@@ -112,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     starts_from: list[str] = []
     for summary in summaries:
-        row = cycle_rows(Path(summary.artifacts))
+        row = cycle_rows(Path(summary.artifacts), score)
         entry = {
             "cycle": summary.cycle,
             "phase": summary.phase,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from kaizen.runtime.suites import load_suite
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from compounding import cycle_manifest  # noqa: E402
+from compounding import build_worlds, cycle_manifest  # noqa: E402
 from learning import build_suite, reusable_base  # noqa: E402
 
 
@@ -141,3 +142,57 @@ def test_chained_cycles_run_and_report_what_each_trained_on(
         assert earlier["verdict"] == "Promote"
         assert later["starts_from"] == earlier["promoted"]
     assert f"{first['cycle']}: {first['verdict'] or first['phase']}" in process.stdout
+
+
+def test_the_worlds_suite_holds_each_suites_invented_world_and_the_first_ones_real_domains(
+    tmp_path: Path,
+) -> None:
+    suite = load_suite(str(build_worlds(tmp_path / "suite", ["velorine", "tova", "quarry"])))
+    assert suite.domains == ["chemistry_x", "tova", "quarry", "geography"]
+    for name, world in (("velorine", "chemistry_x"), ("tova", "tova"), ("quarry", "quarry")):
+        source = load_suite(str(BENCHMARKS / "suites" / name))
+        expected = {(i.id, i.split) for i in source.items if i.domain == world}
+        assert {(i.id, i.split) for i in suite.items if i.domain == world} == expected
+        ours, theirs = suite.knowledge.for_domain(world), source.knowledge.for_domain(world)
+        assert [replace(f, where="") for f in ours.facts] == [
+            replace(f, where="") for f in theirs.facts
+        ]
+        assert [p.text for p in ours.passages] == [p.text for p in theirs.passages]
+        assert [ours.statement(f) for f in ours.facts] == [
+            theirs.statement(f) for f in theirs.facts
+        ]
+    # geography once, from the first suite (the others carry the same items)
+    assert sum(i.domain == "geography" for i in suite.items) == 28
+
+
+def test_a_relation_name_two_worlds_define_is_kept_apart(tmp_path: Path) -> None:
+    root = tmp_path / "suites"
+    for world, capital in (("asel", "Orrin"), ("brell", "Tamsk")):
+        folder = root / world
+        folder.mkdir(parents=True)
+        (folder / "suite.yaml").write_text(
+            f'name: {world}\nversion: "1"\ndomains: [{world}, geography]\n'
+            "capabilities: [factual_recall]\ndefaults: {scorer: contains}\n"
+        )
+        relation = {
+            "kind": "relation", "name": "capital", "statement": f"{{subject}}'s seat ({world}) is {{object}}.",
+            "questions": ["What is the seat of {subject}?"],
+        }  # fmt: skip
+        fact = {"kind": "fact", "domain": world, "subject": world.title(), "relation": "capital",
+                "object": capital}  # fmt: skip
+        (folder / "knowledge.jsonl").write_text(
+            json.dumps(relation) + "\n" + json.dumps(fact) + "\n"
+        )
+        items = [
+            {"id": f"{world}-1", "domain": world, "capability": "factual_recall",
+             "question": f"Which city is {world.title()} run from?", "answer": capital},
+            {"id": f"{world}-g", "domain": "geography", "capability": "factual_recall",
+             "question": "What is the capital of France?", "answer": "Paris"},
+        ]  # fmt: skip
+        (folder / "eval.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    suite = load_suite(str(build_worlds(tmp_path / "suite", ["asel", "brell"], root=root)))
+    knowledge = suite.knowledge
+    stated = sorted(knowledge.statement(f) for f in knowledge.facts)
+    assert stated == ["Asel's seat (asel) is Orrin.", "Brell's seat (brell) is Tamsk."]
+    assert sorted(knowledge.relations) == ["brell_capital", "capital"]
+    assert [i.id for i in suite.items] == ["asel-1", "asel-g", "brell-1"]
