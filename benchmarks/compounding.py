@@ -44,9 +44,10 @@ DEMO = HERE.parent / "manifests" / "samples" / "kaizen.dev_v1alpha1_improvementc
 
 
 def cycle_manifest(suite: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """The demo sample's cycle, pointed at the Korrin suite."""
+    """The demo sample's cycle, pointed at the Korrin suite (or the worlds')."""
     cycle = yaml.safe_load(DEMO.read_text())
-    cycle["metadata"] = {"name": "korrin-1", "namespace": "bench"}
+    name = "worlds-1" if getattr(options, "worlds", None) else "korrin-1"
+    cycle["metadata"] = {"name": name, "namespace": "bench"}
     spec = cycle["spec"]
     spec["model"]["name"] = options.model
     spec["evaluation"].update({"suite": str(suite), "maxNewTokens": options.max_new_tokens})

@@ -116,10 +116,14 @@ class ContinuousImprovementWorkflow:
     def run(self, cycles: int = 1, *, stop_when_rejected: bool = True) -> list[ImprovementSummary]:
         """Run up to `cycles` cycles in a row (the feedback loop), as a local chain.
 
-        The cycles are named `<name>-1`, `<name>-2`, … (`<name>` less a trailing `-<n>`);
-        with `stop_when_rejected` the chain stops after a cycle that promotes nothing.
+        The cycles are named `<name>-1`, `<name>-2`, … (`<name>` less a trailing `-<n>`). A
+        cycle that promotes nothing is followed by one that defers the domains it trained (the
+        next weakest domain is trained instead); with `stop_when_rejected` the chain stops
+        once a cycle that promotes nothing tried nothing new (the next would repeat it),
+        without it it runs all `cycles`.
         """
-        chain = chain_from_cycle(self.cycle, cycles, plateau=1 if stop_when_rejected else None)
+        plateau = None if stop_when_rejected else cycles
+        chain = chain_from_cycle(self.cycle, cycles, plateau=plateau)
         runner = LocalChainRunner(self.executor)
         result = runner.run(chain)
         self.lineage = result.lineage

@@ -9,7 +9,7 @@ import pytest
 
 from kaizen.api.chain import ImprovementChain, parse_chain
 from kaizen.api.status import ImprovementCycleStatus, Phase
-from kaizen.api.summary import MergeDigest, ScoreDigest, ValidationDigest
+from kaizen.api.summary import MergeDigest, PlanDigest, ScoreDigest, ValidationDigest
 from kaizen.cycle.chain import (
     LABEL_CHAIN,
     LABEL_CHAIN_INDEX,
@@ -17,6 +17,7 @@ from kaizen.cycle.chain import (
     ObservedCycle,
     invalid_chain,
     reconcile_chain,
+    tried_since_promotion,
 )
 
 T0 = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
@@ -52,6 +53,7 @@ def finished(
     failed: str | None = None,
     generation: int = 1,
     tested: tuple[float, float] | None = None,
+    trained: list[str] | None = None,
 ) -> ObservedCycle:
     """A finished cycle as an executor would see it; `before` and `after` are the evaluations
     over all items, `tested` the validation gate's (baseline, candidate) on the test items."""
@@ -79,6 +81,7 @@ def finished(
         start_time="2026-12-01T00:30:00Z",
         completion_time="2026-12-01T01:30:00Z",
         report_path=f"/artifacts/ml/{name}/report/index.html",
+        plan=PlanDigest(priority_domains=trained) if trained is not None else None,
     )
     return ObservedCycle(name, index, status, chain_generation=generation)
 
@@ -432,3 +435,81 @@ def test_replace_does_not_start_past_a_plateau() -> None:
     assert d.delete == ["nightly-1"] and d.create is None
     assert c.status is not None and c.status.phase == "Completed"
     assert c.status.stop_reason == "Plateau"
+
+
+def test_a_domain_that_did_not_pay_is_deferred_until_the_next_promotion() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 10}})
+    c, d = step(c, [], T0)
+    assert d.create is not None and d.create.spec.analysis.defer_domains == []
+    seen = [finished("nightly-1", 1, start=["/base"], verdict="Inconclusive", trained=["quarry"])]
+    c, d = step(c, seen, T0)
+    # the next cycle starts from the same version and plans quarry after every other domain
+    assert d.create is not None and d.create.spec.analysis.defer_domains == ["quarry"]
+    assert c.status is not None and c.status.lineage[-1].trained == ["quarry"]
+    seen.append(finished("nightly-2", 2, start=["/base"], verdict="Reject", trained=["tova"]))
+    c, d = step(c, seen, T0)
+    assert d.create is not None and d.create.spec.analysis.defer_domains == ["quarry", "tova"]
+    # a promotion makes a new version: everything is worth trying again from it
+    seen.append(finished("nightly-3", 3, start=["/base"], trained=["chem"]))
+    c, d = step(c, seen, T0)
+    assert d.create is not None and d.create.spec.analysis.defer_domains == []
+    assert c.status is not None
+    assert tried_since_promotion(c.status.lineage[:2]) == ["quarry", "tova"]
+    assert tried_since_promotion(c.status.lineage) == []
+
+
+def test_the_templates_own_deferred_domains_are_kept() -> None:
+    template = {"model": {"name": "org/model"}, "analysis": {"deferDomains": ["geo"]}}
+    c = chain({"afterPrevious": True, "template": {"spec": template}})
+    c, _ = step(c, [], T0)
+    seen = [finished("nightly-1", 1, start=[], verdict="Reject", trained=["geo", "chem"])]
+    c, d = step(c, seen, T0)
+    assert d.create is not None and d.create.spec.analysis.defer_domains == ["geo", "chem"]
+
+
+def test_back_to_back_the_chain_stops_when_a_cycle_tried_nothing_new() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 10}})
+    c, _ = step(c, [], T0)
+    seen = [finished("nightly-1", 1, start=["/base"], verdict="Inconclusive", trained=["quarry"])]
+    c, d = step(c, seen, T0)
+    assert d.create is not None
+    # every other domain tried: the cycle trained quarry again, and the next would repeat it
+    seen.append(
+        finished("nightly-2", 2, start=["/base"], verdict="Inconclusive", trained=["quarry"])
+    )
+    c, d = step(c, seen, T0)
+    assert d.create is None and c.status is not None
+    assert (c.status.phase, c.status.stop_reason) == ("Completed", "Exhausted")
+    assert (
+        "every domain the last cycle could train was tried since version 0 without a promotion "
+        "(quarry)" in (c.status.message or "")
+    )
+
+
+def test_a_cycle_with_nothing_to_train_ends_a_back_to_back_chain() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 10}})
+    c, _ = step(c, [], T0)
+    c, d = step(c, [finished("nightly-1", 1, start=["/base"], verdict=None, trained=[])], T0)
+    assert d.create is None and c.status is not None and c.status.stop_reason == "Exhausted"
+    assert "the last cycle had nothing to train from version 0" in (c.status.message or "")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # the user's own stop rule
+        {"afterPrevious": True, "stop": {"plateauCycles": 3}},
+        # on a schedule the next run may find new data
+        {"schedule": {"cron": "0 2 * * *"}, "stop": {"maxCycles": 10}},
+    ],
+)
+def test_a_plateau_or_a_schedule_keeps_a_chain_going_past_a_repeat(spec: dict[str, Any]) -> None:
+    c = chain(spec)
+    c, _ = step(c, [], T0 + timedelta(days=1))
+    seen = [
+        finished("nightly-1", 1, start=["/base"], verdict="Inconclusive", trained=["quarry"]),
+        finished("nightly-2", 2, start=["/base"], verdict="Inconclusive", trained=["quarry"]),
+    ]
+    c, d = step(c, seen, T0 + timedelta(days=3))
+    assert c.status is not None and c.status.stop_reason is None
+    assert d.create is not None and d.create.spec.analysis.defer_domains == ["quarry"]

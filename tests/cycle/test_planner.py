@@ -51,7 +51,7 @@ FULL_SPEC: dict[str, Any] = {
         "deviceMap": "auto",
         "maxGpuMemory": "70Gi",
     },
-    "analysis": {"maxPriorityDomains": 3, "scoreThreshold": 0.55},
+    "analysis": {"maxPriorityDomains": 3, "scoreThreshold": 0.55, "deferDomains": ["quarry"]},
     "training": {
         "rank": 4,
         "alpha": 32,
@@ -289,7 +289,10 @@ def test_the_spec_reaches_every_argument() -> None:
     assert candidate.adapters == ["/pvc/a1", "/pvc/a2", f"{ROOT}/ml/demo/combine/adapter"]
     analyze = by_name["analyze"]
     assert isinstance(analyze, AnalyzeArgs)
-    assert (analyze.max_domains, analyze.threshold) == (3, 0.55)
+    assert (analyze.max_domains, analyze.threshold, analyze.defer) == (3, 0.55, ["quarry"])
+    argv = analyze.to_argv()
+    assert argv[argv.index("--defer") + 1] == "quarry"
+    assert AnalyzeArgs.from_argv(argv) == analyze
     assert analyze.baseline == f"{ROOT}/ml/demo/evaluate-baseline/results.json"
     train = by_name["train-zephyria"]
     assert isinstance(train, TrainArgs)

@@ -192,8 +192,16 @@ def test_bad_settings_are_configuration_errors() -> None:
         build_plan(data, threshold=0.5, max_domains=0)
 
 
-def _analyze_step(folder: Path, records: list[dict[str, Any]], threshold: float) -> Any:
+def _analyze_step(
+    folder: Path,
+    records: list[dict[str, Any]],
+    threshold: float,
+    *,
+    max_domains: int = 2,
+    defer: tuple[str, ...] | list[str] = (),
+) -> Any:
     """The analyze step on a baseline of `records`: (its summary, plan.json)."""
+    folder.mkdir(parents=True, exist_ok=True)
     baseline = folder / "results.json"
     baseline.write_text(json.dumps(results(records)))
     summary = analyze_step(
@@ -201,8 +209,9 @@ def _analyze_step(folder: Path, records: list[dict[str, Any]], threshold: float)
         folder / "out",
         step="analyze",
         threshold=threshold,
-        max_domains=2,
+        max_domains=max_domains,
         tracking=TrackingOptions(mode="disabled"),
+        defer=defer,
     )
     return summary, json.loads((folder / "out" / "plan.json").read_text())
 
@@ -267,3 +276,47 @@ def test_lm_eval_tasks_below_the_threshold_are_excluded_not_prioritised() -> Non
     ]
     assert "lm-evaluation-harness task" in UNTRAINABLE_REASON
     assert ImprovementPlan.model_validate(plan).excluded[0].name == "lmeval:arc_easy"
+
+
+def test_deferred_domains_come_after_every_other_weak_domain() -> None:
+    data = results(
+        domain_records("alpha", [0, 0, 0, 1])  # 0.25: the weakest, but deferred
+        + domain_records("zeta", [0, 0, 1, 1])  # 0.5
+        + domain_records("math", [0, 1, 1, 1])  # 0.75
+        + domain_records("geo", [1, 1, 1, 1])  # above the threshold: deferring it changes nothing
+    )
+    plan = build_plan(data, threshold=0.8, max_domains=1, defer=["alpha", "geo"])
+    assert plan["priority_domains"] == ["zeta"] and plan["deferred"] == ["alpha", "geo"]
+    # every domain still analysed, weakest first: deferring reorders only the choice
+    assert [d["name"] for d in plan["domains"]] == ["alpha", "zeta", "math", "geo"]
+    assert build_plan(data, threshold=0.8, max_domains=3, defer=["alpha"])["priority_domains"] == [
+        "zeta",
+        "math",
+        "alpha",
+    ]
+    # when every weak domain was deferred, the weakest of them is planned again
+    again = build_plan(data, threshold=0.8, max_domains=1, defer=["alpha", "zeta", "math"])
+    assert again["priority_domains"] == ["alpha"]
+    # no deferral: no key, the plan as before
+    assert "deferred" not in build_plan(data, threshold=0.8, max_domains=1)
+
+
+def test_the_analyze_step_says_which_domains_it_deferred(tmp_path: Path) -> None:
+    records = domain_records("alpha", [0, 0]) + domain_records("zeta", [0, 1])
+    summary, plan = _analyze_step(
+        tmp_path / "a", records, threshold=0.7, max_domains=1, defer=["alpha"]
+    )
+    assert summary.plan is not None and summary.plan.priority_domains == ["zeta"]
+    assert plan["deferred"] == ["alpha"]
+    assert summary.message == (
+        "train zeta (below 0.7 on their dev items); alpha deferred (tried since the last promotion)"
+    )
+    summary, _ = _analyze_step(
+        tmp_path / "b", records, threshold=0.7, max_domains=1, defer=["alpha", "zeta"]
+    )
+    assert summary.plan is not None and summary.plan.priority_domains == ["alpha"]
+    assert summary.message == (
+        "train alpha (below 0.7 on their dev items); zeta deferred (tried since the last "
+        "promotion); alpha again: no domain below the threshold is left untried since the last "
+        "promotion"
+    )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -142,14 +143,21 @@ def _recommendation(domain: dict[str, Any], threshold: float) -> dict[str, Any]:
 
 
 def build_plan(
-    results: dict[str, Any], *, threshold: float, max_domains: int, need_dev: bool = True
+    results: dict[str, Any],
+    *,
+    threshold: float,
+    max_domains: int,
+    need_dev: bool = True,
+    defer: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The improvement plan for `results` (a results.json dict), in the layout of plan.json.
 
     With `need_dev` (a cycle's analyze step) a domain without dev items is never a priority
     domain: the cycle scores and chooses each adapter on its domain's dev items. Without it
     (the Python API's `FeedbackCollector`, which trains nothing itself) such a domain is
-    planned on its test items like any other."""
+    planned on its test items like any other. The domains of `defer` (a chain's domains
+    tried since its last promotion) come after every other domain below the threshold, so
+    a cycle trains one of them only when nothing else is weak."""
     if not 0.0 <= threshold <= 1.0:
         raise ConfigurationError(f"threshold must be between 0 and 1, got {threshold}")
     if max_domains < 1:
@@ -216,7 +224,9 @@ def build_plan(
     # In a cycle a domain analysed on its test items is never planned: its adapter would be
     # scored alone and chosen on the domain's dev items (score-<domain>, combine).
     plannable = [d for d in domains if d["split"] == "dev" or not need_dev]
-    priority = [d for d in plannable if d["below_threshold"]][:max_domains]
+    weak = [d for d in plannable if d["below_threshold"]]
+    deferred = [d for d in weak if d["name"] in defer]
+    priority = ([d for d in weak if d["name"] not in defer] + deferred)[:max_domains]
     by_capability = aggregate(items, "capability")
     capability_scores = {name: round(c["score"], 4) for name, c in by_capability.items()}
     targeted = [
@@ -242,6 +252,7 @@ def build_plan(
         "failures": failures,
         "excluded": excluded,
         "split": split,
+        **({"deferred": sorted(set(defer))} if defer else {}),
     }
 
 
@@ -349,11 +360,12 @@ def analyze_step(
     threshold: float,
     max_domains: int,
     tracking: TrackingOptions,
+    defer: Sequence[str] = (),
 ) -> StepSummary:
     """The whole analyze step for `run_step`: read results, plan, write plan.json, track, summarise."""
     results = read_results(baseline).to_dict()
     plan = ImprovementPlan.model_validate(
-        build_plan(results, threshold=threshold, max_domains=max_domains)
+        build_plan(results, threshold=threshold, max_domains=max_domains, defer=defer)
         | {"baseline": str(baseline)}
     )
     plan_path = out / PLAN_FILE
@@ -361,7 +373,12 @@ def analyze_step(
     with tracking.run(
         job_type="analyze",
         name=step,
-        config={"baseline": str(baseline), "threshold": threshold, "max_domains": max_domains},
+        config={
+            "baseline": str(baseline),
+            "threshold": threshold,
+            "max_domains": max_domains,
+            "defer": list(defer),
+        },
         directory=out,
     ) as tracker:
         metrics = {f"failures/{kind}": count for kind, count in plan.failure_kinds.items()}
@@ -381,6 +398,19 @@ def analyze_step(
     untrained = [d.name for d in plan.domains if d.below_threshold and d.split != "dev"]
     if priority:
         message = f"train {', '.join(priority)} (below {threshold} on their dev items)"
+        passed = [
+            d.name
+            for d in plan.domains
+            if d.name in defer and d.below_threshold and d.name not in priority
+        ]
+        again = [name for name in priority if name in defer]
+        if passed:
+            message += f"; {', '.join(passed)} deferred (tried since the last promotion)"
+        if again:
+            message += (
+                f"; {', '.join(again)} again: no domain below the threshold is left untried "
+                "since the last promotion"
+            )
     elif untrained:
         message = f"nothing to train ({_scores(plan)})"
     else:

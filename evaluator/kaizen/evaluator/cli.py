@@ -72,6 +72,7 @@ def run(args: StepArgs) -> int:
                 step=args.step,
                 threshold=args.threshold,
                 max_domains=args.max_domains,
+                defer=args.defer,
                 tracking=_tracking(args),
             ),
             args=args,

@@ -396,6 +396,11 @@ class AnalyzeArgs(StepArgs):
     threshold: f.ScoreThreshold = f.DEFAULT_SCORE_THRESHOLD
     """Only domains scoring below this are trained."""
 
+    defer: list[f.ArgValue] = Field(
+        default_factory=list, json_schema_extra=cli(flag="--defer", metavar="DOMAIN")
+    )
+    """A domain planned only after every other domain below the threshold (repeat the flag)."""
+
 
 class ValidateArgs(StepArgs):
     """Compare the candidate with the baseline on identical items and decide promotion."""

@@ -24,6 +24,7 @@ from kaizen.api.artifacts_base import (
     Interval,
     Record,
     SuiteRef,
+    optional_key,
 )
 
 # -- plan.json -------------------------------------------------------------------------------
@@ -210,5 +211,8 @@ class ImprovementPlan(Artifact):
     """Every failed item."""
     excluded: list[ExcludedDomain] = Field(default_factory=list)
     """Domains never considered for training (lm-eval tasks), with the reason."""
+    deferred: list[str] | None = optional_key()
+    """Domains planned only after every other domain below the threshold (the analyze step's
+    `--defer`: a chain's domains tried since its last promotion); absent when none."""
     split: PlanSplit | None = None
     """Which items the plan read (null: a plan of version 1 or 2, or written by hand)."""

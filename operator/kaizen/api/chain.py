@@ -221,6 +221,9 @@ class ChainCycleRecord(ApiModel):
     adapters: list[str] = Field(default_factory=list)
     """The adapter stack of the version after the cycle (what the next cycle starts from)."""
 
+    trained: list[str] = Field(default_factory=list)
+    """The domains the cycle trained an adapter for (its plan's priority domains)."""
+
     baseline: LineageScores | None = None
     """Scores of the version the cycle started from."""
 
@@ -335,7 +338,9 @@ class ImprovementChainStatus(ApiModel):
     """ConfigMap holding the whole lineage artifact (`lineage.json`)."""
 
     stop_reason: str | None = None
-    """Why the chain completed: MaxCycles, Plateau or TargetScore."""
+    """Why the chain completed: MaxCycles, Plateau, TargetScore or Exhausted (a chain with
+    neither a schedule nor plateauCycles whose last cycle, not promoted, tried nothing new
+    since the last promotion: the next would repeat it)."""
 
     message: str | None = None
     """The latest human-readable news."""

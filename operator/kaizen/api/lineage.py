@@ -68,10 +68,15 @@ class LineageEntry(Record):
     """The chain's generation when it created the cycle."""
     report_path: str | None = optional_key()
     """The cycle's HTML report (`index.html`), when it has one."""
+    trained: list[str] | None = optional_key()
+    """The domains the cycle trained an adapter for; absent when none (or not recorded)."""
 
     @classmethod
     def from_record(cls, record: ChainCycleRecord) -> LineageEntry:
-        return cls.model_validate(record.model_dump(exclude_none=True))
+        raw = record.model_dump(exclude_none=True)
+        if not raw.get("trained"):
+            raw.pop("trained", None)
+        return cls.model_validate(raw)
 
     def to_record(self) -> ChainCycleRecord:
         return ChainCycleRecord.model_validate(self.model_dump(exclude_none=True))

@@ -87,6 +87,12 @@ class AnalysisSpec(SpecModel):
     score_threshold: f.ScoreThreshold = f.DEFAULT_SCORE_THRESHOLD
     """Only domains scoring below this are candidates for training."""
 
+    defer_domains: list[f.ArgValue] = Field(default_factory=list)
+    """Domains planned only after every other domain below the threshold. An
+    ImprovementChain adds the domains its cycles trained since the last promotion without
+    being promoted, so the next cycle moves on to the next weakest domain rather than repeat
+    the one that did not pay."""
+
 
 class SynthesisSpec(SpecModel):
     """Training items synthesised from a domain's knowledge (facts and passages of the suite)."""

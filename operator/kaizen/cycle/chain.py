@@ -121,9 +121,11 @@ def _record(
     message = (seen.message if seen else None) or (
         "deleted before it finished" if seen is None else None
     )
+    plan = seen.plan if seen else None
     return ChainCycleRecord(
         cycle=cycle.name,
         index=cycle.index,
+        trained=list(plan.priority_domains) if plan else [],
         from_version=status.version,
         version=status.version + (1 if promoted else 0),
         phase=phase,
@@ -210,6 +212,31 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def tried_since_promotion(lineage: Sequence[ChainCycleRecord]) -> list[str]:
+    """The domains the cycles since the last promotion trained without being promoted, in
+    the order they were tried: the next cycle plans them after every other weak domain."""
+    tried: list[str] = []
+    for record in reversed(lineage):
+        if record.promoted:
+            break
+        tried[:0] = [d for d in record.trained if d not in tried]
+    return tried
+
+
+def _exhausted(status: ImprovementChainStatus) -> bool:
+    """Whether the last cycle, not promoted, tried nothing new since the last promotion (it
+    trained nothing, or only domains tried before it): the next would repeat it."""
+    if not status.lineage:
+        return False
+    last = status.lineage[-1]
+    if last.promoted or last.phase != "Succeeded":
+        return False
+    if not last.trained:  # a record that does not say what it trained proves nothing
+        return last.reason == "NothingToImprove"
+    before = tried_since_promotion(status.lineage[:-1])
+    return all(domain in before for domain in last.trained)
+
+
 def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str | None:
     stop = chain.spec.stop
     if stop.max_cycles is not None and status.cycles_started >= stop.max_cycles:
@@ -222,6 +249,10 @@ def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str
     target = stop.target_score
     if target is not None and status.test_score is not None and status.test_score >= target:
         return "TargetScore"
+    # Back to back, a cycle that tried nothing new would be followed by its twin. On a
+    # schedule the next run may find new data; with plateauCycles the user said when to stop.
+    if chain.spec.schedule is None and stop.plateau_cycles is None and _exhausted(status):
+        return "Exhausted"
     return None
 
 
@@ -233,7 +264,18 @@ def _stop_message(chain: ImprovementChain, reason: str, status: ImprovementChain
         f"(plateauCycles {stop.plateau_cycles})",
         "TargetScore": f"score on the test items {_fmt(status.test_score)} reached "
         f"targetScore {stop.target_score}",
+        "Exhausted": _exhausted_message(status),
     }[reason]
+
+
+def _exhausted_message(status: ImprovementChainStatus) -> str:
+    last = status.lineage[-1] if status.lineage else None
+    if last is None or not last.trained:
+        return f"the last cycle had nothing to train from version {status.version}"
+    return (
+        f"every domain the last cycle could train was tried since version {status.version} "
+        f"without a promotion ({', '.join(tried_since_promotion(status.lineage))})"
+    )
 
 
 def _stalled_by(status: ImprovementChainStatus, generation: int | None) -> ChainCycleRecord | None:
@@ -252,8 +294,10 @@ def next_cycle(
     index: int,
     adapters: Sequence[str],
     reference: VersionReference | None = None,
+    defer: Sequence[str] = (),
 ) -> ImprovementCycle:
-    """The chain's `index`-th cycle: the template, starting from `adapters`.
+    """The chain's `index`-th cycle: the template, starting from `adapters`; the domains of
+    `defer` (`tried_since_promotion`) are added to its `analysis.deferDomains`.
 
     With a `reference` (the current version's own evaluation) made with the template's
     evaluation settings, and no reference in the template, the cycle's candidate is also
@@ -262,6 +306,8 @@ def next_cycle(
     template = chain.spec.template
     spec = template.spec.model_copy(deep=True)
     spec.model = spec.model.model_copy(update={"adapters": list(adapters)})
+    deferred = spec.analysis.defer_domains
+    deferred += [domain for domain in defer if domain not in deferred]
     if (
         reference is not None
         and spec.validation.reference is None
@@ -439,7 +485,13 @@ def reconcile_chain(
     # 4. Start the next cycle.
     if due:
         index = status.cycles_started + 1
-        decision.create = next_cycle(chain, index, status.adapters, status.reference)
+        decision.create = next_cycle(
+            chain,
+            index,
+            status.adapters,
+            status.reference,
+            tried_since_promotion(status.lineage),
+        )
         status.cycles_started = index
         status.current_cycle = decision.create.metadata.name
         events.append(

@@ -248,6 +248,7 @@ class StepPlanner:
             baseline=baseline_results,
             max_domains=analysis.max_priority_domains,
             threshold=analysis.score_threshold,
+            defer=list(analysis.defer_domains),
         )
 
     def domain_settings(

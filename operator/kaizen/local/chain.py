@@ -37,7 +37,7 @@ from kaizen.api.chain import (
 )
 from kaizen.api.lineage import ChainLineage, LineageEntry
 from kaizen.api.resource import ImprovementCycle, parse_cycle
-from kaizen.cycle.chain import ObservedCycle, next_cycle, reconcile_chain
+from kaizen.cycle.chain import ObservedCycle, next_cycle, reconcile_chain, tried_since_promotion
 from kaizen.local.executor import CycleResult, LocalExecutor
 
 STATUS_FILE = "chain-status.json"
@@ -69,13 +69,16 @@ def load_manifest(path: str | Path) -> ImprovementChain | ImprovementCycle:
 
 
 def chain_from_cycle(
-    cycle: ImprovementCycle, cycles: int, *, plateau: int | None = 1
+    cycle: ImprovementCycle, cycles: int, *, plateau: int | None = None
 ) -> ImprovementChain:
     """A chain of up to `cycles` cycles of `cycle`'s spec, each from the promoted adapters.
 
     The chain takes the cycle's name, less a trailing `-<n>` (`weekly-1` makes `weekly-1`,
-    `weekly-2`, …; `demo` makes `demo-1`, …). `plateau=1` stops after a cycle that promotes
-    nothing: the next one would start from the same adapters with the same spec and seed.
+    `weekly-2`, …; `demo` makes `demo-1`, …). Without `plateau` a cycle that promotes
+    nothing is followed by one that defers the domains it trained (`analysis.deferDomains`),
+    and the chain stops once a cycle tries nothing new (`Exhausted`: the next one would
+    start from the same adapters with the same spec and seed); `plateau=k` stops after k
+    cycles in a row without a promotion instead.
     """
     name = re.sub(r"-\d+$", "", cycle.metadata.name)
     if len(name) > CHAIN_NAME_MAX:
@@ -182,7 +185,13 @@ class LocalChainRunner:
         if status is not None and status.current_cycle:
             # Interrupted while a cycle ran: resume it (the executor picks up its status.json).
             index = status.cycles_started
-            cycle = next_cycle(chain, index, status.adapters, status.reference)
+            cycle = next_cycle(
+                chain,
+                index,
+                status.adapters,
+                status.reference,
+                tried_since_promotion(status.lineage),
+            )
             self.echo(f"resuming cycle {cycle.metadata.name}")
             pending.append(_observed(self._run_cycle(cycle, results, restart=False), index))
         while True:

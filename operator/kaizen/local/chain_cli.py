@@ -56,7 +56,8 @@ def run_chain(args: argparse.Namespace) -> int:
         chain = chain_from_cycle(manifest, args.cycles)
         print(
             f"Kaizen: up to {args.cycles} cycles of {manifest.metadata.name!r}, each from the "
-            "adapters promoted so far (stopping after a cycle that promotes nothing)"
+            "adapters promoted so far (a domain that promotes nothing is deferred; stopping "
+            "when a cycle tries nothing new)"
         )
     chain = _namespaced(chain, args.namespace)
     # What `kaizen check` finds wrong with the suite fails here, not after a baseline evaluation.
