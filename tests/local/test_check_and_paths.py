@@ -56,6 +56,16 @@ def test_check_names_training_overrides_that_could_never_apply(
     assert "spec.training.domains.arithmetic: 'arithmetic' is not evaluated" in err
 
 
+def test_check_names_a_deferred_domain_the_suite_does_not_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {"evaluation": {"suite": "demo"}, "analysis": {"deferDomains": ["zephyria", "zefyria"]}}
+    code, _, err = _check(_write(tmp_path, spec), capsys)
+    assert code == 2
+    assert "spec.analysis.deferDomains[1]: 'zefyria' is not a domain of suite 'demo'" in err
+    assert "deferDomains[0]" not in err
+
+
 def test_check_reports_a_broken_suite_folder_naming_its_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

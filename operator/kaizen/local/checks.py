@@ -67,6 +67,12 @@ def check_reachable(cycle: ImprovementCycle) -> CheckReport:
                 f"spec.training.domains.{domain}: {domain!r} is not a domain of suite "
                 f"{suite.name!r} ({listing}); its settings would never apply"
             )
+    for index, domain in enumerate(spec.analysis.defer_domains):
+        if domain not in known:
+            report.problems.append(
+                f"spec.analysis.deferDomains[{index}]: {domain!r} is not a domain of suite "
+                f"{suite.name!r} ({listing}); deferring it would change nothing"
+            )
     evaluated = set(spec.evaluation.domains) or set(suite.domains)
     checked = sorted(evaluated & set(suite.domains))
     _check_dev_items(suite, checked, report)
