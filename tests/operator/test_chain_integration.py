@@ -195,6 +195,24 @@ def test_a_plateau_stops_the_chain(env: Env, tiny_model_dir: Path) -> None:
     assert sorted(cycles(env)) == ["flat-1", "flat-2"]
 
 
+def test_a_chain_with_nothing_new_to_try_stops_exhausted(env: Env, tiny_model_dir: Path) -> None:
+    apply_chain(
+        env,
+        "spent",
+        {
+            "template": {"spec": nothing_to_improve(tiny_model_dir)},
+            "afterPrevious": True,
+            "stop": {"maxCycles": 10},
+        },
+    )
+    done = wait_chain_phase(env, "spent", "Completed", timeout=300)
+    status = done["status"]
+    # its twin would have nothing to train either: one cycle, not ten
+    assert status["stopReason"] == "Exhausted" and status["cyclesStarted"] == 1
+    assert "the last cycle had nothing to train from version 0" in status["message"]
+    assert sorted(cycles(env)) == ["spent-1"]
+
+
 def test_a_chain_moves_on_when_its_cycle_ends_not_on_its_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
 ) -> None:
@@ -207,7 +225,9 @@ def test_a_chain_moves_on_when_its_cycle_ends_not_on_its_clock(
             {
                 "template": {"spec": nothing_to_improve(tiny_model_dir)},
                 "afterPrevious": True,
-                "stop": {"maxCycles": 2},
+                # plateauCycles: a second cycle even though the first had nothing to train
+                # (without it the chain would stop there, Exhausted)
+                "stop": {"maxCycles": 2, "plateauCycles": 5},
             },
         )
         done = wait_chain_phase(env, "prompt", "Completed", timeout=300)
