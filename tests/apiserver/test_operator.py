@@ -463,7 +463,8 @@ def test_a_chain_runs_its_cycles_with_the_charts_rbac(env: Env, tiny_model_dir: 
         "spec": {
             "template": {"spec": template},
             "afterPrevious": True,
-            "stop": {"maxCycles": 2},
+            # plateauCycles: two cycles though the first had nothing to train (Exhausted else)
+            "stop": {"maxCycles": 2, "plateauCycles": 5},
             "successfulCyclesHistoryLimit": 1,
         },
     }
