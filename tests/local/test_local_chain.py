@@ -93,6 +93,8 @@ def test_kaizen_run_chains_cycles_from_the_promoted_adapters_and_writes_the_line
     assert [r["cycle"] for r in status["lineage"]] == ["loop-1", "loop-2"]
     assert re.search(r"^loop-1\s+v0\s+v1\s+Promoted", run.stdout, re.MULTILINE)
     assert re.search(r"^loop-2\s+v1\s+v2\s+Promoted", run.stdout, re.MULTILINE)
+    # the domain each cycle trained ends its row
+    assert re.search(r"^loop-2\s+v1\s+v2\s+Promoted.*\*\s+\w+$", run.stdout, re.MULTILINE)
 
     # Run again: the chain is complete, nothing runs again.
     again = kaizen("run", str(chain_file), "--cycles", "2", "--artifacts", str(art), cwd=tmp_path)

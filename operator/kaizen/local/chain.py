@@ -285,9 +285,9 @@ def render_lineage(lineage: ChainLineage) -> str:
     width = max([len(e.cycle) for e in lineage.entries] + [len("cycle")]) + 2
     lines.append(
         f"{'cycle':<{width}} {'from':>4} {'to':>4}  {'outcome':<18} {'before':>7} {'after':>7} "
-        f"{'test b.':>7} {'test a.':>7} {'p':>9}"
+        f"{'test b.':>7} {'test a.':>7} {'p':>9}    trained"
     )
-    lines.append("-" * (width + 76))
+    lines.append("-" * (width + 86))
     for e in lineage.entries:
         p = "" if e.p_value is None else f"{e.p_value:.3g}"
         mark = " *" if e.promoted else ""
@@ -296,7 +296,8 @@ def render_lineage(lineage: ChainLineage) -> str:
             f"{e.reason:<18} {pct(e.baseline.overall if e.baseline else None):>7} "
             f"{pct(e.candidate.overall if e.candidate else None):>7} "
             f"{pct(e.baseline.test if e.baseline else None):>7} "
-            f"{pct(e.candidate.test if e.candidate else None):>7} {p:>9}{mark}"
+            f"{pct(e.candidate.test if e.candidate else None):>7} {p:>9}{mark:<2}  "
+            f"{', '.join(e.trained or ()) or '-'}"
         )
     lines.append("(* promoted: a new version)")
     # Per-domain scores of each version: version 0 from the first baseline, then each promotion.
