@@ -119,7 +119,8 @@ class ContinuousImprovementWorkflow:
         The cycles are named `<name>-1`, `<name>-2`, … (`<name>` less a trailing `-<n>`). A
         cycle that promotes nothing is followed by one that defers the domains it trained (the
         next weakest domain is trained instead); with `stop_when_rejected` the chain stops
-        once a cycle that promotes nothing tried nothing new (the next would repeat it),
+        once no domain below the threshold is left untried since the last promotion (the next
+        cycle would repeat one),
         without it it runs all `cycles`.
         """
         plateau = None if stop_when_rejected else cycles

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kaizen.api.chain import ImprovementChain, parse_chain
+from kaizen.api.lineage import LineageEntry
 from kaizen.api.status import ImprovementCycleStatus, Phase
 from kaizen.api.summary import MergeDigest, PlanDigest, ScoreDigest, ValidationDigest
 from kaizen.cycle.chain import (
@@ -54,6 +55,7 @@ def finished(
     generation: int = 1,
     tested: tuple[float, float] | None = None,
     trained: list[str] | None = None,
+    weak: list[str] | None = None,
 ) -> ObservedCycle:
     """A finished cycle as an executor would see it; `before` and `after` are the evaluations
     over all items, `tested` the validation gate's (baseline, candidate) on the test items."""
@@ -81,7 +83,9 @@ def finished(
         start_time="2026-12-01T00:30:00Z",
         completion_time="2026-12-01T01:30:00Z",
         report_path=f"/artifacts/ml/{name}/report/index.html",
-        plan=PlanDigest(priority_domains=trained) if trained is not None else None,
+        plan=(
+            PlanDigest(priority_domains=trained, weak_domains=weak) if trained is not None else None
+        ),
     )
     return ObservedCycle(name, index, status, chain_generation=generation)
 
@@ -481,7 +485,7 @@ def test_back_to_back_the_chain_stops_when_a_cycle_tried_nothing_new() -> None:
     assert d.create is None and c.status is not None
     assert (c.status.phase, c.status.stop_reason) == ("Completed", "Exhausted")
     assert (
-        "every domain the last cycle could train was tried since version 0 without a promotion "
+        "every domain below the threshold was tried since version 0 without a promotion "
         "(quarry)" in (c.status.message or "")
     )
 
@@ -513,3 +517,30 @@ def test_a_plateau_or_a_schedule_keeps_a_chain_going_past_a_repeat(spec: dict[st
     c, d = step(c, seen, T0 + timedelta(days=3))
     assert c.status is not None and c.status.stop_reason is None
     assert d.create is not None and d.create.spec.analysis.defer_domains == ["quarry"]
+
+
+def test_the_chain_stops_before_a_cycle_that_could_only_repeat_one() -> None:
+    c = chain({"afterPrevious": True, "stop": {"maxCycles": 10}})
+    c, _ = step(c, [], T0)
+    weak = ["quarry", "tova"]  # what each cycle's analysis found below the threshold
+    seen = [
+        finished(
+            "nightly-1", 1, start=["/base"], verdict="Inconclusive", trained=["quarry"], weak=weak
+        )
+    ]
+    c, d = step(c, seen, T0)
+    assert d.create is not None and d.create.spec.analysis.defer_domains == ["quarry"]
+    # tova tried too: the next cycle would start from the same version, find the same two
+    # weak domains and train one of them again, so the chain stops now
+    seen.append(
+        finished("nightly-2", 2, start=["/base"], verdict="Reject", trained=["tova"], weak=weak)
+    )
+    c, d = step(c, seen, T0)
+    assert d.create is None and c.status is not None and c.status.stop_reason == "Exhausted"
+    assert (
+        "every domain below the threshold was tried since version 0 without a promotion (quarry, tova)"
+        in (c.status.message or "")
+    )
+    # the lineage artifact keeps what the cycles trained, not what the chain decided by
+    entry = LineageEntry.from_record(c.status.lineage[-1])
+    assert entry.trained == ["tova"] and "weak" not in entry.model_dump()

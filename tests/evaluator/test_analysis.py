@@ -307,6 +307,7 @@ def test_the_analyze_step_says_which_domains_it_deferred(tmp_path: Path) -> None
         tmp_path / "a", records, threshold=0.7, max_domains=1, defer=["alpha"]
     )
     assert summary.plan is not None and summary.plan.priority_domains == ["zeta"]
+    assert summary.plan.weak_domains == ["alpha", "zeta"]  # what the cycle could have trained
     assert plan["deferred"] == ["alpha"]
     assert summary.message == (
         "train zeta (below 0.7 on their dev items); alpha deferred (tried since the last promotion)"

@@ -439,6 +439,7 @@ def analyze_step(
             failure_kinds=plan.failure_kinds,
             priority_scores=[scores[name] for name in priority],
             fallback_domains=plan.split.fallback_domains,
+            weak_domains=[d.name for d in plan.domains if d.below_threshold and d.split == "dev"],
             plan_path=str(plan_path),
         ),
         digest=file_digest(plan_path),

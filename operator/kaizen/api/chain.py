@@ -224,6 +224,10 @@ class ChainCycleRecord(ApiModel):
     trained: list[str] = Field(default_factory=list)
     """The domains the cycle trained an adapter for (its plan's priority domains)."""
 
+    weak: list[str] | None = None
+    """Every domain the cycle could have trained (below the threshold on its dev items);
+    null when its analysis did not say."""
+
     baseline: LineageScores | None = None
     """Scores of the version the cycle started from."""
 
@@ -339,8 +343,8 @@ class ImprovementChainStatus(ApiModel):
 
     stop_reason: str | None = None
     """Why the chain completed: MaxCycles, Plateau, TargetScore or Exhausted (a chain with
-    neither a schedule nor plateauCycles whose last cycle, not promoted, tried nothing new
-    since the last promotion: the next would repeat it)."""
+    neither a schedule nor plateauCycles whose last cycle, not promoted, left no domain below
+    the threshold untried since the last promotion: the next would repeat one)."""
 
     message: str | None = None
     """The latest human-readable news."""

@@ -74,6 +74,7 @@ class LineageEntry(Record):
     @classmethod
     def from_record(cls, record: ChainCycleRecord) -> LineageEntry:
         raw = record.model_dump(exclude_none=True)
+        raw.pop("weak", None)  # what the chain decides by, not part of the version's history
         if not raw.get("trained"):
             raw.pop("trained", None)
         return cls.model_validate(raw)

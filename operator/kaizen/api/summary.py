@@ -84,6 +84,10 @@ class PlanDigest(ApiModel):
     fallback_domains: list[str] = Field(default_factory=list)
     """Domains without dev items, analysed on their test items instead."""
 
+    weak_domains: list[str] | None = None
+    """Every domain the cycle could train (below the threshold on its dev items), weakest
+    first; `priority_domains` are the first of them. Null in a digest from before it."""
+
     plan_path: str | None = None
     """The full plan file in the artifact directory."""
 

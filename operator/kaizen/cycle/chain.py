@@ -126,6 +126,7 @@ def _record(
         cycle=cycle.name,
         index=cycle.index,
         trained=list(plan.priority_domains) if plan else [],
+        weak=list(plan.weak_domains) if plan and plan.weak_domains is not None else None,
         from_version=status.version,
         version=status.version + (1 if promoted else 0),
         phase=phase,
@@ -224,13 +225,18 @@ def tried_since_promotion(lineage: Sequence[ChainCycleRecord]) -> list[str]:
 
 
 def _exhausted(status: ImprovementChainStatus) -> bool:
-    """Whether the last cycle, not promoted, tried nothing new since the last promotion (it
-    trained nothing, or only domains tried before it): the next would repeat it."""
+    """Whether the next cycle could only repeat one since the last promotion: the last cycle,
+    not promoted, left no domain below the threshold untried (the next one starts from the
+    same version, so its analysis finds the same weak domains). For a record that does not
+    list its weak domains: whether it trained nothing, or only domains tried before it."""
     if not status.lineage:
         return False
     last = status.lineage[-1]
     if last.promoted or last.phase != "Succeeded":
         return False
+    if last.weak is not None:
+        tried = tried_since_promotion(status.lineage)
+        return all(domain in tried for domain in last.weak)
     if not last.trained:  # a record that does not say what it trained proves nothing
         return last.reason == "NothingToImprove"
     before = tried_since_promotion(status.lineage[:-1])
@@ -249,7 +255,7 @@ def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str
     target = stop.target_score
     if target is not None and status.test_score is not None and status.test_score >= target:
         return "TargetScore"
-    # Back to back, a cycle that tried nothing new would be followed by its twin. On a
+    # Back to back, the next cycle could only repeat one since the last promotion. On a
     # schedule the next run may find new data; with plateauCycles the user said when to stop.
     if chain.spec.schedule is None and stop.plateau_cycles is None and _exhausted(status):
         return "Exhausted"
@@ -270,10 +276,10 @@ def _stop_message(chain: ImprovementChain, reason: str, status: ImprovementChain
 
 def _exhausted_message(status: ImprovementChainStatus) -> str:
     last = status.lineage[-1] if status.lineage else None
-    if last is None or not last.trained:
+    if last is None or not (last.trained or last.weak):
         return f"the last cycle had nothing to train from version {status.version}"
     return (
-        f"every domain the last cycle could train was tried since version {status.version} "
+        f"every domain below the threshold was tried since version {status.version} "
         f"without a promotion ({', '.join(tried_since_promotion(status.lineage))})"
     )
 

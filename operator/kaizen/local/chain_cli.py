@@ -57,7 +57,7 @@ def run_chain(args: argparse.Namespace) -> int:
         print(
             f"Kaizen: up to {args.cycles} cycles of {manifest.metadata.name!r}, each from the "
             "adapters promoted so far (a domain that promotes nothing is deferred; stopping "
-            "when a cycle tries nothing new)"
+            "when every weak domain was tried since the last promotion)"
         )
     chain = _namespaced(chain, args.namespace)
     # What `kaizen check` finds wrong with the suite fails here, not after a baseline evaluation.

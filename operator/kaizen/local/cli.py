@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="chain up to N cycles, each from the adapters the previous ones promoted (a cycle "
-        "file: a domain whose cycle promotes nothing is deferred, and the chain stops when a cycle "
-        "tries nothing new; a chain file: replaces stop.maxCycles); "
+        "file: a domain whose cycle promotes nothing is deferred, and the chain stops when every "
+        "weak domain was tried since the last promotion; a chain file: replaces stop.maxCycles); "
         "the lineage goes to <root>/<namespace>/<chain>/lineage.json",
     )
     run.add_argument(
