@@ -18,8 +18,8 @@ from kaizen.cycle.chain import (
     ObservedCycle,
     invalid_chain,
     reconcile_chain,
-    tried_since_promotion,
 )
+from kaizen.cycle.deferral import tried_since_promotion
 
 T0 = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
 

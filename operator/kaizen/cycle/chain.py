@@ -34,6 +34,7 @@ from kaizen.api.spec import ImprovementCycleSpec, ReferenceSpec
 from kaizen.api.status import ImprovementCycleStatus, Phase
 from kaizen.api.summary import ScoreDigest
 from kaizen.cycle import conditions as cond
+from kaizen.cycle.deferral import exhausted, exhausted_message, tried_since_promotion
 from kaizen.cycle.types import CycleEvent
 
 LABEL_CHAIN = "kaizen.dev/chain"
@@ -213,36 +214,6 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def tried_since_promotion(lineage: Sequence[ChainCycleRecord]) -> list[str]:
-    """The domains the cycles since the last promotion trained without being promoted, in
-    the order they were tried: the next cycle plans them after every other weak domain."""
-    tried: list[str] = []
-    for record in reversed(lineage):
-        if record.promoted:
-            break
-        tried[:0] = [d for d in record.trained if d not in tried]
-    return tried
-
-
-def _exhausted(status: ImprovementChainStatus) -> bool:
-    """Whether the next cycle could only repeat one since the last promotion: the last cycle,
-    not promoted, left no domain below the threshold untried (the next one starts from the
-    same version, so its analysis finds the same weak domains). For a record that does not
-    list its weak domains: whether it trained nothing, or only domains tried before it."""
-    if not status.lineage:
-        return False
-    last = status.lineage[-1]
-    if last.promoted or last.phase != "Succeeded":
-        return False
-    if last.weak is not None:
-        tried = tried_since_promotion(status.lineage)
-        return all(domain in tried for domain in last.weak)
-    if not last.trained:  # a record that does not say what it trained proves nothing
-        return last.reason == "NothingToImprove"
-    before = tried_since_promotion(status.lineage[:-1])
-    return all(domain in before for domain in last.trained)
-
-
 def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str | None:
     stop = chain.spec.stop
     if stop.max_cycles is not None and status.cycles_started >= stop.max_cycles:
@@ -257,7 +228,7 @@ def _stop_reason(chain: ImprovementChain, status: ImprovementChainStatus) -> str
         return "TargetScore"
     # Back to back, the next cycle could only repeat one since the last promotion. On a
     # schedule the next run may find new data; with plateauCycles the user said when to stop.
-    if chain.spec.schedule is None and stop.plateau_cycles is None and _exhausted(status):
+    if chain.spec.schedule is None and stop.plateau_cycles is None and exhausted(status):
         return "Exhausted"
     return None
 
@@ -270,18 +241,8 @@ def _stop_message(chain: ImprovementChain, reason: str, status: ImprovementChain
         f"(plateauCycles {stop.plateau_cycles})",
         "TargetScore": f"score on the test items {_fmt(status.test_score)} reached "
         f"targetScore {stop.target_score}",
-        "Exhausted": _exhausted_message(status),
+        "Exhausted": exhausted_message(status),
     }[reason]
-
-
-def _exhausted_message(status: ImprovementChainStatus) -> str:
-    last = status.lineage[-1] if status.lineage else None
-    if last is None or not (last.trained or last.weak):
-        return f"the last cycle had nothing to train from version {status.version}"
-    return (
-        f"every domain below the threshold was tried since version {status.version} "
-        f"without a promotion ({', '.join(tried_since_promotion(status.lineage))})"
-    )
 
 
 def _stalled_by(status: ImprovementChainStatus, generation: int | None) -> ChainCycleRecord | None:

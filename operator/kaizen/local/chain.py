@@ -37,7 +37,8 @@ from kaizen.api.chain import (
 )
 from kaizen.api.lineage import ChainLineage, LineageEntry
 from kaizen.api.resource import ImprovementCycle, parse_cycle
-from kaizen.cycle.chain import ObservedCycle, next_cycle, reconcile_chain, tried_since_promotion
+from kaizen.cycle.chain import ObservedCycle, next_cycle, reconcile_chain
+from kaizen.cycle.deferral import tried_since_promotion
 from kaizen.local.executor import CycleResult, LocalExecutor
 
 STATUS_FILE = "chain-status.json"
