@@ -99,6 +99,8 @@ def test_analyze_with_long_domain_names_fits(
     # The engine needs every priority domain: they are never cut.
     assert summary.plan is not None and sorted(summary.plan.priority_domains) == sorted(domains)
     assert summary.message.endswith("…")
+    # the weak domains went whole (not known), never as a shorter list a chain could misread
+    assert summary.plan.weak_domains is None and summary.trimmed["plan.weakDomains"] == 12
 
 
 def test_a_summary_that_cannot_fit_is_a_permanent_failure_that_says_why(

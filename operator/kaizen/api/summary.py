@@ -276,14 +276,17 @@ def encode_summary(summary: StepSummary) -> bytes:
 
 
 #: Lists and maps a summary may shorten to fit, and which entries they keep: `first` (in
-#: order), `lowest` / `highest` (by value). What the engine needs to go on (the plan's priority
+#: order), `lowest` / `highest` (by value), or none (`drop`: the whole list goes, and reads as
+#: not known, never as a shorter list). What the engine needs to go on (the plan's priority
 #: domains, the verdict, paths and digests) is never cut.
-TRIMMABLE: dict[tuple[str, str], Literal["first", "lowest", "highest"]] = {
+TRIMMABLE: dict[tuple[str, str], Literal["first", "lowest", "highest", "drop"]] = {
     ("evaluation", "capabilities"): "lowest",
     ("evaluation", "domains"): "lowest",
     ("plan", "targeted_capabilities"): "first",
     ("plan", "failure_kinds"): "highest",
     ("plan", "fallback_domains"): "first",
+    # a chain stops when every weak domain was tried: a shortened list could stop it early
+    ("plan", "weak_domains"): "drop",
     ("validation", "domain_deltas"): "lowest",
     ("validation", "regressions"): "first",
     ("validation", "reasons"): "first",
@@ -318,16 +321,18 @@ def fit_summary(summary: StepSummary, limit: int = SUMMARY_MAX_BYTES) -> StepSum
 
     The message and the strings of trimmable lists are cut to `TRIMMED_TEXT` characters, then
     the largest trimmable list or map loses a quarter of its entries (keeping the first, the
-    weakest or the most frequent) until the summary fits. A summary that still does not fit,
+    weakest or the most frequent; a `drop` list goes whole) until the summary fits. A summary that still does not fit,
     because what cannot be cut is too large, raises `SummaryTooLarge` naming its largest parts:
     the same inputs would give the same summary, so it is a permanent failure.
     """
     if _size(summary) <= limit:
         return summary
     summary = summary.model_copy(update={"message": _cut(summary.message)})
-    for digest_name, name in TRIMMABLE:
+    for (digest_name, name), order in TRIMMABLE.items():
         digest = getattr(summary, digest_name)
         value = getattr(digest, name, None) if digest is not None else None
+        if order == "drop":
+            continue  # whole or nothing: a cut name would be another name
         if isinstance(value, list) and any(isinstance(v, str) for v in value):
             cut = [_cut(v) if isinstance(v, str) else v for v in value]
             summary = summary.model_copy(
@@ -344,8 +349,9 @@ def fit_summary(summary: StepSummary, limit: int = SUMMARY_MAX_BYTES) -> StepSum
         if not parts:
             raise SummaryTooLarge(_too_large(summary, limit))
         _, digest_name, name, digest, value = max(parts, key=lambda p: p[0])
-        keep = len(value) * 3 // 4
-        shortened = _kept(value, keep, TRIMMABLE[(digest_name, name)])
+        order = TRIMMABLE[(digest_name, name)]
+        keep = 0 if order == "drop" else len(value) * 3 // 4
+        shortened = None if order == "drop" else _kept(value, keep, order)
         key = _wire_name(digest_name, name)
         trimmed[key] = trimmed.get(key, 0) + len(value) - keep
         summary = summary.model_copy(
