@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -120,7 +121,9 @@ def domain_scores(results: EvaluationResults) -> dict[str, float]:
     return {domain: sum(values) / len(values) for domain, values in table.items()}
 
 
-def cycle_rows(directory: Path, score: Any = scores) -> dict[str, Any]:
+def cycle_rows(
+    directory: Path, score: Callable[[EvaluationResults], dict[str, float]] = scores
+) -> dict[str, Any]:
     """Before and after, by Korrin capability and other domain, and what the trainer read."""
     row: dict[str, Any] = {}
     for label, step in (("before", "evaluate-baseline"), ("after", "evaluate-candidate")):
