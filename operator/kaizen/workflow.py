@@ -120,9 +120,10 @@ class ContinuousImprovementWorkflow:
         cycle that promotes nothing is followed by one that defers the domains it trained (the
         next weakest domain is trained instead); with `stop_when_rejected` the chain stops
         once no domain below the threshold is left untried since the last promotion (the next
-        cycle would repeat one),
-        without it it runs all `cycles`.
+        cycle would repeat one), without it it runs all `cycles`.
         """
+        # A plateau of `cycles` never ends the chain before its last cycle, and a chain with a
+        # plateau is never `Exhausted` (the user's stop rule decides): so all of them run.
         plateau = None if stop_when_rejected else cycles
         chain = chain_from_cycle(self.cycle, cycles, plateau=plateau)
         runner = LocalChainRunner(self.executor)

@@ -321,9 +321,10 @@ def fit_summary(summary: StepSummary, limit: int = SUMMARY_MAX_BYTES) -> StepSum
 
     The message and the strings of trimmable lists are cut to `TRIMMED_TEXT` characters, then
     the largest trimmable list or map loses a quarter of its entries (keeping the first, the
-    weakest or the most frequent; a `drop` list goes whole) until the summary fits. A summary that still does not fit,
-    because what cannot be cut is too large, raises `SummaryTooLarge` naming its largest parts:
-    the same inputs would give the same summary, so it is a permanent failure.
+    weakest or the most frequent; a `drop` list goes whole) until the summary fits. A summary
+    that still does not fit, because what cannot be cut is too large, raises `SummaryTooLarge`
+    naming its largest parts: the same inputs would give the same summary, so it is a
+    permanent failure.
     """
     if _size(summary) <= limit:
         return summary

@@ -78,9 +78,8 @@ def chain_from_cycle(
     `weekly-2`, …; `demo` makes `demo-1`, …). Without `plateau` a cycle that promotes
     nothing is followed by one that defers the domains it trained (`analysis.deferDomains`),
     and the chain stops once every domain below the threshold was tried since the last
-    promotion (`Exhausted`: the next one would
-    start from the same adapters with the same spec and seed); `plateau=k` stops after k
-    cycles in a row without a promotion instead.
+    promotion (`Exhausted`: the next one would start from the same adapters with the same
+    spec and seed); `plateau=k` stops after k cycles in a row without a promotion instead.
     """
     name = re.sub(r"-\d+$", "", cycle.metadata.name)
     if len(name) > CHAIN_NAME_MAX:
